@@ -1,0 +1,237 @@
+//! `CarrierAccount`: which carrier to talk to, where, with which credentials and how fast.
+// Each `printcolumn(...)` in `#[kube(...)]` repeats keys like `type_`; clippy reads that as a
+// duplicated attribute, but every group is a separate column.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The carrier API a CarrierAccount speaks.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Hologram REST API v1 (bulk state changes of up to 10,000 devices per action).
+    Hologram,
+    /// emnify REST API v1 (one call per device; data quotas).
+    Emnify,
+    /// simfleet's built-in carrier simulator (`simfleet simulator`), for trying simfleet out.
+    Simulator,
+}
+
+impl Provider {
+    /// Base URL used when `spec.baseUrl` is not set.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            Provider::Hologram => "https://dashboard.hologram.io/api/1",
+            Provider::Emnify => "https://cdn.emnify.net/api",
+            Provider::Simulator => "http://127.0.0.1:8080",
+        }
+    }
+
+    /// Secret key read when `spec.secretRef.key` is not set.
+    pub fn default_secret_key(self) -> &'static str {
+        match self {
+            Provider::Hologram | Provider::Simulator => "apiKey",
+            Provider::Emnify => "applicationToken",
+        }
+    }
+
+    /// Client-side rate limit used when `spec.rateLimit` is not set.
+    ///
+    /// emnify allows 2,000 requests per IP in any 5 minutes (about 6.7/s); Hologram publishes
+    /// no limit, so a conservative rate is used.
+    pub fn default_rate_limit(self) -> RateLimit {
+        match self {
+            Provider::Hologram => RateLimit {
+                requests_per_second: 5.0,
+                burst: 10,
+            },
+            Provider::Emnify => RateLimit {
+                requests_per_second: 6.0,
+                burst: 5,
+            },
+            Provider::Simulator => RateLimit {
+                requests_per_second: 100.0,
+                burst: 50,
+            },
+        }
+    }
+}
+
+/// Where a carrier account is and how to reach it.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "simfleet.io",
+    version = "v1alpha1",
+    kind = "CarrierAccount",
+    plural = "carrieraccounts",
+    shortname = "carrier",
+    category = "simfleet",
+    namespaced,
+    status = "CarrierAccountStatus",
+    doc = "An account at a cellular carrier (Hologram, emnify, or the built-in simulator): its API URL, the Secret holding its credentials, and the client-side rate limit simfleet keeps to.",
+    printcolumn(
+        name = "Provider",
+        type_ = "string",
+        json_path = ".spec.provider",
+        description = "Carrier API spoken"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Credentials verified against the carrier"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1,
+        description = "Why the account is or is not ready"
+    ),
+    printcolumn(
+        name = "URL",
+        type_ = "string",
+        json_path = ".spec.baseUrl",
+        priority = 1,
+        description = "Carrier API base URL, when not the provider's default"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.orgId) || self.provider != 'emnify'").message("orgId: only Hologram and the simulator scope requests by organisation; remove orgId for provider emnify").field_path(".orgId"))]
+#[x_kube(validation = Rule::new("!has(self.suspendSimOnPause) || !self.suspendSimOnPause || self.provider == 'emnify'").message("suspendSimOnPause: only emnify suspends SIMs separately from devices; remove it or set provider: emnify").field_path(".suspendSimOnPause"))]
+pub struct CarrierAccountSpec {
+    /// Carrier API to speak: `hologram`, `emnify`, or `simulator` (the built-in simulator,
+    /// which speaks Hologram's protocol for SIM state and emnify's for data quotas).
+    pub provider: Provider,
+
+    /// Base URL of the carrier API. Defaults: hologram `https://dashboard.hologram.io/api/1`,
+    /// emnify `https://cdn.emnify.net/api`, simulator `http://127.0.0.1:8080`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = super::BASE_URL_PATTERN), length(max = 2048))]
+    pub base_url: Option<String>,
+
+    /// The Secret (in the same namespace) holding the credentials.
+    pub secret_ref: SecretKeyRef,
+
+    /// Hologram organisation id that scopes every request (optional; Hologram and simulator only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub org_id: Option<u64>,
+
+    /// Client-side rate limit for calls to this account. Defaults per provider: hologram 5/s
+    /// burst 10, emnify 6/s burst 5 (emnify allows 2,000 requests per 5 minutes per IP),
+    /// simulator 100/s burst 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+
+    /// Most carrier requests in flight at once for this account (default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 256))]
+    pub concurrency: Option<u32>,
+
+    /// emnify only: when pausing, also suspend the SIM (stops SIM billing) besides disabling the
+    /// endpoint (stops data). Costs a second API call per device against the rate limit.
+    /// Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_sim_on_pause: Option<bool>,
+}
+
+/// Names a Secret and the key in it that holds the credential.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret, in the same namespace as the CarrierAccount.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+
+    /// Key in the Secret's data. Defaults to `apiKey` for hologram and simulator (the API key)
+    /// and `applicationToken` for emnify (an application token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[-._a-zA-Z0-9]+$"), length(min = 1, max = 253))]
+    pub key: Option<String>,
+}
+
+/// A token-bucket rate limit.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Sustained requests per second (may be fractional, e.g. 6.5).
+    #[schemars(range(min = 0.01, max = 10000.0))]
+    pub requests_per_second: f64,
+
+    /// Requests that may be sent at once after a quiet period.
+    #[schemars(range(min = 1, max = 10000))]
+    pub burst: u32,
+}
+
+impl CarrierAccountSpec {
+    /// The base URL to use: `baseUrl`, or the provider's default.
+    pub fn effective_base_url(&self) -> &str {
+        self.base_url
+            .as_deref()
+            .unwrap_or_else(|| self.provider.default_base_url())
+    }
+
+    /// The Secret key to read: `secretRef.key`, or the provider's default.
+    pub fn effective_secret_key(&self) -> &str {
+        self.secret_ref
+            .key
+            .as_deref()
+            .unwrap_or_else(|| self.provider.default_secret_key())
+    }
+
+    /// The rate limit to keep: `rateLimit`, or the provider's default.
+    pub fn effective_rate_limit(&self) -> RateLimit {
+        self.rate_limit
+            .clone()
+            .unwrap_or_else(|| self.provider.default_rate_limit())
+    }
+
+    /// The concurrency to use: `concurrency`, or 8.
+    pub fn effective_concurrency(&self) -> u32 {
+        self.concurrency.unwrap_or(8)
+    }
+}
+
+/// What the operator last observed of a CarrierAccount.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CarrierAccountStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Conditions in the kstatus style: `Ready` (credentials verified), `Reconciling`,
+    /// `Stalled` (e.g. reason `InvalidCredentials`, `SecretNotFound`, `Unreachable`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// What this carrier can do, as the operator uses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<CarrierCapabilities>,
+
+    /// When the credentials were last verified against the carrier (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_verified_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+}
+
+/// A carrier's abilities, published in the CarrierAccount's status.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CarrierCapabilities {
+    /// Most SIMs one carrier action may change (10,000 for bulk carriers, 1 per device otherwise).
+    pub max_sims_per_action: u32,
+    /// True when the carrier changes many SIMs in one bulk action; false for one call per device.
+    pub bulk_state_change: bool,
+    /// True when the carrier supports per-device data quotas (DataQuota).
+    pub data_quota: bool,
+}

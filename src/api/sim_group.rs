@@ -1,0 +1,325 @@
+//! `SimGroup`: a set of SIMs and the state they should be in.
+// Each `printcolumn(...)` in `#[kube(...)]` repeats keys like `type_`; clippy reads that as a
+// duplicated attribute, but every group is a separate column.
+#![allow(clippy::duplicated_attributes)]
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{FriendlyDuration, LocalObjectRef};
+
+/// Most SIMs a carrier accepts in one bulk action.
+pub const CARRIER_ACTION_LIMIT: u32 = 10_000;
+/// Most ICCIDs or device ids listed in one SimGroup (etcd limits an object to about 1.5 MB;
+/// larger fleets are selected by tag).
+pub const MAX_LISTED_SIMS: usize = 20_000;
+/// Most problem SIMs kept as a sample in status.
+pub const PROBLEM_SAMPLE_LIMIT: usize = 20;
+
+/// Desired connectivity of the SIMs in a group.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum SimState {
+    /// SIMs are live and may use data.
+    Active,
+    /// SIMs are paused by the customer (no data; carriers may still charge a platform fee).
+    Paused,
+}
+
+/// What to do with SIMs the carrier paused by itself (billing, limits).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SystemPausedPolicy {
+    /// Report them in status and leave them paused.
+    #[default]
+    Report,
+    /// Resume them when the group is `Active` and the carrier allows it.
+    Resume,
+}
+
+/// What to do when a SIM is found in another state than declared (changed outside simfleet).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DriftPolicy {
+    /// Change it back to the declared state.
+    #[default]
+    Correct,
+    /// Only report it in status and events.
+    Report,
+}
+
+/// What happens to the SIMs when the SimGroup is deleted.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum SimGroupDeletePolicy {
+    /// Leave the SIMs in whatever state they are.
+    #[default]
+    Orphan,
+    /// Return the SIMs to the state they had before this group first changed them.
+    Restore,
+}
+
+/// A set of SIMs and the state they should be in.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[kube(
+    group = "simfleet.io",
+    version = "v1alpha1",
+    kind = "SimGroup",
+    plural = "simgroups",
+    shortname = "sg",
+    category = "simfleet",
+    namespaced,
+    status = "SimGroupStatus",
+    doc = "A set of cellular SIMs (by ICCID, carrier device id or carrier tag) and the state they should be in, Active or Paused. The operator submits the carrier's bulk actions and reports their progress in status.",
+    printcolumn(
+        name = "State",
+        type_ = "string",
+        json_path = ".spec.state",
+        description = "Desired state of the SIMs"
+    ),
+    printcolumn(
+        name = "Selected",
+        type_ = "integer",
+        json_path = ".status.counts.selected",
+        description = "SIMs the selector picks"
+    ),
+    printcolumn(
+        name = "In-State",
+        type_ = "integer",
+        json_path = ".status.counts.inDesiredState",
+        description = "SIMs already in the desired state"
+    ),
+    printcolumn(
+        name = "Pending",
+        type_ = "integer",
+        json_path = ".status.counts.pending",
+        description = "SIMs awaiting carrier confirmation"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Every eligible SIM is in the desired state"
+    ),
+    printcolumn(
+        name = "Failed",
+        type_ = "integer",
+        json_path = ".status.counts.failed",
+        priority = 1,
+        description = "SIMs whose change failed"
+    ),
+    printcolumn(
+        name = "Ineligible",
+        type_ = "integer",
+        json_path = ".status.counts.ineligible",
+        priority = 1,
+        description = "SIMs that cannot be changed"
+    ),
+    printcolumn(
+        name = "Sys-Paused",
+        type_ = "integer",
+        json_path = ".status.counts.pausedBySystem",
+        priority = 1,
+        description = "SIMs paused by the carrier's system"
+    ),
+    printcolumn(
+        name = "Carrier",
+        type_ = "string",
+        json_path = ".spec.carrierRef.name",
+        priority = 1,
+        description = "CarrierAccount used"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SimGroupSpec {
+    /// The CarrierAccount (same namespace) that owns these SIMs.
+    pub carrier_ref: LocalObjectRef,
+
+    /// Desired state of every selected SIM: `Active` or `Paused`.
+    pub state: SimState,
+
+    /// Which SIMs belong to the group: any of ICCIDs, device ids and tags (their union).
+    pub selector: SimSelector,
+
+    /// How fast to change SIMs: SIMs per carrier action and the pause between actions, so that
+    /// thousands of devices do not re-attach to the network at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+
+    /// SIMs paused by the carrier's system (billing, limits): `Report` leaves them paused and
+    /// reports them; `Resume` resumes them when the group is Active and the carrier allows it.
+    #[serde(default)]
+    pub system_paused: SystemPausedPolicy,
+
+    /// SIMs changed outside simfleet (e.g. in the carrier's dashboard): `Correct` changes them
+    /// back on the next resync; `Report` only reports them.
+    #[serde(default)]
+    pub drift: DriftPolicy,
+
+    /// On deletion: `Orphan` leaves SIMs as they are; `Restore` returns them to the state they
+    /// had before this group first changed them.
+    #[serde(default)]
+    pub on_delete: SimGroupDeletePolicy,
+
+    /// A safety catch for large changes: a change touching more SIMs than this waits for approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<ChangeGuard>,
+}
+
+/// Which SIMs a group selects. At least one of the lists must be set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.iccids) || has(self.deviceIds) || has(self.tags)").message("selector: set at least one of iccids, deviceIds, tags"))]
+pub struct SimSelector {
+    /// SIMs by ICCID: 19 to 22 digits starting with 89. At most 20,000; select larger fleets by tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 20000), inner(regex(pattern = super::ICCID_PATTERN)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub iccids: Option<Vec<String>>,
+
+    /// SIMs by the carrier's device id (Hologram device id, emnify endpoint id). At most 20,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 20000), inner(range(min = 1)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub device_ids: Option<Vec<u64>>,
+
+    /// SIMs whose device carries any of these carrier tags (names, without commas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100), inner(regex(pattern = super::TAG_PATTERN), length(min = 1, max = 128)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub tags: Option<Vec<String>>,
+}
+
+/// Pacing of state changes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rollout {
+    /// Most SIMs per carrier action, 1 to 10,000 (the carriers' own limit). Default 10,000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub max_sims_per_action: Option<u32>,
+
+    /// Pause between two carrier actions, e.g. `30s`, `5m`, `1h` (units d, h, m, s). Default none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<FriendlyDuration>,
+}
+
+/// The approval guard for large changes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeGuard {
+    /// A change touching more SIMs than this is held until the SimGroup carries the annotation
+    /// `simfleet.io/approved-generation` equal to its `metadata.generation`.
+    #[schemars(range(min = 0))]
+    pub max_changes_without_approval: u32,
+}
+
+/// Progress of a SimGroup, like a carrier's pending-activity list.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SimGroupStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Conditions in the kstatus style: `Ready` (every eligible SIM in the desired state),
+    /// `Reconciling` (carrier actions pending), `Stalled` (needs a human).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+
+    /// SIM counts by outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<SimCounts>,
+
+    /// Carrier actions submitted and not yet confirmed by observed SIM states.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["id".into()]))]
+    pub pending_actions: Vec<PendingAction>,
+
+    /// A sample (at most 20) of SIMs that need a human, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub problem_sims: Vec<ProblemSim>,
+
+    /// When the carrier's SIM states were last read in full (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_observed_time: Option<Time>,
+}
+
+/// SIM counts of a SimGroup.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SimCounts {
+    /// SIMs the selector picks at the carrier.
+    pub selected: u64,
+    /// Selected SIMs already in the desired state.
+    pub in_desired_state: u64,
+    /// SIMs in a submitted carrier action that is not confirmed yet.
+    pub pending: u64,
+    /// SIMs whose change the carrier refused or did not apply.
+    pub failed: u64,
+    /// SIMs that cannot change (deactivated, unknown ICCID, another organisation).
+    pub ineligible: u64,
+    /// SIMs paused by the carrier's system (billing, limits).
+    pub paused_by_system: u64,
+    /// SIMs also claimed by another SimGroup with the opposite state (left unchanged).
+    #[serde(default)]
+    pub conflicting: u64,
+}
+
+/// Direction of a carrier state change.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum StateChange {
+    /// Pause the SIMs.
+    Pause,
+    /// Resume (activate) the SIMs.
+    Resume,
+}
+
+/// A carrier action (job) submitted and not yet confirmed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingAction {
+    /// The carrier's id for the action (e.g. Hologram's job id), to correlate with its dashboard.
+    pub id: String,
+    /// What the action does: `Pause` or `Resume`.
+    pub action: StateChange,
+    /// Number of SIMs in the action.
+    pub sims: u32,
+    /// When the action was submitted (RFC 3339).
+    pub submitted_at: Time,
+}
+
+/// Why a SIM needs a human.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum ProblemReason {
+    /// The SIM cannot change state (deactivated, unknown, another organisation).
+    Ineligible,
+    /// The carrier's system paused the SIM (billing, limits).
+    PausedBySystem,
+    /// Another SimGroup claims the SIM with the opposite state.
+    Conflict,
+    /// The carrier refused or did not apply the change.
+    Failed,
+    /// The SIM was changed outside simfleet and `drift: Report` leaves it so.
+    Drift,
+}
+
+/// One SIM that needs a human.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProblemSim {
+    /// The SIM's ICCID.
+    pub iccid: String,
+    /// The carrier's device id, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<u64>,
+    /// Category of the problem.
+    pub reason: ProblemReason,
+    /// Details in words, e.g. the carrier's own reason or the conflicting SimGroup.
+    pub message: String,
+}

@@ -1,0 +1,696 @@
+//! Validation of simfleet objects against the generated CRDs, as the API server does it.
+//!
+//! The CRD is the single source of truth: the structural OpenAPI schema is checked with
+//! `jsonschema` (translated the way the API server reads it), its `x-kubernetes-validations`
+//! rules are evaluated with `kube-cel`, and the object is then parsed into the typed structs.
+//! Errors are worded like the API server's (`spec.state: Unsupported value: ...`) so that a
+//! user sees the same message offline as from `kubectl apply`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use super::{API_VERSION, CarrierAccount, DataQuota, SimGroup, crds};
+
+/// One problem with one field of an object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the offending field, e.g. `spec.selector.iccids[0]`.
+    pub field: String,
+    /// What kind of problem it is.
+    pub kind: FieldErrorKind,
+}
+
+/// The kinds of field problems, after the API server's `field.ErrorType`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldErrorKind {
+    /// A required field is missing; the detail says what to set, when there is more to say.
+    Required(String),
+    /// The value is not acceptable: the offending value (as JSON) and why.
+    Invalid { value: String, detail: String },
+    /// The value is not one of the allowed values.
+    NotSupported {
+        value: String,
+        supported: Vec<String>,
+    },
+    /// The value appears twice in a list that must hold distinct values.
+    Duplicate { value: String },
+    /// The field is not part of the schema (refused, like `kubectl`'s strict field validation).
+    Unknown,
+    /// A list has more items than allowed.
+    TooMany { actual: usize, max: u64 },
+    /// A string is longer than allowed.
+    TooLong { max: u64 },
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = &self.field;
+        match &self.kind {
+            FieldErrorKind::Required(detail) if detail.is_empty() => {
+                write!(f, "{field}: Required value")
+            }
+            FieldErrorKind::Required(detail) => write!(f, "{field}: Required value: {detail}"),
+            FieldErrorKind::Invalid { value, detail } => {
+                write!(f, "{field}: Invalid value: {value}: {detail}")
+            }
+            FieldErrorKind::NotSupported { value, supported } => write!(
+                f,
+                "{field}: Unsupported value: {value}: supported values: {}",
+                supported.join(", ")
+            ),
+            FieldErrorKind::Duplicate { value } => write!(f, "{field}: Duplicate value: {value}"),
+            FieldErrorKind::Unknown => write!(f, "unknown field \"{field}\""),
+            FieldErrorKind::TooMany { actual, max } => write!(
+                f,
+                "{field}: Too many: {actual}: must have at most {max} items"
+            ),
+            FieldErrorKind::TooLong { max } => {
+                write!(f, "{field}: Too long: may not be more than {max} bytes")
+            }
+        }
+    }
+}
+
+/// Why an object was refused: every field problem found, in one go.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    /// `apiVersion`/`kind` do not name a simfleet kind.
+    #[error(
+        "{api_version}/{kind} is not a simfleet kind: expected apiVersion {API_VERSION} and kind CarrierAccount, SimGroup or DataQuota"
+    )]
+    NotSimfleet { api_version: String, kind: String },
+    /// The object breaks its CRD's schema or rules.
+    #[error("{kind} {name:?} is invalid: {}", join_errors(errors))]
+    Invalid {
+        kind: String,
+        name: String,
+        errors: Vec<FieldError>,
+    },
+}
+
+fn join_errors(errors: &[FieldError]) -> String {
+    let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    format!("[{}]", list.join(", "))
+}
+
+impl ValidationError {
+    /// The field problems (empty for a kind that is not simfleet's).
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            ValidationError::Invalid { errors, .. } => errors,
+            ValidationError::NotSimfleet { .. } => &[],
+        }
+    }
+}
+
+/// A validated simfleet object, parsed into its typed struct.
+#[derive(Clone, Debug)]
+pub enum SimfleetObject {
+    /// A `CarrierAccount`.
+    CarrierAccount(Box<CarrierAccount>),
+    /// A `SimGroup`.
+    SimGroup(Box<SimGroup>),
+    /// A `DataQuota`.
+    DataQuota(Box<DataQuota>),
+}
+
+/// The compiled schema and rules of one kind.
+struct KindValidator {
+    schema: jsonschema::Validator,
+    cel: kube_cel::CompiledSchema,
+    /// The structural schema as the CRD holds it (for list semantics).
+    structural: Value,
+}
+
+/// Validates simfleet objects against the CRDs this build generates. Build once, use often.
+pub struct ManifestValidator {
+    kinds: BTreeMap<String, KindValidator>,
+    cel: kube_cel::Validator,
+}
+
+impl fmt::Debug for ManifestValidator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ManifestValidator")
+            .field("kinds", &self.kinds.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The CRD's schema could not be compiled (a bug in this build, not in user input).
+#[derive(Debug, thiserror::Error)]
+#[error("the {kind} CRD schema does not compile: {message}")]
+pub struct SchemaCompileError {
+    kind: String,
+    message: String,
+}
+
+impl ManifestValidator {
+    /// Compiles the schemas and CEL rules of every simfleet CRD.
+    pub fn new() -> Result<Self, SchemaCompileError> {
+        Self::from_crds(&crds())
+    }
+
+    /// Compiles the schemas and CEL rules of the given CRDs (their first served version).
+    pub fn from_crds(crds: &[CustomResourceDefinition]) -> Result<Self, SchemaCompileError> {
+        let mut kinds = BTreeMap::new();
+        for crd in crds {
+            let kind = crd.spec.names.kind.clone();
+            let compile_error = |message: String| SchemaCompileError {
+                kind: kind.clone(),
+                message,
+            };
+            let structural = crd
+                .spec
+                .versions
+                .iter()
+                .find(|v| v.served)
+                .and_then(|v| v.schema.as_ref())
+                .and_then(|s| s.open_api_v3_schema.as_ref())
+                .ok_or_else(|| compile_error("no served version has a schema".into()))
+                .and_then(|s| serde_json::to_value(s).map_err(|e| compile_error(e.to_string())))?;
+            let schema = jsonschema::options()
+                .with_draft(jsonschema::Draft::Draft4)
+                .should_validate_formats(true)
+                .build(&to_json_schema(&structural, true))
+                .map_err(|e| compile_error(e.to_string()))?;
+            let cel = kube_cel::compile_schema(&structural);
+            let compile_failures = cel.compilation_errors();
+            if !compile_failures.is_empty() {
+                return Err(compile_error(format!("{compile_failures:?}")));
+            }
+            kinds.insert(
+                kind,
+                KindValidator {
+                    schema,
+                    cel,
+                    structural,
+                },
+            );
+        }
+        Ok(Self {
+            kinds,
+            cel: kube_cel::Validator::new(),
+        })
+    }
+
+    /// True when `apiVersion`/`kind` name a kind this validator knows.
+    pub fn knows(&self, object: &Value) -> bool {
+        object.get("apiVersion").and_then(Value::as_str) == Some(API_VERSION)
+            && object
+                .get("kind")
+                .and_then(Value::as_str)
+                .is_some_and(|k| self.kinds.contains_key(k))
+    }
+
+    /// Checks an object against its CRD's schema and rules, reporting every problem found.
+    pub fn validate(&self, object: &Value) -> Result<(), ValidationError> {
+        let api_version = str_at(object, "apiVersion");
+        let kind = str_at(object, "kind");
+        let validator = match self.kinds.get(kind) {
+            Some(v) if api_version == API_VERSION => v,
+            _ => {
+                return Err(ValidationError::NotSimfleet {
+                    api_version: api_version.to_owned(),
+                    kind: kind.to_owned(),
+                });
+            }
+        };
+        let mut errors = metadata_errors(object);
+        errors.extend(schema_errors(&validator.schema, object));
+        errors.extend(list_semantics_errors(
+            &validator.structural,
+            object,
+            String::new(),
+        ));
+        // CEL rules assume a well-typed object (the API server also refuses before admission
+        // when the schema fails), so they run once the schema holds.
+        if errors.is_empty()
+            && let Err(failures) = self.cel.validate_compiled(&validator.cel, object, None)
+        {
+            errors.extend(failures.iter().map(|failure| FieldError {
+                kind: FieldErrorKind::Invalid {
+                    value: describe_value(value_at_path(object, &failure.field_path)),
+                    detail: failure.message.clone(),
+                },
+                field: failure.field_path.clone(),
+            }));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationError::Invalid {
+                kind: kind.to_owned(),
+                name: str_at(object, "metadata/name").to_owned(),
+                errors,
+            })
+        }
+    }
+
+    /// Validates an object and parses it into its typed struct.
+    pub fn parse(&self, object: &Value) -> Result<SimfleetObject, ValidationError> {
+        self.validate(object)?;
+        let kind = str_at(object, "kind");
+        let typed = match kind {
+            "CarrierAccount" => typed(object).map(SimfleetObject::CarrierAccount),
+            "SimGroup" => typed(object).map(SimfleetObject::SimGroup),
+            _ => typed(object).map(SimfleetObject::DataQuota),
+        };
+        typed.map_err(|error| ValidationError::Invalid {
+            kind: kind.to_owned(),
+            name: str_at(object, "metadata/name").to_owned(),
+            errors: vec![error],
+        })
+    }
+}
+
+/// Deserialises into a typed struct, naming the field when that fails.
+fn typed<T: DeserializeOwned>(object: &Value) -> Result<Box<T>, FieldError> {
+    serde_path_to_error::deserialize(object)
+        .map(Box::new)
+        .map_err(|err| {
+            let field = err.path().to_string();
+            FieldError {
+                kind: FieldErrorKind::Invalid {
+                    value: describe_value(value_at_path(object, &field)),
+                    detail: err.into_inner().to_string(),
+                },
+                field,
+            }
+        })
+}
+
+fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
+    object
+        .pointer(&format!("/{pointer}"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Translates a CRD's structural schema into JSON Schema with the API server's meaning:
+/// `nullable` allows null, and an object with declared properties refuses undeclared ones
+/// (as `kubectl apply`'s strict field validation does) unless it preserves unknown fields.
+fn to_json_schema(structural: &Value, root: bool) -> Value {
+    let Value::Object(node) = structural else {
+        return structural.clone();
+    };
+    let mut out = Map::new();
+    for (key, value) in node {
+        let translated = match key.as_str() {
+            "properties" => Value::Object(
+                value
+                    .as_object()
+                    .map(|props| {
+                        props
+                            .iter()
+                            .map(|(name, schema)| (name.clone(), to_json_schema(schema, false)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            "items" | "additionalProperties" if value.is_object() => to_json_schema(value, false),
+            "nullable" => continue,
+            _ => value.clone(),
+        };
+        out.insert(key.clone(), translated);
+    }
+    if node.get("nullable") == Some(&Value::Bool(true)) {
+        if let Some(Value::String(ty)) = node.get("type") {
+            out.insert("type".into(), json!([ty, "null"]));
+        }
+        if let Some(Value::Array(options)) = out.get_mut("enum") {
+            options.push(Value::Null);
+        }
+    }
+    if root {
+        // Every object carries these; the CRD schema leaves them to the API server.
+        let props = out
+            .entry("properties")
+            .or_insert_with(|| json!({}))
+            .as_object_mut()
+            .expect("properties is an object");
+        props.insert("apiVersion".into(), json!({"type": "string"}));
+        props.insert("kind".into(), json!({"type": "string"}));
+        props.insert("metadata".into(), metadata_schema());
+    }
+    let preserves_unknown = node.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+    if out.contains_key("properties")
+        && !out.contains_key("additionalProperties")
+        && !preserves_unknown
+    {
+        out.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    Value::Object(out)
+}
+
+/// A DNS-1123 subdomain, the rule for object names.
+const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A DNS-1123 label, the rule for namespace names.
+const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// The parts of ObjectMeta the API server validates that a manifest author can get wrong.
+fn metadata_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 253, "pattern": DNS_SUBDOMAIN},
+            "generateName": {"type": "string", "maxLength": 253},
+            "namespace": {"type": "string", "maxLength": 63, "pattern": DNS_LABEL},
+            "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "additionalProperties": true,
+    })
+}
+
+/// `metadata.name` (or `generateName`) is required, as on the API server.
+fn metadata_errors(object: &Value) -> Vec<FieldError> {
+    let has = |key: &str| {
+        object
+            .pointer(&format!("/metadata/{key}"))
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
+    if has("name") || has("generateName") {
+        Vec::new()
+    } else {
+        vec![FieldError {
+            field: "metadata.name".into(),
+            kind: FieldErrorKind::Required("name or generateName is required".into()),
+        }]
+    }
+}
+
+/// Runs the JSON Schema and words each failure like the API server.
+fn schema_errors(schema: &jsonschema::Validator, object: &Value) -> Vec<FieldError> {
+    use jsonschema::error::ValidationErrorKind as K;
+    let mut errors = Vec::new();
+    for error in schema.iter_errors(object) {
+        let pointer = error.instance_path().as_str().to_owned();
+        let field = pointer_to_field(object, &pointer);
+        let value = describe_value(Some(error.instance()));
+        let invalid = |detail: String| FieldErrorKind::Invalid {
+            value: value.clone(),
+            detail,
+        };
+        let kind = match error.kind() {
+            K::Required { property } => {
+                let name = property.as_str().unwrap_or_default();
+                errors.push(FieldError {
+                    field: join_field(&field, name),
+                    kind: FieldErrorKind::Required(String::new()),
+                });
+                continue;
+            }
+            K::AdditionalProperties { unexpected } => {
+                for name in unexpected {
+                    errors.push(FieldError {
+                        field: join_field(&field, name),
+                        kind: FieldErrorKind::Unknown,
+                    });
+                }
+                continue;
+            }
+            K::Enum { options } => FieldErrorKind::NotSupported {
+                value,
+                supported: options
+                    .as_array()
+                    .map(|o| {
+                        o.iter()
+                            .filter(|v| !v.is_null())
+                            .map(Value::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            },
+            K::Type { kind } => {
+                let expected = type_name(kind);
+                let hint = if expected == "string" && error.instance().is_number() {
+                    " (quote the value in YAML)"
+                } else {
+                    ""
+                };
+                invalid(format!("must be of type {expected}{hint}"))
+            }
+            K::Pattern { pattern } => match pattern_hint(pattern) {
+                Some(hint) => invalid(format!("should match '{pattern}' ({hint})")),
+                None => invalid(format!("should match '{pattern}'")),
+            },
+            K::Minimum { limit } => invalid(format!(
+                "should be greater than or equal to {}",
+                number(limit)
+            )),
+            K::Maximum { limit } => {
+                invalid(format!("should be less than or equal to {}", number(limit)))
+            }
+            K::ExclusiveMinimum { limit } => {
+                invalid(format!("should be greater than {}", number(limit)))
+            }
+            K::ExclusiveMaximum { limit } => {
+                invalid(format!("should be less than {}", number(limit)))
+            }
+            K::MinItems { limit } => invalid(format!("should have at least {limit} items")),
+            K::MaxItems { limit } => FieldErrorKind::TooMany {
+                actual: error.instance().as_array().map_or(0, Vec::len),
+                max: *limit,
+            },
+            K::MinLength { limit } => invalid(format!("should be at least {limit} chars long")),
+            K::MaxLength { limit } => FieldErrorKind::TooLong { max: *limit },
+            K::Format { format } if format == "date-time" => {
+                invalid("must be an RFC 3339 date-time such as 2027-01-31T23:59:59Z".into())
+            }
+            K::Format { format } => invalid(format!("must be of format {format}")),
+            _ => invalid(error.to_string()),
+        };
+        errors.push(FieldError { field, kind });
+    }
+    errors
+}
+
+/// What a pattern means, in words that tell the user what to write instead.
+fn pattern_hint(pattern: &str) -> Option<&'static str> {
+    match pattern {
+        p if p == super::ICCID_PATTERN => {
+            Some("an ICCID is 19 to 22 digits starting with 89, written as a quoted string")
+        }
+        p if p == super::TAG_PATTERN => Some("a tag name cannot contain a comma"),
+        p if p == super::BASE_URL_PATTERN => {
+            Some("write an http:// or https:// URL without query or fragment")
+        }
+        p if p == super::duration::DURATION_PATTERN => {
+            Some("write digits followed by a unit d, h, m or s, e.g. 30s, 15m, 1h30m, 30d")
+        }
+        p if p == DNS_SUBDOMAIN => Some(
+            "use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+        ),
+        p if p == DNS_LABEL => Some(
+            "use lowercase letters, digits and '-', starting and ending with a letter or digit",
+        ),
+        _ => None,
+    }
+}
+
+fn type_name(kind: &jsonschema::error::TypeKind) -> String {
+    match kind {
+        jsonschema::error::TypeKind::Single(ty) => ty.to_string(),
+        // Only nullable types have two; the non-null one is what the user should write.
+        jsonschema::error::TypeKind::Multiple(set) => set
+            .iter()
+            .map(|t| t.to_string())
+            .filter(|t| t != "null")
+            .collect::<Vec<_>>()
+            .join(" or "),
+    }
+}
+
+/// Writes a schema bound the way people write it: `10000`, not `10000.0`.
+fn number(limit: &Value) -> String {
+    match limit.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+        _ => limit.to_string(),
+    }
+}
+
+/// Checks the list semantics a JSON Schema cannot express: `x-kubernetes-list-type: set`
+/// (distinct items) and `map` (distinct keys).
+fn list_semantics_errors(schema: &Value, value: &Value, path: String) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    match value {
+        Value::Object(fields) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (name, child) in fields {
+                    if let Some(child_schema) = props.get(name) {
+                        errors.extend(list_semantics_errors(
+                            child_schema,
+                            child,
+                            join_field(&path, name),
+                        ));
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            let list_type = schema.get("x-kubernetes-list-type").and_then(Value::as_str);
+            let keys: Vec<&str> = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .map(|k| k.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut seen = HashSet::new();
+            for (i, item) in items.iter().enumerate() {
+                let item_path = format!("{path}[{i}]");
+                let identity = match list_type {
+                    Some("set") => Some(item.to_string()),
+                    Some("map") => Some(
+                        keys.iter()
+                            .map(|k| item.get(k).map(Value::to_string).unwrap_or_default())
+                            .collect::<Vec<_>>()
+                            .join("\u{0}"),
+                    ),
+                    _ => None,
+                };
+                if let Some(identity) = identity
+                    && !seen.insert(identity)
+                {
+                    let shown = match list_type {
+                        Some("map") => describe_value(Some(&json!(
+                            keys.iter()
+                                .map(|k| (
+                                    k.to_string(),
+                                    item.get(k).cloned().unwrap_or(Value::Null)
+                                ))
+                                .collect::<Map<_, _>>()
+                        ))),
+                        _ => item.to_string(),
+                    };
+                    errors.push(FieldError {
+                        field: item_path.clone(),
+                        kind: FieldErrorKind::Duplicate { value: shown },
+                    });
+                }
+                if let Some(item_schema) = schema.get("items") {
+                    errors.extend(list_semantics_errors(item_schema, item, item_path));
+                }
+            }
+        }
+        _ => {}
+    }
+    errors
+}
+
+/// `a.b` from `a` and `b`; `b` alone at the root.
+fn join_field(parent: &str, name: &str) -> String {
+    if parent.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{parent}.{name}")
+    }
+}
+
+/// Turns a JSON pointer into the API server's field path: `/spec/iccids/0` -> `spec.iccids[0]`.
+fn pointer_to_field(object: &Value, pointer: &str) -> String {
+    let mut field = String::new();
+    let mut current = Some(object);
+    for raw in pointer.split('/').skip(1) {
+        let segment = raw.replace("~1", "/").replace("~0", "~");
+        match current {
+            Some(Value::Array(items)) => {
+                field.push_str(&format!("[{segment}]"));
+                current = segment.parse::<usize>().ok().and_then(|i| items.get(i));
+            }
+            other => {
+                field = join_field(&field, &segment);
+                current = other.and_then(|v| v.get(&segment));
+            }
+        }
+    }
+    field
+}
+
+/// Finds the value at an API-server field path such as `spec.selector.iccids[0]`.
+fn value_at_path<'a>(object: &'a Value, field: &str) -> Option<&'a Value> {
+    let mut current = object;
+    for part in field.split('.').filter(|p| !p.is_empty()) {
+        let (name, indexes) = match part.find('[') {
+            Some(at) => (&part[..at], &part[at..]),
+            None => (part, ""),
+        };
+        if !name.is_empty() {
+            current = current.get(name)?;
+        }
+        for index in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+            current = current.get(index.parse::<usize>().ok()?)?;
+        }
+    }
+    Some(current)
+}
+
+/// The API server shows scalars as JSON and composite values by their type.
+fn describe_value(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::Object(_)) => "\"object\"".into(),
+        Some(Value::Array(_)) => "\"array\"".into(),
+        Some(Value::Null) | None => "null".into(),
+        Some(scalar) => scalar.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pointer_becomes_field_path_with_indexes() {
+        let object = json!({"spec": {"selector": {"iccids": ["a", "b"]}}});
+        assert_eq!(
+            pointer_to_field(&object, "/spec/selector/iccids/1"),
+            "spec.selector.iccids[1]"
+        );
+        assert_eq!(pointer_to_field(&object, ""), "");
+        assert_eq!(
+            value_at_path(&object, "spec.selector.iccids[1]"),
+            Some(&json!("b"))
+        );
+    }
+
+    #[test]
+    fn nullable_allows_null_and_objects_refuse_undeclared_fields() {
+        let schema = to_json_schema(
+            &json!({"type": "object", "properties": {
+                "a": {"type": "string", "nullable": true},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                         "properties": {"x": {"type": "string"}}}
+            }}),
+            false,
+        );
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft4)
+            .build(&schema)
+            .unwrap();
+        assert!(validator.is_valid(&json!({"a": null})));
+        assert!(validator.is_valid(&json!({"free": {"y": 1}})));
+        assert!(!validator.is_valid(&json!({"b": 1})));
+    }
+
+    #[test]
+    fn sets_refuse_duplicates_and_maps_refuse_duplicate_keys() {
+        let schema = json!({"type": "object", "properties": {
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "conds": {"type": "array", "x-kubernetes-list-type": "map",
+                      "x-kubernetes-list-map-keys": ["type"], "items": {"type": "object"}}
+        }});
+        let object =
+            json!({"tags": ["a", "b", "a"], "conds": [{"type": "Ready"}, {"type": "Ready"}]});
+        let errors = list_semantics_errors(&schema, &object, String::new());
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["conds[1]", "tags[2]"]);
+        assert_eq!(
+            errors[0].to_string(),
+            "conds[1]: Duplicate value: \"object\""
+        );
+        assert_eq!(errors[1].to_string(), "tags[2]: Duplicate value: \"a\"");
+    }
+}

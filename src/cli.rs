@@ -1,0 +1,46 @@
+//! The `simfleet` command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// simfleet keeps fleets of cellular IoT SIMs in the state declared in Git.
+#[derive(Debug, Parser)]
+#[command(name = "simfleet", version, about, long_about = None)]
+pub struct Cli {
+    /// Format of log lines on stderr. `RUST_LOG` sets which lines are logged.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the operator against the cluster in the kubeconfig (or the in-cluster config).
+    Run,
+    /// Run everything on this machine: a sandbox API server, the carrier simulator and the
+    /// operator; applies examples/ and writes a kubeconfig for kubectl. For trying out only.
+    Dev,
+    /// Run the carrier simulator alone: an HTTP server speaking Hologram's and emnify's APIs.
+    Simulator,
+    /// Print the CustomResourceDefinitions (what crds/ holds) as multi-document YAML.
+    Crd {
+        /// Write one file per CRD into this directory instead of printing them.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// Preview what a directory of manifests would change at the carrier, without changing it.
+    Plan {
+        /// Directory (or file) of manifests to plan.
+        #[arg(short = 'f', long = "filename", value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}

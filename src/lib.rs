@@ -1,0 +1,5 @@
+//! simfleet: a Kubernetes operator that keeps fleets of cellular IoT SIMs in the state declared in Git.
+
+pub mod api;
+pub mod cli;
+pub mod telemetry;

@@ -1,0 +1,53 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use simfleet::api;
+use simfleet::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    simfleet::telemetry::init(cli.log_format);
+    match cli.command {
+        Command::Crd { out_dir: None } => match api::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&format!("rendering the CRDs failed: {err}")),
+        },
+        Command::Crd { out_dir: Some(dir) } => match write_crds(&dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
+        },
+        Command::Version => {
+            println!("simfleet {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Run => not_yet("run"),
+        Command::Dev => not_yet("dev"),
+        Command::Simulator => not_yet("simulator"),
+        Command::Plan { .. } => not_yet("plan"),
+    }
+}
+
+/// Writes each CRD to `DIR/<crd name>.yaml`.
+fn write_crds(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    for crd in api::crds() {
+        let path = dir.join(api::crd_file_name(&crd));
+        let yaml = api::crd_yaml(&crd).map_err(|e| format!("rendering the CRDs failed: {e}"))?;
+        std::fs::write(&path, format!("---\n{yaml}"))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn not_yet(command: &str) -> ExitCode {
+    fail(&format!("`simfleet {command}` is not yet implemented"))
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}

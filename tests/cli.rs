@@ -1,0 +1,98 @@
+//! The `simfleet` binary as a user runs it.
+
+use std::process::{Command, Output};
+
+fn simfleet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_simfleet"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("simfleet runs")
+}
+
+#[test]
+fn crd_prints_the_three_crds_as_one_yaml_stream() {
+    let out = simfleet(&["crd"]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout, simfleet::api::crds_yaml().unwrap());
+    let names: Vec<String> = serde_saphyr::from_multiple::<serde_json::Value>(&stdout)
+        .unwrap()
+        .iter()
+        .map(|d| d["metadata"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "carrieraccounts.simfleet.io",
+            "simgroups.simfleet.io",
+            "dataquotas.simfleet.io"
+        ]
+    );
+}
+
+#[test]
+fn crd_out_dir_writes_one_file_per_kind() {
+    let dir = std::env::temp_dir().join(format!("simfleet-crd-test-{}", std::process::id()));
+    let out = simfleet(&["crd", "--out-dir", dir.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for crd in simfleet::api::crds() {
+        let written =
+            std::fs::read_to_string(dir.join(simfleet::api::crd_file_name(&crd))).unwrap();
+        assert_eq!(
+            written,
+            format!("---\n{}", simfleet::api::crd_yaml(&crd).unwrap())
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn version_prints_the_crate_version() {
+    let out = simfleet(&["version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("simfleet {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for command in ["run", "dev", "simulator", "crd", "plan", "version"] {
+        let out = simfleet(&[command, "--help"]);
+        assert!(out.status.success(), "{command} --help");
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.contains("Usage: simfleet"), "{command}: {help}");
+    }
+}
+
+#[test]
+fn unbuilt_subcommands_fail_saying_so() {
+    for args in [
+        &["run"][..],
+        &["dev"],
+        &["simulator"],
+        &["plan", "-f", "examples"],
+    ] {
+        let out = simfleet(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.contains("not yet implemented"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn unknown_log_format_is_refused_with_the_choices() {
+    let out = simfleet(&["--log-format", "xml", "version"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("--log-format") && stderr.contains("json"),
+        "{stderr}"
+    );
+}
