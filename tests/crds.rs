@@ -5,9 +5,9 @@ use std::path::Path;
 use serde_json::Value;
 use simfleet::api;
 
-#[test]
-fn crds_directory_matches_the_generated_crds() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+/// Asserts that `dir` (relative to the repository) holds exactly the generated CRD files.
+fn assert_holds_generated_crds(relative: &str) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
     let mut expected_files = Vec::new();
     for crd in api::crds() {
         let name = api::crd_file_name(&crd);
@@ -15,7 +15,7 @@ fn crds_directory_matches_the_generated_crds() {
         let on_disk = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
         assert!(
             on_disk == generated,
-            "crds/{name} differs from the CRD this code generates; regenerate with:\n    cargo run -- crd --out-dir crds"
+            "{relative}/{name} differs from the CRD this code generates; regenerate with:\n    cargo run -- crd --out-dir {relative}"
         );
         expected_files.push(name);
     }
@@ -27,8 +27,18 @@ fn crds_directory_matches_the_generated_crds() {
     expected_files.sort();
     assert_eq!(
         present, expected_files,
-        "crds/ holds files this code does not generate; regenerate with: cargo run -- crd --out-dir crds"
+        "{relative}/ holds files this code does not generate; regenerate with: cargo run -- crd --out-dir {relative}"
     );
+}
+
+#[test]
+fn crds_directory_matches_the_generated_crds() {
+    assert_holds_generated_crds("crds");
+}
+
+#[test]
+fn the_charts_crds_match_the_generated_crds() {
+    assert_holds_generated_crds("charts/simfleet/crds");
 }
 
 #[test]
