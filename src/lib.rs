@@ -2,4 +2,5 @@
 
 pub mod api;
 pub mod cli;
+pub mod simulator;
 pub mod telemetry;

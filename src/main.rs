@@ -25,9 +25,21 @@ fn main() -> ExitCode {
         }
         Command::Run => not_yet("run"),
         Command::Dev => not_yet("dev"),
-        Command::Simulator => not_yet("simulator"),
+        Command::Simulator(args) => match run_async(simfleet::simulator::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
+        },
         Command::Plan { .. } => not_yet("plan"),
     }
+}
+
+/// Runs an async command on a multi-threaded runtime.
+fn run_async<F: std::future::Future<Output = Result<(), String>>>(future: F) -> Result<(), String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("starting the async runtime: {e}"))?
+        .block_on(future)
 }
 
 /// Writes each CRD to `DIR/<crd name>.yaml`.

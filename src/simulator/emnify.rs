@@ -1,0 +1,555 @@
+//! emnify's REST API v1 (`/api/v1`): token authentication, page/per_page listing with
+//! `q=` filters, endpoint and SIM status PATCH, data quotas and quota events.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use super::fleet::{Fleet, LinkState, device_id, sim_id};
+use super::http::{Dialect, SimulatorState, json_response, parse_json, too_many_requests};
+use super::quota::Quota;
+use super::world::{ChangeRefusal, World};
+
+const DIALECT: Dialect = Dialect::Emnify;
+/// Default page size.
+const DEFAULT_PER_PAGE: usize = 100;
+/// Largest page served.
+pub const MAX_PER_PAGE: usize = 1000;
+
+/// The emnify routes.
+pub fn routes() -> Router<Arc<SimulatorState>> {
+    Router::new()
+        .route("/api/v1/authenticate", post(authenticate))
+        .route("/api/v1/endpoint", get(list_endpoints))
+        .route(
+            "/api/v1/endpoint/{id}",
+            get(get_endpoint).patch(patch_endpoint),
+        )
+        .route(
+            "/api/v1/endpoint/{id}/quota/data",
+            get(get_quota).post(set_quota).delete(delete_quota),
+        )
+        .route("/api/v1/endpoint/{id}/event", get(list_events))
+        .route("/api/v1/sim", get(list_sims))
+        .route("/api/v1/sim/{id}", get(get_sim).patch(patch_sim))
+}
+
+type Params = Query<HashMap<String, String>>;
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    DIALECT.error(status, message)
+}
+
+async fn authenticate(State(state): State<Arc<SimulatorState>>, body: Bytes) -> Response {
+    let body = match parse_json(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let credential = if let Some(token) = body.get("application_token") {
+        match token.as_str() {
+            Some(t) if state.config.emnify_app_tokens.iter().any(|k| k == t) => t.to_owned(),
+            Some(_) => return error(StatusCode::UNAUTHORIZED, "invalid application token"),
+            None => {
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "application_token must be a string",
+                );
+            }
+        }
+    } else if let Some(refresh) = body.get("refresh_token").and_then(Value::as_str) {
+        let (world, _) = state.world();
+        match world.refresh_credential(refresh) {
+            Some(credential) => credential,
+            None => return error(StatusCode::UNAUTHORIZED, "invalid refresh token"),
+        }
+    } else {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "send application_token (or refresh_token) to authenticate",
+        );
+    };
+    if let Err(wait) = state.take_auth_budget(&credential) {
+        return too_many_requests(DIALECT, wait);
+    }
+    let (mut world, now) = state.world();
+    let (auth_token, refresh_token) =
+        world.issue_token(&credential, now, state.config.token_lifetime);
+    json_response(
+        StatusCode::OK,
+        json!({"auth_token": auth_token, "refresh_token": refresh_token}),
+    )
+}
+
+/// Checks the bearer token and takes a request from the credential's rate budget.
+fn authorize(state: &SimulatorState, headers: &HeaderMap) -> Result<(), Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token: authenticate at /api/v1/authenticate",
+        ));
+    };
+    let credential = {
+        let (world, now) = state.world();
+        world.check_token(token, now).map(str::to_owned)
+    };
+    let Some(credential) = credential else {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "the auth token is invalid or expired; authenticate again",
+        ));
+    };
+    state
+        .take_carrier_budget(&format!("emnify:{credential}"))
+        .map_err(|wait| too_many_requests(DIALECT, wait))
+}
+
+/// The endpoint status id of a SIM's state (0 Enabled, 1 Disabled, 2 Deleted).
+fn endpoint_status(state: LinkState) -> (u8, &'static str) {
+    match state {
+        LinkState::Live => (0, "Enabled"),
+        LinkState::PausedUser | LinkState::PausedSys => (1, "Disabled"),
+        LinkState::Dead => (2, "Deleted"),
+    }
+}
+
+/// The SIM status id (1 Activated, 2 Suspended, 3 Deleted).
+fn sim_status(fleet: &Fleet, row: u32) -> (u8, &'static str) {
+    let sim = fleet.sim(row);
+    if sim.state == LinkState::Dead {
+        (3, "Deleted")
+    } else if sim.sim_suspended {
+        (2, "Suspended")
+    } else {
+        (1, "Activated")
+    }
+}
+
+fn status_json((id, description): (u8, &str)) -> Value {
+    json!({"id": id, "description": description})
+}
+
+fn endpoint_json(fleet: &Fleet, row: u32) -> Value {
+    let sim = fleet.sim(row);
+    json!({
+        "id": device_id(row),
+        "name": format!("device-{}", device_id(row)),
+        "tags": fleet.tag_names_of(row).join(","),
+        "status": status_json(endpoint_status(sim.state)),
+        "sim": {
+            "id": sim_id(row),
+            "iccid": sim.iccid.to_string(),
+            "status": status_json(sim_status(fleet, row)),
+        },
+        "imei": format!("35209900{:07}", row),
+        "ip_address": format!("10.{}.{}.{}", (row >> 16) & 0xff, (row >> 8) & 0xff, row & 0xff),
+    })
+}
+
+fn sim_json(fleet: &Fleet, row: u32) -> Value {
+    json!({
+        "id": sim_id(row),
+        "iccid": fleet.sim(row).iccid.to_string(),
+        "status": status_json(sim_status(fleet, row)),
+        "endpoint": {"id": device_id(row), "name": format!("device-{}", device_id(row))},
+    })
+}
+
+/// What a list route selects and which page.
+struct ListQuery {
+    tag: Option<Option<u16>>,
+    status: Option<u8>,
+    iccid: Option<Option<u32>>,
+    page: usize,
+    per_page: usize,
+}
+
+fn list_query(fleet: &Fleet, params: &HashMap<String, String>) -> Result<ListQuery, Response> {
+    let number = |name: &str, default: usize| -> Result<usize, Response> {
+        params.get(name).map_or(Ok(default), |v| {
+            v.parse::<usize>().map_err(|_| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("{name} must be a positive integer, got {v:?}"),
+                )
+            })
+        })
+    };
+    let page = number("page", 1)?;
+    if page == 0 {
+        return Err(error(StatusCode::BAD_REQUEST, "page starts at 1"));
+    }
+    let per_page = number("per_page", DEFAULT_PER_PAGE)?;
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("per_page must be from 1 to {MAX_PER_PAGE}, got {per_page}"),
+        ));
+    }
+    if let Some(sort) = params.get("sort").filter(|s| s.as_str() != "id") {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!("sort {sort:?} is not supported: use id"),
+        ));
+    }
+    let mut query = ListQuery {
+        tag: None,
+        status: None,
+        iccid: None,
+        page,
+        per_page,
+    };
+    for term in params
+        .get("q")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .filter(|t| !t.is_empty())
+    {
+        let Some((field, value)) = term.split_once(':') else {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("filter {term:?} must be field:value"),
+            ));
+        };
+        match field {
+            "tags" => query.tag = Some(fleet.tag_id(value)),
+            "status" => match value.parse() {
+                Ok(s) => query.status = Some(s),
+                Err(_) => {
+                    return Err(error(
+                        StatusCode::BAD_REQUEST,
+                        format!("status filter {value:?} must be a status id"),
+                    ));
+                }
+            },
+            "iccid" => query.iccid = Some(fleet.row_of_iccid(value)),
+            other => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown filter field {other:?}: use tags, status or iccid"),
+                ));
+            }
+        }
+    }
+    Ok(query)
+}
+
+/// One page of matching rows, and the total number of matches.
+fn page(fleet: &Fleet, query: &ListQuery, status_of: fn(&Fleet, u32) -> u8) -> (Vec<u32>, usize) {
+    let candidates: Box<dyn Iterator<Item = u32>> = match (query.iccid, query.tag) {
+        (Some(row), _) => Box::new(row.into_iter()),
+        (None, Some(None)) => Box::new(std::iter::empty()),
+        (None, Some(Some(tag))) => fleet.rows_from(Some(tag), 0),
+        (None, None) => fleet.rows_from(None, 0),
+    };
+    let tag_ok = |row: u32| match query.tag {
+        Some(Some(t)) => fleet.sim(row).tags.contains(&t),
+        Some(None) => false,
+        None => true,
+    };
+    let matches =
+        candidates.filter(|&r| tag_ok(r) && query.status.is_none_or(|s| status_of(fleet, r) == s));
+    let skip = (query.page - 1) * query.per_page;
+    let mut rows = Vec::with_capacity(query.per_page);
+    let mut total = 0;
+    for row in matches {
+        if total >= skip && rows.len() < query.per_page {
+            rows.push(row);
+        }
+        total += 1;
+    }
+    (rows, total)
+}
+
+fn paged_response(items: Vec<Value>, total: usize, per_page: usize) -> Response {
+    let pages = total.div_ceil(per_page);
+    let mut response = axum::Json(Value::Array(items)).into_response();
+    let headers = response.headers_mut();
+    headers.insert("X-Total-Count", HeaderValue::from(total as u64));
+    headers.insert("X-Total-Pages", HeaderValue::from(pages as u64));
+    headers.insert("X-Count-Per-Page", HeaderValue::from(per_page as u64));
+    response
+}
+
+async fn list_endpoints(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let (world, _) = state.world();
+    let query = match list_query(&world.fleet, &params) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let (rows, total) = page(&world.fleet, &query, |f, r| {
+        endpoint_status(f.sim(r).state).0
+    });
+    let items = rows
+        .iter()
+        .map(|&r| endpoint_json(&world.fleet, r))
+        .collect();
+    drop(world);
+    paged_response(items, total, query.per_page)
+}
+
+async fn list_sims(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let (world, _) = state.world();
+    let query = match list_query(&world.fleet, &params) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let (rows, total) = page(&world.fleet, &query, |f, r| sim_status(f, r).0);
+    let items = rows.iter().map(|&r| sim_json(&world.fleet, r)).collect();
+    drop(world);
+    paged_response(items, total, query.per_page)
+}
+
+/// Resolves an endpoint id from the path, or answers 404.
+fn endpoint_row(world: &World, id: &str) -> Result<u32, Response> {
+    id.parse()
+        .ok()
+        .and_then(|id| world.fleet.row_of_device(id))
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("endpoint {id} not found")))
+}
+
+async fn get_endpoint(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let (world, _) = state.world();
+    match endpoint_row(&world, &id) {
+        Ok(row) => json_response(StatusCode::OK, endpoint_json(&world.fleet, row)),
+        Err(r) => r,
+    }
+}
+
+async fn get_sim(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let (world, _) = state.world();
+    match id.parse().ok().and_then(|id| world.fleet.row_of_sim_id(id)) {
+        Some(row) => json_response(StatusCode::OK, sim_json(&world.fleet, row)),
+        None => error(StatusCode::NOT_FOUND, format!("sim {id} not found")),
+    }
+}
+
+/// Reads `{"status": {"id": N}}`.
+fn status_id(body: &Bytes) -> Result<i64, Response> {
+    let body = parse_json(body).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    body.get("status")
+        .and_then(|s| s.get("id"))
+        .and_then(Value::as_i64)
+        .ok_or_else(|| {
+            error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "status.id is required and must be an integer",
+            )
+        })
+}
+
+fn refusal(what: &str, id: &str, refusal: ChangeRefusal, allowed: &str) -> Response {
+    match refusal {
+        ChangeRefusal::Deleted => error(
+            StatusCode::CONFLICT,
+            format!("{what} {id} is deleted and cannot change status"),
+        ),
+        ChangeRefusal::UnknownStatus(s) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("status.id {s} is not valid here: use {allowed}"),
+        ),
+    }
+}
+
+async fn patch_endpoint(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let status = match status_id(&body) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (mut world, now) = state.world();
+    let row = match endpoint_row(&world, &id) {
+        Ok(row) => row,
+        Err(r) => return r,
+    };
+    match world.patch_endpoint(row, status, now) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => refusal("endpoint", &id, r, "0 (Enabled) or 1 (Disabled)"),
+    }
+}
+
+async fn patch_sim(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let status = match status_id(&body) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (mut world, now) = state.world();
+    let Some(row) = id.parse().ok().and_then(|id| world.fleet.row_of_sim_id(id)) else {
+        return error(StatusCode::NOT_FOUND, format!("sim {id} not found"));
+    };
+    match world.patch_sim(row, status, now) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => refusal("sim", &id, r, "1 (Activated) or 2 (Suspended)"),
+    }
+}
+
+async fn get_quota(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let (world, _) = state.world();
+    let row = match endpoint_row(&world, &id) {
+        Ok(row) => row,
+        Err(r) => return r,
+    };
+    match world.fleet.sim(row).quota.as_deref() {
+        Some(quota) => json_response(StatusCode::OK, quota.to_json()),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("endpoint {id} has no data quota"),
+        ),
+    }
+}
+
+async fn set_quota(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let body = match parse_json(&body) {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let (mut world, now) = state.world();
+    let row = match endpoint_row(&world, &id) {
+        Ok(row) => row,
+        Err(r) => return r,
+    };
+    if world.fleet.sim(row).state == LinkState::Dead {
+        return error(StatusCode::CONFLICT, format!("endpoint {id} is deleted"));
+    }
+    match Quota::from_request(&body, now) {
+        Ok(quota) => {
+            world.set_quota(row, quota);
+            StatusCode::CREATED.into_response()
+        }
+        Err(message) => error(StatusCode::UNPROCESSABLE_ENTITY, message),
+    }
+}
+
+async fn delete_quota(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let (mut world, _) = state.world();
+    let row = match endpoint_row(&world, &id) {
+        Ok(row) => row,
+        Err(r) => return r,
+    };
+    if world.delete_quota(row) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("endpoint {id} has no data quota"),
+        )
+    }
+}
+
+async fn list_events(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Response {
+    if let Err(r) = authorize(&state, &headers) {
+        return r;
+    }
+    let (world, _) = state.world();
+    let row = match endpoint_row(&world, &id) {
+        Ok(row) => row,
+        Err(r) => return r,
+    };
+    let query = match list_query(&world.fleet, &params) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    // Newest first, as the carrier lists them.
+    let events = world.events(row);
+    let total = events.len();
+    let items = events
+        .iter()
+        .rev()
+        .skip((query.page - 1) * query.per_page)
+        .take(query.per_page)
+        .map(|e| {
+            json!({
+                "id": e.id,
+                "timestamp": e.at.to_string(),
+                "event_type": {"id": e.kind.type_id(), "description": e.kind.description()},
+                "event_severity": {"id": 1, "description": "WARN"},
+                "description": format!("{} for endpoint {}", e.kind.description(), device_id(row)),
+                "endpoint": {"id": device_id(row)},
+            })
+        })
+        .collect();
+    drop(world);
+    paged_response(items, total, query.per_page)
+}

@@ -1,0 +1,421 @@
+//! What every surface shares: the server state, request statistics, fault injection,
+//! per-credential rate limits, and each carrier's error format.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota as RateQuota};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use super::SimulatorConfig;
+use super::clock::VirtualClock;
+use super::world::World;
+
+/// A token-bucket limit: sustained requests per second and burst.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitSpec {
+    /// Requests per second, sustained (may be fractional).
+    pub per_second: f64,
+    /// Requests allowed at once.
+    pub burst: u32,
+}
+
+impl RateLimitSpec {
+    fn limiter(self) -> Option<DefaultKeyedRateLimiter<String>> {
+        if !(self.per_second > 0.0 && self.per_second.is_finite()) {
+            return None;
+        }
+        let period = Duration::from_secs_f64(1.0 / self.per_second);
+        let quota =
+            RateQuota::with_period(period)?.allow_burst(NonZeroU32::new(self.burst.max(1))?);
+        Some(governor::RateLimiter::keyed(quota))
+    }
+}
+
+/// A fault injection rule.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultRule {
+    /// Route template it applies to, as listed in the README (e.g. `/api/1/devices`,
+    /// `/api/v1/endpoint/{id}`), or `*` (the default) for every carrier route.
+    #[serde(default = "every_route")]
+    pub route: String,
+    /// Share of requests answered 503.
+    #[serde(default)]
+    pub error_rate: f64,
+    /// Extra latency added to each request, in milliseconds.
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// The next N requests are answered 503.
+    #[serde(default)]
+    pub burst_5xx: u32,
+    /// The next N requests are answered 429.
+    #[serde(default)]
+    pub burst_429: u32,
+    /// `Retry-After` seconds sent with injected 429s (default 1).
+    #[serde(default = "one")]
+    pub retry_after_secs: u64,
+    /// Share of requests whose connection is cut before the body is complete.
+    #[serde(default)]
+    pub reset_rate: f64,
+}
+
+fn every_route() -> String {
+    "*".into()
+}
+
+fn one() -> u64 {
+    1
+}
+
+impl FaultRule {
+    /// Checks the shares and bounds; the error names the field.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, share) in [
+            ("errorRate", self.error_rate),
+            ("resetRate", self.reset_rate),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(format!("{name} must be a share from 0 to 1, got {share}"));
+            }
+        }
+        if self.latency_ms > 60_000 {
+            return Err("latencyMs must be at most 60000".into());
+        }
+        Ok(())
+    }
+}
+
+/// Request counts by method, route template and status code.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    counts: HashMap<(String, String, u16), u64>,
+}
+
+/// One row of the request statistics.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestCount {
+    /// HTTP method.
+    pub method: String,
+    /// Route template.
+    pub route: String,
+    /// Status code answered.
+    pub status: u16,
+    /// How many.
+    pub count: u64,
+}
+
+impl RequestStats {
+    /// The counts, sorted by route, method and status.
+    pub fn rows(&self) -> Vec<RequestCount> {
+        let mut rows: Vec<RequestCount> = self
+            .counts
+            .iter()
+            .map(|((method, route, status), &count)| RequestCount {
+                method: method.clone(),
+                route: route.clone(),
+                status: *status,
+                count,
+            })
+            .collect();
+        rows.sort_by(|a, b| (&a.route, &a.method, a.status).cmp(&(&b.route, &b.method, b.status)));
+        rows
+    }
+}
+
+/// Which carrier's error format a path answers in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// `{"success": false, "error": "..."}`.
+    Hologram,
+    /// `{"error_code": N, "error_token": "...", "message": "..."}`.
+    Emnify,
+    /// The admin API: `{"error": "..."}`.
+    Admin,
+}
+
+impl Dialect {
+    /// The dialect of a request path.
+    pub fn of_path(path: &str) -> Self {
+        if path.starts_with("/api/1/") || path == "/api/1" {
+            Dialect::Hologram
+        } else if path.starts_with("/api/") {
+            Dialect::Emnify
+        } else {
+            Dialect::Admin
+        }
+    }
+
+    /// An error response in this dialect.
+    pub fn error(self, status: StatusCode, message: impl Into<String>) -> Response {
+        let message = message.into();
+        let body = match self {
+            Dialect::Hologram => json!({"success": false, "error": message}),
+            Dialect::Emnify => json!({
+                "error_code": status.as_u16(),
+                "error_token": error_token(status),
+                "message": message,
+            }),
+            Dialect::Admin => json!({"error": message}),
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+fn error_token(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        404 => "not_found",
+        409 => "conflict",
+        422 => "validation_failed",
+        429 => "too_many_requests",
+        _ => "service_unavailable",
+    }
+}
+
+/// The simulator's shared state.
+pub struct SimulatorState {
+    /// What it was started with (used again by reset).
+    pub config: SimulatorConfig,
+    /// The virtual clock.
+    pub clock: VirtualClock,
+    world: Mutex<World>,
+    faults: Mutex<(Vec<FaultRule>, fastrand::Rng)>,
+    stats: Mutex<RequestStats>,
+    carrier_limiter: Option<DefaultKeyedRateLimiter<String>>,
+    auth_limiter: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+impl std::fmt::Debug for SimulatorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimulatorState").finish_non_exhaustive()
+    }
+}
+
+impl SimulatorState {
+    /// State around a built world.
+    pub fn new(config: SimulatorConfig, world: World) -> Self {
+        let start = config.start_time.unwrap_or_else(Timestamp::now);
+        Self {
+            clock: VirtualClock::new(config.clock, start),
+            world: Mutex::new(world),
+            faults: Mutex::new((
+                config.faults.clone(),
+                fastrand::Rng::with_seed(config.seed.seed),
+            )),
+            stats: Mutex::new(RequestStats::default()),
+            carrier_limiter: config.rate_limit.and_then(RateLimitSpec::limiter),
+            auth_limiter: config.auth_rate_limit.and_then(RateLimitSpec::limiter),
+            config,
+        }
+    }
+
+    /// The world, settled to the clock's current time, and that time.
+    pub fn world(&self) -> (MutexGuard<'_, World>, Timestamp) {
+        let now = self.clock.now();
+        let mut world = self.world.lock().expect("world lock");
+        world.settle(now);
+        (world, now)
+    }
+
+    /// Replaces the world (reset).
+    pub fn replace_world(&self, world: World) {
+        *self.world.lock().expect("world lock") = world;
+        self.stats.lock().expect("stats lock").counts.clear();
+        self.faults.lock().expect("faults lock").0 = self.config.faults.clone();
+    }
+
+    /// The request statistics.
+    pub fn request_counts(&self) -> Vec<RequestCount> {
+        self.stats.lock().expect("stats lock").rows()
+    }
+
+    /// Clears the request statistics.
+    pub fn clear_request_counts(&self) {
+        self.stats.lock().expect("stats lock").counts.clear();
+    }
+
+    /// The fault rules in force.
+    pub fn faults(&self) -> Vec<FaultRule> {
+        self.faults.lock().expect("faults lock").0.clone()
+    }
+
+    /// Replaces the fault rules.
+    pub fn set_faults(&self, rules: Vec<FaultRule>) {
+        self.faults.lock().expect("faults lock").0 = rules;
+    }
+
+    /// Takes one request from a credential's carrier budget; `Err` holds the seconds to wait.
+    pub fn take_carrier_budget(&self, credential: &str) -> Result<(), u64> {
+        take(self.carrier_limiter.as_ref(), credential)
+    }
+
+    /// Takes one request from a credential's authentication budget.
+    pub fn take_auth_budget(&self, credential: &str) -> Result<(), u64> {
+        take(self.auth_limiter.as_ref(), credential)
+    }
+
+    /// Decides the injected fault for one request, if any (and consumes bursts).
+    fn fault_for(&self, route: &str) -> Option<Injected> {
+        let mut guard = self.faults.lock().expect("faults lock");
+        let (rules, rng) = &mut *guard;
+        let mut latency = 0;
+        let mut injected = None;
+        for rule in rules
+            .iter_mut()
+            .filter(|r| r.route == "*" || r.route == route)
+        {
+            latency += rule.latency_ms;
+            if injected.is_some() {
+                continue;
+            }
+            injected = if rule.burst_429 > 0 {
+                rule.burst_429 -= 1;
+                Some(Fault::TooMany(rule.retry_after_secs))
+            } else if rule.burst_5xx > 0 {
+                rule.burst_5xx -= 1;
+                Some(Fault::Unavailable)
+            } else if rule.error_rate > 0.0 && rng.f64() < rule.error_rate {
+                Some(Fault::Unavailable)
+            } else if rule.reset_rate > 0.0 && rng.f64() < rule.reset_rate {
+                Some(Fault::Reset)
+            } else {
+                None
+            };
+        }
+        (latency > 0 || injected.is_some()).then_some(Injected {
+            latency: Duration::from_millis(latency),
+            fault: injected,
+        })
+    }
+}
+
+fn take(limiter: Option<&DefaultKeyedRateLimiter<String>>, credential: &str) -> Result<(), u64> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    limiter
+        .check_key(&credential.to_owned())
+        .map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+}
+
+#[derive(Debug)]
+enum Fault {
+    Unavailable,
+    TooMany(u64),
+    Reset,
+}
+
+#[derive(Debug)]
+struct Injected {
+    latency: Duration,
+    fault: Option<Fault>,
+}
+
+/// A 429 in the request's dialect, with `Retry-After`.
+pub fn too_many_requests(dialect: Dialect, retry_after: u64) -> Response {
+    let mut response = dialect.error(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("rate limit exceeded; retry after {retry_after} s"),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&retry_after.max(1).to_string()).expect("digits"),
+    );
+    response
+}
+
+/// Middleware: injects faults on carrier routes and counts every request by route and status.
+pub async fn observe(
+    State(state): State<Arc<SimulatorState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_owned(), |m| m.as_str().to_owned());
+    let dialect = Dialect::of_path(&path);
+    let injected = if dialect == Dialect::Admin {
+        None
+    } else {
+        state.fault_for(&route)
+    };
+    let response = match injected {
+        Some(Injected { latency, fault }) => {
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            match fault {
+                Some(Fault::Unavailable) => dialect.error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "injected fault: service unavailable",
+                ),
+                Some(Fault::TooMany(secs)) => too_many_requests(dialect, secs),
+                Some(Fault::Reset) => cut_connection(),
+                None => next.run(request).await,
+            }
+        }
+        None => next.run(request).await,
+    };
+    let key = (method_name(&method), route, response.status().as_u16());
+    *state
+        .stats
+        .lock()
+        .expect("stats lock")
+        .counts
+        .entry(key)
+        .or_default() += 1;
+    response
+}
+
+fn method_name(method: &Method) -> String {
+    method.as_str().to_owned()
+}
+
+/// A response whose body fails after the headers: the client sees the connection cut.
+fn cut_connection() -> Response {
+    let stream = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected fault: connection reset",
+        ))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .expect("static response")
+}
+
+/// Parses a JSON body, or says what is wrong with it.
+pub fn parse_json(body: &Bytes) -> Result<Value, String> {
+    if body.is_empty() {
+        return Err("the request body is empty; send a JSON object".into());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("the request body is not valid JSON: {e}"))
+}
+
+/// A JSON response with a status.
+pub fn json_response(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}

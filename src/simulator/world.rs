@@ -1,0 +1,651 @@
+//! The simulator's mutable state: the fleet, the state changes in flight (jobs), quota
+//! deadlines, quota events and emnify tokens. Time only moves when `settle` is called with the
+//! virtual clock's reading, at the start of every request.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+
+use base64::Engine;
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+use super::fleet::{Fleet, LinkState, Pending, Target, device_id};
+use super::quota::{Quota, QuotaEvent, QuotaStatus};
+
+/// Which carrier surface a job came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Surface {
+    /// Hologram's `/api/1`.
+    Hologram,
+    /// emnify's `/api/v1`.
+    Emnify,
+}
+
+/// What a job changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum JobKind {
+    /// Pause connectivity.
+    Pause,
+    /// Resume connectivity.
+    Live,
+    /// emnify: suspend the SIM.
+    SuspendSim,
+    /// emnify: activate the SIM.
+    ActivateSim,
+}
+
+/// A state change accepted by the carrier: a Hologram bulk action, or one emnify PATCH.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    /// The carrier's id for it.
+    pub id: String,
+    /// Where it was submitted.
+    pub surface: Surface,
+    /// What it changes.
+    pub kind: JobKind,
+    /// SIMs accepted into it.
+    pub sims: u32,
+    /// SIMs refused up front (listed as invalid in the response).
+    pub refused: u32,
+    /// SIMs not applied yet.
+    pub pending_sims: u32,
+    /// When it was accepted (virtual time).
+    pub submitted_at: Timestamp,
+    /// When its last SIM was applied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<Timestamp>,
+}
+
+/// How long accepted changes take.
+#[derive(Clone, Debug)]
+pub struct DelayModel {
+    /// Shortest delay of a job.
+    pub min: SignedDuration,
+    /// Longest delay of a job (each job draws uniformly between the two).
+    pub max: SignedDuration,
+    /// Share of SIMs that take `slow` instead ("rarely up to 24 hours").
+    pub slow_share: f64,
+    /// Delay of the slow SIMs.
+    pub slow: SignedDuration,
+}
+
+impl Default for DelayModel {
+    fn default() -> Self {
+        Self {
+            min: SignedDuration::from_secs(2),
+            max: SignedDuration::from_secs(5),
+            slow_share: 0.001,
+            slow: SignedDuration::from_hours(2),
+        }
+    }
+}
+
+/// An event listed at `/v1/endpoint/{id}/event`.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// Unique id.
+    pub id: u64,
+    /// When it happened.
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: QuotaEvent,
+}
+
+/// An issued emnify token.
+#[derive(Clone, Debug)]
+struct Token {
+    credential: String,
+    expires_at: Timestamp,
+}
+
+/// The outcome of a bulk or single state change.
+#[derive(Debug, Default)]
+pub struct Submitted {
+    /// The job id, when any SIM was accepted or already in the target state.
+    pub job_id: Option<String>,
+    /// Devices accepted.
+    pub accepted: u32,
+    /// Devices refused, with the reason.
+    pub invalid: Vec<(u64, String)>,
+}
+
+/// Why a single-device change was refused (emnify semantics).
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChangeRefusal {
+    /// The endpoint or SIM is deleted: 409.
+    Deleted,
+    /// The status id is not one this route takes: 422.
+    UnknownStatus(i64),
+}
+
+/// Counters of state changes, for the admin API.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeCounters {
+    /// SIM changes accepted (each SIM in each job).
+    pub submitted_sims: u64,
+    /// Accepted changes to a SIM already in, or already on its way to, the target state:
+    /// what an operator that resubmits pending work produces.
+    pub redundant_sims: u64,
+    /// SIM changes refused up front.
+    pub refused_sims: u64,
+    /// SIM changes applied.
+    pub applied_sims: u64,
+}
+
+/// Everything that changes while the simulator runs.
+#[derive(Debug)]
+pub struct World {
+    /// The SIM table.
+    pub fleet: Fleet,
+    /// Every job, in submission order (index = position).
+    pub jobs: Vec<Job>,
+    /// Counters of state changes.
+    pub counters: ChangeCounters,
+    delays: DelayModel,
+    due: BinaryHeap<Reverse<(Timestamp, u32, u32)>>,
+    quota_deadlines: BTreeSet<(Timestamp, u32)>,
+    events: HashMap<u32, Vec<Event>>,
+    next_event: u64,
+    tokens: HashMap<String, Token>,
+    refresh_tokens: HashMap<String, String>,
+    next_token: u64,
+    rng: fastrand::Rng,
+}
+
+impl World {
+    /// A world around a fleet.
+    pub fn new(fleet: Fleet, delays: DelayModel, seed: u64) -> Self {
+        Self {
+            fleet,
+            jobs: Vec::new(),
+            counters: ChangeCounters::default(),
+            delays,
+            due: BinaryHeap::new(),
+            quota_deadlines: BTreeSet::new(),
+            events: HashMap::new(),
+            next_event: 1,
+            tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            next_token: 1,
+            rng: fastrand::Rng::with_seed(seed ^ 0x5eed),
+        }
+    }
+
+    /// Applies every change and quota transition due at `now`.
+    pub fn settle(&mut self, now: Timestamp) {
+        while let Some(&Reverse((at, row, job))) = self.due.peek() {
+            if at > now {
+                break;
+            }
+            self.due.pop();
+            self.apply(row, job, at);
+        }
+        while let Some(&(at, row)) = self.quota_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.quota_deadlines.pop_first();
+            if let Some(quota) = self.fleet.sim_mut(row).quota.as_deref_mut() {
+                quota.settle(now);
+                if let Some(next) = quota.next_deadline() {
+                    self.quota_deadlines.insert((next, row));
+                }
+            }
+        }
+    }
+
+    /// Applies one due SIM change, unless a later change superseded it.
+    fn apply(&mut self, row: u32, job: u32, at: Timestamp) {
+        let kind = self.jobs[job as usize].kind;
+        let sim = self.fleet.sim_mut(row);
+        let current = match kind {
+            JobKind::Pause | JobKind::Live => sim.pending.is_some_and(|p| p.job == job),
+            JobKind::SuspendSim | JobKind::ActivateSim => {
+                sim.pending_sim.is_some_and(|p| p.job == job)
+            }
+        };
+        if current {
+            match kind {
+                JobKind::Pause | JobKind::Live => {
+                    let target = sim.pending.take().expect("checked").to;
+                    if sim.state != LinkState::Dead {
+                        sim.state = target.state();
+                    }
+                }
+                JobKind::SuspendSim | JobKind::ActivateSim => {
+                    sim.sim_suspended = sim.pending_sim.take().expect("checked").to;
+                }
+            }
+            self.counters.applied_sims += 1;
+        }
+        self.finish_one(job, at);
+    }
+
+    fn finish_one(&mut self, job: u32, at: Timestamp) {
+        let job = &mut self.jobs[job as usize];
+        job.pending_sims = job.pending_sims.saturating_sub(1);
+        if job.pending_sims == 0 && job.finished_at.is_none() {
+            job.finished_at = Some(at);
+        }
+    }
+
+    fn new_job(&mut self, surface: Surface, kind: JobKind, now: Timestamp) -> u32 {
+        let index = u32::try_from(self.jobs.len()).expect("fewer than 4 billion jobs");
+        let id = match surface {
+            Surface::Hologram => format!("job-{}", 10_000 + index),
+            Surface::Emnify => format!("emnify-{}", 10_000 + index),
+        };
+        self.jobs.push(Job {
+            id,
+            surface,
+            kind,
+            sims: 0,
+            refused: 0,
+            pending_sims: 0,
+            submitted_at: now,
+            finished_at: None,
+        });
+        index
+    }
+
+    /// Draws one job's delay.
+    fn job_delay(&mut self) -> SignedDuration {
+        let (min, max) = (self.delays.min.as_millis(), self.delays.max.as_millis());
+        let millis = if max > min {
+            self.rng.i64(min as i64..=max as i64)
+        } else {
+            min as i64
+        };
+        SignedDuration::from_millis(millis)
+    }
+
+    /// Schedules one SIM of a job.
+    fn schedule(&mut self, row: u32, job: u32, now: Timestamp, job_delay: SignedDuration) {
+        let delay = if self.delays.slow_share > 0.0 && self.rng.f64() < self.delays.slow_share {
+            self.delays.slow
+        } else {
+            job_delay
+        };
+        let due = now.saturating_add(delay).unwrap_or(now);
+        self.due.push(Reverse((due, row, job)));
+        let record = &mut self.jobs[job as usize];
+        record.sims += 1;
+        record.pending_sims += 1;
+        self.counters.submitted_sims += 1;
+    }
+
+    /// A Hologram state change (bulk or single), after the request itself was checked: each
+    /// device is accepted or refused with a reason; the change lands after a delay.
+    pub fn submit_hologram(
+        &mut self,
+        device_ids: &[u64],
+        target: Target,
+        org_id: Option<u64>,
+        now: Timestamp,
+    ) -> Submitted {
+        let kind = match target {
+            Target::Pause => JobKind::Pause,
+            Target::Live => JobKind::Live,
+        };
+        let job = self.new_job(Surface::Hologram, kind, now);
+        let delay = self.job_delay();
+        let mut out = Submitted::default();
+        for &id in device_ids {
+            let Some(row) = self.fleet.row_of_device(id) else {
+                out.invalid.push((id, "unknown device id".into()));
+                continue;
+            };
+            let sim = self.fleet.sim(row);
+            let refusal = if org_id.is_some_and(|org| org != sim.org_id) {
+                Some("device belongs to another organisation".to_owned())
+            } else if sim.state == LinkState::Dead {
+                Some("device is deactivated (DEAD)".to_owned())
+            } else if let Some(p) = sim.pending {
+                Some(format!(
+                    "a state change is already pending (job {})",
+                    self.jobs[p.job as usize].id
+                ))
+            } else if sim.state == LinkState::PausedSys && target == Target::Pause {
+                Some("device is paused by the system (PAUSED-SYS)".to_owned())
+            } else if sim.state == LinkState::PausedSys && !sim.sys_resumable {
+                Some("device is paused by the system (PAUSED-SYS) and must be resumed from the dashboard".to_owned())
+            } else {
+                None
+            };
+            if let Some(reason) = refusal {
+                out.invalid.push((id, reason));
+                continue;
+            }
+            if sim.state == target.state() {
+                self.counters.redundant_sims += 1;
+            }
+            self.fleet.sim_mut(row).pending = Some(Pending { to: target, job });
+            self.schedule(row, job, now, delay);
+            out.accepted += 1;
+        }
+        let refused = out.invalid.len() as u32;
+        self.counters.refused_sims += u64::from(refused);
+        let record = &mut self.jobs[job as usize];
+        record.refused = refused;
+        if record.sims == 0 {
+            record.finished_at = Some(now);
+        }
+        out.job_id = Some(record.id.clone());
+        out
+    }
+
+    /// emnify `PATCH /v1/endpoint/{id}` with a status id: 0 Enabled, 1 Disabled.
+    pub fn patch_endpoint(
+        &mut self,
+        row: u32,
+        status: i64,
+        now: Timestamp,
+    ) -> Result<(), ChangeRefusal> {
+        let target = match status {
+            0 => Target::Live,
+            1 => Target::Pause,
+            other => return Err(ChangeRefusal::UnknownStatus(other)),
+        };
+        let sim = self.fleet.sim(row);
+        if sim.state == LinkState::Dead {
+            return Err(ChangeRefusal::Deleted);
+        }
+        let on_its_way = sim
+            .pending
+            .map(|p| p.to)
+            .unwrap_or_else(|| match sim.state {
+                LinkState::Live => Target::Live,
+                _ => Target::Pause,
+            });
+        if on_its_way == target {
+            self.counters.redundant_sims += 1;
+        }
+        // A later PATCH supersedes one in flight, as the last write wins at the carrier.
+        let kind = match target {
+            Target::Pause => JobKind::Pause,
+            Target::Live => JobKind::Live,
+        };
+        let job = self.new_job(Surface::Emnify, kind, now);
+        self.fleet.sim_mut(row).pending = Some(Pending { to: target, job });
+        let delay = self.job_delay();
+        self.schedule(row, job, now, delay);
+        Ok(())
+    }
+
+    /// emnify `PATCH /v1/sim/{id}` with a status id: 1 Activated, 2 Suspended.
+    pub fn patch_sim(
+        &mut self,
+        row: u32,
+        status: i64,
+        now: Timestamp,
+    ) -> Result<(), ChangeRefusal> {
+        let suspend = match status {
+            1 => false,
+            2 => true,
+            other => return Err(ChangeRefusal::UnknownStatus(other)),
+        };
+        let sim = self.fleet.sim(row);
+        if sim.state == LinkState::Dead {
+            return Err(ChangeRefusal::Deleted);
+        }
+        if sim.pending_sim.map_or(sim.sim_suspended, |p| p.to) == suspend {
+            self.counters.redundant_sims += 1;
+        }
+        let kind = if suspend {
+            JobKind::SuspendSim
+        } else {
+            JobKind::ActivateSim
+        };
+        let job = self.new_job(Surface::Emnify, kind, now);
+        self.fleet.sim_mut(row).pending_sim = Some(Pending { to: suspend, job });
+        let delay = self.job_delay();
+        self.schedule(row, job, now, delay);
+        Ok(())
+    }
+
+    /// Sets (replaces) a device's quota.
+    pub fn set_quota(&mut self, row: u32, quota: Quota) {
+        self.forget_deadline(row);
+        if let Some(next) = quota.next_deadline() {
+            self.quota_deadlines.insert((next, row));
+        }
+        self.fleet.sim_mut(row).quota = Some(Box::new(quota));
+    }
+
+    /// Deletes a device's quota; false when it had none.
+    pub fn delete_quota(&mut self, row: u32) -> bool {
+        self.forget_deadline(row);
+        self.fleet.sim_mut(row).quota.take().is_some()
+    }
+
+    fn forget_deadline(&mut self, row: u32) {
+        if let Some(next) = self
+            .fleet
+            .sim(row)
+            .quota
+            .as_deref()
+            .and_then(Quota::next_deadline)
+        {
+            self.quota_deadlines.remove(&(next, row));
+        }
+    }
+
+    /// Uses data on a device; the error says why data cannot flow.
+    pub fn consume(&mut self, row: u32, mb: f64, now: Timestamp) -> Result<&Quota, String> {
+        let sim = self.fleet.sim_mut(row);
+        let quota = sim
+            .quota
+            .as_deref_mut()
+            .ok_or("the device has no data quota, so it is denied data")?;
+        if quota.status != QuotaStatus::Active {
+            return Err(format!(
+                "the device's quota is {}, so it is denied data",
+                quota.status.description()
+            ));
+        }
+        let raised = quota.consume(mb, now);
+        for kind in raised {
+            let id = self.next_event;
+            self.next_event += 1;
+            self.events
+                .entry(row)
+                .or_default()
+                .push(Event { id, at: now, kind });
+        }
+        Ok(self.fleet.sim(row).quota.as_deref().expect("checked above"))
+    }
+
+    /// The quota events of a device, oldest first.
+    pub fn events(&self, row: u32) -> &[Event] {
+        self.events.get(&row).map_or(&[], Vec::as_slice)
+    }
+
+    /// Forces a SIM's state, as a person in the carrier's dashboard would (drift).
+    pub fn force_state(&mut self, row: u32, state: LinkState) {
+        let sim = self.fleet.sim_mut(row);
+        sim.state = state;
+        sim.pending = None;
+    }
+
+    /// Issues an emnify auth token and refresh token for a credential.
+    pub fn issue_token(
+        &mut self,
+        credential: &str,
+        now: Timestamp,
+        lifetime: SignedDuration,
+    ) -> (String, String) {
+        let expires_at = now.saturating_add(lifetime).unwrap_or(now);
+        let serial = self.next_token;
+        self.next_token += 1;
+        let encode = |v: &serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        // A JWT shape, so clients can read `exp`; the signature is not checked by anyone.
+        let auth = format!(
+            "{}.{}.{}",
+            encode(&serde_json::json!({"alg": "HS512", "typ": "JWT"})),
+            encode(
+                &serde_json::json!({"exp": expires_at.as_second(), "iat": now.as_second(), "jti": serial, "sub": "simfleet-simulator"})
+            ),
+            encode(&serde_json::json!(format!("sig-{serial}"))),
+        );
+        let refresh = format!("refresh-{serial}-{:016x}", self.rng.u64(..));
+        self.tokens.insert(
+            auth.clone(),
+            Token {
+                credential: credential.to_owned(),
+                expires_at,
+            },
+        );
+        self.refresh_tokens
+            .insert(refresh.clone(), credential.to_owned());
+        (auth, refresh)
+    }
+
+    /// The credential behind a valid, unexpired auth token.
+    pub fn check_token(&self, token: &str, now: Timestamp) -> Option<&str> {
+        self.tokens
+            .get(token)
+            .filter(|t| t.expires_at > now)
+            .map(|t| t.credential.as_str())
+    }
+
+    /// The credential behind a refresh token.
+    pub fn refresh_credential(&self, refresh: &str) -> Option<String> {
+        self.refresh_tokens.get(refresh).cloned()
+    }
+
+    /// Expires every issued auth token now (fault injection).
+    pub fn expire_tokens(&mut self, now: Timestamp) -> usize {
+        for token in self.tokens.values_mut() {
+            token.expires_at = token.expires_at.min(now);
+        }
+        self.tokens.len()
+    }
+}
+
+/// Device ids of a job's refusals, for responses.
+pub fn refused_json(invalid: &[(u64, String)]) -> Vec<serde_json::Value> {
+    invalid
+        .iter()
+        .map(|(id, reason)| serde_json::json!({"deviceid": id, "reason": reason}))
+        .collect()
+}
+
+/// The device id of a row (re-exported for the surfaces).
+pub fn row_device_id(row: u32) -> u64 {
+    device_id(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simulator::fleet::{FleetFile, SeedConfig};
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn world() -> World {
+        let fleet = Fleet::seeded(&SeedConfig {
+            sims: 100,
+            paused_share: 0.0,
+            paused_by_system_share: 0.0,
+            deactivated_share: 0.0,
+            ..SeedConfig::default()
+        });
+        let delays = DelayModel {
+            min: SignedDuration::from_secs(10),
+            max: SignedDuration::from_secs(10),
+            slow_share: 0.0,
+            slow: SignedDuration::ZERO,
+        };
+        World::new(fleet, delays, 1)
+    }
+
+    #[test]
+    fn a_bulk_pause_is_pending_until_its_delay_passes() {
+        let mut w = world();
+        let now = t("2026-01-01T00:00:00Z");
+        let out = w.submit_hologram(&[1001, 1002, 99], Target::Pause, None, now);
+        assert_eq!(out.accepted, 2);
+        assert_eq!(out.invalid, [(99, "unknown device id".to_owned())]);
+        assert!(w.fleet.sim(0).pending.is_some());
+        w.settle(t("2026-01-01T00:00:09Z"));
+        assert_eq!(w.fleet.sim(0).state, LinkState::Live);
+        w.settle(t("2026-01-01T00:00:10Z"));
+        assert_eq!(w.fleet.sim(0).state, LinkState::PausedUser);
+        assert!(w.fleet.sim(0).pending.is_none());
+        assert_eq!(w.jobs[0].finished_at, Some(t("2026-01-01T00:00:10Z")));
+        assert_eq!(w.counters.applied_sims, 2);
+    }
+
+    #[test]
+    fn a_second_change_while_pending_is_refused_and_nothing_is_counted_twice() {
+        let mut w = world();
+        let now = t("2026-01-01T00:00:00Z");
+        w.submit_hologram(&[1001], Target::Pause, None, now);
+        let again = w.submit_hologram(&[1001], Target::Pause, None, now);
+        assert_eq!(again.accepted, 0);
+        assert!(
+            again.invalid[0]
+                .1
+                .contains("already pending (job job-10000)")
+        );
+        assert_eq!(w.counters.submitted_sims, 1);
+    }
+
+    #[test]
+    fn system_paused_dead_and_foreign_sims_are_refused_with_reasons() {
+        let file: FleetFile = serde_saphyr::from_str(
+            "sims:\n - {iccid: \"8944500000000000001\", state: PAUSED-SYS, resumable: false}\n - {iccid: \"8944500000000000002\", state: DEAD}\n - {iccid: \"8944500000000000003\", orgId: 9}\n - {iccid: \"8944500000000000004\", state: PAUSED-SYS}\n",
+        )
+        .unwrap();
+        let mut w = World::new(
+            Fleet::from_fleet_file(file).unwrap(),
+            DelayModel::default(),
+            1,
+        );
+        let now = t("2026-01-01T00:00:00Z");
+        let out = w.submit_hologram(&[1001, 1002, 1003, 1004], Target::Live, Some(1), now);
+        let reasons: Vec<&str> = out.invalid.iter().map(|(_, r)| r.as_str()).collect();
+        assert_eq!(out.accepted, 1, "the resumable PAUSED-SYS SIM is accepted");
+        assert!(reasons[0].contains("must be resumed from the dashboard"));
+        assert!(reasons[1].contains("deactivated"));
+        assert!(reasons[2].contains("another organisation"));
+    }
+
+    #[test]
+    fn emnify_patches_validate_and_the_last_one_wins() {
+        let mut w = world();
+        let now = t("2026-01-01T00:00:00Z");
+        assert_eq!(
+            w.patch_endpoint(0, 7, now),
+            Err(ChangeRefusal::UnknownStatus(7))
+        );
+        w.patch_endpoint(0, 1, now).unwrap();
+        w.patch_endpoint(0, 0, now).unwrap();
+        w.settle(t("2026-01-01T01:00:00Z"));
+        assert_eq!(w.fleet.sim(0).state, LinkState::Live);
+        assert!(w.jobs.iter().all(|j| j.finished_at.is_some()));
+        w.force_state(1, LinkState::Dead);
+        assert_eq!(w.patch_sim(1, 2, now), Err(ChangeRefusal::Deleted));
+    }
+
+    #[test]
+    fn tokens_expire_with_the_clock_and_on_demand() {
+        let mut w = world();
+        let now = t("2026-01-01T00:00:00Z");
+        let (auth, refresh) = w.issue_token("app", now, SignedDuration::from_hours(1));
+        assert_eq!(w.check_token(&auth, now), Some("app"));
+        assert_eq!(w.check_token(&auth, t("2026-01-01T01:00:00Z")), None);
+        assert_eq!(w.refresh_credential(&refresh).as_deref(), Some("app"));
+        let (auth, _) = w.issue_token("app", now, SignedDuration::from_hours(1));
+        w.expire_tokens(now);
+        assert_eq!(w.check_token(&auth, now), None);
+    }
+}
