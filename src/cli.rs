@@ -28,7 +28,7 @@ pub enum Command {
     /// operator; applies examples/ and writes a kubeconfig for kubectl. For trying out only.
     Dev,
     /// Run the carrier simulator alone: an HTTP server speaking Hologram's and emnify's APIs.
-    Simulator(crate::simulator::SimulatorArgs),
+    Simulator(Box<crate::simulator::SimulatorArgs>),
     /// Print the CustomResourceDefinitions (what crds/ holds) as multi-document YAML.
     Crd {
         /// Write one file per CRD into this directory instead of printing them.

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         }
         Command::Run => not_yet("run"),
         Command::Dev => not_yet("dev"),
-        Command::Simulator(args) => match run_async(simfleet::simulator::run(args)) {
+        Command::Simulator(args) => match run_async(simfleet::simulator::run(*args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err),
         },

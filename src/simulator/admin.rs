@@ -8,13 +8,15 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
 use jiff::SignedDuration;
 use serde_json::{Value, json};
 
 use super::fleet::{LinkState, device_id, link_id, sim_id};
-use super::http::{Dialect, FaultRule, SimulatorState, json_response, parse_json};
+use super::http::{
+    Answer, ApiError, Dialect, FaultRule, SimulatorState, json_response, parse_json,
+};
 use crate::api::FriendlyDuration;
 
 const DIALECT: Dialect = Dialect::Admin;
@@ -38,11 +40,11 @@ pub fn routes() -> Router<Arc<SimulatorState>> {
         .route("/_sim/reset", post(reset))
 }
 
-fn bad_request(message: impl Into<String>) -> Response {
+fn bad_request(message: impl Into<String>) -> ApiError {
     DIALECT.error(StatusCode::BAD_REQUEST, message)
 }
 
-async fn stats(State(state): State<Arc<SimulatorState>>) -> Response {
+async fn stats(State(state): State<Arc<SimulatorState>>) -> Answer {
     let requests = state.request_counts();
     let total: u64 = requests.iter().map(|r| r.count).sum();
     let mutating: u64 = requests
@@ -60,7 +62,7 @@ async fn stats(State(state): State<Arc<SimulatorState>>) -> Response {
         .map(|r| r.count)
         .sum();
     let (world, _) = state.world();
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         json!({
             "requests": requests,
@@ -71,20 +73,20 @@ async fn stats(State(state): State<Arc<SimulatorState>>) -> Response {
                 "pending": world.jobs.iter().filter(|j| j.finished_at.is_none()).count(),
             },
         }),
-    )
+    ))
 }
 
-async fn clear_stats(State(state): State<Arc<SimulatorState>>) -> Response {
+async fn clear_stats(State(state): State<Arc<SimulatorState>>) -> Answer {
     state.clear_request_counts();
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /_sim/sims?iccid=&deviceId=&tag=&state=&offset=&limit=`: the SIM table.
 async fn sims(
     State(state): State<Arc<SimulatorState>>,
     Query(params): Query<HashMap<String, String>>,
-) -> Response {
-    let number = |name: &str, default: usize| -> Result<usize, Response> {
+) -> Answer {
+    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
         params.get(name).map_or(Ok(default), |v| {
             v.parse().map_err(|_| {
                 bad_request(format!("{name} must be a non-negative integer, got {v:?}"))
@@ -94,18 +96,20 @@ async fn sims(
     let (offset, limit) = match (number("offset", 0), number("limit", 100)) {
         (Ok(o), Ok(l)) if (1..=MAX_TABLE_PAGE).contains(&l) => (o, l),
         (Ok(_), Ok(l)) => {
-            return bad_request(format!("limit must be from 1 to {MAX_TABLE_PAGE}, got {l}"));
+            return Err(bad_request(format!(
+                "limit must be from 1 to {MAX_TABLE_PAGE}, got {l}"
+            )));
         }
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return Err(r),
     };
     let wanted_state = match params.get("state") {
         None => None,
         Some(s) => match serde_json::from_value::<LinkState>(json!(s)) {
             Ok(state) => Some(state),
             Err(_) => {
-                return bad_request(format!(
+                return Err(bad_request(format!(
                     "state {s:?} is not one of LIVE, PAUSED-USER, PAUSED-SYS, DEAD"
-                ));
+                )));
             }
         },
     };
@@ -116,7 +120,12 @@ async fn sims(
         None => None,
         Some(name) => match fleet.tag_id(name) {
             Some(t) => Some(t),
-            None => return json_response(StatusCode::OK, json!({"total": 0, "sims": []})),
+            None => {
+                return Ok(json_response(
+                    StatusCode::OK,
+                    json!({"total": 0, "sims": []}),
+                ));
+            }
         },
     };
     let only: Option<Option<u32>> = match (params.get("iccid"), params.get("deviceId")) {
@@ -160,7 +169,10 @@ async fn sims(
             })
         })
         .collect();
-    json_response(StatusCode::OK, json!({"total": total, "sims": sims}))
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"total": total, "sims": sims}),
+    ))
 }
 
 /// `PATCH /_sim/sims/{deviceId}` `{"state": "LIVE"}`: changes a SIM at once, as someone in the
@@ -169,37 +181,38 @@ async fn force_state(
     State(state): State<Arc<SimulatorState>>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    let body = match parse_json(&body) {
-        Ok(b) => b,
-        Err(e) => return bad_request(e),
-    };
+) -> Answer {
+    let body = parse_json(&body).map_err(bad_request)?;
     let new_state = match body
         .get("state")
         .map(|s| serde_json::from_value::<LinkState>(s.clone()))
     {
         Some(Ok(s)) => s,
-        _ => return bad_request("state is required: LIVE, PAUSED-USER, PAUSED-SYS or DEAD"),
+        _ => {
+            return Err(bad_request(
+                "state is required: LIVE, PAUSED-USER, PAUSED-SYS or DEAD",
+            ));
+        }
     };
     let (mut world, _) = state.world();
     let Some(row) = id.parse().ok().and_then(|id| world.fleet.row_of_device(id)) else {
-        return DIALECT.error(StatusCode::NOT_FOUND, format!("device {id} not found"));
+        return Err(DIALECT.error(StatusCode::NOT_FOUND, format!("device {id} not found")));
     };
     world.force_state(row, new_state);
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         json!({"deviceId": device_id(row), "state": new_state}),
-    )
+    ))
 }
 
 /// `GET /_sim/jobs?status=pending|finished`.
 async fn jobs(
     State(state): State<Arc<SimulatorState>>,
     Query(params): Query<HashMap<String, String>>,
-) -> Response {
+) -> Answer {
     let filter = params.get("status").map(String::as_str);
     if !matches!(filter, None | Some("pending") | Some("finished")) {
-        return bad_request("status must be pending or finished");
+        return Err(bad_request("status must be pending or finished"));
     }
     let (world, _) = state.world();
     let jobs: Vec<_> = world
@@ -211,109 +224,110 @@ async fn jobs(
             _ => true,
         })
         .collect();
-    json_response(StatusCode::OK, json!({"jobs": jobs}))
+    Ok(json_response(StatusCode::OK, json!({"jobs": jobs})))
 }
 
-async fn get_faults(State(state): State<Arc<SimulatorState>>) -> Response {
-    json_response(StatusCode::OK, json!({"rules": state.faults()}))
+async fn get_faults(State(state): State<Arc<SimulatorState>>) -> Answer {
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"rules": state.faults()}),
+    ))
 }
 
 /// `PUT /_sim/faults` `{"rules": [FaultRule...]}` replaces the fault rules.
-async fn put_faults(State(state): State<Arc<SimulatorState>>, body: Bytes) -> Response {
-    let body = match parse_json(&body) {
-        Ok(b) => b,
-        Err(e) => return bad_request(e),
-    };
+async fn put_faults(State(state): State<Arc<SimulatorState>>, body: Bytes) -> Answer {
+    let body = parse_json(&body).map_err(bad_request)?;
     let rules: Vec<FaultRule> = match body.get("rules").map(|r| serde_json::from_value(r.clone())) {
         Some(Ok(rules)) => rules,
-        Some(Err(e)) => return bad_request(format!("rules: {e}")),
-        None => return bad_request("rules is required: a list of fault rules"),
+        Some(Err(e)) => return Err(bad_request(format!("rules: {e}"))),
+        None => return Err(bad_request("rules is required: a list of fault rules")),
     };
     for (i, rule) in rules.iter().enumerate() {
         if let Err(e) = rule.check() {
-            return bad_request(format!("rules[{i}].{e}"));
+            return Err(bad_request(format!("rules[{i}].{e}")));
         }
     }
     state.set_faults(rules);
-    json_response(StatusCode::OK, json!({"rules": state.faults()}))
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"rules": state.faults()}),
+    ))
 }
 
-async fn clear_faults(State(state): State<Arc<SimulatorState>>) -> Response {
+async fn clear_faults(State(state): State<Arc<SimulatorState>>) -> Answer {
     state.set_faults(Vec::new());
-    StatusCode::NO_CONTENT.into_response()
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn clock(State(state): State<Arc<SimulatorState>>) -> Response {
-    json_response(
+async fn clock(State(state): State<Arc<SimulatorState>>) -> Answer {
+    Ok(json_response(
         StatusCode::OK,
         json!({"now": state.clock.now(), "mode": state.clock.mode()}),
-    )
+    ))
 }
 
 /// `POST /_sim/clock/advance` `{"by": "1h30m"}` or `{"seconds": 90}`.
-async fn advance_clock(State(state): State<Arc<SimulatorState>>, body: Bytes) -> Response {
-    let body = match parse_json(&body) {
-        Ok(b) => b,
-        Err(e) => return bad_request(e),
-    };
+async fn advance_clock(State(state): State<Arc<SimulatorState>>, body: Bytes) -> Answer {
+    let body = parse_json(&body).map_err(bad_request)?;
     let by = match (body.get("by"), body.get("seconds")) {
         (Some(Value::String(text)), None) => match text.parse::<FriendlyDuration>() {
             Ok(d) => d.as_duration(),
-            Err(e) => return bad_request(format!("by: {e}")),
+            Err(e) => return Err(bad_request(format!("by: {e}"))),
         },
         (None, Some(seconds)) => match seconds.as_f64() {
             Some(s) if s >= 0.0 && s.is_finite() => SignedDuration::from_secs_f64(s),
-            _ => return bad_request("seconds must be a number, 0 or more"),
+            _ => return Err(bad_request("seconds must be a number, 0 or more")),
         },
-        _ => return bad_request("send exactly one of by (e.g. \"1h30m\") or seconds"),
+        _ => {
+            return Err(bad_request(
+                "send exactly one of by (e.g. \"1h30m\") or seconds",
+            ));
+        }
     };
     let now = state.clock.advance(by);
     // Apply what became due, so the next reader sees a settled world either way.
     drop(state.world());
-    json_response(StatusCode::OK, json!({"now": now}))
+    Ok(json_response(StatusCode::OK, json!({"now": now})))
 }
 
 /// `POST /_sim/consume` `{"deviceId": 1001, "mb": 12.5}`: the device uses data.
-async fn consume(State(state): State<Arc<SimulatorState>>, body: Bytes) -> Response {
-    let body = match parse_json(&body) {
-        Ok(b) => b,
-        Err(e) => return bad_request(e),
-    };
+async fn consume(State(state): State<Arc<SimulatorState>>, body: Bytes) -> Answer {
+    let body = parse_json(&body).map_err(bad_request)?;
     let Some(device) = body.get("deviceId").and_then(Value::as_u64) else {
-        return bad_request("deviceId is required: an endpoint id");
+        return Err(bad_request("deviceId is required: an endpoint id"));
     };
     let mb = match body.get("mb").and_then(Value::as_f64) {
         Some(mb) if mb > 0.0 && mb.is_finite() => mb,
-        _ => return bad_request("mb is required: a number above 0"),
+        _ => return Err(bad_request("mb is required: a number above 0")),
     };
     let (mut world, now) = state.world();
     let Some(row) = world.fleet.row_of_device(device) else {
-        return DIALECT.error(StatusCode::NOT_FOUND, format!("device {device} not found"));
+        return Err(DIALECT.error(StatusCode::NOT_FOUND, format!("device {device} not found")));
     };
     match world.consume(row, mb, now) {
-        Ok(quota) => json_response(
+        Ok(quota) => Ok(json_response(
             StatusCode::OK,
             json!({"deviceId": device, "quota": quota.to_json()}),
-        ),
-        Err(message) => DIALECT.error(StatusCode::CONFLICT, message),
+        )),
+        Err(message) => Err(DIALECT.error(StatusCode::CONFLICT, message)),
     }
 }
 
-async fn expire_tokens(State(state): State<Arc<SimulatorState>>) -> Response {
+async fn expire_tokens(State(state): State<Arc<SimulatorState>>) -> Answer {
     let (mut world, now) = state.world();
     let expired = world.expire_tokens(now);
-    json_response(StatusCode::OK, json!({"expired": expired}))
+    Ok(json_response(StatusCode::OK, json!({"expired": expired})))
 }
 
 /// `POST /_sim/reset`: rebuilds the fleet from the start-up settings, forgets jobs, tokens,
 /// statistics and runtime fault rules. The clock keeps its time.
-async fn reset(State(state): State<Arc<SimulatorState>>) -> Response {
+async fn reset(State(state): State<Arc<SimulatorState>>) -> Answer {
     match super::build_world(&state.config) {
         Ok(world) => {
             let sims = world.fleet.len();
             state.replace_world(world);
-            json_response(StatusCode::OK, json!({"sims": sims}))
+            Ok(json_response(StatusCode::OK, json!({"sims": sims})))
         }
-        Err(e) => DIALECT.error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => Err(DIALECT.error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
 }

@@ -13,7 +13,9 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::fleet::{Fleet, LinkState, device_id, sim_id};
-use super::http::{Dialect, SimulatorState, json_response, parse_json, too_many_requests};
+use super::http::{
+    Answer, ApiError, Dialect, SimulatorState, json_response, parse_json, too_many_requests,
+};
 use super::quota::Quota;
 use super::world::{ChangeRefusal, World};
 
@@ -43,52 +45,49 @@ pub fn routes() -> Router<Arc<SimulatorState>> {
 
 type Params = Query<HashMap<String, String>>;
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
     DIALECT.error(status, message)
 }
 
-async fn authenticate(State(state): State<Arc<SimulatorState>>, body: Bytes) -> Response {
-    let body = match parse_json(&body) {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
+async fn authenticate(State(state): State<Arc<SimulatorState>>, body: Bytes) -> Answer {
+    let body = parse_json(&body).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
     let credential = if let Some(token) = body.get("application_token") {
         match token.as_str() {
             Some(t) if state.config.emnify_app_tokens.iter().any(|k| k == t) => t.to_owned(),
-            Some(_) => return error(StatusCode::UNAUTHORIZED, "invalid application token"),
+            Some(_) => return Err(error(StatusCode::UNAUTHORIZED, "invalid application token")),
             None => {
-                return error(
+                return Err(error(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "application_token must be a string",
-                );
+                ));
             }
         }
     } else if let Some(refresh) = body.get("refresh_token").and_then(Value::as_str) {
         let (world, _) = state.world();
         match world.refresh_credential(refresh) {
             Some(credential) => credential,
-            None => return error(StatusCode::UNAUTHORIZED, "invalid refresh token"),
+            None => return Err(error(StatusCode::UNAUTHORIZED, "invalid refresh token")),
         }
     } else {
-        return error(
+        return Err(error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "send application_token (or refresh_token) to authenticate",
-        );
+        ));
     };
     if let Err(wait) = state.take_auth_budget(&credential) {
-        return too_many_requests(DIALECT, wait);
+        return Err(too_many_requests(DIALECT, wait));
     }
     let (mut world, now) = state.world();
     let (auth_token, refresh_token) =
         world.issue_token(&credential, now, state.config.token_lifetime);
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         json!({"auth_token": auth_token, "refresh_token": refresh_token}),
-    )
+    ))
 }
 
 /// Checks the bearer token and takes a request from the credential's rate budget.
-fn authorize(state: &SimulatorState, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(state: &SimulatorState, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -175,8 +174,8 @@ struct ListQuery {
     per_page: usize,
 }
 
-fn list_query(fleet: &Fleet, params: &HashMap<String, String>) -> Result<ListQuery, Response> {
-    let number = |name: &str, default: usize| -> Result<usize, Response> {
+fn list_query(fleet: &Fleet, params: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
+    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
         params.get(name).map_or(Ok(default), |v| {
             v.parse::<usize>().map_err(|_| {
                 error(
@@ -287,15 +286,10 @@ async fn list_endpoints(
     State(state): State<Arc<SimulatorState>>,
     headers: HeaderMap,
     Query(params): Params,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    authorize(&state, &headers)?;
     let (world, _) = state.world();
-    let query = match list_query(&world.fleet, &params) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
+    let query = list_query(&world.fleet, &params)?;
     let (rows, total) = page(&world.fleet, &query, |f, r| {
         endpoint_status(f.sim(r).state).0
     });
@@ -304,30 +298,25 @@ async fn list_endpoints(
         .map(|&r| endpoint_json(&world.fleet, r))
         .collect();
     drop(world);
-    paged_response(items, total, query.per_page)
+    Ok(paged_response(items, total, query.per_page))
 }
 
 async fn list_sims(
     State(state): State<Arc<SimulatorState>>,
     headers: HeaderMap,
     Query(params): Params,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    authorize(&state, &headers)?;
     let (world, _) = state.world();
-    let query = match list_query(&world.fleet, &params) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
+    let query = list_query(&world.fleet, &params)?;
     let (rows, total) = page(&world.fleet, &query, |f, r| sim_status(f, r).0);
     let items = rows.iter().map(|&r| sim_json(&world.fleet, r)).collect();
     drop(world);
-    paged_response(items, total, query.per_page)
+    Ok(paged_response(items, total, query.per_page))
 }
 
 /// Resolves an endpoint id from the path, or answers 404.
-fn endpoint_row(world: &World, id: &str) -> Result<u32, Response> {
+fn endpoint_row(world: &World, id: &str) -> Result<u32, ApiError> {
     id.parse()
         .ok()
         .and_then(|id| world.fleet.row_of_device(id))
@@ -338,34 +327,31 @@ async fn get_endpoint(
     State(state): State<Arc<SimulatorState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    authorize(&state, &headers)?;
     let (world, _) = state.world();
-    match endpoint_row(&world, &id) {
-        Ok(row) => json_response(StatusCode::OK, endpoint_json(&world.fleet, row)),
-        Err(r) => r,
-    }
+    let row = endpoint_row(&world, &id)?;
+    Ok(json_response(
+        StatusCode::OK,
+        endpoint_json(&world.fleet, row),
+    ))
 }
 
 async fn get_sim(
     State(state): State<Arc<SimulatorState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    authorize(&state, &headers)?;
     let (world, _) = state.world();
     match id.parse().ok().and_then(|id| world.fleet.row_of_sim_id(id)) {
-        Some(row) => json_response(StatusCode::OK, sim_json(&world.fleet, row)),
-        None => error(StatusCode::NOT_FOUND, format!("sim {id} not found")),
+        Some(row) => Ok(json_response(StatusCode::OK, sim_json(&world.fleet, row))),
+        None => Err(error(StatusCode::NOT_FOUND, format!("sim {id} not found"))),
     }
 }
 
 /// Reads `{"status": {"id": N}}`.
-fn status_id(body: &Bytes) -> Result<i64, Response> {
+fn status_id(body: &Bytes) -> Result<i64, ApiError> {
     let body = parse_json(body).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
     body.get("status")
         .and_then(|s| s.get("id"))
@@ -378,7 +364,7 @@ fn status_id(body: &Bytes) -> Result<i64, Response> {
         })
 }
 
-fn refusal(what: &str, id: &str, refusal: ChangeRefusal, allowed: &str) -> Response {
+fn refusal(what: &str, id: &str, refusal: ChangeRefusal, allowed: &str) -> ApiError {
     match refusal {
         ChangeRefusal::Deleted => error(
             StatusCode::CONFLICT,
@@ -396,22 +382,14 @@ async fn patch_endpoint(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let status = match status_id(&body) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> Answer {
+    authorize(&state, &headers)?;
+    let status = status_id(&body)?;
     let (mut world, now) = state.world();
-    let row = match endpoint_row(&world, &id) {
-        Ok(row) => row,
-        Err(r) => return r,
-    };
+    let row = endpoint_row(&world, &id)?;
     match world.patch_endpoint(row, status, now) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => refusal("endpoint", &id, r, "0 (Enabled) or 1 (Disabled)"),
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(r) => Err(refusal("endpoint", &id, r, "0 (Enabled) or 1 (Disabled)")),
     }
 }
 
@@ -420,21 +398,16 @@ async fn patch_sim(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let status = match status_id(&body) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+) -> Answer {
+    authorize(&state, &headers)?;
+    let status = status_id(&body)?;
     let (mut world, now) = state.world();
     let Some(row) = id.parse().ok().and_then(|id| world.fleet.row_of_sim_id(id)) else {
-        return error(StatusCode::NOT_FOUND, format!("sim {id} not found"));
+        return Err(error(StatusCode::NOT_FOUND, format!("sim {id} not found")));
     };
     match world.patch_sim(row, status, now) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => refusal("sim", &id, r, "1 (Activated) or 2 (Suspended)"),
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(r) => Err(refusal("sim", &id, r, "1 (Activated) or 2 (Suspended)")),
     }
 }
 
@@ -442,21 +415,16 @@ async fn get_quota(
     State(state): State<Arc<SimulatorState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    authorize(&state, &headers)?;
     let (world, _) = state.world();
-    let row = match endpoint_row(&world, &id) {
-        Ok(row) => row,
-        Err(r) => return r,
-    };
+    let row = endpoint_row(&world, &id)?;
     match world.fleet.sim(row).quota.as_deref() {
-        Some(quota) => json_response(StatusCode::OK, quota.to_json()),
-        None => error(
+        Some(quota) => Ok(json_response(StatusCode::OK, quota.to_json())),
+        None => Err(error(
             StatusCode::NOT_FOUND,
             format!("endpoint {id} has no data quota"),
-        ),
+        )),
     }
 }
 
@@ -465,28 +433,23 @@ async fn set_quota(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
-    let body = match parse_json(&body) {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e),
-    };
+) -> Answer {
+    authorize(&state, &headers)?;
+    let body = parse_json(&body).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
     let (mut world, now) = state.world();
-    let row = match endpoint_row(&world, &id) {
-        Ok(row) => row,
-        Err(r) => return r,
-    };
+    let row = endpoint_row(&world, &id)?;
     if world.fleet.sim(row).state == LinkState::Dead {
-        return error(StatusCode::CONFLICT, format!("endpoint {id} is deleted"));
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!("endpoint {id} is deleted"),
+        ));
     }
     match Quota::from_request(&body, now) {
         Ok(quota) => {
             world.set_quota(row, quota);
-            StatusCode::CREATED.into_response()
+            Ok(StatusCode::CREATED.into_response())
         }
-        Err(message) => error(StatusCode::UNPROCESSABLE_ENTITY, message),
+        Err(message) => Err(error(StatusCode::UNPROCESSABLE_ENTITY, message)),
     }
 }
 
@@ -494,22 +457,17 @@ async fn delete_quota(
     State(state): State<Arc<SimulatorState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    authorize(&state, &headers)?;
     let (mut world, _) = state.world();
-    let row = match endpoint_row(&world, &id) {
-        Ok(row) => row,
-        Err(r) => return r,
-    };
+    let row = endpoint_row(&world, &id)?;
     if world.delete_quota(row) {
-        StatusCode::NO_CONTENT.into_response()
+        Ok(StatusCode::NO_CONTENT.into_response())
     } else {
-        error(
+        Err(error(
             StatusCode::NOT_FOUND,
             format!("endpoint {id} has no data quota"),
-        )
+        ))
     }
 }
 
@@ -518,19 +476,11 @@ async fn list_events(
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(params): Params,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers) {
-        return r;
-    }
+) -> Answer {
+    authorize(&state, &headers)?;
     let (world, _) = state.world();
-    let row = match endpoint_row(&world, &id) {
-        Ok(row) => row,
-        Err(r) => return r,
-    };
-    let query = match list_query(&world.fleet, &params) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
+    let row = endpoint_row(&world, &id)?;
+    let query = list_query(&world.fleet, &params)?;
     // Newest first, as the carrier lists them.
     let events = world.events(row);
     let total = events.len();
@@ -551,5 +501,5 @@ async fn list_events(
         })
         .collect();
     drop(world);
-    paged_response(items, total, query.per_page)
+    Ok(paged_response(items, total, query.per_page))
 }

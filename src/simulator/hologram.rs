@@ -14,7 +14,9 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::fleet::{Fleet, Target, device_id, link_id};
-use super::http::{Dialect, SimulatorState, json_response, parse_json, too_many_requests};
+use super::http::{
+    Answer, ApiError, Dialect, SimulatorState, json_response, parse_json, too_many_requests,
+};
 use super::world::refused_json;
 
 const DIALECT: Dialect = Dialect::Hologram;
@@ -41,7 +43,7 @@ fn authorize(
     state: &SimulatorState,
     headers: &HeaderMap,
     params: &HashMap<String, String>,
-) -> Result<(), Response> {
+) -> Result<(), ApiError> {
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -65,11 +67,11 @@ fn authorize(
         .map_err(|wait| too_many_requests(DIALECT, wait))
 }
 
-fn bad_request(message: impl Into<String>) -> Response {
+fn bad_request(message: impl Into<String>) -> ApiError {
     DIALECT.error(StatusCode::BAD_REQUEST, message)
 }
 
-fn param_u64(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>, Response> {
+fn param_u64(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
     params
         .get(name)
         .map(|v| {
@@ -95,7 +97,7 @@ enum TagFilter {
     Nothing,
 }
 
-fn list_query(fleet: &Fleet, params: &HashMap<String, String>) -> Result<ListQuery, Response> {
+fn list_query(fleet: &Fleet, params: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
     let limit = match param_u64(params, "limit")? {
         None => DEFAULT_LIMIT,
         Some(n) if (1..=MAX_LIMIT as u64).contains(&n) => n as usize,
@@ -214,38 +216,28 @@ async fn list_devices(
     State(state): State<Arc<SimulatorState>>,
     headers: HeaderMap,
     Query(params): Params,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers, &params) {
-        return r;
-    }
+) -> Answer {
+    authorize(&state, &headers, &params)?;
     let (world, _) = state.world();
-    let query = match list_query(&world.fleet, &params) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
+    let query = list_query(&world.fleet, &params)?;
     let (rows, continues) = page(&world.fleet, &query, device_id);
     let data = rows.iter().map(|&r| device_json(&world.fleet, r)).collect();
     drop(world);
-    list_envelope(data, query.limit, continues)
+    Ok(list_envelope(data, query.limit, continues))
 }
 
 async fn list_links(
     State(state): State<Arc<SimulatorState>>,
     headers: HeaderMap,
     Query(params): Params,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers, &params) {
-        return r;
-    }
+) -> Answer {
+    authorize(&state, &headers, &params)?;
     let (world, _) = state.world();
-    let query = match list_query(&world.fleet, &params) {
-        Ok(q) => q,
-        Err(r) => return r,
-    };
+    let query = list_query(&world.fleet, &params)?;
     let (rows, continues) = page(&world.fleet, &query, link_id);
     let data = rows.iter().map(|&r| link_json(&world.fleet, r)).collect();
     drop(world);
-    list_envelope(data, query.limit, continues)
+    Ok(list_envelope(data, query.limit, continues))
 }
 
 async fn get_device(
@@ -253,22 +245,20 @@ async fn get_device(
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(params): Params,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers, &params) {
-        return r;
-    }
+) -> Answer {
+    authorize(&state, &headers, &params)?;
     let (world, _) = state.world();
     match id.parse().ok().and_then(|id| world.fleet.row_of_device(id)) {
-        Some(row) => json_response(
+        Some(row) => Ok(json_response(
             StatusCode::OK,
             json!({"success": true, "data": device_json(&world.fleet, row)}),
-        ),
-        None => DIALECT.error(StatusCode::NOT_FOUND, format!("device {id} not found")),
+        )),
+        None => Err(DIALECT.error(StatusCode::NOT_FOUND, format!("device {id} not found"))),
     }
 }
 
 /// Reads `{"state": "pause" | "live"}`.
-fn target_of(body: &Value) -> Result<Target, Response> {
+fn target_of(body: &Value) -> Result<Target, ApiError> {
     match body.get("state").and_then(Value::as_str) {
         Some("pause") => Ok(Target::Pause),
         Some("live") => Ok(Target::Live),
@@ -285,35 +275,27 @@ async fn change_one(
     Path(id): Path<String>,
     Query(params): Params,
     body: Bytes,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers, &params) {
-        return r;
-    }
-    let body = match parse_json(&body) {
-        Ok(b) => b,
-        Err(e) => return bad_request(e),
-    };
-    let target = match target_of(&body) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+) -> Answer {
+    authorize(&state, &headers, &params)?;
+    let body = parse_json(&body).map_err(bad_request)?;
+    let target = target_of(&body)?;
     let Ok(device) = id.parse::<u64>() else {
-        return DIALECT.error(StatusCode::NOT_FOUND, format!("device {id} not found"));
+        return Err(DIALECT.error(StatusCode::NOT_FOUND, format!("device {id} not found")));
     };
     let (mut world, now) = state.world();
     if world.fleet.row_of_device(device).is_none() {
-        return DIALECT.error(StatusCode::NOT_FOUND, format!("device {device} not found"));
+        return Err(DIALECT.error(StatusCode::NOT_FOUND, format!("device {device} not found")));
     }
     let org = param_u64(&params, "orgid").ok().flatten();
     let out = world.submit_hologram(&[device], target, org, now);
     match out.invalid.first() {
         Some((_, reason)) => {
-            DIALECT.error(StatusCode::CONFLICT, format!("device {device}: {reason}"))
+            Err(DIALECT.error(StatusCode::CONFLICT, format!("device {device}: {reason}")))
         }
-        None => json_response(
+        None => Ok(json_response(
             StatusCode::OK,
             json!({"success": true, "data": {"jobid": out.job_id}}),
-        ),
+        )),
     }
 }
 
@@ -322,41 +304,37 @@ async fn change_batch(
     headers: HeaderMap,
     Query(params): Params,
     body: Bytes,
-) -> Response {
-    if let Err(r) = authorize(&state, &headers, &params) {
-        return r;
-    }
-    let body = match parse_json(&body) {
-        Ok(b) => b,
-        Err(e) => return bad_request(e),
-    };
-    let target = match target_of(&body) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+) -> Answer {
+    authorize(&state, &headers, &params)?;
+    let body = parse_json(&body).map_err(bad_request)?;
+    let target = target_of(&body)?;
     let Some(ids) = body.get("deviceids").and_then(Value::as_array) else {
-        return bad_request("deviceids is required: a list of device ids");
+        return Err(bad_request("deviceids is required: a list of device ids"));
     };
     if ids.is_empty() {
-        return bad_request("deviceids is empty: list at least one device id");
+        return Err(bad_request(
+            "deviceids is empty: list at least one device id",
+        ));
     }
     let max = state.config.max_bulk;
     if ids.len() > max {
-        return bad_request(format!(
+        return Err(bad_request(format!(
             "too many devices: {} in one request, at most {max} per bulk action; split the change",
             ids.len()
-        ));
+        )));
     }
     let mut devices = Vec::with_capacity(ids.len());
     let mut seen = HashSet::with_capacity(ids.len());
     for (i, id) in ids.iter().enumerate() {
         let Some(id) = id.as_u64() else {
-            return bad_request(format!(
+            return Err(bad_request(format!(
                 "deviceids[{i}] must be a positive integer, got {id}"
-            ));
+            )));
         };
         if !seen.insert(id) {
-            return bad_request(format!("deviceids[{i}]: device {id} is listed twice"));
+            return Err(bad_request(format!(
+                "deviceids[{i}]: device {id} is listed twice"
+            )));
         }
         devices.push(id);
     }
@@ -364,20 +342,24 @@ async fn change_batch(
         None | Some(Value::Null) => None,
         Some(v) => match v.as_u64() {
             Some(org) => Some(org),
-            None => return bad_request(format!("orgid must be a positive integer, got {v}")),
+            None => {
+                return Err(bad_request(format!(
+                    "orgid must be a positive integer, got {v}"
+                )));
+            }
         },
     };
     let (mut world, now) = state.world();
     let out = world.submit_hologram(&devices, target, org, now);
     drop(world);
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         json!({"success": true, "data": {
             "jobid": out.job_id,
             "accepted": out.accepted,
             "invalid": refused_json(&out.invalid),
         }}),
-    )
+    ))
 }
 
 #[cfg(test)]

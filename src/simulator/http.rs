@@ -159,21 +159,50 @@ impl Dialect {
         }
     }
 
-    /// An error response in this dialect.
-    pub fn error(self, status: StatusCode, message: impl Into<String>) -> Response {
-        let message = message.into();
-        let body = match self {
-            Dialect::Hologram => json!({"success": false, "error": message}),
-            Dialect::Emnify => json!({
-                "error_code": status.as_u16(),
-                "error_token": error_token(status),
-                "message": message,
-            }),
-            Dialect::Admin => json!({"error": message}),
-        };
-        (status, axum::Json(body)).into_response()
+    /// An error in this dialect.
+    pub fn error(self, status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            dialect: self,
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 }
+
+/// An error answered in a carrier's (or the admin API's) own format.
+#[derive(Debug)]
+pub struct ApiError {
+    dialect: Dialect,
+    status: StatusCode,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match self.dialect {
+            Dialect::Hologram => json!({"success": false, "error": self.message}),
+            Dialect::Emnify => json!({
+                "error_code": self.status.as_u16(),
+                "error_token": error_token(self.status),
+                "message": self.message,
+            }),
+            Dialect::Admin => json!({"error": self.message}),
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_str(&seconds.max(1).to_string()).expect("digits"),
+            );
+        }
+        response
+    }
+}
+
+/// What a handler answers: a response, or an error in the surface's format.
+pub type Answer = Result<Response, ApiError>;
 
 fn error_token(status: StatusCode) -> &'static str {
     match status.as_u16() {
@@ -330,16 +359,14 @@ struct Injected {
 }
 
 /// A 429 in the request's dialect, with `Retry-After`.
-pub fn too_many_requests(dialect: Dialect, retry_after: u64) -> Response {
-    let mut response = dialect.error(
-        StatusCode::TOO_MANY_REQUESTS,
-        format!("rate limit exceeded; retry after {retry_after} s"),
-    );
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        HeaderValue::from_str(&retry_after.max(1).to_string()).expect("digits"),
-    );
-    response
+pub fn too_many_requests(dialect: Dialect, retry_after: u64) -> ApiError {
+    ApiError {
+        retry_after: Some(retry_after),
+        ..dialect.error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("rate limit exceeded; retry after {retry_after} s"),
+        )
+    }
 }
 
 /// Middleware: injects faults on carrier routes and counts every request by route and status.
@@ -366,11 +393,13 @@ pub async fn observe(
                 tokio::time::sleep(latency).await;
             }
             match fault {
-                Some(Fault::Unavailable) => dialect.error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "injected fault: service unavailable",
-                ),
-                Some(Fault::TooMany(secs)) => too_many_requests(dialect, secs),
+                Some(Fault::Unavailable) => dialect
+                    .error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "injected fault: service unavailable",
+                    )
+                    .into_response(),
+                Some(Fault::TooMany(secs)) => too_many_requests(dialect, secs).into_response(),
                 Some(Fault::Reset) => cut_connection(),
                 None => next.run(request).await,
             }

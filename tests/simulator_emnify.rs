@@ -1,0 +1,517 @@
+//! emnify's surface of the simulator, over HTTP.
+
+mod common;
+
+use common::*;
+use jiff::SignedDuration;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use simfleet::simulator::{SeedConfig, SimulatorConfig, SimulatorHandle};
+
+/// A simulator whose SIMs all start live, so states are predictable.
+async fn live_fleet(sims: usize) -> SimulatorHandle {
+    start(SimulatorConfig {
+        seed: SeedConfig {
+            sims,
+            paused_share: 0.0,
+            paused_by_system_share: 0.0,
+            deactivated_share: 0.0,
+            ..SeedConfig::default()
+        },
+        ..SimulatorConfig::for_tests(sims, SignedDuration::from_secs(10))
+    })
+    .await
+}
+
+async fn get(sim: &SimulatorHandle, token: &str, path: &str) -> (StatusCode, Value) {
+    status_and_json(emnify(sim, Method::GET, path, token).send().await.unwrap()).await
+}
+
+async fn send(
+    sim: &SimulatorHandle,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
+    status_and_json(
+        emnify(sim, method, path, token)
+            .json(body)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn authentication_issues_tokens_that_expire_with_the_virtual_clock() {
+    let sim = simulator(10).await;
+    let (status, body) = status_and_json(
+        client()
+            .post(format!("{}/v1/authenticate", sim.emnify_url()))
+            .json(&json!({"application_token": "wrong"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error_code"], 401);
+    assert!(body["message"].is_string() && body["error_token"].is_string());
+
+    let token = emnify_token(&sim).await;
+    // The token is a JWT whose payload carries exp.
+    let payload = token.split('.').nth(1).unwrap();
+    use base64::Engine;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(claims["exp"].as_i64().unwrap() > sim.state().clock.now().as_second());
+
+    assert_eq!(get(&sim, &token, "/v1/endpoint").await.0, StatusCode::OK);
+    assert_eq!(
+        get(&sim, "not-a-token", "/v1/endpoint").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let no_token = client()
+        .get(format!("{}/v1/endpoint", sim.emnify_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
+
+    sim.advance(SignedDuration::from_mins(61));
+    let (status, body) = get(&sim, &token, "/v1/endpoint").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["message"].as_str().unwrap().contains("expired"));
+
+    // A refresh token gets a new auth token.
+    let fresh = status_and_json(
+        client()
+            .post(format!("{}/v1/authenticate", sim.emnify_url()))
+            .json(&json!({"application_token": APP_TOKEN}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .1;
+    let refreshed = status_and_json(
+        client()
+            .post(format!("{}/v1/authenticate", sim.emnify_url()))
+            .json(&json!({"refresh_token": fresh["refresh_token"]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .1;
+    let new_token = refreshed["auth_token"].as_str().unwrap();
+    assert_eq!(get(&sim, new_token, "/v1/endpoint").await.0, StatusCode::OK);
+
+    // Forced expiry, as fault injection.
+    let (status, _) = admin_send(&sim, Method::POST, "/tokens/expire", &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        get(&sim, new_token, "/v1/endpoint").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn page_per_page_listing_reaches_the_end_of_a_100000_sim_fleet() {
+    let sim = simulator(100_000).await;
+    let token = emnify_token(&sim).await;
+    for route in ["/v1/endpoint", "/v1/sim"] {
+        let mut page = 1;
+        let mut seen = 0usize;
+        let mut last = 0u64;
+        loop {
+            let response = emnify(
+                &sim,
+                Method::GET,
+                &format!("{route}?page={page}&per_page=1000"),
+                &token,
+            )
+            .send()
+            .await
+            .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(response.headers()["x-total-count"], "100000");
+            assert_eq!(response.headers()["x-total-pages"], "100");
+            let items: Vec<Value> = response.json().await.unwrap();
+            if items.is_empty() {
+                break;
+            }
+            for item in &items {
+                let id = item["id"].as_u64().unwrap();
+                assert!(id > last);
+                last = id;
+            }
+            seen += items.len();
+            page += 1;
+        }
+        assert_eq!(seen, 100_000, "{route}");
+        assert_eq!(page, 101, "{route}: the page after the last is empty");
+    }
+}
+
+#[tokio::test]
+async fn q_filters_select_by_tag_status_and_iccid() {
+    let sim = simulator(2_000).await;
+    let token = emnify_token(&sim).await;
+    let (_, first) = get(&sim, &token, "/v1/endpoint/1001").await;
+    assert_eq!(first["sim"]["iccid"], "8944500000000000001");
+    assert_eq!(first["sim"]["id"], 700_001);
+    let tag = first["tags"]
+        .as_str()
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let (_, tagged) = get(
+        &sim,
+        &token,
+        &format!("/v1/endpoint?q=tags:{tag}&per_page=1000"),
+    )
+    .await;
+    let tagged = tagged.as_array().unwrap();
+    assert!(!tagged.is_empty());
+    assert!(
+        tagged
+            .iter()
+            .all(|e| e["tags"].as_str().unwrap().split(',').any(|t| t == tag))
+    );
+
+    let (_, disabled) = get(
+        &sim,
+        &token,
+        &format!("/v1/endpoint?q=tags:{tag},status:1&per_page=1000"),
+    )
+    .await;
+    let disabled = disabled.as_array().unwrap();
+    assert!(disabled.iter().all(|e| e["status"]["id"] == 1));
+    assert!(disabled.len() < tagged.len());
+
+    let (_, by_iccid) = get(&sim, &token, "/v1/sim?q=iccid:8944500000000000005").await;
+    assert_eq!(by_iccid[0]["endpoint"]["id"], 1005);
+
+    for bad in [
+        "/v1/endpoint?q=colour:red",
+        "/v1/endpoint?per_page=1001",
+        "/v1/endpoint?page=0",
+        "/v1/endpoint?q=status:x",
+        "/v1/endpoint?sort=name",
+    ] {
+        let (status, body) = get(&sim, &token, bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(body["error_code"], 400, "{bad}");
+    }
+    assert_eq!(
+        get(&sim, &token, "/v1/endpoint/999999").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn endpoint_and_sim_patches_are_validated_and_applied_after_the_delay() {
+    let sim = live_fleet(10).await;
+    let token = emnify_token(&sim).await;
+    let (status, _) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v1/endpoint/1001",
+        &json!({"status": {"id": 1}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v1/sim/700001",
+        &json!({"status": {"id": 2}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Still the old status until the change lands.
+    let (_, endpoint) = get(&sim, &token, "/v1/endpoint/1001").await;
+    assert_eq!(endpoint["status"]["id"], 0);
+    sim.advance(SignedDuration::from_secs(10));
+    let (_, endpoint) = get(&sim, &token, "/v1/endpoint/1001").await;
+    assert_eq!(
+        endpoint["status"],
+        json!({"id": 1, "description": "Disabled"})
+    );
+    assert_eq!(
+        endpoint["sim"]["status"],
+        json!({"id": 2, "description": "Suspended"})
+    );
+    // The same SIM seen through Hologram's surface is paused.
+    let (_, link) = hologram_get(&sim, "/links/cellular?deviceid=1001").await;
+    assert_eq!(link["data"][0]["state"], "PAUSED-USER");
+
+    let (status, body) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v1/endpoint/1002",
+        &json!({"status": {"id": 7}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error_code"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!(422))
+    );
+    let (status, _) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v1/endpoint/1002",
+        &json!({"status": "off"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let malformed = emnify(&sim, Method::PATCH, "/v1/endpoint/1002", &token)
+        .body("{")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    admin_send(&sim, Method::PATCH, "/sims/1003", &json!({"state": "DEAD"})).await;
+    let (status, body) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v1/endpoint/1003",
+        &json!({"status": {"id": 0}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (_, deleted) = get(&sim, &token, "/v1/endpoint/1003").await;
+    assert_eq!(deleted["status"]["id"], 2);
+    assert_eq!(
+        send(
+            &sim,
+            &token,
+            Method::PATCH,
+            "/v1/endpoint/5000",
+            &json!({"status": {"id": 1}})
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    // Refused requests left device 1002 as it was.
+    assert_eq!(
+        get(&sim, &token, "/v1/endpoint/1002").await.1["status"]["id"],
+        0
+    );
+}
+
+fn quota_body(expiry: &str) -> Value {
+    json!({
+        "status": {"id": 1},
+        "volume": 100,
+        "expiry_date": expiry,
+        "action_on_exhaustion": {"id": 1},
+        "auto_refill": 0,
+        "threshold_percentage": 20
+    })
+}
+
+#[tokio::test]
+async fn quotas_are_validated_set_consumed_exhausted_and_expired() {
+    let sim = live_fleet(10).await;
+    let token = emnify_token(&sim).await;
+    let path = "/v1/endpoint/1001/quota/data";
+    let (status, _) = get(&sim, &token, path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "no quota yet");
+
+    // The simulator's clock reads 2026-06-01T00:00:00Z.
+    let refusals = [
+        (quota_body("2026-05-01 00:00:00"), "in the future"),
+        (quota_body("2026-07-01T00:00:00Z"), "YYYY-MM-DD HH:MM:SS"),
+        (
+            json!({"status": {"id": 1}, "volume": 100, "expiry_date": "2026-07-01 00:00:00", "action_on_exhaustion": {"id": 2}}),
+            "decommissioned",
+        ),
+        (
+            json!({"status": {"id": 1}, "expiry_date": "2026-07-01 00:00:00", "action_on_exhaustion": {"id": 1}}),
+            "volume is required",
+        ),
+        (
+            json!({"status": {"id": 1}, "volume": "lots", "expiry_date": "2026-07-01 00:00:00", "action_on_exhaustion": {"id": 1}}),
+            "volume must be a number",
+        ),
+    ];
+    for (body, expected) in refusals {
+        let (status, answer) = send(&sim, &token, Method::POST, path, &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{expected}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(expected),
+            "{answer}"
+        );
+    }
+    assert_eq!(
+        get(&sim, &token, path).await.0,
+        StatusCode::NOT_FOUND,
+        "refusals set nothing"
+    );
+
+    let (status, _) = send(
+        &sim,
+        &token,
+        Method::POST,
+        path,
+        &quota_body("2026-07-01 00:00:00"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (_, quota) = get(&sim, &token, path).await;
+    assert_eq!(quota["status"]["description"], "ACTIVE");
+    assert_eq!(quota["volume"], 100.0);
+    assert_eq!(quota["expiry_date"], "2026-07-01 00:00:00");
+
+    // Use 85 MB: threshold (20% left) reached; then the rest: used up.
+    let (status, _) = admin_send(
+        &sim,
+        Method::POST,
+        "/consume",
+        &json!({"deviceId": 1001, "mb": 85}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, consumed) = admin_send(
+        &sim,
+        Method::POST,
+        "/consume",
+        &json!({"deviceId": 1001, "mb": 50}),
+    )
+    .await;
+    assert_eq!(consumed["quota"]["status"]["description"], "EXHAUSTED");
+    let (status, body) = admin_send(
+        &sim,
+        Method::POST,
+        "/consume",
+        &json!({"deviceId": 1001, "mb": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(body["error"].as_str().unwrap().contains("denied data"));
+
+    let (_, events) = get(&sim, &token, "/v1/endpoint/1001/event").await;
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"]["description"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["Quota used up", "Quota threshold reached"],
+        "newest first"
+    );
+
+    // A new quota, then time passes its expiry.
+    send(
+        &sim,
+        &token,
+        Method::POST,
+        path,
+        &quota_body("2026-06-02 00:00:00"),
+    )
+    .await;
+    sim.advance(SignedDuration::from_hours(25));
+    // A day later the 1-hour token has expired too.
+    let token = emnify_token(&sim).await;
+    let (_, quota) = get(&sim, &token, path).await;
+    assert_eq!(quota["status"]["description"], "EXPIRED");
+
+    let (status, _) = send(&sim, &token, Method::DELETE, path, &json!({})).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(get(&sim, &token, path).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        send(&sim, &token, Method::DELETE, path, &json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn auto_refill_restores_the_volume_each_day() {
+    let sim = live_fleet(3).await;
+    let token = emnify_token(&sim).await;
+    let mut body = quota_body("2026-06-10 00:00:00");
+    body["auto_refill"] = json!(1);
+    send(
+        &sim,
+        &token,
+        Method::POST,
+        "/v1/endpoint/1002/quota/data",
+        &body,
+    )
+    .await;
+    admin_send(
+        &sim,
+        Method::POST,
+        "/consume",
+        &json!({"deviceId": 1002, "mb": 100}),
+    )
+    .await;
+    let (_, quota) = get(&sim, &token, "/v1/endpoint/1002/quota/data").await;
+    assert_eq!(quota["status"]["description"], "EXHAUSTED");
+    sim.advance(SignedDuration::from_hours(24));
+    let token = emnify_token(&sim).await;
+    let (_, quota) = get(&sim, &token, "/v1/endpoint/1002/quota/data").await;
+    assert_eq!(quota["status"]["description"], "ACTIVE");
+    assert_eq!(quota["volume"], 100.0);
+}
+
+#[tokio::test]
+async fn emnify_rate_limits_answer_429_with_retry_after() {
+    let sim = start(SimulatorConfig {
+        rate_limit: Some(simfleet::simulator::RateLimitSpec {
+            per_second: 0.1,
+            burst: 2,
+        }),
+        auth_rate_limit: Some(simfleet::simulator::RateLimitSpec {
+            per_second: 0.1,
+            burst: 2,
+        }),
+        ..SimulatorConfig::for_tests(5, SignedDuration::from_secs(1))
+    })
+    .await;
+    let token = emnify_token(&sim).await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let response = emnify(&sim, Method::GET, "/v1/endpoint", &token)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().contains_key("retry-after"));
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error_code"], 429);
+            statuses.push(429);
+        } else {
+            statuses.push(response.status().as_u16());
+        }
+    }
+    assert_eq!(statuses, [200, 200, 429]);
+    // Authentication has its own, smaller budget (100 per 5 minutes by default).
+    emnify_token(&sim).await;
+    let third = client()
+        .post(format!("{}/v1/authenticate", sim.emnify_url()))
+        .json(&json!({"application_token": APP_TOKEN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+}
