@@ -1,6 +1,7 @@
 //! simfleet: a Kubernetes operator that keeps fleets of cellular IoT SIMs in the state declared in Git.
 
 pub mod api;
+pub mod carrier;
 pub mod cli;
 pub mod simulator;
 pub mod telemetry;

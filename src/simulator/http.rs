@@ -70,6 +70,9 @@ pub struct FaultRule {
     /// Share of requests whose connection is cut before the body is complete.
     #[serde(default)]
     pub reset_rate: f64,
+    /// Share of requests answered 200 with a body that is not JSON.
+    #[serde(default)]
+    pub malformed_rate: f64,
 }
 
 fn every_route() -> String {
@@ -86,6 +89,7 @@ impl FaultRule {
         for (name, share) in [
             ("errorRate", self.error_rate),
             ("resetRate", self.reset_rate),
+            ("malformedRate", self.malformed_rate),
         ] {
             if !(0.0..=1.0).contains(&share) {
                 return Err(format!("{name} must be a share from 0 to 1, got {share}"));
@@ -322,6 +326,8 @@ impl SimulatorState {
                 Some(Fault::Unavailable)
             } else if rule.reset_rate > 0.0 && rng.f64() < rule.reset_rate {
                 Some(Fault::Reset)
+            } else if rule.malformed_rate > 0.0 && rng.f64() < rule.malformed_rate {
+                Some(Fault::Malformed)
             } else {
                 None
             };
@@ -350,6 +356,7 @@ enum Fault {
     Unavailable,
     TooMany(u64),
     Reset,
+    Malformed,
 }
 
 #[derive(Debug)]
@@ -401,6 +408,12 @@ pub async fn observe(
                     .into_response(),
                 Some(Fault::TooMany(secs)) => too_many_requests(dialect, secs).into_response(),
                 Some(Fault::Reset) => cut_connection(),
+                Some(Fault::Malformed) => (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    "{\"success\": tru",
+                )
+                    .into_response(),
                 None => next.run(request).await,
             }
         }

@@ -1,0 +1,467 @@
+//! emnify's REST API v1: an application token exchanged for a bearer token (cached, renewed
+//! before it lapses and once on 401), page/per_page listing, one PATCH per device for state
+//! changes, and per-device data quotas. Written from emnify's documented wire format.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use jiff::Timestamp;
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
+use super::{
+    Capabilities, Carrier, CarrierError, ObservedState, QuotaReading, QuotaSetting, QuotaState, Refusal,
+    Selection, SimObservation, SimTarget, Submission,
+};
+use crate::api::StateChange;
+
+/// Page size of list calls.
+const PAGE: usize = 1000;
+/// SIMs one `submit` takes (one PATCH each, run concurrently).
+pub const SUBMIT_LIMIT: usize = 1000;
+/// Renew a token this long before it lapses.
+const RENEW_MARGIN: Duration = Duration::from_secs(60);
+/// emnify's expiry format.
+const EXPIRY_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// A bearer token and when to renew it (measured on this machine's monotonic clock, from the
+/// token's own lifetime, so a skewed carrier clock does not matter).
+struct CachedToken {
+    value: SecretString,
+    renew_at: Option<Instant>,
+}
+
+/// A client of one emnify account.
+pub struct EmnifyClient {
+    core: HttpCore,
+    application_token: SecretString,
+    token: Mutex<Option<CachedToken>>,
+    suspend_sim: bool,
+    actions: AtomicU64,
+}
+
+impl std::fmt::Debug for EmnifyClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmnifyClient")
+            .field("core", &self.core)
+            .field("application_token", &"[redacted]")
+            .field("suspend_sim", &self.suspend_sim)
+            .finish_non_exhaustive()
+    }
+}
+
+fn protocol(message: impl Into<String>) -> CarrierError {
+    CarrierError::Protocol { message: message.into() }
+}
+
+/// The lifetime a JWT states (`exp - iat`, or `exp - now` without `iat`).
+fn token_lifetime(token: &str) -> Option<Duration> {
+    let payload = token.split('.').nth(1)?;
+    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?).ok()?;
+    let exp = claims.get("exp")?.as_i64()?;
+    let issued = claims.get("iat").and_then(Value::as_i64).unwrap_or_else(|| Timestamp::now().as_second());
+    u64::try_from(exp - issued).ok().map(Duration::from_secs)
+}
+
+/// Normalises an endpoint (with its SIM) into an observation.
+fn endpoint_observation(endpoint: &Value) -> Result<SimObservation, CarrierError> {
+    let id = endpoint
+        .get("id")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| protocol("an endpoint has no numeric \"id\""))?;
+    let status = endpoint
+        .pointer("/status/id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| protocol(format!("endpoint {id} has no \"status.id\"")))?;
+    let sim = endpoint.get("sim").filter(|s| !s.is_null());
+    let iccid = sim.and_then(|s| s.get("iccid")).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let sim_id = sim.and_then(|s| s.get("id")).and_then(Value::as_u64);
+    let sim_status = sim.and_then(|s| s.pointer("/status/id")).and_then(Value::as_i64);
+    let state = match (status, sim, sim_status) {
+        (2, _, _) => ObservedState::Ineligible("endpoint deleted".into()),
+        (_, None, _) => ObservedState::Ineligible("no SIM assigned to the endpoint".into()),
+        (_, _, Some(3)) => ObservedState::Ineligible("SIM deleted".into()),
+        (0, _, _) => ObservedState::Active,
+        (1, _, _) => ObservedState::Paused,
+        (other, _, _) => ObservedState::Unknown(format!("endpoint status {other}")),
+    };
+    Ok(SimObservation {
+        iccid,
+        device_id: Some(id),
+        sim_id,
+        state,
+    })
+}
+
+impl EmnifyClient {
+    /// A client over `core` (base URL ending in `/api`).
+    pub fn new(core: HttpCore, application_token: SecretString, suspend_sim: bool) -> Self {
+        Self {
+            core,
+            application_token,
+            token: Mutex::new(None),
+            suspend_sim,
+            actions: AtomicU64::new(1),
+        }
+    }
+
+    /// The cached token, or a new one (one authentication at a time).
+    async fn bearer(&self, stale: Option<&SecretString>) -> Result<SecretString, CarrierError> {
+        let mut cached = self.token.lock().await;
+        let fresh = cached.as_ref().filter(|t| {
+            t.renew_at.is_none_or(|at| Instant::now() < at)
+                && stale.is_none_or(|s| s.expose_secret() != t.value.expose_secret())
+        });
+        if let Some(token) = fresh {
+            return Ok(token.value.clone());
+        }
+        let call = Call::new(Method::POST, "/v1/authenticate", "/v1/authenticate", Auth::None, Repeat::Safe)
+            .json(json!({"application_token": self.application_token.expose_secret()}));
+        let reply = self.core.send(&call).await?;
+        let body = reply.json("/v1/authenticate")?;
+        let value = body
+            .get("auth_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| protocol("/v1/authenticate: no \"auth_token\" in the answer"))?
+            .to_owned();
+        let renew_at = token_lifetime(&value).map(|life| Instant::now() + life.saturating_sub(RENEW_MARGIN));
+        let value = SecretString::from(value);
+        *cached = Some(CachedToken {
+            value: value.clone(),
+            renew_at,
+        });
+        Ok(value)
+    }
+
+    /// Sends an authenticated call; on 401 authenticates again once and retries.
+    async fn send(&self, build: impl Fn(Auth<'_>) -> Call<'_>) -> Result<super::http::Reply, CarrierError> {
+        let token = self.bearer(None).await?;
+        match self.core.send(&build(Auth::Bearer(&token))).await {
+            Err(CarrierError::Unauthorized { .. }) => {
+                let renewed = self.bearer(Some(&token)).await?;
+                self.core.send(&build(Auth::Bearer(&renewed))).await
+            }
+            other => other,
+        }
+    }
+
+    /// One page of endpoints matching `q`, and the total number of pages.
+    async fn endpoint_page(&self, q: &str, page: usize) -> Result<(Vec<Value>, usize), CarrierError> {
+        let reply = self
+            .send(|auth| {
+                Call::new(Method::GET, "/v1/endpoint", "/v1/endpoint", auth, Repeat::Safe)
+                    .query("q", q)
+                    .query("page", page)
+                    .query("per_page", PAGE)
+            })
+            .await?;
+        let pages = reply.header_u64("X-Total-Pages").unwrap_or(0) as usize;
+        match reply.json("/v1/endpoint")? {
+            Value::Array(items) => Ok((items, pages)),
+            _ => Err(protocol("/v1/endpoint: the answer is not a list")),
+        }
+    }
+
+    /// The endpoint of an ICCID, or of an endpoint id.
+    async fn lookup(&self, key: Lookup) -> Result<SimObservation, CarrierError> {
+        let found = match &key {
+            Lookup::Iccid(iccid) => self.endpoint_page(&format!("iccid:{iccid}"), 1).await?.0.into_iter().next(),
+            Lookup::Endpoint(id) => {
+                let answer = self
+                    .send(|auth| Call::new(Method::GET, "/v1/endpoint/{id}", format!("/v1/endpoint/{id}"), auth, Repeat::Safe))
+                    .await;
+                match answer {
+                    Ok(reply) => Some(reply.json("/v1/endpoint/{id}")?),
+                    Err(CarrierError::NotFound { .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        match (found, key) {
+            (Some(endpoint), _) => endpoint_observation(&endpoint),
+            (None, Lookup::Iccid(iccid)) => Ok(SimObservation {
+                iccid,
+                device_id: None,
+                sim_id: None,
+                state: ObservedState::Ineligible("unknown ICCID (not in this account)".into()),
+            }),
+            (None, Lookup::Endpoint(id)) => Ok(SimObservation {
+                iccid: String::new(),
+                device_id: Some(id),
+                sim_id: None,
+                state: ObservedState::Ineligible("unknown endpoint id (not in this account)".into()),
+            }),
+        }
+    }
+
+    /// Pages of one tag's endpoints, skipping those reported under an earlier tag or listed.
+    fn tagged<'a>(&'a self, selection: &'a Selection, index: usize, listed: Arc<HashSet<u64>>) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
+        let q = format!("tags:{}", selection.tags[index]);
+        let earlier: HashSet<String> = selection.tags[..index].iter().cloned().collect();
+        stream::try_unfold(Some(1usize), move |page| {
+            let (q, earlier, listed) = (q.clone(), earlier.clone(), listed.clone());
+            async move {
+                let Some(page) = page else {
+                    return Ok(None);
+                };
+                let (items, pages) = self.endpoint_page(&q, page).await?;
+                let mut out = Vec::with_capacity(items.len());
+                for endpoint in &items {
+                    let observation = endpoint_observation(endpoint)?;
+                    let tags = endpoint.get("tags").and_then(Value::as_str).unwrap_or_default();
+                    let carries_earlier = tags.split(',').any(|t| earlier.contains(t.trim()));
+                    if !carries_earlier && !observation.device_id.is_some_and(|id| listed.contains(&id)) {
+                        out.push(observation);
+                    }
+                }
+                let next = (!items.is_empty() && page < pages).then_some(page + 1);
+                Ok(Some((out, next)))
+            }
+        })
+        .try_filter(|page| futures::future::ready(!page.is_empty()))
+        .boxed()
+    }
+
+    /// PATCHes one device; a refusal by the carrier is returned as such, not as an error.
+    async fn change_one(&self, change: StateChange, sim: SimTarget) -> Result<Option<Refusal>, CarrierError> {
+        let (endpoint_status, sim_status) = match change {
+            StateChange::Pause => (1, 2),
+            StateChange::Resume => (0, 1),
+        };
+        let id = sim.device_id;
+        let answer = self
+            .send(|auth| {
+                Call::new(Method::PATCH, "/v1/endpoint/{id}", format!("/v1/endpoint/{id}"), auth, Repeat::Safe)
+                    .json(json!({"status": {"id": endpoint_status}}))
+            })
+            .await;
+        let refused = |reason: String, retryable| Ok(Some(Refusal { device_id: id, reason, retryable }));
+        match answer {
+            Ok(_) => {}
+            Err(CarrierError::Conflict { message } | CarrierError::NotFound { message }) => return refused(message, false),
+            Err(CarrierError::Rejected { message, .. }) => return refused(message, false),
+            Err(CarrierError::Transient { message, .. }) => return refused(message, true),
+            Err(e) => return Err(e),
+        }
+        // Suspending the SIM stops its billing; it costs a second call (CarrierAccount option).
+        if let (true, Some(sim_id)) = (self.suspend_sim, sim.sim_id) {
+            let answer = self
+                .send(|auth| {
+                    Call::new(Method::PATCH, "/v1/sim/{id}", format!("/v1/sim/{sim_id}"), auth, Repeat::Safe)
+                        .json(json!({"status": {"id": sim_status}}))
+                })
+                .await;
+            match answer {
+                Ok(_) => {}
+                Err(CarrierError::Transient { message, .. }) => return refused(format!("SIM status: {message}"), true),
+                Err(CarrierError::Unauthorized { message }) => return Err(CarrierError::Unauthorized { message }),
+                Err(e) => return refused(format!("SIM status: {e}"), false),
+            }
+        }
+        Ok(None)
+    }
+}
+
+enum Lookup {
+    Iccid(String),
+    Endpoint(u64),
+}
+
+impl Carrier for EmnifyClient {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            max_sims_per_action: SUBMIT_LIMIT,
+            bulk: false,
+            data_quota: true,
+        }
+    }
+
+    fn verify(&self) -> BoxFuture<'_, Result<(), CarrierError>> {
+        async move {
+            self.send(|auth| Call::new(Method::GET, "/v1/endpoint", "/v1/endpoint", auth, Repeat::Safe).query("per_page", 1))
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    }
+
+    fn observe<'a>(&'a self, selection: &'a Selection) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
+        let lookups = selection
+            .iccids
+            .iter()
+            .map(|i| Lookup::Iccid(i.clone()))
+            .chain(selection.device_ids.iter().map(|&d| Lookup::Endpoint(d)));
+        let listed_ids = Arc::new(std::sync::Mutex::new(HashSet::new()));
+        let record = listed_ids.clone();
+        let mut seen = HashSet::new();
+        let explicit = stream::iter(lookups)
+            .map(move |key| self.lookup(key))
+            .buffered(self.core.concurrency())
+            .try_filter(move |o: &SimObservation| {
+                let key = o.device_id.map_or_else(|| o.iccid.clone(), |d| d.to_string());
+                futures::future::ready(seen.insert(key))
+            })
+            .try_chunks(200)
+            .map_err(|e| e.1)
+            .inspect_ok(move |page| {
+                record.lock().expect("ids lock").extend(page.iter().filter_map(|o| o.device_id));
+            });
+        let tags = stream::iter(0..selection.tags.len())
+            .map(move |index| {
+                let ids = Arc::new(listed_ids.lock().expect("ids lock").clone());
+                self.tagged(selection, index, ids)
+            })
+            .flatten();
+        explicit.chain(tags).boxed()
+    }
+
+    fn submit<'a>(&'a self, change: StateChange, sims: &'a [SimTarget]) -> BoxFuture<'a, Result<Submission, CarrierError>> {
+        async move {
+            if sims.len() > SUBMIT_LIMIT {
+                return Err(CarrierError::Rejected {
+                    field: None,
+                    message: format!("{} SIMs in one submission; this client takes at most {SUBMIT_LIMIT}", sims.len()),
+                });
+            }
+            // emnify has no job ids: the client names each submission so that status can list it.
+            let action = format!(
+                "emnify-{}-{}",
+                Timestamp::now().as_millisecond(),
+                self.actions.fetch_add(1, Ordering::Relaxed)
+            );
+            let outcomes: Vec<Result<Option<Refusal>, CarrierError>> = stream::iter(sims.iter().copied())
+                .map(|sim| self.change_one(change, sim))
+                .buffer_unordered(self.core.concurrency())
+                .collect()
+                .await;
+            let mut refused = Vec::new();
+            for outcome in outcomes {
+                if let Some(refusal) = outcome? {
+                    refused.push(refusal);
+                }
+            }
+            Ok(Submission {
+                action_ids: vec![action],
+                accepted: sims.len() - refused.len(),
+                refused,
+            })
+        }
+        .boxed()
+    }
+
+    fn read_quota(&self, device_id: u64) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>> {
+        async move {
+            let path = format!("/v1/endpoint/{device_id}/quota/data");
+            let reply = match self
+                .send(|auth| Call::new(Method::GET, "/v1/endpoint/{id}/quota/data", path.clone(), auth, Repeat::Safe))
+                .await
+            {
+                Ok(reply) => reply,
+                Err(CarrierError::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let body = reply.json("/v1/endpoint/{id}/quota/data")?;
+            let state = match body.pointer("/status/id").and_then(Value::as_i64) {
+                Some(1) => QuotaState::Active,
+                Some(2) => QuotaState::Exhausted,
+                Some(3) => QuotaState::Expired,
+                other => QuotaState::Unknown(format!("{other:?}")),
+            };
+            let volume_mb = body
+                .get("volume")
+                .and_then(Value::as_f64)
+                .ok_or_else(|| protocol("quota: \"volume\" is not a number"))?;
+            let expiry = body
+                .get("expiry_date")
+                .and_then(Value::as_str)
+                .and_then(|t| jiff::civil::DateTime::strptime(EXPIRY_FORMAT, t).ok())
+                .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
+                .map(|z| z.timestamp());
+            Ok(Some(QuotaReading {
+                state,
+                volume_mb,
+                expiry,
+                auto_refill: body.get("auto_refill").and_then(Value::as_i64) == Some(1),
+                threshold_percentage: body.get("threshold_percentage").and_then(Value::as_f64),
+            }))
+        }
+        .boxed()
+    }
+
+    fn set_quota<'a>(&'a self, device_id: u64, quota: &'a QuotaSetting) -> BoxFuture<'a, Result<(), CarrierError>> {
+        async move {
+            let mut body = json!({
+                "status": {"id": 1},
+                "volume": quota.volume_mb,
+                "expiry_date": quota.expiry.strftime(EXPIRY_FORMAT).to_string(),
+                "action_on_exhaustion": {"id": 1},
+                "auto_refill": u8::from(quota.auto_refill),
+            });
+            if let Some(p) = quota.threshold_percentage {
+                body["threshold_percentage"] = json!(p);
+            }
+            let path = format!("/v1/endpoint/{device_id}/quota/data");
+            // Setting a quota replaces it: repeating the same POST is harmless.
+            self.send(|auth| Call::new(Method::POST, "/v1/endpoint/{id}/quota/data", path.clone(), auth, Repeat::Safe).json(body.clone()))
+                .await
+                .map(|_| ())
+        }
+        .boxed()
+    }
+
+    fn delete_quota(&self, device_id: u64) -> BoxFuture<'_, Result<bool, CarrierError>> {
+        async move {
+            let path = format!("/v1/endpoint/{device_id}/quota/data");
+            match self
+                .send(|auth| Call::new(Method::DELETE, "/v1/endpoint/{id}/quota/data", path.clone(), auth, Repeat::Safe))
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(CarrierError::NotFound { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        .boxed()
+    }
+
+    fn counters(&self) -> Arc<CallCounters> {
+        self.core.counters()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_states_are_normalised() {
+        let endpoint = |status: i64, sim_status: i64| {
+            json!({"id": 7, "status": {"id": status}, "sim": {"id": 9, "iccid": "8944500000000000001", "status": {"id": sim_status}}})
+        };
+        assert_eq!(endpoint_observation(&endpoint(0, 1)).unwrap().state, ObservedState::Active);
+        assert_eq!(endpoint_observation(&endpoint(1, 2)).unwrap().state, ObservedState::Paused);
+        assert!(matches!(endpoint_observation(&endpoint(2, 1)).unwrap().state, ObservedState::Ineligible(_)));
+        assert!(matches!(endpoint_observation(&endpoint(0, 3)).unwrap().state, ObservedState::Ineligible(_)));
+        assert_eq!(endpoint_observation(&endpoint(5, 1)).unwrap().state, ObservedState::Unknown("endpoint status 5".into()));
+        let no_sim = json!({"id": 7, "status": {"id": 0}});
+        assert!(matches!(endpoint_observation(&no_sim).unwrap().state, ObservedState::Ineligible(_)));
+        assert!(matches!(endpoint_observation(&json!({"id": "x"})), Err(CarrierError::Protocol { .. })));
+    }
+
+    #[test]
+    fn a_token_lifetime_comes_from_its_own_claims() {
+        let encode = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let token = format!("{}.{}.sig", encode(json!({"alg": "HS512"})), encode(json!({"iat": 1000, "exp": 4600})));
+        assert_eq!(token_lifetime(&token), Some(Duration::from_secs(3600)));
+        assert_eq!(token_lifetime("opaque-token"), None);
+    }
+}

@@ -1,0 +1,256 @@
+//! The carriers behind one narrow trait: observe SIM states, submit state changes, and manage
+//! data quotas. Each carrier only translates; the operator owns the loop.
+//!
+//! `provider: simulator` uses the Hologram client against the simulator's Hologram surface
+//! (`{baseUrl}/api/1`): the simulator speaks both protocols, so no third client is needed.
+
+pub mod emnify;
+pub mod hologram;
+pub mod http;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use jiff::Timestamp;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{CarrierAccountSpec, Provider, StateChange};
+pub use emnify::EmnifyClient;
+pub use hologram::HologramClient;
+pub use http::{CallCounters, HttpSettings};
+
+/// Which SIMs to observe: the union of the lists.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// SIMs by ICCID.
+    pub iccids: Vec<String>,
+    /// SIMs by the carrier's device (endpoint) id.
+    pub device_ids: Vec<u64>,
+    /// SIMs whose device carries any of these tags.
+    pub tags: Vec<String>,
+}
+
+/// A SIM's state as the carrier reports it, in carrier-neutral terms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ObservedState {
+    /// Live: data flows.
+    Active,
+    /// Paused by the customer.
+    Paused,
+    /// Paused by the carrier's system (billing, limits).
+    PausedBySystem,
+    /// A change is in flight at the carrier, towards this state.
+    Pending(StateChange),
+    /// Cannot change (deactivated, unknown, another organisation); the reason in words.
+    Ineligible(String),
+    /// A state this client does not know; never taken as success.
+    Unknown(String),
+}
+
+/// One observed SIM.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimObservation {
+    /// ICCID (as selected, when the carrier did not find it).
+    pub iccid: String,
+    /// The carrier's device (endpoint) id, when it knows the SIM.
+    pub device_id: Option<u64>,
+    /// emnify's SIM id (needed to suspend the SIM itself).
+    pub sim_id: Option<u64>,
+    /// Normalised state.
+    pub state: ObservedState,
+}
+
+/// A SIM to change, as observed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimTarget {
+    /// Device (endpoint) id.
+    pub device_id: u64,
+    /// emnify SIM id, if known.
+    pub sim_id: Option<u64>,
+}
+
+/// A SIM the carrier did not take into a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// Device id.
+    pub device_id: u64,
+    /// The carrier's reason.
+    pub reason: String,
+    /// True when trying again later may succeed (a transient failure, not a refusal).
+    pub retryable: bool,
+}
+
+/// What the carrier said to a state change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Submission {
+    /// The carrier's action (job) ids, for people to correlate with its dashboard.
+    pub action_ids: Vec<String>,
+    /// SIMs accepted.
+    pub accepted: usize,
+    /// SIMs refused up front (or failed), with reasons.
+    pub refused: Vec<Refusal>,
+}
+
+/// A data quota to set.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuotaSetting {
+    /// Volume in MB.
+    pub volume_mb: f64,
+    /// Expiry (sent in the carrier's format, UTC).
+    pub expiry: Timestamp,
+    /// Refill daily.
+    pub auto_refill: bool,
+    /// Remaining percentage that raises the threshold event.
+    pub threshold_percentage: Option<u8>,
+}
+
+/// A quota's state at the carrier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QuotaState {
+    /// Data may flow.
+    Active,
+    /// Used up; the device is blocked.
+    Exhausted,
+    /// Past its expiry.
+    Expired,
+    /// A status this client does not know.
+    Unknown(String),
+}
+
+/// A device's quota as read from the carrier.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuotaReading {
+    /// State.
+    pub state: QuotaState,
+    /// Remaining volume in MB.
+    pub volume_mb: f64,
+    /// Expiry.
+    pub expiry: Option<Timestamp>,
+    /// Refilled daily.
+    pub auto_refill: bool,
+    /// Threshold percentage.
+    pub threshold_percentage: Option<f64>,
+}
+
+/// What a carrier can do, as the operator uses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Most SIMs one `submit` takes.
+    pub max_sims_per_action: usize,
+    /// True when one action changes many SIMs at the carrier (Hologram); false for one call
+    /// per device (emnify).
+    pub bulk: bool,
+    /// True when the carrier supports data quotas.
+    pub data_quota: bool,
+}
+
+/// Why a carrier call failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CarrierError {
+    /// The credentials were refused.
+    #[error("the carrier refused the credentials: {message}")]
+    Unauthorized {
+        /// The carrier's words.
+        message: String,
+    },
+    /// Too many requests; retries were exhausted.
+    #[error("the carrier is rate limiting (retry after {retry_after:?})")]
+    RateLimited {
+        /// How long the carrier asked to wait.
+        retry_after: Option<Duration>,
+    },
+    /// The carrier refused the request's content.
+    #[error("the carrier refused the request{}: {message}", field.as_ref().map(|f| format!(" ({f})")).unwrap_or_default())]
+    Rejected {
+        /// The field it names, when it names one.
+        field: Option<String>,
+        /// The carrier's words.
+        message: String,
+    },
+    /// The resource does not exist.
+    #[error("not found at the carrier: {message}")]
+    NotFound {
+        /// The carrier's words.
+        message: String,
+    },
+    /// The resource is in a state that forbids the change.
+    #[error("conflict at the carrier: {message}")]
+    Conflict {
+        /// The carrier's words.
+        message: String,
+    },
+    /// A timeout, connection failure or 5xx that retries did not overcome.
+    #[error("the carrier is unavailable: {message}{}", if *request_sent { " (the request may have been applied: observe before resubmitting)" } else { "" })]
+    Transient {
+        /// What happened.
+        message: String,
+        /// True when the carrier may have received (and applied) the request.
+        request_sent: bool,
+    },
+    /// The carrier answered something this client cannot read.
+    #[error("unexpected answer from the carrier: {message}")]
+    Protocol {
+        /// What was wrong with it.
+        message: String,
+    },
+    /// The carrier does not offer this operation.
+    #[error("{provider} does not support {what}")]
+    Unsupported {
+        /// The carrier.
+        provider: &'static str,
+        /// The operation.
+        what: &'static str,
+    },
+}
+
+/// The external carrier API, narrow and carrier-neutral.
+pub trait Carrier: Send + Sync {
+    /// What the carrier can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// One cheap authenticated call, to verify the credentials.
+    fn verify(&self) -> BoxFuture<'_, Result<(), CarrierError>>;
+
+    /// Streams the selected SIMs' states, a page at a time; each SIM once.
+    fn observe<'a>(&'a self, selection: &'a Selection) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>>;
+
+    /// Submits one state change for at most `capabilities().max_sims_per_action` SIMs.
+    /// Not retried after a timeout: the caller observes states before trying again.
+    fn submit<'a>(&'a self, change: StateChange, sims: &'a [SimTarget]) -> BoxFuture<'a, Result<Submission, CarrierError>>;
+
+    /// A device's data quota, or `None` when it has none.
+    fn read_quota(&self, device_id: u64) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>>;
+
+    /// Sets (replaces) a device's data quota.
+    fn set_quota<'a>(&'a self, device_id: u64, quota: &'a QuotaSetting) -> BoxFuture<'a, Result<(), CarrierError>>;
+
+    /// Deletes a device's data quota; false when it had none.
+    fn delete_quota(&self, device_id: u64) -> BoxFuture<'_, Result<bool, CarrierError>>;
+
+    /// Counters of the calls made, for metrics.
+    fn counters(&self) -> Arc<CallCounters>;
+}
+
+/// Builds the client a CarrierAccount describes, with the credential read from its Secret.
+pub fn connect(
+    spec: &CarrierAccountSpec,
+    credential: SecretString,
+    settings: HttpSettings,
+) -> Result<Arc<dyn Carrier>, CarrierError> {
+    let base = spec.effective_base_url().trim_end_matches('/');
+    let rate = spec.effective_rate_limit();
+    let concurrency = spec.effective_concurrency() as usize;
+    let core = |provider, base: String| http::HttpCore::new(provider, base, rate.requests_per_second, rate.burst, concurrency, settings.clone());
+    Ok(match spec.provider {
+        Provider::Hologram => Arc::new(HologramClient::new(core("hologram", base.to_owned())?, credential, spec.org_id)),
+        Provider::Simulator => Arc::new(HologramClient::new(core("simulator", format!("{base}/api/1"))?, credential, spec.org_id)),
+        Provider::Emnify => Arc::new(EmnifyClient::new(
+            core("emnify", base.to_owned())?,
+            credential,
+            spec.suspend_sim_on_pause.unwrap_or(false),
+        )),
+    })
+}
