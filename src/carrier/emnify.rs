@@ -19,8 +19,8 @@ use tokio::sync::Mutex;
 
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
 use super::{
-    Capabilities, Carrier, CarrierError, ObservedState, QuotaReading, QuotaSetting, QuotaState, Refusal,
-    Selection, SimObservation, SimTarget, Submission,
+    Capabilities, Carrier, CarrierError, ObservedState, QuotaReading, QuotaSetting, QuotaState,
+    Refusal, Selection, SimObservation, SimTarget, Submission,
 };
 use crate::api::StateChange;
 
@@ -60,15 +60,25 @@ impl std::fmt::Debug for EmnifyClient {
 }
 
 fn protocol(message: impl Into<String>) -> CarrierError {
-    CarrierError::Protocol { message: message.into() }
+    CarrierError::Protocol {
+        message: message.into(),
+    }
 }
 
 /// The lifetime a JWT states (`exp - iat`, or `exp - now` without `iat`).
 fn token_lifetime(token: &str) -> Option<Duration> {
     let payload = token.split('.').nth(1)?;
-    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?).ok()?;
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .ok()?,
+    )
+    .ok()?;
     let exp = claims.get("exp")?.as_i64()?;
-    let issued = claims.get("iat").and_then(Value::as_i64).unwrap_or_else(|| Timestamp::now().as_second());
+    let issued = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| Timestamp::now().as_second());
     u64::try_from(exp - issued).ok().map(Duration::from_secs)
 }
 
@@ -83,9 +93,15 @@ fn endpoint_observation(endpoint: &Value) -> Result<SimObservation, CarrierError
         .and_then(Value::as_i64)
         .ok_or_else(|| protocol(format!("endpoint {id} has no \"status.id\"")))?;
     let sim = endpoint.get("sim").filter(|s| !s.is_null());
-    let iccid = sim.and_then(|s| s.get("iccid")).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let iccid = sim
+        .and_then(|s| s.get("iccid"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let sim_id = sim.and_then(|s| s.get("id")).and_then(Value::as_u64);
-    let sim_status = sim.and_then(|s| s.pointer("/status/id")).and_then(Value::as_i64);
+    let sim_status = sim
+        .and_then(|s| s.pointer("/status/id"))
+        .and_then(Value::as_i64);
     let state = match (status, sim, sim_status) {
         (2, _, _) => ObservedState::Ineligible("endpoint deleted".into()),
         (_, None, _) => ObservedState::Ineligible("no SIM assigned to the endpoint".into()),
@@ -124,8 +140,14 @@ impl EmnifyClient {
         if let Some(token) = fresh {
             return Ok(token.value.clone());
         }
-        let call = Call::new(Method::POST, "/v1/authenticate", "/v1/authenticate", Auth::None, Repeat::Safe)
-            .json(json!({"application_token": self.application_token.expose_secret()}));
+        let call = Call::new(
+            Method::POST,
+            "/v1/authenticate",
+            "/v1/authenticate",
+            Auth::None,
+            Repeat::Safe,
+        )
+        .json(json!({"application_token": self.application_token.expose_secret()}));
         let reply = self.core.send(&call).await?;
         let body = reply.json("/v1/authenticate")?;
         let value = body
@@ -133,7 +155,8 @@ impl EmnifyClient {
             .and_then(Value::as_str)
             .ok_or_else(|| protocol("/v1/authenticate: no \"auth_token\" in the answer"))?
             .to_owned();
-        let renew_at = token_lifetime(&value).map(|life| Instant::now() + life.saturating_sub(RENEW_MARGIN));
+        let renew_at =
+            token_lifetime(&value).map(|life| Instant::now() + life.saturating_sub(RENEW_MARGIN));
         let value = SecretString::from(value);
         *cached = Some(CachedToken {
             value: value.clone(),
@@ -143,7 +166,10 @@ impl EmnifyClient {
     }
 
     /// Sends an authenticated call; on 401 authenticates again once and retries.
-    async fn send(&self, build: impl Fn(Auth<'_>) -> Call<'_>) -> Result<super::http::Reply, CarrierError> {
+    async fn send(
+        &self,
+        build: impl Fn(Auth<'_>) -> Call<'_>,
+    ) -> Result<super::http::Reply, CarrierError> {
         let token = self.bearer(None).await?;
         match self.core.send(&build(Auth::Bearer(&token))).await {
             Err(CarrierError::Unauthorized { .. }) => {
@@ -155,13 +181,23 @@ impl EmnifyClient {
     }
 
     /// One page of endpoints matching `q`, and the total number of pages.
-    async fn endpoint_page(&self, q: &str, page: usize) -> Result<(Vec<Value>, usize), CarrierError> {
+    async fn endpoint_page(
+        &self,
+        q: &str,
+        page: usize,
+    ) -> Result<(Vec<Value>, usize), CarrierError> {
         let reply = self
             .send(|auth| {
-                Call::new(Method::GET, "/v1/endpoint", "/v1/endpoint", auth, Repeat::Safe)
-                    .query("q", q)
-                    .query("page", page)
-                    .query("per_page", PAGE)
+                Call::new(
+                    Method::GET,
+                    "/v1/endpoint",
+                    "/v1/endpoint",
+                    auth,
+                    Repeat::Safe,
+                )
+                .query("q", q)
+                .query("page", page)
+                .query("per_page", PAGE)
             })
             .await?;
         let pages = reply.header_u64("X-Total-Pages").unwrap_or(0) as usize;
@@ -174,10 +210,23 @@ impl EmnifyClient {
     /// The endpoint of an ICCID, or of an endpoint id.
     async fn lookup(&self, key: Lookup) -> Result<SimObservation, CarrierError> {
         let found = match &key {
-            Lookup::Iccid(iccid) => self.endpoint_page(&format!("iccid:{iccid}"), 1).await?.0.into_iter().next(),
+            Lookup::Iccid(iccid) => self
+                .endpoint_page(&format!("iccid:{iccid}"), 1)
+                .await?
+                .0
+                .into_iter()
+                .next(),
             Lookup::Endpoint(id) => {
                 let answer = self
-                    .send(|auth| Call::new(Method::GET, "/v1/endpoint/{id}", format!("/v1/endpoint/{id}"), auth, Repeat::Safe))
+                    .send(|auth| {
+                        Call::new(
+                            Method::GET,
+                            "/v1/endpoint/{id}",
+                            format!("/v1/endpoint/{id}"),
+                            auth,
+                            Repeat::Safe,
+                        )
+                    })
                     .await;
                 match answer {
                     Ok(reply) => Some(reply.json("/v1/endpoint/{id}")?),
@@ -198,13 +247,20 @@ impl EmnifyClient {
                 iccid: String::new(),
                 device_id: Some(id),
                 sim_id: None,
-                state: ObservedState::Ineligible("unknown endpoint id (not in this account)".into()),
+                state: ObservedState::Ineligible(
+                    "unknown endpoint id (not in this account)".into(),
+                ),
             }),
         }
     }
 
     /// Pages of one tag's endpoints, skipping those reported under an earlier tag or listed.
-    fn tagged<'a>(&'a self, selection: &'a Selection, index: usize, listed: Arc<HashSet<u64>>) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
+    fn tagged<'a>(
+        &'a self,
+        selection: &'a Selection,
+        index: usize,
+        listed: Arc<HashSet<u64>>,
+    ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
         let q = format!("tags:{}", selection.tags[index]);
         let earlier: HashSet<String> = selection.tags[..index].iter().cloned().collect();
         stream::try_unfold(Some(1usize), move |page| {
@@ -217,9 +273,14 @@ impl EmnifyClient {
                 let mut out = Vec::with_capacity(items.len());
                 for endpoint in &items {
                     let observation = endpoint_observation(endpoint)?;
-                    let tags = endpoint.get("tags").and_then(Value::as_str).unwrap_or_default();
+                    let tags = endpoint
+                        .get("tags")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
                     let carries_earlier = tags.split(',').any(|t| earlier.contains(t.trim()));
-                    if !carries_earlier && !observation.device_id.is_some_and(|id| listed.contains(&id)) {
+                    if !carries_earlier
+                        && !observation.device_id.is_some_and(|id| listed.contains(&id))
+                    {
                         out.push(observation);
                     }
                 }
@@ -232,7 +293,11 @@ impl EmnifyClient {
     }
 
     /// PATCHes one device; a refusal by the carrier is returned as such, not as an error.
-    async fn change_one(&self, change: StateChange, sim: SimTarget) -> Result<Option<Refusal>, CarrierError> {
+    async fn change_one(
+        &self,
+        change: StateChange,
+        sim: SimTarget,
+    ) -> Result<Option<Refusal>, CarrierError> {
         let (endpoint_status, sim_status) = match change {
             StateChange::Pause => (1, 2),
             StateChange::Resume => (0, 1),
@@ -240,14 +305,28 @@ impl EmnifyClient {
         let id = sim.device_id;
         let answer = self
             .send(|auth| {
-                Call::new(Method::PATCH, "/v1/endpoint/{id}", format!("/v1/endpoint/{id}"), auth, Repeat::Safe)
-                    .json(json!({"status": {"id": endpoint_status}}))
+                Call::new(
+                    Method::PATCH,
+                    "/v1/endpoint/{id}",
+                    format!("/v1/endpoint/{id}"),
+                    auth,
+                    Repeat::Safe,
+                )
+                .json(json!({"status": {"id": endpoint_status}}))
             })
             .await;
-        let refused = |reason: String, retryable| Ok(Some(Refusal { device_id: id, reason, retryable }));
+        let refused = |reason: String, retryable| {
+            Ok(Some(Refusal {
+                device_id: id,
+                reason,
+                retryable,
+            }))
+        };
         match answer {
             Ok(_) => {}
-            Err(CarrierError::Conflict { message } | CarrierError::NotFound { message }) => return refused(message, false),
+            Err(CarrierError::Conflict { message } | CarrierError::NotFound { message }) => {
+                return refused(message, false);
+            }
             Err(CarrierError::Rejected { message, .. }) => return refused(message, false),
             Err(CarrierError::Transient { message, .. }) => return refused(message, true),
             Err(e) => return Err(e),
@@ -256,14 +335,24 @@ impl EmnifyClient {
         if let (true, Some(sim_id)) = (self.suspend_sim, sim.sim_id) {
             let answer = self
                 .send(|auth| {
-                    Call::new(Method::PATCH, "/v1/sim/{id}", format!("/v1/sim/{sim_id}"), auth, Repeat::Safe)
-                        .json(json!({"status": {"id": sim_status}}))
+                    Call::new(
+                        Method::PATCH,
+                        "/v1/sim/{id}",
+                        format!("/v1/sim/{sim_id}"),
+                        auth,
+                        Repeat::Safe,
+                    )
+                    .json(json!({"status": {"id": sim_status}}))
                 })
                 .await;
             match answer {
                 Ok(_) => {}
-                Err(CarrierError::Transient { message, .. }) => return refused(format!("SIM status: {message}"), true),
-                Err(CarrierError::Unauthorized { message }) => return Err(CarrierError::Unauthorized { message }),
+                Err(CarrierError::Transient { message, .. }) => {
+                    return refused(format!("SIM status: {message}"), true);
+                }
+                Err(CarrierError::Unauthorized { message }) => {
+                    return Err(CarrierError::Unauthorized { message });
+                }
                 Err(e) => return refused(format!("SIM status: {e}"), false),
             }
         }
@@ -287,14 +376,26 @@ impl Carrier for EmnifyClient {
 
     fn verify(&self) -> BoxFuture<'_, Result<(), CarrierError>> {
         async move {
-            self.send(|auth| Call::new(Method::GET, "/v1/endpoint", "/v1/endpoint", auth, Repeat::Safe).query("per_page", 1))
-                .await
-                .map(|_| ())
+            self.send(|auth| {
+                Call::new(
+                    Method::GET,
+                    "/v1/endpoint",
+                    "/v1/endpoint",
+                    auth,
+                    Repeat::Safe,
+                )
+                .query("per_page", 1)
+            })
+            .await
+            .map(|_| ())
         }
         .boxed()
     }
 
-    fn observe<'a>(&'a self, selection: &'a Selection) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
+    fn observe<'a>(
+        &'a self,
+        selection: &'a Selection,
+    ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
         let lookups = selection
             .iccids
             .iter()
@@ -307,13 +408,18 @@ impl Carrier for EmnifyClient {
             .map(move |key| self.lookup(key))
             .buffered(self.core.concurrency())
             .try_filter(move |o: &SimObservation| {
-                let key = o.device_id.map_or_else(|| o.iccid.clone(), |d| d.to_string());
+                let key = o
+                    .device_id
+                    .map_or_else(|| o.iccid.clone(), |d| d.to_string());
                 futures::future::ready(seen.insert(key))
             })
             .try_chunks(200)
             .map_err(|e| e.1)
             .inspect_ok(move |page| {
-                record.lock().expect("ids lock").extend(page.iter().filter_map(|o| o.device_id));
+                record
+                    .lock()
+                    .expect("ids lock")
+                    .extend(page.iter().filter_map(|o| o.device_id));
             });
         let tags = stream::iter(0..selection.tags.len())
             .map(move |index| {
@@ -324,12 +430,19 @@ impl Carrier for EmnifyClient {
         explicit.chain(tags).boxed()
     }
 
-    fn submit<'a>(&'a self, change: StateChange, sims: &'a [SimTarget]) -> BoxFuture<'a, Result<Submission, CarrierError>> {
+    fn submit<'a>(
+        &'a self,
+        change: StateChange,
+        sims: &'a [SimTarget],
+    ) -> BoxFuture<'a, Result<Submission, CarrierError>> {
         async move {
             if sims.len() > SUBMIT_LIMIT {
                 return Err(CarrierError::Rejected {
                     field: None,
-                    message: format!("{} SIMs in one submission; this client takes at most {SUBMIT_LIMIT}", sims.len()),
+                    message: format!(
+                        "{} SIMs in one submission; this client takes at most {SUBMIT_LIMIT}",
+                        sims.len()
+                    ),
                 });
             }
             // emnify has no job ids: the client names each submission so that status can list it.
@@ -338,11 +451,12 @@ impl Carrier for EmnifyClient {
                 Timestamp::now().as_millisecond(),
                 self.actions.fetch_add(1, Ordering::Relaxed)
             );
-            let outcomes: Vec<Result<Option<Refusal>, CarrierError>> = stream::iter(sims.iter().copied())
-                .map(|sim| self.change_one(change, sim))
-                .buffer_unordered(self.core.concurrency())
-                .collect()
-                .await;
+            let outcomes: Vec<Result<Option<Refusal>, CarrierError>> =
+                stream::iter(sims.iter().copied())
+                    .map(|sim| self.change_one(change, sim))
+                    .buffer_unordered(self.core.concurrency())
+                    .collect()
+                    .await;
             let mut refused = Vec::new();
             for outcome in outcomes {
                 if let Some(refusal) = outcome? {
@@ -358,11 +472,22 @@ impl Carrier for EmnifyClient {
         .boxed()
     }
 
-    fn read_quota(&self, device_id: u64) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>> {
+    fn read_quota(
+        &self,
+        device_id: u64,
+    ) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>> {
         async move {
             let path = format!("/v1/endpoint/{device_id}/quota/data");
             let reply = match self
-                .send(|auth| Call::new(Method::GET, "/v1/endpoint/{id}/quota/data", path.clone(), auth, Repeat::Safe))
+                .send(|auth| {
+                    Call::new(
+                        Method::GET,
+                        "/v1/endpoint/{id}/quota/data",
+                        path.clone(),
+                        auth,
+                        Repeat::Safe,
+                    )
+                })
                 .await
             {
                 Ok(reply) => reply,
@@ -397,7 +522,11 @@ impl Carrier for EmnifyClient {
         .boxed()
     }
 
-    fn set_quota<'a>(&'a self, device_id: u64, quota: &'a QuotaSetting) -> BoxFuture<'a, Result<(), CarrierError>> {
+    fn set_quota<'a>(
+        &'a self,
+        device_id: u64,
+        quota: &'a QuotaSetting,
+    ) -> BoxFuture<'a, Result<(), CarrierError>> {
         async move {
             let mut body = json!({
                 "status": {"id": 1},
@@ -411,9 +540,18 @@ impl Carrier for EmnifyClient {
             }
             let path = format!("/v1/endpoint/{device_id}/quota/data");
             // Setting a quota replaces it: repeating the same POST is harmless.
-            self.send(|auth| Call::new(Method::POST, "/v1/endpoint/{id}/quota/data", path.clone(), auth, Repeat::Safe).json(body.clone()))
-                .await
-                .map(|_| ())
+            self.send(|auth| {
+                Call::new(
+                    Method::POST,
+                    "/v1/endpoint/{id}/quota/data",
+                    path.clone(),
+                    auth,
+                    Repeat::Safe,
+                )
+                .json(body.clone())
+            })
+            .await
+            .map(|_| ())
         }
         .boxed()
     }
@@ -422,7 +560,15 @@ impl Carrier for EmnifyClient {
         async move {
             let path = format!("/v1/endpoint/{device_id}/quota/data");
             match self
-                .send(|auth| Call::new(Method::DELETE, "/v1/endpoint/{id}/quota/data", path.clone(), auth, Repeat::Safe))
+                .send(|auth| {
+                    Call::new(
+                        Method::DELETE,
+                        "/v1/endpoint/{id}/quota/data",
+                        path.clone(),
+                        auth,
+                        Repeat::Safe,
+                    )
+                })
                 .await
             {
                 Ok(_) => Ok(true),
@@ -444,23 +590,47 @@ mod tests {
 
     #[test]
     fn endpoint_states_are_normalised() {
-        let endpoint = |status: i64, sim_status: i64| {
-            json!({"id": 7, "status": {"id": status}, "sim": {"id": 9, "iccid": "8944500000000000001", "status": {"id": sim_status}}})
-        };
-        assert_eq!(endpoint_observation(&endpoint(0, 1)).unwrap().state, ObservedState::Active);
-        assert_eq!(endpoint_observation(&endpoint(1, 2)).unwrap().state, ObservedState::Paused);
-        assert!(matches!(endpoint_observation(&endpoint(2, 1)).unwrap().state, ObservedState::Ineligible(_)));
-        assert!(matches!(endpoint_observation(&endpoint(0, 3)).unwrap().state, ObservedState::Ineligible(_)));
-        assert_eq!(endpoint_observation(&endpoint(5, 1)).unwrap().state, ObservedState::Unknown("endpoint status 5".into()));
+        let endpoint = |status: i64, sim_status: i64| json!({"id": 7, "status": {"id": status}, "sim": {"id": 9, "iccid": "8944500000000000001", "status": {"id": sim_status}}});
+        assert_eq!(
+            endpoint_observation(&endpoint(0, 1)).unwrap().state,
+            ObservedState::Active
+        );
+        assert_eq!(
+            endpoint_observation(&endpoint(1, 2)).unwrap().state,
+            ObservedState::Paused
+        );
+        assert!(matches!(
+            endpoint_observation(&endpoint(2, 1)).unwrap().state,
+            ObservedState::Ineligible(_)
+        ));
+        assert!(matches!(
+            endpoint_observation(&endpoint(0, 3)).unwrap().state,
+            ObservedState::Ineligible(_)
+        ));
+        assert_eq!(
+            endpoint_observation(&endpoint(5, 1)).unwrap().state,
+            ObservedState::Unknown("endpoint status 5".into())
+        );
         let no_sim = json!({"id": 7, "status": {"id": 0}});
-        assert!(matches!(endpoint_observation(&no_sim).unwrap().state, ObservedState::Ineligible(_)));
-        assert!(matches!(endpoint_observation(&json!({"id": "x"})), Err(CarrierError::Protocol { .. })));
+        assert!(matches!(
+            endpoint_observation(&no_sim).unwrap().state,
+            ObservedState::Ineligible(_)
+        ));
+        assert!(matches!(
+            endpoint_observation(&json!({"id": "x"})),
+            Err(CarrierError::Protocol { .. })
+        ));
     }
 
     #[test]
     fn a_token_lifetime_comes_from_its_own_claims() {
-        let encode = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-        let token = format!("{}.{}.sig", encode(json!({"alg": "HS512"})), encode(json!({"iat": 1000, "exp": 4600})));
+        let encode =
+            |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let token = format!(
+            "{}.{}.sig",
+            encode(json!({"alg": "HS512"})),
+            encode(json!({"iat": 1000, "exp": 4600}))
+        );
         assert_eq!(token_lifetime(&token), Some(Duration::from_secs(3600)));
         assert_eq!(token_lifetime("opaque-token"), None);
     }

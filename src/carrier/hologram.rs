@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
 use super::{
-    Capabilities, Carrier, CarrierError, ObservedState, QuotaReading, QuotaSetting, Refusal, Selection,
-    SimObservation, SimTarget, Submission,
+    Capabilities, Carrier, CarrierError, ObservedState, QuotaReading, QuotaSetting, Refusal,
+    Selection, SimObservation, SimTarget, Submission,
 };
 use crate::api::StateChange;
 
@@ -56,7 +56,9 @@ pub fn normalise(state: &str) -> ObservedState {
 }
 
 fn protocol(message: impl Into<String>) -> CarrierError {
-    CarrierError::Protocol { message: message.into() }
+    CarrierError::Protocol {
+        message: message.into(),
+    }
 }
 
 /// Reads a link object (`{"id", "deviceid", "sim", "state", ...}`).
@@ -90,18 +92,37 @@ fn list_page(body: &Value, route: &str) -> Result<(Vec<Value>, bool), CarrierErr
         .get("data")
         .and_then(Value::as_array)
         .ok_or_else(|| protocol(format!("{route}: \"data\" is not a list")))?;
-    let continues = body.get("continues").and_then(Value::as_bool).unwrap_or(false);
+    let continues = body
+        .get("continues")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     Ok((data.clone(), continues))
 }
 
 impl HologramClient {
     /// A client over `core` (base URL ending in `/api/1`).
     pub fn new(core: HttpCore, api_key: SecretString, org_id: Option<u64>) -> Self {
-        Self { core, api_key, org_id }
+        Self {
+            core,
+            api_key,
+            org_id,
+        }
     }
 
-    fn call(&self, method: Method, route: &'static str, path: impl Into<String>, repeat: Repeat) -> Call<'_> {
-        let call = Call::new(method, route, path, Auth::Basic("apikey", &self.api_key), repeat);
+    fn call(
+        &self,
+        method: Method,
+        route: &'static str,
+        path: impl Into<String>,
+        repeat: Repeat,
+    ) -> Call<'_> {
+        let call = Call::new(
+            method,
+            route,
+            path,
+            Auth::Basic("apikey", &self.api_key),
+            repeat,
+        );
         match self.org_id {
             Some(org) => call.query("orgid", org),
             None => call,
@@ -109,35 +130,60 @@ impl HologramClient {
     }
 
     /// Looks up one link by a filter (`sim` or `deviceid`); `None` when nothing matches.
-    async fn lookup(&self, filter: &'static str, value: String) -> Result<Option<SimObservation>, CarrierError> {
-        let call = self.call(Method::GET, "/links/cellular", "/links/cellular", Repeat::Safe).query(filter, value).query("limit", 1);
+    async fn lookup(
+        &self,
+        filter: &'static str,
+        value: String,
+    ) -> Result<Option<SimObservation>, CarrierError> {
+        let call = self
+            .call(
+                Method::GET,
+                "/links/cellular",
+                "/links/cellular",
+                Repeat::Safe,
+            )
+            .query(filter, value)
+            .query("limit", 1);
         let reply = self.core.send(&call).await?;
         let (data, _) = list_page(&reply.json("/links/cellular")?, "/links/cellular")?;
         data.first().map(link_observation).transpose()
     }
 
     /// Pages of the explicitly listed SIMs, looked up concurrently.
-    fn listed<'a>(&'a self, selection: &'a Selection) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
+    fn listed<'a>(
+        &'a self,
+        selection: &'a Selection,
+    ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
         let by_iccid = selection.iccids.iter().map(move |iccid| {
             let iccid = iccid.clone();
             async move {
-                Ok(self.lookup("sim", iccid.clone()).await?.unwrap_or(SimObservation {
-                    iccid,
-                    device_id: None,
-                    sim_id: None,
-                    state: ObservedState::Ineligible("unknown ICCID (not in this account or organisation)".into()),
-                }))
+                Ok(self
+                    .lookup("sim", iccid.clone())
+                    .await?
+                    .unwrap_or(SimObservation {
+                        iccid,
+                        device_id: None,
+                        sim_id: None,
+                        state: ObservedState::Ineligible(
+                            "unknown ICCID (not in this account or organisation)".into(),
+                        ),
+                    }))
             }
             .boxed()
         });
         let by_device = selection.device_ids.iter().map(move |&id| {
             async move {
-                Ok(self.lookup("deviceid", id.to_string()).await?.unwrap_or(SimObservation {
-                    iccid: String::new(),
-                    device_id: Some(id),
-                    sim_id: None,
-                    state: ObservedState::Ineligible("unknown device id (not in this account or organisation)".into()),
-                }))
+                Ok(self
+                    .lookup("deviceid", id.to_string())
+                    .await?
+                    .unwrap_or(SimObservation {
+                        iccid: String::new(),
+                        device_id: Some(id),
+                        sim_id: None,
+                        state: ObservedState::Ineligible(
+                            "unknown device id (not in this account or organisation)".into(),
+                        ),
+                    }))
             }
             .boxed()
         });
@@ -146,7 +192,9 @@ impl HologramClient {
             .buffered(self.core.concurrency())
             .try_filter(move |o: &SimObservation| {
                 // A SIM listed by ICCID and by device id is reported once.
-                let key = o.device_id.map_or_else(|| o.iccid.clone(), |d| d.to_string());
+                let key = o
+                    .device_id
+                    .map_or_else(|| o.iccid.clone(), |d| d.to_string());
                 futures::future::ready(seen.insert(key))
             })
             .try_chunks(LOOKUP_PAGE)
@@ -188,26 +236,41 @@ impl HologramClient {
                         .and_then(Value::as_u64)
                         .ok_or_else(|| protocol("a device has no numeric \"id\""))?;
                     last = Some(id);
-                    let carries_earlier = device
-                        .get("tags")
-                        .and_then(Value::as_array)
-                        .is_some_and(|tags| tags.iter().any(|t| t.get("name").and_then(Value::as_str).is_some_and(|n| earlier.contains(n))));
+                    let carries_earlier =
+                        device
+                            .get("tags")
+                            .and_then(Value::as_array)
+                            .is_some_and(|tags| {
+                                tags.iter().any(|t| {
+                                    t.get("name")
+                                        .and_then(Value::as_str)
+                                        .is_some_and(|n| earlier.contains(n))
+                                })
+                            });
                     if carries_earlier || listed.contains(&id) {
                         continue;
                     }
                     match device.pointer("/links/cellular/0") {
                         Some(link) => page.push(link_observation(link)?),
                         None => page.push(SimObservation {
-                            iccid: device.get("iccid").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                            iccid: device
+                                .get("iccid")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned(),
                             device_id: Some(id),
                             sim_id: None,
-                            state: ObservedState::Ineligible("the device has no cellular link".into()),
+                            state: ObservedState::Ineligible(
+                                "the device has no cellular link".into(),
+                            ),
                         }),
                     }
                 }
                 let next = match (continues, last) {
                     (true, Some(last)) => Some(Some(last)),
-                    (true, None) => return Err(protocol("/devices: \"continues\" is true on an empty page")),
+                    (true, None) => {
+                        return Err(protocol("/devices: \"continues\" is true on an empty page"));
+                    }
                     _ => None,
                 };
                 Ok(Some((page, next)))
@@ -229,14 +292,19 @@ impl Carrier for HologramClient {
 
     fn verify(&self) -> BoxFuture<'_, Result<(), CarrierError>> {
         async move {
-            let call = self.call(Method::GET, "/devices", "/devices", Repeat::Safe).query("limit", 1);
+            let call = self
+                .call(Method::GET, "/devices", "/devices", Repeat::Safe)
+                .query("limit", 1);
             let reply = self.core.send(&call).await?;
             list_page(&reply.json("/devices")?, "/devices").map(|_| ())
         }
         .boxed()
     }
 
-    fn observe<'a>(&'a self, selection: &'a Selection) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
+    fn observe<'a>(
+        &'a self,
+        selection: &'a Selection,
+    ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
         // Explicit lists are small (at most 20,000 each); their device ids are kept to skip the
         // same SIMs when a tag selects them too. Tag listings stream without such memory.
         let listed = self.listed(selection);
@@ -255,7 +323,11 @@ impl Carrier for HologramClient {
         explicit.chain(tags).boxed()
     }
 
-    fn submit<'a>(&'a self, change: StateChange, sims: &'a [SimTarget]) -> BoxFuture<'a, Result<Submission, CarrierError>> {
+    fn submit<'a>(
+        &'a self,
+        change: StateChange,
+        sims: &'a [SimTarget],
+    ) -> BoxFuture<'a, Result<Submission, CarrierError>> {
         async move {
             if sims.is_empty() {
                 return Ok(Submission::default());
@@ -263,7 +335,10 @@ impl Carrier for HologramClient {
             if sims.len() > BULK_LIMIT {
                 return Err(CarrierError::Rejected {
                     field: Some("deviceids".into()),
-                    message: format!("{} devices in one action; Hologram takes at most {BULK_LIMIT}", sims.len()),
+                    message: format!(
+                        "{} devices in one action; Hologram takes at most {BULK_LIMIT}",
+                        sims.len()
+                    ),
                 });
             }
             let state = match change {
@@ -292,7 +367,11 @@ impl Carrier for HologramClient {
             let job = match body.pointer("/data/jobid") {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
-                _ => return Err(protocol("/devices/batch/state: no \"data.jobid\" in the answer")),
+                _ => {
+                    return Err(protocol(
+                        "/devices/batch/state: no \"data.jobid\" in the answer",
+                    ));
+                }
             };
             // The list of devices that cannot change is not confirmed for the real API: without
             // it, the caller learns of them by observing states afterwards.
@@ -305,7 +384,11 @@ impl Carrier for HologramClient {
                         .filter_map(|i| {
                             Some(Refusal {
                                 device_id: i.get("deviceid")?.as_u64()?,
-                                reason: i.get("reason").and_then(Value::as_str).unwrap_or("refused").to_owned(),
+                                reason: i
+                                    .get("reason")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("refused")
+                                    .to_owned(),
                                 retryable: false,
                             })
                         })
@@ -321,11 +404,18 @@ impl Carrier for HologramClient {
         .boxed()
     }
 
-    fn read_quota(&self, _device_id: u64) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>> {
+    fn read_quota(
+        &self,
+        _device_id: u64,
+    ) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>> {
         async move { Err(self.no_quotas()) }.boxed()
     }
 
-    fn set_quota<'a>(&'a self, _device_id: u64, _quota: &'a QuotaSetting) -> BoxFuture<'a, Result<(), CarrierError>> {
+    fn set_quota<'a>(
+        &'a self,
+        _device_id: u64,
+        _quota: &'a QuotaSetting,
+    ) -> BoxFuture<'a, Result<(), CarrierError>> {
         async move { Err(self.no_quotas()) }.boxed()
     }
 
@@ -355,9 +445,15 @@ mod tests {
     fn known_states_are_normalised_and_unknown_ones_are_never_success() {
         assert_eq!(normalise("LIVE"), ObservedState::Active);
         assert_eq!(normalise("PAUSED-SYS"), ObservedState::PausedBySystem);
-        assert_eq!(normalise("LIVE-PENDING"), ObservedState::Pending(StateChange::Resume));
+        assert_eq!(
+            normalise("LIVE-PENDING"),
+            ObservedState::Pending(StateChange::Resume)
+        );
         assert!(matches!(normalise("DEAD"), ObservedState::Ineligible(_)));
-        assert_eq!(normalise("HIBERNATE"), ObservedState::Unknown("HIBERNATE".into()));
+        assert_eq!(
+            normalise("HIBERNATE"),
+            ObservedState::Unknown("HIBERNATE".into())
+        );
     }
 
     #[test]

@@ -90,7 +90,13 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     /// A call with no query and no body.
-    pub fn new(method: Method, route: &'static str, path: impl Into<String>, auth: Auth<'a>, repeat: Repeat) -> Self {
+    pub fn new(
+        method: Method,
+        route: &'static str,
+        path: impl Into<String>,
+        auth: Auth<'a>,
+        repeat: Repeat,
+    ) -> Self {
         Self {
             method,
             route,
@@ -150,7 +156,12 @@ pub struct CallCounters {
 
 impl CallCounters {
     fn record(&self, route: &'static str, outcome: String) {
-        *self.by_route.lock().expect("counters lock").entry((route, outcome)).or_default() += 1;
+        *self
+            .by_route
+            .lock()
+            .expect("counters lock")
+            .entry((route, outcome))
+            .or_default() += 1;
     }
 
     /// Calls by route and outcome (status code, or `timeout` / `connect` / `network`).
@@ -270,22 +281,32 @@ impl HttpCore {
             .with_max_times(self.settings.max_retries);
         let attempt = AtomicU64::new(0);
         let max_retry_after = self.settings.max_retry_after;
-        let result = (|| async { self.attempt(call, attempt.fetch_add(1, Ordering::Relaxed) + 1).await })
-            .retry(backoff)
-            .when(|failure: &Failure| {
-                let retry = match &failure.error {
-                    CarrierError::RateLimited { .. } => failure.retry_after.is_none_or(|d| d <= max_retry_after),
-                    CarrierError::Transient { request_sent: false, .. } => true,
-                    CarrierError::Transient { request_sent: true, .. } => call.repeat == Repeat::Safe,
-                    _ => false,
-                };
-                if retry {
-                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+        let result = (|| async {
+            self.attempt(call, attempt.fetch_add(1, Ordering::Relaxed) + 1)
+                .await
+        })
+        .retry(backoff)
+        .when(|failure: &Failure| {
+            let retry = match &failure.error {
+                CarrierError::RateLimited { .. } => {
+                    failure.retry_after.is_none_or(|d| d <= max_retry_after)
                 }
-                retry
-            })
-            .adjust(|failure: &Failure, delay| failure.retry_after.or(delay))
-            .await;
+                CarrierError::Transient {
+                    request_sent: false,
+                    ..
+                } => true,
+                CarrierError::Transient {
+                    request_sent: true, ..
+                } => call.repeat == Repeat::Safe,
+                _ => false,
+            };
+            if retry {
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            retry
+        })
+        .adjust(|failure: &Failure, delay| failure.retry_after.or(delay))
+        .await;
         result.map_err(|failure| failure.error)
     }
 
@@ -299,7 +320,11 @@ impl HttpCore {
             duration_ms = tracing::field::Empty,
         );
         async {
-            let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
             self.limiter.until_ready().await;
             let started = Instant::now();
             let mut request = self
@@ -308,7 +333,9 @@ impl HttpCore {
                 .query(&call.query);
             request = match call.auth {
                 Auth::None => request,
-                Auth::Basic(user, password) => request.basic_auth(user, Some(password.expose_secret())),
+                Auth::Basic(user, password) => {
+                    request.basic_auth(user, Some(password.expose_secret()))
+                }
                 Auth::Bearer(token) => request.bearer_auth(token.expose_secret()),
             };
             if let Some(body) = &call.body {
@@ -336,10 +363,15 @@ impl HttpCore {
                 }
                 Ok((status, headers, body)) => {
                     span.record("status", status.as_u16());
-                    self.counters.record(call.route, status.as_u16().to_string());
+                    self.counters
+                        .record(call.route, status.as_u16().to_string());
                     tracing::debug!("carrier call answered");
                     if status.is_success() {
-                        return Ok(Reply { status, headers, body });
+                        return Ok(Reply {
+                            status,
+                            headers,
+                            body,
+                        });
                     }
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);

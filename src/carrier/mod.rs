@@ -215,17 +215,31 @@ pub trait Carrier: Send + Sync {
     fn verify(&self) -> BoxFuture<'_, Result<(), CarrierError>>;
 
     /// Streams the selected SIMs' states, a page at a time; each SIM once.
-    fn observe<'a>(&'a self, selection: &'a Selection) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>>;
+    fn observe<'a>(
+        &'a self,
+        selection: &'a Selection,
+    ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>>;
 
     /// Submits one state change for at most `capabilities().max_sims_per_action` SIMs.
     /// Not retried after a timeout: the caller observes states before trying again.
-    fn submit<'a>(&'a self, change: StateChange, sims: &'a [SimTarget]) -> BoxFuture<'a, Result<Submission, CarrierError>>;
+    fn submit<'a>(
+        &'a self,
+        change: StateChange,
+        sims: &'a [SimTarget],
+    ) -> BoxFuture<'a, Result<Submission, CarrierError>>;
 
     /// A device's data quota, or `None` when it has none.
-    fn read_quota(&self, device_id: u64) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>>;
+    fn read_quota(
+        &self,
+        device_id: u64,
+    ) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>>;
 
     /// Sets (replaces) a device's data quota.
-    fn set_quota<'a>(&'a self, device_id: u64, quota: &'a QuotaSetting) -> BoxFuture<'a, Result<(), CarrierError>>;
+    fn set_quota<'a>(
+        &'a self,
+        device_id: u64,
+        quota: &'a QuotaSetting,
+    ) -> BoxFuture<'a, Result<(), CarrierError>>;
 
     /// Deletes a device's data quota; false when it had none.
     fn delete_quota(&self, device_id: u64) -> BoxFuture<'_, Result<bool, CarrierError>>;
@@ -243,10 +257,27 @@ pub fn connect(
     let base = spec.effective_base_url().trim_end_matches('/');
     let rate = spec.effective_rate_limit();
     let concurrency = spec.effective_concurrency() as usize;
-    let core = |provider, base: String| http::HttpCore::new(provider, base, rate.requests_per_second, rate.burst, concurrency, settings.clone());
+    let core = |provider, base: String| {
+        http::HttpCore::new(
+            provider,
+            base,
+            rate.requests_per_second,
+            rate.burst,
+            concurrency,
+            settings.clone(),
+        )
+    };
     Ok(match spec.provider {
-        Provider::Hologram => Arc::new(HologramClient::new(core("hologram", base.to_owned())?, credential, spec.org_id)),
-        Provider::Simulator => Arc::new(HologramClient::new(core("simulator", format!("{base}/api/1"))?, credential, spec.org_id)),
+        Provider::Hologram => Arc::new(HologramClient::new(
+            core("hologram", base.to_owned())?,
+            credential,
+            spec.org_id,
+        )),
+        Provider::Simulator => Arc::new(HologramClient::new(
+            core("simulator", format!("{base}/api/1"))?,
+            credential,
+            spec.org_id,
+        )),
         Provider::Emnify => Arc::new(EmnifyClient::new(
             core("emnify", base.to_owned())?,
             credential,

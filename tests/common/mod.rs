@@ -132,3 +132,47 @@ pub async fn count(sim: &SimulatorHandle, method: &str, route: &str, status: u16
         .map(|r| r.count)
         .sum()
 }
+
+/// A CarrierAccount spec pointing at the simulator.
+pub fn account(
+    provider: simfleet::api::Provider,
+    base_url: String,
+) -> simfleet::api::CarrierAccountSpec {
+    simfleet::api::CarrierAccountSpec {
+        provider,
+        base_url: Some(base_url),
+        secret_ref: simfleet::api::SecretKeyRef {
+            name: "creds".into(),
+            key: None,
+        },
+        org_id: None,
+        rate_limit: Some(simfleet::api::RateLimit {
+            requests_per_second: 10_000.0,
+            burst: 1_000,
+        }),
+        concurrency: Some(8),
+        suspend_sim_on_pause: None,
+    }
+}
+
+/// Fast retries, so fault tests finish quickly.
+pub fn fast_retries() -> simfleet::carrier::HttpSettings {
+    simfleet::carrier::HttpSettings {
+        max_retries: 10,
+        min_backoff: std::time::Duration::from_millis(5),
+        max_backoff: std::time::Duration::from_millis(50),
+        ..Default::default()
+    }
+}
+
+/// Sets the simulator's fault rules.
+pub async fn set_faults(sim: &SimulatorHandle, rules: Value) {
+    let (status, body) = admin_send(
+        sim,
+        reqwest::Method::PUT,
+        "/faults",
+        &serde_json::json!({"rules": rules}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

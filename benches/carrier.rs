@@ -1,0 +1,144 @@
+//! Carrier client figures against the in-process simulator:
+//! - observing 100,000 SIMs by tag with the Hologram client: calls, wall time, memory growth;
+//! - emnify per-device changes against a simulated 50 req/s limit: achieved rate, 429s.
+//!
+//! Run: `cargo bench --bench carrier`.
+
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt;
+use jiff::SignedDuration;
+use secrecy::SecretString;
+use simfleet::api::{CarrierAccountSpec, Provider, RateLimit, SecretKeyRef, StateChange};
+use simfleet::carrier::{HttpSettings, Selection, SimTarget, connect};
+use simfleet::simulator::{
+    RateLimitSpec, SeedConfig, Simulator, SimulatorConfig, fleet::SEED_TAGS,
+};
+
+fn rss_kib() -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn spec(
+    provider: Provider,
+    base_url: String,
+    rps: f64,
+    burst: u32,
+    concurrency: u32,
+) -> CarrierAccountSpec {
+    CarrierAccountSpec {
+        provider,
+        base_url: Some(base_url),
+        secret_ref: SecretKeyRef {
+            name: "creds".into(),
+            key: None,
+        },
+        org_id: None,
+        rate_limit: Some(RateLimit {
+            requests_per_second: rps,
+            burst,
+        }),
+        concurrency: Some(concurrency),
+        suspend_sim_on_pause: None,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    // 1. Observe 100,000 SIMs: every seeded tag, so the union is the whole fleet.
+    let sim = Simulator::start(SimulatorConfig::for_tests(
+        100_000,
+        SignedDuration::from_secs(10),
+    ))
+    .await
+    .unwrap();
+    let carrier = connect(
+        &spec(Provider::Simulator, sim.base_url(), 10_000.0, 1_000, 8),
+        SecretString::from(simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY),
+        HttpSettings::default(),
+    )
+    .unwrap();
+    let selection = Selection {
+        tags: SEED_TAGS.iter().map(|t| t.to_string()).collect(),
+        ..Default::default()
+    };
+    let before = rss_kib();
+    let mut peak = 0;
+    let mut sims = 0;
+    let started = Instant::now();
+    let mut stream = carrier.observe(&selection);
+    while let Some(page) = stream.try_next().await.unwrap() {
+        sims += page.len();
+        peak = peak.max(rss_kib() - before);
+    }
+    let elapsed = started.elapsed();
+    drop(stream);
+    assert_eq!(sims, 100_000);
+    println!(
+        "observe 100,000 SIMs (Hologram, 6 tags): {} calls, {:.2} s wall, RSS growth while streaming at most {:.1} MiB",
+        carrier.counters().total(),
+        elapsed.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
+    sim.stop().await;
+
+    // 2. emnify per-device changes with the carrier limiting each credential to 50 req/s.
+    let limit = 50.0;
+    let sim = Simulator::start(SimulatorConfig {
+        seed: SeedConfig {
+            sims: 2_000,
+            paused_share: 0.0,
+            paused_by_system_share: 0.0,
+            deactivated_share: 0.0,
+            ..SeedConfig::default()
+        },
+        rate_limit: Some(RateLimitSpec {
+            per_second: limit,
+            burst: 25,
+        }),
+        ..SimulatorConfig::for_tests(2_000, SignedDuration::from_secs(10))
+    })
+    .await
+    .unwrap();
+    let carrier = connect(
+        &spec(Provider::Emnify, sim.emnify_url(), limit, 25, 16),
+        SecretString::from(simfleet::simulator::DEFAULT_EMNIFY_APP_TOKEN),
+        HttpSettings {
+            max_backoff: Duration::from_secs(2),
+            ..HttpSettings::default()
+        },
+    )
+    .unwrap();
+    carrier.verify().await.unwrap();
+    let targets: Vec<SimTarget> = (0..1000)
+        .map(|i| SimTarget {
+            device_id: 1001 + i,
+            sim_id: Some(700_001 + i),
+        })
+        .collect();
+    let started = Instant::now();
+    let submission = carrier.submit(StateChange::Pause, &targets).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(
+        submission.accepted,
+        1000,
+        "{:?}",
+        submission.refused.first()
+    );
+    let patches = 1000.0;
+    println!(
+        "emnify 1,000 per-device changes at a {limit} req/s carrier limit: {:.1} s, {:.1} req/s achieved ({:.0}% of the limit), {} x 429, {} retries",
+        elapsed.as_secs_f64(),
+        patches / elapsed.as_secs_f64(),
+        100.0 * patches / elapsed.as_secs_f64() / limit,
+        carrier.counters().rate_limited(),
+        carrier.counters().retries()
+    );
+    sim.stop().await;
+}

@@ -1,0 +1,299 @@
+//! The Hologram client against the simulator's Hologram surface, over real HTTP.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use futures::TryStreamExt;
+use jiff::SignedDuration;
+use secrecy::SecretString;
+use serde_json::json;
+use simfleet::api::{Provider, StateChange};
+use simfleet::carrier::{
+    Carrier, CarrierError, ObservedState, QuotaSetting, Selection, SimObservation, SimTarget,
+    connect,
+};
+use simfleet::simulator::SimulatorHandle;
+
+fn client(sim: &SimulatorHandle) -> Arc<dyn Carrier> {
+    connect(
+        &account(Provider::Simulator, sim.base_url()),
+        SecretString::from(API_KEY),
+        fast_retries(),
+    )
+    .unwrap()
+}
+
+async fn observe_all(
+    carrier: &dyn Carrier,
+    selection: &Selection,
+) -> Result<Vec<SimObservation>, CarrierError> {
+    let pages: Vec<Vec<SimObservation>> = carrier.observe(selection).try_collect().await?;
+    Ok(pages.into_iter().flatten().collect())
+}
+
+fn tag(name: &str) -> Selection {
+    Selection {
+        tags: vec![name.into()],
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn verify_accepts_the_key_and_refuses_a_wrong_one() {
+    let sim = simulator(10).await;
+    client(&sim).verify().await.unwrap();
+    let wrong = connect(
+        &account(Provider::Hologram, sim.hologram_url()),
+        SecretString::from("nope"),
+        fast_retries(),
+    )
+    .unwrap();
+    assert!(matches!(
+        wrong.verify().await,
+        Err(CarrierError::Unauthorized { .. })
+    ));
+}
+
+#[tokio::test]
+async fn observing_a_tag_pages_through_100000_sims_once_each() {
+    let sim = simulator(100_000).await;
+    let carrier = client(&sim);
+    let expected = admin_get(&sim, "/sims?tag=smart-meter&limit=1").await["total"]
+        .as_u64()
+        .unwrap();
+    let mut pages = 0;
+    let mut seen = std::collections::HashSet::new();
+    let selection = tag("smart-meter");
+    let mut stream = carrier.observe(&selection);
+    while let Some(page) = stream.try_next().await.unwrap() {
+        assert!(page.len() <= 1000);
+        pages += 1;
+        for o in page {
+            assert!(seen.insert(o.device_id.unwrap()), "each SIM once");
+        }
+    }
+    assert_eq!(seen.len() as u64, expected);
+    assert_eq!(carrier.counters().total(), pages, "one call per page");
+}
+
+#[tokio::test]
+async fn lists_and_tags_are_unioned_without_duplicates_and_unknowns_are_ineligible() {
+    let sim = simulator(300).await;
+    let carrier = client(&sim);
+    let cold = admin_get(&sim, "/sims?tag=cold-chain&limit=1000").await;
+    let first_cold = &cold["sims"][0];
+    let selection = Selection {
+        iccids: vec![
+            first_cold["iccid"].as_str().unwrap().to_owned(),
+            "8944500000000099999".into(),
+        ],
+        device_ids: vec![first_cold["deviceId"].as_u64().unwrap(), 1002, 999_999],
+        tags: vec!["cold-chain".into(), "pilot".into()],
+    };
+    let observed = observe_all(carrier.as_ref(), &selection).await.unwrap();
+    let pilot = admin_get(&sim, "/sims?tag=pilot&limit=1000").await;
+    let mut expected: std::collections::HashSet<u64> = cold["sims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(pilot["sims"].as_array().unwrap())
+        .map(|s| s["deviceId"].as_u64().unwrap())
+        .collect();
+    expected.insert(1002);
+    let known: Vec<u64> = observed
+        .iter()
+        .filter_map(|o| o.device_id)
+        .filter(|&d| d != 999_999)
+        .collect();
+    assert_eq!(known.len(), expected.len(), "no SIM twice");
+    assert_eq!(
+        known
+            .iter()
+            .copied()
+            .collect::<std::collections::HashSet<_>>(),
+        expected
+    );
+    let unknown: Vec<&SimObservation> = observed
+        .iter()
+        .filter(|o| matches!(o.state, ObservedState::Ineligible(ref r) if r.contains("unknown")))
+        .collect();
+    assert_eq!(unknown.len(), 2, "{unknown:?}");
+}
+
+#[tokio::test]
+async fn a_submitted_pause_is_pending_then_confirmed_by_observation() {
+    let sim = simulator(50).await;
+    let carrier = client(&sim);
+    let dead = admin_get(&sim, "/sims?state=DEAD&limit=1").await["sims"][0]["deviceId"].as_u64();
+    let live: Vec<u64> = admin_get(&sim, "/sims?state=LIVE&limit=5").await["sims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["deviceId"].as_u64().unwrap())
+        .collect();
+    let mut targets: Vec<SimTarget> = live
+        .iter()
+        .map(|&d| SimTarget {
+            device_id: d,
+            sim_id: None,
+        })
+        .collect();
+    targets.extend(dead.map(|d| SimTarget {
+        device_id: d,
+        sim_id: None,
+    }));
+    let submission = carrier.submit(StateChange::Pause, &targets).await.unwrap();
+    assert_eq!(submission.action_ids.len(), 1);
+    assert_eq!(submission.accepted, live.len());
+    if let Some(dead) = dead {
+        assert_eq!(submission.refused[0].device_id, dead);
+        assert!(!submission.refused[0].retryable);
+    }
+    let selection = Selection {
+        device_ids: live.clone(),
+        ..Default::default()
+    };
+    let before = observe_all(carrier.as_ref(), &selection).await.unwrap();
+    assert!(
+        before
+            .iter()
+            .all(|o| o.state == ObservedState::Pending(StateChange::Pause)),
+        "{before:?}"
+    );
+    sim.advance(SignedDuration::from_secs(10));
+    let after = observe_all(carrier.as_ref(), &selection).await.unwrap();
+    assert!(after.iter().all(|o| o.state == ObservedState::Paused));
+    let jobs = admin_get(&sim, "/jobs").await;
+    assert_eq!(jobs["jobs"][0]["id"], submission.action_ids[0].as_str());
+}
+
+#[tokio::test]
+async fn more_than_10000_sims_are_refused_before_any_call() {
+    let sim = simulator(10).await;
+    let carrier = client(&sim);
+    let targets: Vec<SimTarget> = (0..10_001)
+        .map(|i| SimTarget {
+            device_id: 1001 + i,
+            sim_id: None,
+        })
+        .collect();
+    let err = carrier
+        .submit(StateChange::Pause, &targets)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CarrierError::Rejected { .. }), "{err}");
+    assert_eq!(carrier.counters().total(), 0);
+}
+
+#[tokio::test]
+async fn observation_survives_20_percent_injected_5xx() {
+    let sim = simulator(20_000).await;
+    let carrier = client(&sim);
+    let expected = admin_get(&sim, "/sims?tag=vending&limit=1").await["total"]
+        .as_u64()
+        .unwrap();
+    set_faults(&sim, json!([{"errorRate": 0.2}])).await;
+    let observed = observe_all(carrier.as_ref(), &tag("vending"))
+        .await
+        .unwrap();
+    assert_eq!(observed.len() as u64, expected);
+    assert!(carrier.counters().retries() > 0);
+}
+
+#[tokio::test]
+async fn a_429_burst_is_waited_out_as_retry_after_says() {
+    let sim = simulator(3_000).await;
+    let carrier = client(&sim);
+    set_faults(
+        &sim,
+        json!([{"route": "/api/1/devices", "burst429": 3, "retryAfterSecs": 1}]),
+    )
+    .await;
+    let observed = observe_all(carrier.as_ref(), &tag("vending"))
+        .await
+        .unwrap();
+    assert!(!observed.is_empty());
+    assert_eq!(carrier.counters().rate_limited(), 3);
+    assert_eq!(count(&sim, "GET", "/api/1/devices", 429).await, 3);
+}
+
+#[tokio::test]
+async fn a_bulk_submit_is_not_repeated_after_a_5xx() {
+    let sim = simulator(10).await;
+    let carrier = client(&sim);
+    set_faults(
+        &sim,
+        json!([{"route": "/api/1/devices/batch/state", "burst5xx": 1}]),
+    )
+    .await;
+    let err = carrier
+        .submit(
+            StateChange::Pause,
+            &[SimTarget {
+                device_id: 1001,
+                sim_id: None,
+            }],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CarrierError::Transient {
+                request_sent: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("observe before resubmitting"));
+    assert_eq!(
+        count(&sim, "POST", "/api/1/devices/batch/state", 503).await,
+        1
+    );
+    assert_eq!(
+        count(&sim, "POST", "/api/1/devices/batch/state", 200).await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_body_is_a_protocol_error_not_a_panic() {
+    let sim = simulator(100).await;
+    let carrier = client(&sim);
+    set_faults(&sim, json!([{"malformedRate": 1.0}])).await;
+    let err = observe_all(carrier.as_ref(), &tag("vending"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CarrierError::Protocol { .. }), "{err}");
+    let err = carrier.verify().await.unwrap_err();
+    assert!(err.to_string().contains("not JSON"), "{err}");
+}
+
+#[tokio::test]
+async fn quotas_are_unsupported_and_say_so() {
+    let sim = simulator(1).await;
+    let carrier = client(&sim);
+    assert!(!carrier.capabilities().data_quota);
+    let quota = QuotaSetting {
+        volume_mb: 1.0,
+        expiry: jiff::Timestamp::now(),
+        auto_refill: false,
+        threshold_percentage: None,
+    };
+    for err in [
+        carrier.read_quota(1001).await.unwrap_err(),
+        carrier.set_quota(1001, &quota).await.unwrap_err(),
+        carrier.delete_quota(1001).await.unwrap_err(),
+    ] {
+        assert!(matches!(err, CarrierError::Unsupported { .. }));
+        assert!(err.to_string().contains("data quotas"));
+    }
+    assert_eq!(
+        admin_get(&sim, "/stats").await["totals"]["requests"],
+        0,
+        "no call was made"
+    );
+}
