@@ -11,10 +11,9 @@ use secrecy::SecretString;
 use serde_json::json;
 use simfleet::api::{Provider, StateChange};
 use simfleet::carrier::{
-    Carrier, CarrierError, ObservedState, QuotaSetting, QuotaState, Selection, SimObservation,
-    SimTarget, connect,
+    Carrier, CarrierError, ObservedState, QuotaSetting, QuotaState, Selection, SimTarget, connect,
 };
-use simfleet::simulator::{SeedConfig, SimulatorConfig, SimulatorHandle};
+use simfleet::simulator::SimulatorHandle;
 
 fn client_with(sim: &SimulatorHandle, suspend_sim: bool) -> Arc<dyn Carrier> {
     let mut spec = account(Provider::Emnify, sim.emnify_url());
@@ -24,28 +23,6 @@ fn client_with(sim: &SimulatorHandle, suspend_sim: bool) -> Arc<dyn Carrier> {
 
 fn client(sim: &SimulatorHandle) -> Arc<dyn Carrier> {
     client_with(sim, false)
-}
-
-async fn live_fleet(sims: usize) -> SimulatorHandle {
-    start(SimulatorConfig {
-        seed: SeedConfig {
-            sims,
-            paused_share: 0.0,
-            paused_by_system_share: 0.0,
-            deactivated_share: 0.0,
-            ..SeedConfig::default()
-        },
-        ..SimulatorConfig::for_tests(sims, SignedDuration::from_secs(10))
-    })
-    .await
-}
-
-async fn observe_all(
-    carrier: &dyn Carrier,
-    selection: &Selection,
-) -> Result<Vec<SimObservation>, CarrierError> {
-    let pages: Vec<Vec<SimObservation>> = carrier.observe(selection).try_collect().await?;
-    Ok(pages.into_iter().flatten().collect())
 }
 
 fn targets(ids: &[u64]) -> Vec<SimTarget> {

@@ -25,14 +25,6 @@ fn client(sim: &SimulatorHandle) -> Arc<dyn Carrier> {
     .unwrap()
 }
 
-async fn observe_all(
-    carrier: &dyn Carrier,
-    selection: &Selection,
-) -> Result<Vec<SimObservation>, CarrierError> {
-    let pages: Vec<Vec<SimObservation>> = carrier.observe(selection).try_collect().await?;
-    Ok(pages.into_iter().flatten().collect())
-}
-
 fn tag(name: &str) -> Selection {
     Selection {
         tags: vec![name.into()],

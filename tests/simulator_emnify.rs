@@ -6,22 +6,7 @@ use common::*;
 use jiff::SignedDuration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use simfleet::simulator::{SeedConfig, SimulatorConfig, SimulatorHandle};
-
-/// A simulator whose SIMs all start live, so states are predictable.
-async fn live_fleet(sims: usize) -> SimulatorHandle {
-    start(SimulatorConfig {
-        seed: SeedConfig {
-            sims,
-            paused_share: 0.0,
-            paused_by_system_share: 0.0,
-            deactivated_share: 0.0,
-            ..SeedConfig::default()
-        },
-        ..SimulatorConfig::for_tests(sims, SignedDuration::from_secs(10))
-    })
-    .await
-}
+use simfleet::simulator::{SimulatorConfig, SimulatorHandle};
 
 async fn get(sim: &SimulatorHandle, token: &str, path: &str) -> (StatusCode, Value) {
     status_and_json(emnify(sim, Method::GET, path, token).send().await.unwrap()).await

@@ -19,8 +19,8 @@ use tokio::sync::Mutex;
 
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
 use super::{
-    Capabilities, Carrier, CarrierError, ObservedState, QuotaReading, QuotaSetting, QuotaState,
-    Refusal, Selection, SimObservation, SimTarget, Submission,
+    Capabilities, Carrier, CarrierError, Lookup, ObservedState, QuotaReading, QuotaSetting,
+    QuotaState, Refusal, Selection, SimObservation, SimTarget, Submission,
 };
 use crate::api::StateChange;
 
@@ -216,7 +216,7 @@ impl EmnifyClient {
                 .0
                 .into_iter()
                 .next(),
-            Lookup::Endpoint(id) => {
+            Lookup::Device(id) => {
                 let answer = self
                     .send(|auth| {
                         Call::new(
@@ -235,22 +235,9 @@ impl EmnifyClient {
                 }
             }
         };
-        match (found, key) {
-            (Some(endpoint), _) => endpoint_observation(&endpoint),
-            (None, Lookup::Iccid(iccid)) => Ok(SimObservation {
-                iccid,
-                device_id: None,
-                sim_id: None,
-                state: ObservedState::Ineligible("unknown ICCID (not in this account)".into()),
-            }),
-            (None, Lookup::Endpoint(id)) => Ok(SimObservation {
-                iccid: String::new(),
-                device_id: Some(id),
-                sim_id: None,
-                state: ObservedState::Ineligible(
-                    "unknown endpoint id (not in this account)".into(),
-                ),
-            }),
+        match found {
+            Some(endpoint) => endpoint_observation(&endpoint),
+            None => Ok(key.unknown()),
         }
     }
 
@@ -360,11 +347,6 @@ impl EmnifyClient {
     }
 }
 
-enum Lookup {
-    Iccid(String),
-    Endpoint(u64),
-}
-
 impl Carrier for EmnifyClient {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
@@ -396,38 +378,12 @@ impl Carrier for EmnifyClient {
         &'a self,
         selection: &'a Selection,
     ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
-        let lookups = selection
-            .iccids
-            .iter()
-            .map(|i| Lookup::Iccid(i.clone()))
-            .chain(selection.device_ids.iter().map(|&d| Lookup::Endpoint(d)));
-        let listed_ids = Arc::new(std::sync::Mutex::new(HashSet::new()));
-        let record = listed_ids.clone();
-        let mut seen = HashSet::new();
-        let explicit = stream::iter(lookups)
-            .map(move |key| self.lookup(key))
-            .buffered(self.core.concurrency())
-            .try_filter(move |o: &SimObservation| {
-                let key = o
-                    .device_id
-                    .map_or_else(|| o.iccid.clone(), |d| d.to_string());
-                futures::future::ready(seen.insert(key))
-            })
-            .try_chunks(200)
-            .map_err(|e| e.1)
-            .inspect_ok(move |page| {
-                record
-                    .lock()
-                    .expect("ids lock")
-                    .extend(page.iter().filter_map(|o| o.device_id));
-            });
-        let tags = stream::iter(0..selection.tags.len())
-            .map(move |index| {
-                let ids = Arc::new(listed_ids.lock().expect("ids lock").clone());
-                self.tagged(selection, index, ids)
-            })
-            .flatten();
-        explicit.chain(tags).boxed()
+        super::union_of_selection(
+            selection,
+            self.core.concurrency(),
+            move |key| self.lookup(key).boxed(),
+            move |index, listed| self.tagged(selection, index, listed),
+        )
     }
 
     fn submit<'a>(

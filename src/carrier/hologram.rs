@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
 use super::{
-    Capabilities, Carrier, CarrierError, ObservedState, QuotaReading, QuotaSetting, Refusal,
-    Selection, SimObservation, SimTarget, Submission,
+    Capabilities, Carrier, CarrierError, Lookup, ObservedState, QuotaReading, QuotaSetting,
+    Refusal, Selection, SimObservation, SimTarget, Submission,
 };
 use crate::api::StateChange;
 
@@ -22,8 +22,6 @@ use crate::api::StateChange;
 pub const BULK_LIMIT: usize = 10_000;
 /// Page size of list calls (Hologram's maximum).
 const PAGE: usize = 1000;
-/// Lookups of listed ICCIDs or device ids gathered into one page.
-const LOOKUP_PAGE: usize = 200;
 
 /// A client of one Hologram account.
 pub struct HologramClient {
@@ -149,57 +147,13 @@ impl HologramClient {
         data.first().map(link_observation).transpose()
     }
 
-    /// Pages of the explicitly listed SIMs, looked up concurrently.
-    fn listed<'a>(
-        &'a self,
-        selection: &'a Selection,
-    ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
-        let by_iccid = selection.iccids.iter().map(move |iccid| {
-            let iccid = iccid.clone();
-            async move {
-                Ok(self
-                    .lookup("sim", iccid.clone())
-                    .await?
-                    .unwrap_or(SimObservation {
-                        iccid,
-                        device_id: None,
-                        sim_id: None,
-                        state: ObservedState::Ineligible(
-                            "unknown ICCID (not in this account or organisation)".into(),
-                        ),
-                    }))
-            }
-            .boxed()
-        });
-        let by_device = selection.device_ids.iter().map(move |&id| {
-            async move {
-                Ok(self
-                    .lookup("deviceid", id.to_string())
-                    .await?
-                    .unwrap_or(SimObservation {
-                        iccid: String::new(),
-                        device_id: Some(id),
-                        sim_id: None,
-                        state: ObservedState::Ineligible(
-                            "unknown device id (not in this account or organisation)".into(),
-                        ),
-                    }))
-            }
-            .boxed()
-        });
-        let mut seen = HashSet::new();
-        stream::iter(by_iccid.chain(by_device))
-            .buffered(self.core.concurrency())
-            .try_filter(move |o: &SimObservation| {
-                // A SIM listed by ICCID and by device id is reported once.
-                let key = o
-                    .device_id
-                    .map_or_else(|| o.iccid.clone(), |d| d.to_string());
-                futures::future::ready(seen.insert(key))
-            })
-            .try_chunks(LOOKUP_PAGE)
-            .map_err(|e| e.1)
-            .boxed()
+    /// A listed SIM by ICCID or device id.
+    async fn lookup_listed(&self, key: Lookup) -> Result<SimObservation, CarrierError> {
+        let found = match &key {
+            Lookup::Iccid(iccid) => self.lookup("sim", iccid.clone()).await?,
+            Lookup::Device(id) => self.lookup("deviceid", id.to_string()).await?,
+        };
+        Ok(found.unwrap_or_else(|| key.unknown()))
     }
 
     /// Pages of the devices carrying one tag, skipping those reported under an earlier tag or
@@ -305,22 +259,12 @@ impl Carrier for HologramClient {
         &'a self,
         selection: &'a Selection,
     ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
-        // Explicit lists are small (at most 20,000 each); their device ids are kept to skip the
-        // same SIMs when a tag selects them too. Tag listings stream without such memory.
-        let listed = self.listed(selection);
-        let listed_ids = Arc::new(std::sync::Mutex::new(HashSet::new()));
-        let record = listed_ids.clone();
-        let explicit = listed.inspect_ok(move |page| {
-            let mut ids = record.lock().expect("ids lock");
-            ids.extend(page.iter().filter_map(|o| o.device_id));
-        });
-        let tags = stream::iter(0..selection.tags.len())
-            .map(move |index| {
-                let ids = Arc::new(listed_ids.lock().expect("ids lock").clone());
-                self.tagged(selection, index, ids)
-            })
-            .flatten();
-        explicit.chain(tags).boxed()
+        super::union_of_selection(
+            selection,
+            self.core.concurrency(),
+            move |key| self.lookup_listed(key).boxed(),
+            move |index, listed| self.tagged(selection, index, listed),
+        )
     }
 
     fn submit<'a>(

@@ -8,11 +8,12 @@ pub mod emnify;
 pub mod hologram;
 pub mod http;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::stream::BoxStream;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -61,6 +62,88 @@ pub struct SimObservation {
     pub sim_id: Option<u64>,
     /// Normalised state.
     pub state: ObservedState,
+}
+
+/// One explicitly listed SIM to look up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// By ICCID.
+    Iccid(String),
+    /// By device (endpoint) id.
+    Device(u64),
+}
+
+impl Lookup {
+    /// The observation of a listed SIM the carrier does not know.
+    pub fn unknown(self) -> SimObservation {
+        let (iccid, device_id, what) = match self {
+            Lookup::Iccid(iccid) => (iccid, None, "ICCID"),
+            Lookup::Device(id) => (String::new(), Some(id), "device id"),
+        };
+        SimObservation {
+            iccid,
+            device_id,
+            sim_id: None,
+            state: ObservedState::Ineligible(format!(
+                "unknown {what} (not in this account or organisation)"
+            )),
+        }
+    }
+}
+
+/// Explicitly listed SIMs gathered into one page.
+const LOOKUP_PAGE: usize = 200;
+
+/// The union of a selection as a stream of pages, each SIM once: the listed SIMs first (looked
+/// up concurrently), then each tag's pages. `tagged(i, listed)` pages tag `i`, skipping SIMs
+/// that carry an earlier tag or whose device id is in `listed`; so only the listed ids (at most
+/// 40,000) are remembered, and tag listings of any size stream.
+fn union_of_selection<'a>(
+    selection: &'a Selection,
+    concurrency: usize,
+    lookup: impl Fn(Lookup) -> BoxFuture<'a, Result<SimObservation, CarrierError>> + Send + 'a,
+    tagged: impl Fn(
+        usize,
+        Arc<HashSet<u64>>,
+    ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>>
+    + Send
+    + 'a,
+) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
+    let lookups = selection
+        .iccids
+        .iter()
+        .map(|i| Lookup::Iccid(i.clone()))
+        .chain(selection.device_ids.iter().map(|&d| Lookup::Device(d)));
+    let listed_ids = Arc::new(Mutex::new(HashSet::new()));
+    let record = listed_ids.clone();
+    let mut seen = HashSet::new();
+    let listed = stream::iter(lookups)
+        .map(lookup)
+        .buffered(concurrency)
+        .try_filter(move |o: &SimObservation| {
+            // A SIM listed by ICCID and by device id is reported once.
+            let key = o
+                .device_id
+                .map_or_else(|| o.iccid.clone(), |d| d.to_string());
+            futures::future::ready(seen.insert(key))
+        })
+        .try_chunks(LOOKUP_PAGE)
+        .map_err(|e| e.1)
+        .inspect_ok(move |page| {
+            record
+                .lock()
+                .expect("ids lock")
+                .extend(page.iter().filter_map(|o| o.device_id));
+        });
+    let tags = stream::iter(0..selection.tags.len())
+        .map(move |index| {
+            tagged(
+                index,
+                Arc::new(listed_ids.lock().expect("ids lock").clone()),
+            )
+        })
+        .flatten();
+    listed.chain(tags).boxed()
 }
 
 /// A SIM to change, as observed.

@@ -176,3 +176,28 @@ pub async fn set_faults(sim: &SimulatorHandle, rules: Value) {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// A simulator whose SIMs all start live (no paused, system-paused or dead SIMs).
+pub async fn live_fleet(sims: usize) -> SimulatorHandle {
+    start(SimulatorConfig {
+        seed: simfleet::simulator::SeedConfig {
+            sims,
+            paused_share: 0.0,
+            paused_by_system_share: 0.0,
+            deactivated_share: 0.0,
+            ..Default::default()
+        },
+        ..SimulatorConfig::for_tests(sims, SignedDuration::from_secs(10))
+    })
+    .await
+}
+
+/// Every SIM a selection observes, pages joined.
+pub async fn observe_all(
+    carrier: &dyn simfleet::carrier::Carrier,
+    selection: &simfleet::carrier::Selection,
+) -> Result<Vec<simfleet::carrier::SimObservation>, simfleet::carrier::CarrierError> {
+    use futures::TryStreamExt;
+    let pages: Vec<Vec<_>> = carrier.observe(selection).try_collect().await?;
+    Ok(pages.into_iter().flatten().collect())
+}
