@@ -26,7 +26,7 @@ pub enum Command {
     Run,
     /// Run everything on this machine: a sandbox API server, the carrier simulator and the
     /// operator; applies examples/ and writes a kubeconfig for kubectl. For trying out only.
-    Dev,
+    Dev(crate::dev::DevArgs),
     /// Run the carrier simulator alone: an HTTP server speaking Hologram's and emnify's APIs.
     Simulator(Box<crate::simulator::SimulatorArgs>),
     /// Print the CustomResourceDefinitions (what crds/ holds) as multi-document YAML.

@@ -3,5 +3,7 @@
 pub mod api;
 pub mod carrier;
 pub mod cli;
+pub mod dev;
+pub mod sandbox;
 pub mod simulator;
 pub mod telemetry;

@@ -24,7 +24,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => not_yet("run"),
-        Command::Dev => not_yet("dev"),
+        Command::Dev(args) => match run_async(simfleet::dev::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
+        },
         Command::Simulator(args) => match run_async(simfleet::simulator::run(*args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err),

@@ -267,6 +267,82 @@ impl ManifestValidator {
     }
 }
 
+/// Removes fields a structural schema does not declare, as the API server prunes them, and
+/// returns their paths. The root's `apiVersion`, `kind` and `metadata` are always kept.
+pub fn prune_unknown(schema: &Value, object: &mut Value) -> Vec<String> {
+    let mut pruned = Vec::new();
+    prune_at(schema, object, String::new(), true, &mut pruned);
+    pruned
+}
+
+fn prune_at(schema: &Value, value: &mut Value, path: String, root: bool, pruned: &mut Vec<String>) {
+    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true)) {
+        return;
+    }
+    match value {
+        Value::Object(fields) => {
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+                return;
+            };
+            let unknown: Vec<String> = fields
+                .keys()
+                .filter(|k| {
+                    !props.contains_key(*k)
+                        && !(root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+                })
+                .cloned()
+                .collect();
+            for key in unknown {
+                fields.remove(&key);
+                pruned.push(join_field(&path, &key));
+            }
+            for (key, child) in fields.iter_mut() {
+                if let Some(child_schema) = props.get(key) {
+                    prune_at(child_schema, child, join_field(&path, key), false, pruned);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for (i, item) in items.iter_mut().enumerate() {
+                    prune_at(item_schema, item, format!("{path}[{i}]"), false, pruned);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fills in the schema's `default`s for absent fields of present objects, as the API server
+/// defaults on admission.
+pub fn apply_defaults(schema: &Value, value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+                return;
+            };
+            for (key, child_schema) in props {
+                if !fields.contains_key(key)
+                    && let Some(default) = child_schema.get("default")
+                {
+                    fields.insert(key.clone(), default.clone());
+                }
+                if let Some(child) = fields.get_mut(key) {
+                    apply_defaults(child_schema, child);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items {
+                    apply_defaults(item_schema, item);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Deserialises into a typed struct, naming the field when that fails.
 fn typed<T: DeserializeOwned>(object: &Value) -> Result<Box<T>, FieldError> {
     serde_path_to_error::deserialize(object)
@@ -673,6 +749,23 @@ mod tests {
         assert!(validator.is_valid(&json!({"a": null})));
         assert!(validator.is_valid(&json!({"free": {"y": 1}})));
         assert!(!validator.is_valid(&json!({"b": 1})));
+    }
+
+    #[test]
+    fn pruning_drops_undeclared_fields_and_defaults_fill_absent_ones() {
+        let schema = json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {
+                "a": {"type": "string", "default": "x"},
+                "list": {"type": "array", "items": {"type": "object", "properties": {"k": {"type": "string"}}}}
+            }}
+        }});
+        let mut object = json!({"apiVersion": "v", "kind": "K", "metadata": {"name": "n"},
+            "spec": {"list": [{"k": "1", "extra": 2}], "typo": 1}, "other": true});
+        let pruned = prune_unknown(&schema, &mut object);
+        assert_eq!(pruned, ["other", "spec.typo", "spec.list[0].extra"]);
+        apply_defaults(&schema, &mut object);
+        assert_eq!(object["spec"], json!({"a": "x", "list": [{"k": "1"}]}));
+        assert_eq!(object["metadata"], json!({"name": "n"}));
     }
 
     #[test]

@@ -1,0 +1,726 @@
+//! An in-memory server for the part of the Kubernetes API that simfleet and `kubectl` use, for
+//! `simfleet dev` and end-to-end tests. It is for trying out, never a production control plane;
+//! where it differs from a real API server, that is a bug here.
+
+mod openapi;
+pub mod registry;
+pub mod status;
+pub mod store;
+pub mod table;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+
+use status::ApiStatus;
+use store::{Change, FieldValidation, Filter, PatchKind, RequestRecord, Store};
+
+/// The sandbox's shared state.
+pub struct SandboxState {
+    store: Mutex<Store>,
+}
+
+impl SandboxState {
+    /// Every request made so far (verb, resource, namespace, user agent).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.store.lock().expect("store lock").requests.clone()
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().expect("store lock")
+    }
+}
+
+/// The routes of the sandbox API server.
+pub fn router(state: Arc<SandboxState>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/api", get(core_versions))
+        .route("/apis", get(groups))
+        .route("/api/{version}", get(core_resources))
+        .route("/apis/{group}/{version}", get(group_resources))
+        .route("/openapi/v3", get(openapi::root))
+        .route("/openapi/v3/{*path}", get(openapi::group_version))
+        .route("/api/{version}/{*rest}", axum::routing::any(core_request))
+        .route(
+            "/apis/{group}/{version}/{*rest}",
+            axum::routing::any(group_request),
+        )
+        .fallback(|uri: axum::http::Uri| async move { ApiStatus::no_resource(uri.path()) })
+        .with_state(state)
+}
+
+async fn version() -> Response {
+    axum::Json(json!({
+        "major": "1", "minor": "33", "gitVersion": "v1.33.0-simfleet-sandbox",
+        "gitCommit": "sandbox", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "n/a", "compiler": "rustc", "platform": "linux/amd64",
+    }))
+    .into_response()
+}
+
+async fn core_versions() -> Response {
+    axum::Json(json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})).into_response()
+}
+
+async fn groups(State(state): State<Arc<SandboxState>>) -> Response {
+    let store = state.store();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for def in store.defs.iter().filter(|d| !d.group.is_empty()) {
+        if !seen.iter().any(|(g, _)| *g == def.group) {
+            seen.push((def.group.clone(), def.version.clone()));
+        }
+    }
+    let groups: Vec<Value> = seen
+        .iter()
+        .map(|(g, v)| {
+            let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
+            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
+        })
+        .collect();
+    axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+        .into_response()
+}
+
+fn resource_list(store: &Store, group: &str, version: &str) -> Response {
+    let defs: Vec<_> = store
+        .defs
+        .iter()
+        .filter(|d| d.group == group && d.version == version)
+        .collect();
+    if defs.is_empty() {
+        return ApiStatus::no_resource(&format!("{group}/{version}")).into_response();
+    }
+    let mut resources: Vec<Value> = defs.iter().map(|d| d.discovery()).collect();
+    for def in defs.iter().filter(|d| d.status_subresource) {
+        resources.push(json!({"name": format!("{}/status", def.plural), "singularName": "", "namespaced": def.namespaced, "kind": def.kind, "verbs": ["get", "patch", "update"]}));
+    }
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
+    axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})).into_response()
+}
+
+async fn core_resources(
+    State(state): State<Arc<SandboxState>>,
+    Path(version): Path<String>,
+) -> Response {
+    resource_list(&state.store(), "", &version)
+}
+
+async fn group_resources(
+    State(state): State<Arc<SandboxState>>,
+    Path((group, version)): Path<(String, String)>,
+) -> Response {
+    resource_list(&state.store(), &group, &version)
+}
+
+/// What a resource path names.
+struct Target {
+    def: usize,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+fn parse_target(
+    store: &Store,
+    group: &str,
+    version: &str,
+    rest: &str,
+) -> Result<Target, ApiStatus> {
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let full = || {
+        format!(
+            "/{}{}/{version}/{rest}",
+            if group.is_empty() { "api" } else { "apis/" },
+            group
+        )
+    };
+    let find = |plural: &str| {
+        store
+            .defs
+            .iter()
+            .position(|d| d.group == group && d.version == version && d.plural == plural)
+            .ok_or_else(|| ApiStatus::no_resource(&full()))
+    };
+    let (namespace, rest) = match parts.as_slice() {
+        ["namespaces", ns, tail @ ..]
+            if !tail.is_empty()
+                && !(tail.len() == 1 && matches!(tail[0], "status" | "finalize")) =>
+        {
+            (Some((*ns).to_owned()), tail.to_vec())
+        }
+        other => (None, other.to_vec()),
+    };
+    let (plural, name, subresource) = match rest.as_slice() {
+        [plural] => (*plural, None, None),
+        [plural, name] => (*plural, Some((*name).to_owned()), None),
+        [plural, name, sub] => (*plural, Some((*name).to_owned()), Some((*sub).to_owned())),
+        _ => return Err(ApiStatus::no_resource(&full())),
+    };
+    let def = find(plural)?;
+    let d = &store.defs[def];
+    if namespace.is_some() && !d.namespaced {
+        return Err(ApiStatus::no_resource(&full()));
+    }
+    if d.namespaced && namespace.is_none() && name.is_some() {
+        return Err(ApiStatus::no_resource(&full()));
+    }
+    if let Some(sub) = &subresource
+        && !(sub == "status" && d.status_subresource)
+    {
+        return Err(ApiStatus::no_resource(&full()));
+    }
+    Ok(Target {
+        def,
+        namespace,
+        name,
+        subresource,
+    })
+}
+
+async fn core_request(
+    State(state): State<Arc<SandboxState>>,
+    Path((version, rest)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    resource_request(
+        state,
+        String::new(),
+        version,
+        rest,
+        method,
+        headers,
+        params,
+        body,
+    )
+    .await
+}
+
+async fn group_request(
+    State(state): State<Arc<SandboxState>>,
+    Path((group, version, rest)): Path<(String, String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    resource_request(state, group, version, rest, method, headers, params, body).await
+}
+
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let text = format!("299 - \"{}\"", warning.replace('"', "'"));
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            response.headers_mut().append("Warning", value);
+        }
+    }
+    response
+}
+
+fn field_validation(params: &HashMap<String, String>) -> Result<FieldValidation, ApiStatus> {
+    match params.get("fieldValidation").map(String::as_str) {
+        None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
+        Some("Ignore") => Ok(FieldValidation::Ignore),
+        Some("Strict") => Ok(FieldValidation::Strict),
+        Some(other) => Err(ApiStatus::bad_request(format!(
+            "fieldValidation must be Ignore, Warn or Strict, got {other:?}"
+        ))),
+    }
+}
+
+fn parse_body(body: &Bytes, yaml: bool) -> Result<Value, ApiStatus> {
+    if body.is_empty() {
+        return Err(ApiStatus::bad_request("the request body is empty"));
+    }
+    let parsed = if yaml {
+        std::str::from_utf8(body)
+            .map_err(|e| e.to_string())
+            .and_then(|text| serde_saphyr::from_str::<Value>(text).map_err(|e| e.to_string()))
+    } else {
+        serde_json::from_slice(body).map_err(|e| e.to_string())
+    };
+    parsed.map_err(|e| ApiStatus::bad_request(format!("the request body cannot be decoded: {e}")))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn resource_request(
+    state: Arc<SandboxState>,
+    group: String,
+    version: String,
+    rest: String,
+    method: Method,
+    headers: HeaderMap,
+    params: HashMap<String, String>,
+    body: Bytes,
+) -> Response {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let watch = params.get("watch").is_some_and(|w| w == "1" || w == "true");
+    let mut store = state.store();
+    let target = match parse_target(&store, &group, &version, &rest) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let verb = match (&method, target.name.is_some(), watch) {
+        (&Method::GET, true, _) => "get",
+        (&Method::GET, false, true) => "watch",
+        (&Method::GET, false, false) => "list",
+        (&Method::POST, _, _) => "create",
+        (&Method::PUT, _, _) => "update",
+        (&Method::PATCH, _, _) => "patch",
+        (&Method::DELETE, true, _) => "delete",
+        (&Method::DELETE, false, _) => "deletecollection",
+        _ => "unknown",
+    };
+    let def = store.defs[target.def].clone();
+    store.requests.push(RequestRecord {
+        verb: verb.to_owned(),
+        group: group.clone(),
+        resource: match &target.subresource {
+            Some(sub) => format!("{}/{sub}", def.plural),
+            None => def.plural.clone(),
+        },
+        namespace: target.namespace.clone().unwrap_or_default(),
+        user_agent,
+    });
+    let namespace = target.namespace.clone().unwrap_or_default();
+    let status = target.subresource.as_deref() == Some("status");
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return ApiStatus::unsupported_media_type(format!(
+            "the sandbox reads JSON and YAML bodies only (got {content_type})"
+        ))
+        .into_response();
+    }
+    let result: Result<Response, ApiStatus> = (|| match verb {
+        "get" => {
+            let object = store.get(
+                target.def,
+                &namespace,
+                target.name.as_deref().expect("get has a name"),
+            )?;
+            if table::wants_table(&accept) {
+                return Ok(axum::Json(table::table(
+                    &def,
+                    &[object],
+                    json!({"resourceVersion": store.resource_version().to_string()}),
+                ))
+                .into_response());
+            }
+            Ok(axum::Json(object).into_response())
+        }
+        "list" => {
+            let filter = Filter::parse(
+                params.get("labelSelector").map(String::as_str),
+                params.get("fieldSelector").map(String::as_str),
+            )?;
+            let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
+                None | Some(Ok(0)) => None,
+                Some(Ok(l)) => Some(l),
+                Some(Err(_)) => {
+                    return Err(ApiStatus::bad_request("limit must be a positive integer"));
+                }
+            };
+            let after = params
+                .get("continue")
+                .filter(|c| !c.is_empty())
+                .map(|c| Store::decode_continue(c))
+                .transpose()?;
+            let (items, token) = store.list(
+                target.def,
+                target.namespace.as_deref(),
+                &filter,
+                limit,
+                after,
+            );
+            let mut meta = json!({"resourceVersion": store.resource_version().to_string()});
+            if let Some(token) = token {
+                meta["continue"] = json!(token);
+            }
+            if table::wants_table(&accept) {
+                return Ok(axum::Json(table::table(&def, &items, meta)).into_response());
+            }
+            Ok(axum::Json(json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": meta, "items": items})).into_response())
+        }
+        "create" => {
+            if target.name.is_some() {
+                return Err(ApiStatus::method_not_allowed(
+                    "POST is not allowed on a named object",
+                ));
+            }
+            let object = parse_body(&body, false)?;
+            let written =
+                store.create(target.def, &namespace, object, field_validation(&params)?)?;
+            Ok(with_warnings(
+                (StatusCode::CREATED, axum::Json(written.object)).into_response(),
+                &written.warnings,
+            ))
+        }
+        "update" => {
+            let name = target
+                .name
+                .as_deref()
+                .ok_or_else(|| ApiStatus::method_not_allowed("PUT needs an object name"))?;
+            let object = parse_body(&body, false)?;
+            let written = store.update(
+                target.def,
+                &namespace,
+                name,
+                object,
+                status,
+                field_validation(&params)?,
+            )?;
+            Ok(with_warnings(
+                axum::Json(written.object).into_response(),
+                &written.warnings,
+            ))
+        }
+        "patch" => {
+            let name = target
+                .name
+                .as_deref()
+                .ok_or_else(|| ApiStatus::method_not_allowed("PATCH needs an object name"))?;
+            let media = content_type.split(';').next().unwrap_or("").trim();
+            let kind = match media {
+                "application/merge-patch+json" => PatchKind::Merge,
+                "application/json-patch+json" => PatchKind::Json,
+                "application/strategic-merge-patch+json" if !def.custom => PatchKind::Strategic,
+                "application/strategic-merge-patch+json" => {
+                    return Err(ApiStatus::unsupported_media_type(
+                        "strategic merge patch is not supported for custom resources; use a merge patch",
+                    ));
+                }
+                "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
+                    if params.get("fieldManager").is_none_or(|m| m.is_empty()) {
+                        return Err(ApiStatus::bad_request(
+                            "PATCH apply: fieldManager is required for apply requests",
+                        ));
+                    }
+                    PatchKind::Apply
+                }
+                other => {
+                    return Err(ApiStatus::unsupported_media_type(format!(
+                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got {other:?})"
+                    )));
+                }
+            };
+            let patch = parse_body(&body, kind == PatchKind::Apply)?;
+            let written = store.patch(
+                target.def,
+                &namespace,
+                name,
+                kind,
+                &patch,
+                status,
+                field_validation(&params)?,
+            )?;
+            let code = if written.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(with_warnings(
+                (code, axum::Json(written.object)).into_response(),
+                &written.warnings,
+            ))
+        }
+        "delete" => {
+            let name = target.name.as_deref().expect("delete has a name");
+            Ok(axum::Json(store.delete(target.def, &namespace, name)?).into_response())
+        }
+        "watch" => Err(ApiStatus::bad_request("unreachable")),
+        _ => Err(ApiStatus::method_not_allowed(format!(
+            "{method} is not supported on this path"
+        ))),
+    })();
+    if verb != "watch" {
+        return match result {
+            Ok(response) => response,
+            Err(e) => e.into_response(),
+        };
+    }
+    start_watch(&mut store, target, &def, &params)
+}
+
+/// One watch event as a JSON line.
+fn event_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
+        .expect("JSON values serialise");
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// Starts a watch: replay from `resourceVersion` (or the current state), then live changes,
+/// bookmarks when asked, and the end at `timeoutSeconds`.
+fn start_watch(
+    store: &mut Store,
+    target: Target,
+    def: &registry::ResourceDef,
+    params: &HashMap<String, String>,
+) -> Response {
+    let filter = match Filter::parse(
+        params.get("labelSelector").map(String::as_str),
+        params.get("fieldSelector").map(String::as_str),
+    ) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    let rv_param = params
+        .get("resourceVersion")
+        .map(String::as_str)
+        .unwrap_or("");
+    let bookmarks = params
+        .get("allowWatchBookmarks")
+        .is_some_and(|b| b == "true" || b == "1");
+    let timeout = params
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map_or(Duration::from_secs(1800), Duration::from_secs);
+    let namespace = target.namespace.clone();
+    let def_index = target.def;
+    let mut initial: Vec<Bytes> = Vec::new();
+    let receiver: broadcast::Receiver<Arc<Change>>;
+    let send_initial = params.get("sendInitialEvents").is_some_and(|v| v == "true");
+    if rv_param.is_empty() || rv_param == "0" || send_initial {
+        // The current state as ADDED events, then changes. A streaming list
+        // (`sendInitialEvents=true`) ends its initial events with an annotated bookmark.
+        let (items, _) = store.list(def_index, namespace.as_deref(), &filter, None, None);
+        initial.extend(items.iter().map(|o| event_line("ADDED", o)));
+        if send_initial {
+            initial.push(event_line(
+                "BOOKMARK",
+                &json!({"kind": def.kind, "apiVersion": def.api_version(), "metadata": {
+                    "resourceVersion": store.resource_version().to_string(),
+                    "annotations": {"k8s.io/initial-events-end": "true"},
+                }}),
+            ));
+        }
+        receiver = store.subscribe();
+    } else {
+        let Ok(rv) = rv_param.parse::<u64>() else {
+            return ApiStatus::bad_request(format!("invalid resourceVersion {rv_param:?}"))
+                .into_response();
+        };
+        match store.watch_from(rv) {
+            Ok((backlog, rx)) => {
+                initial.extend(
+                    backlog
+                        .iter()
+                        .filter(|c| {
+                            c.def == def_index
+                                && namespace.as_ref().is_none_or(|n| *n == c.namespace)
+                                && filter.matches(&c.object)
+                        })
+                        .map(|c| event_line(c.kind.name(), &c.object)),
+                );
+                receiver = rx;
+            }
+            Err(gone) => {
+                let line = event_line("ERROR", &gone.body());
+                return watch_response(Body::from(line));
+            }
+        }
+    }
+    let bookmark = {
+        let (kind, api_version) = (def.kind.clone(), def.api_version());
+        move |rv: u64| {
+            event_line(
+                "BOOKMARK",
+                &json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": rv.to_string()}}),
+            )
+        }
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    let live = futures::stream::unfold(
+        (receiver, filter, 0u64),
+        move |(mut rx, filter, mut last_rv)| {
+            let namespace = namespace.clone();
+            let bookmark = bookmark.clone();
+            async move {
+                loop {
+                    let wait = if bookmarks {
+                        Duration::from_secs(5)
+                    } else {
+                        Duration::from_secs(3600)
+                    };
+                    let next = tokio::time::timeout_at(
+                        deadline.min(tokio::time::Instant::now() + wait),
+                        rx.recv(),
+                    )
+                    .await;
+                    match next {
+                        Ok(Ok(change)) => {
+                            last_rv = change.rv;
+                            if change.def == def_index
+                                && namespace.as_ref().is_none_or(|n| *n == change.namespace)
+                                && filter.matches(&change.object)
+                            {
+                                return Some((
+                                    Ok::<Bytes, std::io::Error>(event_line(
+                                        change.kind.name(),
+                                        &change.object,
+                                    )),
+                                    (rx, filter, last_rv),
+                                ));
+                            }
+                        }
+                        // Fell behind or closed: end the watch; the client resumes from its last version.
+                        Ok(Err(_)) => return None,
+                        Err(_) if tokio::time::Instant::now() >= deadline => return None,
+                        Err(_) => {
+                            if last_rv > 0 {
+                                return Some((Ok(bookmark(last_rv)), (rx, filter, last_rv)));
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    );
+    let stream = futures::StreamExt::chain(
+        futures::stream::iter(initial.into_iter().map(Ok::<Bytes, std::io::Error>)),
+        live,
+    );
+    watch_response(Body::from_stream(stream))
+}
+
+fn watch_response(body: Body) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("Transfer-Encoding", "chunked")
+        .body(body)
+        .expect("static response")
+}
+
+/// How to start the sandbox.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// Address to listen on (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+/// The sandbox API server.
+pub struct Sandbox;
+
+impl Sandbox {
+    /// Binds and serves until the handle is stopped or dropped.
+    pub async fn start(config: SandboxConfig) -> std::io::Result<SandboxHandle> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(SandboxState {
+            store: Mutex::new(Store::new(registry::all())),
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router(state.clone());
+        let task = tokio::spawn(async move {
+            let served = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(err) = served.await {
+                tracing::error!(%err, "sandbox API server failed");
+            }
+        });
+        Ok(SandboxHandle {
+            addr,
+            state,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running sandbox. Dropping it stops the server.
+pub struct SandboxHandle {
+    addr: SocketAddr,
+    state: Arc<SandboxState>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SandboxHandle {
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The state (request log).
+    pub fn state(&self) -> &Arc<SandboxState> {
+        &self.state
+    }
+
+    /// A kubeconfig that points kubectl and kube-rs at this sandbox.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: simfleet-sandbox\n  cluster:\n    server: {}\ncontexts:\n- name: simfleet-sandbox\n  context:\n    cluster: simfleet-sandbox\n    namespace: default\n    user: sandbox\ncurrent-context: simfleet-sandbox\nusers:\n- name: sandbox\n  user: {{}}\n",
+            self.url()
+        )
+    }
+
+    /// A `kube::Client` for this sandbox.
+    pub fn client(&self) -> kube::Client {
+        let config = kube::Config::new(self.url().parse().expect("a valid URL"));
+        kube::Client::try_from(config).expect("a client for a plain HTTP URL")
+    }
+
+    /// Stops the server.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SandboxHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}

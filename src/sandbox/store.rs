@@ -1,0 +1,898 @@
+//! The sandbox's object store and the API semantics controllers rely on: a global
+//! resourceVersion, optimistic concurrency, `generation` bumped on spec changes only, the status
+//! subresource, finalizers and deletion, namespace cascade, and a change log for watches.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::core::{Expression, Selector, SelectorExt};
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+
+use super::registry::ResourceDef;
+use super::status::ApiStatus;
+use crate::api::validation::{
+    FieldErrorKind, ManifestValidator, ValidationError, apply_defaults, prune_unknown,
+};
+
+/// Changes kept for watches to resume from; older resourceVersions get 410 Gone.
+const LOG_CAPACITY: usize = 20_000;
+
+/// What happened to an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Created.
+    Added,
+    /// Changed.
+    Modified,
+    /// Removed.
+    Deleted,
+}
+
+impl ChangeKind {
+    /// The watch event type.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "ADDED",
+            ChangeKind::Modified => "MODIFIED",
+            ChangeKind::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watches see it.
+#[derive(Debug)]
+pub struct Change {
+    /// The resourceVersion it produced.
+    pub rv: u64,
+    /// Index of the resource definition.
+    pub def: usize,
+    /// Namespace ("" for cluster-scoped).
+    pub namespace: String,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The object after the change (before removal, for deletions).
+    pub object: Value,
+}
+
+/// How a write treats fields the schema does not declare (`fieldValidation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Drop them silently.
+    Ignore,
+    /// Drop them with a warning.
+    Warn,
+    /// Refuse the request.
+    Strict,
+}
+
+/// The kinds of patch the API server takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchKind {
+    /// RFC 7386 JSON merge patch.
+    Merge,
+    /// RFC 6902 JSON patch (with `test`).
+    Json,
+    /// Strategic merge patch: served as a merge patch (none of our resources has merge keys).
+    Strategic,
+    /// Server-side apply: the applied fields are merged in; field ownership is not tracked.
+    Apply,
+}
+
+/// A successful write: the object and any warnings.
+pub struct Written {
+    /// The stored object.
+    pub object: Value,
+    /// Warnings for the `Warning` header.
+    pub warnings: Vec<String>,
+    /// True when a new object was created.
+    pub created: bool,
+}
+
+/// A request made to the sandbox, for the RBAC check.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RequestRecord {
+    /// Kubernetes verb (get, list, watch, create, update, patch, delete).
+    pub verb: String,
+    /// API group ("" for core).
+    pub group: String,
+    /// Resource (plural), with `/status` for the subresource.
+    pub resource: String,
+    /// Namespace, if any.
+    pub namespace: String,
+    /// The client's User-Agent.
+    pub user_agent: String,
+}
+
+/// Parsed label and field selectors of a list or watch.
+#[derive(Debug, Default)]
+pub struct Filter {
+    labels: Option<Selector>,
+    fields: Vec<(String, bool, String)>,
+}
+
+impl Filter {
+    /// Parses `labelSelector` and `fieldSelector`.
+    pub fn parse(labels: Option<&str>, fields: Option<&str>) -> Result<Self, ApiStatus> {
+        let labels = labels
+            .filter(|s| !s.trim().is_empty())
+            .map(parse_label_selector)
+            .transpose()?;
+        let mut parsed = Vec::new();
+        for term in fields
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            let (key, equal, value) = if let Some((k, v)) = term.split_once("!=") {
+                (k, false, v)
+            } else if let Some((k, v)) = term.split_once("==") {
+                (k, true, v)
+            } else if let Some((k, v)) = term.split_once('=') {
+                (k, true, v)
+            } else {
+                return Err(ApiStatus::bad_request(format!(
+                    "invalid field selector {term:?}"
+                )));
+            };
+            if !matches!(key, "metadata.name" | "metadata.namespace") {
+                return Err(ApiStatus::bad_request(format!(
+                    "field label not supported: {key} (use metadata.name or metadata.namespace)"
+                )));
+            }
+            parsed.push((key.to_owned(), equal, value.to_owned()));
+        }
+        Ok(Self {
+            labels,
+            fields: parsed,
+        })
+    }
+
+    /// True when the object passes both selectors.
+    pub fn matches(&self, object: &Value) -> bool {
+        let labels_ok = self.labels.as_ref().is_none_or(|selector| {
+            let labels: BTreeMap<String, String> = object
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            selector.matches(&labels)
+        });
+        labels_ok
+            && self.fields.iter().all(|(key, equal, value)| {
+                let actual = object
+                    .pointer(&format!("/{}", key.replace('.', "/")))
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                (actual == value) == *equal
+            })
+    }
+}
+
+/// Parses a label selector string (`a=b,c!=d,e in (x,y),f notin (z),g,!h`).
+fn parse_label_selector(text: &str) -> Result<Selector, ApiStatus> {
+    let bad = || {
+        ApiStatus::bad_request(format!(
+            "unable to parse requirement: invalid label selector {text:?}"
+        ))
+    };
+    let mut terms = Vec::new();
+    let mut depth = 0;
+    let mut current = String::new();
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                terms.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    terms.push(current);
+    let mut expressions = Vec::new();
+    for term in terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        let set = |rest: &str| -> Result<BTreeSet<String>, ApiStatus> {
+            let inner = rest
+                .trim()
+                .strip_prefix('(')
+                .and_then(|r| r.strip_suffix(')'))
+                .ok_or_else(bad)?;
+            Ok(inner
+                .split(',')
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .collect())
+        };
+        let expression = if let Some((k, v)) = term.split_once("!=") {
+            Expression::NotEqual(k.trim().into(), v.trim().into())
+        } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+            Expression::Equal(k.trim().into(), v.trim().into())
+        } else if let Some((k, rest)) = term.split_once(" notin ") {
+            Expression::NotIn(k.trim().into(), set(rest)?)
+        } else if let Some((k, rest)) = term.split_once(" in ") {
+            Expression::In(k.trim().into(), set(rest)?)
+        } else if let Some(k) = term.strip_prefix('!') {
+            Expression::DoesNotExist(k.trim().into())
+        } else if term
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        {
+            Expression::Exists(term.into())
+        } else {
+            return Err(bad());
+        };
+        expressions.push(expression);
+    }
+    Ok(expressions.into_iter().collect())
+}
+
+/// The store.
+pub struct Store {
+    /// Resource definitions (indexes are stable).
+    pub defs: Vec<ResourceDef>,
+    objects: BTreeMap<(usize, String, String), Value>,
+    rv: u64,
+    log: VecDeque<Arc<Change>>,
+    tx: broadcast::Sender<Arc<Change>>,
+    validator: ManifestValidator,
+    /// Every request, for the RBAC check.
+    pub requests: Vec<RequestRecord>,
+}
+
+fn now_text() -> String {
+    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+fn random_suffix(len: usize) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..len)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn uid() -> String {
+    let hex = |n: usize| {
+        (0..n)
+            .map(|_| format!("{:x}", fastrand::u8(..16)))
+            .collect::<String>()
+    };
+    format!("{}-{}-{}-{}-{}", hex(8), hex(4), hex(4), hex(4), hex(12))
+}
+
+fn meta<'a>(object: &'a Value, key: &str) -> Option<&'a Value> {
+    object.get("metadata").and_then(|m| m.get(key))
+}
+
+fn meta_str<'a>(object: &'a Value, key: &str) -> &'a str {
+    meta(object, key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn meta_mut(object: &mut Value) -> &mut Map<String, Value> {
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        object["metadata"] = json!({});
+    }
+    object["metadata"]
+        .as_object_mut()
+        .expect("metadata is an object")
+}
+
+/// The part of an object whose change bumps `generation`: everything but metadata and status.
+fn spec_part(object: &Value) -> Value {
+    let mut copy = object.clone();
+    if let Some(map) = copy.as_object_mut() {
+        map.remove("metadata");
+        map.remove("status");
+    }
+    copy
+}
+
+impl Store {
+    /// A store with the `default` and `kube-system` namespaces.
+    pub fn new(defs: Vec<ResourceDef>) -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        let mut store = Self {
+            defs,
+            objects: BTreeMap::new(),
+            rv: 1,
+            log: VecDeque::new(),
+            tx,
+            validator: ManifestValidator::new().expect("the generated CRDs compile"),
+            requests: Vec::new(),
+        };
+        let ns = store
+            .def_index("", "namespaces")
+            .expect("namespaces are served");
+        for name in ["default", "kube-system"] {
+            let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}});
+            store
+                .create(ns, "", object, FieldValidation::Strict)
+                .expect("a fresh store takes its namespaces");
+        }
+        store
+    }
+
+    /// The index of a resource by group and plural.
+    pub fn def_index(&self, group: &str, plural: &str) -> Option<usize> {
+        self.defs
+            .iter()
+            .position(|d| d.group == group && d.plural == plural)
+    }
+
+    /// The current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    fn record(&mut self, def: usize, namespace: &str, kind: ChangeKind, object: Value) {
+        let change = Arc::new(Change {
+            rv: self.rv,
+            def,
+            namespace: namespace.to_owned(),
+            kind,
+            object,
+        });
+        if self.log.len() == LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back(change.clone());
+        let _ = self.tx.send(change);
+    }
+
+    fn next_rv(&mut self) -> String {
+        self.rv += 1;
+        self.rv.to_string()
+    }
+
+    /// One object.
+    pub fn get(&self, def: usize, namespace: &str, name: &str) -> Result<Value, ApiStatus> {
+        self.objects
+            .get(&(def, namespace.to_owned(), name.to_owned()))
+            .cloned()
+            .ok_or_else(|| ApiStatus::not_found(&self.defs[def], name))
+    }
+
+    /// A page of objects (`namespace` None: all namespaces), the continue token and the
+    /// number of items remaining after it.
+    pub fn list(
+        &self,
+        def: usize,
+        namespace: Option<&str>,
+        filter: &Filter,
+        limit: Option<usize>,
+        after: Option<(String, String)>,
+    ) -> (Vec<Value>, Option<String>) {
+        let mut items = Vec::new();
+        let mut more = None;
+        let start = after.map(|(ns, name)| (def, ns, name));
+        let range = self
+            .objects
+            .range((def, String::new(), String::new())..(def + 1, String::new(), String::new()));
+        for ((_, ns, name), object) in range {
+            if let Some(start) = &start
+                && (def, ns.clone(), name.clone()) <= *start
+            {
+                continue;
+            }
+            if namespace.is_some_and(|n| n != ns) || !filter.matches(object) {
+                continue;
+            }
+            if limit.is_some_and(|l| items.len() == l) {
+                more = Some(format!(
+                    "{ns}\u{0}{}",
+                    items
+                        .last()
+                        .map(|o: &Value| meta_str(o, "name"))
+                        .unwrap_or("")
+                ));
+                break;
+            }
+            items.push(object.clone());
+        }
+        let token = more.map(|_| {
+            let last = items.last().expect("a full page has a last item");
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+                "{}\u{0}{}",
+                meta_str(last, "namespace"),
+                meta_str(last, "name")
+            ))
+        });
+        (items, token)
+    }
+
+    /// Decodes a continue token.
+    pub fn decode_continue(token: &str) -> Result<(String, String), ApiStatus> {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| ApiStatus::bad_request("invalid continue token"))?;
+        let (ns, name) = raw
+            .split_once('\u{0}')
+            .ok_or_else(|| ApiStatus::bad_request("invalid continue token"))?;
+        Ok((ns.to_owned(), name.to_owned()))
+    }
+
+    /// Validates, prunes and defaults a custom resource the way the API server admits it.
+    fn admit(
+        &self,
+        def: usize,
+        object: &mut Value,
+        validation: FieldValidation,
+    ) -> Result<Vec<String>, ApiStatus> {
+        let d = &self.defs[def];
+        let Some(schema) = &d.schema else {
+            return Ok(Vec::new());
+        };
+        let mut warnings = Vec::new();
+        if validation != FieldValidation::Strict {
+            for field in prune_unknown(schema, object) {
+                if validation == FieldValidation::Warn {
+                    warnings.push(format!("unknown field \"{field}\""));
+                }
+            }
+        }
+        apply_defaults(schema, object);
+        match self.validator.validate(object) {
+            Ok(()) => Ok(warnings),
+            Err(ValidationError::Invalid { errors, name, .. }) => {
+                let unknown: Vec<_> = errors
+                    .iter()
+                    .filter(|e| e.kind == FieldErrorKind::Unknown)
+                    .collect();
+                if !unknown.is_empty() {
+                    let list: Vec<String> = unknown.iter().map(|e| e.to_string()).collect();
+                    return Err(ApiStatus::bad_request(format!(
+                        "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                        d.kind,
+                        d.version,
+                        d.kind,
+                        list.join(", ")
+                    )));
+                }
+                Err(ApiStatus::invalid(d, &name, &errors))
+            }
+            Err(other) => Err(ApiStatus::bad_request(other.to_string())),
+        }
+    }
+
+    fn namespace_check(&self, def: usize, namespace: &str) -> Result<(), ApiStatus> {
+        if !self.defs[def].namespaced {
+            return Ok(());
+        }
+        let ns = self
+            .def_index("", "namespaces")
+            .expect("namespaces are served");
+        match self.objects.get(&(ns, String::new(), namespace.to_owned())) {
+            None => Err(ApiStatus::not_found(&self.defs[ns], namespace)),
+            Some(n) if meta(n, "deletionTimestamp").is_some() => Err(ApiStatus {
+                code: 403,
+                reason: "Forbidden",
+                message: format!(
+                    "{} is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                    self.defs[def].qualified()
+                ),
+                details: None,
+            }),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Creates an object.
+    pub fn create(
+        &mut self,
+        def: usize,
+        namespace: &str,
+        mut object: Value,
+        validation: FieldValidation,
+    ) -> Result<Written, ApiStatus> {
+        let d = self.defs[def].clone();
+        if !object.is_object() {
+            return Err(ApiStatus::bad_request("the body must be a JSON object"));
+        }
+        let body_ns = meta_str(&object, "namespace").to_owned();
+        if d.namespaced && !body_ns.is_empty() && body_ns != namespace {
+            return Err(ApiStatus::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        self.namespace_check(def, namespace)?;
+        object["apiVersion"] = json!(d.api_version());
+        object["kind"] = json!(d.kind);
+        let generate = meta_str(&object, "generateName").to_owned();
+        if meta_str(&object, "name").is_empty() && !generate.is_empty() {
+            meta_mut(&mut object).insert(
+                "name".into(),
+                json!(format!("{generate}{}", random_suffix(5))),
+            );
+        }
+        let name = meta_str(&object, "name").to_owned();
+        if name.is_empty() {
+            return Err(ApiStatus::invalid(
+                &d,
+                "",
+                &[crate::api::validation::FieldError {
+                    field: "metadata.name".into(),
+                    kind: FieldErrorKind::Required("name or generateName is required".into()),
+                }],
+            ));
+        }
+        if self
+            .objects
+            .contains_key(&(def, namespace.to_owned(), name.clone()))
+        {
+            return Err(ApiStatus::already_exists(&d, &name));
+        }
+        if d.status_subresource && d.custom {
+            object.as_object_mut().expect("checked").remove("status");
+        }
+        {
+            let m = meta_mut(&mut object);
+            for key in [
+                "resourceVersion",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "generation",
+                "managedFields",
+            ] {
+                m.remove(key);
+            }
+            if d.namespaced {
+                m.insert("namespace".into(), json!(namespace));
+            } else {
+                m.remove("namespace");
+            }
+        }
+        let warnings = self.admit(def, &mut object, validation)?;
+        if d.plural == "namespaces" && object.pointer("/status/phase").is_none() {
+            object["status"] = json!({"phase": "Active"});
+        }
+        let rv = self.next_rv();
+        let m = meta_mut(&mut object);
+        m.insert("uid".into(), json!(uid()));
+        m.insert("creationTimestamp".into(), json!(now_text()));
+        m.insert("resourceVersion".into(), json!(rv));
+        if d.custom {
+            m.insert("generation".into(), json!(1));
+        }
+        self.objects
+            .insert((def, namespace.to_owned(), name), object.clone());
+        self.record(def, namespace, ChangeKind::Added, object.clone());
+        Ok(Written {
+            object,
+            warnings,
+            created: true,
+        })
+    }
+
+    /// Replaces an object (`status`: the status subresource).
+    pub fn update(
+        &mut self,
+        def: usize,
+        namespace: &str,
+        name: &str,
+        mut object: Value,
+        status: bool,
+        validation: FieldValidation,
+    ) -> Result<Written, ApiStatus> {
+        let d = self.defs[def].clone();
+        let stored = self.get(def, namespace, name)?;
+        if !object.is_object() {
+            return Err(ApiStatus::bad_request("the body must be a JSON object"));
+        }
+        let given_rv = meta_str(&object, "resourceVersion").to_owned();
+        if given_rv.is_empty() && d.custom && !status {
+            return Err(ApiStatus::invalid(
+                &d,
+                name,
+                &[crate::api::validation::FieldError {
+                    field: "metadata.resourceVersion".into(),
+                    kind: FieldErrorKind::Invalid {
+                        value: "0x0".into(),
+                        detail: "must be specified for an update".into(),
+                    },
+                }],
+            ));
+        }
+        if !given_rv.is_empty() && given_rv != meta_str(&stored, "resourceVersion") {
+            return Err(ApiStatus::conflict(&d, name));
+        }
+        let body_name = meta_str(&object, "name");
+        if !body_name.is_empty() && body_name != name {
+            return Err(ApiStatus::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        object["apiVersion"] = json!(d.api_version());
+        object["kind"] = json!(d.kind);
+        let mut next = if status {
+            // The status subresource changes status only.
+            let mut next = stored.clone();
+            match object.get("status") {
+                Some(s) => next["status"] = s.clone(),
+                None => {
+                    next.as_object_mut()
+                        .expect("stored objects are objects")
+                        .remove("status");
+                }
+            }
+            next
+        } else {
+            if d.status_subresource {
+                // Main writes leave status alone.
+                match stored.get("status") {
+                    Some(s) => object["status"] = s.clone(),
+                    None => {
+                        object.as_object_mut().expect("checked").remove("status");
+                    }
+                }
+            }
+            let m = meta_mut(&mut object);
+            for key in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "generation",
+                "namespace",
+                "name",
+            ] {
+                match meta(&stored, key) {
+                    Some(v) => m.insert(key.into(), v.clone()),
+                    None => m.remove(key),
+                };
+            }
+            m.remove("managedFields");
+            object
+        };
+        let warnings = self.admit(def, &mut next, validation)?;
+        if d.custom && !status && spec_part(&next) != spec_part(&stored) {
+            let generation = meta(&stored, "generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            meta_mut(&mut next).insert("generation".into(), json!(generation + 1));
+        }
+        // A write that changes nothing is not a write: no new resourceVersion, no event.
+        meta_mut(&mut next).insert(
+            "resourceVersion".into(),
+            json!(meta_str(&stored, "resourceVersion")),
+        );
+        if next == stored {
+            return Ok(Written {
+                object: stored,
+                warnings,
+                created: false,
+            });
+        }
+        let rv = self.next_rv();
+        meta_mut(&mut next).insert("resourceVersion".into(), json!(rv));
+        let deleting = meta(&next, "deletionTimestamp").is_some();
+        let finalizers_left = meta(&next, "finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if deleting && !finalizers_left {
+            self.objects
+                .remove(&(def, namespace.to_owned(), name.to_owned()));
+            self.record(def, namespace, ChangeKind::Deleted, next.clone());
+            self.finish_namespace(namespace);
+            return Ok(Written {
+                object: next,
+                warnings,
+                created: false,
+            });
+        }
+        self.objects
+            .insert((def, namespace.to_owned(), name.to_owned()), next.clone());
+        self.record(def, namespace, ChangeKind::Modified, next.clone());
+        Ok(Written {
+            object: next,
+            warnings,
+            created: false,
+        })
+    }
+
+    /// Applies a patch and writes the result (server-side apply may create).
+    pub fn patch(
+        &mut self,
+        def: usize,
+        namespace: &str,
+        name: &str,
+        kind: PatchKind,
+        patch: &Value,
+        status: bool,
+        validation: FieldValidation,
+    ) -> Result<Written, ApiStatus> {
+        let stored = match self.get(def, namespace, name) {
+            Ok(stored) => stored,
+            Err(_) if kind == PatchKind::Apply && !status => {
+                let mut object = patch.clone();
+                meta_mut(&mut object).insert("name".into(), json!(name));
+                return self.create(def, namespace, object, validation);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut patched = stored.clone();
+        match kind {
+            PatchKind::Merge | PatchKind::Strategic | PatchKind::Apply => {
+                if !patch.is_object() {
+                    return Err(ApiStatus::bad_request(
+                        "a merge patch must be a JSON object",
+                    ));
+                }
+                json_patch::merge(&mut patched, patch);
+            }
+            PatchKind::Json => {
+                let operations: json_patch::Patch = serde_json::from_value(patch.clone())
+                    .map_err(|e| ApiStatus::bad_request(format!("invalid JSON patch: {e}")))?;
+                json_patch::patch(&mut patched, &operations).map_err(|e| ApiStatus {
+                    code: 422,
+                    reason: "Invalid",
+                    message: format!(
+                        "the server rejected our request due to an error in our request: {e}"
+                    ),
+                    details: None,
+                })?;
+            }
+        }
+        // A patch carries a resourceVersion precondition only when it sets one.
+        let given = patch
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let rv = if given.is_empty() {
+            meta_str(&stored, "resourceVersion").to_owned()
+        } else {
+            given.to_owned()
+        };
+        meta_mut(&mut patched).insert("resourceVersion".into(), json!(rv));
+        self.update(def, namespace, name, patched, status, validation)
+    }
+
+    /// Deletes an object: with finalizers it is marked for deletion, otherwise removed.
+    pub fn delete(&mut self, def: usize, namespace: &str, name: &str) -> Result<Value, ApiStatus> {
+        let mut stored = self.get(def, namespace, name)?;
+        let is_namespace = self.defs[def].plural == "namespaces";
+        if is_namespace {
+            return self.delete_namespace(def, name, stored);
+        }
+        let finalizers = meta(&stored, "finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if finalizers {
+            if meta(&stored, "deletionTimestamp").is_none() {
+                let rv = self.next_rv();
+                let m = meta_mut(&mut stored);
+                m.insert("deletionTimestamp".into(), json!(now_text()));
+                m.insert("deletionGracePeriodSeconds".into(), json!(0));
+                m.insert("resourceVersion".into(), json!(rv));
+                if self.defs[def].custom {
+                    let generation = m.get("generation").and_then(Value::as_i64).unwrap_or(1);
+                    m.insert("generation".into(), json!(generation + 1));
+                }
+                self.objects
+                    .insert((def, namespace.to_owned(), name.to_owned()), stored.clone());
+                self.record(def, namespace, ChangeKind::Modified, stored.clone());
+            }
+            return Ok(stored);
+        }
+        self.objects
+            .remove(&(def, namespace.to_owned(), name.to_owned()));
+        let rv = self.next_rv();
+        meta_mut(&mut stored).insert("resourceVersion".into(), json!(rv));
+        self.record(def, namespace, ChangeKind::Deleted, stored.clone());
+        self.finish_namespace(namespace);
+        Ok(stored)
+    }
+
+    /// Namespace deletion cascades to everything in it; the namespace goes once it is empty.
+    fn delete_namespace(
+        &mut self,
+        def: usize,
+        name: &str,
+        mut stored: Value,
+    ) -> Result<Value, ApiStatus> {
+        if meta(&stored, "deletionTimestamp").is_none() {
+            let rv = self.next_rv();
+            meta_mut(&mut stored).insert("deletionTimestamp".into(), json!(now_text()));
+            meta_mut(&mut stored).insert("resourceVersion".into(), json!(rv));
+            stored["status"] = json!({"phase": "Terminating"});
+            self.objects
+                .insert((def, String::new(), name.to_owned()), stored.clone());
+            self.record(def, "", ChangeKind::Modified, stored.clone());
+        }
+        let inside: Vec<(usize, String)> = self
+            .objects
+            .keys()
+            .filter(|(_, ns, _)| ns == name)
+            .map(|(d, _, n)| (*d, n.clone()))
+            .collect();
+        for (d, object) in inside {
+            self.delete(d, name, &object)?;
+        }
+        self.finish_namespace(name);
+        Ok(self.get(def, "", name).unwrap_or(stored))
+    }
+
+    /// Removes a terminating namespace that has become empty.
+    fn finish_namespace(&mut self, namespace: &str) {
+        if namespace.is_empty() {
+            return;
+        }
+        let ns = self
+            .def_index("", "namespaces")
+            .expect("namespaces are served");
+        let key = (ns, String::new(), namespace.to_owned());
+        let terminating = self
+            .objects
+            .get(&key)
+            .is_some_and(|n| meta(n, "deletionTimestamp").is_some());
+        let empty = !self.objects.keys().any(|(_, n, _)| n == namespace);
+        if terminating && empty {
+            let mut object = self.objects.remove(&key).expect("checked");
+            let rv = self.next_rv();
+            meta_mut(&mut object).insert("resourceVersion".into(), json!(rv));
+            self.record(ns, "", ChangeKind::Deleted, object);
+        }
+    }
+
+    /// The changes after `rv` for a watch, and a receiver for later ones; `Err` when `rv` is
+    /// older than the log holds (410 Gone).
+    pub fn watch_from(
+        &self,
+        rv: u64,
+    ) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>), ApiStatus> {
+        let oldest = self.log.front().map_or(self.rv, |c| c.rv);
+        if rv + 1 < oldest && self.log.len() == LOG_CAPACITY {
+            return Err(ApiStatus::gone(format!(
+                "too old resource version: {rv} ({})",
+                oldest - 1
+            )));
+        }
+        let backlog = self.log.iter().filter(|c| c.rv > rv).cloned().collect();
+        Ok((backlog, self.tx.subscribe()))
+    }
+
+    /// A receiver for changes from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+        self.tx.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_selectors_parse_every_operator() {
+        let filter = Filter::parse(
+            Some("app=x,tier!=db,env in (a, b),zone notin (z),team,!legacy"),
+            None,
+        )
+        .unwrap();
+        let object = |labels: Value| json!({"metadata": {"labels": labels}});
+        assert!(filter.matches(&object(
+            json!({"app": "x", "tier": "web", "env": "a", "team": "t"})
+        )));
+        assert!(!filter.matches(&object(
+            json!({"app": "x", "tier": "web", "env": "c", "team": "t"})
+        )));
+        assert!(!filter.matches(&object(
+            json!({"app": "x", "env": "a", "team": "t", "legacy": "1"})
+        )));
+        assert!(Filter::parse(Some("a in b"), None).is_err());
+        let fields = Filter::parse(None, Some("metadata.name=n1")).unwrap();
+        assert!(fields.matches(&json!({"metadata": {"name": "n1"}})));
+        assert!(!fields.matches(&json!({"metadata": {"name": "n2"}})));
+        assert!(Filter::parse(None, Some("spec.x=1")).is_err());
+    }
+}
