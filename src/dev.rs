@@ -109,6 +109,7 @@ pub struct DevEnvironment {
 pub async fn start(args: &DevArgs) -> Result<DevEnvironment, String> {
     let sandbox = Sandbox::start(SandboxConfig {
         listen: args.api_listen,
+        ..SandboxConfig::default()
     })
     .await
     .map_err(|e| format!("--api-listen {}: {e}", args.api_listen))?;

@@ -287,8 +287,9 @@ fn prune_at(schema: &Value, value: &mut Value, path: String, root: bool, pruned:
             let unknown: Vec<String> = fields
                 .keys()
                 .filter(|k| {
-                    !props.contains_key(*k)
-                        && !(root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+                    let always_kept =
+                        root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata");
+                    !(props.contains_key(*k) || always_kept)
                 })
                 .cloned()
                 .collect();

