@@ -563,3 +563,57 @@ async fn dry_runs_are_refused_not_applied() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Every request is recorded with its verb, resource, namespace and user agent (for the RBAC check).
+#[tokio::test]
+async fn requests_are_recorded_for_the_rbac_check() {
+    let sandbox = sandbox().await;
+    create(&sandbox, "g").await;
+    call(&sandbox, Method::GET, GROUPS, None).await;
+    call(
+        &sandbox,
+        Method::PATCH,
+        &format!("{GROUPS}/g/status"),
+        Some((
+            "application/merge-patch+json",
+            json!({"status": {"observedGeneration": 1}}),
+        )),
+    )
+    .await;
+    let api: Api<SimGroup> = Api::namespaced(sandbox.client(), "default");
+    api.get("g").await.unwrap();
+    let records = sandbox.state().requests();
+    let summary: Vec<(String, String, String)> = records
+        .iter()
+        .map(|r| (r.verb.clone(), r.resource.clone(), r.namespace.clone()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("create".into(), "simgroups".into(), "default".into()),
+            ("list".into(), "simgroups".into(), "default".into()),
+            ("patch".into(), "simgroups/status".into(), "default".into()),
+            ("get".into(), "simgroups".into(), "default".into()),
+        ]
+    );
+    assert!(records.iter().all(|r| r.group == "simfleet.io"));
+    reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/namespaces/default/secrets",
+            sandbox.url()
+        ))
+        .header("user-agent", "simfleet/test")
+        .send()
+        .await
+        .unwrap();
+    let last = sandbox.state().requests().pop().unwrap();
+    assert_eq!(
+        (
+            last.verb.as_str(),
+            last.group.as_str(),
+            last.resource.as_str(),
+            last.user_agent.as_str()
+        ),
+        ("list", "", "secrets", "simfleet/test")
+    );
+}
