@@ -4,6 +4,7 @@ pub mod api;
 pub mod carrier;
 pub mod cli;
 pub mod dev;
+pub mod plan;
 pub mod sandbox;
 pub mod simulator;
 pub mod telemetry;

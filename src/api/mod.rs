@@ -4,6 +4,7 @@
 //! the CRD list and its YAML rendering.
 
 mod carrier_account;
+pub mod conditions;
 mod data_quota;
 pub mod duration;
 pub mod manifest;

@@ -245,9 +245,9 @@ pub struct SimGroupStatus {
     #[schemars(length(max = 20))]
     pub problem_sims: Vec<ProblemSim>,
 
-    /// When the carrier's SIM states were last read in full (RFC 3339).
+    /// When the last carrier action was submitted (RFC 3339); `rollout.interval` counts from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_observed_time: Option<Time>,
+    pub last_action_time: Option<Time>,
 }
 
 /// SIM counts of a SimGroup.

@@ -1,0 +1,563 @@
+//! Planning a SimGroup: from the spec, the observed SIM states, the pending actions in status and
+//! `now`, decide the carrier actions to submit and the status to write. Pure: no I/O, no clock.
+//!
+//! The rules, each because real fleets hit them:
+//! - a SIM pending at the carrier, or in an action this process submitted and has not seen
+//!   confirmed, is never submitted again;
+//! - pending actions are confirmed by observed states (oldest first, by SIM count), never by a
+//!   submit response; one unconfirmed for 24 h makes the group Stalled, naming it;
+//! - SIMs paused by the carrier's system are reported, and resumed only with `systemPaused: Resume`;
+//! - ineligible SIMs and states the client does not know are reported, never retried;
+//! - once a generation has converged, SIMs found in another state are drift: corrected, or only
+//!   reported with `drift: Report`;
+//! - a SIM another SimGroup claims with the opposite state is a conflict, left unchanged;
+//! - a change touching more SIMs than `guard.maxChangesWithoutApproval` waits for the annotation
+//!   `simfleet.io/approved-generation` equal to the generation;
+//! - changes are split into actions of at most the carrier's and the rollout's limit, spaced by
+//!   `rollout.interval`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::conditions::{self, READY, RECONCILING, STALLED};
+use crate::api::{
+    DriftPolicy, PROBLEM_SAMPLE_LIMIT, PendingAction, ProblemReason, ProblemSim, SimCounts,
+    SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy,
+};
+use crate::carrier::{ObservedState, Refusal, SimObservation, SimTarget};
+
+/// How long an action may stay unconfirmed before the group is Stalled.
+pub const CONFIRMATION_DEADLINE: SignedDuration = SignedDuration::from_hours(24);
+/// Resync period of a converged group (drift detection).
+pub const RESYNC: Duration = Duration::from_secs(600);
+
+/// Which other SimGroup claims a SIM, and the state it wants.
+pub trait Claims {
+    /// The other group's name and desired state, if another group claims this SIM.
+    fn claimed_by(&self, sim: &SimObservation) -> Option<(String, SimState)>;
+}
+
+/// No other group claims anything.
+pub struct NoClaims;
+
+impl Claims for NoClaims {
+    fn claimed_by(&self, _: &SimObservation) -> Option<(String, SimState)> {
+        None
+    }
+}
+
+/// What the planner is given besides the observed SIMs.
+pub struct PlanContext<'a> {
+    /// The group's spec.
+    pub spec: &'a SimGroupSpec,
+    /// `metadata.generation`.
+    pub generation: i64,
+    /// The `simfleet.io/approved-generation` annotation, when set and numeric.
+    pub approved_generation: Option<i64>,
+    /// The status as last written.
+    pub previous: &'a SimGroupStatus,
+    /// Most SIMs the carrier takes in one action.
+    pub carrier_limit: usize,
+    /// Device ids this process submitted in actions not yet confirmed (carriers that do not
+    /// show pending states are covered by this).
+    pub in_flight: &'a HashSet<u64>,
+    /// Other groups' claims.
+    pub claims: &'a dyn Claims,
+    /// The time of this reconcile.
+    pub now: Timestamp,
+}
+
+/// A carrier action to submit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedAction {
+    /// Direction.
+    pub change: StateChange,
+    /// SIMs, at most the action limit.
+    pub sims: Vec<SimTarget>,
+}
+
+/// Why planned changes are held back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// The change exceeds the guard and this generation is not approved.
+    ApprovalRequired {
+        /// SIMs the change would touch.
+        changes: usize,
+        /// The guard's limit.
+        limit: u32,
+    },
+    /// The rollout interval has not passed since the last action.
+    Interval {
+        /// When the next action may go.
+        until: Timestamp,
+    },
+}
+
+/// The outcome of planning: actions to submit and what the status will say.
+#[derive(Debug)]
+pub struct Plan {
+    /// Actions to submit now, in order.
+    pub actions: Vec<PlannedAction>,
+    /// Why changes wait, if they do.
+    pub hold: Option<Hold>,
+    counts: SimCounts,
+    problems: Vec<ProblemSim>,
+    pending: Vec<PendingAction>,
+    stalled_action: Option<PendingAction>,
+    desired: SimState,
+    generation: i64,
+    now: Timestamp,
+    last_action_time: Option<Time>,
+    remaining_after_actions: usize,
+}
+
+fn toward(state: SimState) -> StateChange {
+    match state {
+        SimState::Active => StateChange::Resume,
+        SimState::Paused => StateChange::Pause,
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Consumes observed pages one at a time, so a large group is never held whole.
+pub struct SimGroupPlanner<'a> {
+    ctx: PlanContext<'a>,
+    desired: SimState,
+    drift_report_only: bool,
+    counts: SimCounts,
+    problems: Vec<ProblemSim>,
+    candidates: Vec<SimTarget>,
+}
+
+impl<'a> SimGroupPlanner<'a> {
+    /// A planner for one reconcile.
+    pub fn new(ctx: PlanContext<'a>) -> Self {
+        let converged_before = ctx.previous.observed_generation == Some(ctx.generation)
+            && conditions::is_true(&ctx.previous.conditions, READY);
+        Self {
+            desired: ctx.spec.state,
+            drift_report_only: ctx.spec.drift == DriftPolicy::Report && converged_before,
+            counts: SimCounts::default(),
+            problems: Vec::new(),
+            candidates: Vec::new(),
+            ctx,
+        }
+    }
+
+    fn problem(&mut self, sim: &SimObservation, reason: ProblemReason, message: String) {
+        if self.problems.len() < PROBLEM_SAMPLE_LIMIT {
+            self.problems.push(ProblemSim {
+                iccid: sim.iccid.clone(),
+                device_id: sim.device_id,
+                reason,
+                message,
+            });
+        }
+    }
+
+    /// Takes one page of observed SIMs.
+    pub fn observe(&mut self, page: &[SimObservation]) {
+        for sim in page {
+            self.counts.selected += 1;
+            let state = sim.state.clone();
+            let in_state = match (&state, self.desired) {
+                (ObservedState::Active, SimState::Active) => true,
+                (ObservedState::Paused | ObservedState::PausedBySystem, SimState::Paused) => true,
+                (
+                    ObservedState::Active | ObservedState::Paused | ObservedState::PausedBySystem,
+                    _,
+                ) => false,
+                (ObservedState::Pending(_), _) => {
+                    self.counts.pending += 1;
+                    continue;
+                }
+                (ObservedState::Ineligible(reason), _) => {
+                    self.counts.ineligible += 1;
+                    self.problem(sim, ProblemReason::Ineligible, reason.clone());
+                    continue;
+                }
+                (ObservedState::Unknown(raw), _) => {
+                    self.counts.failed += 1;
+                    self.problem(
+                        sim,
+                        ProblemReason::Failed,
+                        format!("the carrier reports a state simfleet does not know: {raw}"),
+                    );
+                    continue;
+                }
+            };
+            if state == ObservedState::PausedBySystem {
+                self.counts.paused_by_system += 1;
+            }
+            if in_state {
+                self.counts.in_desired_state += 1;
+                continue;
+            }
+            let Some(device_id) = sim.device_id else {
+                self.counts.failed += 1;
+                self.problem(
+                    sim,
+                    ProblemReason::Failed,
+                    "the carrier gave no device id for this SIM".into(),
+                );
+                continue;
+            };
+            if self.ctx.in_flight.contains(&device_id) {
+                self.counts.pending += 1;
+                continue;
+            }
+            if state == ObservedState::PausedBySystem
+                && self.ctx.spec.system_paused == SystemPausedPolicy::Report
+            {
+                self.problem(
+                    sim,
+                    ProblemReason::PausedBySystem,
+                    "paused by the carrier's system (billing or limits); set systemPaused: Resume to resume it".into(),
+                );
+                continue;
+            }
+            if let Some((other, wanted)) = self.ctx.claims.claimed_by(sim)
+                && wanted != self.desired
+            {
+                self.counts.conflicting += 1;
+                self.problem(
+                    sim,
+                    ProblemReason::Conflict,
+                    format!("SimGroup {other} claims this SIM as {wanted:?}; left unchanged"),
+                );
+                continue;
+            }
+            if self.drift_report_only {
+                self.problem(
+                    sim,
+                    ProblemReason::Drift,
+                    format!(
+                        "changed outside simfleet; drift: Report leaves it {}",
+                        if self.desired == SimState::Active {
+                            "paused"
+                        } else {
+                            "active"
+                        }
+                    ),
+                );
+                continue;
+            }
+            self.candidates.push(SimTarget {
+                device_id,
+                sim_id: sim.sim_id,
+            });
+        }
+    }
+
+    /// Decides the actions and the status.
+    pub fn finish(self) -> Plan {
+        let ctx = &self.ctx;
+        let now = ctx.now;
+        // Pending actions, newest first, are kept while they still account for SIMs in flight.
+        let mut previous: Vec<PendingAction> = ctx.previous.pending_actions.clone();
+        previous.sort_by_key(|a| std::cmp::Reverse(a.submitted_at.0));
+        let mut accounted = 0u64;
+        let mut pending = Vec::new();
+        for action in previous {
+            if accounted < self.counts.pending {
+                accounted += u64::from(action.sims);
+                pending.push(action);
+            }
+        }
+        pending.reverse();
+        let stalled_action = pending
+            .iter()
+            .find(|a| now.duration_since(a.submitted_at.0) > CONFIRMATION_DEADLINE)
+            .cloned();
+
+        let change = toward(self.desired);
+        let limit = ctx
+            .spec
+            .rollout
+            .as_ref()
+            .and_then(|r| r.max_sims_per_action)
+            .map_or(ctx.carrier_limit, |m| (m as usize).min(ctx.carrier_limit))
+            .max(1);
+        let interval = ctx
+            .spec
+            .rollout
+            .as_ref()
+            .and_then(|r| r.interval.as_ref())
+            .map(|i| i.as_duration());
+        let last_action = ctx.previous.last_action_time.as_ref().map(|t| t.0);
+        let mut actions = Vec::new();
+        let mut hold = None;
+        let total = self.candidates.len();
+        let guard = ctx
+            .spec
+            .guard
+            .as_ref()
+            .map(|g| g.max_changes_without_approval);
+        if total > 0 {
+            if let Some(max) = guard.filter(|&max| {
+                total > max as usize && ctx.approved_generation != Some(ctx.generation)
+            }) {
+                hold = Some(Hold::ApprovalRequired {
+                    changes: total,
+                    limit: max,
+                });
+            } else if let Some(until) = interval
+                .zip(last_action)
+                .map(|(i, last)| last.saturating_add(i).unwrap_or(last))
+                .filter(|&until| until > now)
+            {
+                hold = Some(Hold::Interval { until });
+            } else {
+                let batches = self.candidates.chunks(limit).map(|c| PlannedAction {
+                    change,
+                    sims: c.to_vec(),
+                });
+                // With an interval, one action per pause; without, every batch now.
+                actions = match interval {
+                    Some(_) => batches.take(1).collect(),
+                    None => batches.collect(),
+                };
+            }
+        }
+        let submitted: usize = actions.iter().map(|a: &PlannedAction| a.sims.len()).sum();
+        Plan {
+            remaining_after_actions: total - submitted,
+            actions,
+            hold,
+            counts: self.counts,
+            problems: self.problems,
+            pending,
+            stalled_action,
+            desired: self.desired,
+            generation: ctx.generation,
+            now,
+            last_action_time: ctx.previous.last_action_time.clone(),
+        }
+    }
+}
+
+impl Plan {
+    /// Records a submitted action (its id reaches status with the next write).
+    pub fn record_submission(
+        &mut self,
+        id: String,
+        change: StateChange,
+        accepted: usize,
+        refused: &[Refusal],
+    ) {
+        if accepted > 0 {
+            self.pending.push(PendingAction {
+                id,
+                action: change,
+                sims: u32::try_from(accepted).unwrap_or(u32::MAX),
+                submitted_at: Time(self.now),
+            });
+            self.counts.pending += accepted as u64;
+        }
+        self.last_action_time = Some(Time(self.now));
+        for refusal in refused {
+            if refusal.retryable {
+                self.remaining_after_actions += 1;
+                continue;
+            }
+            self.counts.failed += 1;
+            if self.problems.len() < PROBLEM_SAMPLE_LIMIT {
+                self.problems.push(ProblemSim {
+                    iccid: String::new(),
+                    device_id: Some(refusal.device_id),
+                    reason: ProblemReason::Failed,
+                    message: format!("the carrier refused the change: {}", refusal.reason),
+                });
+            }
+        }
+    }
+
+    /// Records SIMs of a planned action that could not be submitted (e.g. the carrier was
+    /// unreachable); they are planned again on the next reconcile.
+    pub fn record_unsubmitted(&mut self, sims: usize) {
+        self.remaining_after_actions += sims;
+    }
+
+    /// How soon to reconcile again.
+    pub fn requeue_after(&self) -> Duration {
+        if let Some(Hold::Interval { until }) = self.hold {
+            let wait = until.duration_since(self.now).as_secs().max(1);
+            return Duration::from_secs(wait as u64);
+        }
+        if !self.actions.is_empty() || self.remaining_after_actions > 0 {
+            return Duration::from_secs(5);
+        }
+        match self
+            .pending
+            .iter()
+            .map(|a| self.now.duration_since(a.submitted_at.0))
+            .min()
+        {
+            // Back off while waiting: 10 s after a submit, growing to 5 minutes.
+            Some(age) => Duration::from_secs((age.as_secs() / 4).clamp(10, 300) as u64),
+            None => RESYNC,
+        }
+    }
+
+    /// The status to write, with conditions set from `previous` (transition times kept).
+    pub fn status(&self, previous: &SimGroupStatus) -> SimGroupStatus {
+        let mut conditions: Vec<Condition> = previous.conditions.clone();
+        let c = &self.counts;
+        let eligible = c.selected - c.ineligible;
+        let state = format!("{:?}", self.desired);
+        let waiting_problems = self.problems.iter().any(|p| {
+            matches!(
+                p.reason,
+                ProblemReason::PausedBySystem | ProblemReason::Drift
+            )
+        });
+        let off_state = c.pending + c.conflicting + c.failed + self.remaining_after_actions as u64;
+        let ready = c.in_desired_state == eligible && off_state == 0 && !waiting_problems;
+        let ready_message = format!(
+            "{} of {} eligible SIMs {state}{}",
+            thousands(c.in_desired_state),
+            thousands(eligible),
+            if c.ineligible > 0 {
+                format!(" ({} ineligible)", thousands(c.ineligible))
+            } else {
+                String::new()
+            }
+        );
+        let ids: Vec<&str> = self.pending.iter().map(|a| a.id.as_str()).collect();
+        let reconciling = !self.pending.is_empty()
+            || self.remaining_after_actions > 0
+            || !self.actions.is_empty();
+        let reconciling_message = if self.pending.is_empty() {
+            format!(
+                "{} SIMs still to change",
+                thousands(self.remaining_after_actions as u64)
+            )
+        } else {
+            format!(
+                "{} of {} SIMs awaiting carrier confirmation; actions {}",
+                thousands(c.pending),
+                thousands(c.selected),
+                ids.join(", ")
+            )
+        };
+        let stalled: Option<(&str, String)> = match (&self.hold, &self.stalled_action) {
+            (Some(Hold::ApprovalRequired { changes, limit }), _) => Some((
+                "ApprovalRequired",
+                format!(
+                    "the change touches {} SIMs, more than guard.maxChangesWithoutApproval ({}); approve it with the annotation simfleet.io/approved-generation={}",
+                    thousands(*changes as u64),
+                    thousands(u64::from(*limit)),
+                    self.generation
+                ),
+            )),
+            (_, Some(action)) => Some((
+                "ActionUnconfirmed",
+                format!(
+                    "carrier action {} ({} SIMs, submitted {}) is unconfirmed after 24 h; check it in the carrier's dashboard",
+                    action.id, action.sims, action.submitted_at.0
+                ),
+            )),
+            _ if c.conflicting > 0 => Some((
+                "Conflict",
+                format!(
+                    "{} SIMs are claimed by another SimGroup with the opposite state",
+                    thousands(c.conflicting)
+                ),
+            )),
+            _ if self
+                .problems
+                .iter()
+                .any(|p| p.reason == ProblemReason::PausedBySystem)
+                && self.desired == SimState::Active =>
+            {
+                Some((
+                    "PausedBySystem",
+                    format!(
+                        "{} SIMs are paused by the carrier's system; set systemPaused: Resume to resume them",
+                        thousands(c.paused_by_system)
+                    ),
+                ))
+            }
+            _ => None,
+        };
+        let ready_reason = if ready {
+            "Converged"
+        } else if let Some((reason, _)) = &stalled {
+            reason
+        } else {
+            "Progressing"
+        };
+        conditions::set(
+            &mut conditions,
+            READY,
+            ready,
+            ready_reason,
+            ready_message,
+            self.generation,
+            self.now,
+        );
+        conditions::set(
+            &mut conditions,
+            RECONCILING,
+            reconciling,
+            if reconciling {
+                "CarrierActionsPending"
+            } else {
+                "Idle"
+            },
+            if reconciling {
+                reconciling_message
+            } else {
+                "no carrier action in flight".into()
+            },
+            self.generation,
+            self.now,
+        );
+        match &stalled {
+            Some((reason, message)) => conditions::set(
+                &mut conditions,
+                STALLED,
+                true,
+                reason,
+                message.clone(),
+                self.generation,
+                self.now,
+            ),
+            None => conditions::set(
+                &mut conditions,
+                STALLED,
+                false,
+                "Progressing",
+                "nothing needs a human",
+                self.generation,
+                self.now,
+            ),
+        }
+        SimGroupStatus {
+            observed_generation: Some(self.generation),
+            conditions,
+            counts: Some(self.counts.clone()),
+            pending_actions: self.pending.clone(),
+            problem_sims: self.problems.clone(),
+            last_action_time: self.last_action_time.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "sim_group_tests.rs"]
+mod tests;
