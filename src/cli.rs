@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the operator against the cluster in the kubeconfig (or the in-cluster config).
-    Run,
+    Run(crate::controller::RunArgs),
     /// Run everything on this machine: a sandbox API server, the carrier simulator and the
     /// operator; applies examples/ and writes a kubeconfig for kubectl. For trying out only.
     Dev(crate::dev::DevArgs),

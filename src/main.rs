@@ -23,7 +23,10 @@ fn main() -> ExitCode {
             println!("simfleet {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Command::Run => not_yet("run"),
+        Command::Run(args) => match run_async(simfleet::controller::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
+        },
         Command::Dev(args) => match run_async(simfleet::dev::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err),

@@ -617,3 +617,20 @@ async fn requests_are_recorded_for_the_rbac_check() {
         ("list", "", "secrets", "simfleet/test")
     );
 }
+
+/// JSON patch `test` of a missing path against null passes, as on the API server.
+#[tokio::test]
+async fn a_json_patch_test_of_a_missing_path_against_null_passes() {
+    let sandbox = sandbox().await;
+    create(&sandbox, "g").await;
+    let patch = json!([{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": ["x/y"]}]);
+    let (status, body, _) = call(
+        &sandbox,
+        Method::PATCH,
+        &format!("{GROUPS}/g"),
+        Some(("application/json-patch+json", patch)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["metadata"]["finalizers"], json!(["x/y"]));
+}

@@ -35,7 +35,7 @@ pub const CONFIRMATION_DEADLINE: SignedDuration = SignedDuration::from_hours(24)
 pub const RESYNC: Duration = Duration::from_secs(600);
 
 /// Which other SimGroup claims a SIM, and the state it wants.
-pub trait Claims {
+pub trait Claims: Sync {
     /// The other group's name and desired state, if another group claims this SIM.
     fn claimed_by(&self, sim: &SimObservation) -> Option<(String, SimState)>;
 }

@@ -746,8 +746,16 @@ impl Store {
                 json_patch::merge(&mut patched, patch);
             }
             PatchKind::Json => {
-                let operations: json_patch::Patch = serde_json::from_value(patch.clone())
+                let mut operations: json_patch::Patch = serde_json::from_value(patch.clone())
                     .map_err(|e| ApiStatus::bad_request(format!("invalid JSON patch: {e}")))?;
+                // As on the API server, `test` of a missing path against null succeeds (kube's
+                // finalizer helper relies on it before adding the first finalizer).
+                operations.0.retain(|op| match op {
+                    json_patch::PatchOperation::Test(t) => {
+                        !(t.value.is_null() && patched.pointer(t.path.as_str()).is_none())
+                    }
+                    _ => true,
+                });
                 json_patch::patch(&mut patched, &operations).map_err(|e| ApiStatus {
                     code: 422,
                     reason: "Invalid",

@@ -1,0 +1,221 @@
+//! CarrierAccount: read its Secret, build (and cache) the carrier client, verify the
+//! credentials with one cheap call, and publish Ready or Stalled with the carrier's capabilities.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use secrecy::SecretString;
+
+use super::{Context, Error, api_for, write_status};
+use crate::api::conditions::{self, READY, RECONCILING, STALLED};
+use crate::api::{CarrierAccount, CarrierAccountStatus, CarrierCapabilities};
+use crate::carrier::CarrierError;
+
+/// Runs the CarrierAccount controller; a Secret change re-verifies the accounts using it.
+pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Option<String>) {
+    let accounts: Api<CarrierAccount> = api_for(&context.client, namespace.as_deref());
+    let secrets: Api<Secret> = api_for(&context.client, namespace.as_deref());
+    let mut config = watcher::Config::default();
+    if let Some(labels) = labels {
+        config = config.labels(&labels);
+    }
+    let controller = Controller::new(accounts, config);
+    let store = controller.store();
+    controller
+        .watches(
+            secrets,
+            watcher::Config::default(),
+            move |secret: Secret| {
+                let namespace = secret.namespace().unwrap_or_default();
+                let name = secret.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|a| {
+                        a.namespace().as_deref() == Some(namespace.as_str())
+                            && a.spec.secret_ref.name == name
+                    })
+                    .map(|a| ObjectRef::from_obj(&*a))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::warn!(%err, "carrier account reconcile failed");
+            }
+        })
+        .await;
+}
+
+/// Why an account is not usable, as a condition reason and message.
+fn stalled(reason: &str, message: String) -> (bool, &str, String) {
+    (false, reason, message)
+}
+
+async fn reconcile(account: Arc<CarrierAccount>, context: Arc<Context>) -> Result<Action, Error> {
+    let namespace = account.namespace().unwrap_or_default();
+    let api: Api<CarrierAccount> = Api::namespaced(context.client.clone(), &namespace);
+    let secrets: Api<Secret> = Api::namespaced(context.client.clone(), &namespace);
+    let key = account.spec.effective_secret_key().to_owned();
+    let secret_name = account.spec.secret_ref.name.clone();
+    let now = Timestamp::now();
+    let previous = account.status.clone().unwrap_or_default();
+    let (ready, reason, message, capabilities) = match secrets.get_opt(&secret_name).await? {
+        None => {
+            let (r, reason, m) = stalled(
+                "SecretNotFound",
+                format!(
+                    "Secret {secret_name} not found in namespace {namespace}; create it with the key {key}"
+                ),
+            );
+            (r, reason, m, None)
+        }
+        Some(secret) => {
+            let value = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(&key))
+                .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
+                .or_else(|| {
+                    secret
+                        .string_data
+                        .as_ref()
+                        .and_then(|d| d.get(&key))
+                        .map(|s| s.trim().to_owned())
+                });
+            match value.filter(|v| !v.is_empty()) {
+                None => {
+                    let (r, reason, m) = stalled(
+                        "SecretKeyMissing",
+                        format!(
+                            "Secret {secret_name} has no key {key}; add it or set secretRef.key"
+                        ),
+                    );
+                    (r, reason, m, None)
+                }
+                Some(value) => {
+                    let fingerprint = format!(
+                        "{}:{}",
+                        account.metadata.generation.unwrap_or(0),
+                        secret.resource_version().unwrap_or_default()
+                    );
+                    let carrier = context.carriers.get_or_build(
+                        &account,
+                        fingerprint,
+                        SecretString::from(value),
+                        &context.http,
+                    )?;
+                    match carrier.verify().await {
+                        Ok(()) => {
+                            let c = carrier.capabilities();
+                            let capabilities = CarrierCapabilities {
+                                max_sims_per_action: u32::try_from(c.max_sims_per_action)
+                                    .unwrap_or(u32::MAX),
+                                bulk_state_change: c.bulk,
+                                data_quota: c.data_quota,
+                            };
+                            (
+                                true,
+                                "Verified",
+                                format!(
+                                    "credentials accepted by {}",
+                                    account.spec.effective_base_url()
+                                ),
+                                Some(capabilities),
+                            )
+                        }
+                        Err(CarrierError::Unauthorized { message }) => {
+                            let (r, reason, m) = stalled(
+                                "InvalidCredentials",
+                                format!(
+                                    "the carrier refused the credentials in Secret {secret_name} (key {key}): {message}"
+                                ),
+                            );
+                            (r, reason, m, None)
+                        }
+                        Err(e) => {
+                            let (r, reason, m) = stalled(
+                                "Unreachable",
+                                format!("{}: {e}", account.spec.effective_base_url()),
+                            );
+                            (r, reason, m, None)
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let generation = account.metadata.generation.unwrap_or(0);
+    let mut status = CarrierAccountStatus {
+        observed_generation: Some(generation),
+        conditions: previous.conditions.clone(),
+        capabilities,
+        // Kept while the account stays verified, so a resync writes nothing.
+        last_verified_time: match (ready, conditions::is_true(&previous.conditions, READY)) {
+            (true, true) => previous.last_verified_time.clone(),
+            (true, false) => Some(Time(now)),
+            (false, _) => previous.last_verified_time.clone(),
+        },
+    };
+    conditions::set(
+        &mut status.conditions,
+        READY,
+        ready,
+        reason,
+        message.clone(),
+        generation,
+        now,
+    );
+    conditions::set(
+        &mut status.conditions,
+        RECONCILING,
+        false,
+        "Idle",
+        "verified".to_owned(),
+        generation,
+        now,
+    );
+    if ready {
+        conditions::set(
+            &mut status.conditions,
+            STALLED,
+            false,
+            "Verified",
+            "nothing needs a human".to_owned(),
+            generation,
+            now,
+        );
+    } else {
+        conditions::set(
+            &mut status.conditions,
+            STALLED,
+            true,
+            reason,
+            message,
+            generation,
+            now,
+        );
+    }
+    write_status(&api, &account, account.status.as_ref(), &status).await?;
+    Ok(Action::requeue(if ready {
+        Duration::from_secs(600)
+    } else {
+        Duration::from_secs(30)
+    }))
+}
+
+fn error_policy(_account: Arc<CarrierAccount>, error: &Error, _context: Arc<Context>) -> Action {
+    tracing::warn!(%error, "carrier account reconcile error");
+    Action::requeue(Duration::from_secs(15))
+}

@@ -1,0 +1,205 @@
+//! `simfleet run`: the controllers for CarrierAccounts and SimGroups, their shared context,
+//! errors and the one status writer.
+
+mod carrier_account;
+mod sim_group;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Client, Resource, ResourceExt};
+use secrecy::SecretString;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::CarrierAccount;
+use crate::carrier::{Carrier, CarrierError, HttpSettings};
+
+/// Finalizer of SimGroups (onDelete runs before it is removed).
+pub const SIM_GROUP_FINALIZER: &str = "simfleet.io/sim-group";
+/// Name under which the operator writes status and events.
+pub const MANAGER: &str = "simfleet";
+
+/// Why a reconcile failed (variant names become metric labels).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The carrier failed.
+    #[error("carrier: {0}")]
+    Carrier(#[from] CarrierError),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// A status could not be encoded (a bug).
+    #[error("encoding status: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// A client and the fingerprint (account generation, Secret version) it was built for.
+struct CachedCarrier {
+    fingerprint: String,
+    client: Arc<dyn Carrier>,
+}
+
+/// Carrier clients built from CarrierAccounts, rebuilt when the account or its Secret changes.
+#[derive(Default)]
+pub struct CarrierCache {
+    clients: Mutex<HashMap<String, CachedCarrier>>,
+}
+
+impl CarrierCache {
+    /// The client of an account, built (or rebuilt) for this fingerprint.
+    fn get_or_build(
+        &self,
+        account: &CarrierAccount,
+        fingerprint: String,
+        credential: SecretString,
+        settings: &HttpSettings,
+    ) -> Result<Arc<dyn Carrier>, CarrierError> {
+        let key = format!(
+            "{}/{}",
+            account.namespace().unwrap_or_default(),
+            account.name_any()
+        );
+        let mut clients = self.clients.lock().expect("cache lock");
+        if let Some(cached) = clients.get(&key)
+            && cached.fingerprint == fingerprint
+        {
+            return Ok(cached.client.clone());
+        }
+        let client = crate::carrier::connect(&account.spec, credential, settings.clone())?;
+        clients.insert(
+            key,
+            CachedCarrier {
+                fingerprint,
+                client: client.clone(),
+            },
+        );
+        Ok(client)
+    }
+
+    /// The client of an account verified by the CarrierAccount controller, if any.
+    fn verified(&self, namespace: &str, name: &str) -> Option<Arc<dyn Carrier>> {
+        self.clients
+            .lock()
+            .expect("cache lock")
+            .get(&format!("{namespace}/{name}"))
+            .map(|cached| cached.client.clone())
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Carrier clients by account.
+    pub carriers: CarrierCache,
+    /// Kubernetes Events.
+    pub recorder: Recorder,
+    /// Device ids in actions this process submitted and has not seen confirmed, by group and
+    /// action id (carriers that do not show pending states are covered by this).
+    pub in_flight: Mutex<HashMap<String, HashMap<String, HashSet<u64>>>>,
+    /// HTTP settings of carrier clients.
+    pub http: HttpSettings,
+}
+
+impl Context {
+    /// A context for a client.
+    pub fn new(client: Client) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Arc::new(Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            carriers: CarrierCache::default(),
+            in_flight: Mutex::new(HashMap::new()),
+            http: HttpSettings::default(),
+        })
+    }
+}
+
+/// Writes a status, unless it is unchanged: the one place status is written.
+pub async fn write_status<K, S>(
+    api: &Api<K>,
+    object: &K,
+    current: Option<&S>,
+    next: &S,
+) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+    S: Serialize + PartialEq,
+{
+    if current == Some(next) {
+        return Ok(());
+    }
+    // A merge patch removes a field only when it says null: fields the new status leaves out
+    // (an emptied list is not serialised) are nulled explicitly.
+    let mut status = serde_json::to_value(next)?;
+    if let (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) = (
+        current.and_then(|c| serde_json::to_value(c).ok()),
+        &mut status,
+    ) {
+        for key in old.keys() {
+            new.entry(key.clone()).or_insert(serde_json::Value::Null);
+        }
+    }
+    let patch = serde_json::json!({"status": status});
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `simfleet run` flags.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Only this namespace (default: every namespace).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Only resources with these labels (e.g. `shard=a`), to split very large installations.
+    #[arg(long)]
+    pub label_selector: Option<String>,
+}
+
+/// Runs the controllers until SIGTERM or Ctrl-C; in-flight reconciles finish first.
+pub async fn run(args: RunArgs) -> Result<(), String> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to Kubernetes (kubeconfig or in-cluster): {e}"))?;
+    let context = Context::new(client);
+    tracing::info!(
+        namespace = args.namespace.as_deref().unwrap_or("(all)"),
+        "simfleet operator starting"
+    );
+    tokio::join!(
+        carrier_account::run(
+            context.clone(),
+            args.namespace.clone(),
+            args.label_selector.clone()
+        ),
+        sim_group::run(context, args.namespace, args.label_selector),
+    );
+    tracing::info!("simfleet operator stopped");
+    Ok(())
+}
+
+/// The API of a kind, in one namespace or all.
+fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}

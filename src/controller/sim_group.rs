@@ -1,0 +1,390 @@
+//! SimGroup: observe the selected SIMs (streamed), plan, submit the carrier actions, and write
+//! status. Each submitted action id reaches status before the next action is sent, so a crash
+//! never loses one; after a restart, pending states at the carrier keep SIMs from being resent.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use super::{Context, Error, SIM_GROUP_FINALIZER, api_for, write_status};
+use crate::api::conditions::{self, READY, RECONCILING, STALLED};
+use crate::api::{
+    APPROVED_GENERATION_ANNOTATION, CarrierAccount, SimGroup, SimGroupDeletePolicy, SimState,
+};
+use crate::carrier::{Selection, SimObservation};
+use crate::plan::sim_group::{Claims, Hold, PlanContext, SimGroupPlanner};
+
+/// Runs the SimGroup controller.
+pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Option<String>) {
+    let groups: Api<SimGroup> = api_for(&context.client, namespace.as_deref());
+    let mut config = watcher::Config::default();
+    if let Some(labels) = labels {
+        config = config.labels(&labels);
+    }
+    let controller = Controller::new(groups, config);
+    let store = controller.store();
+    controller
+        .shutdown_on_signal()
+        .run(
+            move |group, context| {
+                let store = store.clone();
+                async move { reconcile(group, context, store).await }
+            },
+            error_policy,
+            context,
+        )
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::warn!(%err, "sim group reconcile failed");
+            }
+        })
+        .await;
+}
+
+/// Other groups' explicit claims (ICCIDs and device ids) in the same namespace.
+struct ClaimIndex {
+    by_iccid: HashMap<String, (String, SimState)>,
+    by_device: HashMap<u64, (String, SimState)>,
+}
+
+impl ClaimIndex {
+    fn build(store: &Store<SimGroup>, this: &SimGroup) -> Self {
+        let mut index = Self {
+            by_iccid: HashMap::new(),
+            by_device: HashMap::new(),
+        };
+        for other in store.state() {
+            if other.namespace() != this.namespace()
+                || other.name_any() == this.name_any()
+                || other.metadata.deletion_timestamp.is_some()
+            {
+                continue;
+            }
+            let claim = (other.name_any(), other.spec.state);
+            for iccid in other.spec.selector.iccids.iter().flatten() {
+                index.by_iccid.insert(iccid.clone(), claim.clone());
+            }
+            for id in other.spec.selector.device_ids.iter().flatten() {
+                index.by_device.insert(*id, claim.clone());
+            }
+        }
+        index
+    }
+}
+
+impl Claims for ClaimIndex {
+    fn claimed_by(&self, sim: &SimObservation) -> Option<(String, SimState)> {
+        sim.device_id
+            .and_then(|d| self.by_device.get(&d))
+            .or_else(|| self.by_iccid.get(&sim.iccid))
+            .cloned()
+    }
+}
+
+async fn publish(
+    context: &Context,
+    group: &SimGroup,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let event = KubeEvent {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(err) = context
+        .recorder
+        .publish(&event, &group.object_ref(&()))
+        .await
+    {
+        tracing::debug!(%err, "publishing an event failed");
+    }
+}
+
+/// Writes a status that says why the group cannot start (no usable carrier account).
+async fn blocked(
+    api: &Api<SimGroup>,
+    group: &SimGroup,
+    reason: &str,
+    message: String,
+) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let generation = group.metadata.generation.unwrap_or(0);
+    let previous = group.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    status.observed_generation = Some(generation);
+    conditions::set(
+        &mut status.conditions,
+        READY,
+        false,
+        reason,
+        message.clone(),
+        generation,
+        now,
+    );
+    conditions::set(
+        &mut status.conditions,
+        RECONCILING,
+        false,
+        reason,
+        "waiting for the carrier account".to_owned(),
+        generation,
+        now,
+    );
+    conditions::set(
+        &mut status.conditions,
+        STALLED,
+        true,
+        reason,
+        message,
+        generation,
+        now,
+    );
+    write_status(api, group, group.status.as_ref(), &status).await?;
+    Ok(Action::requeue(Duration::from_secs(30)))
+}
+
+async fn reconcile(
+    group: Arc<SimGroup>,
+    context: Arc<Context>,
+    store: Store<SimGroup>,
+) -> Result<Action, Error> {
+    let namespace = group.namespace().unwrap_or_default();
+    let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
+    finalizer(&api, SIM_GROUP_FINALIZER, group, |event| async {
+        match event {
+            Finalizer::Apply(group) => apply(group, &context, &api, &store).await,
+            Finalizer::Cleanup(group) => cleanup(group, &context).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(e.to_string()))
+}
+
+async fn apply(
+    group: Arc<SimGroup>,
+    context: &Context,
+    api: &Api<SimGroup>,
+    store: &Store<SimGroup>,
+) -> Result<Action, Error> {
+    let namespace = group.namespace().unwrap_or_default();
+    let account_name = &group.spec.carrier_ref.name;
+    let accounts: Api<CarrierAccount> = Api::namespaced(context.client.clone(), &namespace);
+    let Some(account) = accounts.get_opt(account_name).await? else {
+        return blocked(
+            api,
+            &group,
+            "CarrierAccountNotFound",
+            format!("CarrierAccount {account_name} not found in namespace {namespace}"),
+        )
+        .await;
+    };
+    let account_ready = account
+        .status
+        .as_ref()
+        .is_some_and(|s| conditions::is_true(&s.conditions, READY));
+    let carrier = match context.carriers.verified(&namespace, account_name) {
+        Some(carrier) if account_ready => carrier,
+        _ => {
+            let why = account
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+                .map_or_else(|| "not verified yet".to_owned(), |c| c.message.clone());
+            return blocked(
+                api,
+                &group,
+                "CarrierAccountNotReady",
+                format!("CarrierAccount {account_name} is not ready: {why}"),
+            )
+            .await;
+        }
+    };
+    let key = format!("{namespace}/{}", group.name_any());
+    let previous = group.status.clone().unwrap_or_default();
+    // Forget in-flight actions that status no longer lists (confirmed).
+    let in_flight: HashSet<u64> = {
+        let mut all = context.in_flight.lock().expect("in-flight lock");
+        let actions = all.entry(key.clone()).or_default();
+        actions.retain(|id, _| previous.pending_actions.iter().any(|a| &a.id == id));
+        actions.values().flatten().copied().collect()
+    };
+    let selector = &group.spec.selector;
+    let selection = Selection {
+        iccids: selector.iccids.clone().unwrap_or_default(),
+        device_ids: selector.device_ids.clone().unwrap_or_default(),
+        tags: selector.tags.clone().unwrap_or_default(),
+    };
+    let claims = ClaimIndex::build(store, &group);
+    let generation = group.metadata.generation.unwrap_or(0);
+    let approved = group
+        .annotations()
+        .get(APPROVED_GENERATION_ANNOTATION)
+        .and_then(|v| v.trim().parse().ok());
+    let mut planner = SimGroupPlanner::new(PlanContext {
+        spec: &group.spec,
+        generation,
+        approved_generation: approved,
+        previous: &previous,
+        carrier_limit: carrier.capabilities().max_sims_per_action,
+        in_flight: &in_flight,
+        claims: &claims,
+        now: Timestamp::now(),
+    });
+    let mut pages = carrier.observe(&selection);
+    while let Some(page) = pages.try_next().await? {
+        planner.observe(&page);
+    }
+    drop(pages);
+    let mut plan = planner.finish();
+    if let Some(Hold::ApprovalRequired { changes, limit }) = &plan.hold
+        && !previous.conditions.iter().any(|c| {
+            c.type_ == STALLED
+                && c.reason == "ApprovalRequired"
+                && c.observed_generation == Some(generation)
+        })
+    {
+        publish(context, &group, EventType::Warning, "ApprovalRequired", format!("{changes} SIMs would change, more than {limit}; annotate {APPROVED_GENERATION_ANNOTATION}={generation} to approve")).await;
+    }
+    let mut written = previous.clone();
+    let actions = std::mem::take(&mut plan.actions);
+    let mut remaining = actions.iter();
+    for action in remaining.by_ref() {
+        match carrier.submit(action.change, &action.sims).await {
+            Ok(submission) => {
+                let id = submission.action_ids.join(",");
+                plan.record_submission(
+                    id.clone(),
+                    action.change,
+                    submission.accepted,
+                    &submission.refused,
+                );
+                let refused: HashSet<u64> =
+                    submission.refused.iter().map(|r| r.device_id).collect();
+                context
+                    .in_flight
+                    .lock()
+                    .expect("in-flight lock")
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(
+                        id.clone(),
+                        action
+                            .sims
+                            .iter()
+                            .map(|s| s.device_id)
+                            .filter(|d| !refused.contains(d))
+                            .collect(),
+                    );
+                // The action id reaches status before anything else is sent (crash safety).
+                let status = plan.status(&previous);
+                write_status(api, &group, Some(&written), &status).await?;
+                written = status;
+                publish(
+                    context,
+                    &group,
+                    EventType::Normal,
+                    "ActionSubmitted",
+                    format!(
+                        "{:?} of {} SIMs submitted as carrier action {id}",
+                        action.change, submission.accepted
+                    ),
+                )
+                .await;
+                if !submission.refused.is_empty() {
+                    publish(
+                        context,
+                        &group,
+                        EventType::Warning,
+                        "SimsRefused",
+                        format!(
+                            "the carrier refused {} SIMs of action {id}",
+                            submission.refused.len()
+                        ),
+                    )
+                    .await;
+                }
+            }
+            Err(err) => {
+                // After an unclear outcome nothing more is sent: the next reconcile observes first.
+                plan.record_unsubmitted(action.sims.len());
+                publish(
+                    context,
+                    &group,
+                    EventType::Warning,
+                    "SubmitFailed",
+                    format!("{:?} of {} SIMs: {err}", action.change, action.sims.len()),
+                )
+                .await;
+                break;
+            }
+        }
+    }
+    for action in remaining {
+        plan.record_unsubmitted(action.sims.len());
+    }
+    let status = plan.status(&previous);
+    let converged = conditions::is_true(&status.conditions, READY)
+        && !conditions::is_true(&previous.conditions, READY);
+    write_status(api, &group, Some(&written), &status).await?;
+    if converged {
+        publish(
+            context,
+            &group,
+            EventType::Normal,
+            "Converged",
+            status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == READY)
+                .map(|c| c.message.clone())
+                .unwrap_or_default(),
+        )
+        .await;
+    }
+    Ok(Action::requeue(plan.requeue_after()))
+}
+
+async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Error> {
+    let key = format!(
+        "{}/{}",
+        group.namespace().unwrap_or_default(),
+        group.name_any()
+    );
+    context
+        .in_flight
+        .lock()
+        .expect("in-flight lock")
+        .remove(&key);
+    if group.spec.on_delete == SimGroupDeletePolicy::Restore {
+        // Restoring needs the SIMs' earlier states, which this version does not record yet.
+        publish(
+            context,
+            &group,
+            EventType::Warning,
+            "RestoreNotAvailable",
+            "onDelete: Restore is not available in this version; the SIMs are left as they are"
+                .into(),
+        )
+        .await;
+    }
+    Ok(Action::await_change())
+}
+
+fn error_policy(group: Arc<SimGroup>, error: &Error, _context: Arc<Context>) -> Action {
+    tracing::warn!(group = %group.name_any(), %error, "sim group reconcile error");
+    Action::requeue(Duration::from_secs(15))
+}
