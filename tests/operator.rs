@@ -1,5 +1,7 @@
 //! The real operator binary (`simfleet run`) against the sandbox API and the simulator.
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -216,4 +218,330 @@ async fn a_25000_sim_group_is_paused_in_3_actions_then_resumed_with_no_duplicate
         changes["redundantSims"], 0,
         "no SIM was submitted twice: {changes}"
     );
+}
+
+async fn create_group(world: &World, name: &str, spec: Value) -> Api<SimGroup> {
+    let api: Api<SimGroup> = Api::namespaced(world.sandbox.client(), "default");
+    let group: SimGroup = serde_json::from_value(json!({"apiVersion": "simfleet.io/v1alpha1", "kind": "SimGroup", "metadata": {"name": name}, "spec": spec})).unwrap();
+    api.create(&PostParams::default(), &group).await.unwrap();
+    api
+}
+
+fn ready(group: &SimGroup) -> bool {
+    condition(group, "Ready").is_some_and(|(s, _)| s == "True")
+}
+
+async fn admin(world: &World, method: reqwest::Method, path: &str, body: Value) {
+    let response = reqwest::Client::new()
+        .request(method, format!("{}{path}", world.simulator.admin_url()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+}
+
+#[tokio::test]
+async fn the_approval_guard_holds_the_change_until_the_annotation() {
+    let world = world("guard", 2_000).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_group(&world, "big", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"tags": all_tags()}, "guard": {"maxChangesWithoutApproval": 100}})).await;
+    let held = until(&api, "big", "approval required", |g| {
+        condition(g, "Stalled")
+            .is_some_and(|(s, m)| s == "True" && m.contains("approved-generation=1"))
+    })
+    .await;
+    assert!(held.status.unwrap().pending_actions.is_empty());
+    assert_eq!(stats(&world.simulator).await["changes"]["submittedSims"], 0);
+    api.patch(
+        "big",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"metadata": {"annotations": {"simfleet.io/approved-generation": "1"}}}),
+        ),
+    )
+    .await
+    .unwrap();
+    until(&api, "big", "submitted after approval", |g| {
+        g.status
+            .as_ref()
+            .is_some_and(|s| !s.pending_actions.is_empty())
+    })
+    .await;
+    assert_eq!(
+        stats(&world.simulator).await["changes"]["submittedSims"],
+        2_000
+    );
+}
+
+#[tokio::test]
+async fn a_system_paused_sim_is_reported_then_resumed_when_the_spec_allows() {
+    let world = world("syspaused", 20).await;
+    admin(
+        &world,
+        reqwest::Method::PATCH,
+        "/sims/1005",
+        json!({"state": "PAUSED-SYS"}),
+    )
+    .await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_group(&world, "live", json!({"carrierRef": {"name": "simulator"}, "state": "Active", "selector": {"tags": all_tags()}})).await;
+    let reported = until(&api, "live", "PausedBySystem reported", |g| {
+        condition(g, "Stalled").is_some_and(|(s, _)| s == "True")
+    })
+    .await;
+    let status = reported.status.unwrap();
+    assert_eq!(status.counts.unwrap().paused_by_system, 1);
+    assert_eq!(status.problem_sims[0].device_id, Some(1005));
+    assert_eq!(
+        stats(&world.simulator).await["changes"]["submittedSims"],
+        0,
+        "not resumed silently"
+    );
+    api.patch(
+        "live",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"systemPaused": "Resume"}})),
+    )
+    .await
+    .unwrap();
+    until(&api, "live", "resume submitted", |g| {
+        g.status
+            .as_ref()
+            .is_some_and(|s| !s.pending_actions.is_empty())
+    })
+    .await;
+    world.simulator.advance(SignedDuration::from_secs(10));
+    until(&api, "live", "Ready", ready).await;
+}
+
+#[tokio::test]
+async fn drift_made_at_the_carrier_is_corrected() {
+    let world = world("drift", 50).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_group(&world, "paused", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"deviceIds": [1001, 1002, 1003]}})).await;
+    until(&api, "paused", "submitted", |g| {
+        g.status
+            .as_ref()
+            .is_some_and(|s| !s.pending_actions.is_empty())
+    })
+    .await;
+    world.simulator.advance(SignedDuration::from_secs(10));
+    until(&api, "paused", "Ready", ready).await;
+    // Someone resumes a SIM in the carrier's dashboard; a spec touch triggers the resync now
+    // (the periodic resync would find it later).
+    admin(
+        &world,
+        reqwest::Method::PATCH,
+        "/sims/1002",
+        json!({"state": "LIVE"}),
+    )
+    .await;
+    api.patch(
+        "paused",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"resync": "now"}}})),
+    )
+    .await
+    .unwrap();
+    until(&api, "paused", "drift corrected", |g| {
+        g.status
+            .as_ref()
+            .is_some_and(|s| !s.pending_actions.is_empty())
+    })
+    .await;
+    world.simulator.advance(SignedDuration::from_secs(10));
+    until(&api, "paused", "Ready again", ready).await;
+    assert_eq!(stats(&world.simulator).await["changes"]["submittedSims"], 4);
+}
+
+#[tokio::test]
+async fn a_conflict_between_two_groups_is_reported_on_both() {
+    let world = world("conflict", 20).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_group(&world, "pause-two", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"deviceIds": [1001, 1002]}})).await;
+    create_group(&world, "keep-one", json!({"carrierRef": {"name": "simulator"}, "state": "Active", "selector": {"deviceIds": [1002, 1003]}})).await;
+    for (name, other) in [("pause-two", "keep-one"), ("keep-one", "pause-two")] {
+        let group = until(&api, name, "conflict", |g| {
+            g.status
+                .as_ref()
+                .and_then(|s| s.counts.as_ref())
+                .is_some_and(|c| c.conflicting == 1)
+        })
+        .await;
+        let problem = &group.status.unwrap().problem_sims[0];
+        assert_eq!(problem.device_id, Some(1002));
+        assert!(problem.message.contains(other), "{}", problem.message);
+    }
+    // Only the unclaimed SIM was changed: no tug of war.
+    assert_eq!(stats(&world.simulator).await["changes"]["submittedSims"], 1);
+}
+
+#[tokio::test]
+async fn a_kill_9_during_pending_actions_does_not_submit_them_twice() {
+    let world = world("kill", 25_000).await;
+    let operator = Operator::start(&world.kubeconfig);
+    let api = create_group(&world, "fleet", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"tags": all_tags()}})).await;
+    until(&api, "fleet", "3 pending actions", |g| {
+        g.status
+            .as_ref()
+            .is_some_and(|s| s.pending_actions.len() == 3)
+    })
+    .await;
+    drop(operator); // SIGKILL
+    let _restarted = Operator::start(&world.kubeconfig);
+    // The restarted operator observes the SIMs pending at the carrier and waits.
+    api.patch(
+        "fleet",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"restarted": "yes"}}})),
+    )
+    .await
+    .unwrap();
+    until(&api, "fleet", "re-observed", |g| {
+        g.status
+            .as_ref()
+            .and_then(|s| s.counts.as_ref())
+            .is_some_and(|c| c.pending == 25_000)
+    })
+    .await;
+    world.simulator.advance(SignedDuration::from_secs(10));
+    until(&api, "fleet", "Ready", ready).await;
+    let changes = &stats(&world.simulator).await["changes"];
+    assert_eq!(
+        (
+            changes["submittedSims"].as_u64(),
+            changes["redundantSims"].as_u64()
+        ),
+        (Some(25_000), Some(0)),
+        "{changes}"
+    );
+}
+
+#[tokio::test]
+async fn the_group_converges_through_20_percent_carrier_5xx() {
+    let world = world("faults", 5_000).await;
+    admin(
+        &world,
+        reqwest::Method::PUT,
+        "/faults",
+        json!({"rules": [{"errorRate": 0.2}]}),
+    )
+    .await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_group(&world, "fleet", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"tags": all_tags()}})).await;
+    until(&api, "fleet", "all submitted", |g| {
+        g.status
+            .as_ref()
+            .and_then(|s| s.counts.as_ref())
+            .is_some_and(|c| c.pending == 5_000)
+    })
+    .await;
+    world.simulator.advance(SignedDuration::from_secs(10));
+    let group = until(&api, "fleet", "Ready", ready).await;
+    assert_eq!(
+        group.status.unwrap().counts.unwrap().in_desired_state,
+        5_000
+    );
+    let changes = &stats(&world.simulator).await["changes"];
+    assert_eq!(
+        (
+            changes["submittedSims"].as_u64(),
+            changes["redundantSims"].as_u64()
+        ),
+        (Some(5_000), Some(0)),
+        "{changes}"
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_stall_the_account_and_a_rotated_secret_is_picked_up() {
+    let world = world("creds", 10).await;
+    let secrets: Api<Secret> = Api::namespaced(world.sandbox.client(), "default");
+    secrets
+        .patch(
+            "sim",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"apiKey": "wrong-key"}})),
+        )
+        .await
+        .unwrap();
+    let _operator = Operator::start(&world.kubeconfig);
+    let accounts: Api<CarrierAccount> = Api::namespaced(world.sandbox.client(), "default");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let reason = |a: &CarrierAccount| {
+        a.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| (c.status.clone(), c.reason.clone()))
+    };
+    loop {
+        let account = accounts.get("simulator").await.unwrap();
+        if reason(&account) == Some(("False".into(), "InvalidCredentials".into())) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", account.status);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    secrets
+        .patch(
+            "sim",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"stringData": {"apiKey": simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY}}),
+            ),
+        )
+        .await
+        .unwrap();
+    loop {
+        let account = accounts.get("simulator").await.unwrap();
+        if reason(&account) == Some(("True".into(), "Verified".into())) {
+            assert_eq!(
+                account
+                    .status
+                    .unwrap()
+                    .capabilities
+                    .unwrap()
+                    .max_sims_per_action,
+                10_000
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", account.status);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn kubectl_wait_returns_when_the_operator_has_converged() {
+    let world = world("wait", 100).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_group(&world, "fleet", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"tags": all_tags()}})).await;
+    let mut wait = Command::new(common::kubectl_binary());
+    wait.arg("--kubeconfig").arg(&world.kubeconfig).args([
+        "wait",
+        "--for=condition=Ready",
+        "sg/fleet",
+        "--timeout=90s",
+    ]);
+    let waiting = tokio::task::spawn_blocking(move || wait.output().unwrap());
+    until(&api, "fleet", "submitted", |g| {
+        g.status
+            .as_ref()
+            .is_some_and(|s| !s.pending_actions.is_empty())
+    })
+    .await;
+    world.simulator.advance(SignedDuration::from_secs(10));
+    let out = waiting.await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("condition met"));
+    assert!(ready(&api.get("fleet").await.unwrap()));
 }

@@ -203,6 +203,18 @@ impl<'a> SimGroupPlanner<'a> {
             if state == ObservedState::PausedBySystem {
                 self.counts.paused_by_system += 1;
             }
+            // A conflict is one whatever the SIM's state: both groups report it, neither acts.
+            if let Some((other, wanted)) = self.ctx.claims.claimed_by(sim)
+                && wanted != self.desired
+            {
+                self.counts.conflicting += 1;
+                self.problem(
+                    sim,
+                    ProblemReason::Conflict,
+                    format!("SimGroup {other} claims this SIM as {wanted:?}; left unchanged"),
+                );
+                continue;
+            }
             if in_state {
                 self.counts.in_desired_state += 1;
                 continue;
@@ -227,17 +239,6 @@ impl<'a> SimGroupPlanner<'a> {
                     sim,
                     ProblemReason::PausedBySystem,
                     "paused by the carrier's system (billing or limits); set systemPaused: Resume to resume it".into(),
-                );
-                continue;
-            }
-            if let Some((other, wanted)) = self.ctx.claims.claimed_by(sim)
-                && wanted != self.desired
-            {
-                self.counts.conflicting += 1;
-                self.problem(
-                    sim,
-                    ProblemReason::Conflict,
-                    format!("SimGroup {other} claims this SIM as {wanted:?}; left unchanged"),
                 );
                 continue;
             }

@@ -352,6 +352,11 @@ fn a_sim_claimed_with_the_opposite_state_is_a_conflict_left_alone() {
     // The same state is no conflict.
     let plan = Case::new(SimState::Active).plan_with(&sims(2, ObservedState::Paused), &OtherGroup);
     assert_eq!(plan.actions[0].sims.len(), 2);
+    // A SIM already in this group's state is still a conflict: both groups report it.
+    let plan = case.plan_with(&sims(2, ObservedState::Paused), &OtherGroup);
+    let status = plan.status(&case.previous);
+    assert_eq!(status.counts.as_ref().unwrap().conflicting, 1);
+    assert_eq!(condition(&status, READY).status, "False");
 }
 
 #[test]

