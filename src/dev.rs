@@ -169,13 +169,20 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     );
     println!("  kubeconfig   {kubeconfig}");
     println!("  applied      {}", environment.applied.join(", "));
-    if args.no_operator {
+    let operator = if args.no_operator {
         println!("  operator     not started (--no-operator)");
+        None
     } else {
-        println!(
-            "  operator     not part of this build yet: resources are stored and validated, not reconciled"
-        );
-    }
+        println!("  operator     running in this process");
+        let client = environment.sandbox.client();
+        Some(tokio::spawn(crate::controller::run_with_client(
+            client,
+            crate::controller::RunArgs {
+                namespace: None,
+                label_selector: None,
+            },
+        )))
+    };
     println!();
     println!("Try:");
     println!("  export KUBECONFIG={kubeconfig}");
@@ -187,6 +194,10 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
+    if let Some(operator) = operator {
+        // The controllers stop on the same Ctrl-C, after their in-flight reconciles.
+        let _ = operator.await;
+    }
     environment.sandbox.stop().await;
     environment.simulator.stop().await;
     eprintln!("simfleet dev stopped");

@@ -295,6 +295,23 @@ fn simfleet_dev_serves_the_examples_to_kubectl_and_stops_on_sigint() {
         base.starts_with("http://127.0.0.1:") && !base.ends_with(":8080"),
         "points at the running simulator: {base}"
     );
+    // The operator runs in `dev`: the example group converges on the simulator (2 to 5 s delays).
+    let wait = Command::new(kubectl_binary())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "wait",
+            "--for=condition=Ready",
+            "sg/returned-trackers",
+            "--timeout=90s",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        wait.status.success(),
+        "{}",
+        String::from_utf8_lossy(&wait.stderr)
+    );
     assert!(
         Command::new("kill")
             .args(["-INT", &child.id().to_string()])

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use simfleet::api::{CarrierAccount, SimGroup};
@@ -544,4 +545,63 @@ async fn kubectl_wait_returns_when_the_operator_has_converged() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("condition met"));
     assert!(ready(&api.get("fleet").await.unwrap()));
+}
+
+#[tokio::test]
+async fn deleting_groups_leaves_sims_as_they_are_even_without_their_account() {
+    let world = world("delete", 20).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_group(&world, "a", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"deviceIds": [1001]}})).await;
+    create_group(&world, "b", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"deviceIds": [1002]}})).await;
+    for name in ["a", "b"] {
+        until(&api, name, "finalizer and submit", |g| {
+            g.finalizers().iter().any(|f| f == "simfleet.io/sim-group")
+                && g.status
+                    .as_ref()
+                    .is_some_and(|s| !s.pending_actions.is_empty())
+        })
+        .await;
+    }
+    world.simulator.advance(SignedDuration::from_secs(10));
+    api.delete("a", &Default::default()).await.unwrap();
+    // Without its CarrierAccount a group can still be deleted.
+    Api::<CarrierAccount>::namespaced(world.sandbox.client(), "default")
+        .delete("simulator", &Default::default())
+        .await
+        .unwrap();
+    api.delete("b", &Default::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "groups were not deleted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let table: Value = reqwest::get(format!(
+        "{}/sims?state=PAUSED-USER&limit=100",
+        world.simulator.admin_url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(table["total"], 2, "onDelete: Orphan leaves the SIMs paused");
+    let events: Value = reqwest::get(format!(
+        "{}/apis/events.k8s.io/v1/namespaces/default/events",
+        world.sandbox.url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        events.to_string().contains("CarrierAccountMissing"),
+        "a warning event says why: {events}"
+    );
 }

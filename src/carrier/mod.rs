@@ -135,6 +135,7 @@ fn union_of_selection<'a>(
                 .expect("ids lock")
                 .extend(page.iter().filter_map(|o| o.device_id));
         });
+    // Tags are listed concurrently: skipping SIMs that carry an earlier tag needs no order.
     let tags = stream::iter(0..selection.tags.len())
         .map(move |index| {
             tagged(
@@ -142,7 +143,7 @@ fn union_of_selection<'a>(
                 Arc::new(listed_ids.lock().expect("ids lock").clone()),
             )
         })
-        .flatten();
+        .flatten_unordered(concurrency);
     listed.chain(tags).boxed()
 }
 

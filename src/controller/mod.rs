@@ -175,6 +175,12 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     let client = Client::try_default()
         .await
         .map_err(|e| format!("connecting to Kubernetes (kubeconfig or in-cluster): {e}"))?;
+    run_with_client(client, args).await;
+    Ok(())
+}
+
+/// Runs the controllers with a given client until SIGTERM or Ctrl-C (used by `simfleet dev`).
+pub async fn run_with_client(client: Client, args: RunArgs) {
     let context = Context::new(client);
     tracing::info!(
         namespace = args.namespace.as_deref().unwrap_or("(all)"),
@@ -189,7 +195,6 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         sim_group::run(context, args.namespace, args.label_selector),
     );
     tracing::info!("simfleet operator stopped");
-    Ok(())
 }
 
 /// The API of a kind, in one namespace or all.

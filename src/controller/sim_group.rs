@@ -359,16 +359,32 @@ async fn apply(
 }
 
 async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Error> {
-    let key = format!(
-        "{}/{}",
-        group.namespace().unwrap_or_default(),
-        group.name_any()
-    );
+    let namespace = group.namespace().unwrap_or_default();
+    let key = format!("{namespace}/{}", group.name_any());
     context
         .in_flight
         .lock()
         .expect("in-flight lock")
         .remove(&key);
+    let accounts: Api<CarrierAccount> = Api::namespaced(context.client.clone(), &namespace);
+    if accounts
+        .get_opt(&group.spec.carrier_ref.name)
+        .await?
+        .is_none()
+    {
+        publish(
+            context,
+            &group,
+            EventType::Warning,
+            "CarrierAccountMissing",
+            format!(
+                "CarrierAccount {} is gone; the SIMs are left as they are",
+                group.spec.carrier_ref.name
+            ),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
     if group.spec.on_delete == SimGroupDeletePolicy::Restore {
         // Restoring needs the SIMs' earlier states, which this version does not record yet.
         publish(
