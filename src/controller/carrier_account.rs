@@ -208,6 +208,10 @@ async fn reconcile(account: Arc<CarrierAccount>, context: Arc<Context>) -> Resul
         );
     }
     write_status(&api, &account, account.status.as_ref(), &status).await?;
+    context.backoff.succeeded(&format!(
+        "CarrierAccount/{namespace}/{}",
+        account.name_any()
+    ));
     Ok(Action::requeue(if ready {
         Duration::from_secs(600)
     } else {
@@ -215,7 +219,13 @@ async fn reconcile(account: Arc<CarrierAccount>, context: Arc<Context>) -> Resul
     }))
 }
 
-fn error_policy(_account: Arc<CarrierAccount>, error: &Error, _context: Arc<Context>) -> Action {
-    tracing::warn!(%error, "carrier account reconcile error");
-    Action::requeue(Duration::from_secs(15))
+fn error_policy(account: Arc<CarrierAccount>, error: &Error, context: Arc<Context>) -> Action {
+    let key = format!(
+        "CarrierAccount/{}/{}",
+        account.namespace().unwrap_or_default(),
+        account.name_any()
+    );
+    let wait = context.backoff.failed(&key);
+    tracing::warn!(account = %account.name_any(), %error, retry_in = ?wait, "carrier account reconcile error");
+    Action::requeue(wait)
 }

@@ -105,6 +105,29 @@ pub struct Context {
     pub in_flight: Mutex<HashMap<String, HashMap<String, HashSet<u64>>>>,
     /// HTTP settings of carrier clients.
     pub http: HttpSettings,
+    /// Retry delays after failed reconciles.
+    pub backoff: ErrorBackoff,
+}
+
+/// Consecutive failed reconciles by object: the wait starts at 5 s and doubles, up to 5 minutes.
+#[derive(Default)]
+pub struct ErrorBackoff {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl ErrorBackoff {
+    /// Counts a failure and returns how long to wait before retrying.
+    pub fn failed(&self, key: &str) -> std::time::Duration {
+        let mut failures = self.failures.lock().expect("failures lock");
+        let count = failures.entry(key.to_owned()).or_default();
+        *count = count.saturating_add(1);
+        std::time::Duration::from_secs((5u64 << (*count - 1).min(6)).min(300))
+    }
+
+    /// Forgets an object's failures after a successful reconcile.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("failures lock").remove(key);
+    }
 }
 
 impl Context {
@@ -120,6 +143,7 @@ impl Context {
             carriers: CarrierCache::default(),
             in_flight: Mutex::new(HashMap::new()),
             http: HttpSettings::default(),
+            backoff: ErrorBackoff::default(),
         })
     }
 }
@@ -206,5 +230,27 @@ where
     match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::ErrorBackoff;
+
+    #[test]
+    fn the_error_backoff_doubles_up_to_five_minutes_and_resets_on_success() {
+        let backoff = ErrorBackoff::default();
+        let waits: Vec<Duration> = (0..9).map(|_| backoff.failed("SimGroup/ns/g")).collect();
+        let secs: Vec<u64> = waits.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(
+            backoff.failed("SimGroup/ns/other").as_secs(),
+            5,
+            "per object"
+        );
+        backoff.succeeded("SimGroup/ns/g");
+        assert_eq!(backoff.failed("SimGroup/ns/g").as_secs(), 5);
     }
 }

@@ -164,14 +164,17 @@ async fn reconcile(
 ) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
-    finalizer(&api, SIM_GROUP_FINALIZER, group, |event| async {
+    let key = format!("SimGroup/{namespace}/{}", group.name_any());
+    let action = finalizer(&api, SIM_GROUP_FINALIZER, group, |event| async {
         match event {
             Finalizer::Apply(group) => apply(group, &context, &api, &store).await,
             Finalizer::Cleanup(group) => cleanup(group, &context).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(e.to_string()))
+    .map_err(|e| Error::Finalizer(e.to_string()))?;
+    context.backoff.succeeded(&key);
+    Ok(action)
 }
 
 async fn apply(
@@ -337,6 +340,17 @@ async fn apply(
         plan.record_unsubmitted(action.sims.len());
     }
     let status = plan.status(&previous);
+    let conflicts = |s: &crate::api::SimGroupStatus| s.counts.as_ref().map_or(0, |c| c.conflicting);
+    if conflicts(&status) > 0 && conflicts(&previous) == 0 {
+        publish(
+            context,
+            &group,
+            EventType::Warning,
+            "Conflict",
+            format!("{} SIMs are claimed by another SimGroup with the opposite state; they are left unchanged", conflicts(&status)),
+        )
+        .await;
+    }
     let converged = conditions::is_true(&status.conditions, READY)
         && !conditions::is_true(&previous.conditions, READY);
     write_status(api, &group, Some(&written), &status).await?;
@@ -400,7 +414,13 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
     Ok(Action::await_change())
 }
 
-fn error_policy(group: Arc<SimGroup>, error: &Error, _context: Arc<Context>) -> Action {
-    tracing::warn!(group = %group.name_any(), %error, "sim group reconcile error");
-    Action::requeue(Duration::from_secs(15))
+fn error_policy(group: Arc<SimGroup>, error: &Error, context: Arc<Context>) -> Action {
+    let key = format!(
+        "SimGroup/{}/{}",
+        group.namespace().unwrap_or_default(),
+        group.name_any()
+    );
+    let wait = context.backoff.failed(&key);
+    tracing::warn!(group = %group.name_any(), %error, retry_in = ?wait, "sim group reconcile error");
+    Action::requeue(wait)
 }
