@@ -109,7 +109,7 @@ impl Provider {
 #[x_kube(validation = Rule::new("!has(self.suspendSimOnPause) || !self.suspendSimOnPause || self.provider == 'emnify'").message("suspendSimOnPause: only emnify suspends SIMs separately from devices; remove it or set provider: emnify").field_path(".suspendSimOnPause"))]
 pub struct CarrierAccountSpec {
     /// Carrier API to speak: `hologram`, `emnify`, or `simulator` (the built-in simulator,
-    /// which speaks Hologram's protocol for SIM state and emnify's for data quotas).
+    /// spoken to with Hologram's protocol; data quotas are not available through it yet).
     pub provider: Provider,
 
     /// Base URL of the carrier API. Defaults: hologram `https://dashboard.hologram.io/api/1`,

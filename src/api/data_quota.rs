@@ -107,7 +107,7 @@ pub enum QuotaDeletePolicy {
 #[x_kube(validation = Rule::new("self.actionOnExhaustion != 'Throttle'").message("actionOnExhaustion: Throttle was decommissioned by the carrier on 2024-12-09; use Block").field_path(".actionOnExhaustion"))]
 pub struct DataQuotaSpec {
     /// The CarrierAccount (same namespace) of the devices. It must support data quotas
-    /// (emnify, simulator).
+    /// (emnify).
     pub carrier_ref: LocalObjectRef,
 
     /// Which devices get the quota.
