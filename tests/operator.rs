@@ -12,7 +12,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use simfleet::api::{CarrierAccount, SimGroup};
 use simfleet::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
-use simfleet::simulator::{SeedConfig, Simulator, SimulatorConfig, SimulatorHandle};
+use simfleet::simulator::{Simulator, SimulatorHandle};
 
 /// The operator as a child process, killed when dropped.
 struct Operator(Child);
@@ -52,18 +52,7 @@ struct World {
 }
 
 async fn world(name: &str, sims: usize) -> World {
-    let simulator = Simulator::start(SimulatorConfig {
-        seed: SeedConfig {
-            sims,
-            paused_share: 0.0,
-            paused_by_system_share: 0.0,
-            deactivated_share: 0.0,
-            ..SeedConfig::default()
-        },
-        ..SimulatorConfig::for_tests(sims, SignedDuration::from_secs(10))
-    })
-    .await
-    .unwrap();
+    let simulator = Simulator::start(common::live_config(sims)).await.unwrap();
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let kubeconfig = std::env::temp_dir().join(format!(
         "simfleet-operator-{name}-{}.yaml",

@@ -44,6 +44,52 @@ pub fn set(
     }
 }
 
+/// One condition's status, reason and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// True or False.
+    pub status: bool,
+    /// CamelCase reason.
+    pub reason: String,
+    /// What a person reads.
+    pub message: String,
+}
+
+impl Verdict {
+    /// A verdict.
+    pub fn new(status: bool, reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            reason: reason.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Sets the three kstatus conditions at once.
+pub fn set_kstatus(
+    conditions: &mut Vec<Condition>,
+    [ready, reconciling, stalled]: [Verdict; 3],
+    generation: i64,
+    now: Timestamp,
+) {
+    for (type_, verdict) in [
+        (READY, ready),
+        (RECONCILING, reconciling),
+        (STALLED, stalled),
+    ] {
+        set(
+            conditions,
+            type_,
+            verdict.status,
+            &verdict.reason,
+            verdict.message,
+            generation,
+            now,
+        );
+    }
+}
+
 /// True when the condition is present with status `True`.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions

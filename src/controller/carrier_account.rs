@@ -16,7 +16,7 @@ use kube::runtime::watcher;
 use secrecy::SecretString;
 
 use super::{Context, Error, api_for, write_status};
-use crate::api::conditions::{self, READY, RECONCILING, STALLED};
+use crate::api::conditions::{self, READY, Verdict};
 use crate::api::{CarrierAccount, CarrierAccountStatus, CarrierCapabilities};
 use crate::carrier::CarrierError;
 
@@ -168,45 +168,21 @@ async fn reconcile(account: Arc<CarrierAccount>, context: Arc<Context>) -> Resul
             (false, _) => previous.last_verified_time.clone(),
         },
     };
-    conditions::set(
-        &mut status.conditions,
-        READY,
-        ready,
-        reason,
-        message.clone(),
-        generation,
-        now,
-    );
-    conditions::set(
-        &mut status.conditions,
-        RECONCILING,
-        false,
-        "Idle",
-        "verified".to_owned(),
-        generation,
-        now,
-    );
-    if ready {
-        conditions::set(
-            &mut status.conditions,
-            STALLED,
-            false,
-            "Verified",
-            "nothing needs a human".to_owned(),
-            generation,
-            now,
-        );
+    let stalled = if ready {
+        Verdict::new(false, "Verified", "nothing needs a human")
     } else {
-        conditions::set(
-            &mut status.conditions,
-            STALLED,
-            true,
-            reason,
-            message,
-            generation,
-            now,
-        );
-    }
+        Verdict::new(true, reason, message.clone())
+    };
+    conditions::set_kstatus(
+        &mut status.conditions,
+        [
+            Verdict::new(ready, reason, message),
+            Verdict::new(false, "Idle", "verified"),
+            stalled,
+        ],
+        generation,
+        now,
+    );
     write_status(&api, &account, account.status.as_ref(), &status).await?;
     context.backoff.succeeded(&format!(
         "CarrierAccount/{namespace}/{}",

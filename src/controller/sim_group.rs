@@ -17,7 +17,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use super::{Context, Error, SIM_GROUP_FINALIZER, api_for, write_status};
-use crate::api::conditions::{self, READY, RECONCILING, STALLED};
+use crate::api::conditions::{self, READY, STALLED, Verdict};
 use crate::api::{
     APPROVED_GENERATION_ANNOTATION, CarrierAccount, SimGroup, SimGroupDeletePolicy, SimState,
 };
@@ -126,30 +126,13 @@ async fn blocked(
     let previous = group.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     status.observed_generation = Some(generation);
-    conditions::set(
+    conditions::set_kstatus(
         &mut status.conditions,
-        READY,
-        false,
-        reason,
-        message.clone(),
-        generation,
-        now,
-    );
-    conditions::set(
-        &mut status.conditions,
-        RECONCILING,
-        false,
-        reason,
-        "waiting for the carrier account".to_owned(),
-        generation,
-        now,
-    );
-    conditions::set(
-        &mut status.conditions,
-        STALLED,
-        true,
-        reason,
-        message,
+        [
+            Verdict::new(false, reason, message.clone()),
+            Verdict::new(false, reason, "waiting for the carrier account"),
+            Verdict::new(true, reason, message),
+        ],
         generation,
         now,
     );

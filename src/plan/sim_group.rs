@@ -22,7 +22,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::conditions::{self, READY, RECONCILING, STALLED};
+use crate::api::conditions::{self, READY, Verdict};
 use crate::api::{
     DriftPolicy, PROBLEM_SAMPLE_LIMIT, PendingAction, ProblemReason, ProblemSim, SimCounts,
     SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy,
@@ -502,52 +502,25 @@ impl Plan {
         } else {
             "Progressing"
         };
-        conditions::set(
+        let reconciling = if reconciling {
+            Verdict::new(true, "CarrierActionsPending", reconciling_message)
+        } else {
+            Verdict::new(false, "Idle", "no carrier action in flight")
+        };
+        let stalled = match stalled {
+            Some((reason, message)) => Verdict::new(true, reason, message),
+            None => Verdict::new(false, "Progressing", "nothing needs a human"),
+        };
+        conditions::set_kstatus(
             &mut conditions,
-            READY,
-            ready,
-            ready_reason,
-            ready_message,
+            [
+                Verdict::new(ready, ready_reason, ready_message),
+                reconciling,
+                stalled,
+            ],
             self.generation,
             self.now,
         );
-        conditions::set(
-            &mut conditions,
-            RECONCILING,
-            reconciling,
-            if reconciling {
-                "CarrierActionsPending"
-            } else {
-                "Idle"
-            },
-            if reconciling {
-                reconciling_message
-            } else {
-                "no carrier action in flight".into()
-            },
-            self.generation,
-            self.now,
-        );
-        match &stalled {
-            Some((reason, message)) => conditions::set(
-                &mut conditions,
-                STALLED,
-                true,
-                reason,
-                message.clone(),
-                self.generation,
-                self.now,
-            ),
-            None => conditions::set(
-                &mut conditions,
-                STALLED,
-                false,
-                "Progressing",
-                "nothing needs a human",
-                self.generation,
-                self.now,
-            ),
-        }
         SimGroupStatus {
             observed_generation: Some(self.generation),
             conditions,

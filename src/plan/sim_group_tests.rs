@@ -6,6 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
+use crate::api::conditions::{RECONCILING, STALLED};
 use crate::api::{ChangeGuard, LocalObjectRef, Rollout, SimSelector};
 
 fn now() -> Timestamp {

@@ -177,9 +177,9 @@ pub async fn set_faults(sim: &SimulatorHandle, rules: Value) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-/// A simulator whose SIMs all start live (no paused, system-paused or dead SIMs).
-pub async fn live_fleet(sims: usize) -> SimulatorHandle {
-    start(SimulatorConfig {
+/// A test configuration whose SIMs all start live (no paused, system-paused or dead SIMs).
+pub fn live_config(sims: usize) -> SimulatorConfig {
+    SimulatorConfig {
         seed: simfleet::simulator::SeedConfig {
             sims,
             paused_share: 0.0,
@@ -188,8 +188,12 @@ pub async fn live_fleet(sims: usize) -> SimulatorHandle {
             ..Default::default()
         },
         ..SimulatorConfig::for_tests(sims, SignedDuration::from_secs(10))
-    })
-    .await
+    }
+}
+
+/// A simulator whose SIMs all start live.
+pub async fn live_fleet(sims: usize) -> SimulatorHandle {
+    start(live_config(sims)).await
 }
 
 /// Every SIM a selection observes, pages joined.
