@@ -2,15 +2,15 @@
 //! resourceVersion, optimistic concurrency, `generation` bumped on spec changes only, the status
 //! subresource, finalizers and deletion, namespace cascade, and a change log for watches.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use kube::core::{Expression, Selector, SelectorExt};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use super::registry::ResourceDef;
+pub use super::selector::Filter;
 use super::status::ApiStatus;
 use crate::api::validation::{
     FieldErrorKind, ManifestValidator, ValidationError, apply_defaults, prune_unknown,
@@ -103,136 +103,6 @@ pub struct RequestRecord {
     pub namespace: String,
     /// The client's User-Agent.
     pub user_agent: String,
-}
-
-/// Parsed label and field selectors of a list or watch.
-#[derive(Debug, Default)]
-pub struct Filter {
-    labels: Option<Selector>,
-    fields: Vec<(String, bool, String)>,
-}
-
-impl Filter {
-    /// Parses `labelSelector` and `fieldSelector`.
-    pub fn parse(labels: Option<&str>, fields: Option<&str>) -> Result<Self, ApiStatus> {
-        let labels = labels
-            .filter(|s| !s.trim().is_empty())
-            .map(parse_label_selector)
-            .transpose()?;
-        let mut parsed = Vec::new();
-        for term in fields
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            let (key, equal, value) = if let Some((k, v)) = term.split_once("!=") {
-                (k, false, v)
-            } else if let Some((k, v)) = term.split_once("==") {
-                (k, true, v)
-            } else if let Some((k, v)) = term.split_once('=') {
-                (k, true, v)
-            } else {
-                return Err(ApiStatus::bad_request(format!(
-                    "invalid field selector {term:?}"
-                )));
-            };
-            if !matches!(key, "metadata.name" | "metadata.namespace") {
-                return Err(ApiStatus::bad_request(format!(
-                    "field label not supported: {key} (use metadata.name or metadata.namespace)"
-                )));
-            }
-            parsed.push((key.to_owned(), equal, value.to_owned()));
-        }
-        Ok(Self {
-            labels,
-            fields: parsed,
-        })
-    }
-
-    /// True when the object passes both selectors.
-    pub fn matches(&self, object: &Value) -> bool {
-        let labels_ok = self.labels.as_ref().is_none_or(|selector| {
-            let labels: BTreeMap<String, String> = object
-                .pointer("/metadata/labels")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default();
-            selector.matches(&labels)
-        });
-        labels_ok
-            && self.fields.iter().all(|(key, equal, value)| {
-                let actual = object
-                    .pointer(&format!("/{}", key.replace('.', "/")))
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                (actual == value) == *equal
-            })
-    }
-}
-
-/// Parses a label selector string (`a=b,c!=d,e in (x,y),f notin (z),g,!h`).
-fn parse_label_selector(text: &str) -> Result<Selector, ApiStatus> {
-    let bad = || {
-        ApiStatus::bad_request(format!(
-            "unable to parse requirement: invalid label selector {text:?}"
-        ))
-    };
-    let mut terms = Vec::new();
-    let mut depth = 0;
-    let mut current = String::new();
-    for c in text.chars() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                terms.push(std::mem::take(&mut current));
-                continue;
-            }
-            _ => {}
-        }
-        current.push(c);
-    }
-    terms.push(current);
-    let mut expressions = Vec::new();
-    for term in terms.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
-        let set = |rest: &str| -> Result<BTreeSet<String>, ApiStatus> {
-            let inner = rest
-                .trim()
-                .strip_prefix('(')
-                .and_then(|r| r.strip_suffix(')'))
-                .ok_or_else(bad)?;
-            Ok(inner
-                .split(',')
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-                .collect())
-        };
-        let expression = if let Some((k, v)) = term.split_once("!=") {
-            Expression::NotEqual(k.trim().into(), v.trim().into())
-        } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
-            Expression::Equal(k.trim().into(), v.trim().into())
-        } else if let Some((k, rest)) = term.split_once(" notin ") {
-            Expression::NotIn(k.trim().into(), set(rest)?)
-        } else if let Some((k, rest)) = term.split_once(" in ") {
-            Expression::In(k.trim().into(), set(rest)?)
-        } else if let Some(k) = term.strip_prefix('!') {
-            Expression::DoesNotExist(k.trim().into())
-        } else if term
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-        {
-            Expression::Exists(term.into())
-        } else {
-            return Err(bad());
-        };
-        expressions.push(expression);
-    }
-    Ok(expressions.into_iter().collect())
 }
 
 /// The changes a watch replays, and the receiver of later ones.
@@ -884,34 +754,5 @@ impl Store {
     /// A receiver for changes from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.tx.subscribe()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn label_selectors_parse_every_operator() {
-        let filter = Filter::parse(
-            Some("app=x,tier!=db,env in (a, b),zone notin (z),team,!legacy"),
-            None,
-        )
-        .unwrap();
-        let object = |labels: Value| json!({"metadata": {"labels": labels}});
-        assert!(filter.matches(&object(
-            json!({"app": "x", "tier": "web", "env": "a", "team": "t"})
-        )));
-        assert!(!filter.matches(&object(
-            json!({"app": "x", "tier": "web", "env": "c", "team": "t"})
-        )));
-        assert!(!filter.matches(&object(
-            json!({"app": "x", "env": "a", "team": "t", "legacy": "1"})
-        )));
-        assert!(Filter::parse(Some("a in b"), None).is_err());
-        let fields = Filter::parse(None, Some("metadata.name=n1")).unwrap();
-        assert!(fields.matches(&json!({"metadata": {"name": "n1"}})));
-        assert!(!fields.matches(&json!({"metadata": {"name": "n2"}})));
-        assert!(Filter::parse(None, Some("spec.x=1")).is_err());
     }
 }
