@@ -367,8 +367,35 @@ async fn a_conflict_between_two_groups_is_reported_on_both() {
         assert_eq!(problem.device_id, Some(1002));
         assert!(problem.message.contains(other), "{}", problem.message);
     }
-    // Only the unclaimed SIM was changed: no tug of war.
-    assert_eq!(stats(&world.simulator).await["changes"]["submittedSims"], 1);
+    // No tug of war: once the conflict is seen, neither group changes the SIM again.
+    let submitted = stats(&world.simulator).await["changes"]["submittedSims"]
+        .as_u64()
+        .unwrap();
+    assert!(submitted <= 2, "{submitted}");
+    world.simulator.advance(SignedDuration::from_secs(10));
+    for name in ["pause-two", "keep-one"] {
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"resync": "now"}}})),
+        )
+        .await
+        .unwrap();
+        until(&api, name, "re-planned", |g| {
+            g.status
+                .as_ref()
+                .and_then(|s| s.counts.as_ref())
+                .is_some_and(|c| c.conflicting == 1 && c.pending == 0)
+        })
+        .await;
+    }
+    let changes = &stats(&world.simulator).await["changes"];
+    assert_eq!(
+        changes["submittedSims"].as_u64(),
+        Some(submitted),
+        "{changes}"
+    );
+    assert_eq!(changes["redundantSims"], 0);
 }
 
 #[tokio::test]

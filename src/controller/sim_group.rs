@@ -12,7 +12,7 @@ use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
@@ -31,9 +31,14 @@ pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Optio
     if let Some(labels) = labels {
         config = config.labels(&labels);
     }
-    let controller = Controller::new(groups, config);
+    let controller = Controller::new(groups.clone(), config.clone());
     let store = controller.store();
+    let peers = store.clone();
     controller
+        // A group's claims changed: re-plan the groups whose explicit lists overlap it.
+        .watches(groups, config, move |changed: SimGroup| {
+            overlapping(&peers, &changed)
+        })
         .shutdown_on_signal()
         .run(
             move |group, context| {
@@ -49,6 +54,32 @@ pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Optio
             }
         })
         .await;
+}
+
+/// The other groups in the same namespace that list a SIM `changed` also lists.
+fn overlapping(store: &Store<SimGroup>, changed: &SimGroup) -> Vec<ObjectRef<SimGroup>> {
+    let iccids: HashSet<&String> = changed.spec.selector.iccids.iter().flatten().collect();
+    let devices: HashSet<&u64> = changed.spec.selector.device_ids.iter().flatten().collect();
+    store
+        .state()
+        .into_iter()
+        .filter(|g| g.namespace() == changed.namespace() && g.name_any() != changed.name_any())
+        .filter(|g| {
+            g.spec
+                .selector
+                .iccids
+                .iter()
+                .flatten()
+                .any(|i| iccids.contains(i))
+                || g.spec
+                    .selector
+                    .device_ids
+                    .iter()
+                    .flatten()
+                    .any(|d| devices.contains(d))
+        })
+        .map(|g| ObjectRef::from_obj(&*g))
+        .collect()
 }
 
 /// Other groups' explicit claims (ICCIDs and device ids) in the same namespace.

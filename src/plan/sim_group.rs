@@ -174,6 +174,24 @@ impl<'a> SimGroupPlanner<'a> {
         for sim in page {
             self.counts.selected += 1;
             let state = sim.state.clone();
+            // A conflict is one whatever the SIM's state, in flight included: both groups
+            // report it and neither acts on it.
+            let claimable = !matches!(
+                state,
+                ObservedState::Ineligible(_) | ObservedState::Unknown(_)
+            );
+            if claimable
+                && let Some((other, wanted)) = self.ctx.claims.claimed_by(sim)
+                && wanted != self.desired
+            {
+                self.counts.conflicting += 1;
+                self.problem(
+                    sim,
+                    ProblemReason::Conflict,
+                    format!("SimGroup {other} claims this SIM as {wanted:?}; left unchanged"),
+                );
+                continue;
+            }
             let in_state = match (&state, self.desired) {
                 (ObservedState::Active, SimState::Active) => true,
                 (ObservedState::Paused | ObservedState::PausedBySystem, SimState::Paused) => true,
@@ -202,18 +220,6 @@ impl<'a> SimGroupPlanner<'a> {
             };
             if state == ObservedState::PausedBySystem {
                 self.counts.paused_by_system += 1;
-            }
-            // A conflict is one whatever the SIM's state: both groups report it, neither acts.
-            if let Some((other, wanted)) = self.ctx.claims.claimed_by(sim)
-                && wanted != self.desired
-            {
-                self.counts.conflicting += 1;
-                self.problem(
-                    sim,
-                    ProblemReason::Conflict,
-                    format!("SimGroup {other} claims this SIM as {wanted:?}; left unchanged"),
-                );
-                continue;
             }
             if in_state {
                 self.counts.in_desired_state += 1;

@@ -353,6 +353,12 @@ fn a_sim_claimed_with_the_opposite_state_is_a_conflict_left_alone() {
     // The same state is no conflict.
     let plan = Case::new(SimState::Active).plan_with(&sims(2, ObservedState::Paused), &OtherGroup);
     assert_eq!(plan.actions[0].sims.len(), 2);
+    // A SIM in flight is a conflict too.
+    let plan = case.plan_with(
+        &sims(1, ObservedState::Pending(StateChange::Pause)),
+        &OtherGroup,
+    );
+    assert_eq!(plan.status(&case.previous).counts.unwrap().conflicting, 1);
     // A SIM already in this group's state is still a conflict: both groups report it.
     let plan = case.plan_with(&sims(2, ObservedState::Paused), &OtherGroup);
     let status = plan.status(&case.previous);
