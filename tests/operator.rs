@@ -621,3 +621,52 @@ async fn deleting_groups_leaves_sims_as_they_are_even_without_their_account() {
         "a warning event says why: {events}"
     );
 }
+
+#[tokio::test]
+async fn groups_selecting_by_tags_with_opposite_states_conflict_on_shared_sims() {
+    let world = world("tagconflict", 1_000).await;
+    let both: Value = reqwest::get(format!(
+        "{}/sims?tag=pilot&limit=10000",
+        world.simulator.admin_url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let shared = both["sims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == "cold-chain")
+        })
+        .count() as u64;
+    let pilots = both["total"].as_u64().unwrap();
+    assert!(
+        shared > 0,
+        "the seeded fleet has SIMs tagged both cold-chain and pilot"
+    );
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_group(&world, "cold", json!({"carrierRef": {"name": "simulator"}, "state": "Active", "selector": {"tags": ["cold-chain"]}})).await;
+    until(&api, "cold", "Ready", ready).await;
+    create_group(&world, "pilots-off", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"tags": ["pilot"]}})).await;
+    for name in ["pilots-off", "cold"] {
+        until(&api, name, "tag conflict", |g| {
+            g.status
+                .as_ref()
+                .and_then(|s| s.counts.as_ref())
+                .is_some_and(|c| c.conflicting == shared)
+        })
+        .await;
+    }
+    // The shared SIMs were left alone; the other pilot SIMs were paused.
+    assert_eq!(
+        stats(&world.simulator).await["changes"]["submittedSims"].as_u64(),
+        Some(pilots - shared)
+    );
+}

@@ -110,11 +110,21 @@ fn endpoint_observation(endpoint: &Value) -> Result<SimObservation, CarrierError
         (1, _, _) => ObservedState::Paused,
         (other, _, _) => ObservedState::Unknown(format!("endpoint status {other}")),
     };
+    let tags = endpoint
+        .get("tags")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
     Ok(SimObservation {
         iccid,
         device_id: Some(id),
         sim_id,
         state,
+        tags,
     })
 }
 

@@ -78,6 +78,7 @@ fn link_observation(link: &Value) -> Result<SimObservation, CarrierError> {
         device_id: Some(device_id),
         sim_id: None,
         state: normalise(state),
+        tags: Vec::new(),
     })
 }
 
@@ -190,22 +191,26 @@ impl HologramClient {
                         .and_then(Value::as_u64)
                         .ok_or_else(|| protocol("a device has no numeric \"id\""))?;
                     last = Some(id);
-                    let carries_earlier =
-                        device
-                            .get("tags")
-                            .and_then(Value::as_array)
-                            .is_some_and(|tags| {
-                                tags.iter().any(|t| {
-                                    t.get("name")
-                                        .and_then(Value::as_str)
-                                        .is_some_and(|n| earlier.contains(n))
+                    let tags: Vec<String> = device
+                        .get("tags")
+                        .and_then(Value::as_array)
+                        .map(|tags| {
+                            tags.iter()
+                                .filter_map(|t| {
+                                    t.get("name").and_then(Value::as_str).map(str::to_owned)
                                 })
-                            });
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let carries_earlier = tags.iter().any(|n| earlier.contains(n.as_str()));
                     if carries_earlier || listed.contains(&id) {
                         continue;
                     }
                     match device.pointer("/links/cellular/0") {
-                        Some(link) => page.push(link_observation(link)?),
+                        Some(link) => page.push(SimObservation {
+                            tags,
+                            ..link_observation(link)?
+                        }),
                         None => page.push(SimObservation {
                             iccid: device
                                 .get("iccid")
@@ -217,6 +222,7 @@ impl HologramClient {
                             state: ObservedState::Ineligible(
                                 "the device has no cellular link".into(),
                             ),
+                            tags,
                         }),
                     }
                 }

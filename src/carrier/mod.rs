@@ -62,6 +62,8 @@ pub struct SimObservation {
     pub sim_id: Option<u64>,
     /// Normalised state.
     pub state: ObservedState,
+    /// The device's carrier tags, when the listing gives them (empty otherwise).
+    pub tags: Vec<String>,
 }
 
 /// One explicitly listed SIM to look up.
@@ -84,6 +86,7 @@ impl Lookup {
             iccid,
             device_id,
             sim_id: None,
+            tags: Vec::new(),
             state: ObservedState::Ineligible(format!(
                 "unknown {what} (not in this account or organisation)"
             )),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -32,22 +32,14 @@ pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Optio
         config = config.labels(&labels);
     }
     let controller = Controller::new(groups.clone(), config.clone());
-    let store = controller.store();
-    let peers = store.clone();
+    let peers = controller.store();
     controller
-        // A group's claims changed: re-plan the groups whose explicit lists overlap it.
+        // A group's claims changed: re-plan the groups whose SIMs may overlap it.
         .watches(groups, config, move |changed: SimGroup| {
             overlapping(&peers, &changed)
         })
         .shutdown_on_signal()
-        .run(
-            move |group, context| {
-                let store = store.clone();
-                async move { reconcile(group, context, store).await }
-            },
-            error_policy,
-            context,
-        )
+        .run(reconcile, error_policy, context)
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::warn!(%err, "sim group reconcile failed");
@@ -56,10 +48,11 @@ pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Optio
         .await;
 }
 
-/// The other groups in the same namespace that list a SIM `changed` also lists.
+/// The other groups in the same namespace that list a SIM or tag `changed` also lists.
 fn overlapping(store: &Store<SimGroup>, changed: &SimGroup) -> Vec<ObjectRef<SimGroup>> {
     let iccids: HashSet<&String> = changed.spec.selector.iccids.iter().flatten().collect();
     let devices: HashSet<&u64> = changed.spec.selector.device_ids.iter().flatten().collect();
+    let tags: HashSet<&String> = changed.spec.selector.tags.iter().flatten().collect();
     store
         .state()
         .into_iter()
@@ -77,27 +70,33 @@ fn overlapping(store: &Store<SimGroup>, changed: &SimGroup) -> Vec<ObjectRef<Sim
                     .iter()
                     .flatten()
                     .any(|d| devices.contains(d))
+                // Different tags can select the same SIMs: tag groups re-plan each other.
+                || (!tags.is_empty() && g.spec.selector.tags.as_ref().is_some_and(|t| !t.is_empty()))
         })
         .map(|g| ObjectRef::from_obj(&*g))
         .collect()
 }
 
-/// Other groups' explicit claims (ICCIDs and device ids) in the same namespace.
+/// Other groups' claims (ICCIDs, device ids and tags) in the same namespace.
 struct ClaimIndex {
     by_iccid: HashMap<String, (String, SimState)>,
     by_device: HashMap<u64, (String, SimState)>,
+    by_tag: HashMap<String, (String, SimState)>,
 }
 
 impl ClaimIndex {
-    fn build(store: &Store<SimGroup>, this: &SimGroup) -> Self {
+    fn build(groups: &[SimGroup], this: &SimGroup) -> Self {
         let mut index = Self {
             by_iccid: HashMap::new(),
             by_device: HashMap::new(),
+            by_tag: HashMap::new(),
         };
-        for other in store.state() {
+        for other in groups {
+            // Only opposite claims matter, so an agreeing claim never hides a conflicting one.
             if other.namespace() != this.namespace()
                 || other.name_any() == this.name_any()
                 || other.metadata.deletion_timestamp.is_some()
+                || other.spec.state == this.spec.state
             {
                 continue;
             }
@@ -107,6 +106,9 @@ impl ClaimIndex {
             }
             for id in other.spec.selector.device_ids.iter().flatten() {
                 index.by_device.insert(*id, claim.clone());
+            }
+            for tag in other.spec.selector.tags.iter().flatten() {
+                index.by_tag.insert(tag.clone(), claim.clone());
             }
         }
         index
@@ -118,6 +120,7 @@ impl Claims for ClaimIndex {
         sim.device_id
             .and_then(|d| self.by_device.get(&d))
             .or_else(|| self.by_iccid.get(&sim.iccid))
+            .or_else(|| sim.tags.iter().find_map(|t| self.by_tag.get(t)))
             .cloned()
     }
 }
@@ -171,17 +174,13 @@ async fn blocked(
     Ok(Action::requeue(Duration::from_secs(30)))
 }
 
-async fn reconcile(
-    group: Arc<SimGroup>,
-    context: Arc<Context>,
-    store: Store<SimGroup>,
-) -> Result<Action, Error> {
+async fn reconcile(group: Arc<SimGroup>, context: Arc<Context>) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
     let key = format!("SimGroup/{namespace}/{}", group.name_any());
     let action = finalizer(&api, SIM_GROUP_FINALIZER, group, |event| async {
         match event {
-            Finalizer::Apply(group) => apply(group, &context, &api, &store).await,
+            Finalizer::Apply(group) => apply(group, &context, &api).await,
             Finalizer::Cleanup(group) => cleanup(group, &context).await,
         }
     })
@@ -195,7 +194,6 @@ async fn apply(
     group: Arc<SimGroup>,
     context: &Context,
     api: &Api<SimGroup>,
-    store: &Store<SimGroup>,
 ) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let account_name = &group.spec.carrier_ref.name;
@@ -245,7 +243,9 @@ async fn apply(
         device_ids: selector.device_ids.clone().unwrap_or_default(),
         tags: selector.tags.clone().unwrap_or_default(),
     };
-    let claims = ClaimIndex::build(store, &group);
+    // Read fresh, not from the watch cache: a group created a moment ago must be seen.
+    let peers = api.list(&ListParams::default()).await?.items;
+    let claims = ClaimIndex::build(&peers, &group);
     let generation = group.metadata.generation.unwrap_or(0);
     let approved = group
         .annotations()

@@ -37,6 +37,7 @@ fn sim(device: u64, state: ObservedState) -> SimObservation {
         device_id: Some(device),
         sim_id: None,
         state,
+        tags: Vec::new(),
     }
 }
 
