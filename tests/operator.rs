@@ -103,12 +103,10 @@ fn condition(group: &SimGroup, type_: &str) -> Option<(String, String)> {
 }
 
 /// Polls the group until `check` holds, or fails with the last status seen.
-async fn until(
-    api: &Api<SimGroup>,
-    name: &str,
-    what: &str,
-    check: impl Fn(&SimGroup) -> bool,
-) -> SimGroup {
+async fn until<K>(api: &Api<K>, name: &str, what: &str, check: impl Fn(&K) -> bool) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let deadline = Instant::now()
         + Duration::from_secs(
             std::env::var("SIMFLEET_WAIT_SECS")
@@ -117,17 +115,29 @@ async fn until(
                 .unwrap_or(90),
         );
     loop {
-        let group = api.get(name).await.unwrap();
-        if check(&group) {
-            return group;
+        let object = api.get(name).await.unwrap();
+        if check(&object) {
+            return object;
         }
         assert!(
             Instant::now() < deadline,
-            "timed out waiting for {what}; status: {:?}",
-            group.status
+            "timed out waiting for {what}; last seen: {object:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The simulator saw exactly `expected` SIM changes, none of them to a SIM already on its way.
+async fn assert_each_sim_submitted_once(world: &World, expected: u64) {
+    let changes = &stats(&world.simulator).await["changes"];
+    assert_eq!(
+        (
+            changes["submittedSims"].as_u64(),
+            changes["redundantSims"].as_u64()
+        ),
+        (Some(expected), Some(0)),
+        "no SIM was submitted twice: {changes}"
+    );
 }
 
 async fn stats(simulator: &SimulatorHandle) -> Value {
@@ -202,12 +212,7 @@ async fn a_25000_sim_group_is_paused_in_3_actions_then_resumed_with_no_duplicate
             && condition(g, "Ready").is_some_and(|(s, _)| s == "True")
     })
     .await;
-    let changes = &stats(&world.simulator).await["changes"];
-    assert_eq!(changes["submittedSims"], 50_000, "{changes}");
-    assert_eq!(
-        changes["redundantSims"], 0,
-        "no SIM was submitted twice: {changes}"
-    );
+    assert_each_sim_submitted_once(&world, 50_000).await;
 }
 
 async fn create_group(world: &World, name: &str, spec: Value) -> Api<SimGroup> {
@@ -389,13 +394,7 @@ async fn a_conflict_between_two_groups_is_reported_on_both() {
         })
         .await;
     }
-    let changes = &stats(&world.simulator).await["changes"];
-    assert_eq!(
-        changes["submittedSims"].as_u64(),
-        Some(submitted),
-        "{changes}"
-    );
-    assert_eq!(changes["redundantSims"], 0);
+    assert_each_sim_submitted_once(&world, submitted).await;
 }
 
 #[tokio::test]
@@ -428,15 +427,7 @@ async fn a_kill_9_during_pending_actions_does_not_submit_them_twice() {
     .await;
     world.simulator.advance(SignedDuration::from_secs(10));
     until(&api, "fleet", "Ready", ready).await;
-    let changes = &stats(&world.simulator).await["changes"];
-    assert_eq!(
-        (
-            changes["submittedSims"].as_u64(),
-            changes["redundantSims"].as_u64()
-        ),
-        (Some(25_000), Some(0)),
-        "{changes}"
-    );
+    assert_each_sim_submitted_once(&world, 25_000).await;
 }
 
 #[tokio::test]
@@ -464,15 +455,7 @@ async fn the_group_converges_through_20_percent_carrier_5xx() {
         group.status.unwrap().counts.unwrap().in_desired_state,
         5_000
     );
-    let changes = &stats(&world.simulator).await["changes"];
-    assert_eq!(
-        (
-            changes["submittedSims"].as_u64(),
-            changes["redundantSims"].as_u64()
-        ),
-        (Some(5_000), Some(0)),
-        "{changes}"
-    );
+    assert_each_sim_submitted_once(&world, 5_000).await;
 }
 
 #[tokio::test]
@@ -489,21 +472,16 @@ async fn bad_credentials_stall_the_account_and_a_rotated_secret_is_picked_up() {
         .unwrap();
     let _operator = Operator::start(&world.kubeconfig);
     let accounts: Api<CarrierAccount> = Api::namespaced(world.sandbox.client(), "default");
-    let deadline = Instant::now() + Duration::from_secs(60);
     let reason = |a: &CarrierAccount| {
         a.status
             .as_ref()
             .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
             .map(|c| (c.status.clone(), c.reason.clone()))
     };
-    loop {
-        let account = accounts.get("simulator").await.unwrap();
-        if reason(&account) == Some(("False".into(), "InvalidCredentials".into())) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{:?}", account.status);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(&accounts, "simulator", "InvalidCredentials", |a| {
+        reason(a) == Some(("False".into(), "InvalidCredentials".into()))
+    })
+    .await;
     secrets
         .patch(
             "sim",
@@ -514,23 +492,19 @@ async fn bad_credentials_stall_the_account_and_a_rotated_secret_is_picked_up() {
         )
         .await
         .unwrap();
-    loop {
-        let account = accounts.get("simulator").await.unwrap();
-        if reason(&account) == Some(("True".into(), "Verified".into())) {
-            assert_eq!(
-                account
-                    .status
-                    .unwrap()
-                    .capabilities
-                    .unwrap()
-                    .max_sims_per_action,
-                10_000
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "{:?}", account.status);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let verified = until(&accounts, "simulator", "Verified", |a| {
+        reason(a) == Some(("True".into(), "Verified".into()))
+    })
+    .await;
+    assert_eq!(
+        verified
+            .status
+            .unwrap()
+            .capabilities
+            .unwrap()
+            .max_sims_per_action,
+        10_000
+    );
 }
 
 #[tokio::test]

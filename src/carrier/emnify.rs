@@ -289,6 +289,21 @@ impl EmnifyClient {
         .boxed()
     }
 
+    /// `PATCH {path}` with `{"status": {"id": status}}`: how emnify changes an endpoint's or a
+    /// SIM's status. Setting a status is idempotent, so it is safe to repeat.
+    async fn patch_status(
+        &self,
+        route: &'static str,
+        path: String,
+        status: i64,
+    ) -> Result<super::http::Reply, CarrierError> {
+        self.send(|auth| {
+            Call::new(Method::PATCH, route, path.clone(), auth, Repeat::Safe)
+                .json(json!({"status": {"id": status}}))
+        })
+        .await
+    }
+
     /// PATCHes one device; a refusal by the carrier is returned as such, not as an error.
     async fn change_one(
         &self,
@@ -301,16 +316,11 @@ impl EmnifyClient {
         };
         let id = sim.device_id;
         let answer = self
-            .send(|auth| {
-                Call::new(
-                    Method::PATCH,
-                    "/v1/endpoint/{id}",
-                    format!("/v1/endpoint/{id}"),
-                    auth,
-                    Repeat::Safe,
-                )
-                .json(json!({"status": {"id": endpoint_status}}))
-            })
+            .patch_status(
+                "/v1/endpoint/{id}",
+                format!("/v1/endpoint/{id}"),
+                endpoint_status,
+            )
             .await;
         let refused = |reason: String, retryable| {
             Ok(Some(Refusal {
@@ -331,16 +341,7 @@ impl EmnifyClient {
         // Suspending the SIM stops its billing; it costs a second call (CarrierAccount option).
         if let (true, Some(sim_id)) = (self.suspend_sim, sim.sim_id) {
             let answer = self
-                .send(|auth| {
-                    Call::new(
-                        Method::PATCH,
-                        "/v1/sim/{id}",
-                        format!("/v1/sim/{sim_id}"),
-                        auth,
-                        Repeat::Safe,
-                    )
-                    .json(json!({"status": {"id": sim_status}}))
-                })
+                .patch_status("/v1/sim/{id}", format!("/v1/sim/{sim_id}"), sim_status)
                 .await;
             match answer {
                 Ok(_) => {}
