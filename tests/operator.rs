@@ -644,3 +644,110 @@ async fn groups_selecting_by_tags_with_opposite_states_conflict_on_shared_sims()
         Some(pilots - shared)
     );
 }
+
+/// Device ids of the simulator's SIMs in `state`.
+async fn devices_in(world: &World, state: &str) -> Vec<u64> {
+    let table: Value = reqwest::get(format!(
+        "{}/sims?state={state}&limit=1000",
+        world.simulator.admin_url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let mut ids: Vec<u64> = table["sims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["deviceId"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[tokio::test]
+async fn on_delete_restore_returns_sims_to_their_earlier_state_except_where_another_group_wants_them()
+ {
+    let world = world("restore", 8).await;
+    // 1004 to 1006 were paused before the groups existed.
+    for id in [1004, 1005, 1006] {
+        admin(
+            &world,
+            reqwest::Method::PATCH,
+            &format!("/sims/{id}"),
+            json!({"state": "PAUSED-USER"}),
+        )
+        .await;
+    }
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_group(&world, "maintenance", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "onDelete": "Restore", "selector": {"deviceIds": [1001, 1002, 1003, 1004, 1005, 1006]}})).await;
+    until(&api, "maintenance", "submitted", |g| {
+        g.status
+            .as_ref()
+            .is_some_and(|s| !s.pending_actions.is_empty())
+    })
+    .await;
+    // The earlier states were recorded before the change was submitted.
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+        Api::namespaced(world.sandbox.client(), "default");
+    let record = maps.get("maintenance-restore-0").await.unwrap();
+    let data = record.data.unwrap();
+    assert_eq!(data["wereActive"], "1001\n1002\n1003\n");
+    assert_eq!(data["werePaused"], "");
+    world.simulator.advance(SignedDuration::from_secs(10));
+    until(&api, "maintenance", "Ready", ready).await;
+    // Another group wants 1002 paused: restoring must not undo that.
+    create_group(&world, "keep", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"deviceIds": [1002]}})).await;
+    until(&api, "keep", "Ready", ready).await;
+
+    api.delete("maintenance", &Default::default())
+        .await
+        .unwrap();
+    until(&api, "maintenance", "restore submitted", |g| {
+        condition(g, "Reconciling").is_some_and(|(s, m)| s == "True" && m.contains("earlier state"))
+    })
+    .await;
+    assert!(
+        api.get_opt("maintenance").await.unwrap().is_some(),
+        "the finalizer holds the group until the carrier confirms"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while api.get_opt("maintenance").await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "the group was not deleted");
+        world.simulator.advance(SignedDuration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(devices_in(&world, "LIVE").await, [1001, 1003, 1007, 1008]);
+    assert_eq!(
+        devices_in(&world, "PAUSED-USER").await,
+        [1002, 1004, 1005, 1006]
+    );
+    assert!(
+        maps.get_opt("maintenance-restore-0")
+            .await
+            .unwrap()
+            .is_none(),
+        "the record goes with the group"
+    );
+    // 3 paused, then 2 resumed: nothing sent twice.
+    assert_each_sim_submitted_once(&world, 5).await;
+    let events: Value = reqwest::get(format!(
+        "{}/apis/events.k8s.io/v1/namespaces/default/events",
+        world.sandbox.url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let events = events.to_string();
+    assert!(
+        events.contains("2 SIMs are back in the state they had"),
+        "{events}"
+    );
+    assert!(
+        events.contains("1 left as they are because another SimGroup wants them so"),
+        "{events}"
+    );
+}

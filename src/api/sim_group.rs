@@ -160,7 +160,11 @@ pub struct SimGroupSpec {
     pub drift: DriftPolicy,
 
     /// On deletion: `Orphan` leaves SIMs as they are; `Restore` returns them to the state they
-    /// had before this group first changed them.
+    /// had before this group first changed them. With `Restore`, the operator records each SIM's
+    /// earlier state (in ConfigMaps named `<group>-restore-<n>`) before changing it; SIMs changed
+    /// while the policy was `Orphan` are not recorded. Deletion waits until the carrier confirms
+    /// the restore; SIMs another SimGroup wants in their current state are left as they are.
+    /// If the carrier account is broken, set `Orphan` to let the deletion finish.
     #[serde(default)]
     pub on_delete: SimGroupDeletePolicy,
 

@@ -2,6 +2,7 @@
 //! errors and the one status writer.
 
 mod carrier_account;
+mod restore;
 mod sim_group;
 
 use std::collections::{HashMap, HashSet};
@@ -37,6 +38,12 @@ pub enum Error {
     /// A status could not be encoded (a bug).
     #[error("encoding status: {0}")]
     Encode(#[from] serde_json::Error),
+    /// A deleted group's SIMs are being restored (not a failure: the finalizer waits).
+    #[error("restoring the SIMs' earlier states: {0} SIMs awaiting the carrier")]
+    Restoring(u64),
+    /// A stored restore record could not be read.
+    #[error("{0}")]
+    RestoreRecord(String),
 }
 
 /// A client and the fingerprint (account generation, Secret version) it was built for.

@@ -16,7 +16,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::{Context, Error, SIM_GROUP_FINALIZER, api_for, write_status};
+use super::{Context, Error, SIM_GROUP_FINALIZER, api_for, restore, write_status};
 use crate::api::conditions::{self, READY, STALLED, Verdict};
 use crate::api::{
     APPROVED_GENERATION_ANNOTATION, CarrierAccount, SimGroup, SimGroupDeletePolicy, SimState,
@@ -78,25 +78,35 @@ fn overlapping(store: &Store<SimGroup>, changed: &SimGroup) -> Vec<ObjectRef<Sim
 }
 
 /// Other groups' claims (ICCIDs, device ids and tags) in the same namespace.
-struct ClaimIndex {
+pub(super) struct ClaimIndex {
     by_iccid: HashMap<String, (String, SimState)>,
     by_device: HashMap<u64, (String, SimState)>,
     by_tag: HashMap<String, (String, SimState)>,
 }
 
 impl ClaimIndex {
+    /// The claims that conflict with `this` group: other groups wanting the opposite state.
     fn build(groups: &[SimGroup], this: &SimGroup) -> Self {
+        let opposite = match this.spec.state {
+            SimState::Active => SimState::Paused,
+            SimState::Paused => SimState::Active,
+        };
+        Self::wanting(groups, this, opposite)
+    }
+
+    /// The claims of the other groups (same namespace, not being deleted) wanting `state`.
+    pub(super) fn wanting(groups: &[SimGroup], this: &SimGroup, state: SimState) -> Self {
         let mut index = Self {
             by_iccid: HashMap::new(),
             by_device: HashMap::new(),
             by_tag: HashMap::new(),
         };
         for other in groups {
-            // Only opposite claims matter, so an agreeing claim never hides a conflicting one.
+            // Only claims for one state are indexed, so another never hides them.
             if other.namespace() != this.namespace()
                 || other.name_any() == this.name_any()
                 || other.metadata.deletion_timestamp.is_some()
-                || other.spec.state == this.spec.state
+                || other.spec.state != state
             {
                 continue;
             }
@@ -125,7 +135,8 @@ impl Claims for ClaimIndex {
     }
 }
 
-async fn publish(
+/// Publishes a Kubernetes Event about a group (a failure to publish is only logged).
+pub(super) async fn publish(
     context: &Context,
     group: &SimGroup,
     type_: EventType,
@@ -185,7 +196,12 @@ async fn reconcile(group: Arc<SimGroup>, context: Arc<Context>) -> Result<Action
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(e.to_string()))?;
+    .map_err(|e| match e {
+        // Our own errors keep their kind (error_policy tells a restore in progress apart).
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })?;
     context.backoff.succeeded(&key);
     Ok(action)
 }
@@ -237,12 +253,7 @@ async fn apply(
         actions.retain(|id, _| previous.pending_actions.iter().any(|a| &a.id == id));
         actions.values().flatten().copied().collect()
     };
-    let selector = &group.spec.selector;
-    let selection = Selection {
-        iccids: selector.iccids.clone().unwrap_or_default(),
-        device_ids: selector.device_ids.clone().unwrap_or_default(),
-        tags: selector.tags.clone().unwrap_or_default(),
-    };
+    let selection = selection_of(&group);
     // Read fresh, not from the watch cache: a group created a moment ago must be seen.
     let peers = api.list(&ListParams::default()).await?.items;
     let claims = ClaimIndex::build(&peers, &group);
@@ -278,8 +289,21 @@ async fn apply(
     }
     let mut written = previous.clone();
     let actions = std::mem::take(&mut plan.actions);
+    // With onDelete: Restore, the SIMs' earlier states are recorded before they change (drift
+    // corrections are not first claims: those SIMs were recorded, or were in state, before).
+    let mut record = match group.spec.on_delete {
+        SimGroupDeletePolicy::Restore if !actions.is_empty() && !plan.corrects_drift => {
+            Some(restore::load(&context.client, &group).await?)
+        }
+        _ => None,
+    };
     let mut remaining = actions.iter();
     for action in remaining.by_ref() {
+        if let Some(record) = record.as_mut()
+            && record.note(action.change, &action.sims)
+        {
+            restore::save(&context.client, &group, record).await?;
+        }
         match carrier.submit(action.change, &action.sims).await {
             Ok(submission) => {
                 let id = submission.action_ids.join(",");
@@ -386,45 +410,50 @@ async fn apply(
     Ok(Action::requeue(plan.requeue_after()))
 }
 
+/// The selection of a group, as the carrier client takes it.
+pub(super) fn selection_of(group: &SimGroup) -> Selection {
+    let selector = &group.spec.selector;
+    Selection {
+        iccids: selector.iccids.clone().unwrap_or_default(),
+        device_ids: selector.device_ids.clone().unwrap_or_default(),
+        tags: selector.tags.clone().unwrap_or_default(),
+    }
+}
+
 async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let key = format!("{namespace}/{}", group.name_any());
-    context
-        .in_flight
-        .lock()
-        .expect("in-flight lock")
-        .remove(&key);
     let accounts: Api<CarrierAccount> = Api::namespaced(context.client.clone(), &namespace);
-    if accounts
-        .get_opt(&group.spec.carrier_ref.name)
-        .await?
-        .is_none()
-    {
+    let account_name = &group.spec.carrier_ref.name;
+    if accounts.get_opt(account_name).await?.is_none() {
         publish(
             context,
             &group,
             EventType::Warning,
             "CarrierAccountMissing",
-            format!(
-                "CarrierAccount {} is gone; the SIMs are left as they are",
-                group.spec.carrier_ref.name
-            ),
+            format!("CarrierAccount {account_name} is gone; the SIMs are left as they are"),
         )
         .await;
-        return Ok(Action::await_change());
+    } else if group.spec.on_delete == SimGroupDeletePolicy::Restore {
+        let Some(carrier) = context.carriers.verified(&namespace, account_name) else {
+            // Deletion waits for a usable account; switching onDelete to Orphan lets it go.
+            let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
+            blocked(
+                &api,
+                &group,
+                "RestoreBlocked",
+                format!("cannot restore the SIMs: CarrierAccount {account_name} is not ready; fix it, or set onDelete: Orphan to delete the group without restoring"),
+            )
+            .await?;
+            return Err(Error::Restoring(0));
+        };
+        restore::step(&group, context, carrier, &key).await?;
     }
-    if group.spec.on_delete == SimGroupDeletePolicy::Restore {
-        // Restoring needs the SIMs' earlier states, which this version does not record yet.
-        publish(
-            context,
-            &group,
-            EventType::Warning,
-            "RestoreNotAvailable",
-            "onDelete: Restore is not available in this version; the SIMs are left as they are"
-                .into(),
-        )
-        .await;
-    }
+    context
+        .in_flight
+        .lock()
+        .expect("in-flight lock")
+        .remove(&key);
     Ok(Action::await_change())
 }
 
@@ -434,6 +463,11 @@ fn error_policy(group: Arc<SimGroup>, error: &Error, context: Arc<Context>) -> A
         group.namespace().unwrap_or_default(),
         group.name_any()
     );
+    if let Error::Restoring(waiting) = error {
+        // Not a failure: a restore is waiting for the carrier to confirm.
+        tracing::debug!(group = %group.name_any(), waiting, "restore in progress");
+        return Action::requeue(Duration::from_secs(5));
+    }
     let wait = context.backoff.failed(&key);
     tracing::warn!(group = %group.name_any(), %error, retry_in = ?wait, "sim group reconcile error");
     Action::requeue(wait)

@@ -103,6 +103,8 @@ pub struct Plan {
     pub actions: Vec<PlannedAction>,
     /// Why changes wait, if they do.
     pub hold: Option<Hold>,
+    /// The actions correct drift (this generation had converged): they are not a first claim.
+    pub corrects_drift: bool,
     counts: SimCounts,
     problems: Vec<ProblemSim>,
     pending: Vec<PendingAction>,
@@ -138,6 +140,7 @@ pub struct SimGroupPlanner<'a> {
     ctx: PlanContext<'a>,
     desired: SimState,
     drift_report_only: bool,
+    converged_before: bool,
     counts: SimCounts,
     problems: Vec<ProblemSim>,
     candidates: Vec<SimTarget>,
@@ -151,6 +154,7 @@ impl<'a> SimGroupPlanner<'a> {
         Self {
             desired: ctx.spec.state,
             drift_report_only: ctx.spec.drift == DriftPolicy::Report && converged_before,
+            converged_before,
             counts: SimCounts::default(),
             problems: Vec::new(),
             candidates: Vec::new(),
@@ -345,6 +349,7 @@ impl<'a> SimGroupPlanner<'a> {
             remaining_after_actions: total - submitted,
             actions,
             hold,
+            corrects_drift: self.converged_before,
             counts: self.counts,
             problems: self.problems,
             pending,

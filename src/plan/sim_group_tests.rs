@@ -311,11 +311,13 @@ fn drift_after_convergence_is_corrected_or_only_reported() {
         sim(2, ObservedState::Paused),
         sim(3, ObservedState::Paused),
     ];
+    let plan = case.plan(&drifted);
     assert_eq!(
-        case.plan(&drifted).actions[0].sims.len(),
+        plan.actions[0].sims.len(),
         1,
         "drift: Correct changes it back"
     );
+    assert!(plan.corrects_drift, "not a first claim (restore record)");
     case.spec.drift = DriftPolicy::Report;
     let plan = case.plan(&drifted);
     assert!(plan.actions.is_empty());
@@ -325,7 +327,9 @@ fn drift_after_convergence_is_corrected_or_only_reported() {
     );
     // A new generation is a new rollout, not drift.
     case.generation = 2;
-    assert_eq!(case.plan(&drifted).actions.len(), 1);
+    let plan = case.plan(&drifted);
+    assert_eq!(plan.actions.len(), 1);
+    assert!(!plan.corrects_drift);
 }
 
 struct OtherGroup;

@@ -175,6 +175,16 @@ pub fn all() -> Vec<ResourceDef> {
             ns.short_names = vec!["ns".into()];
             ns
         },
+        {
+            let mut cm = core(
+                "ConfigMap",
+                "configmaps",
+                true,
+                vec![column("Data", "integer", ".data"), age()],
+            );
+            cm.short_names = vec!["cm".into()];
+            cm
+        },
         core(
             "Secret",
             "secrets",

@@ -1,0 +1,242 @@
+//! `onDelete: Restore` at the Kubernetes side: the restore record lives in ConfigMaps owned by
+//! the group (status must stay small; the record can hold a whole fleet), and on deletion the
+//! recorded SIMs are returned to their earlier state before the finalizer is removed.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+
+use super::sim_group::{ClaimIndex, publish, selection_of};
+use super::{Context, Error, MANAGER, write_status};
+use crate::api::conditions::{self, Verdict};
+use crate::api::{PendingAction, SimGroup, SimState};
+use crate::carrier::Carrier;
+use crate::plan::restore::{ENTRIES_PER_CHUNK, RestorePlanner, RestoreRecord};
+
+/// Label on a restore record's ConfigMaps: the SimGroup they belong to.
+pub const RECORD_LABEL: &str = "simfleet.io/restore-record-of";
+
+fn chunk_name(group: &str, index: usize) -> String {
+    format!("{group}-restore-{index}")
+}
+
+/// Reads a group's restore record (empty when none was written).
+pub async fn load(client: &kube::Client, group: &SimGroup) -> Result<RestoreRecord, Error> {
+    let api: Api<ConfigMap> =
+        Api::namespaced(client.clone(), &group.namespace().unwrap_or_default());
+    let params = ListParams::default().labels(&format!("{RECORD_LABEL}={}", group.name_any()));
+    let mut maps = api.list(&params).await?.items;
+    maps.sort_by_key(|m| m.name_any());
+    let empty = BTreeMap::new();
+    RestoreRecord::from_chunks(maps.iter().map(|m| m.data.as_ref().unwrap_or(&empty)))
+        .map_err(|e| Error::RestoreRecord(e.to_string()))
+}
+
+/// Writes a group's restore record (before the action it describes is submitted).
+pub async fn save(
+    client: &kube::Client,
+    group: &SimGroup,
+    record: &RestoreRecord,
+) -> Result<(), Error> {
+    let api: Api<ConfigMap> =
+        Api::namespaced(client.clone(), &group.namespace().unwrap_or_default());
+    let owner = group.controller_owner_ref(&());
+    for (index, data) in record.to_chunks(ENTRIES_PER_CHUNK).into_iter().enumerate() {
+        let name = chunk_name(&group.name_any(), index);
+        let map = ConfigMap {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(BTreeMap::from([(RECORD_LABEL.to_owned(), group.name_any())])),
+                owner_references: owner.clone().map(|o| vec![o]),
+                annotations: Some(BTreeMap::from([(
+                    "simfleet.io/description".to_owned(),
+                    "The SIMs this SimGroup changed and their earlier states, for onDelete: Restore. Kept by the operator; do not edit.".to_owned(),
+                )])),
+                ..Default::default()
+            },
+            data: Some(data),
+            ..Default::default()
+        };
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&map),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn remove(client: &kube::Client, group: &SimGroup) -> Result<(), Error> {
+    let api: Api<ConfigMap> =
+        Api::namespaced(client.clone(), &group.namespace().unwrap_or_default());
+    let params = ListParams::default().labels(&format!("{RECORD_LABEL}={}", group.name_any()));
+    for map in api.list(&params).await?.items {
+        api.delete(&map.name_any(), &DeleteParams::default())
+            .await?;
+    }
+    Ok(())
+}
+
+/// One restore step of a deleted group: observe, submit what is still to return, record the
+/// action ids in status. `Ok` when every recorded SIM is back (or cannot be), so the finalizer
+/// may go; `Error::Restoring` while actions are pending.
+pub async fn step(
+    group: &SimGroup,
+    context: &Context,
+    carrier: Arc<dyn Carrier>,
+    key: &str,
+) -> Result<(), Error> {
+    let namespace = group.namespace().unwrap_or_default();
+    let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
+    let record = load(&context.client, group).await?;
+    if record.is_empty() {
+        publish(
+            context,
+            group,
+            EventType::Normal,
+            "Restored",
+            "no SIM was changed by this group; nothing to restore".into(),
+        )
+        .await;
+        return Ok(());
+    }
+    let previous = group.status.clone().unwrap_or_default();
+    let in_flight: HashSet<u64> = context
+        .in_flight
+        .lock()
+        .expect("in-flight lock")
+        .get(key)
+        .map(|actions| actions.values().flatten().copied().collect())
+        .unwrap_or_default();
+    let peers = api.list(&ListParams::default()).await?.items;
+    let wanting_active = ClaimIndex::wanting(&peers, group, SimState::Active);
+    let wanting_paused = ClaimIndex::wanting(&peers, group, SimState::Paused);
+    let mut planner = RestorePlanner::new(&record, &in_flight, &wanting_active, &wanting_paused);
+    let selection = selection_of(group);
+    let mut pages = carrier.observe(&selection);
+    while let Some(page) = pages.try_next().await? {
+        planner.observe(&page);
+    }
+    drop(pages);
+    let (actions, counts) = planner.finish(carrier.capabilities().max_sims_per_action);
+    let now = Timestamp::now();
+    // Actions stay listed while they still account for pending SIMs (newest first).
+    let mut pending: Vec<PendingAction> = Vec::new();
+    let mut accounted = 0u64;
+    let mut earlier = previous.pending_actions.clone();
+    earlier.sort_by_key(|a| std::cmp::Reverse(a.submitted_at.0));
+    for action in earlier {
+        if accounted < counts.pending {
+            accounted += u64::from(action.sims);
+            pending.push(action);
+        }
+    }
+    pending.reverse();
+    let mut written = previous.clone();
+    let mut submitted = 0u64;
+    for action in &actions {
+        let submission = carrier.submit(action.change, &action.sims).await?;
+        let id = submission.action_ids.join(",");
+        let refused: HashSet<u64> = submission.refused.iter().map(|r| r.device_id).collect();
+        context
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .entry(key.to_owned())
+            .or_default()
+            .insert(
+                id.clone(),
+                action
+                    .sims
+                    .iter()
+                    .map(|s| s.device_id)
+                    .filter(|d| !refused.contains(d))
+                    .collect(),
+            );
+        submitted += submission.accepted as u64;
+        if submission.accepted > 0 {
+            pending.push(PendingAction {
+                id: id.clone(),
+                action: action.change,
+                sims: u32::try_from(submission.accepted).unwrap_or(u32::MAX),
+                submitted_at: Time(now),
+            });
+        }
+        // As for any change: the action id reaches status before anything else is sent.
+        let status = restoring_status(&previous, group, &pending, counts.pending + submitted, now);
+        write_status(&api, group, Some(&written), &status).await?;
+        written = status;
+        publish(
+            context,
+            group,
+            EventType::Normal,
+            "RestoreSubmitted",
+            format!(
+                "{:?} of {} SIMs submitted as carrier action {id} to restore their earlier state",
+                action.change, submission.accepted
+            ),
+        )
+        .await;
+    }
+    let waiting = counts.pending + submitted;
+    if waiting > 0 {
+        let status = restoring_status(&previous, group, &pending, waiting, now);
+        write_status(&api, group, Some(&written), &status).await?;
+        return Err(Error::Restoring(waiting));
+    }
+    remove(&context.client, group).await?;
+    let mut note = format!(
+        "{} SIMs are back in the state they had before this group changed them",
+        counts.restored
+    );
+    if counts.kept_for_other_group > 0 {
+        note.push_str(&format!(
+            "; {} left as they are because another SimGroup wants them so",
+            counts.kept_for_other_group
+        ));
+    }
+    if counts.not_restorable > 0 {
+        note.push_str(&format!(
+            "; {} could not be restored (ineligible or in an unknown state now)",
+            counts.not_restorable
+        ));
+    }
+    publish(context, group, EventType::Normal, "Restored", note).await;
+    Ok(())
+}
+
+fn restoring_status(
+    previous: &crate::api::SimGroupStatus,
+    group: &SimGroup,
+    pending: &[PendingAction],
+    waiting: u64,
+    now: Timestamp,
+) -> crate::api::SimGroupStatus {
+    let generation = group.metadata.generation.unwrap_or(0);
+    let mut status = previous.clone();
+    status.pending_actions = pending.to_vec();
+    let ids: Vec<&str> = pending.iter().map(|a| a.id.as_str()).collect();
+    let message = format!(
+        "deleting: {waiting} SIMs being returned to their earlier state; actions {}",
+        ids.join(", ")
+    );
+    conditions::set_kstatus(
+        &mut status.conditions,
+        [
+            Verdict::new(false, "Restoring", message.clone()),
+            Verdict::new(true, "Restoring", message),
+            Verdict::new(false, "Restoring", "nothing needs a human"),
+        ],
+        generation,
+        now,
+    );
+    status
+}

@@ -1,0 +1,380 @@
+//! `onDelete: Restore`: the record of which SIMs a group changed and the state each had before
+//! (kept from the first change on, written before each submit), and the plan that returns them
+//! to it when the group is deleted. Pure: no I/O, no clock.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::api::{SimState, StateChange};
+use crate::carrier::{ObservedState, SimObservation, SimTarget};
+use crate::plan::sim_group::{Claims, PlannedAction};
+
+/// Entries per stored chunk: a ConfigMap holds at most 1 MiB, an entry takes about 15 bytes.
+pub const ENTRIES_PER_CHUNK: usize = 50_000;
+/// Chunk key listing the devices that were Active before the group changed them.
+pub const WERE_ACTIVE: &str = "wereActive";
+/// Chunk key listing the devices that were Paused before the group changed them.
+pub const WERE_PAUSED: &str = "werePaused";
+
+/// A SIM's state before the group first changed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prior {
+    /// emnify SIM id, when the carrier has one (needed to restore a suspended SIM).
+    pub sim_id: Option<u64>,
+    /// The state to return to.
+    pub state: SimState,
+}
+
+/// The SIMs a group changed, by device id, and the state each had before.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreRecord {
+    prior: BTreeMap<u64, Prior>,
+}
+
+/// A stored record could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("restore record, key {key}: {entry:?} is not a device id (expected DEVICE or DEVICE:SIM)")]
+pub struct RecordError {
+    key: String,
+    entry: String,
+}
+
+impl RestoreRecord {
+    /// How many SIMs the record holds.
+    pub fn len(&self) -> usize {
+        self.prior.len()
+    }
+
+    /// Whether the record holds no SIM.
+    pub fn is_empty(&self) -> bool {
+        self.prior.is_empty()
+    }
+
+    /// The state a device had before the group first changed it.
+    pub fn prior(&self, device_id: u64) -> Option<Prior> {
+        self.prior.get(&device_id).copied()
+    }
+
+    /// Notes the SIMs of an action about to be submitted. A SIM already recorded keeps its
+    /// earlier state: the record is of the state before the group first claimed it.
+    /// Returns whether the record changed.
+    pub fn note(&mut self, change: StateChange, sims: &[SimTarget]) -> bool {
+        let before = match change {
+            StateChange::Pause => SimState::Active,
+            StateChange::Resume => SimState::Paused,
+        };
+        let mut changed = false;
+        for sim in sims {
+            self.prior.entry(sim.device_id).or_insert_with(|| {
+                changed = true;
+                Prior {
+                    sim_id: sim.sim_id,
+                    state: before,
+                }
+            });
+        }
+        changed
+    }
+
+    /// The record as chunks of string data (one ConfigMap each).
+    pub fn to_chunks(&self, per_chunk: usize) -> Vec<BTreeMap<String, String>> {
+        let entries: Vec<(&u64, &Prior)> = self.prior.iter().collect();
+        entries
+            .chunks(per_chunk.max(1))
+            .map(|chunk| {
+                let mut active = String::new();
+                let mut paused = String::new();
+                for (device, prior) in chunk {
+                    let out = match prior.state {
+                        SimState::Active => &mut active,
+                        SimState::Paused => &mut paused,
+                    };
+                    match prior.sim_id {
+                        Some(sim) => out.push_str(&format!("{device}:{sim}\n")),
+                        None => out.push_str(&format!("{device}\n")),
+                    }
+                }
+                BTreeMap::from([
+                    (WERE_ACTIVE.to_owned(), active),
+                    (WERE_PAUSED.to_owned(), paused),
+                ])
+            })
+            .collect()
+    }
+
+    /// Reads a record back from its chunks.
+    pub fn from_chunks<'a>(
+        chunks: impl IntoIterator<Item = &'a BTreeMap<String, String>>,
+    ) -> Result<Self, RecordError> {
+        let mut record = Self::default();
+        for chunk in chunks {
+            for (key, state) in [
+                (WERE_ACTIVE, SimState::Active),
+                (WERE_PAUSED, SimState::Paused),
+            ] {
+                for line in chunk.get(key).map(String::as_str).unwrap_or("").lines() {
+                    let bad = || RecordError {
+                        key: key.to_owned(),
+                        entry: line.to_owned(),
+                    };
+                    let (device, sim) = match line.split_once(':') {
+                        Some((d, s)) => (d, Some(s.parse().map_err(|_| bad())?)),
+                        None => (line, None),
+                    };
+                    let device: u64 = device.parse().map_err(|_| bad())?;
+                    record.prior.insert(device, Prior { sim_id: sim, state });
+                }
+            }
+        }
+        Ok(record)
+    }
+}
+
+/// Counts of a restore in progress.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RestoreCounts {
+    /// Recorded SIMs observed (still selected).
+    pub observed: u64,
+    /// Already back in their earlier state.
+    pub restored: u64,
+    /// Pending at the carrier or in an unconfirmed action.
+    pub pending: u64,
+    /// Claimed by another group with the state they are in now: left as they are.
+    pub kept_for_other_group: u64,
+    /// Ineligible now, or in a state simfleet does not know: cannot be restored.
+    pub not_restorable: u64,
+}
+
+/// Plans a restore page by page: which recorded SIMs to return to their earlier state.
+pub struct RestorePlanner<'a> {
+    record: &'a RestoreRecord,
+    in_flight: &'a HashSet<u64>,
+    /// Groups that want each state, so a restore never undoes another group's claim.
+    claims_active: &'a dyn Claims,
+    claims_paused: &'a dyn Claims,
+    counts: RestoreCounts,
+    to_resume: Vec<SimTarget>,
+    to_pause: Vec<SimTarget>,
+}
+
+impl<'a> RestorePlanner<'a> {
+    /// A planner over a record; `claims_active`/`claims_paused` are the other groups wanting
+    /// each state.
+    pub fn new(
+        record: &'a RestoreRecord,
+        in_flight: &'a HashSet<u64>,
+        claims_active: &'a dyn Claims,
+        claims_paused: &'a dyn Claims,
+    ) -> Self {
+        Self {
+            record,
+            in_flight,
+            claims_active,
+            claims_paused,
+            counts: RestoreCounts::default(),
+            to_resume: Vec::new(),
+            to_pause: Vec::new(),
+        }
+    }
+
+    /// Takes one page of observed SIMs.
+    pub fn observe(&mut self, page: &[SimObservation]) {
+        for sim in page {
+            let Some(device_id) = sim.device_id else {
+                continue;
+            };
+            let Some(prior) = self.record.prior(device_id) else {
+                continue;
+            };
+            self.counts.observed += 1;
+            let now_active = match &sim.state {
+                ObservedState::Active => true,
+                ObservedState::Paused | ObservedState::PausedBySystem => false,
+                ObservedState::Pending(_) => {
+                    self.counts.pending += 1;
+                    continue;
+                }
+                ObservedState::Ineligible(_) | ObservedState::Unknown(_) => {
+                    self.counts.not_restorable += 1;
+                    continue;
+                }
+            };
+            if now_active == (prior.state == SimState::Active) {
+                self.counts.restored += 1;
+                continue;
+            }
+            if self.in_flight.contains(&device_id) {
+                self.counts.pending += 1;
+                continue;
+            }
+            // Another group wanting the state it is in now keeps it: no tug of war.
+            let keeping = if now_active {
+                self.claims_active
+            } else {
+                self.claims_paused
+            };
+            if keeping.claimed_by(sim).is_some() {
+                self.counts.kept_for_other_group += 1;
+                continue;
+            }
+            let target = SimTarget {
+                device_id,
+                sim_id: sim.sim_id.or(prior.sim_id),
+            };
+            if now_active {
+                self.to_pause.push(target);
+            } else {
+                self.to_resume.push(target);
+            }
+        }
+    }
+
+    /// The actions (split at `limit` SIMs) and the counts.
+    pub fn finish(self, limit: usize) -> (Vec<PlannedAction>, RestoreCounts) {
+        let mut actions = Vec::new();
+        for (change, sims) in [
+            (StateChange::Resume, self.to_resume),
+            (StateChange::Pause, self.to_pause),
+        ] {
+            actions.extend(sims.chunks(limit.max(1)).map(|c| PlannedAction {
+                change,
+                sims: c.to_vec(),
+            }));
+        }
+        (actions, self.counts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::sim_group::NoClaims;
+
+    fn target(device_id: u64, sim_id: Option<u64>) -> SimTarget {
+        SimTarget { device_id, sim_id }
+    }
+
+    fn sim(device_id: u64, state: ObservedState) -> SimObservation {
+        SimObservation {
+            iccid: format!("89445{device_id:014}"),
+            device_id: Some(device_id),
+            sim_id: None,
+            state,
+            tags: Vec::new(),
+        }
+    }
+
+    struct ClaimAll;
+    impl Claims for ClaimAll {
+        fn claimed_by(&self, _: &SimObservation) -> Option<(String, SimState)> {
+            Some(("other".into(), SimState::Active))
+        }
+    }
+
+    #[test]
+    fn the_first_prior_state_is_kept_when_a_sim_is_changed_again() {
+        let mut record = RestoreRecord::default();
+        assert!(record.note(StateChange::Pause, &[target(1, None), target(2, Some(9))]));
+        // The group flips to Active and back: 1 was Active before the group, and stays so.
+        assert!(!record.note(StateChange::Resume, &[target(1, None)]));
+        assert!(record.note(StateChange::Resume, &[target(3, None)]));
+        assert_eq!(record.prior(1).unwrap().state, SimState::Active);
+        assert_eq!(record.prior(2).unwrap().sim_id, Some(9));
+        assert_eq!(record.prior(3).unwrap().state, SimState::Paused);
+        assert_eq!(record.len(), 3);
+    }
+
+    #[test]
+    fn a_record_survives_its_chunked_form() {
+        let mut record = RestoreRecord::default();
+        let sims: Vec<SimTarget> = (1..=7)
+            .map(|d| target(d, (d % 2 == 0).then_some(d + 100)))
+            .collect();
+        record.note(StateChange::Pause, &sims[..4]);
+        record.note(StateChange::Resume, &sims[4..]);
+        let chunks = record.to_chunks(3);
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[0][WERE_ACTIVE], "1\n2:102\n3\n");
+        assert_eq!(RestoreRecord::from_chunks(&chunks).unwrap(), record);
+    }
+
+    #[test]
+    fn a_damaged_record_is_an_error_that_names_the_entry() {
+        let chunk = BTreeMap::from([(WERE_PAUSED.to_owned(), "12\nx7\n".to_owned())]);
+        let err = RestoreRecord::from_chunks([&chunk])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("werePaused") && err.contains("\"x7\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn restore_plans_only_recorded_sims_not_yet_back_and_not_kept_by_others() {
+        let mut record = RestoreRecord::default();
+        record.note(
+            StateChange::Pause,
+            &[target(1, None), target(2, None), target(3, None)],
+        );
+        record.note(StateChange::Resume, &[target(4, None), target(5, None)]);
+        let in_flight = HashSet::from([3]);
+        let mut planner = RestorePlanner::new(&record, &in_flight, &NoClaims, &NoClaims);
+        planner.observe(&[
+            sim(1, ObservedState::Paused),                      // to resume
+            sim(2, ObservedState::Active),                      // already back
+            sim(3, ObservedState::Paused),                      // in flight
+            sim(4, ObservedState::Active),                      // to pause
+            sim(5, ObservedState::Pending(StateChange::Pause)), // pending
+            sim(6, ObservedState::Paused),                      // not the group's change
+        ]);
+        let (actions, counts) = planner.finish(10);
+        assert_eq!(
+            actions,
+            vec![
+                PlannedAction {
+                    change: StateChange::Resume,
+                    sims: vec![target(1, None)]
+                },
+                PlannedAction {
+                    change: StateChange::Pause,
+                    sims: vec![target(4, None)]
+                },
+            ]
+        );
+        assert_eq!(
+            counts,
+            RestoreCounts {
+                observed: 5,
+                restored: 1,
+                pending: 2,
+                kept_for_other_group: 0,
+                not_restorable: 0
+            }
+        );
+    }
+
+    #[test]
+    fn a_sim_another_group_wants_as_it_is_is_left_alone_and_actions_split_at_the_limit() {
+        let mut record = RestoreRecord::default();
+        let sims: Vec<SimTarget> = (1..=5).map(|d| target(d, None)).collect();
+        record.note(StateChange::Pause, &sims);
+        record.note(StateChange::Resume, &[target(9, None)]);
+        let none = HashSet::new();
+        // Another group wants Paused SIMs paused: the recorded-Active ones stay paused.
+        let mut planner = RestorePlanner::new(&record, &none, &NoClaims, &ClaimAll);
+        let page: Vec<SimObservation> = (1..=5).map(|d| sim(d, ObservedState::Paused)).collect();
+        planner.observe(&page);
+        planner.observe(&[sim(9, ObservedState::Ineligible("DEAD".into()))]);
+        let (actions, counts) = planner.finish(2);
+        assert!(actions.is_empty());
+        assert_eq!(counts.kept_for_other_group, 5);
+        assert_eq!(counts.not_restorable, 1);
+
+        let mut planner = RestorePlanner::new(&record, &none, &ClaimAll, &NoClaims);
+        planner.observe(&page);
+        let (actions, _) = planner.finish(2);
+        let sizes: Vec<usize> = actions.iter().map(|a| a.sims.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        assert!(actions.iter().all(|a| a.change == StateChange::Resume));
+    }
+}
