@@ -11,8 +11,8 @@ use secrecy::SecretString;
 use serde_json::json;
 use simfleet::api::{Provider, StateChange};
 use simfleet::carrier::{
-    Carrier, CarrierError, ObservedState, QuotaSetting, Selection, SimObservation, SimTarget,
-    connect,
+    Carrier, CarrierError, ObservedState, QuotaEventKind, QuotaSetting, Selection, SimObservation,
+    SimTarget, connect,
 };
 use simfleet::simulator::SimulatorHandle;
 
@@ -265,9 +265,14 @@ async fn a_malformed_body_is_a_protocol_error_not_a_panic() {
 }
 
 #[tokio::test]
-async fn quotas_are_unsupported_and_say_so() {
+async fn hologram_quotas_are_unsupported_and_say_so() {
     let sim = simulator(1).await;
-    let carrier = client(&sim);
+    let carrier = connect(
+        &account(Provider::Hologram, sim.hologram_url()),
+        SecretString::from(API_KEY),
+        fast_retries(),
+    )
+    .unwrap();
     assert!(!carrier.capabilities().data_quota);
     let quota = QuotaSetting {
         volume_mb: 1.0,
@@ -279,6 +284,7 @@ async fn quotas_are_unsupported_and_say_so() {
         carrier.read_quota(1001).await.unwrap_err(),
         carrier.set_quota(1001, &quota).await.unwrap_err(),
         carrier.delete_quota(1001).await.unwrap_err(),
+        carrier.quota_events(1001, None).await.unwrap_err(),
     ] {
         assert!(matches!(err, CarrierError::Unsupported { .. }));
         assert!(err.to_string().contains("data quotas"));
@@ -288,4 +294,52 @@ async fn quotas_are_unsupported_and_say_so() {
         0,
         "no call was made"
     );
+}
+
+#[tokio::test]
+async fn the_simulator_account_serves_quotas_through_its_emnify_surface_with_one_key() {
+    let sim = simulator(3).await;
+    let carrier = client(&sim);
+    assert!(carrier.capabilities().data_quota);
+    assert_eq!(carrier.read_quota(1001).await.unwrap(), None);
+    let quota = QuotaSetting {
+        volume_mb: 100.0,
+        expiry: "2027-01-01T00:00:00Z".parse().unwrap(),
+        auto_refill: false,
+        threshold_percentage: Some(20),
+    };
+    carrier.set_quota(1001, &quota).await.unwrap();
+    let read = carrier.read_quota(1001).await.unwrap().unwrap();
+    assert_eq!((read.volume_mb, read.expiry), (100.0, Some(quota.expiry)));
+    assert_eq!(read.last_volume_added, Some(100.0));
+    // Using it up raises the threshold and used-up events, newest first.
+    for mb in [85.0, 15.0] {
+        let response = reqwest::Client::new()
+            .post(format!("{}/consume", sim.admin_url()))
+            .json(&json!({"deviceId": 1001, "mb": mb}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+    let events = carrier.quota_events(1001, None).await.unwrap();
+    let kinds: Vec<QuotaEventKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [QuotaEventKind::UsedUp, QuotaEventKind::ThresholdReached]
+    );
+    // `since` is inclusive (events can share a timestamp); later than all: none.
+    let at = events[0].at;
+    assert_eq!(carrier.quota_events(1001, Some(at)).await.unwrap().len(), 2);
+    let later = at + jiff::SignedDuration::from_secs(1);
+    assert!(
+        carrier
+            .quota_events(1001, Some(later))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(carrier.delete_quota(1001).await.unwrap());
+    // One HTTP core: the quota calls count with the state calls.
+    assert!(carrier.counters().total() >= 7);
 }

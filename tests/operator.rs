@@ -2,7 +2,9 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use common::operator::*;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
@@ -11,143 +13,6 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use simfleet::api::{CarrierAccount, SimGroup};
-use simfleet::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
-use simfleet::simulator::{Simulator, SimulatorHandle};
-
-/// The operator as a child process, killed when dropped.
-struct Operator(Child);
-
-impl Operator {
-    fn start(kubeconfig: &std::path::Path) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_simfleet"))
-            .arg("run")
-            .env("KUBECONFIG", kubeconfig)
-            .env(
-                "RUST_LOG",
-                std::env::var("SIMFLEET_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(if std::env::var("SIMFLEET_OPERATOR_LOG").is_ok() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .unwrap();
-        Self(child)
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct World {
-    sandbox: SandboxHandle,
-    simulator: SimulatorHandle,
-    kubeconfig: std::path::PathBuf,
-}
-
-async fn world(name: &str, sims: usize) -> World {
-    let simulator = Simulator::start(common::live_config(sims)).await.unwrap();
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let kubeconfig = std::env::temp_dir().join(format!(
-        "simfleet-operator-{name}-{}.yaml",
-        std::process::id()
-    ));
-    std::fs::write(&kubeconfig, sandbox.kubeconfig()).unwrap();
-    let client = sandbox.client();
-    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "sim"}, "stringData": {"apiKey": simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY}})).unwrap();
-    Api::<Secret>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let account: CarrierAccount = serde_json::from_value(json!({
-        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "simulator"},
-        "spec": {"provider": "simulator", "baseUrl": simulator.base_url(), "secretRef": {"name": "sim"}, "rateLimit": {"requestsPerSecond": 1000, "burst": 1000}}
-    }))
-    .unwrap();
-    Api::<CarrierAccount>::namespaced(client, "default")
-        .create(&PostParams::default(), &account)
-        .await
-        .unwrap();
-    World {
-        sandbox,
-        simulator,
-        kubeconfig,
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.kubeconfig);
-    }
-}
-
-/// Every seeded tag: the group selects the whole fleet.
-fn all_tags() -> Value {
-    json!(simfleet::simulator::fleet::SEED_TAGS)
-}
-
-fn condition(group: &SimGroup, type_: &str) -> Option<(String, String)> {
-    group
-        .status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.message.clone()))
-}
-
-/// Polls the group until `check` holds, or fails with the last status seen.
-async fn until<K>(api: &Api<K>, name: &str, what: &str, check: impl Fn(&K) -> bool) -> K
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let deadline = Instant::now()
-        + Duration::from_secs(
-            std::env::var("SIMFLEET_WAIT_SECS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(90),
-        );
-    loop {
-        let object = api.get(name).await.unwrap();
-        if check(&object) {
-            return object;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last seen: {object:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The simulator saw exactly `expected` SIM changes, none of them to a SIM already on its way.
-async fn assert_each_sim_submitted_once(world: &World, expected: u64) {
-    let changes = &stats(&world.simulator).await["changes"];
-    assert_eq!(
-        (
-            changes["submittedSims"].as_u64(),
-            changes["redundantSims"].as_u64()
-        ),
-        (Some(expected), Some(0)),
-        "no SIM was submitted twice: {changes}"
-    );
-}
-
-async fn stats(simulator: &SimulatorHandle) -> Value {
-    reqwest::get(format!("{}/stats", simulator.admin_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 #[tokio::test]
 async fn a_25000_sim_group_is_paused_in_3_actions_then_resumed_with_no_duplicate_submission() {
@@ -213,31 +78,6 @@ async fn a_25000_sim_group_is_paused_in_3_actions_then_resumed_with_no_duplicate
     })
     .await;
     assert_each_sim_submitted_once(&world, 50_000).await;
-}
-
-async fn create_group(world: &World, name: &str, spec: Value) -> Api<SimGroup> {
-    let api: Api<SimGroup> = Api::namespaced(world.sandbox.client(), "default");
-    let group: SimGroup = serde_json::from_value(json!({"apiVersion": "simfleet.io/v1alpha1", "kind": "SimGroup", "metadata": {"name": name}, "spec": spec})).unwrap();
-    api.create(&PostParams::default(), &group).await.unwrap();
-    api
-}
-
-fn ready(group: &SimGroup) -> bool {
-    condition(group, "Ready").is_some_and(|(s, _)| s == "True")
-}
-
-async fn admin(world: &World, method: reqwest::Method, path: &str, body: Value) {
-    let response = reqwest::Client::new()
-        .request(method, format!("{}{path}", world.simulator.admin_url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{path}: {}",
-        response.status()
-    );
 }
 
 #[tokio::test]

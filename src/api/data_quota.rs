@@ -212,6 +212,60 @@ pub struct DataQuotaStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub problem_devices: Vec<ProblemDevice>,
+
+    /// How far the current generation has been applied (kept by the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<QuotaProgress>,
+
+    /// Time of the newest carrier quota event already reported as a Kubernetes Event; older
+    /// ones are not reported again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_time: Option<Time>,
+
+    /// Ids of the reported carrier events at exactly `lastEventTime` (events share timestamps),
+    /// so that none of them is reported twice. At most 1,000.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub last_event_ids: Vec<u64>,
+}
+
+/// How far one generation of a DataQuota has been applied.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaProgress {
+    /// The generation this describes.
+    pub generation: i64,
+    /// When this generation was first applied: `expiry.after` counts from here, so a resync
+    /// does not push the expiry forward.
+    pub started_at: Time,
+    /// The expiry this generation sets (whole seconds, UTC).
+    pub expiry: Time,
+    /// Devices are applied in ascending id order; those up to this id have this generation's
+    /// quota (or top-up). Unset: none yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_through: Option<u64>,
+    /// Every target device has had this generation applied.
+    #[serde(default)]
+    pub complete: bool,
+    /// Devices whose set failed; they are tried again on the next reconcile (at most 1,000).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000))]
+    pub retry_device_ids: Vec<u64>,
+    /// Top-ups being written: each device and the absolute volume to set. After a crash they are
+    /// sent again as they are, never read and added again, so a top-up is applied once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub top_ups_in_flight: Vec<TopUpInFlight>,
+}
+
+/// A top-up computed (remaining + `volumeMB`) and being written.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopUpInFlight {
+    /// The carrier's device id.
+    pub device_id: u64,
+    /// The volume to set, in MB (what was left plus the top-up).
+    #[serde(rename = "volumeMB")]
+    pub volume_mb: f64,
 }
 
 /// Device counts of a DataQuota by the carrier's quota state.

@@ -19,8 +19,9 @@ use tokio::sync::Mutex;
 
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
 use super::{
-    Capabilities, Carrier, CarrierError, Lookup, ObservedState, QuotaReading, QuotaSetting,
-    QuotaState, Refusal, Selection, SimObservation, SimTarget, Submission,
+    Capabilities, Carrier, CarrierError, Lookup, ObservedState, QuotaEvent, QuotaEventKind,
+    QuotaReading, QuotaSetting, QuotaState, Refusal, Selection, SimObservation, SimTarget,
+    Submission,
 };
 use crate::api::StateChange;
 
@@ -32,6 +33,17 @@ pub const SUBMIT_LIMIT: usize = 1000;
 const RENEW_MARGIN: Duration = Duration::from_secs(60);
 /// emnify's expiry format.
 const EXPIRY_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+/// Events per page, and at most this many pages read back per device.
+const EVENT_PAGE: usize = 100;
+const EVENT_PAGES: usize = 5;
+
+/// Reads emnify's `YYYY-MM-DD HH:MM:SS` (UTC).
+fn parse_expiry(text: &str) -> Option<Timestamp> {
+    jiff::civil::DateTime::strptime(EXPIRY_FORMAT, text)
+        .ok()
+        .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp())
+}
 
 /// A bearer token and when to renew it (measured on this machine's monotonic clock, from the
 /// token's own lifetime, so a skewed carrier clock does not matter).
@@ -475,15 +487,14 @@ impl Carrier for EmnifyClient {
             let expiry = body
                 .get("expiry_date")
                 .and_then(Value::as_str)
-                .and_then(|t| jiff::civil::DateTime::strptime(EXPIRY_FORMAT, t).ok())
-                .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
-                .map(|z| z.timestamp());
+                .and_then(parse_expiry);
             Ok(Some(QuotaReading {
                 state,
                 volume_mb,
                 expiry,
                 auto_refill: body.get("auto_refill").and_then(Value::as_i64) == Some(1),
                 threshold_percentage: body.get("threshold_percentage").and_then(Value::as_f64),
+                last_volume_added: body.get("last_volume_added").and_then(Value::as_f64),
             }))
         }
         .boxed()
@@ -519,6 +530,76 @@ impl Carrier for EmnifyClient {
             })
             .await
             .map(|_| ())
+        }
+        .boxed()
+    }
+
+    fn quota_events(
+        &self,
+        device_id: u64,
+        since: Option<Timestamp>,
+    ) -> BoxFuture<'_, Result<Vec<QuotaEvent>, CarrierError>> {
+        async move {
+            let path = format!("/v1/endpoint/{device_id}/event");
+            let mut events = Vec::new();
+            // Newest first: stop at the first page reaching back past `since`.
+            for page in 1..=EVENT_PAGES {
+                let reply = self
+                    .send(|auth| {
+                        Call::new(
+                            Method::GET,
+                            "/v1/endpoint/{id}/event",
+                            path.clone(),
+                            auth,
+                            Repeat::Safe,
+                        )
+                        .query("page", page)
+                        .query("per_page", EVENT_PAGE)
+                    })
+                    .await?;
+                let pages = reply.header_u64("X-Total-Pages").unwrap_or(0) as usize;
+                let Value::Array(items) = reply.json("/v1/endpoint/{id}/event")? else {
+                    return Err(protocol(
+                        "/v1/endpoint/{id}/event: the answer is not a list",
+                    ));
+                };
+                let mut reached_since = false;
+                for item in &items {
+                    let at = item
+                        .get("timestamp")
+                        .and_then(Value::as_str)
+                        .and_then(|t| t.parse::<Timestamp>().ok().or_else(|| parse_expiry(t)))
+                        .ok_or_else(|| protocol("event: \"timestamp\" is not a time"))?;
+                    if since.is_some_and(|s| at < s) {
+                        reached_since = true;
+                        break;
+                    }
+                    let description = item
+                        .pointer("/event_type/description")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    // Event type ids are not documented; the descriptions are.
+                    let kind = match description {
+                        "Quota used up" => QuotaEventKind::UsedUp,
+                        "Quota threshold reached" => QuotaEventKind::ThresholdReached,
+                        _ => continue,
+                    };
+                    events.push(QuotaEvent {
+                        id: item.get("id").and_then(Value::as_u64).unwrap_or(0),
+                        at,
+                        kind,
+                        description: item
+                            .get("description")
+                            .and_then(Value::as_str)
+                            .unwrap_or(description)
+                            .to_owned(),
+                    });
+                }
+                if reached_since || page >= pages || items.is_empty() {
+                    break;
+                }
+            }
+            Ok(events)
         }
         .boxed()
     }

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
 use super::{
-    Capabilities, Carrier, CarrierError, Lookup, ObservedState, QuotaReading, QuotaSetting,
-    Refusal, Selection, SimObservation, SimTarget, Submission,
+    Capabilities, Carrier, CarrierError, Lookup, ObservedState, QuotaEvent, QuotaReading,
+    QuotaSetting, Refusal, Selection, SimObservation, SimTarget, Submission,
 };
 use crate::api::StateChange;
 
@@ -370,6 +370,14 @@ impl Carrier for HologramClient {
     }
 
     fn delete_quota(&self, _device_id: u64) -> BoxFuture<'_, Result<bool, CarrierError>> {
+        async move { Err(self.no_quotas()) }.boxed()
+    }
+
+    fn quota_events(
+        &self,
+        _device_id: u64,
+        _since: Option<jiff::Timestamp>,
+    ) -> BoxFuture<'_, Result<Vec<QuotaEvent>, CarrierError>> {
         async move { Err(self.no_quotas()) }.boxed()
     }
 

@@ -198,8 +198,9 @@ pub struct HttpCore {
     provider: &'static str,
     base: String,
     client: reqwest::Client,
-    limiter: DefaultDirectRateLimiter,
-    permits: Semaphore,
+    // Shared with sibling cores (one account's limit across its protocol surfaces).
+    limiter: Arc<DefaultDirectRateLimiter>,
+    permits: Arc<Semaphore>,
     concurrency: usize,
     settings: HttpSettings,
     counters: Arc<CallCounters>,
@@ -249,12 +250,27 @@ impl HttpCore {
             provider,
             base,
             client,
-            limiter: RateLimiter::direct(quota),
-            permits: Semaphore::new(concurrency.max(1)),
+            limiter: Arc::new(RateLimiter::direct(quota)),
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
             concurrency: concurrency.max(1),
             settings,
             counters: Arc::new(CallCounters::default()),
         })
+    }
+
+    /// A core for another base URL of the same account: it shares this core's rate limit,
+    /// concurrency bound and counters.
+    pub fn sibling(&self, provider: &'static str, base: String) -> Self {
+        Self {
+            provider,
+            base,
+            client: self.client.clone(),
+            limiter: self.limiter.clone(),
+            permits: self.permits.clone(),
+            concurrency: self.concurrency,
+            settings: self.settings.clone(),
+            counters: self.counters.clone(),
+        }
     }
 
     /// The counters of this core.

@@ -1,12 +1,14 @@
 //! The carriers behind one narrow trait: observe SIM states, submit state changes, and manage
 //! data quotas. Each carrier only translates; the operator owns the loop.
 //!
-//! `provider: simulator` uses the Hologram client against the simulator's Hologram surface
-//! (`{baseUrl}/api/1`): the simulator speaks both protocols, so no third client is needed.
+//! `provider: simulator` uses the Hologram client for SIM states (`{baseUrl}/api/1`) and the
+//! emnify client for data quotas (`{baseUrl}/api`): the simulator speaks both protocols, so no
+//! third protocol client is needed.
 
 pub mod emnify;
 pub mod hologram;
 pub mod http;
+mod simulator;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -22,6 +24,7 @@ use crate::api::{CarrierAccountSpec, Provider, StateChange};
 pub use emnify::EmnifyClient;
 pub use hologram::HologramClient;
 pub use http::{CallCounters, HttpSettings};
+use simulator::SimulatorClient;
 
 /// Which SIMs to observe: the union of the lists.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -220,6 +223,30 @@ pub struct QuotaReading {
     pub auto_refill: bool,
     /// Threshold percentage.
     pub threshold_percentage: Option<f64>,
+    /// The volume of the last set (what a refill restores; the base of the threshold).
+    pub last_volume_added: Option<f64>,
+}
+
+/// What a quota event says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuotaEventKind {
+    /// "Quota used up": the device is blocked.
+    UsedUp,
+    /// "Quota threshold reached".
+    ThresholdReached,
+}
+
+/// A quota event the carrier listed for a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaEvent {
+    /// The carrier's event id.
+    pub id: u64,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Which quota event.
+    pub kind: QuotaEventKind,
+    /// The carrier's description.
+    pub description: String,
 }
 
 /// What a carrier can do, as the operator uses it.
@@ -331,6 +358,14 @@ pub trait Carrier: Send + Sync {
     /// Deletes a device's data quota; false when it had none.
     fn delete_quota(&self, device_id: u64) -> BoxFuture<'_, Result<bool, CarrierError>>;
 
+    /// A device's quota events at or after `since` (all of them without it), newest first;
+    /// other kinds of event are skipped.
+    fn quota_events(
+        &self,
+        device_id: u64,
+        since: Option<Timestamp>,
+    ) -> BoxFuture<'_, Result<Vec<QuotaEvent>, CarrierError>>;
+
     /// Counters of the calls made, for metrics.
     fn counters(&self) -> Arc<CallCounters>;
 }
@@ -360,11 +395,14 @@ pub fn connect(
             credential,
             spec.org_id,
         )),
-        Provider::Simulator => Arc::new(HologramClient::new(
-            core("simulator", format!("{base}/api/1"))?,
-            credential,
-            spec.org_id,
-        )),
+        Provider::Simulator => {
+            let states = core("simulator", format!("{base}/api/1"))?;
+            let quotas = states.sibling("simulator", format!("{base}/api"));
+            Arc::new(SimulatorClient {
+                states: HologramClient::new(states, credential.clone(), spec.org_id),
+                quotas: EmnifyClient::new(quotas, credential, false),
+            })
+        }
         Provider::Emnify => Arc::new(EmnifyClient::new(
             core("emnify", base.to_owned())?,
             credential,

@@ -1,7 +1,8 @@
-//! `simfleet run`: the controllers for CarrierAccounts and SimGroups, their shared context,
+//! `simfleet run`: the controllers for CarrierAccounts, SimGroups and DataQuotas, their shared context,
 //! errors and the one status writer.
 
 mod carrier_account;
+mod data_quota;
 mod restore;
 mod sim_group;
 
@@ -9,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -106,7 +107,7 @@ pub struct Context {
     /// Carrier clients by account.
     pub carriers: CarrierCache,
     /// Kubernetes Events.
-    pub recorder: Recorder,
+    pub events: EventPublisher,
     /// Device ids in actions this process submitted and has not seen confirmed, by group and
     /// action id (carriers that do not show pending states are covered by this).
     pub in_flight: Mutex<HashMap<String, HashMap<String, HashSet<u64>>>>,
@@ -114,6 +115,59 @@ pub struct Context {
     pub http: HttpSettings,
     /// Retry delays after failed reconciles.
     pub backoff: ErrorBackoff,
+}
+
+/// Publishes Kubernetes Events through kube's recorder. The recorder folds every event of one
+/// reason on one object into a series that keeps the first note, so one recorder per (reason,
+/// note) is used: true repeats become a series, different events stay apart.
+pub struct EventPublisher {
+    client: Client,
+    reporter: Reporter,
+    recorders: Mutex<HashMap<(String, String), Recorder>>,
+}
+
+/// Distinct (reason, note) pairs remembered before the memory is cleared.
+const EVENT_RECORDERS: usize = 1000;
+
+impl EventPublisher {
+    fn new(client: Client, reporter: Reporter) -> Self {
+        Self {
+            client,
+            reporter,
+            recorders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes an event about `object` (a failure to publish is only logged: events are
+    /// best effort).
+    pub async fn publish(
+        &self,
+        object: &k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let recorder = {
+            let mut recorders = self.recorders.lock().expect("recorders lock");
+            if recorders.len() >= EVENT_RECORDERS {
+                recorders.clear();
+            }
+            recorders
+                .entry((reason.to_owned(), note.clone()))
+                .or_insert_with(|| Recorder::new(self.client.clone(), self.reporter.clone()))
+                .clone()
+        };
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(err) = recorder.publish(&event, object).await {
+            tracing::debug!(%err, "publishing an event failed");
+        }
+    }
 }
 
 /// Consecutive failed reconciles by object: the wait starts at 5 s and doubles, up to 5 minutes.
@@ -145,7 +199,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         Arc::new(Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: EventPublisher::new(client.clone(), reporter),
             client,
             carriers: CarrierCache::default(),
             in_flight: Mutex::new(HashMap::new()),
@@ -170,15 +224,10 @@ where
         return Ok(());
     }
     // A merge patch removes a field only when it says null: fields the new status leaves out
-    // (an emptied list is not serialised) are nulled explicitly.
+    // (an emptied list is not serialised), at any depth, are nulled explicitly.
     let mut status = serde_json::to_value(next)?;
-    if let (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) = (
-        current.and_then(|c| serde_json::to_value(c).ok()),
-        &mut status,
-    ) {
-        for key in old.keys() {
-            new.entry(key.clone()).or_insert(serde_json::Value::Null);
-        }
+    if let Some(old) = current.and_then(|c| serde_json::to_value(c).ok()) {
+        null_removed(&old, &mut status);
     }
     let patch = serde_json::json!({"status": status});
     api.patch_status(
@@ -188,6 +237,21 @@ where
     )
     .await?;
     Ok(())
+}
+
+/// Sets to null, in `new`, every object member `old` has and `new` lacks (recursively), so that
+/// `new` as a merge patch over `old` yields exactly `new`.
+fn null_removed(old: &serde_json::Value, new: &mut serde_json::Value) {
+    if let (serde_json::Value::Object(old), serde_json::Value::Object(new)) = (old, new) {
+        for (key, old_value) in old {
+            match new.get_mut(key) {
+                Some(new_value) => null_removed(old_value, new_value),
+                None => {
+                    new.insert(key.clone(), serde_json::Value::Null);
+                }
+            }
+        }
+    }
 }
 
 /// `simfleet run` flags.
@@ -223,9 +287,52 @@ pub async fn run_with_client(client: Client, args: RunArgs) {
             args.namespace.clone(),
             args.label_selector.clone()
         ),
-        sim_group::run(context, args.namespace, args.label_selector),
+        sim_group::run(
+            context.clone(),
+            args.namespace.clone(),
+            args.label_selector.clone()
+        ),
+        data_quota::run(context, args.namespace, args.label_selector),
     );
     tracing::info!("simfleet operator stopped");
+}
+
+/// Why a resource cannot use its CarrierAccount: condition reason and message.
+pub struct AccountProblem {
+    /// Condition reason.
+    pub reason: &'static str,
+    /// Message naming the account and what is wrong.
+    pub message: String,
+}
+
+/// The verified carrier client of a CarrierAccount, or why there is none usable.
+async fn ready_carrier(
+    context: &Context,
+    namespace: &str,
+    account_name: &str,
+) -> Result<Result<Arc<dyn Carrier>, AccountProblem>, Error> {
+    let accounts: Api<CarrierAccount> = Api::namespaced(context.client.clone(), namespace);
+    let Some(account) = accounts.get_opt(account_name).await? else {
+        return Ok(Err(AccountProblem {
+            reason: "CarrierAccountNotFound",
+            message: format!("CarrierAccount {account_name} not found in namespace {namespace}"),
+        }));
+    };
+    let ready = account.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == crate::api::conditions::READY)
+    });
+    match context.carriers.verified(namespace, account_name) {
+        Some(carrier) if ready.is_some_and(|c| c.status == "True") => Ok(Ok(carrier)),
+        _ => Ok(Err(AccountProblem {
+            reason: "CarrierAccountNotReady",
+            message: format!(
+                "CarrierAccount {account_name} is not ready: {}",
+                ready.map_or("not verified yet", |c| c.message.as_str())
+            ),
+        })),
+    }
 }
 
 /// The API of a kind, in one namespace or all.
@@ -245,6 +352,23 @@ mod tests {
     use std::time::Duration;
 
     use super::ErrorBackoff;
+
+    #[test]
+    fn a_status_patch_nulls_fields_removed_at_any_depth() {
+        let old = serde_json::json!({"a": 1, "progress": {"done": 5, "journal": [1, 2]}, "list": [{"x": 1}]});
+        let mut new = serde_json::json!({"progress": {"done": 6}, "list": [{"y": 2}]});
+        super::null_removed(&old, &mut new);
+        assert_eq!(
+            new,
+            serde_json::json!({"a": null, "progress": {"done": 6, "journal": null}, "list": [{"y": 2}]})
+        );
+        let mut merged = old.clone();
+        json_patch::merge(&mut merged, &new);
+        assert_eq!(
+            merged,
+            serde_json::json!({"progress": {"done": 6}, "list": [{"y": 2}]})
+        );
+    }
 
     #[test]
     fn the_error_backoff_doubles_up_to_five_minutes_and_resets_on_success() {

@@ -10,13 +10,13 @@ use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::{Context, Error, SIM_GROUP_FINALIZER, api_for, restore, write_status};
+use super::{Context, Error, SIM_GROUP_FINALIZER, api_for, ready_carrier, restore, write_status};
 use crate::api::conditions::{self, READY, STALLED, Verdict};
 use crate::api::{
     APPROVED_GENERATION_ANNOTATION, CarrierAccount, SimGroup, SimGroupDeletePolicy, SimState,
@@ -143,20 +143,10 @@ pub(super) async fn publish(
     reason: &str,
     note: String,
 ) {
-    let event = KubeEvent {
-        type_,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(err) = context
-        .recorder
-        .publish(&event, &group.object_ref(&()))
-        .await
-    {
-        tracing::debug!(%err, "publishing an event failed");
-    }
+    context
+        .events
+        .publish(&group.object_ref(&()), type_, reason, note)
+        .await;
 }
 
 /// Writes a status that says why the group cannot start (no usable carrier account).
@@ -212,37 +202,9 @@ async fn apply(
     api: &Api<SimGroup>,
 ) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
-    let account_name = &group.spec.carrier_ref.name;
-    let accounts: Api<CarrierAccount> = Api::namespaced(context.client.clone(), &namespace);
-    let Some(account) = accounts.get_opt(account_name).await? else {
-        return blocked(
-            api,
-            &group,
-            "CarrierAccountNotFound",
-            format!("CarrierAccount {account_name} not found in namespace {namespace}"),
-        )
-        .await;
-    };
-    let account_ready = account
-        .status
-        .as_ref()
-        .is_some_and(|s| conditions::is_true(&s.conditions, READY));
-    let carrier = match context.carriers.verified(&namespace, account_name) {
-        Some(carrier) if account_ready => carrier,
-        _ => {
-            let why = account
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
-                .map_or_else(|| "not verified yet".to_owned(), |c| c.message.clone());
-            return blocked(
-                api,
-                &group,
-                "CarrierAccountNotReady",
-                format!("CarrierAccount {account_name} is not ready: {why}"),
-            )
-            .await;
-        }
+    let carrier = match ready_carrier(context, &namespace, &group.spec.carrier_ref.name).await? {
+        Ok(carrier) => carrier,
+        Err(problem) => return blocked(api, &group, problem.reason, problem.message).await,
     };
     let key = format!("{namespace}/{}", group.name_any());
     let previous = group.status.clone().unwrap_or_default();

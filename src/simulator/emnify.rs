@@ -53,7 +53,17 @@ async fn authenticate(State(state): State<Arc<SimulatorState>>, body: Bytes) -> 
     let body = parse_json(&body).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
     let credential = if let Some(token) = body.get("application_token") {
         match token.as_str() {
-            Some(t) if state.config.emnify_app_tokens.iter().any(|k| k == t) => t.to_owned(),
+            // One simulator account serves both protocols: a Hologram API key works here too.
+            Some(t)
+                if state
+                    .config
+                    .emnify_app_tokens
+                    .iter()
+                    .chain(&state.config.hologram_api_keys)
+                    .any(|k| k == t) =>
+            {
+                t.to_owned()
+            }
             Some(_) => return Err(error(StatusCode::UNAUTHORIZED, "invalid application token")),
             None => {
                 return Err(error(

@@ -1,6 +1,8 @@
 //! Shared set-up for the simulator tests: an in-process simulator on 127.0.0.1:0 and a client.
 #![allow(dead_code)]
 
+pub mod operator;
+
 use jiff::SignedDuration;
 use reqwest::{Client, Response, StatusCode};
 use serde_json::Value;

@@ -1,0 +1,498 @@
+//! DataQuota: resolve the target devices, read each quota, set or top up where the plan says,
+//! report the carrier's quota events once, and write status. Progress reaches status after every
+//! batch; a top-up's absolute result is journaled before it is sent (see `plan::data_quota`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt, stream};
+use jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use super::sim_group::selection_of;
+use super::{Context, Error, api_for, ready_carrier, write_status};
+use crate::api::{DataQuota, QuotaDeletePolicy, QuotaProgress, SimGroup, TopUpInFlight};
+use crate::carrier::{
+    Carrier, CarrierError, QuotaEventKind, QuotaReading, QuotaSetting, QuotaState, Selection,
+};
+use crate::plan::data_quota::{
+    self, DeviceAction, EventMark, Outcome, QuotaTally, RETRY_LIMIT, SpecProblem, decide,
+    progress_for,
+};
+
+/// Finalizer of DataQuotas (`onDelete` runs before it is removed).
+pub const DATA_QUOTA_FINALIZER: &str = "simfleet.io/data-quota";
+/// Devices per batch: progress reaches status after each.
+const BATCH: usize = 100;
+/// Per-device calls queued at once; the carrier client's own bound (the account's
+/// `concurrency`) and rate limit decide how many are really in flight.
+const IN_FLIGHT: usize = 64;
+
+/// Runs the DataQuota controller.
+pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Option<String>) {
+    let quotas: Api<DataQuota> = api_for(&context.client, namespace.as_deref());
+    let mut config = watcher::Config::default();
+    if let Some(labels) = labels {
+        config = config.labels(&labels);
+    }
+    Controller::new(quotas, config)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::warn!(%err, "data quota reconcile failed");
+            }
+        })
+        .await;
+}
+
+async fn publish(
+    context: &Context,
+    quota: &DataQuota,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    context
+        .events
+        .publish(&quota.object_ref(&()), type_, reason, note)
+        .await;
+}
+
+async fn reconcile(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Action, Error> {
+    let namespace = quota.namespace().unwrap_or_default();
+    let api: Api<DataQuota> = Api::namespaced(context.client.clone(), &namespace);
+    let key = format!("DataQuota/{namespace}/{}", quota.name_any());
+    let action = finalizer(&api, DATA_QUOTA_FINALIZER, quota, |event| async {
+        match event {
+            Finalizer::Apply(quota) => apply(quota, &context, &api).await,
+            Finalizer::Cleanup(quota) => cleanup(quota, &context).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    })?;
+    context.backoff.succeeded(&key);
+    Ok(action)
+}
+
+fn error_policy(quota: Arc<DataQuota>, error: &Error, context: Arc<Context>) -> Action {
+    let key = format!(
+        "DataQuota/{}/{}",
+        quota.namespace().unwrap_or_default(),
+        quota.name_any()
+    );
+    let wait = context.backoff.failed(&key);
+    tracing::warn!(quota = %quota.name_any(), %error, retry_in = ?wait, "data quota reconcile error");
+    Action::requeue(wait)
+}
+
+/// Writes a Stalled status naming the problem; checks again in a minute (the fix may be
+/// elsewhere, e.g. a SimGroup created later).
+async fn stall(
+    api: &Api<DataQuota>,
+    quota: &DataQuota,
+    problem: SpecProblem,
+) -> Result<Action, Error> {
+    let previous = quota.status.clone().unwrap_or_default();
+    let generation = quota.metadata.generation.unwrap_or(0);
+    let status = data_quota::stalled_status(&previous, generation, &problem, Timestamp::now());
+    write_status(api, quota, quota.status.as_ref(), &status).await?;
+    Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+/// The target's device ids (ascending, each once), or what is wrong with the target.
+async fn targets(
+    context: &Context,
+    quota: &DataQuota,
+    carrier: &dyn Carrier,
+) -> Result<Result<Vec<u64>, SpecProblem>, Error> {
+    let namespace = quota.namespace().unwrap_or_default();
+    let target = &quota.spec.target;
+    let mut ids: Vec<u64> = target.device_ids.clone().unwrap_or_default();
+    let (selection, what) = if let Some(group_ref) = &target.sim_group_ref {
+        let groups: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
+        let Some(group) = groups.get_opt(&group_ref.name).await? else {
+            return Ok(Err(SpecProblem {
+                reason: "SimGroupNotFound",
+                message: format!(
+                    "target.simGroupRef: SimGroup {} not found in namespace {namespace}; create it or fix the name",
+                    group_ref.name
+                ),
+            }));
+        };
+        if group.spec.carrier_ref.name != quota.spec.carrier_ref.name {
+            return Ok(Err(SpecProblem {
+                reason: "CarrierMismatch",
+                message: format!(
+                    "target.simGroupRef: SimGroup {} uses CarrierAccount {}, this DataQuota uses {}; set carrierRef.name to {}",
+                    group_ref.name,
+                    group.spec.carrier_ref.name,
+                    quota.spec.carrier_ref.name,
+                    group.spec.carrier_ref.name
+                ),
+            }));
+        }
+        (
+            selection_of(&group),
+            format!("the SIMs of SimGroup {}", group_ref.name),
+        )
+    } else {
+        let tags = target.tags.clone().unwrap_or_default();
+        let what = format!("tags {}", tags.join(", "));
+        (
+            Selection {
+                tags,
+                ..Default::default()
+            },
+            what,
+        )
+    };
+    if selection != Selection::default() {
+        let mut pages = carrier.observe(&selection);
+        while let Some(page) = pages.try_next().await? {
+            ids.extend(page.iter().filter_map(|sim| sim.device_id));
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(Err(SpecProblem {
+            reason: "NoTargets",
+            message: format!(
+                "target: {what} select no device at the carrier; fix target (tags are matched exactly)"
+            ),
+        }));
+    }
+    Ok(Ok(ids))
+}
+
+fn failure(error: &CarrierError) -> Outcome<'static> {
+    Outcome::Failed {
+        refused: matches!(
+            error,
+            CarrierError::Rejected { .. }
+                | CarrierError::NotFound { .. }
+                | CarrierError::Conflict { .. }
+        ),
+        message: error.to_string(),
+    }
+}
+
+/// Whether a reading suggests a quota event worth listing (used up, or at its threshold).
+fn may_have_events(reading: &QuotaReading, declared_mb: f64) -> bool {
+    reading.state == QuotaState::Exhausted
+        || reading.threshold_percentage.is_some_and(|p| {
+            let base = reading.last_volume_added.unwrap_or(declared_mb);
+            reading.volume_mb <= base * p / 100.0
+        })
+}
+
+async fn apply(
+    quota: Arc<DataQuota>,
+    context: &Context,
+    api: &Api<DataQuota>,
+) -> Result<Action, Error> {
+    // Read fresh, not from the watch cache: the cache may not hold this controller's last
+    // status write yet, and the progress journal and the event mark must never be stale (a
+    // stale journal would top up twice).
+    let Some(quota) = api.get_opt(&quota.name_any()).await?.map(Arc::new) else {
+        return Ok(Action::await_change());
+    };
+    let now = Timestamp::now();
+    let namespace = quota.namespace().unwrap_or_default();
+    let generation = quota.metadata.generation.unwrap_or(0);
+    let previous = quota.status.clone().unwrap_or_default();
+    let account = &quota.spec.carrier_ref.name;
+    let carrier = match ready_carrier(context, &namespace, account).await? {
+        Ok(carrier) => carrier,
+        Err(problem) => {
+            let problem = SpecProblem {
+                reason: problem.reason,
+                message: format!("carrierRef: {}", problem.message),
+            };
+            return stall(api, &quota, problem).await;
+        }
+    };
+    if !carrier.capabilities().data_quota {
+        let problem = SpecProblem {
+            reason: "QuotaNotSupported",
+            message: format!(
+                "carrierRef: CarrierAccount {account} is a Hologram account, and Hologram has no per-device data quota API; use an emnify (or simulator) account"
+            ),
+        };
+        return stall(api, &quota, problem).await;
+    }
+    let mut progress = match progress_for(&quota.spec, generation, previous.progress.as_ref(), now)
+    {
+        Ok(progress) => progress,
+        Err(problem) => return stall(api, &quota, problem).await,
+    };
+    let devices = match targets(context, &quota, carrier.as_ref()).await? {
+        Ok(devices) => devices,
+        Err(problem) => return stall(api, &quota, problem).await,
+    };
+    let concurrency = IN_FLIGHT;
+    let setting = |volume_mb: f64| QuotaSetting {
+        volume_mb,
+        expiry: progress.expiry.0,
+        auto_refill: quota.spec.auto_refill,
+        threshold_percentage: quota.spec.threshold_percentage,
+    };
+    let mut written = previous.clone();
+    // Top-ups journaled before a crash are sent again as they are: never read and added twice.
+    if !progress.top_ups_in_flight.is_empty() {
+        for entry in progress.top_ups_in_flight.clone() {
+            carrier
+                .set_quota(entry.device_id, &setting(entry.volume_mb))
+                .await?;
+            progress.done_through = progress.done_through.max(Some(entry.device_id));
+            progress.retry_device_ids.retain(|d| *d != entry.device_id);
+        }
+        progress.top_ups_in_flight.clear();
+        written = with_progress(&quota, api, &written, &progress).await?;
+    }
+    let mut tally = QuotaTally::default();
+    let mut watch_events = Vec::new();
+    for batch in devices.chunks(BATCH) {
+        let readings: Vec<(u64, Result<Option<QuotaReading>, CarrierError>)> =
+            stream::iter(batch.iter().copied())
+                .map(|device| {
+                    let carrier = carrier.clone();
+                    async move { (device, carrier.read_quota(device).await) }
+                })
+                .buffered(concurrency)
+                .collect()
+                .await;
+        let mut sends: Vec<(u64, QuotaSetting)> = Vec::new();
+        let mut top_ups = Vec::new();
+        let mut failed = Vec::new();
+        for (device, reading) in &readings {
+            let reading = match reading {
+                Ok(reading) => reading.as_ref(),
+                Err(error) => {
+                    tally.add(*device, failure(error), now);
+                    failed.push(*device);
+                    continue;
+                }
+            };
+            if reading.is_some_and(|r| may_have_events(r, quota.spec.volume_mb)) {
+                watch_events.push(*device);
+            }
+            match decide(&quota.spec, &progress, *device, reading) {
+                DeviceAction::Keep => tally.add(*device, Outcome::Read(reading), now),
+                DeviceAction::Missing => tally.add(*device, Outcome::Missing, now),
+                DeviceAction::Set(s) => sends.push((*device, s)),
+                DeviceAction::TopUp(s) => {
+                    top_ups.push(TopUpInFlight {
+                        device_id: *device,
+                        volume_mb: s.volume_mb,
+                    });
+                    sends.push((*device, s));
+                }
+            }
+        }
+        if !top_ups.is_empty() {
+            // The journal reaches status before any top-up of the batch is sent.
+            progress.top_ups_in_flight = top_ups;
+            written = with_progress(&quota, api, &written, &progress).await?;
+        }
+        let results: Vec<(u64, QuotaSetting, Result<(), CarrierError>)> = stream::iter(sends)
+            .map(|(device, s)| {
+                let carrier = carrier.clone();
+                async move {
+                    let result = carrier.set_quota(device, &s).await;
+                    (device, s, result)
+                }
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
+        for (device, s, result) in &results {
+            match result {
+                Ok(()) => tally.add(*device, Outcome::Set(s), now),
+                Err(error) => {
+                    tally.add(*device, failure(error), now);
+                    failed.push(*device);
+                }
+            }
+        }
+        progress.top_ups_in_flight.clear();
+        // Failed devices not yet applied are tried again; applied ones are re-checked anyway.
+        let retry: Vec<u64> = failed
+            .iter()
+            .copied()
+            .filter(|d| {
+                !data_quota::is_done(&progress, *d) || progress.retry_device_ids.contains(d)
+            })
+            .collect();
+        progress.retry_device_ids.retain(|d| !batch.contains(d));
+        progress.retry_device_ids.extend(retry);
+        progress.retry_device_ids.truncate(RETRY_LIMIT);
+        if !progress.complete {
+            progress.done_through = batch.last().copied().max(progress.done_through);
+        }
+        if !results.is_empty() || !failed.is_empty() {
+            written = with_progress(&quota, api, &written, &progress).await?;
+        }
+    }
+    progress.complete = true;
+    let newest = report_events(
+        context,
+        &quota,
+        carrier.as_ref(),
+        &watch_events,
+        &previous,
+        &mut tally,
+    )
+    .await;
+    let status = data_quota::status(&previous, generation, &tally, progress.clone(), newest, now);
+    let ready_now =
+        crate::api::conditions::is_true(&status.conditions, crate::api::conditions::READY);
+    let ready_before =
+        crate::api::conditions::is_true(&previous.conditions, crate::api::conditions::READY);
+    write_status(api, &quota, Some(&written), &status).await?;
+    if ready_now && !ready_before {
+        publish(
+            context,
+            &quota,
+            EventType::Normal,
+            "Converged",
+            format!(
+                "{} devices have the declared quota",
+                tally.counts().targeted
+            ),
+        )
+        .await;
+    }
+    Ok(Action::requeue(data_quota::requeue_after(
+        &tally,
+        &progress,
+        Timestamp::now(),
+    )))
+}
+
+/// Writes the status with new progress (everything else as last written).
+async fn with_progress(
+    quota: &DataQuota,
+    api: &Api<DataQuota>,
+    written: &crate::api::DataQuotaStatus,
+    progress: &QuotaProgress,
+) -> Result<crate::api::DataQuotaStatus, Error> {
+    // observedGeneration moves only with the conditions, in the final write: until then the
+    // conditions describe the previous generation and say so.
+    let mut next = written.clone();
+    next.progress = Some(progress.clone());
+    write_status(api, quota, Some(written), &next).await?;
+    Ok(next)
+}
+
+/// Publishes each carrier quota event not reported yet, once; returns the new mark.
+async fn report_events(
+    context: &Context,
+    quota: &DataQuota,
+    carrier: &dyn Carrier,
+    devices: &[u64],
+    previous: &crate::api::DataQuotaStatus,
+    tally: &mut QuotaTally,
+) -> EventMark {
+    let mut mark = EventMark::of(previous);
+    let since = mark.time;
+    for &device in devices {
+        let events = match carrier.quota_events(device, since).await {
+            Ok(events) => events,
+            Err(err) => {
+                tracing::debug!(device, %err, "reading quota events failed");
+                continue;
+            }
+        };
+        // Oldest first, so that the mark moves forward.
+        for event in events.iter().rev() {
+            if !mark.take(event.id, event.at) {
+                continue;
+            }
+            let (reason, type_) = match event.kind {
+                QuotaEventKind::UsedUp => ("QuotaUsedUp", EventType::Warning),
+                QuotaEventKind::ThresholdReached => ("QuotaThresholdReached", EventType::Normal),
+            };
+            let note = format!(
+                "device {device}: {} at {} (carrier event {})",
+                event.description, event.at, event.id
+            );
+            publish(context, quota, type_, reason, note).await;
+            if event.kind == QuotaEventKind::UsedUp {
+                tally.annotate(device, "Exhausted", &format!("carrier event {}", event.id));
+            }
+        }
+    }
+    mark
+}
+
+async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
+    if quota.spec.on_delete != QuotaDeletePolicy::Remove {
+        return Ok(Action::await_change());
+    }
+    let namespace = quota.namespace().unwrap_or_default();
+    let account = &quota.spec.carrier_ref.name;
+    let carrier = match ready_carrier(context, &namespace, account).await? {
+        Ok(carrier) if carrier.capabilities().data_quota => carrier,
+        Ok(_) => return Ok(Action::await_change()),
+        Err(problem) => {
+            publish(
+                context,
+                &quota,
+                EventType::Warning,
+                "QuotasLeft",
+                format!(
+                    "onDelete: Remove could not run ({}); the quotas are left at the carrier",
+                    problem.message
+                ),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
+    };
+    let devices = match targets(context, &quota, carrier.as_ref()).await? {
+        Ok(devices) => devices,
+        Err(problem) => {
+            publish(
+                context,
+                &quota,
+                EventType::Warning,
+                "QuotasLeft",
+                format!("onDelete: Remove could not resolve the devices ({}); the quotas are left at the carrier", problem.message),
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
+    };
+    let removed: Vec<bool> = stream::iter(devices.iter().copied())
+        .map(|device| {
+            let carrier = carrier.clone();
+            async move { carrier.delete_quota(device).await }
+        })
+        .buffered(IN_FLIGHT)
+        .try_collect()
+        .await?;
+    publish(
+        context,
+        &quota,
+        EventType::Normal,
+        "QuotasRemoved",
+        format!(
+            "removed the quota of {} devices (their data is now denied); {} had none",
+            removed.iter().filter(|r| **r).count(),
+            removed.iter().filter(|r| !**r).count()
+        ),
+    )
+    .await;
+    Ok(Action::await_change())
+}

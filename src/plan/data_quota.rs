@@ -1,0 +1,465 @@
+//! Planning a DataQuota: per device, whether to set the declared quota, top it up, or keep it,
+//! and what status says. Pure: no I/O, no clock (`now` is a parameter).
+//!
+//! The rules:
+//! - each generation is applied once per device, in ascending device id order, with progress
+//!   kept in status (`doneThrough`), so a restart resumes where it stopped;
+//! - `expiry.after` counts from when the generation was first applied (kept in status), so a
+//!   resync never pushes the expiry forward; an expiry already past at that moment is refused;
+//! - `mode: Set` sets `volumeMB`; `mode: TopUp` sets what is left plus `volumeMB` (an expired
+//!   quota has nothing left), and the absolute result is journaled before it is sent;
+//! - once applied, a device whose quota was removed at the carrier gets it again (`Set`; a
+//!   `TopUp` reports it), and one whose expiry, refill or threshold was changed there gets the
+//!   declared values back with its remaining volume kept (no free refill).
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::conditions::{self, Verdict};
+use crate::api::{
+    DataQuotaSpec, DataQuotaStatus, ExhaustionAction, PROBLEM_SAMPLE_LIMIT, ProblemDevice,
+    QuotaCounts, QuotaMode, QuotaProgress,
+};
+use crate::carrier::{QuotaReading, QuotaSetting, QuotaState};
+
+/// Resync period when nothing expires sooner.
+pub const RESYNC: Duration = Duration::from_secs(600);
+/// Most devices a progress record lists for retry.
+pub const RETRY_LIMIT: usize = 1000;
+
+/// A mistake in the spec that the schema cannot catch: the field and the fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpecProblem {
+    /// Condition reason.
+    pub reason: &'static str,
+    /// The message, naming the field and the fix.
+    pub message: String,
+}
+
+/// The progress record of this generation: the previous one if it is this generation's,
+/// otherwise a new one started `now` (refused when its expiry would already be past).
+pub fn progress_for(
+    spec: &DataQuotaSpec,
+    generation: i64,
+    previous: Option<&QuotaProgress>,
+    now: Timestamp,
+) -> Result<QuotaProgress, SpecProblem> {
+    // The CRD refuses it too; this holds where an older CRD let it through.
+    if spec.action_on_exhaustion == ExhaustionAction::Throttle {
+        return Err(SpecProblem {
+            reason: "InvalidAction",
+            message: "actionOnExhaustion: Throttle was decommissioned by the carrier on 2024-12-09; use Block".into(),
+        });
+    }
+    if let Some(progress) = previous.filter(|p| p.generation == generation) {
+        return Ok(progress.clone());
+    }
+    let started = whole_seconds(now);
+    let expiry =
+        match (&spec.expiry.at, &spec.expiry.after) {
+            (Some(at), _) => whole_seconds(at.0),
+            (None, Some(after)) => started.checked_add(after.as_duration()).map_err(|_| {
+                SpecProblem {
+                    reason: "InvalidExpiry",
+                    message: format!(
+                        "expiry.after: {after} reaches past the year 9999; use a shorter duration"
+                    ),
+                }
+            })?,
+            (None, None) => {
+                return Err(SpecProblem {
+                    reason: "InvalidExpiry",
+                    message: "expiry: set at (an RFC 3339 time) or after (a duration such as 30d)"
+                        .into(),
+                });
+            }
+        };
+    if expiry <= now {
+        return Err(SpecProblem {
+            reason: "InvalidExpiry",
+            message: format!(
+                "expiry.at: {expiry} is already past (now {started}); set a future time, or use expiry.after (e.g. 30d)"
+            ),
+        });
+    }
+    Ok(QuotaProgress {
+        generation,
+        started_at: Time(started),
+        expiry: Time(expiry),
+        done_through: None,
+        complete: false,
+        retry_device_ids: Vec::new(),
+        top_ups_in_flight: Vec::new(),
+    })
+}
+
+fn whole_seconds(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+/// Whether a device already has this generation applied.
+pub fn is_done(progress: &QuotaProgress, device_id: u64) -> bool {
+    (progress.complete || progress.done_through.is_some_and(|d| device_id <= d))
+        && !progress.retry_device_ids.contains(&device_id)
+}
+
+/// What to do with one device.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeviceAction {
+    /// Its quota is as declared.
+    Keep,
+    /// Set this quota (idempotent: sending it twice changes nothing).
+    Set(QuotaSetting),
+    /// Top up: set this quota, whose volume is what was left plus `volumeMB`. Journal it first.
+    TopUp(QuotaSetting),
+    /// Applied by a top-up, but the quota is gone at the carrier: reported, not topped up again.
+    Missing,
+}
+
+fn declared(spec: &DataQuotaSpec, progress: &QuotaProgress, volume_mb: f64) -> QuotaSetting {
+    QuotaSetting {
+        volume_mb,
+        expiry: progress.expiry.0,
+        auto_refill: spec.auto_refill,
+        threshold_percentage: spec.threshold_percentage,
+    }
+}
+
+/// Decides one device from its quota as read.
+pub fn decide(
+    spec: &DataQuotaSpec,
+    progress: &QuotaProgress,
+    device_id: u64,
+    reading: Option<&QuotaReading>,
+) -> DeviceAction {
+    if !is_done(progress, device_id) {
+        return match spec.mode {
+            QuotaMode::Set => DeviceAction::Set(declared(spec, progress, spec.volume_mb)),
+            QuotaMode::TopUp => {
+                // What is left: nothing without a quota or once expired.
+                let left = reading
+                    .filter(|r| r.state != QuotaState::Expired)
+                    .map_or(0.0, |r| r.volume_mb.max(0.0));
+                DeviceAction::TopUp(declared(spec, progress, left + spec.volume_mb))
+            }
+        };
+    }
+    let Some(reading) = reading else {
+        return match spec.mode {
+            QuotaMode::Set => DeviceAction::Set(declared(spec, progress, spec.volume_mb)),
+            QuotaMode::TopUp => DeviceAction::Missing,
+        };
+    };
+    let same_threshold = match (reading.threshold_percentage, spec.threshold_percentage) {
+        (None, None) => true,
+        (Some(read), Some(want)) => (read - f64::from(want)).abs() < 0.001,
+        _ => false,
+    };
+    let changed_outside = reading.expiry != Some(progress.expiry.0)
+        || reading.auto_refill != spec.auto_refill
+        || !same_threshold;
+    if changed_outside {
+        // The declared terms again, with the remaining volume kept: no free refill.
+        DeviceAction::Set(declared(spec, progress, reading.volume_mb.max(0.0)))
+    } else {
+        DeviceAction::Keep
+    }
+}
+
+/// What became of one device in this reconcile.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome<'a> {
+    /// Left as read (`None`: it has no quota).
+    Read(Option<&'a QuotaReading>),
+    /// Set as given.
+    Set(&'a QuotaSetting),
+    /// A top-up's quota is gone at the carrier.
+    Missing,
+    /// The carrier failed (`refused`: it refused the values, a human must look; otherwise a
+    /// transient failure, tried again); the reason in words.
+    Failed {
+        /// The carrier refused the request's content (4xx), not a transient failure.
+        refused: bool,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Counts, problem sample and expiries over the target devices.
+#[derive(Clone, Debug, Default)]
+pub struct QuotaTally {
+    counts: QuotaCounts,
+    problems: Vec<ProblemDevice>,
+    earliest_expiry: Option<Timestamp>,
+    refused: u64,
+}
+
+impl QuotaTally {
+    fn problem(&mut self, device_id: u64, reason: &str, message: String) {
+        if self.problems.len() < PROBLEM_SAMPLE_LIMIT {
+            self.problems.push(ProblemDevice {
+                device_id,
+                reason: reason.into(),
+                message,
+            });
+        }
+    }
+
+    /// Counts one device.
+    pub fn add(&mut self, device_id: u64, outcome: Outcome<'_>, now: Timestamp) {
+        self.counts.targeted += 1;
+        let (state, expiry) = match outcome {
+            Outcome::Set(setting) => (QuotaState::Active, Some(setting.expiry)),
+            Outcome::Read(Some(reading)) => (reading.state.clone(), reading.expiry),
+            Outcome::Read(None) => {
+                self.counts.none += 1;
+                self.problem(
+                    device_id,
+                    "NoQuota",
+                    "no data quota: the carrier denies this device data".into(),
+                );
+                return;
+            }
+            Outcome::Missing => {
+                self.counts.none += 1;
+                self.problem(
+                    device_id,
+                    "NoQuota",
+                    "the topped-up quota was removed at the carrier; the device is denied data (change the spec to top up again)".into(),
+                );
+                return;
+            }
+            Outcome::Failed { refused, message } => {
+                self.counts.failed += 1;
+                if refused {
+                    self.refused += 1;
+                    self.problem(device_id, "Refused", message);
+                } else {
+                    self.problem(device_id, "Failed", message);
+                }
+                return;
+            }
+        };
+        let expired = state == QuotaState::Expired;
+        match state {
+            QuotaState::Active => self.counts.active += 1,
+            QuotaState::Exhausted => {
+                self.counts.exhausted += 1;
+                self.problem(
+                    device_id,
+                    "Exhausted",
+                    "quota used up: data is blocked until it is renewed or topped up".into(),
+                );
+            }
+            QuotaState::Expired => {
+                self.counts.expired += 1;
+                self.problem(
+                    device_id,
+                    "Expired",
+                    format!(
+                        "quota expired{}",
+                        expiry.map(|e| format!(" at {e}")).unwrap_or_default()
+                    ),
+                );
+            }
+            QuotaState::Unknown(raw) => {
+                self.counts.failed += 1;
+                self.problem(
+                    device_id,
+                    "Failed",
+                    format!("the carrier reports a quota status simfleet does not know: {raw}"),
+                );
+            }
+        }
+        // The carrier's state decides what has expired (its clock, not ours).
+        if let Some(expiry) = expiry.filter(|&e| e > now && !expired) {
+            self.earliest_expiry = Some(self.earliest_expiry.map_or(expiry, |e| e.min(expiry)));
+        }
+    }
+
+    /// Adds a note to a device's problem entry (e.g. the carrier event that reported it).
+    pub fn annotate(&mut self, device_id: u64, reason: &str, note: &str) {
+        if let Some(p) = self
+            .problems
+            .iter_mut()
+            .find(|p| p.device_id == device_id && p.reason == reason)
+        {
+            p.message = format!("{}; {note}", p.message);
+        }
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> &QuotaCounts {
+        &self.counts
+    }
+
+    /// The next expiry ahead, if any.
+    pub fn earliest_expiry(&self) -> Option<Timestamp> {
+        self.earliest_expiry
+    }
+}
+
+/// How soon to reconcile again: at the next expiry, at most after [`RESYNC`].
+pub fn requeue_after(tally: &QuotaTally, progress: &QuotaProgress, now: Timestamp) -> Duration {
+    if !progress.complete {
+        return Duration::from_secs(1);
+    }
+    if !progress.retry_device_ids.is_empty() {
+        return Duration::from_secs(30);
+    }
+    match tally.earliest_expiry {
+        Some(expiry) => {
+            let wait = expiry.duration_since(now).as_secs().max(1) as u64 + 1;
+            Duration::from_secs(wait).min(RESYNC)
+        }
+        None => RESYNC,
+    }
+}
+
+/// How far the carrier's quota events have been reported: the newest time, and the ids of the
+/// events at exactly that time (several events can share a timestamp).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventMark {
+    /// The newest reported event's time.
+    pub time: Option<Timestamp>,
+    /// Ids of reported events at `time`.
+    pub ids: Vec<u64>,
+}
+
+impl EventMark {
+    /// The mark a status records.
+    pub fn of(status: &DataQuotaStatus) -> Self {
+        Self {
+            time: status.last_event_time.as_ref().map(|t| t.0),
+            ids: status.last_event_ids.clone(),
+        }
+    }
+
+    /// Whether an event is new; if so, the mark moves past it.
+    pub fn take(&mut self, id: u64, at: Timestamp) -> bool {
+        match self.time {
+            Some(time) if at < time => false,
+            Some(time) if at == time => {
+                if self.ids.contains(&id) {
+                    return false;
+                }
+                if self.ids.len() < 1000 {
+                    self.ids.push(id);
+                }
+                true
+            }
+            _ => {
+                self.time = Some(at);
+                self.ids = vec![id];
+                true
+            }
+        }
+    }
+}
+
+/// The status to write. `stalled` is a problem that needs a human (reason, message).
+pub fn status(
+    previous: &DataQuotaStatus,
+    generation: i64,
+    tally: &QuotaTally,
+    progress: QuotaProgress,
+    events: EventMark,
+    now: Timestamp,
+) -> DataQuotaStatus {
+    let c = &tally.counts;
+    let declared = c.targeted - c.none - c.failed;
+    let ready = progress.complete && c.none == 0 && c.failed == 0 && c.targeted > 0;
+    let ready_message = format!(
+        "{declared} of {} devices have the declared quota ({} active, {} exhausted, {} expired)",
+        c.targeted, c.active, c.exhausted, c.expired
+    );
+    let reconciling = if progress.complete && progress.retry_device_ids.is_empty() {
+        Verdict::new(false, "Idle", "this generation is applied")
+    } else {
+        Verdict::new(
+            true,
+            "Applying",
+            format!(
+                "applying generation {generation}: {} devices to try again{}",
+                progress.retry_device_ids.len(),
+                if progress.complete {
+                    ""
+                } else {
+                    " and more to apply"
+                }
+            ),
+        )
+    };
+    let refused = tally.refused > 0;
+    let stalled = if refused {
+        Verdict::new(
+            true,
+            "Refused",
+            format!(
+                "the carrier refused the quota of {} devices; see problemDevices",
+                tally.refused
+            ),
+        )
+    } else {
+        Verdict::new(false, "Progressing", "nothing needs a human")
+    };
+    let mut conditions = previous.conditions.clone();
+    conditions::set_kstatus(
+        &mut conditions,
+        [
+            Verdict::new(
+                ready,
+                if ready {
+                    "Converged"
+                } else if refused {
+                    "Refused"
+                } else {
+                    "Progressing"
+                },
+                ready_message,
+            ),
+            reconciling,
+            stalled,
+        ],
+        generation,
+        now,
+    );
+    DataQuotaStatus {
+        observed_generation: Some(generation),
+        conditions,
+        counts: Some(c.clone()),
+        earliest_expiry: tally.earliest_expiry.map(Time),
+        problem_devices: tally.problems.clone(),
+        progress: Some(progress),
+        last_event_time: events.time.map(Time),
+        last_event_ids: events.ids,
+    }
+}
+
+/// The status of a DataQuota that cannot proceed without a human: Stalled, with the message.
+pub fn stalled_status(
+    previous: &DataQuotaStatus,
+    generation: i64,
+    problem: &SpecProblem,
+    now: Timestamp,
+) -> DataQuotaStatus {
+    let mut status = previous.clone();
+    status.observed_generation = Some(generation);
+    conditions::set_kstatus(
+        &mut status.conditions,
+        [
+            Verdict::new(false, problem.reason, problem.message.clone()),
+            Verdict::new(false, problem.reason, "waiting for the spec to be fixed"),
+            Verdict::new(true, problem.reason, problem.message.clone()),
+        ],
+        generation,
+        now,
+    );
+    status
+}
+
+#[cfg(test)]
+#[path = "data_quota_tests.rs"]
+mod tests;

@@ -1,0 +1,323 @@
+//! DataQuota end to end: the real operator binary against the sandbox API and the simulator
+//! (the `simulator` account serves quotas through its emnify surface).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::operator::*;
+use jiff::SignedDuration;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+use simfleet::api::DataQuota;
+
+async fn create_quota(world: &World, name: &str, spec: Value) -> Api<DataQuota> {
+    let api: Api<DataQuota> = Api::namespaced(world.sandbox.client(), "default");
+    let quota: DataQuota = serde_json::from_value(json!({"apiVersion": "simfleet.io/v1alpha1", "kind": "DataQuota", "metadata": {"name": name}, "spec": spec})).unwrap();
+    api.create(&PostParams::default(), &quota).await.unwrap();
+    api
+}
+
+fn quota_ready(quota: &DataQuota) -> bool {
+    quota.status.as_ref().is_some_and(|s| {
+        s.observed_generation == quota.metadata.generation
+            && s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
+}
+
+/// Makes the operator look again now (the periodic resync would, later).
+async fn touch(api: &Api<DataQuota>, name: &str, value: &str) {
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"resync": value}}})),
+    )
+    .await
+    .unwrap();
+}
+
+/// The simulator's quota of a device.
+async fn quota_of(world: &World, device: u64) -> Value {
+    let table: Value = reqwest::get(format!(
+        "{}/sims?deviceId={device}",
+        world.simulator.admin_url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    table["sims"][0]["quota"].clone()
+}
+
+async fn events(world: &World) -> Vec<Value> {
+    let list: Value = reqwest::get(format!(
+        "{}/apis/events.k8s.io/v1/namespaces/default/events",
+        world.sandbox.url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// A device uses data at the simulator.
+async fn consume(world: &World, device: u64, mb: f64) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/consume", world.simulator.admin_url()))
+        .json(&json!({"deviceId": device, "mb": mb}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+}
+
+fn counts(quota: &DataQuota) -> simfleet::api::QuotaCounts {
+    quota.status.as_ref().unwrap().counts.clone().unwrap()
+}
+
+#[tokio::test]
+async fn a_quota_on_1000_devices_converges_reports_used_up_once_and_shows_expiry() {
+    let world = world("quota", 1000).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_quota(&world, "fleet", json!({"carrierRef": {"name": "simulator"}, "target": {"tags": simfleet::simulator::fleet::SEED_TAGS}, "volumeMB": 100, "expiry": {"after": "30d"}, "thresholdPercentage": 20})).await;
+    let ready = until(&api, "fleet", "Ready", quota_ready).await;
+    let c = counts(&ready);
+    assert_eq!((c.targeted, c.active, c.none, c.failed), (1000, 1000, 0, 0));
+    let status = ready.status.clone().unwrap();
+    let expiry = status.progress.as_ref().unwrap().expiry.clone();
+    assert_eq!(status.earliest_expiry, Some(expiry.clone()));
+    let sent = quota_of(&world, 1500).await;
+    assert_eq!(sent["volume"], 100.0);
+    assert_eq!(sent["threshold_percentage"], 20.0);
+    assert_eq!(
+        sent["expiry_date"],
+        expiry.0.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        "the carrier's format, UTC, counted from the first apply"
+    );
+
+    // Device 1001 uses its quota up: threshold event, then used up.
+    consume(&world, 1001, 85.0).await;
+    consume(&world, 1001, 15.0).await;
+    touch(&api, "fleet", "one").await;
+    let exhausted = until(&api, "fleet", "exhausted in status", |q| {
+        q.status
+            .as_ref()
+            .and_then(|s| s.counts.as_ref())
+            .is_some_and(|c| c.exhausted == 1)
+    })
+    .await;
+    let problem = &exhausted.status.as_ref().unwrap().problem_devices[0];
+    assert_eq!(
+        (problem.device_id, problem.reason.as_str()),
+        (1001, "Exhausted")
+    );
+    assert!(problem.message.contains("carrier event"), "{problem:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let reasons = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+            .filter(|r| r.starts_with("Quota"))
+            .collect()
+    };
+    while reasons(&events(&world).await).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "quota events: {:?}",
+            events(&world).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A resync does not report the same carrier events again: device 1002 reaching its
+    // threshold shows that a full reconcile ran after the first report.
+    consume(&world, 1002, 85.0).await;
+    touch(&api, "fleet", "two").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !events(&world).await.iter().any(|e| {
+        e["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("device 1002"))
+    }) {
+        assert!(Instant::now() < deadline, "device 1002's threshold event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let all = events(&world).await;
+    let mut reported: Vec<(String, bool)> = all
+        .iter()
+        .filter(|e| e["reason"].as_str().is_some_and(|r| r.starts_with("Quota")))
+        .map(|e| {
+            assert!(e["series"].is_null(), "reported once: {e}");
+            (
+                e["reason"].as_str().unwrap().to_owned(),
+                e["note"].as_str().unwrap().contains("device 1001"),
+            )
+        })
+        .collect();
+    reported.sort();
+    assert_eq!(
+        reported,
+        [
+            ("QuotaThresholdReached".to_owned(), false),
+            ("QuotaThresholdReached".to_owned(), true),
+            ("QuotaUsedUp".to_owned(), true)
+        ]
+    );
+
+    // Time passes the expiry at the carrier.
+    world
+        .simulator
+        .advance(SignedDuration::from_hours(24 * 400));
+    touch(&api, "fleet", "three").await;
+    let expired = until(&api, "fleet", "EXPIRED", |q| {
+        q.status
+            .as_ref()
+            .and_then(|s| s.counts.as_ref())
+            .is_some_and(|c| c.expired == 1000)
+    })
+    .await;
+    let status = expired.status.unwrap();
+    assert_eq!(status.earliest_expiry, None);
+    assert!(status.problem_devices.iter().all(|p| p.reason == "Expired"));
+}
+
+#[tokio::test]
+async fn a_top_up_is_applied_once_per_device_across_a_kill_9() {
+    let world = world("topup", 300).await;
+    let mut operator = Operator::start(&world.kubeconfig);
+    let ids: Vec<u64> = (1001..=1300).collect();
+    let api = create_quota(&world, "meters", json!({"carrierRef": {"name": "simulator"}, "target": {"deviceIds": ids}, "volumeMB": 50, "expiry": {"after": "7d"}})).await;
+    until(&api, "meters", "Ready", quota_ready).await;
+    // Slow quota writes so that the kill lands while top-ups are being sent.
+    common::set_faults(
+        &world.simulator,
+        json!([{"route": "/api/v1/endpoint/{id}/quota/data", "latencyMs": 150}]),
+    )
+    .await;
+    api.patch(
+        "meters",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"mode": "TopUp", "volumeMB": 25}})),
+    )
+    .await
+    .unwrap();
+    let journaled = until(&api, "meters", "top-ups journaled", |q| {
+        q.status
+            .as_ref()
+            .and_then(|s| s.progress.as_ref())
+            .is_some_and(|p| p.generation == 2 && !p.top_ups_in_flight.is_empty())
+    })
+    .await;
+    // Let some of the journaled top-ups land, then kill -9 mid-batch.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    operator.0.kill().unwrap();
+    operator.0.wait().unwrap();
+    let first = journaled
+        .status
+        .unwrap()
+        .progress
+        .unwrap()
+        .top_ups_in_flight[0]
+        .device_id;
+    assert_eq!(
+        quota_of(&world, first).await["volume"],
+        75.0,
+        "the first top-ups were sent before the kill"
+    );
+    common::set_faults(&world.simulator, json!([])).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    until(&api, "meters", "Ready after the restart", quota_ready).await;
+    for id in 1001..=1300 {
+        assert_eq!(
+            quota_of(&world, id).await["volume"],
+            75.0,
+            "device {id}: 50 + 25, added exactly once"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mistakes_the_schema_cannot_catch_stall_with_the_field_and_the_fix() {
+    let world = world("quota-mistakes", 20).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let cases = [
+        (
+            "past",
+            json!({"target": {"deviceIds": [1001]}, "expiry": {"at": "2020-01-01T00:00:00Z"}}),
+            "InvalidExpiry",
+            "expiry.at: 2020-01-01T00:00:00Z is already past",
+        ),
+        (
+            "nothing",
+            json!({"target": {"tags": ["no-such-tag"]}, "expiry": {"after": "30d"}}),
+            "NoTargets",
+            "target: tags no-such-tag select no device",
+        ),
+        (
+            "nogroup",
+            json!({"target": {"simGroupRef": {"name": "missing"}}, "expiry": {"after": "30d"}}),
+            "SimGroupNotFound",
+            "target.simGroupRef: SimGroup missing not found",
+        ),
+    ];
+    for (name, partial, reason, message) in cases {
+        let mut spec = json!({"carrierRef": {"name": "simulator"}, "volumeMB": 10});
+        for (k, v) in partial.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        let api = create_quota(&world, name, spec).await;
+        let stalled = until(&api, name, "Stalled", |q| {
+            q.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Stalled" && c.status == "True")
+            })
+        })
+        .await;
+        let condition = stalled
+            .status
+            .unwrap()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Stalled")
+            .unwrap();
+        assert_eq!(condition.reason, reason);
+        assert!(condition.message.contains(message), "{}", condition.message);
+    }
+    assert_eq!(
+        quota_of(&world, 1001).await,
+        Value::Null,
+        "nothing was set for a refused spec"
+    );
+}
+
+#[tokio::test]
+async fn deleting_with_on_delete_remove_removes_the_quotas_and_orphan_leaves_them() {
+    let world = world("quota-delete", 20).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_quota(&world, "remove", json!({"carrierRef": {"name": "simulator"}, "target": {"deviceIds": [1001, 1002]}, "volumeMB": 10, "expiry": {"after": "30d"}, "onDelete": "Remove"})).await;
+    create_quota(&world, "orphan", json!({"carrierRef": {"name": "simulator"}, "target": {"deviceIds": [1003]}, "volumeMB": 10, "expiry": {"after": "30d"}})).await;
+    until(&api, "remove", "Ready", quota_ready).await;
+    until(&api, "orphan", "Ready", quota_ready).await;
+    assert_eq!(quota_of(&world, 1001).await["volume"], 10.0);
+    api.delete("remove", &Default::default()).await.unwrap();
+    api.delete("orphan", &Default::default()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "quotas were not deleted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(quota_of(&world, 1001).await, Value::Null);
+    assert_eq!(quota_of(&world, 1002).await, Value::Null);
+    assert_eq!(quota_of(&world, 1003).await["volume"], 10.0);
+}
