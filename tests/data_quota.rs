@@ -263,7 +263,23 @@ async fn mistakes_the_schema_cannot_catch_stall_with_the_field_and_the_fix() {
             "SimGroupNotFound",
             "target.simGroupRef: SimGroup missing not found",
         ),
+        (
+            "hologram",
+            json!({"carrierRef": {"name": "hologram"}, "target": {"deviceIds": [1001]}, "expiry": {"after": "30d"}}),
+            "QuotaNotSupported",
+            "CarrierAccount hologram is a Hologram account",
+        ),
     ];
+    // The simulator's Hologram surface as a Hologram account: verified, but without quotas.
+    let account: simfleet::api::CarrierAccount = serde_json::from_value(json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "hologram"},
+        "spec": {"provider": "hologram", "baseUrl": world.simulator.hologram_url(), "secretRef": {"name": "sim"}}
+    }))
+    .unwrap();
+    Api::<simfleet::api::CarrierAccount>::namespaced(world.sandbox.client(), "default")
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
     for (name, partial, reason, message) in cases {
         let mut spec = json!({"carrierRef": {"name": "simulator"}, "volumeMB": 10});
         for (k, v) in partial.as_object().unwrap() {
@@ -274,7 +290,7 @@ async fn mistakes_the_schema_cannot_catch_stall_with_the_field_and_the_fix() {
             q.status.as_ref().is_some_and(|s| {
                 s.conditions
                     .iter()
-                    .any(|c| c.type_ == "Stalled" && c.status == "True")
+                    .any(|c| c.type_ == "Stalled" && c.status == "True" && c.reason == reason)
             })
         })
         .await;
