@@ -36,11 +36,9 @@ pub enum Command {
         out_dir: Option<PathBuf>,
     },
     /// Preview what a directory of manifests would change at the carrier, without changing it.
-    Plan {
-        /// Directory (or file) of manifests to plan.
-        #[arg(short = 'f', long = "filename", value_name = "DIR")]
-        dir: PathBuf,
-    },
+    /// Exit codes: 0 planned, 1 refused by --fail-on-change or --max-changes, 2 invalid
+    /// manifests or a resource that cannot be planned.
+    Plan(crate::preview::PlanArgs),
     /// Print the version.
     Version,
 }

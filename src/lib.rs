@@ -6,6 +6,7 @@ pub mod cli;
 pub mod controller;
 pub mod dev;
 pub mod plan;
+pub mod preview;
 pub mod sandbox;
 pub mod simulator;
 pub mod telemetry;

@@ -35,7 +35,17 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err),
         },
-        Command::Plan { .. } => not_yet("plan"),
+        Command::Plan(args) => {
+            let code = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map(|runtime| runtime.block_on(simfleet::preview::run(args)))
+                .unwrap_or_else(|e| {
+                    eprintln!("error: starting the async runtime: {e}");
+                    simfleet::preview::EXIT_INVALID
+                });
+            ExitCode::from(code as u8)
+        }
     }
 }
 
@@ -59,10 +69,6 @@ fn write_crds(dir: &std::path::Path) -> Result<(), String> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
-}
-
-fn not_yet(command: &str) -> ExitCode {
-    fail(&format!("`simfleet {command}` is not yet implemented"))
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -72,11 +72,52 @@ fn every_subcommand_has_help() {
 }
 
 #[test]
-fn plan_is_not_built_yet_and_says_so() {
-    let out = simfleet(&["plan", "-f", "examples"]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("not yet implemented"), "{stderr}");
+fn plan_reports_every_invalid_manifest_with_file_document_and_field_in_one_run() {
+    let out = simfleet(&["plan", "-f", "tests/fixtures/invalid", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2), "invalid manifests exit 2");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = report["errors"].as_array().unwrap();
+    let fixtures: Vec<std::path::PathBuf> = std::fs::read_dir("tests/fixtures/invalid")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    assert!(fixtures.len() >= 38);
+    for fixture in &fixtures {
+        let text = std::fs::read_to_string(fixture).unwrap();
+        let name = fixture.display().to_string();
+        let found: Vec<&serde_json::Value> = errors
+            .iter()
+            .filter(|e| e["file"] == name.as_str())
+            .collect();
+        assert!(!found.is_empty(), "{name} is reported: {errors:?}");
+        if let Some(field) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect-field: "))
+        {
+            assert!(
+                found
+                    .iter()
+                    .any(|e| e["message"].as_str().unwrap().contains(field.trim())
+                        || e["field"]
+                            .as_str()
+                            .is_some_and(|f| f.contains(field.trim()))),
+                "{name}: the field {field} is named: {found:?}"
+            );
+            assert!(
+                found.iter().all(|e| e["document"].is_u64()),
+                "{name}: document index"
+            );
+        }
+    }
+    // The table says the same for people, on stdout, with the same exit code.
+    let out = simfleet(&["plan", "-f", "tests/fixtures/invalid"]);
+    assert_eq!(out.status.code(), Some(2));
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        table.contains("problems in the manifests (nothing was planned)"),
+        "{table}"
+    );
 }
 
 #[test]

@@ -82,6 +82,40 @@ fn link_observation(link: &Value) -> Result<SimObservation, CarrierError> {
     })
 }
 
+/// A device as `/devices` lists it (tags and its first cellular link) as an observation.
+fn device_observation(device: &Value) -> Result<SimObservation, CarrierError> {
+    let id = device
+        .get("id")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| protocol("a device has no numeric \"id\""))?;
+    let tags: Vec<String> = device
+        .get("tags")
+        .and_then(Value::as_array)
+        .map(|tags| {
+            tags.iter()
+                .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(match device.pointer("/links/cellular/0") {
+        Some(link) => SimObservation {
+            tags,
+            ..link_observation(link)?
+        },
+        None => SimObservation {
+            iccid: device
+                .get("iccid")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            device_id: Some(id),
+            sim_id: None,
+            state: ObservedState::Ineligible("the device has no cellular link".into()),
+            tags,
+        },
+    })
+}
+
 /// Reads `{"success": true, "data": [...], "continues": bool}`.
 fn list_page(body: &Value, route: &str) -> Result<(Vec<Value>, bool), CarrierError> {
     if body.get("success") != Some(&Value::Bool(true)) {
@@ -148,11 +182,35 @@ impl HologramClient {
         data.first().map(link_observation).transpose()
     }
 
+    /// One device with its tags and link, or `None` when the carrier does not know it.
+    async fn device(&self, id: u64) -> Result<Option<SimObservation>, CarrierError> {
+        let call = self.call(
+            Method::GET,
+            "/devices/{id}",
+            format!("/devices/{id}"),
+            Repeat::Safe,
+        );
+        let reply = match self.core.send(&call).await {
+            Ok(reply) => reply,
+            Err(CarrierError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let body = reply.json("/devices/{id}")?;
+        if body.get("success") != Some(&Value::Bool(true)) {
+            return Err(protocol("/devices/{id}: \"success\" is not true"));
+        }
+        let device = body
+            .get("data")
+            .ok_or_else(|| protocol("/devices/{id}: no \"data\""))?;
+        device_observation(device).map(Some)
+    }
+
     /// A listed SIM by ICCID or device id.
     async fn lookup_listed(&self, key: Lookup) -> Result<SimObservation, CarrierError> {
         let found = match &key {
             Lookup::Iccid(iccid) => self.lookup("sim", iccid.clone()).await?,
-            Lookup::Device(id) => self.lookup("deviceid", id.to_string()).await?,
+            // The device itself carries its tags (conflicts with tag groups need them).
+            Lookup::Device(id) => self.device(*id).await?,
         };
         Ok(found.unwrap_or_else(|| key.unknown()))
     }
@@ -186,45 +244,15 @@ impl HologramClient {
                 let mut page = Vec::with_capacity(devices.len());
                 let mut last = None;
                 for device in &devices {
-                    let id = device
-                        .get("id")
-                        .and_then(Value::as_u64)
-                        .ok_or_else(|| protocol("a device has no numeric \"id\""))?;
+                    let observed = device_observation(device)?;
+                    let id = observed.device_id.expect("a device observation has its id");
                     last = Some(id);
-                    let tags: Vec<String> = device
-                        .get("tags")
-                        .and_then(Value::as_array)
-                        .map(|tags| {
-                            tags.iter()
-                                .filter_map(|t| {
-                                    t.get("name").and_then(Value::as_str).map(str::to_owned)
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let carries_earlier = tags.iter().any(|n| earlier.contains(n.as_str()));
+                    let carries_earlier =
+                        observed.tags.iter().any(|n| earlier.contains(n.as_str()));
                     if carries_earlier || listed.contains(&id) {
                         continue;
                     }
-                    match device.pointer("/links/cellular/0") {
-                        Some(link) => page.push(SimObservation {
-                            tags,
-                            ..link_observation(link)?
-                        }),
-                        None => page.push(SimObservation {
-                            iccid: device
-                                .get("iccid")
-                                .and_then(Value::as_str)
-                                .unwrap_or_default()
-                                .to_owned(),
-                            device_id: Some(id),
-                            sim_id: None,
-                            state: ObservedState::Ineligible(
-                                "the device has no cellular link".into(),
-                            ),
-                            tags,
-                        }),
-                    }
+                    page.push(observed);
                 }
                 let next = match (continues, last) {
                     (true, Some(last)) => Some(Some(last)),

@@ -116,11 +116,29 @@ async fn targets(
     carrier: &dyn Carrier,
 ) -> Result<Result<Vec<u64>, SpecProblem>, Error> {
     let namespace = quota.namespace().unwrap_or_default();
-    let target = &quota.spec.target;
+    let group = match &quota.spec.target.sim_group_ref {
+        Some(group_ref) => {
+            let groups: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
+            groups.get_opt(&group_ref.name).await?
+        }
+        None => None,
+    };
+    Ok(target_devices(carrier, &quota.spec, group.as_ref(), &namespace).await?)
+}
+
+/// The device ids a DataQuota targets (ascending, each once), given the SimGroup its
+/// `simGroupRef` names (`None` when there is none by that name), or what is wrong with the
+/// target. Only reads from the carrier.
+pub async fn target_devices(
+    carrier: &dyn Carrier,
+    spec: &crate::api::DataQuotaSpec,
+    group: Option<&SimGroup>,
+    namespace: &str,
+) -> Result<Result<Vec<u64>, SpecProblem>, CarrierError> {
+    let target = &spec.target;
     let mut ids: Vec<u64> = target.device_ids.clone().unwrap_or_default();
     let (selection, what) = if let Some(group_ref) = &target.sim_group_ref {
-        let groups: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
-        let Some(group) = groups.get_opt(&group_ref.name).await? else {
+        let Some(group) = group else {
             return Ok(Err(SpecProblem {
                 reason: "SimGroupNotFound",
                 message: format!(
@@ -129,20 +147,20 @@ async fn targets(
                 ),
             }));
         };
-        if group.spec.carrier_ref.name != quota.spec.carrier_ref.name {
+        if group.spec.carrier_ref.name != spec.carrier_ref.name {
             return Ok(Err(SpecProblem {
                 reason: "CarrierMismatch",
                 message: format!(
                     "target.simGroupRef: SimGroup {} uses CarrierAccount {}, this DataQuota uses {}; set carrierRef.name to {}",
                     group_ref.name,
                     group.spec.carrier_ref.name,
-                    quota.spec.carrier_ref.name,
+                    spec.carrier_ref.name,
                     group.spec.carrier_ref.name
                 ),
             }));
         }
         (
-            selection_of(&group),
+            selection_of(group),
             format!("the SIMs of SimGroup {}", group_ref.name),
         )
     } else {

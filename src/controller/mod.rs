@@ -2,9 +2,9 @@
 //! errors and the one status writer.
 
 mod carrier_account;
-mod data_quota;
+pub mod data_quota;
 mod restore;
-mod sim_group;
+pub mod sim_group;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

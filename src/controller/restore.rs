@@ -13,11 +13,12 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
-use super::sim_group::{ClaimIndex, publish, selection_of};
+use super::sim_group::{publish, selection_of};
 use super::{Context, Error, MANAGER, write_status};
 use crate::api::conditions::{self, Verdict};
 use crate::api::{PendingAction, SimGroup, SimState};
 use crate::carrier::Carrier;
+use crate::plan::claims::ClaimIndex;
 use crate::plan::restore::{ENTRIES_PER_CHUNK, RestorePlanner, RestoreRecord};
 
 /// Label on a restore record's ConfigMaps: the SimGroup they belong to.

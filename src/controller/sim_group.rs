@@ -2,7 +2,7 @@
 //! status. Each submitted action id reaches status before the next action is sent, so a crash
 //! never loses one; after a restart, pending states at the carrier keep SIMs from being resent.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,11 +18,10 @@ use kube::{Resource, ResourceExt};
 
 use super::{Context, Error, SIM_GROUP_FINALIZER, api_for, ready_carrier, restore, write_status};
 use crate::api::conditions::{self, READY, STALLED, Verdict};
-use crate::api::{
-    APPROVED_GENERATION_ANNOTATION, CarrierAccount, SimGroup, SimGroupDeletePolicy, SimState,
-};
-use crate::carrier::{Selection, SimObservation};
-use crate::plan::sim_group::{Claims, Hold, PlanContext, SimGroupPlanner};
+use crate::api::{APPROVED_GENERATION_ANNOTATION, CarrierAccount, SimGroup, SimGroupDeletePolicy};
+use crate::carrier::Selection;
+use crate::plan::claims::ClaimIndex;
+use crate::plan::sim_group::{Hold, PlanContext, SimGroupPlanner};
 
 /// Runs the SimGroup controller.
 pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Option<String>) {
@@ -75,64 +74,6 @@ fn overlapping(store: &Store<SimGroup>, changed: &SimGroup) -> Vec<ObjectRef<Sim
         })
         .map(|g| ObjectRef::from_obj(&*g))
         .collect()
-}
-
-/// Other groups' claims (ICCIDs, device ids and tags) in the same namespace.
-pub(super) struct ClaimIndex {
-    by_iccid: HashMap<String, (String, SimState)>,
-    by_device: HashMap<u64, (String, SimState)>,
-    by_tag: HashMap<String, (String, SimState)>,
-}
-
-impl ClaimIndex {
-    /// The claims that conflict with `this` group: other groups wanting the opposite state.
-    fn build(groups: &[SimGroup], this: &SimGroup) -> Self {
-        let opposite = match this.spec.state {
-            SimState::Active => SimState::Paused,
-            SimState::Paused => SimState::Active,
-        };
-        Self::wanting(groups, this, opposite)
-    }
-
-    /// The claims of the other groups (same namespace, not being deleted) wanting `state`.
-    pub(super) fn wanting(groups: &[SimGroup], this: &SimGroup, state: SimState) -> Self {
-        let mut index = Self {
-            by_iccid: HashMap::new(),
-            by_device: HashMap::new(),
-            by_tag: HashMap::new(),
-        };
-        for other in groups {
-            // Only claims for one state are indexed, so another never hides them.
-            if other.namespace() != this.namespace()
-                || other.name_any() == this.name_any()
-                || other.metadata.deletion_timestamp.is_some()
-                || other.spec.state != state
-            {
-                continue;
-            }
-            let claim = (other.name_any(), other.spec.state);
-            for iccid in other.spec.selector.iccids.iter().flatten() {
-                index.by_iccid.insert(iccid.clone(), claim.clone());
-            }
-            for id in other.spec.selector.device_ids.iter().flatten() {
-                index.by_device.insert(*id, claim.clone());
-            }
-            for tag in other.spec.selector.tags.iter().flatten() {
-                index.by_tag.insert(tag.clone(), claim.clone());
-            }
-        }
-        index
-    }
-}
-
-impl Claims for ClaimIndex {
-    fn claimed_by(&self, sim: &SimObservation) -> Option<(String, SimState)> {
-        sim.device_id
-            .and_then(|d| self.by_device.get(&d))
-            .or_else(|| self.by_iccid.get(&sim.iccid))
-            .or_else(|| sim.tags.iter().find_map(|t| self.by_tag.get(t)))
-            .cloned()
-    }
 }
 
 /// Publishes a Kubernetes Event about a group (a failure to publish is only logged).
@@ -373,7 +314,7 @@ async fn apply(
 }
 
 /// The selection of a group, as the carrier client takes it.
-pub(super) fn selection_of(group: &SimGroup) -> Selection {
+pub fn selection_of(group: &SimGroup) -> Selection {
     let selector = &group.spec.selector;
     Selection {
         iccids: selector.iccids.clone().unwrap_or_default(),

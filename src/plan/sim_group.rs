@@ -105,6 +105,12 @@ pub struct Plan {
     pub hold: Option<Hold>,
     /// The actions correct drift (this generation had converged): they are not a first claim.
     pub corrects_drift: bool,
+    /// SIMs to change in all (submitted now, held, or left for later actions).
+    pub changes: usize,
+    /// Most SIMs per action (the carrier's and the rollout's limit).
+    pub batch_limit: usize,
+    /// Pause between actions (`rollout.interval`).
+    pub interval: Option<SignedDuration>,
     counts: SimCounts,
     problems: Vec<ProblemSim>,
     pending: Vec<PendingAction>,
@@ -144,6 +150,10 @@ pub struct SimGroupPlanner<'a> {
     counts: SimCounts,
     problems: Vec<ProblemSim>,
     candidates: Vec<SimTarget>,
+    /// SIMs planned to change (equals `candidates.len()` unless targets are not kept).
+    changes: usize,
+    /// Keep the targets to build actions; a preview only counts them.
+    keep_targets: bool,
 }
 
 impl<'a> SimGroupPlanner<'a> {
@@ -158,6 +168,8 @@ impl<'a> SimGroupPlanner<'a> {
             counts: SimCounts::default(),
             problems: Vec::new(),
             candidates: Vec::new(),
+            changes: 0,
+            keep_targets: true,
             ctx,
         }
     }
@@ -173,8 +185,24 @@ impl<'a> SimGroupPlanner<'a> {
         }
     }
 
+    /// A planner that counts the SIMs to change without keeping them (no actions are built):
+    /// for previews of very large selections, which need the numbers, not the targets.
+    pub fn counting_only(mut self) -> Self {
+        self.keep_targets = false;
+        self
+    }
+
     /// Takes one page of observed SIMs.
     pub fn observe(&mut self, page: &[SimObservation]) {
+        self.observe_each(page, |_| {});
+    }
+
+    /// Takes one page of observed SIMs, calling `planned` for each SIM planned to change.
+    pub fn observe_each(
+        &mut self,
+        page: &[SimObservation],
+        mut planned: impl FnMut(&SimObservation),
+    ) {
         for sim in page {
             self.counts.selected += 1;
             let state = sim.state.clone();
@@ -267,10 +295,14 @@ impl<'a> SimGroupPlanner<'a> {
                 );
                 continue;
             }
-            self.candidates.push(SimTarget {
-                device_id,
-                sim_id: sim.sim_id,
-            });
+            self.changes += 1;
+            planned(sim);
+            if self.keep_targets {
+                self.candidates.push(SimTarget {
+                    device_id,
+                    sim_id: sim.sim_id,
+                });
+            }
         }
     }
 
@@ -312,7 +344,7 @@ impl<'a> SimGroupPlanner<'a> {
         let last_action = ctx.previous.last_action_time.as_ref().map(|t| t.0);
         let mut actions = Vec::new();
         let mut hold = None;
-        let total = self.candidates.len();
+        let total = self.changes;
         let guard = ctx
             .spec
             .guard
@@ -350,6 +382,9 @@ impl<'a> SimGroupPlanner<'a> {
             actions,
             hold,
             corrects_drift: self.converged_before,
+            changes: total,
+            batch_limit: limit,
+            interval,
             counts: self.counts,
             problems: self.problems,
             pending,
@@ -402,6 +437,11 @@ impl Plan {
     /// unreachable); they are planned again on the next reconcile.
     pub fn record_unsubmitted(&mut self, sims: usize) {
         self.remaining_after_actions += sims;
+    }
+
+    /// The counts observed.
+    pub fn counts(&self) -> &SimCounts {
+        &self.counts
     }
 
     /// How soon to reconcile again.

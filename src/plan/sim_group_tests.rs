@@ -455,3 +455,37 @@ fn the_problem_sample_is_capped_at_20() {
     assert_eq!(status.problem_sims.len(), 20);
     assert_eq!(status.counts.unwrap().ineligible, 50);
 }
+
+#[test]
+fn a_counting_only_planner_counts_the_same_changes_without_keeping_targets() {
+    let case = Case::new(SimState::Paused);
+    let mut observed = sims(25_000, ObservedState::Active);
+    observed.push(sim(30_000, ObservedState::Paused));
+    let full = case.plan(&observed);
+    let mut planner = SimGroupPlanner::new(PlanContext {
+        spec: &case.spec,
+        generation: case.generation,
+        approved_generation: None,
+        previous: &case.previous,
+        carrier_limit: case.carrier_limit,
+        in_flight: &case.in_flight,
+        claims: &NoClaims,
+        now: case.now,
+    })
+    .counting_only();
+    let mut reported = 0;
+    for page in observed.chunks(1000) {
+        planner.observe_each(page, |_| reported += 1);
+    }
+    let counted = planner.finish();
+    assert_eq!(
+        (full.changes, counted.changes, reported),
+        (25_000, 25_000, 25_000)
+    );
+    assert_eq!(full.actions.len(), 3);
+    assert!(
+        counted.actions.is_empty(),
+        "no targets kept, no actions built"
+    );
+    assert_eq!(counted.counts(), full.counts());
+}

@@ -1,0 +1,206 @@
+//! Printing a plan: tables for people, and the CSV of affected SIMs and devices.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::{PlanArgs, PlanReport};
+
+/// Writes rows of a table with columns padded to the widest cell.
+fn write_table(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
+            .collect();
+        writeln!(out, "{}", cells.join("  ").trim_end())?;
+    }
+    Ok(())
+}
+
+/// The plan as tables, then the problems and a summary line.
+pub fn table(out: &mut impl Write, report: &PlanReport, args: &PlanArgs) -> std::io::Result<()> {
+    if !report.errors.is_empty() {
+        writeln!(
+            out,
+            "{} problems in the manifests (nothing was planned):",
+            report.errors.len()
+        )?;
+        for e in &report.errors {
+            let at = match e.document {
+                Some(index) => format!("{}#{index}", e.file),
+                None => e.file.clone(),
+            };
+            let object = e
+                .object
+                .as_deref()
+                .map(|o| format!(" {o}:"))
+                .unwrap_or_default();
+            writeln!(out, "  {at}:{object} {}", e.message)?;
+        }
+        return Ok(());
+    }
+    if !report.sim_groups.is_empty() {
+        let mut rows = vec![
+            [
+                "SIMGROUP",
+                "STATE",
+                "SELECTED",
+                "IN STATE",
+                "TO CHANGE",
+                "ACTIONS",
+                "PENDING",
+                "PAUSED-BY-SYSTEM",
+                "INELIGIBLE",
+                "CONFLICTS",
+                "SCHEDULE",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        for g in &report.sim_groups {
+            let schedule = match (&g.error, &g.held, g.schedule.as_slice()) {
+                (Some(err), _, _) => format!("error: {err}"),
+                (_, Some(held), _) => format!("held: {held}"),
+                (_, _, []) => "-".into(),
+                (_, _, [only]) => only.clone(),
+                (_, _, [first, .., last]) if first == "now" => "all now".into(),
+                (_, _, [first, .., last]) => format!("{first} .. {last}"),
+            };
+            rows.push(vec![
+                g.name.clone(),
+                g.state.clone(),
+                g.selected.to_string(),
+                g.in_state.to_string(),
+                g.to_change.to_string(),
+                g.actions.to_string(),
+                g.pending.to_string(),
+                g.paused_by_system.to_string(),
+                g.ineligible.to_string(),
+                g.conflicts.to_string(),
+                schedule,
+            ]);
+        }
+        write_table(out, &rows)?;
+        writeln!(out)?;
+    }
+    if !report.data_quotas.is_empty() {
+        let mut rows = vec![
+            [
+                "DATAQUOTA",
+                "MODE",
+                "DEVICES",
+                "TO SET",
+                "TO TOP UP",
+                "UNCHANGED",
+                "NO QUOTA NOW",
+                "EXPIRY",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        for q in &report.data_quotas {
+            let expiry = match &q.error {
+                Some(err) => format!("error: {err}"),
+                None => q.expiry.clone().unwrap_or_else(|| "-".into()),
+            };
+            rows.push(vec![
+                q.name.clone(),
+                q.mode.clone(),
+                q.devices.to_string(),
+                q.to_set.to_string(),
+                q.to_top_up.to_string(),
+                q.unchanged.to_string(),
+                q.without_quota.to_string(),
+                expiry,
+            ]);
+        }
+        write_table(out, &rows)?;
+        writeln!(out)?;
+    }
+    for skipped in &report.skipped_documents {
+        writeln!(out, "skipped (not a simfleet kind): {skipped}")?;
+    }
+    write!(
+        out,
+        "{} changes in all (SIM state changes plus quota sets and top-ups); nothing was changed",
+        report.total_changes
+    )?;
+    if let Some(path) = &args.csv {
+        write!(out, "; affected SIMs and devices in {}", path.display())?;
+    }
+    writeln!(out)
+}
+
+/// The CSV of affected SIMs and devices, written as they are found (a large fleet is never
+/// held whole).
+pub struct CsvWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+/// Quotes a CSV field when it needs it (RFC 4180).
+fn field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}
+
+impl CsvWriter {
+    /// Creates the file and writes the header.
+    pub fn create(path: &Path) -> Result<Self, String> {
+        let file = File::create(path).map_err(|e| format!("--csv {}: {e}", path.display()))?;
+        let mut writer = Self {
+            path: path.to_owned(),
+            out: BufWriter::new(file),
+        };
+        writer.line("kind,resource,iccid,deviceId,current,planned")?;
+        Ok(writer)
+    }
+
+    fn line(&mut self, line: &str) -> Result<(), String> {
+        writeln!(self.out, "{line}").map_err(|e| format!("writing {}: {e}", self.path.display()))
+    }
+
+    /// One affected SIM or device.
+    pub fn row(
+        &mut self,
+        kind: &str,
+        resource: &str,
+        iccid: &str,
+        device_id: Option<u64>,
+        current: &str,
+        planned: &str,
+    ) -> Result<(), String> {
+        let line = [
+            field(kind),
+            field(resource),
+            field(iccid),
+            device_id.map(|d| d.to_string()).unwrap_or_default(),
+            field(current),
+            field(planned),
+        ]
+        .join(",");
+        self.line(&line)
+    }
+
+    /// Flushes the file.
+    pub fn finish(mut self) -> Result<(), String> {
+        self.out
+            .flush()
+            .map_err(|e| format!("writing {}: {e}", self.path.display()))
+    }
+}

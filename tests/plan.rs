@@ -1,0 +1,262 @@
+//! `simfleet plan`, the real binary, against the simulator (and the sandbox for --kubeconfig):
+//! what it reports, its exit codes, its CSV, and that it changes nothing anywhere.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+use simfleet::api::CarrierAccount;
+use simfleet::sandbox::{Sandbox, SandboxConfig};
+use simfleet::simulator::{Simulator, SimulatorHandle};
+
+/// A scratch directory removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("simfleet-plan-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("manifests")).unwrap();
+        Self(dir)
+    }
+
+    fn manifests(&self) -> PathBuf {
+        self.0.join("manifests")
+    }
+
+    fn write(&self, file: &str, text: &str) {
+        std::fs::write(self.manifests().join(file), text).unwrap();
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `simfleet plan` off the async runtime (the simulator and sandbox run on it).
+async fn plan(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_simfleet"))
+            .arg("plan")
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn account_yaml(sim: &SimulatorHandle) -> String {
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sim\nstringData:\n  apiKey: {}\n---\napiVersion: simfleet.io/v1alpha1\nkind: CarrierAccount\nmetadata:\n  name: simulator\nspec:\n  provider: simulator\n  baseUrl: {}\n  secretRef:\n    name: sim\n",
+        simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY,
+        sim.base_url()
+    )
+}
+
+async fn admin(sim: &SimulatorHandle, path: &str) -> Value {
+    reqwest::get(format!("{}{path}", sim.admin_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn plan_reports_changes_conflicts_schedule_and_quotas_and_changes_nothing() {
+    let sim = Simulator::start(common::live_config(1000)).await.unwrap();
+    let cold: Value = admin(&sim, "/sims?tag=cold-chain&limit=1").await;
+    let cold_total = cold["total"].as_u64().unwrap();
+    let first_cold = cold["sims"][0]["deviceId"].as_u64().unwrap();
+    let meters = admin(&sim, "/sims?tag=smart-meter&limit=1").await["total"]
+        .as_u64()
+        .unwrap();
+    let scratch = Scratch::new("report");
+    scratch.write("account.yaml", &account_yaml(&sim));
+    scratch.write(
+        "groups.yaml",
+        &format!(
+            "apiVersion: simfleet.io/v1alpha1\nkind: SimGroup\nmetadata:\n  name: pause-cold\nspec:\n  carrierRef:\n    name: simulator\n  state: Paused\n  selector:\n    tags: [cold-chain]\n  rollout:\n    maxSimsPerAction: 50\n    interval: 10m\n---\napiVersion: simfleet.io/v1alpha1\nkind: SimGroup\nmetadata:\n  name: keep-one-active\nspec:\n  carrierRef:\n    name: simulator\n  state: Active\n  selector:\n    deviceIds: [{first_cold}]\n"
+        ),
+    );
+    scratch.write(
+        "quota.yaml",
+        "apiVersion: simfleet.io/v1alpha1\nkind: DataQuota\nmetadata:\n  name: meters\nspec:\n  carrierRef:\n    name: simulator\n  target:\n    tags: [smart-meter]\n  volumeMB: 100\n  expiry:\n    after: 30d\n",
+    );
+    let csv = scratch.0.join("affected.csv");
+    let dir = scratch.manifests();
+    let out = plan(&[
+        "-f",
+        dir.to_str().unwrap(),
+        "--output",
+        "json",
+        "--csv",
+        csv.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pause = &report["simGroups"][0];
+    assert_eq!(pause["name"], "default/pause-cold");
+    assert_eq!(pause["selected"], cold_total);
+    assert_eq!(
+        pause["conflicts"], 1,
+        "the SIM the other group keeps Active"
+    );
+    assert_eq!(pause["toChange"], cold_total - 1);
+    let actions = (cold_total - 1).div_ceil(50);
+    assert_eq!(pause["actions"], actions);
+    let schedule = pause["schedule"].as_array().unwrap();
+    assert_eq!(schedule.len() as u64, actions);
+    let first: jiff::Timestamp = schedule[0].as_str().unwrap().parse().unwrap();
+    let second: jiff::Timestamp = schedule[1].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        second.duration_since(first).as_secs(),
+        600,
+        "rollout.interval apart"
+    );
+    let keep = &report["simGroups"][1];
+    assert_eq!(
+        (
+            keep["selected"].as_u64(),
+            keep["conflicts"].as_u64(),
+            keep["toChange"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0))
+    );
+    let quota = &report["dataQuotas"][0];
+    assert_eq!(quota["devices"], meters);
+    assert_eq!(quota["toSet"], meters);
+    assert_eq!(quota["withoutQuota"], meters);
+    assert_eq!(report["totalChanges"], cold_total - 1 + meters);
+
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = rows.lines();
+    assert_eq!(
+        lines.next(),
+        Some("kind,resource,iccid,deviceId,current,planned")
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len() as u64, cold_total - 1 + meters);
+    assert!(rows.iter().any(
+        |r| r.starts_with("SimGroup,default/pause-cold,8944") && r.ends_with(",Active,Paused")
+    ));
+    assert!(
+        !rows.iter().any(|r| r.contains(&format!(",{first_cold},"))),
+        "the conflicting SIM is not affected"
+    );
+    assert!(rows.iter().any(|r| r.starts_with("DataQuota,default/meters,,") && r.ends_with(",none,Set 100 MB")));
+
+    // Nothing was changed at the carrier.
+    let stats = admin(&sim, "/stats").await;
+    assert_eq!(stats["totals"]["mutatingCarrierRequests"], 0, "{stats}");
+    assert!(stats["totals"]["requests"].as_u64().unwrap() > 0);
+
+    // Exit codes for pipelines.
+    let dir = dir.to_str().unwrap();
+    assert_eq!(
+        plan(&["-f", dir, "--fail-on-change"]).await.status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        plan(&["-f", dir, "--max-changes", "10"])
+            .await
+            .status
+            .code(),
+        Some(1)
+    );
+    let allowed = plan(&["-f", dir, "--max-changes", "100000"]).await;
+    assert_eq!(allowed.status.code(), Some(0));
+    let table = String::from_utf8(allowed.stdout).unwrap();
+    assert!(
+        table.contains("SIMGROUP")
+            && table.contains("default/pause-cold")
+            && table.contains("DATAQUOTA"),
+        "{table}"
+    );
+    assert!(table.contains("nothing was changed"), "{table}");
+    let stats = admin(&sim, "/stats").await;
+    assert_eq!(stats["totals"]["mutatingCarrierRequests"], 0, "{stats}");
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn with_a_kubeconfig_the_account_comes_from_the_cluster_read_only() {
+    let sim = Simulator::start(common::live_config(50)).await.unwrap();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let client = sandbox.client();
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "sim"}, "stringData": {"apiKey": simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY}})).unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let account: CarrierAccount = serde_json::from_value(json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "simulator"},
+        "spec": {"provider": "simulator", "baseUrl": sim.base_url(), "secretRef": {"name": "sim"}}
+    }))
+    .unwrap();
+    Api::<CarrierAccount>::namespaced(client, "default")
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let scratch = Scratch::new("kubeconfig");
+    let kubeconfig = scratch.0.join("kubeconfig");
+    std::fs::write(&kubeconfig, sandbox.kubeconfig()).unwrap();
+    scratch.write(
+        "group.yaml",
+        "apiVersion: simfleet.io/v1alpha1\nkind: SimGroup\nmetadata:\n  name: all\nspec:\n  carrierRef:\n    name: simulator\n  state: Paused\n  selector:\n    deviceIds: [1001, 1002, 1003]\n",
+    );
+    let before = sandbox.state().requests().len();
+    let out = plan(&[
+        "-f",
+        scratch.manifests().to_str().unwrap(),
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "-o",
+        "json",
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["simGroups"][0]["toChange"], 3);
+    let verbs: Vec<String> = sandbox.state().requests()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.verb, r.resource))
+        .collect();
+    assert!(!verbs.is_empty());
+    assert!(
+        verbs
+            .iter()
+            .all(|v| v.starts_with("get ") || v.starts_with("list ")),
+        "only reads: {verbs:?}"
+    );
+    // Without the account anywhere: a clear error naming the flags, exit 2.
+    let out = plan(&["-f", scratch.manifests().to_str().unwrap(), "-o", "json"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = report["simGroups"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("--carrier-account") && error.contains("--kubeconfig"),
+        "{error}"
+    );
+    sim.stop().await;
+}
