@@ -177,10 +177,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         let client = environment.sandbox.client();
         Some(tokio::spawn(crate::controller::run_with_client(
             client,
-            crate::controller::RunArgs {
-                namespace: None,
-                label_selector: None,
-            },
+            crate::controller::RunArgs::default(),
         )))
     };
     println!();

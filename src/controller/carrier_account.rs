@@ -29,6 +29,7 @@ pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Optio
         config = config.labels(&labels);
     }
     let controller = Controller::new(accounts, config);
+    super::report_synced(controller.store(), context.health.clone());
     let store = controller.store();
     controller
         .watches(
@@ -64,6 +65,19 @@ fn stalled(reason: &str, message: String) -> (bool, &str, String) {
 }
 
 async fn reconcile(account: Arc<CarrierAccount>, context: Arc<Context>) -> Result<Action, Error> {
+    let measured_context = context.clone();
+    super::measured(
+        &measured_context,
+        "CarrierAccount",
+        reconcile_once(account, context),
+    )
+    .await
+}
+
+async fn reconcile_once(
+    account: Arc<CarrierAccount>,
+    context: Arc<Context>,
+) -> Result<Action, Error> {
     let namespace = account.namespace().unwrap_or_default();
     let api: Api<CarrierAccount> = Api::namespaced(context.client.clone(), &namespace);
     let secrets: Api<Secret> = Api::namespaced(context.client.clone(), &namespace);

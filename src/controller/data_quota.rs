@@ -40,7 +40,9 @@ pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Optio
     if let Some(labels) = labels {
         config = config.labels(&labels);
     }
-    Controller::new(quotas, config)
+    let controller = Controller::new(quotas, config);
+    super::report_synced(controller.store(), context.health.clone());
+    controller
         .shutdown_on_signal()
         .run(reconcile, error_policy, context)
         .for_each(|result| async move {
@@ -65,6 +67,16 @@ async fn publish(
 }
 
 async fn reconcile(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Action, Error> {
+    let measured_context = context.clone();
+    super::measured(
+        &measured_context,
+        "DataQuota",
+        reconcile_once(quota, context),
+    )
+    .await
+}
+
+async fn reconcile_once(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Action, Error> {
     let namespace = quota.namespace().unwrap_or_default();
     let api: Api<DataQuota> = Api::namespaced(context.client.clone(), &namespace);
     let key = format!("DataQuota/{namespace}/{}", quota.name_any());
@@ -373,6 +385,9 @@ async fn apply(
     )
     .await;
     let status = data_quota::status(&previous, generation, &tally, progress.clone(), newest, now);
+    context
+        .metrics
+        .data_quota(&namespace, &quota.name_any(), tally.counts());
     let ready_now =
         crate::api::conditions::is_true(&status.conditions, crate::api::conditions::READY);
     let ready_before =
@@ -455,6 +470,9 @@ async fn report_events(
 }
 
 async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
+    context
+        .metrics
+        .forget_data_quota(&quota.namespace().unwrap_or_default(), &quota.name_any());
     if quota.spec.on_delete != QuotaDeletePolicy::Remove {
         return Ok(Action::await_change());
     }

@@ -3,6 +3,7 @@
 
 mod carrier_account;
 pub mod data_quota;
+pub mod metrics;
 mod restore;
 pub mod sim_group;
 
@@ -10,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Client, Resource, ResourceExt};
 use secrecy::SecretString;
@@ -47,9 +49,66 @@ pub enum Error {
     RestoreRecord(String),
 }
 
+impl Error {
+    /// The `result` label of the reconcile metric.
+    fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube_error",
+            Error::Carrier(_) => "carrier_error",
+            Error::Finalizer(_) => "finalizer_error",
+            Error::Encode(_) => "encode_error",
+            Error::Restoring(_) => "restoring",
+            Error::RestoreRecord(_) => "restore_record_error",
+        }
+    }
+}
+
+/// Runs one reconcile of `kind`, counting it and its duration in the metrics.
+async fn measured<F>(context: &Context, kind: &'static str, work: F) -> Result<Action, Error>
+where
+    F: std::future::Future<Output = Result<Action, Error>>,
+{
+    let started = std::time::Instant::now();
+    let result = work.await;
+    let label = result
+        .as_ref()
+        .map_or_else(Error::metric_label, |_| "success");
+    context.metrics.reconciled(kind, label, started.elapsed());
+    result
+}
+
+/// Marks readiness once a controller's watch cache has its first full list.
+fn report_synced<K>(store: kube::runtime::reflector::Store<K>, health: Arc<metrics::Health>)
+where
+    K: kube::Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Default + Send + Sync,
+{
+    tokio::spawn(async move {
+        // The readiness signal wakes only its last waiter (the controller waits on it too), so
+        // it is polled again each second rather than awaited once.
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready())
+                .await
+            {
+                Ok(Ok(())) => {
+                    tracing::debug!(kind = %K::kind(&Default::default()), "watch cache synced");
+                    health.synced();
+                    return;
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(%err, "watch cache never synced");
+                    return;
+                }
+                Err(_) => continue,
+            }
+        }
+    });
+}
+
 /// A client and the fingerprint (account generation, Secret version) it was built for.
 struct CachedCarrier {
     fingerprint: String,
+    provider: String,
     client: Arc<dyn Carrier>,
 }
 
@@ -57,6 +116,12 @@ struct CachedCarrier {
 #[derive(Default)]
 pub struct CarrierCache {
     clients: Mutex<HashMap<String, CachedCarrier>>,
+}
+
+impl std::fmt::Debug for CarrierCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CarrierCache").finish_non_exhaustive()
+    }
 }
 
 impl CarrierCache {
@@ -84,10 +149,28 @@ impl CarrierCache {
             key,
             CachedCarrier {
                 fingerprint,
+                provider: format!("{:?}", account.spec.provider).to_lowercase(),
                 client: client.clone(),
             },
         );
         Ok(client)
+    }
+
+    /// Each cached client's account (`namespace/name`), provider and call counters.
+    pub fn snapshot(&self) -> Vec<(String, String, Arc<crate::carrier::CallCounters>)> {
+        let clients = self.clients.lock().expect("cache lock");
+        let mut rows: Vec<_> = clients
+            .iter()
+            .map(|(key, cached)| {
+                (
+                    key.clone(),
+                    cached.provider.clone(),
+                    cached.client.counters(),
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
     }
 
     /// The client of an account verified by the CarrierAccount controller, if any.
@@ -105,7 +188,7 @@ pub struct Context {
     /// The Kubernetes client.
     pub client: Client,
     /// Carrier clients by account.
-    pub carriers: CarrierCache,
+    pub carriers: Arc<CarrierCache>,
     /// Kubernetes Events.
     pub events: EventPublisher,
     /// Device ids in actions this process submitted and has not seen confirmed, by group and
@@ -115,6 +198,10 @@ pub struct Context {
     pub http: HttpSettings,
     /// Retry delays after failed reconciles.
     pub backoff: ErrorBackoff,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Readiness.
+    pub health: Arc<metrics::Health>,
 }
 
 /// Publishes Kubernetes Events through kube's recorder. The recorder folds every event of one
@@ -198,10 +285,13 @@ impl Context {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let carriers = Arc::new(CarrierCache::default());
         Arc::new(Self {
             events: EventPublisher::new(client.clone(), reporter),
             client,
-            carriers: CarrierCache::default(),
+            metrics: Arc::new(metrics::Metrics::new(carriers.clone())),
+            health: Arc::new(metrics::Health::default()),
+            carriers,
             in_flight: Mutex::new(HashMap::new()),
             http: HttpSettings::default(),
             backoff: ErrorBackoff::default(),
@@ -255,7 +345,7 @@ fn null_removed(old: &serde_json::Value, new: &mut serde_json::Value) {
 }
 
 /// `simfleet run` flags.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct RunArgs {
     /// Only this namespace (default: every namespace).
     #[arg(long)]
@@ -263,24 +353,149 @@ pub struct RunArgs {
     /// Only resources with these labels (e.g. `shard=a`), to split very large installations.
     #[arg(long)]
     pub label_selector: Option<String>,
+    /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9090).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Elect one leader among replicas through a coordination.k8s.io Lease; only the leader
+    /// reconciles.
+    #[arg(long)]
+    pub leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "simfleet-leader")]
+    pub lease_name: String,
+    /// Namespace of the leader Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// Seconds the leader holds the Lease without renewing it; a follower takes over after
+    /// this when the leader dies.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_duration: u64,
 }
 
 /// Runs the controllers until SIGTERM or Ctrl-C; in-flight reconciles finish first.
 pub async fn run(args: RunArgs) -> Result<(), String> {
-    let client = Client::try_default()
+    let mut config = kube::Config::infer()
         .await
         .map_err(|e| format!("connecting to Kubernetes (kubeconfig or in-cluster): {e}"))?;
-    run_with_client(client, args).await;
-    Ok(())
+    // Our requests are told apart in API server audit logs (and the sandbox's request log).
+    config.headers.push((
+        axum::http::header::USER_AGENT,
+        axum::http::HeaderValue::from_static(USER_AGENT),
+    ));
+    let client =
+        Client::try_from(config).map_err(|e| format!("building the Kubernetes client: {e}"))?;
+    run_with_client(client, args).await
 }
 
+/// The User-Agent of the operator's Kubernetes requests.
+pub const USER_AGENT: &str = concat!("simfleet-operator/", env!("CARGO_PKG_VERSION"));
+
 /// Runs the controllers with a given client until SIGTERM or Ctrl-C (used by `simfleet dev`).
-pub async fn run_with_client(client: Client, args: RunArgs) {
-    let context = Context::new(client);
+/// With leader election, waits to lead first, and returns an error if leadership is lost (the
+/// process exits and restarts as a follower: controllers cannot be paused safely).
+pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String> {
+    let context = Context::new(client.clone());
+    if let Some(addr) = args.metrics_addr {
+        let bound = metrics::serve(addr, context.metrics.clone(), context.health.clone()).await?;
+        // On stdout, so that tools (and tests) can find a port chosen by the system.
+        println!("simfleet: metrics on http://{bound}");
+        tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
+    }
     tracing::info!(
         namespace = args.namespace.as_deref().unwrap_or("(all)"),
         "simfleet operator starting"
     );
+    if !args.leader_election {
+        controllers(context, &args).await;
+        tracing::info!("simfleet operator stopped");
+        return Ok(());
+    }
+    let lease_namespace = args
+        .lease_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "default".into());
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "simfleet".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, &args.lease_name)
+        .with_namespace(&lease_namespace)
+        .with_identity(&identity)
+        .with_duration(args.lease_duration)
+        .with_grace((args.lease_duration / 3).max(1))
+        .with_field_manager(MANAGER)
+        .build()
+        .await
+        .map_err(|e| {
+            format!(
+                "leader election (Lease {lease_namespace}/{}): {e}",
+                args.lease_name
+            )
+        })?;
+    let (mut leading, lease_task) = manager.watch().await;
+    context.health.following(true);
+    tracing::info!(%identity, lease = %args.lease_name, "waiting to lead");
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    while !*leading.borrow_and_update() {
+        tokio::select! {
+            changed = leading.changed() => if changed.is_err() {
+                return Err("leader election stopped".into());
+            },
+            () = &mut shutdown => {
+                drop(leading);
+                let _ = lease_task.await;
+                return Ok(());
+            }
+        }
+    }
+    context.health.following(false);
+    tracing::info!(%identity, "leading: starting the controllers");
+    let outcome = tokio::select! {
+        () = controllers(context, &args) => Ok(()),
+        () = lost(&mut leading) => Err("lost the leader Lease; exiting so that a new leader takes over".to_owned()),
+    };
+    // Dropping the channel releases the Lease (on a normal stop a follower takes over at once).
+    drop(leading);
+    let _ = lease_task.await;
+    tracing::info!("simfleet operator stopped");
+    outcome
+}
+
+/// Resolves when this replica stops leading.
+async fn lost(leading: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if leading.changed().await.is_err() || !*leading.borrow_and_update() {
+            return;
+        }
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// The three controllers, until SIGTERM or Ctrl-C.
+async fn controllers(context: Arc<Context>, args: &RunArgs) {
     tokio::join!(
         carrier_account::run(
             context.clone(),
@@ -292,9 +507,8 @@ pub async fn run_with_client(client: Client, args: RunArgs) {
             args.namespace.clone(),
             args.label_selector.clone()
         ),
-        data_quota::run(context, args.namespace, args.label_selector),
+        data_quota::run(context, args.namespace.clone(), args.label_selector.clone()),
     );
-    tracing::info!("simfleet operator stopped");
 }
 
 /// Why a resource cannot use its CarrierAccount: condition reason and message.

@@ -17,6 +17,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use super::{Context, Error, SIM_GROUP_FINALIZER, api_for, ready_carrier, restore, write_status};
+use crate::api::SimState;
 use crate::api::conditions::{self, READY, STALLED, Verdict};
 use crate::api::{APPROVED_GENERATION_ANNOTATION, CarrierAccount, SimGroup, SimGroupDeletePolicy};
 use crate::carrier::Selection;
@@ -31,6 +32,7 @@ pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Optio
         config = config.labels(&labels);
     }
     let controller = Controller::new(groups.clone(), config.clone());
+    super::report_synced(controller.store(), context.health.clone());
     let peers = controller.store();
     controller
         // A group's claims changed: re-plan the groups whose SIMs may overlap it.
@@ -117,6 +119,16 @@ async fn blocked(
 }
 
 async fn reconcile(group: Arc<SimGroup>, context: Arc<Context>) -> Result<Action, Error> {
+    let measured_context = context.clone();
+    super::measured(
+        &measured_context,
+        "SimGroup",
+        reconcile_once(group, context),
+    )
+    .await
+}
+
+async fn reconcile_once(group: Arc<SimGroup>, context: Arc<Context>) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
     let key = format!("SimGroup/{namespace}/{}", group.name_any());
@@ -292,6 +304,19 @@ async fn apply(
         )
         .await;
     }
+    if let Some(counts) = &status.counts {
+        let desired = match group.spec.state {
+            SimState::Active => "Active",
+            SimState::Paused => "Paused",
+        };
+        context.metrics.sim_group(
+            &namespace,
+            &group.name_any(),
+            desired,
+            counts,
+            status.pending_actions.len(),
+        );
+    }
     let converged = conditions::is_true(&status.conditions, READY)
         && !conditions::is_true(&previous.conditions, READY);
     write_status(api, &group, Some(&written), &status).await?;
@@ -326,6 +351,9 @@ pub fn selection_of(group: &SimGroup) -> Selection {
 async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let key = format!("{namespace}/{}", group.name_any());
+    context
+        .metrics
+        .forget_sim_group(&namespace, &group.name_any());
     let accounts: Api<CarrierAccount> = Api::namespaced(context.client.clone(), &namespace);
     let account_name = &group.spec.carrier_ref.name;
     if accounts.get_opt(account_name).await?.is_none() {

@@ -221,3 +221,47 @@ pub fn kubectl_binary() -> String {
     );
     binary
 }
+
+/// The Python that has helm-python-sdk and lupa (scripts/test installs them).
+pub fn python() -> std::path::PathBuf {
+    std::env::var_os("SIMFLEET_PYTHON")
+        .map(Into::into)
+        .unwrap_or_else(|| ".simfleet/venv/bin/python".into())
+}
+
+/// Runs scripts/chart.py (Helm's own engine) and parses its JSON answer.
+pub fn chart(command: &str, values: &Value, namespace: Option<&str>) -> Result<Value, String> {
+    let mut cmd = std::process::Command::new(python());
+    cmd.arg("scripts/chart.py")
+        .arg(command)
+        .arg("charts/simfleet")
+        .arg(values.to_string());
+    if let Some(namespace) = namespace {
+        cmd.arg(namespace);
+    }
+    let out = cmd.output().map_err(|e| {
+        format!(
+            "running {} (run ./scripts/test, which installs helm-python-sdk): {e}",
+            python().display()
+        )
+    })?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+/// The chart rendered with `values`: every manifest document, parsed.
+pub fn rendered(values: &Value, namespace: Option<&str>) -> Vec<Value> {
+    let files = chart("render", values, namespace).unwrap();
+    let mut documents = Vec::new();
+    for (path, text) in files.as_object().unwrap() {
+        if path.ends_with("NOTES.txt") {
+            continue;
+        }
+        let parsed: Vec<Value> = serde_saphyr::from_multiple(text.as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{path} does not parse: {e}\n{text}"));
+        documents.extend(parsed.into_iter().filter(|d| !d.is_null()));
+    }
+    documents
+}

@@ -16,14 +16,31 @@ pub struct Operator(pub Child);
 
 impl Operator {
     pub fn start(kubeconfig: &std::path::Path) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_simfleet"))
+        Self::start_with(kubeconfig, &[], "operator").0
+    }
+
+    /// With extra `run` flags and a pod name (its leader-election identity); with
+    /// `--metrics-addr`, also the metrics URL the operator prints when it listens.
+    pub fn start_with(
+        kubeconfig: &std::path::Path,
+        flags: &[&str],
+        pod_name: &str,
+    ) -> (Self, Option<String>) {
+        let metrics = flags.iter().any(|f| f.starts_with("--metrics-addr"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_simfleet"))
             .arg("run")
+            .args(flags)
             .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", pod_name)
             .env(
                 "RUST_LOG",
                 std::env::var("SIMFLEET_OPERATOR_LOG").unwrap_or_else(|_| "warn".into()),
             )
-            .stdout(Stdio::null())
+            .stdout(if metrics {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(if std::env::var("SIMFLEET_OPERATOR_LOG").is_ok() {
                 Stdio::inherit()
             } else {
@@ -31,7 +48,23 @@ impl Operator {
             })
             .spawn()
             .unwrap();
-        Self(child)
+        let url = child.stdout.take().map(|stdout| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stdout)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if let Some(url) = line.strip_prefix("simfleet: metrics on ") {
+                        let _ = tx.send(url.trim().to_owned());
+                    }
+                }
+            });
+            rx.recv_timeout(Duration::from_secs(60))
+                .expect("the operator prints its metrics address")
+        });
+        (Self(child), url)
     }
 }
 
