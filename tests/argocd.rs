@@ -1,0 +1,174 @@
+//! The Argo CD health check (deploy/argocd/health.lua), run in Lua (PyPI lupa) on statuses the
+//! operator's own planners write: converged, pending, stalled, stale, and none yet.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use simfleet::api::{DataQuotaStatus, SimGroupSpec, SimGroupStatus};
+use simfleet::carrier::{ObservedState, SimObservation};
+use simfleet::plan::data_quota::{SpecProblem, stalled_status};
+use simfleet::plan::sim_group::{NoClaims, PlanContext, SimGroupPlanner};
+
+fn health(objects: &[Value]) -> Vec<(String, String)> {
+    let mut child = Command::new(common::python())
+        .args(["scripts/lua_health.py", "deploy/argocd/health.lua"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python with lupa (run ./scripts/test)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(objects).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    results
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_owned(),
+                r["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn sim(id: u64, state: ObservedState) -> SimObservation {
+    SimObservation {
+        iccid: format!("89445{id:014}"),
+        device_id: Some(id),
+        sim_id: None,
+        state,
+        tags: Vec::new(),
+    }
+}
+
+/// The status the planner writes for a group observing `page`.
+fn planned(
+    spec: &SimGroupSpec,
+    previous: &SimGroupStatus,
+    page: &[SimObservation],
+) -> SimGroupStatus {
+    let in_flight = HashSet::new();
+    let mut planner = SimGroupPlanner::new(PlanContext {
+        spec,
+        generation: 1,
+        approved_generation: None,
+        previous,
+        carrier_limit: 10_000,
+        in_flight: &in_flight,
+        claims: &NoClaims,
+        now: Timestamp::now(),
+    });
+    planner.observe(page);
+    let mut plan = planner.finish();
+    let actions = std::mem::take(&mut plan.actions);
+    for action in &actions {
+        plan.record_submission("job-1".into(), action.change, action.sims.len(), &[]);
+    }
+    plan.status(previous)
+}
+
+fn object(kind: &str, generation: i64, status: Option<Value>) -> Value {
+    json!({"apiVersion": "simfleet.io/v1alpha1", "kind": kind, "metadata": {"name": "x", "generation": generation}, "status": status})
+}
+
+#[test]
+fn argo_cd_health_follows_the_kstatus_conditions_the_operator_writes() {
+    let spec: SimGroupSpec = serde_json::from_value(
+        json!({"carrierRef": {"name": "c"}, "state": "Paused", "selector": {"deviceIds": [1, 2]}}),
+    )
+    .unwrap();
+    let pending = planned(
+        &spec,
+        &Default::default(),
+        &[sim(1, ObservedState::Active), sim(2, ObservedState::Paused)],
+    );
+    let converged = planned(
+        &spec,
+        &pending,
+        &[sim(1, ObservedState::Paused), sim(2, ObservedState::Paused)],
+    );
+    let guarded: SimGroupSpec = serde_json::from_value(json!({"carrierRef": {"name": "c"}, "state": "Paused", "selector": {"deviceIds": [1, 2]}, "guard": {"maxChangesWithoutApproval": 1}})).unwrap();
+    let held = planned(
+        &guarded,
+        &Default::default(),
+        &[sim(1, ObservedState::Active), sim(2, ObservedState::Active)],
+    );
+    let quota_problem = stalled_status(
+        &DataQuotaStatus::default(),
+        1,
+        &SpecProblem {
+            reason: "InvalidExpiry",
+            message: "expiry.at: 2020-01-01T00:00:00Z is already past".into(),
+        },
+        Timestamp::now(),
+    );
+    let value = |s: &SimGroupStatus| Some(serde_json::to_value(s).unwrap());
+    let results = health(&[
+        object("SimGroup", 1, None),
+        object("SimGroup", 1, value(&pending)),
+        object("SimGroup", 1, value(&converged)),
+        object("SimGroup", 2, value(&converged)),
+        object("SimGroup", 1, value(&held)),
+        object(
+            "DataQuota",
+            1,
+            Some(serde_json::to_value(&quota_problem).unwrap()),
+        ),
+    ]);
+    let statuses: Vec<&str> = results.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        statuses,
+        [
+            "Progressing",
+            "Progressing",
+            "Healthy",
+            "Progressing",
+            "Degraded",
+            "Degraded"
+        ]
+    );
+    assert!(
+        results[1].1.contains("awaiting carrier confirmation"),
+        "{:?}",
+        results[1]
+    );
+    assert!(
+        results[2].1.contains("2 of 2 eligible SIMs Paused"),
+        "{:?}",
+        results[2]
+    );
+    assert!(
+        results[3].1.contains("observe generation 2"),
+        "{:?}",
+        results[3]
+    );
+    assert!(
+        results[4].1.contains("simfleet.io/approved-generation"),
+        "{:?}",
+        results[4]
+    );
+    assert!(results[5].1.contains("expiry.at"), "{:?}", results[5]);
+}
+
+#[test]
+fn the_argocd_cm_patch_carries_the_same_script_for_each_kind() {
+    let script = std::fs::read_to_string("deploy/argocd/health.lua").unwrap();
+    let patch: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string("deploy/argocd/argocd-cm-patch.yaml").unwrap(),
+    )
+    .unwrap();
+    for kind in ["SimGroup", "DataQuota", "CarrierAccount"] {
+        let key = format!("resource.customizations.health.simfleet.io_{kind}");
+        assert_eq!(patch["data"][&key].as_str(), Some(script.as_str()), "{key}");
+    }
+}
