@@ -31,12 +31,6 @@ const NOT_EXERCISED: &[(&str, &str, &str, &str)] = &[
         "patch",
         "the recorder patches an event when the very same one repeats (its series count); this run has no repeat",
     ),
-    (
-        "coordination.k8s.io",
-        "leases",
-        "create",
-        "the Lease is created by server-side apply; a real API server checks create for that",
-    ),
 ];
 
 fn granted(documents: &[Value]) -> BTreeSet<Permission> {
