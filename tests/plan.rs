@@ -258,5 +258,31 @@ async fn with_a_kubeconfig_the_account_comes_from_the_cluster_read_only() {
         error.contains("--carrier-account") && error.contains("--kubeconfig"),
         "{error}"
     );
+    // The account and its Secret as files outside DIR.
+    let yaml = account_yaml(&sim);
+    let (secret, account) = yaml.split_once("---\n").unwrap();
+    let secret_file = scratch.0.join("secret.yaml");
+    let account_file = scratch.0.join("account.yaml");
+    std::fs::write(&secret_file, secret).unwrap();
+    std::fs::write(&account_file, account).unwrap();
+    let out = plan(&[
+        "-f",
+        scratch.manifests().to_str().unwrap(),
+        "--carrier-account",
+        account_file.to_str().unwrap(),
+        "--secret",
+        secret_file.to_str().unwrap(),
+        "-o",
+        "json",
+    ])
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["simGroups"][0]["toChange"], 3);
     sim.stop().await;
 }
