@@ -3,6 +3,7 @@
 //! where it differs from a real API server, that is a bug here.
 
 mod openapi;
+mod owners;
 pub mod registry;
 pub mod selector;
 pub mod status;
@@ -288,6 +289,20 @@ async fn resource_request(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    // The field manager of a write: as the API server derives it, the fieldManager parameter,
+    // else the User-Agent's first part.
+    let manager = params
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .unwrap_or_else(|| {
+            let agent = user_agent.split('/').next().unwrap_or_default();
+            if agent.is_empty() {
+                "unknown".into()
+            } else {
+                agent.to_owned()
+            }
+        });
     let watch = params.get("watch").is_some_and(|w| w == "1" || w == "true");
     let mut store = state.store();
     let target = match parse_target(&store, &group, &version, &rest) {
@@ -388,6 +403,10 @@ async fn resource_request(
             let object = parse_body(&body, false)?;
             let written =
                 store.create(target.def, &namespace, object, field_validation(&params)?)?;
+            if let Some(name) = written.object["metadata"]["name"].as_str() {
+                let key = (target.def, namespace.clone(), name.to_owned());
+                store.owners.record(key, &manager, None, &written.object);
+            }
             Ok(with_warnings(
                 (StatusCode::CREATED, axum::Json(written.object)).into_response(),
                 &written.warnings,
@@ -399,6 +418,7 @@ async fn resource_request(
                 .as_deref()
                 .ok_or_else(|| ApiStatus::method_not_allowed("PUT needs an object name"))?;
             let object = parse_body(&body, false)?;
+            let before = store.get(target.def, &namespace, name).ok();
             let written = store.update(
                 target.def,
                 &namespace,
@@ -409,6 +429,10 @@ async fn resource_request(
                     validation: field_validation(&params)?,
                 },
             )?;
+            let key = (target.def, namespace.clone(), name.to_owned());
+            store
+                .owners
+                .record(key, &manager, before.as_ref(), &written.object);
             Ok(with_warnings(
                 axum::Json(written.object).into_response(),
                 &written.warnings,
@@ -444,6 +468,18 @@ async fn resource_request(
                 }
             };
             let patch = parse_body(&body, kind == PatchKind::Apply)?;
+            let before = store.get(target.def, &namespace, name).ok();
+            let key = (target.def, namespace.clone(), name.to_owned());
+            let force = params.get("force").is_some_and(|f| f == "true");
+            if kind == PatchKind::Apply
+                && !force
+                && let Some(current) = &before
+            {
+                let conflicts = store.owners.conflicts(&key, &manager, current, &patch);
+                if !conflicts.is_empty() {
+                    return Err(ApiStatus::apply_conflict(&def, name, &conflicts));
+                }
+            }
             let written = store.patch(
                 target.def,
                 &namespace,
@@ -455,6 +491,9 @@ async fn resource_request(
                     validation: field_validation(&params)?,
                 },
             )?;
+            store
+                .owners
+                .record(key, &manager, before.as_ref(), &written.object);
             let code = if written.created {
                 StatusCode::CREATED
             } else {
@@ -467,7 +506,13 @@ async fn resource_request(
         }
         "delete" => {
             let name = target.name.as_deref().expect("delete has a name");
-            Ok(axum::Json(store.delete(target.def, &namespace, name)?).into_response())
+            let deleted = store.delete(target.def, &namespace, name)?;
+            if store.get(target.def, &namespace, name).is_err() {
+                store
+                    .owners
+                    .forget(&(target.def, namespace.clone(), name.to_owned()));
+            }
+            Ok(axum::Json(deleted).into_response())
         }
         "watch" => Err(ApiStatus::bad_request("unreachable")),
         _ => Err(ApiStatus::method_not_allowed(format!(

@@ -79,6 +79,25 @@ impl ApiStatus {
         .with_details(json!({"name": name, "group": def.group, "kind": def.plural}))
     }
 
+    /// 409 for a server-side apply that would change fields other managers own.
+    pub fn apply_conflict(def: &ResourceDef, name: &str, conflicts: &[(String, String)]) -> Self {
+        let list: Vec<String> = conflicts
+            .iter()
+            .map(|(field, manager)| format!("conflict with \"{manager}\": {field}"))
+            .collect();
+        Self::new(
+            409,
+            "Conflict",
+            format!(
+                "Apply failed with {} conflict{}: {}",
+                conflicts.len(),
+                if conflicts.len() == 1 { "" } else { "s" },
+                list.join(", ")
+            ),
+        )
+        .with_details(json!({"name": name, "group": def.group, "kind": def.plural, "causes": conflicts.iter().map(|(field, _)| json!({"reason": "FieldManagerConflict", "field": field})).collect::<Vec<_>>()}))
+    }
+
     /// 422 with one cause per field.
     pub fn invalid(def: &ResourceDef, name: &str, errors: &[FieldError]) -> Self {
         let list: Vec<String> = errors.iter().map(ToString::to_string).collect();

@@ -129,6 +129,8 @@ pub struct Store {
     validator: ManifestValidator,
     /// Every request, for the RBAC check.
     pub requests: Vec<RequestRecord>,
+    /// Server-side apply field owners.
+    pub owners: super::owners::FieldOwners,
 }
 
 fn now_text() -> String {
@@ -191,6 +193,7 @@ impl Store {
             tx,
             validator: ManifestValidator::new().expect("the generated CRDs compile"),
             requests: Vec::new(),
+            owners: Default::default(),
         };
         let ns = store
             .def_index("", "namespaces")
