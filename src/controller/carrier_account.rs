@@ -95,80 +95,64 @@ async fn reconcile_once(
             );
             (r, reason, m, None)
         }
-        Some(secret) => {
-            let value = secret
-                .data
-                .as_ref()
-                .and_then(|d| d.get(&key))
-                .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
-                .or_else(|| {
-                    secret
-                        .string_data
-                        .as_ref()
-                        .and_then(|d| d.get(&key))
-                        .map(|s| s.trim().to_owned())
-                });
-            match value.filter(|v| !v.is_empty()) {
-                None => {
-                    let (r, reason, m) = stalled(
-                        "SecretKeyMissing",
-                        format!(
-                            "Secret {secret_name} has no key {key}; add it or set secretRef.key"
-                        ),
-                    );
-                    (r, reason, m, None)
-                }
-                Some(value) => {
-                    let fingerprint = format!(
-                        "{}:{}",
-                        account.metadata.generation.unwrap_or(0),
-                        secret.resource_version().unwrap_or_default()
-                    );
-                    let carrier = context.carriers.get_or_build(
-                        &account,
-                        fingerprint,
-                        SecretString::from(value),
-                        &context.http,
-                    )?;
-                    match carrier.verify().await {
-                        Ok(()) => {
-                            let c = carrier.capabilities();
-                            let capabilities = CarrierCapabilities {
-                                max_sims_per_action: u32::try_from(c.max_sims_per_action)
-                                    .unwrap_or(u32::MAX),
-                                bulk_state_change: c.bulk,
-                                data_quota: c.data_quota,
-                            };
-                            (
-                                true,
-                                "Verified",
-                                format!(
-                                    "credentials accepted by {}",
-                                    account.spec.effective_base_url()
-                                ),
-                                Some(capabilities),
-                            )
-                        }
-                        Err(CarrierError::Unauthorized { message }) => {
-                            let (r, reason, m) = stalled(
-                                "InvalidCredentials",
-                                format!(
-                                    "the carrier refused the credentials in Secret {secret_name} (key {key}): {message}"
-                                ),
-                            );
-                            (r, reason, m, None)
-                        }
-                        Err(e) => {
-                            let (r, reason, m) = stalled(
-                                "Unreachable",
-                                format!("{}: {e}", account.spec.effective_base_url()),
-                            );
-                            (r, reason, m, None)
-                        }
+        Some(secret) => match secret_value(&secret, &key) {
+            None => {
+                let (r, reason, m) = stalled(
+                    "SecretKeyMissing",
+                    format!("Secret {secret_name} has no key {key}; add it or set secretRef.key"),
+                );
+                (r, reason, m, None)
+            }
+            Some(value) => {
+                let fingerprint = format!(
+                    "{}:{}",
+                    account.metadata.generation.unwrap_or(0),
+                    secret.resource_version().unwrap_or_default()
+                );
+                let carrier = context.carriers.get_or_build(
+                    &account,
+                    fingerprint,
+                    SecretString::from(value),
+                    &context.http,
+                )?;
+                match carrier.verify().await {
+                    Ok(()) => {
+                        let c = carrier.capabilities();
+                        let capabilities = CarrierCapabilities {
+                            max_sims_per_action: u32::try_from(c.max_sims_per_action)
+                                .unwrap_or(u32::MAX),
+                            bulk_state_change: c.bulk,
+                            data_quota: c.data_quota,
+                        };
+                        (
+                            true,
+                            "Verified",
+                            format!(
+                                "credentials accepted by {}",
+                                account.spec.effective_base_url()
+                            ),
+                            Some(capabilities),
+                        )
+                    }
+                    Err(CarrierError::Unauthorized { message }) => {
+                        let (r, reason, m) = stalled(
+                            "InvalidCredentials",
+                            format!(
+                                "the carrier refused the credentials in Secret {secret_name} (key {key}): {message}"
+                            ),
+                        );
+                        (r, reason, m, None)
+                    }
+                    Err(e) => {
+                        let (r, reason, m) = stalled(
+                            "Unreachable",
+                            format!("{}: {e}", account.spec.effective_base_url()),
+                        );
+                        (r, reason, m, None)
                     }
                 }
             }
-        }
+        },
     };
     let generation = account.metadata.generation.unwrap_or(0);
     let mut status = CarrierAccountStatus {
@@ -218,4 +202,22 @@ fn error_policy(account: Arc<CarrierAccount>, error: &Error, context: Arc<Contex
     let wait = context.backoff.failed(&key);
     tracing::warn!(account = %account.name_any(), %error, retry_in = ?wait, "carrier account reconcile error");
     Action::requeue(wait)
+}
+
+/// A Secret's value under `key` (from `data`, or `stringData` as written), trimmed; `None` when
+/// absent or empty.
+pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|s| s.trim().to_owned())
+        })
+        .filter(|v| !v.is_empty())
 }

@@ -87,11 +87,7 @@ async fn reconcile_once(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<
         }
     })
     .await
-    .map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })?;
+    .map_err(super::from_finalizer)?;
     context.backoff.succeeded(&key);
     Ok(action)
 }

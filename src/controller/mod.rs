@@ -1,7 +1,7 @@
 //! `simfleet run`: the controllers for CarrierAccounts, SimGroups and DataQuotas, their shared context,
 //! errors and the one status writer.
 
-mod carrier_account;
+pub mod carrier_account;
 pub mod data_quota;
 pub mod metrics;
 mod restore;
@@ -47,6 +47,16 @@ pub enum Error {
     /// A stored restore record could not be read.
     #[error("{0}")]
     RestoreRecord(String),
+}
+
+/// A finalizer helper's error as ours: our own errors keep their kind (error_policy tells a
+/// restore in progress apart).
+fn from_finalizer(error: kube::runtime::finalizer::Error<Error>) -> Error {
+    match error {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => Error::Finalizer(other.to_string()),
+    }
 }
 
 impl Error {
@@ -279,6 +289,30 @@ impl ErrorBackoff {
 }
 
 impl Context {
+    /// Remembers the SIMs of a submitted action (those the carrier did not refuse) as in flight
+    /// for a group, until status no longer lists the action.
+    fn remember_in_flight(
+        &self,
+        group: &str,
+        action_id: &str,
+        sims: &[crate::carrier::SimTarget],
+        refused: &[crate::carrier::Refusal],
+    ) {
+        let refused: HashSet<u64> = refused.iter().map(|r| r.device_id).collect();
+        self.in_flight
+            .lock()
+            .expect("in-flight lock")
+            .entry(group.to_owned())
+            .or_default()
+            .insert(
+                action_id.to_owned(),
+                sims.iter()
+                    .map(|s| s.device_id)
+                    .filter(|d| !refused.contains(d))
+                    .collect(),
+            );
+    }
+
     /// A context for a client.
     pub fn new(client: Client) -> Arc<Self> {
         let reporter = Reporter {

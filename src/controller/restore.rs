@@ -146,22 +146,7 @@ pub async fn step(
     for action in &actions {
         let submission = carrier.submit(action.change, &action.sims).await?;
         let id = submission.action_ids.join(",");
-        let refused: HashSet<u64> = submission.refused.iter().map(|r| r.device_id).collect();
-        context
-            .in_flight
-            .lock()
-            .expect("in-flight lock")
-            .entry(key.to_owned())
-            .or_default()
-            .insert(
-                id.clone(),
-                action
-                    .sims
-                    .iter()
-                    .map(|s| s.device_id)
-                    .filter(|d| !refused.contains(d))
-                    .collect(),
-            );
+        context.remember_in_flight(key, &id, &action.sims, &submission.refused);
         submitted += submission.accepted as u64;
         if submission.accepted > 0 {
             pending.push(PendingAction {

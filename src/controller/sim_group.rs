@@ -139,12 +139,7 @@ async fn reconcile_once(group: Arc<SimGroup>, context: Arc<Context>) -> Result<A
         }
     })
     .await
-    .map_err(|e| match e {
-        // Our own errors keep their kind (error_policy tells a restore in progress apart).
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => Error::Finalizer(other.to_string()),
-    })?;
+    .map_err(super::from_finalizer)?;
     context.backoff.succeeded(&key);
     Ok(action)
 }
@@ -228,23 +223,7 @@ async fn apply(
                     submission.accepted,
                     &submission.refused,
                 );
-                let refused: HashSet<u64> =
-                    submission.refused.iter().map(|r| r.device_id).collect();
-                context
-                    .in_flight
-                    .lock()
-                    .expect("in-flight lock")
-                    .entry(key.clone())
-                    .or_default()
-                    .insert(
-                        id.clone(),
-                        action
-                            .sims
-                            .iter()
-                            .map(|s| s.device_id)
-                            .filter(|d| !refused.contains(d))
-                            .collect(),
-                    );
+                context.remember_in_flight(&key, &id, &action.sims, &submission.refused);
                 // The action id reaches status before anything else is sent (crash safety).
                 let status = plan.status(&previous);
                 write_status(api, &group, Some(&written), &status).await?;

@@ -417,19 +417,7 @@ impl Accounts<'_> {
                 ));
             }
         };
-        let value = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(&key))
-            .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
-            .or_else(|| {
-                secret
-                    .string_data
-                    .as_ref()
-                    .and_then(|d| d.get(&key))
-                    .map(|s| s.trim().to_owned())
-            })
-            .filter(|v| !v.is_empty())
+        let value = crate::controller::carrier_account::secret_value(&secret, &key)
             .ok_or_else(|| format!("Secret {namespace}/{secret_name} has no key {key}"))?;
         connect(
             &account.spec,
