@@ -105,6 +105,22 @@ pub fn parse_documents(source: &Path, text: &str) -> Result<Vec<Document>, Manif
         .collect()
 }
 
+/// The kustomization file of a directory, if it has one.
+pub fn kustomization_in(dir: &Path) -> Option<PathBuf> {
+    KUSTOMIZATION_FILES
+        .iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Whether a path is a file this reader takes (`.yaml`, `.yml`, `.json`).
+pub fn is_manifest_file(path: &Path) -> bool {
+    path.is_file()
+        && path
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml" || ext == "json")
+}
+
 /// Reads one file, or a directory: the resources its kustomization lists, in that order, or
 /// else every `.yaml`, `.yml` and `.json` file in it, sorted by name.
 pub fn read_path(path: &Path) -> Result<Vec<Document>, ManifestError> {
@@ -116,21 +132,13 @@ pub fn read_path(path: &Path) -> Result<Vec<Document>, ManifestError> {
         let text = std::fs::read_to_string(path).map_err(io)?;
         return parse_documents(path, &text);
     }
-    if let Some(kustomization) = KUSTOMIZATION_FILES
-        .iter()
-        .map(|name| path.join(name))
-        .find(|p| p.is_file())
-    {
+    if let Some(kustomization) = kustomization_in(path) {
         return read_kustomization(&kustomization);
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(io)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_file()
-                && p.extension()
-                    .is_some_and(|ext| ext == "yaml" || ext == "yml" || ext == "json")
-        })
+        .filter(|p| is_manifest_file(p))
         .collect();
     files.sort();
     let mut documents = Vec::new();

@@ -27,6 +27,16 @@ pub enum SimState {
     Paused,
 }
 
+impl SimState {
+    /// The state's name, as in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SimState::Active => "Active",
+            SimState::Paused => "Paused",
+        }
+    }
+}
+
 /// What to do with SIMs the carrier paused by itself (billing, limits).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum SystemPausedPolicy {

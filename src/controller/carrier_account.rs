@@ -65,10 +65,10 @@ fn stalled(reason: &str, message: String) -> (bool, &str, String) {
 }
 
 async fn reconcile(account: Arc<CarrierAccount>, context: Arc<Context>) -> Result<Action, Error> {
-    let measured_context = context.clone();
-    super::measured(
+    let (object, measured_context) = (account.clone(), context.clone());
+    super::reconciled(
         &measured_context,
-        "CarrierAccount",
+        &*object,
         reconcile_once(account, context),
     )
     .await
@@ -182,10 +182,6 @@ async fn reconcile_once(
         now,
     );
     write_status(&api, &account, account.status.as_ref(), &status).await?;
-    context.backoff.succeeded(&format!(
-        "CarrierAccount/{namespace}/{}",
-        account.name_any()
-    ));
     Ok(Action::requeue(if ready {
         Duration::from_secs(600)
     } else {
@@ -194,14 +190,7 @@ async fn reconcile_once(
 }
 
 fn error_policy(account: Arc<CarrierAccount>, error: &Error, context: Arc<Context>) -> Action {
-    let key = format!(
-        "CarrierAccount/{}/{}",
-        account.namespace().unwrap_or_default(),
-        account.name_any()
-    );
-    let wait = context.backoff.failed(&key);
-    tracing::warn!(account = %account.name_any(), %error, retry_in = ?wait, "carrier account reconcile error");
-    Action::requeue(wait)
+    super::retry_policy(&*account, error, &context)
 }
 
 /// A Secret's value under `key` (from `data`, or `stringData` as written), trimmed; `None` when

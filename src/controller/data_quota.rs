@@ -67,40 +67,25 @@ async fn publish(
 }
 
 async fn reconcile(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Action, Error> {
-    let measured_context = context.clone();
-    super::measured(
-        &measured_context,
-        "DataQuota",
-        reconcile_once(quota, context),
-    )
-    .await
+    let (object, measured_context) = (quota.clone(), context.clone());
+    super::reconciled(&measured_context, &*object, reconcile_once(quota, context)).await
 }
 
 async fn reconcile_once(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Action, Error> {
     let namespace = quota.namespace().unwrap_or_default();
     let api: Api<DataQuota> = Api::namespaced(context.client.clone(), &namespace);
-    let key = format!("DataQuota/{namespace}/{}", quota.name_any());
-    let action = finalizer(&api, DATA_QUOTA_FINALIZER, quota, |event| async {
+    finalizer(&api, DATA_QUOTA_FINALIZER, quota, |event| async {
         match event {
             Finalizer::Apply(quota) => apply(quota, &context, &api).await,
             Finalizer::Cleanup(quota) => cleanup(quota, &context).await,
         }
     })
     .await
-    .map_err(super::from_finalizer)?;
-    context.backoff.succeeded(&key);
-    Ok(action)
+    .map_err(super::from_finalizer)
 }
 
 fn error_policy(quota: Arc<DataQuota>, error: &Error, context: Arc<Context>) -> Action {
-    let key = format!(
-        "DataQuota/{}/{}",
-        quota.namespace().unwrap_or_default(),
-        quota.name_any()
-    );
-    let wait = context.backoff.failed(&key);
-    tracing::warn!(quota = %quota.name_any(), %error, retry_in = ?wait, "data quota reconcile error");
-    Action::requeue(wait)
+    super::retry_policy(&*quota, error, &context)
 }
 
 /// Writes a Stalled status naming the problem; checks again in a minute (the fix may be
@@ -266,19 +251,15 @@ async fn apply(
         Ok(devices) => devices,
         Err(problem) => return stall(api, &quota, problem).await,
     };
-    let concurrency = IN_FLIGHT;
-    let setting = |volume_mb: f64| QuotaSetting {
-        volume_mb,
-        expiry: progress.expiry.0,
-        auto_refill: quota.spec.auto_refill,
-        threshold_percentage: quota.spec.threshold_percentage,
-    };
     let mut written = previous.clone();
     // Top-ups journaled before a crash are sent again as they are: never read and added twice.
     if !progress.top_ups_in_flight.is_empty() {
         for entry in progress.top_ups_in_flight.clone() {
             carrier
-                .set_quota(entry.device_id, &setting(entry.volume_mb))
+                .set_quota(
+                    entry.device_id,
+                    &data_quota::declared(&quota.spec, &progress, entry.volume_mb),
+                )
                 .await?;
             progress.done_through = progress.done_through.max(Some(entry.device_id));
             progress.retry_device_ids.retain(|d| *d != entry.device_id);
@@ -295,7 +276,7 @@ async fn apply(
                     let carrier = carrier.clone();
                     async move { (device, carrier.read_quota(device).await) }
                 })
-                .buffered(concurrency)
+                .buffered(IN_FLIGHT)
                 .collect()
                 .await;
         let mut sends: Vec<(u64, QuotaSetting)> = Vec::new();
@@ -339,7 +320,7 @@ async fn apply(
                     (device, s, result)
                 }
             })
-            .buffered(concurrency)
+            .buffered(IN_FLIGHT)
             .collect()
             .await;
         for (device, s, result) in &results {
@@ -356,9 +337,7 @@ async fn apply(
         let retry: Vec<u64> = failed
             .iter()
             .copied()
-            .filter(|d| {
-                !data_quota::is_done(&progress, *d) || progress.retry_device_ids.contains(d)
-            })
+            .filter(|d| !data_quota::is_done(&progress, *d))
             .collect();
         progress.retry_device_ids.retain(|d| !batch.contains(d));
         progress.retry_device_ids.extend(retry);
@@ -466,41 +445,36 @@ async fn report_events(
 }
 
 async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
+    let namespace = quota.namespace().unwrap_or_default();
     context
         .metrics
-        .forget_data_quota(&quota.namespace().unwrap_or_default(), &quota.name_any());
+        .forget_data_quota(&namespace, &quota.name_any());
     if quota.spec.on_delete != QuotaDeletePolicy::Remove {
         return Ok(Action::await_change());
     }
-    let namespace = quota.namespace().unwrap_or_default();
     let account = &quota.spec.carrier_ref.name;
-    let carrier = match ready_carrier(context, &namespace, account).await? {
-        Ok(carrier) if carrier.capabilities().data_quota => carrier,
-        Ok(_) => return Ok(Action::await_change()),
-        Err(problem) => {
+    let resolved = match ready_carrier(context, &namespace, account).await? {
+        Ok(carrier) if !carrier.capabilities().data_quota => return Ok(Action::await_change()),
+        Ok(carrier) => match targets(context, &quota, carrier.as_ref()).await? {
+            Ok(devices) => Ok((carrier, devices)),
+            Err(problem) => Err(format!(
+                "could not resolve the devices: {}",
+                problem.message
+            )),
+        },
+        Err(problem) => Err(problem.message),
+    };
+    let (carrier, devices) = match resolved {
+        Ok(resolved) => resolved,
+        Err(why) => {
             publish(
                 context,
                 &quota,
                 EventType::Warning,
                 "QuotasLeft",
                 format!(
-                    "onDelete: Remove could not run ({}); the quotas are left at the carrier",
-                    problem.message
+                    "onDelete: Remove could not run ({why}); the quotas are left at the carrier"
                 ),
-            )
-            .await;
-            return Ok(Action::await_change());
-        }
-    };
-    let devices = match targets(context, &quota, carrier.as_ref()).await? {
-        Ok(devices) => devices,
-        Err(problem) => {
-            publish(
-                context,
-                &quota,
-                EventType::Warning,
-                "QuotasLeft",
-                format!("onDelete: Remove could not resolve the devices ({}); the quotas are left at the carrier", problem.message),
             )
             .await;
             return Ok(Action::await_change());

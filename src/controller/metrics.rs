@@ -21,19 +21,19 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::CarrierCache;
-use crate::api::SimCounts;
+use crate::api::{QuotaCounts, SimCounts, SimState};
 
 /// Labels of reconcile counts.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileLabels {
-    kind: &'static str,
+    kind: String,
     result: String,
 }
 
 /// Labels by kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
-    kind: &'static str,
+    kind: String,
 }
 
 /// Labels of a SimGroup's SIM counts.
@@ -74,6 +74,70 @@ struct CarrierLabels {
 struct AccountLabels {
     provider: String,
     account: String,
+}
+
+/// The `observed` label values of `simfleet_sims`.
+const OBSERVED: [&str; 6] = [
+    "in_desired_state",
+    "pending",
+    "failed",
+    "ineligible",
+    "paused_by_system",
+    "conflicting",
+];
+
+/// The `state` label values of `simfleet_quota_devices`.
+const QUOTA_STATES: [&str; 5] = ["active", "exhausted", "expired", "none", "failed"];
+
+fn observed_count(counts: &SimCounts, observed: &str) -> u64 {
+    match observed {
+        "in_desired_state" => counts.in_desired_state,
+        "pending" => counts.pending,
+        "failed" => counts.failed,
+        "ineligible" => counts.ineligible,
+        "paused_by_system" => counts.paused_by_system,
+        _ => counts.conflicting,
+    }
+}
+
+fn quota_count(counts: &QuotaCounts, state: &str) -> u64 {
+    match state {
+        "active" => counts.active,
+        "exhausted" => counts.exhausted,
+        "expired" => counts.expired,
+        "none" => counts.none,
+        _ => counts.failed,
+    }
+}
+
+/// Every `simfleet_sims` series of a group (both desired states, every observed label).
+fn sim_labels<'a>(namespace: &'a str, name: &'a str) -> impl Iterator<Item = SimLabels> + 'a {
+    [SimState::Active, SimState::Paused]
+        .into_iter()
+        .flat_map(move |desired| {
+            OBSERVED.into_iter().map(move |observed| SimLabels {
+                namespace: namespace.to_owned(),
+                sim_group: name.to_owned(),
+                desired: desired.as_str(),
+                observed,
+            })
+        })
+}
+
+fn group_labels(namespace: &str, name: &str) -> GroupLabels {
+    GroupLabels {
+        namespace: namespace.to_owned(),
+        sim_group: name.to_owned(),
+    }
+}
+
+/// Every `simfleet_quota_devices` series of a DataQuota.
+fn quota_labels<'a>(namespace: &'a str, name: &'a str) -> impl Iterator<Item = QuotaLabels> + 'a {
+    QUOTA_STATES.into_iter().map(move |state| QuotaLabels {
+        namespace: namespace.to_owned(),
+        data_quota: name.to_owned(),
+        state,
+    })
 }
 
 /// Carrier call counters, read from the cached clients at scrape time (the clients count; the
@@ -193,15 +257,17 @@ impl Metrics {
     }
 
     /// Counts one reconcile of `kind` with its result and duration.
-    pub fn reconciled(&self, kind: &'static str, result: &str, took: Duration) {
+    pub fn reconciled(&self, kind: &str, result: &str, took: Duration) {
         self.reconciles
             .get_or_create(&ReconcileLabels {
-                kind,
+                kind: kind.to_owned(),
                 result: result.to_owned(),
             })
             .inc();
         self.reconcile_seconds
-            .get_or_create(&KindLabels { kind })
+            .get_or_create(&KindLabels {
+                kind: kind.to_owned(),
+            })
             .observe(took.as_secs_f64());
     }
 
@@ -210,93 +276,44 @@ impl Metrics {
         &self,
         namespace: &str,
         name: &str,
-        desired: &'static str,
+        desired: SimState,
         counts: &SimCounts,
         pending_actions: usize,
     ) {
-        for (observed, value) in [
-            ("in_desired_state", counts.in_desired_state),
-            ("pending", counts.pending),
-            ("failed", counts.failed),
-            ("ineligible", counts.ineligible),
-            ("paused_by_system", counts.paused_by_system),
-            ("conflicting", counts.conflicting),
-        ] {
-            for state in ["Active", "Paused"] {
-                let labels = SimLabels {
-                    namespace: namespace.to_owned(),
-                    sim_group: name.to_owned(),
-                    desired: state,
-                    observed,
-                };
-                // A group that changed its desired state drops the old series.
-                if state == desired {
-                    self.sims.get_or_create(&labels).set(value as i64);
-                } else {
-                    self.sims.remove(&labels);
-                }
+        for labels in sim_labels(namespace, name) {
+            // A group that changed its desired state drops the old series.
+            if labels.desired == desired.as_str() {
+                let value = observed_count(counts, labels.observed);
+                self.sims.get_or_create(&labels).set(value as i64);
+            } else {
+                self.sims.remove(&labels);
             }
         }
         self.pending_actions
-            .get_or_create(&GroupLabels {
-                namespace: namespace.to_owned(),
-                sim_group: name.to_owned(),
-            })
+            .get_or_create(&group_labels(namespace, name))
             .set(pending_actions as i64);
     }
 
     /// Forgets a deleted SimGroup's series.
     pub fn forget_sim_group(&self, namespace: &str, name: &str) {
-        for observed in [
-            "in_desired_state",
-            "pending",
-            "failed",
-            "ineligible",
-            "paused_by_system",
-            "conflicting",
-        ] {
-            for desired in ["Active", "Paused"] {
-                self.sims.remove(&SimLabels {
-                    namespace: namespace.to_owned(),
-                    sim_group: name.to_owned(),
-                    desired,
-                    observed,
-                });
-            }
+        for labels in sim_labels(namespace, name) {
+            self.sims.remove(&labels);
         }
-        self.pending_actions.remove(&GroupLabels {
-            namespace: namespace.to_owned(),
-            sim_group: name.to_owned(),
-        });
+        self.pending_actions.remove(&group_labels(namespace, name));
     }
 
     /// Sets a DataQuota's device counts by quota state.
-    pub fn data_quota(&self, namespace: &str, name: &str, counts: &crate::api::QuotaCounts) {
-        for (state, value) in [
-            ("active", counts.active),
-            ("exhausted", counts.exhausted),
-            ("expired", counts.expired),
-            ("none", counts.none),
-            ("failed", counts.failed),
-        ] {
-            self.quotas
-                .get_or_create(&QuotaLabels {
-                    namespace: namespace.to_owned(),
-                    data_quota: name.to_owned(),
-                    state,
-                })
-                .set(value as i64);
+    pub fn data_quota(&self, namespace: &str, name: &str, counts: &QuotaCounts) {
+        for labels in quota_labels(namespace, name) {
+            let value = quota_count(counts, labels.state);
+            self.quotas.get_or_create(&labels).set(value as i64);
         }
     }
 
     /// Forgets a deleted DataQuota's series.
     pub fn forget_data_quota(&self, namespace: &str, name: &str) {
-        for state in ["active", "exhausted", "expired", "none", "failed"] {
-            self.quotas.remove(&QuotaLabels {
-                namespace: namespace.to_owned(),
-                data_quota: name.to_owned(),
-                state,
-            });
+        for labels in quota_labels(namespace, name) {
+            self.quotas.remove(&labels);
         }
     }
 
@@ -309,6 +326,9 @@ impl Metrics {
         text
     }
 }
+
+/// Controllers whose watch caches must sync before `/readyz` says ready.
+const CONTROLLERS: u8 = 3;
 
 /// Readiness: the watch caches of the three kinds are synced, or this replica follows a
 /// leader (then it has no caches to sync and is ready to take over).
@@ -331,7 +351,7 @@ impl Health {
 
     /// Whether `/readyz` answers 200.
     pub fn ready(&self) -> bool {
-        self.follower.load(Ordering::SeqCst) || self.synced.load(Ordering::SeqCst) >= 3
+        self.follower.load(Ordering::SeqCst) || self.synced.load(Ordering::SeqCst) >= CONTROLLERS
     }
 }
 

@@ -73,9 +73,21 @@ impl Error {
     }
 }
 
-/// Runs one reconcile of `kind`, counting it and its duration in the metrics.
-async fn measured<F>(context: &Context, kind: &'static str, work: F) -> Result<Action, Error>
+/// An object's name for the error backoff and logs: `Kind/namespace/name`.
+fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+/// Runs one reconcile of `object`: counts it and its duration in the metrics, and forgets the
+/// object's earlier failures when it succeeds.
+async fn reconciled<K, F>(context: &Context, object: &K, work: F) -> Result<Action, Error>
 where
+    K: Resource<DynamicType = ()>,
     F: std::future::Future<Output = Result<Action, Error>>,
 {
     let started = std::time::Instant::now();
@@ -83,8 +95,30 @@ where
     let label = result
         .as_ref()
         .map_or_else(Error::metric_label, |_| "success");
-    context.metrics.reconciled(kind, label, started.elapsed());
+    context
+        .metrics
+        .reconciled(&K::kind(&()), label, started.elapsed());
+    if result.is_ok() {
+        context.backoff.succeeded(&object_key(object));
+    }
     result
+}
+
+/// The `error_policy` of every controller: retry after the object's backoff (5 s, doubling to
+/// 5 minutes). A restore waiting for the carrier is not a failure: it is looked at again soon.
+fn retry_policy<K: Resource<DynamicType = ()>>(
+    object: &K,
+    error: &Error,
+    context: &Context,
+) -> Action {
+    let key = object_key(object);
+    if let Error::Restoring(waiting) = error {
+        tracing::debug!(object = %key, waiting, "restore in progress");
+        return Action::requeue(std::time::Duration::from_secs(5));
+    }
+    let wait = context.backoff.failed(&key);
+    tracing::warn!(object = %key, %error, retry_in = ?wait, "reconcile error");
+    Action::requeue(wait)
 }
 
 /// Marks readiness once a controller's watch cache has its first full list.

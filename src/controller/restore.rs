@@ -20,6 +20,7 @@ use crate::api::{PendingAction, SimGroup, SimState};
 use crate::carrier::Carrier;
 use crate::plan::claims::ClaimIndex;
 use crate::plan::restore::{ENTRIES_PER_CHUNK, RestorePlanner, RestoreRecord};
+use crate::plan::sim_group::still_pending;
 
 /// Label on a restore record's ConfigMaps: the SimGroup they belong to.
 pub const RECORD_LABEL: &str = "simfleet.io/restore-record-of";
@@ -129,18 +130,7 @@ pub async fn step(
     drop(pages);
     let (actions, counts) = planner.finish(carrier.capabilities().max_sims_per_action);
     let now = Timestamp::now();
-    // Actions stay listed while they still account for pending SIMs (newest first).
-    let mut pending: Vec<PendingAction> = Vec::new();
-    let mut accounted = 0u64;
-    let mut earlier = previous.pending_actions.clone();
-    earlier.sort_by_key(|a| std::cmp::Reverse(a.submitted_at.0));
-    for action in earlier {
-        if accounted < counts.pending {
-            accounted += u64::from(action.sims);
-            pending.push(action);
-        }
-    }
-    pending.reverse();
+    let mut pending = still_pending(&previous.pending_actions, counts.pending);
     let mut written = previous.clone();
     let mut submitted = 0u64;
     for action in &actions {

@@ -17,7 +17,6 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use super::{Context, Error, SIM_GROUP_FINALIZER, api_for, ready_carrier, restore, write_status};
-use crate::api::SimState;
 use crate::api::conditions::{self, READY, STALLED, Verdict};
 use crate::api::{APPROVED_GENERATION_ANNOTATION, CarrierAccount, SimGroup, SimGroupDeletePolicy};
 use crate::carrier::Selection;
@@ -119,29 +118,21 @@ async fn blocked(
 }
 
 async fn reconcile(group: Arc<SimGroup>, context: Arc<Context>) -> Result<Action, Error> {
-    let measured_context = context.clone();
-    super::measured(
-        &measured_context,
-        "SimGroup",
-        reconcile_once(group, context),
-    )
-    .await
+    let (object, measured_context) = (group.clone(), context.clone());
+    super::reconciled(&measured_context, &*object, reconcile_once(group, context)).await
 }
 
 async fn reconcile_once(group: Arc<SimGroup>, context: Arc<Context>) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
-    let key = format!("SimGroup/{namespace}/{}", group.name_any());
-    let action = finalizer(&api, SIM_GROUP_FINALIZER, group, |event| async {
+    finalizer(&api, SIM_GROUP_FINALIZER, group, |event| async {
         match event {
             Finalizer::Apply(group) => apply(group, &context, &api).await,
             Finalizer::Cleanup(group) => cleanup(group, &context).await,
         }
     })
     .await
-    .map_err(super::from_finalizer)?;
-    context.backoff.succeeded(&key);
-    Ok(action)
+    .map_err(super::from_finalizer)
 }
 
 async fn apply(
@@ -284,14 +275,10 @@ async fn apply(
         .await;
     }
     if let Some(counts) = &status.counts {
-        let desired = match group.spec.state {
-            SimState::Active => "Active",
-            SimState::Paused => "Paused",
-        };
         context.metrics.sim_group(
             &namespace,
             &group.name_any(),
-            desired,
+            group.spec.state,
             counts,
             status.pending_actions.len(),
         );
@@ -368,17 +355,5 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
 }
 
 fn error_policy(group: Arc<SimGroup>, error: &Error, context: Arc<Context>) -> Action {
-    let key = format!(
-        "SimGroup/{}/{}",
-        group.namespace().unwrap_or_default(),
-        group.name_any()
-    );
-    if let Error::Restoring(waiting) = error {
-        // Not a failure: a restore is waiting for the carrier to confirm.
-        tracing::debug!(group = %group.name_any(), waiting, "restore in progress");
-        return Action::requeue(Duration::from_secs(5));
-    }
-    let wait = context.backoff.failed(&key);
-    tracing::warn!(group = %group.name_any(), %error, retry_in = ?wait, "sim group reconcile error");
-    Action::requeue(wait)
+    super::retry_policy(&*group, error, &context)
 }

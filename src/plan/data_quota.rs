@@ -118,7 +118,8 @@ pub enum DeviceAction {
     Missing,
 }
 
-fn declared(spec: &DataQuotaSpec, progress: &QuotaProgress, volume_mb: f64) -> QuotaSetting {
+/// The quota this generation declares, with `volume_mb` as its volume.
+pub fn declared(spec: &DataQuotaSpec, progress: &QuotaProgress, volume_mb: f64) -> QuotaSetting {
     QuotaSetting {
         volume_mb,
         expiry: progress.expiry.0,

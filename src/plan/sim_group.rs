@@ -141,6 +141,24 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// The actions of `listed` still unconfirmed when `pending` SIMs are observed in flight: the
+/// newest are kept while they account for pending SIMs (confirmation is by observed state, and
+/// the carrier confirms oldest first). Returned oldest first.
+pub fn still_pending(listed: &[PendingAction], pending: u64) -> Vec<PendingAction> {
+    let mut newest_first = listed.to_vec();
+    newest_first.sort_by_key(|a| std::cmp::Reverse(a.submitted_at.0));
+    let mut accounted = 0u64;
+    let mut kept = Vec::new();
+    for action in newest_first {
+        if accounted < pending {
+            accounted += u64::from(action.sims);
+            kept.push(action);
+        }
+    }
+    kept.reverse();
+    kept
+}
+
 /// Consumes observed pages one at a time, so a large group is never held whole.
 pub struct SimGroupPlanner<'a> {
     ctx: PlanContext<'a>,
@@ -310,18 +328,7 @@ impl<'a> SimGroupPlanner<'a> {
     pub fn finish(self) -> Plan {
         let ctx = &self.ctx;
         let now = ctx.now;
-        // Pending actions, newest first, are kept while they still account for SIMs in flight.
-        let mut previous: Vec<PendingAction> = ctx.previous.pending_actions.clone();
-        previous.sort_by_key(|a| std::cmp::Reverse(a.submitted_at.0));
-        let mut accounted = 0u64;
-        let mut pending = Vec::new();
-        for action in previous {
-            if accounted < self.counts.pending {
-                accounted += u64::from(action.sims);
-                pending.push(action);
-            }
-        }
-        pending.reverse();
+        let pending = still_pending(&ctx.previous.pending_actions, self.counts.pending);
         let stalled_action = pending
             .iter()
             .find(|a| now.duration_since(a.submitted_at.0) > CONFIRMATION_DEADLINE)

@@ -18,9 +18,9 @@ use kube::{Client, ResourceExt};
 use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::api::manifest::{Document, read_path};
+use crate::api::manifest::{Document, is_manifest_file, kustomization_in, read_path};
 use crate::api::validation::{ManifestValidator, SimfleetObject, ValidationError};
-use crate::api::{APPROVED_GENERATION_ANNOTATION, CarrierAccount, DataQuota, SimGroup, SimState};
+use crate::api::{APPROVED_GENERATION_ANNOTATION, CarrierAccount, DataQuota, SimGroup};
 use crate::carrier::{Carrier, HttpSettings, ObservedState, SimObservation, connect};
 use crate::controller::data_quota::target_devices;
 use crate::controller::sim_group::selection_of;
@@ -204,6 +204,7 @@ pub async fn run(args: PlanArgs) -> i32 {
 }
 
 /// Validated inputs: the simfleet objects of DIR and the Secrets given.
+#[derive(Default)]
 struct Inputs {
     accounts: Vec<CarrierAccount>,
     groups: Vec<SimGroup>,
@@ -227,20 +228,10 @@ fn read_inputs(args: &PlanArgs, report: &mut PlanReport) -> Inputs {
                 field: None,
                 message: format!("compiling the CRD schemas (a bug): {err}"),
             });
-            return Inputs {
-                accounts: Vec::new(),
-                groups: Vec::new(),
-                quotas: Vec::new(),
-                secrets: Vec::new(),
-            };
+            return Inputs::default();
         }
     };
-    let mut inputs = Inputs {
-        accounts: Vec::new(),
-        groups: Vec::new(),
-        quotas: Vec::new(),
-        secrets: Vec::new(),
-    };
+    let mut inputs = Inputs::default();
     let mut documents = Vec::new();
     for path in [
         Some(&args.dir),
@@ -314,18 +305,11 @@ fn read_inputs(args: &PlanArgs, report: &mut PlanReport) -> Inputs {
 /// one broken file does not hide the others' problems.
 fn read_documents(path: &Path, report: &mut PlanReport) -> Vec<Document> {
     let mut files = vec![path.to_owned()];
-    let has_kustomization = ["kustomization.yaml", "kustomization.yml", "Kustomization"]
-        .iter()
-        .any(|k| path.join(k).is_file());
-    if path.is_dir() && !has_kustomization {
+    if path.is_dir() && kustomization_in(path).is_none() {
         files = match std::fs::read_dir(path) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_dir()
-                        || p.extension()
-                            .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
-                })
+                .filter(|p| p.is_dir() || is_manifest_file(p))
                 .collect(),
             Err(err) => {
                 report
@@ -537,7 +521,7 @@ async fn plan_group(
     let namespace = namespace_of(group);
     let mut preview = SimGroupPreview {
         name: format!("{namespace}/{}", group.name_any()),
-        state: format!("{:?}", group.spec.state),
+        state: group.spec.state.as_str().to_owned(),
         ..Default::default()
     };
     let carrier = match accounts
@@ -578,10 +562,7 @@ async fn plan_group(
     .counting_only();
     let selection = selection_of(group);
     let mut pages = carrier.observe(&selection);
-    let target = match group.spec.state {
-        SimState::Active => "Active",
-        SimState::Paused => "Paused",
-    };
+    let target = group.spec.state.as_str();
     loop {
         let page: Vec<SimObservation> = match pages.try_next().await {
             Ok(Some(page)) => page,
