@@ -322,17 +322,7 @@ async fn deleting_with_on_delete_remove_removes_the_quotas_and_orphan_leaves_the
     assert_eq!(quota_of(&world, 1001).await["volume"], 10.0);
     api.delete("remove", &Default::default()).await.unwrap();
     api.delete("orphan", &Default::default()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !api
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "quotas were not deleted");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_empty(&api, "quotas").await;
     assert_eq!(quota_of(&world, 1001).await, Value::Null);
     assert_eq!(quota_of(&world, 1002).await, Value::Null);
     assert_eq!(quota_of(&world, 1003).await["volume"], 10.0);

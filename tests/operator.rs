@@ -5,7 +5,7 @@ mod common;
 use common::operator::*;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jiff::SignedDuration;
 use k8s_openapi::api::core::v1::Secret;
@@ -400,17 +400,7 @@ async fn deleting_groups_leaves_sims_as_they_are_even_without_their_account() {
         .await
         .unwrap();
     api.delete("b", &Default::default()).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !api
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "groups were not deleted");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_empty(&api, "groups").await;
     let table: Value = reqwest::get(format!(
         "{}/sims?state=PAUSED-USER&limit=100",
         world.simulator.admin_url()
@@ -552,12 +542,7 @@ async fn on_delete_restore_returns_sims_to_their_earlier_state_except_where_anot
         api.get_opt("maintenance").await.unwrap().is_some(),
         "the finalizer holds the group until the carrier confirms"
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while api.get_opt("maintenance").await.unwrap().is_some() {
-        assert!(Instant::now() < deadline, "the group was not deleted");
-        world.simulator.advance(SignedDuration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_gone(&api, "maintenance", &world, Duration::from_secs(60)).await;
     assert_eq!(devices_in(&world, "LIVE").await, [1001, 1003, 1007, 1008]);
     assert_eq!(
         devices_in(&world, "PAUSED-USER").await,

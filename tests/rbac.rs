@@ -6,7 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::operator::*;
 use jiff::SignedDuration;
@@ -53,18 +53,6 @@ fn granted(documents: &[Value]) -> BTreeSet<Permission> {
         }
     }
     set
-}
-
-async fn wait_gone<K>(api: &Api<K>, name: &str, world: &World)
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while api.get_opt(name).await.unwrap().is_some() {
-        assert!(Instant::now() < deadline, "{name} was not deleted");
-        world.simulator.advance(SignedDuration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -137,11 +125,11 @@ async fn the_chart_grants_exactly_what_the_operator_uses_and_the_metrics_are_ser
 
     // The quota first: removing it resolves its target through the group.
     quotas.delete("q", &Default::default()).await.unwrap();
-    wait_gone(&quotas, "q", &world).await;
+    wait_gone(&quotas, "q", &world, Duration::from_secs(90)).await;
     groups.delete("restore", &Default::default()).await.unwrap();
     groups.delete("tagged", &Default::default()).await.unwrap();
-    wait_gone(&groups, "restore", &world).await;
-    wait_gone(&groups, "tagged", &world).await;
+    wait_gone(&groups, "restore", &world, Duration::from_secs(90)).await;
+    wait_gone(&groups, "tagged", &world, Duration::from_secs(90)).await;
 
     let used: BTreeSet<Permission> = world
         .sandbox

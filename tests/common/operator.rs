@@ -203,3 +203,35 @@ pub async fn admin(world: &World, method: reqwest::Method, path: &str, body: Val
         response.status()
     );
 }
+
+/// Waits, moving the simulator's clock on, until `name` is gone (its finalizer may wait for the
+/// carrier); fails after `within`.
+pub async fn wait_gone<K>(api: &Api<K>, name: &str, world: &World, within: Duration)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = Instant::now() + within;
+    while api.get_opt(name).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "{name} was not deleted");
+        world.simulator.advance(jiff::SignedDuration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until `api` lists nothing; fails after 60 s saying `what` were not deleted.
+pub async fn until_empty<K>(api: &Api<K>, what: &str)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "{what} were not deleted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
