@@ -432,11 +432,32 @@ pub fn status(
         conditions,
         counts: Some(c.clone()),
         earliest_expiry: tally.earliest_expiry.map(Time),
-        problem_devices: tally.problems.clone(),
+        problem_devices: kept_notes(&tally.problems, &previous.problem_devices),
         progress: Some(progress),
         last_event_time: events.time.map(Time),
         last_event_ids: events.ids,
     }
+}
+
+/// The problems, each keeping the note the previous status gave it (a carrier event is
+/// reported once, so the note that names it would otherwise vanish at the next resync).
+fn kept_notes(problems: &[ProblemDevice], previous: &[ProblemDevice]) -> Vec<ProblemDevice> {
+    problems
+        .iter()
+        .map(|p| {
+            let noted = previous.iter().find(|q| {
+                q.device_id == p.device_id
+                    && q.reason == p.reason
+                    && q.message.len() > p.message.len() + 2
+                    && q.message.starts_with(&p.message)
+                    && q.message[p.message.len()..].starts_with("; ")
+            });
+            ProblemDevice {
+                message: noted.map_or_else(|| p.message.clone(), |q| q.message.clone()),
+                ..p.clone()
+            }
+        })
+        .collect()
 }
 
 /// The status of a DataQuota that cannot proceed without a human: Stalled, with the message.

@@ -295,6 +295,22 @@ fn status_counts_states_finds_the_earliest_expiry_and_requeues_at_it() {
         ready.status, "False",
         "a device without a quota is denied data"
     );
+    // The next resync reads the same states; the event is not reported again, yet its note
+    // stays with the device.
+    let mut resync = QuotaTally::default();
+    for (i, r) in readings.iter().enumerate() {
+        resync.add(i as u64 + 1, Outcome::Read(Some(r)), now);
+    }
+    resync.add(4, Outcome::Read(None), now);
+    let again = super::status(
+        &status,
+        1,
+        &resync,
+        progress.clone(),
+        EventMark::default(),
+        now,
+    );
+    assert_eq!(again.problem_devices, status.problem_devices);
     assert_eq!(
         requeue_after(&tally, &progress, now),
         Duration::from_secs(601).min(RESYNC)
