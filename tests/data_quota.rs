@@ -52,19 +52,6 @@ async fn quota_of(world: &World, device: u64) -> Value {
     table["sims"][0]["quota"].clone()
 }
 
-async fn events(world: &World) -> Vec<Value> {
-    let list: Value = reqwest::get(format!(
-        "{}/apis/events.k8s.io/v1/namespaces/default/events",
-        world.sandbox.url()
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    list["items"].as_array().cloned().unwrap_or_default()
-}
-
 /// A device uses data at the simulator.
 async fn consume(world: &World, device: u64, mb: f64) {
     let response = reqwest::Client::new()

@@ -92,3 +92,61 @@ async fn the_follower_takes_over_within_the_lease_after_a_kill_9_and_nothing_is_
     let (_, new_leader_metrics) = scrape(&second_url, "/metrics").await;
     assert!(new_leader_metrics.contains("simfleet_reconciles_total{kind=\"SimGroup\""));
 }
+
+#[tokio::test]
+async fn a_sigterm_stops_the_leader_cleanly_and_releases_the_lease_for_the_follower() {
+    let world = world("handover", 100).await;
+    let lease = format!("--lease-duration={LEASE_SECONDS}");
+    let flags = [
+        "--leader-election",
+        lease.as_str(),
+        "--metrics-addr=127.0.0.1:0",
+    ];
+    let (first, _) = Operator::start_with(&world.kubeconfig, &flags, "op-a");
+    until_holder(&world, "op-a").await;
+    let (_second, second_url) = Operator::start_with(&world.kubeconfig, &flags, "op-b");
+    let second_url = second_url.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while scrape(&second_url, "/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "the follower never got ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let pid = first.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // The leader talks to the in-process sandbox while it stops: wait for it off this thread.
+    let mut first = first;
+    let exit = tokio::task::spawn_blocking(move || first.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "the leader stopped with {exit}");
+    assert_ne!(
+        holder(&world).await.as_deref(),
+        Some("op-a"),
+        "a leader stopped by SIGTERM releases its Lease"
+    );
+    let took = until_holder(&world, "op-b").await;
+    assert!(
+        took <= Duration::from_secs(LEASE_SECONDS + 2),
+        "took {took:?} for a {LEASE_SECONDS} s lease"
+    );
+
+    // The new leader reconciles.
+    let groups = create_group(&world, "after", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"tags": simfleet::simulator::fleet::SEED_TAGS}})).await;
+    until(&groups, "after", "a pending action", |g| {
+        g.status
+            .as_ref()
+            .is_some_and(|s| !s.pending_actions.is_empty())
+    })
+    .await;
+    world.simulator.advance(SignedDuration::from_secs(10));
+    until(&groups, "after", "Ready under the new leader", ready).await;
+    let (_, metrics) = scrape(&second_url, "/metrics").await;
+    assert!(metrics.contains("simfleet_reconciles_total{kind=\"SimGroup\""));
+}

@@ -524,7 +524,8 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String
         () = controllers(context, &args) => Ok(()),
         () = lost(&mut leading) => Err("lost the leader Lease; exiting so that a new leader takes over".to_owned()),
     };
-    // Dropping the channel releases the Lease (on a normal stop a follower takes over at once).
+    // Dropping the channel releases the Lease. A follower does not watch it: it takes over when
+    // the term it last saw ends (kube-lease-manager sleeps until then), at most a lease later.
     drop(leading);
     let _ = lease_task.await;
     tracing::info!("simfleet operator stopped");

@@ -235,3 +235,17 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The events published in namespace default.
+pub async fn events(world: &World) -> Vec<Value> {
+    let list: Value = reqwest::get(format!(
+        "{}/apis/events.k8s.io/v1/namespaces/default/events",
+        world.sandbox.url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    list["items"].as_array().cloned().unwrap_or_default()
+}
