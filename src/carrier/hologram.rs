@@ -1,6 +1,7 @@
 //! Hologram's REST API v1: HTTP Basic auth with the `apikey` user, keyset paging, bulk state
 //! changes of up to 10,000 devices. Written from Hologram's documented wire format.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -9,8 +10,11 @@ use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use reqwest::Method;
 use secrecy::SecretString;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
+#[cfg(test)]
+use super::http::Reply;
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
 use super::{
     Capabilities, Carrier, CarrierError, Lookup, ObservedState, QuotaEvent, QuotaReading,
@@ -59,19 +63,76 @@ fn protocol(message: impl Into<String>) -> CarrierError {
     }
 }
 
-/// Reads a link object (`{"id", "deviceid", "sim", "state", ...}`).
-fn link_observation(link: &Value) -> Result<SimObservation, CarrierError> {
+/// A cellular link as Hologram lists it (the fields read). Typed and borrowing from the body:
+/// building `serde_json::Value`s for every device of every page dominated observation time.
+#[derive(Debug, Deserialize)]
+struct Link<'a> {
+    #[serde(borrow)]
+    sim: Option<Cow<'a, str>>,
+    deviceid: Option<u64>,
+    #[serde(borrow)]
+    state: Option<Cow<'a, str>>,
+}
+
+/// A device tag.
+#[derive(Debug, Deserialize)]
+struct Tag<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+/// A device's links.
+#[derive(Debug, Deserialize)]
+struct Links<'a> {
+    #[serde(borrow)]
+    cellular: Option<Vec<Link<'a>>>,
+}
+
+/// A device as `/devices` returns it (the fields read).
+#[derive(Debug, Deserialize)]
+struct Device<'a> {
+    id: Option<u64>,
+    #[serde(borrow)]
+    tags: Option<Vec<Tag<'a>>>,
+    #[serde(borrow)]
+    links: Option<Links<'a>>,
+    #[serde(borrow)]
+    iccid: Option<Cow<'a, str>>,
+}
+
+/// Hologram's answer envelope: `{"success", "data", "continues"}`.
+#[derive(Debug, Deserialize)]
+struct Envelope<T> {
+    success: Option<bool>,
+    data: Option<T>,
+    continues: Option<bool>,
+}
+
+impl<T> Envelope<T> {
+    /// The data of a successful answer, and whether more pages follow.
+    fn into_data(self, route: &str) -> Result<(T, bool), CarrierError> {
+        if self.success != Some(true) {
+            return Err(protocol(format!("{route}: \"success\" is not true")));
+        }
+        let data = self
+            .data
+            .ok_or_else(|| protocol(format!("{route}: no \"data\"")))?;
+        Ok((data, self.continues.unwrap_or(false)))
+    }
+}
+
+/// Reads a link (`{"id", "deviceid", "sim", "state", ...}`).
+fn link_observation(link: &Link<'_>) -> Result<SimObservation, CarrierError> {
     let iccid = link
-        .get("sim")
-        .and_then(Value::as_str)
+        .sim
+        .as_deref()
         .ok_or_else(|| protocol("a cellular link has no \"sim\" (ICCID)"))?;
     let device_id = link
-        .get("deviceid")
-        .and_then(Value::as_u64)
+        .deviceid
         .ok_or_else(|| protocol("a cellular link has no numeric \"deviceid\""))?;
     let state = link
-        .get("state")
-        .and_then(Value::as_str)
+        .state
+        .as_deref()
         .ok_or_else(|| protocol("a cellular link has no \"state\""))?;
     Ok(SimObservation {
         iccid: iccid.to_owned(),
@@ -83,53 +144,34 @@ fn link_observation(link: &Value) -> Result<SimObservation, CarrierError> {
 }
 
 /// A device as `/devices` lists it (tags and its first cellular link) as an observation.
-fn device_observation(device: &Value) -> Result<SimObservation, CarrierError> {
+fn device_observation(device: &Device<'_>) -> Result<SimObservation, CarrierError> {
     let id = device
-        .get("id")
-        .and_then(Value::as_u64)
+        .id
         .ok_or_else(|| protocol("a device has no numeric \"id\""))?;
     let tags: Vec<String> = device
-        .get("tags")
-        .and_then(Value::as_array)
-        .map(|tags| {
-            tags.iter()
-                .filter_map(|t| t.get("name").and_then(Value::as_str).map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(match device.pointer("/links/cellular/0") {
+        .tags
+        .iter()
+        .flatten()
+        .filter_map(|t| t.name.as_deref().map(str::to_owned))
+        .collect();
+    let link = device
+        .links
+        .as_ref()
+        .and_then(|l| l.cellular.as_ref())
+        .and_then(|c| c.first());
+    Ok(match link {
         Some(link) => SimObservation {
             tags,
             ..link_observation(link)?
         },
         None => SimObservation {
-            iccid: device
-                .get("iccid")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            iccid: device.iccid.as_deref().unwrap_or_default().to_owned(),
             device_id: Some(id),
             sim_id: None,
             state: ObservedState::Ineligible("the device has no cellular link".into()),
             tags,
         },
     })
-}
-
-/// Reads `{"success": true, "data": [...], "continues": bool}`.
-fn list_page(body: &Value, route: &str) -> Result<(Vec<Value>, bool), CarrierError> {
-    if body.get("success") != Some(&Value::Bool(true)) {
-        return Err(protocol(format!("{route}: \"success\" is not true")));
-    }
-    let data = body
-        .get("data")
-        .and_then(Value::as_array)
-        .ok_or_else(|| protocol(format!("{route}: \"data\" is not a list")))?;
-    let continues = body
-        .get("continues")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    Ok((data.clone(), continues))
 }
 
 impl HologramClient {
@@ -178,8 +220,10 @@ impl HologramClient {
             .query(filter, value)
             .query("limit", 1);
         let reply = self.core.send(&call).await?;
-        let (data, _) = list_page(&reply.json("/links/cellular")?, "/links/cellular")?;
-        data.first().map(link_observation).transpose()
+        let (links, _) = reply
+            .parse::<Envelope<Vec<Link>>>("/links/cellular")?
+            .into_data("/links/cellular")?;
+        links.first().map(link_observation).transpose()
     }
 
     /// One device with its tags and link, or `None` when the carrier does not know it.
@@ -195,14 +239,10 @@ impl HologramClient {
             Err(CarrierError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let body = reply.json("/devices/{id}")?;
-        if body.get("success") != Some(&Value::Bool(true)) {
-            return Err(protocol("/devices/{id}: \"success\" is not true"));
-        }
-        let device = body
-            .get("data")
-            .ok_or_else(|| protocol("/devices/{id}: no \"data\""))?;
-        device_observation(device).map(Some)
+        let (device, _) = reply
+            .parse::<Envelope<Device>>("/devices/{id}")?
+            .into_data("/devices/{id}")?;
+        device_observation(&device).map(Some)
     }
 
     /// A listed SIM by ICCID or device id.
@@ -240,7 +280,9 @@ impl HologramClient {
                     call = call.query("startafter", after);
                 }
                 let reply = self.core.send(&call).await?;
-                let (devices, continues) = list_page(&reply.json("/devices")?, "/devices")?;
+                let (devices, continues) = reply
+                    .parse::<Envelope<Vec<Device>>>("/devices")?
+                    .into_data("/devices")?;
                 let mut page = Vec::with_capacity(devices.len());
                 let mut last = None;
                 for device in &devices {
@@ -284,7 +326,10 @@ impl Carrier for HologramClient {
                 .call(Method::GET, "/devices", "/devices", Repeat::Safe)
                 .query("limit", 1);
             let reply = self.core.send(&call).await?;
-            list_page(&reply.json("/devices")?, "/devices").map(|_| ())
+            reply
+                .parse::<Envelope<Vec<Device>>>("/devices")?
+                .into_data("/devices")
+                .map(|_| ())
         }
         .boxed()
     }
@@ -444,9 +489,30 @@ mod tests {
 
     #[test]
     fn malformed_links_are_protocol_errors() {
-        let err = link_observation(&json!({"deviceid": 1, "state": "LIVE"})).unwrap_err();
+        let link: Link = serde_json::from_str(r#"{"deviceid": 1, "state": "LIVE"}"#).unwrap();
+        let err = link_observation(&link).unwrap_err();
+        assert!(err.to_string().contains("no \"sim\""), "{err}");
+        let reply = |body: &str| Reply {
+            status: reqwest::StatusCode::OK,
+            headers: Default::default(),
+            body: body.to_owned().into(),
+        };
+        let not_a_list = reply(r#"{"success": true, "data": {}}"#);
+        let err = not_a_list
+            .parse::<Envelope<Vec<Device>>>("/devices")
+            .unwrap_err();
         assert!(matches!(err, CarrierError::Protocol { .. }));
-        let err = list_page(&json!({"success": true, "data": {}}), "/devices").unwrap_err();
-        assert!(err.to_string().contains("\"data\" is not a list"));
+        assert!(
+            err.to_string()
+                .contains("/devices: the body does not have the carrier's documented shape"),
+            "{err}"
+        );
+        let failed = reply(r#"{"success": false, "data": []}"#);
+        let err = failed
+            .parse::<Envelope<Vec<Device>>>("/devices")
+            .unwrap()
+            .into_data("/devices")
+            .unwrap_err();
+        assert!(err.to_string().contains("\"success\" is not true"), "{err}");
     }
 }

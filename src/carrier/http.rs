@@ -135,8 +135,18 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON, or a Protocol error naming the route.
     pub fn json(&self, route: &str) -> Result<Value, CarrierError> {
+        self.parse(route)
+    }
+
+    /// The body read as `T` (borrowing strings from it where it can), or a Protocol error
+    /// naming the route and what was wrong.
+    pub fn parse<'a, T: serde::Deserialize<'a>>(&'a self, route: &str) -> Result<T, CarrierError> {
         serde_json::from_slice(&self.body).map_err(|e| CarrierError::Protocol {
-            message: format!("{route}: the body is not JSON ({e})"),
+            message: if e.classify() == serde_json::error::Category::Data {
+                format!("{route}: the body does not have the carrier's documented shape ({e})")
+            } else {
+                format!("{route}: the body is not JSON ({e})")
+            },
         })
     }
 
