@@ -134,14 +134,7 @@ async fn a_sigterm_stops_the_leader_cleanly_and_releases_the_lease_for_the_follo
 
     // The new leader reconciles.
     let groups = create_group(&world, "after", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"tags": simfleet::simulator::fleet::SEED_TAGS}})).await;
-    until(&groups, "after", "a pending action", |g| {
-        g.status
-            .as_ref()
-            .is_some_and(|s| !s.pending_actions.is_empty())
-    })
-    .await;
-    world.simulator.advance(SignedDuration::from_secs(10));
-    until(&groups, "after", "Ready under the new leader", ready).await;
+    until_confirmed(&world, &groups, "after", "under the new leader").await;
     let (_, metrics) = scrape(&second_url, "/metrics").await;
     assert!(metrics.contains("simfleet_reconciles_total{kind=\"SimGroup\""));
 }

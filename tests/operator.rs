@@ -144,14 +144,7 @@ async fn a_system_paused_sim_is_reported_then_resumed_when_the_spec_allows() {
     )
     .await
     .unwrap();
-    until(&api, "live", "resume submitted", |g| {
-        g.status
-            .as_ref()
-            .is_some_and(|s| !s.pending_actions.is_empty())
-    })
-    .await;
-    world.simulator.advance(SignedDuration::from_secs(10));
-    until(&api, "live", "Ready", ready).await;
+    until_confirmed(&world, &api, "live", "resume").await;
 }
 
 #[tokio::test]
@@ -159,14 +152,7 @@ async fn drift_made_at_the_carrier_is_corrected() {
     let world = world("drift", 50).await;
     let _operator = Operator::start(&world.kubeconfig);
     let api = create_group(&world, "paused", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"deviceIds": [1001, 1002, 1003]}})).await;
-    until(&api, "paused", "submitted", |g| {
-        g.status
-            .as_ref()
-            .is_some_and(|s| !s.pending_actions.is_empty())
-    })
-    .await;
-    world.simulator.advance(SignedDuration::from_secs(10));
-    until(&api, "paused", "Ready", ready).await;
+    until_confirmed(&world, &api, "paused", "pause").await;
     // Someone resumes a SIM in the carrier's dashboard; a spec touch triggers the resync now
     // (the periodic resync would find it later).
     admin(
@@ -183,14 +169,7 @@ async fn drift_made_at_the_carrier_is_corrected() {
     )
     .await
     .unwrap();
-    until(&api, "paused", "drift corrected", |g| {
-        g.status
-            .as_ref()
-            .is_some_and(|s| !s.pending_actions.is_empty())
-    })
-    .await;
-    world.simulator.advance(SignedDuration::from_secs(10));
-    until(&api, "paused", "Ready again", ready).await;
+    until_confirmed(&world, &api, "paused", "drift corrected").await;
     assert_eq!(stats(&world.simulator).await["changes"]["submittedSims"], 4);
 }
 

@@ -190,6 +190,24 @@ pub fn ready(group: &SimGroup) -> bool {
     condition(group, "Ready").is_some_and(|(s, _)| s == "True")
 }
 
+/// Waits until the group has an action pending at the carrier, lets the simulator's clock
+/// pass its confirmation delay, and waits until the group is Ready.
+pub async fn until_confirmed(
+    world: &World,
+    api: &Api<SimGroup>,
+    name: &str,
+    what: &str,
+) -> SimGroup {
+    until(api, name, &format!("{what}: submitted"), |g| {
+        g.status
+            .as_ref()
+            .is_some_and(|s| !s.pending_actions.is_empty())
+    })
+    .await;
+    world.simulator.advance(jiff::SignedDuration::from_secs(10));
+    until(api, name, &format!("{what}: Ready"), ready).await
+}
+
 pub async fn admin(world: &World, method: reqwest::Method, path: &str, body: Value) {
     let response = reqwest::Client::new()
         .request(method, format!("{}{path}", world.simulator.admin_url()))
