@@ -217,13 +217,14 @@ pub struct DataQuotaStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress: Option<QuotaProgress>,
 
-    /// Time of the newest carrier quota event already reported as a Kubernetes Event; older
-    /// ones are not reported again.
+    /// Time of the newest carrier quota event already reported as a Kubernetes Event. The next
+    /// scan reads the carrier's events from 15 minutes before it (events raised while devices
+    /// were being read can carry earlier times) and skips those listed in lastEventIds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_time: Option<Time>,
 
-    /// Ids of the reported carrier events at exactly `lastEventTime` (events share timestamps),
-    /// so that none of them is reported twice. At most 1,000.
+    /// Ids of the reported carrier events that a later scan may list again, so that none of them
+    /// is reported twice. At most 1,000 (the newest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 1000))]
     pub last_event_ids: Vec<u64>,

@@ -403,7 +403,8 @@ async fn with_progress(
     Ok(next)
 }
 
-/// Publishes each carrier quota event not reported yet, once; returns the new mark.
+/// Publishes each carrier quota event not reported yet, once; notes the newest "used up" event
+/// on each exhausted device (reported now or earlier); returns the new mark.
 async fn report_events(
     context: &Context,
     quota: &DataQuota,
@@ -412,8 +413,9 @@ async fn report_events(
     previous: &crate::api::DataQuotaStatus,
     tally: &mut QuotaTally,
 ) -> EventMark {
-    let mut mark = EventMark::of(previous);
-    let since = mark.time;
+    let mark = EventMark::of(previous);
+    let since = mark.since();
+    let mut scan = mark.scan();
     for &device in devices {
         let events = match carrier.quota_events(device, since).await {
             Ok(events) => events,
@@ -422,9 +424,9 @@ async fn report_events(
                 continue;
             }
         };
-        // Oldest first, so that the mark moves forward.
+        // Oldest first, so that events are published in the order they happened.
         for event in events.iter().rev() {
-            if !mark.take(event.id, event.at) {
+            if !scan.take(event.id, event.at) {
                 continue;
             }
             let (reason, type_) = match event.kind {
@@ -436,12 +438,21 @@ async fn report_events(
                 event.description, event.at, event.id
             );
             publish(context, quota, type_, reason, note).await;
-            if event.kind == QuotaEventKind::UsedUp {
-                tally.annotate(device, "Exhausted", &format!("carrier event {}", event.id));
-            }
+        }
+        // The reading may predate an event this scan lists, or follow one reported earlier.
+        if let Some(used_up) = events
+            .iter()
+            .filter(|e| e.kind == QuotaEventKind::UsedUp)
+            .max_by_key(|e| (e.at, e.id))
+        {
+            tally.annotate(
+                device,
+                "Exhausted",
+                &format!("carrier event {}", used_up.id),
+            );
         }
     }
-    mark
+    scan.finish()
 }
 
 async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {

@@ -371,20 +371,75 @@ fn status_of(tally: &QuotaTally, progress: &QuotaProgress, now: Timestamp) -> Da
 #[test]
 fn each_carrier_event_is_taken_once_even_when_events_share_a_timestamp() {
     let t = at("2026-11-23T10:00:00Z");
-    let mut mark = EventMark::default();
-    assert!(mark.take(7, t));
-    assert!(!mark.take(7, t), "the same event again");
-    assert!(mark.take(8, t), "another event at the same second");
-    assert!(
-        !mark.take(3, at("2026-11-23T09:59:59Z")),
-        "older than the mark"
-    );
-    assert!(mark.take(9, at("2026-11-23T10:00:01Z")));
+    let mut scan = EventMark::default().scan();
+    assert!(scan.take(7, t));
+    assert!(!scan.take(7, t), "the same event again");
+    assert!(scan.take(8, t), "another event at the same second");
+    assert!(scan.take(9, at("2026-11-23T10:00:01Z")));
+    let mark = scan.finish();
     assert_eq!(
         mark,
         EventMark {
             time: Some(at("2026-11-23T10:00:01Z")),
-            ids: vec![9]
+            ids: vec![7, 8, 9]
         }
     );
+    // The next scan reads the overlap window again and reports nothing twice.
+    assert_eq!(mark.since(), Some(at("2026-11-23T09:45:01Z")));
+    let mut again = mark.scan();
+    assert!(!again.take(8, t));
+    assert!(!again.take(9, at("2026-11-23T10:00:01Z")));
+    assert!(again.take(10, t), "same second as reported ones, yet new");
+    assert!(
+        !again.take(3, at("2026-11-23T09:40:00Z")),
+        "older than the window: reported long ago"
+    );
+    assert_eq!(again.finish().ids, vec![7, 8, 9, 10]);
+}
+
+#[test]
+fn events_of_devices_read_one_after_another_are_all_reported_once() {
+    // Device 1001's event is newer than device 1002's; 1001 is read first.
+    let mut scan = EventMark::default().scan();
+    assert!(scan.take(20, at("2026-11-23T10:05:00Z")));
+    assert!(
+        scan.take(19, at("2026-11-23T10:01:00Z")),
+        "an older event of a device read later is still new"
+    );
+    let mark = scan.finish();
+    // An event raised on device 1001 after it was read, older than the mark.
+    let mut next = mark.scan();
+    assert!(!next.take(20, at("2026-11-23T10:05:00Z")));
+    assert!(
+        next.take(21, at("2026-11-23T10:04:00Z")),
+        "raised during the scan"
+    );
+    assert!(!next.take(19, at("2026-11-23T10:01:00Z")));
+    let mark = next.finish();
+    assert_eq!(mark.time, Some(at("2026-11-23T10:05:00Z")));
+    // Reported events whose devices were not read this time are remembered.
+    let later = mark.scan().finish();
+    assert_eq!(later.ids, vec![19, 20, 21]);
+    // Listed again once far past the window: forgotten, and not reported again either.
+    let mut far = EventMark {
+        time: Some(at("2026-11-23T11:00:00Z")),
+        ids: later.ids.clone(),
+    }
+    .scan();
+    assert!(!far.take(30, at("2026-11-23T10:30:00Z")));
+    assert!(!far.take(19, at("2026-11-23T10:01:00Z")));
+    assert!(far.take(31, at("2026-11-23T10:50:00Z")));
+    assert_eq!(far.finish().ids, vec![20, 21, 31]);
+}
+
+#[test]
+fn the_mark_keeps_at_most_the_newest_1000_ids() {
+    let t = at("2026-11-23T10:00:00Z");
+    let mut scan = EventMark::default().scan();
+    for id in 1..=1500 {
+        assert!(scan.take(id, t));
+    }
+    let ids = scan.finish().ids;
+    assert_eq!(ids.len(), EVENT_IDS_LIMIT);
+    assert_eq!(ids.first(), Some(&501));
 }
