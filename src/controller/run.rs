@@ -1,0 +1,176 @@
+//! Running the controllers: the Kubernetes client, the metrics server, leader election, and
+//! shutdown on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+
+use kube::Client;
+
+use super::{Context, MANAGER, carrier_account, data_quota, metrics, sim_group};
+
+/// `simfleet run` flags.
+#[derive(Debug, Default, clap::Args)]
+pub struct RunArgs {
+    /// Only this namespace (default: every namespace).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Only resources with these labels (e.g. `shard=a`), to split very large installations.
+    #[arg(long)]
+    pub label_selector: Option<String>,
+    /// Serve /metrics, /healthz and /readyz on this address (e.g. 0.0.0.0:9090).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Elect one leader among replicas through a coordination.k8s.io Lease; only the leader
+    /// reconciles.
+    #[arg(long)]
+    pub leader_election: bool,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "simfleet-leader")]
+    pub lease_name: String,
+    /// Namespace of the leader Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long)]
+    pub lease_namespace: Option<String>,
+    /// Seconds the leader holds the Lease without renewing it; a follower takes over after
+    /// this when the leader dies.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_duration: u64,
+}
+
+/// Runs the controllers until SIGTERM or Ctrl-C; in-flight reconciles finish first.
+pub async fn run(args: RunArgs) -> Result<(), String> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(|e| format!("connecting to Kubernetes (kubeconfig or in-cluster): {e}"))?;
+    // Our requests are told apart in API server audit logs (and the sandbox's request log).
+    config.headers.push((
+        axum::http::header::USER_AGENT,
+        axum::http::HeaderValue::from_static(USER_AGENT),
+    ));
+    let client =
+        Client::try_from(config).map_err(|e| format!("building the Kubernetes client: {e}"))?;
+    run_with_client(client, args).await
+}
+
+/// The User-Agent of the operator's Kubernetes requests.
+pub const USER_AGENT: &str = concat!("simfleet-operator/", env!("CARGO_PKG_VERSION"));
+
+/// Runs the controllers with a given client until SIGTERM or Ctrl-C (used by `simfleet dev`).
+/// With leader election, waits to lead first, and returns an error if leadership is lost (the
+/// process exits and restarts as a follower: controllers cannot be paused safely).
+pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String> {
+    let context = Context::new(client.clone());
+    if let Some(addr) = args.metrics_addr {
+        let bound = metrics::serve(addr, context.metrics.clone(), context.health.clone()).await?;
+        // On stdout, so that tools (and tests) can find a port chosen by the system.
+        println!("simfleet: metrics on http://{bound}");
+        tracing::info!(%bound, "serving /metrics, /healthz and /readyz");
+    }
+    tracing::info!(
+        namespace = args.namespace.as_deref().unwrap_or("(all)"),
+        "simfleet operator starting"
+    );
+    if !args.leader_election {
+        controllers(context, &args).await;
+        tracing::info!("simfleet operator stopped");
+        return Ok(());
+    }
+    let lease_namespace = args
+        .lease_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .unwrap_or_else(|| "default".into());
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "simfleet".into());
+        format!("{host}-{}", std::process::id())
+    });
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(client, &args.lease_name)
+        .with_namespace(&lease_namespace)
+        .with_identity(&identity)
+        .with_duration(args.lease_duration)
+        .with_grace((args.lease_duration / 3).max(1))
+        .with_field_manager(MANAGER)
+        .build()
+        .await
+        .map_err(|e| {
+            format!(
+                "leader election (Lease {lease_namespace}/{}): {e}",
+                args.lease_name
+            )
+        })?;
+    let (mut leading, lease_task) = manager.watch().await;
+    context.health.following(true);
+    tracing::info!(%identity, lease = %args.lease_name, "waiting to lead");
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    while !*leading.borrow_and_update() {
+        tokio::select! {
+            changed = leading.changed() => if changed.is_err() {
+                return Err("leader election stopped".into());
+            },
+            () = &mut shutdown => {
+                drop(leading);
+                let _ = lease_task.await;
+                return Ok(());
+            }
+        }
+    }
+    context.health.following(false);
+    tracing::info!(%identity, "leading: starting the controllers");
+    let outcome = tokio::select! {
+        () = controllers(context, &args) => Ok(()),
+        () = lost(&mut leading) => Err("lost the leader Lease; exiting so that a new leader takes over".to_owned()),
+    };
+    // Dropping the channel releases the Lease. A follower does not watch it: it takes over when
+    // the term it last saw ends (kube-lease-manager sleeps until then), at most a lease later.
+    drop(leading);
+    let _ = lease_task.await;
+    tracing::info!("simfleet operator stopped");
+    outcome
+}
+
+/// Resolves when this replica stops leading.
+async fn lost(leading: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if leading.changed().await.is_err() || !*leading.borrow_and_update() {
+            return;
+        }
+    }
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// The three controllers, until SIGTERM or Ctrl-C.
+async fn controllers(context: Arc<Context>, args: &RunArgs) {
+    tokio::join!(
+        carrier_account::run(
+            context.clone(),
+            args.namespace.clone(),
+            args.label_selector.clone()
+        ),
+        sim_group::run(
+            context.clone(),
+            args.namespace.clone(),
+            args.label_selector.clone()
+        ),
+        data_quota::run(context, args.namespace.clone(), args.label_selector.clone()),
+    );
+}
