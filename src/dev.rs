@@ -151,10 +151,12 @@ fn write_kubeconfig(path: &Path, contents: &str) -> Result<(), String> {
     std::fs::write(path, contents).map_err(|e| format!("--kubeconfig-out {}: {e}", path.display()))
 }
 
-/// Runs `simfleet dev` until Ctrl-C.
+/// Runs `simfleet dev` until Ctrl-C or SIGTERM.
 pub async fn run(args: DevArgs) -> Result<(), String> {
     let environment = start(&args).await?;
     write_kubeconfig(&args.kubeconfig_out, &environment.sandbox.kubeconfig())?;
+    // Listening before the addresses are printed: whoever reads them may stop us at once.
+    let stop = crate::shutdown::requested();
     let kubeconfig = args.kubeconfig_out.display();
     println!(
         "simfleet dev: a sandbox API server and a carrier simulator, for trying simfleet out."
@@ -188,9 +190,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     println!("  kubectl describe sg smart-meters");
     println!();
     println!("Ctrl-C stops everything.");
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
+    stop.await;
     if let Some(operator) = operator {
         // The controllers stop on the same Ctrl-C, after their in-flight reconciles.
         let _ = operator.await;

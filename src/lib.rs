@@ -8,5 +8,6 @@ pub mod dev;
 pub mod plan;
 pub mod preview;
 pub mod sandbox;
+pub mod shutdown;
 pub mod simulator;
 pub mod telemetry;

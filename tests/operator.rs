@@ -554,3 +554,24 @@ async fn on_delete_restore_returns_sims_to_their_earlier_state_except_where_anot
         "{events}"
     );
 }
+
+#[tokio::test]
+async fn simfleet_run_stops_cleanly_on_sigterm_sent_as_soon_as_it_prints() {
+    let world = world("sigterm", 10).await;
+    let (operator, _) = Operator::start_with(
+        &world.kubeconfig,
+        &["--metrics-addr=127.0.0.1:0"],
+        "operator",
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &operator.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // It talks to the in-process sandbox while it stops: wait for it off this thread.
+    let mut operator = operator;
+    let exit = tokio::task::spawn_blocking(move || operator.0.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "exit: {exit}");
+}

@@ -233,6 +233,27 @@ fn simfleet_simulator_prints_its_urls_and_stops_cleanly_on_sigint() {
 }
 
 #[test]
+fn simfleet_simulator_stops_cleanly_on_sigterm_sent_as_soon_as_it_prints() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simfleet"))
+        .args(["simulator", "--listen", "127.0.0.1:0", "--sims", "10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().is_some_and(|l| l.is_ok()), "the first line");
+    // Whoever reads the addresses may stop it at once: that is a clean stop, not a kill.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "exit: {:?}", output.status);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("simulator stopped"));
+}
+
+#[test]
 fn simfleet_simulator_refuses_bad_flags_by_name() {
     let out = Command::new(env!("CARGO_BIN_EXE_simfleet"))
         .args(["simulator", "--paused-share", "1.5"])

@@ -21,7 +21,12 @@ use crate::api::{CarrierAccount, CarrierAccountStatus, CarrierCapabilities};
 use crate::carrier::CarrierError;
 
 /// Runs the CarrierAccount controller; a Secret change re-verifies the accounts using it.
-pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Option<String>) {
+pub async fn run(
+    context: Arc<Context>,
+    namespace: Option<String>,
+    labels: Option<String>,
+    stop: crate::shutdown::Stop,
+) {
     let accounts: Api<CarrierAccount> = api_for(&context.client, namespace.as_deref());
     let secrets: Api<Secret> = api_for(&context.client, namespace.as_deref());
     let mut config = watcher::Config::default();
@@ -31,32 +36,37 @@ pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Optio
     let controller = Controller::new(accounts, config);
     super::report_synced(controller.store(), context.health.clone());
     let store = controller.store();
-    controller
-        .watches(
-            secrets,
-            watcher::Config::default(),
-            move |secret: Secret| {
-                let namespace = secret.namespace().unwrap_or_default();
-                let name = secret.name_any();
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|a| {
-                        a.namespace().as_deref() == Some(namespace.as_str())
-                            && a.spec.secret_ref.name == name
-                    })
-                    .map(|a| ObjectRef::from_obj(&*a))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::warn!(%err, "carrier account reconcile failed");
-            }
-        })
-        .await;
+    let cache = controller.store();
+    super::until_stopped(
+        controller
+            .watches(
+                secrets,
+                watcher::Config::default(),
+                move |secret: Secret| {
+                    let namespace = secret.namespace().unwrap_or_default();
+                    let name = secret.name_any();
+                    store
+                        .state()
+                        .into_iter()
+                        .filter(|a| {
+                            a.namespace().as_deref() == Some(namespace.as_str())
+                                && a.spec.secret_ref.name == name
+                        })
+                        .map(|a| ObjectRef::from_obj(&*a))
+                        .collect::<Vec<_>>()
+                },
+            )
+            .graceful_shutdown_on(stop.clone())
+            .run(reconcile, error_policy, context)
+            .for_each(|result| async move {
+                if let Err(err) = result {
+                    tracing::warn!(%err, "carrier account reconcile failed");
+                }
+            }),
+        cache,
+        stop,
+    )
+    .await;
 }
 
 /// Why an account is not usable, as a condition reason and message.

@@ -34,7 +34,12 @@ const BATCH: usize = 100;
 const IN_FLIGHT: usize = 64;
 
 /// Runs the DataQuota controller.
-pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Option<String>) {
+pub async fn run(
+    context: Arc<Context>,
+    namespace: Option<String>,
+    labels: Option<String>,
+    stop: crate::shutdown::Stop,
+) {
     let quotas: Api<DataQuota> = api_for(&context.client, namespace.as_deref());
     let mut config = watcher::Config::default();
     if let Some(labels) = labels {
@@ -42,15 +47,20 @@ pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Optio
     }
     let controller = Controller::new(quotas, config);
     super::report_synced(controller.store(), context.health.clone());
-    controller
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::warn!(%err, "data quota reconcile failed");
-            }
-        })
-        .await;
+    let store = controller.store();
+    super::until_stopped(
+        controller
+            .graceful_shutdown_on(stop.clone())
+            .run(reconcile, error_policy, context)
+            .for_each(|result| async move {
+                if let Err(err) = result {
+                    tracing::warn!(%err, "data quota reconcile failed");
+                }
+            }),
+        store,
+        stop,
+    )
+    .await;
 }
 
 async fn publish(

@@ -124,6 +124,34 @@ fn retry_policy<K: Resource<DynamicType = ()>>(
     Action::requeue(wait)
 }
 
+/// Runs a controller (`run`, already told to shut down gracefully on `stop`) until it ends.
+/// kube-runtime holds its runner until the watch cache is ready, and a stop that comes first
+/// (a pod deleted while starting) would leave it waiting for a cache that never fills; no
+/// reconcile can be in flight then, so the controller is dropped at once.
+async fn until_stopped<K>(
+    run: impl std::future::Future<Output = ()>,
+    store: kube::runtime::reflector::Store<K>,
+    stop: crate::shutdown::Stop,
+) where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone,
+{
+    let before_sync = async {
+        stop.await;
+        // Polled once (it would displace the runner's waker, which no longer matters here).
+        if matches!(
+            futures::FutureExt::now_or_never(store.wait_until_ready()),
+            Some(Ok(()))
+        ) {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = run => {},
+        () = before_sync => tracing::debug!("stopped before the watch cache synced"),
+    }
+}
+
 /// Marks readiness once a controller's watch cache has its first full list.
 fn report_synced<K>(store: kube::runtime::reflector::Store<K>, health: Arc<metrics::Health>)
 where

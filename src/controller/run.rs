@@ -6,6 +6,7 @@ use std::sync::Arc;
 use kube::Client;
 
 use super::{Context, MANAGER, carrier_account, data_quota, metrics, sim_group};
+use crate::shutdown::Stop;
 
 /// `simfleet run` flags.
 #[derive(Debug, Default, clap::Args)]
@@ -57,6 +58,8 @@ pub const USER_AGENT: &str = concat!("simfleet-operator/", env!("CARGO_PKG_VERSI
 /// With leader election, waits to lead first, and returns an error if leadership is lost (the
 /// process exits and restarts as a follower: controllers cannot be paused safely).
 pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String> {
+    // Listening before anything is printed: whoever reads it may stop us at once.
+    let stop = crate::shutdown::requested();
     let context = Context::new(client.clone());
     if let Some(addr) = args.metrics_addr {
         let bound = metrics::serve(addr, context.metrics.clone(), context.health.clone()).await?;
@@ -69,7 +72,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String
         "simfleet operator starting"
     );
     if !args.leader_election {
-        controllers(context, &args).await;
+        controllers(context, &args, &stop).await;
         tracing::info!("simfleet operator stopped");
         return Ok(());
     }
@@ -99,14 +102,12 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String
     let (mut leading, lease_task) = manager.watch().await;
     context.health.following(true);
     tracing::info!(%identity, lease = %args.lease_name, "waiting to lead");
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
     while !*leading.borrow_and_update() {
         tokio::select! {
             changed = leading.changed() => if changed.is_err() {
                 return Err("leader election stopped".into());
             },
-            () = &mut shutdown => {
+            () = stop.clone() => {
                 drop(leading);
                 let _ = lease_task.await;
                 return Ok(());
@@ -116,7 +117,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String
     context.health.following(false);
     tracing::info!(%identity, "leading: starting the controllers");
     let outcome = tokio::select! {
-        () = controllers(context, &args) => Ok(()),
+        () = controllers(context, &args, &stop) => Ok(()),
         () = lost(&mut leading) => Err("lost the leader Lease; exiting so that a new leader takes over".to_owned()),
     };
     // Dropping the channel releases the Lease. A follower does not watch it: it takes over when
@@ -136,41 +137,26 @@ async fn lost(leading: &mut tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-/// SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-}
-
-/// The three controllers, until SIGTERM or Ctrl-C.
-async fn controllers(context: Arc<Context>, args: &RunArgs) {
+/// The three controllers, until `stop`; in-flight reconciles finish first.
+async fn controllers(context: Arc<Context>, args: &RunArgs, stop: &Stop) {
     tokio::join!(
         carrier_account::run(
             context.clone(),
             args.namespace.clone(),
-            args.label_selector.clone()
+            args.label_selector.clone(),
+            stop.clone(),
         ),
         sim_group::run(
             context.clone(),
             args.namespace.clone(),
-            args.label_selector.clone()
+            args.label_selector.clone(),
+            stop.clone(),
         ),
-        data_quota::run(context, args.namespace.clone(), args.label_selector.clone()),
+        data_quota::run(
+            context,
+            args.namespace.clone(),
+            args.label_selector.clone(),
+            stop.clone(),
+        ),
     );
 }

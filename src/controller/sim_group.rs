@@ -24,7 +24,12 @@ use crate::plan::claims::ClaimIndex;
 use crate::plan::sim_group::{Hold, PlanContext, SimGroupPlanner};
 
 /// Runs the SimGroup controller.
-pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Option<String>) {
+pub async fn run(
+    context: Arc<Context>,
+    namespace: Option<String>,
+    labels: Option<String>,
+    stop: crate::shutdown::Stop,
+) {
     let groups: Api<SimGroup> = api_for(&context.client, namespace.as_deref());
     let mut config = watcher::Config::default();
     if let Some(labels) = labels {
@@ -33,19 +38,24 @@ pub async fn run(context: Arc<Context>, namespace: Option<String>, labels: Optio
     let controller = Controller::new(groups.clone(), config.clone());
     super::report_synced(controller.store(), context.health.clone());
     let peers = controller.store();
-    controller
-        // A group's claims changed: re-plan the groups whose SIMs may overlap it.
-        .watches(groups, config, move |changed: SimGroup| {
-            overlapping(&peers, &changed)
-        })
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::warn!(%err, "sim group reconcile failed");
-            }
-        })
-        .await;
+    let store = controller.store();
+    super::until_stopped(
+        controller
+            // A group's claims changed: re-plan the groups whose SIMs may overlap it.
+            .watches(groups, config, move |changed: SimGroup| {
+                overlapping(&peers, &changed)
+            })
+            .graceful_shutdown_on(stop.clone())
+            .run(reconcile, error_policy, context)
+            .for_each(|result| async move {
+                if let Err(err) = result {
+                    tracing::warn!(%err, "sim group reconcile failed");
+                }
+            }),
+        store,
+        stop,
+    )
+    .await;
 }
 
 /// The other groups in the same namespace that list a SIM or tag `changed` also lists.

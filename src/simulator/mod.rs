@@ -385,10 +385,12 @@ impl SimulatorArgs {
     }
 }
 
-/// Runs `simfleet simulator` until Ctrl-C.
+/// Runs `simfleet simulator` until Ctrl-C or SIGTERM.
 pub async fn run(args: SimulatorArgs) -> Result<(), String> {
     let config = args.to_config()?;
     let handle = Simulator::start(config).await.map_err(|e| e.to_string())?;
+    // Listening before the addresses are printed: whoever reads them may stop us at once.
+    let stop = crate::shutdown::requested();
     let sims = handle.state().world().0.fleet.len();
     println!("simfleet carrier simulator: for trying simfleet out and for tests, not a carrier.");
     println!(
@@ -412,9 +414,7 @@ pub async fn run(args: SimulatorArgs) -> Result<(), String> {
     println!(
         "  fleet: {sims} SIMs; device ids from 1001, ICCIDs from 8944500000000000001. Ctrl-C stops."
     );
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
+    stop.await;
     handle.stop().await;
     eprintln!("simulator stopped");
     Ok(())
