@@ -63,10 +63,12 @@ async fn a_25000_sim_group_is_paused_in_3_actions_then_resumed_with_no_duplicate
     )
     .await
     .unwrap();
+    // All 3 actions, not the first: the simulator's clock is moved once, and an action sent
+    // after that move would wait for a confirmation that never comes.
     until(&api, "fleet", "resume submitted", |g| {
         g.status
             .as_ref()
-            .is_some_and(|s| s.observed_generation == Some(2) && !s.pending_actions.is_empty())
+            .is_some_and(|s| s.observed_generation == Some(2) && s.pending_actions.len() == 3)
     })
     .await;
     world.simulator.advance(SignedDuration::from_secs(10));
