@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use base64::Engine;
 use serde::Serialize;
@@ -166,7 +166,6 @@ fn page(fleet: &Fleet, query: &ListQuery, id_of: fn(u32) -> u64) -> (Vec<u32>, b
     (rows, continues)
 }
 
-/// A link as Hologram lists it; a change in flight shows as `PAUSE-PENDING` / `LIVE-PENDING`.
 /// A cellular link as Hologram lists it. Typed, not a `serde_json::Value`: a page of 1,000
 /// devices is served many times a second in benchmarks, and building Values dominated.
 #[derive(Serialize)]
@@ -218,6 +217,7 @@ struct ListEnvelope<T> {
     data: Vec<T>,
 }
 
+/// A link as Hologram lists it; a change in flight shows as `PAUSE-PENDING` / `LIVE-PENDING`.
 fn link_view(fleet: &Fleet, row: u32) -> LinkView {
     let sim = fleet.sim(row);
     let state = match sim.pending {
@@ -239,6 +239,7 @@ fn link_view(fleet: &Fleet, row: u32) -> LinkView {
     }
 }
 
+/// A device with its tags and its one cellular link.
 fn device_view(fleet: &Fleet, row: u32) -> DeviceView<'_> {
     let sim = fleet.sim(row);
     DeviceView {
@@ -263,14 +264,16 @@ fn device_view(fleet: &Fleet, row: u32) -> DeviceView<'_> {
 
 /// Serialises a page while the world is still borrowed (the views borrow tag names).
 fn list_envelope<T: Serialize>(rows: Vec<T>, limit: usize, continues: bool) -> Response {
-    let body = ListEnvelope {
-        success: true,
-        size: rows.len(),
-        limit,
-        continues,
-        data: rows,
-    };
-    (StatusCode::OK, axum::Json(body)).into_response()
+    json_response(
+        StatusCode::OK,
+        ListEnvelope {
+            success: true,
+            size: rows.len(),
+            limit,
+            continues,
+            data: rows,
+        },
+    )
 }
 
 async fn list_devices(

@@ -458,6 +458,6 @@ pub fn parse_json(body: &Bytes) -> Result<Value, String> {
 }
 
 /// A JSON response with a status.
-pub fn json_response(status: StatusCode, body: Value) -> Response {
+pub fn json_response(status: StatusCode, body: impl serde::Serialize) -> Response {
     (status, axum::Json(body)).into_response()
 }
