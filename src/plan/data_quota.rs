@@ -370,10 +370,11 @@ pub struct EventScan {
 impl EventScan {
     /// Whether a listed event is new, i.e. to be reported now; either way it is remembered.
     pub fn take(&mut self, id: u64, at: Timestamp) -> bool {
-        let new = !self.previous.ids.contains(&id)
+        let reported = self.previous.ids.contains(&id);
+        let new = !reported
             && !self.listed.iter().any(|&(seen, _)| seen == id)
             && self.previous.since().is_none_or(|since| at >= since);
-        if new || self.previous.ids.contains(&id) {
+        if new || reported {
             self.listed.push((id, at));
         }
         new
@@ -500,9 +501,10 @@ fn kept_notes(problems: &[ProblemDevice], previous: &[ProblemDevice]) -> Vec<Pro
             let noted = previous.iter().find(|q| {
                 q.device_id == p.device_id
                     && q.reason == p.reason
-                    && q.message.len() > p.message.len() + 2
-                    && q.message.starts_with(&p.message)
-                    && q.message[p.message.len()..].starts_with("; ")
+                    && q.message
+                        .strip_prefix(p.message.as_str())
+                        .and_then(|rest| rest.strip_prefix("; "))
+                        .is_some_and(|note| !note.is_empty())
             });
             ProblemDevice {
                 message: noted.map_or_else(|| p.message.clone(), |q| q.message.clone()),
