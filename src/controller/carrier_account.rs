@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -34,39 +33,25 @@ pub async fn run(
         config = config.labels(&labels);
     }
     let controller = Controller::new(accounts, config);
-    super::report_synced(controller.store(), context.health.clone());
     let store = controller.store();
-    let cache = controller.store();
-    super::until_stopped(
-        controller
-            .watches(
-                secrets,
-                watcher::Config::default(),
-                move |secret: Secret| {
-                    let namespace = secret.namespace().unwrap_or_default();
-                    let name = secret.name_any();
-                    store
-                        .state()
-                        .into_iter()
-                        .filter(|a| {
-                            a.namespace().as_deref() == Some(namespace.as_str())
-                                && a.spec.secret_ref.name == name
-                        })
-                        .map(|a| ObjectRef::from_obj(&*a))
-                        .collect::<Vec<_>>()
-                },
-            )
-            .graceful_shutdown_on(stop.clone())
-            .run(reconcile, error_policy, context)
-            .for_each(|result| async move {
-                if let Err(err) = result {
-                    tracing::warn!(%err, "carrier account reconcile failed");
-                }
-            }),
-        cache,
-        stop,
-    )
-    .await;
+    let controller = controller.watches(
+        secrets,
+        watcher::Config::default(),
+        move |secret: Secret| {
+            let namespace = secret.namespace().unwrap_or_default();
+            let name = secret.name_any();
+            store
+                .state()
+                .into_iter()
+                .filter(|a| {
+                    a.namespace().as_deref() == Some(namespace.as_str())
+                        && a.spec.secret_ref.name == name
+                })
+                .map(|a| ObjectRef::from_obj(&*a))
+                .collect::<Vec<_>>()
+        },
+    );
+    super::drive(controller, reconcile, error_policy, context, stop).await;
 }
 
 /// Why an account is not usable, as a condition reason and message.

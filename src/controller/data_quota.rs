@@ -46,21 +46,7 @@ pub async fn run(
         config = config.labels(&labels);
     }
     let controller = Controller::new(quotas, config);
-    super::report_synced(controller.store(), context.health.clone());
-    let store = controller.store();
-    super::until_stopped(
-        controller
-            .graceful_shutdown_on(stop.clone())
-            .run(reconcile, error_policy, context)
-            .for_each(|result| async move {
-                if let Err(err) = result {
-                    tracing::warn!(%err, "data quota reconcile failed");
-                }
-            }),
-        store,
-        stop,
-    )
-    .await;
+    super::drive(controller, reconcile, error_policy, context, stop).await;
 }
 
 async fn publish(

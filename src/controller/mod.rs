@@ -13,6 +13,7 @@ pub use run::{RunArgs, USER_AGENT, run, run_with_client};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -124,18 +125,36 @@ fn retry_policy<K: Resource<DynamicType = ()>>(
     Action::requeue(wait)
 }
 
-/// Runs a controller (`run`, already told to shut down gracefully on `stop`) until it ends.
-/// kube-runtime holds its runner until the watch cache is ready, and a stop that comes first
-/// (a pod deleted while starting) would leave it waiting for a cache that never fills; no
-/// reconcile can be in flight then, so the controller is dropped at once.
-async fn until_stopped<K>(
-    run: impl std::future::Future<Output = ()>,
-    store: kube::runtime::reflector::Store<K>,
+/// Runs a controller until `stop`, marking readiness when its watch cache syncs; in-flight
+/// reconciles finish first. kube-runtime holds its runner until the watch cache is ready, and
+/// a stop that comes first (a pod deleted while starting) would leave it waiting for a cache
+/// that never fills; no reconcile can be in flight then, so the controller is dropped at once.
+async fn drive<K, F>(
+    controller: kube::runtime::Controller<K>,
+    reconcile: impl FnMut(Arc<K>, Arc<Context>) -> F,
+    error_policy: impl Fn(Arc<K>, &Error, Arc<Context>) -> Action,
+    context: Arc<Context>,
     stop: crate::shutdown::Stop,
 ) where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: std::hash::Hash + Eq + Clone,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    F: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
+    let store = controller.store();
+    report_synced(store.clone(), context.health.clone());
+    let run = controller
+        .graceful_shutdown_on(stop.clone())
+        .run(reconcile, error_policy, context)
+        .for_each(|result| async move {
+            if let Err(err) = result {
+                tracing::warn!(kind = %K::kind(&()), %err, "reconcile failed");
+            }
+        });
     let before_sync = async {
         stop.await;
         // Polled once (it would displace the runner's waker, which no longer matters here).

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
@@ -36,26 +36,13 @@ pub async fn run(
         config = config.labels(&labels);
     }
     let controller = Controller::new(groups.clone(), config.clone());
-    super::report_synced(controller.store(), context.health.clone());
     let peers = controller.store();
-    let store = controller.store();
-    super::until_stopped(
-        controller
-            // A group's claims changed: re-plan the groups whose SIMs may overlap it.
-            .watches(groups, config, move |changed: SimGroup| {
-                overlapping(&peers, &changed)
-            })
-            .graceful_shutdown_on(stop.clone())
-            .run(reconcile, error_policy, context)
-            .for_each(|result| async move {
-                if let Err(err) = result {
-                    tracing::warn!(%err, "sim group reconcile failed");
-                }
-            }),
-        store,
-        stop,
-    )
-    .await;
+    let controller = controller
+        // A group's claims changed: re-plan the groups whose SIMs may overlap it.
+        .watches(groups, config, move |changed: SimGroup| {
+            overlapping(&peers, &changed)
+        });
+    super::drive(controller, reconcile, error_policy, context, stop).await;
 }
 
 /// The other groups in the same namespace that list a SIM or tag `changed` also lists.
