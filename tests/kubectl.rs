@@ -312,13 +312,7 @@ fn simfleet_dev_serves_the_examples_to_kubectl_and_stops_on_sigint() {
         "{}",
         String::from_utf8_lossy(&wait.stderr)
     );
-    assert!(
-        Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::send_signal(&child, "INT");
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("simfleet dev stopped"));

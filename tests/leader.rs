@@ -111,19 +111,7 @@ async fn a_sigterm_stops_the_leader_cleanly_and_releases_the_lease_for_the_follo
     let world = world("handover", 100).await;
     let (first, _, _second, second_url) = leader_and_follower(&world).await;
 
-    let pid = first.0.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    // The leader talks to the in-process sandbox while it stops: wait for it off this thread.
-    let mut first = first;
-    let exit = tokio::task::spawn_blocking(move || first.0.wait().unwrap())
-        .await
-        .unwrap();
+    let exit = first.terminate().await;
     assert!(exit.success(), "the leader stopped with {exit}");
     assert_ne!(
         holder(&world).await.as_deref(),

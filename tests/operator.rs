@@ -565,15 +565,6 @@ async fn simfleet_run_stops_cleanly_on_sigterm_sent_as_soon_as_it_prints() {
         &["--metrics-addr=127.0.0.1:0"],
         "operator",
     );
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &operator.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    // It talks to the in-process sandbox while it stops: wait for it off this thread.
-    let mut operator = operator;
-    let exit = tokio::task::spawn_blocking(move || operator.0.wait().unwrap())
-        .await
-        .unwrap();
+    let exit = operator.terminate().await;
     assert!(exit.success(), "exit: {exit}");
 }

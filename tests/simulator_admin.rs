@@ -222,14 +222,7 @@ fn simfleet_simulator_prints_its_urls_and_stops_cleanly_on_sigint() {
     });
     assert_eq!(status, StatusCode::OK);
 
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "exit: {:?}", output.status);
-    assert!(String::from_utf8_lossy(&output.stderr).contains("simulator stopped"));
+    stops_cleanly_on(child, "INT");
 }
 
 #[test]
@@ -243,11 +236,12 @@ fn simfleet_simulator_stops_cleanly_on_sigterm_sent_as_soon_as_it_prints() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert!(lines.next().is_some_and(|l| l.is_ok()), "the first line");
     // Whoever reads the addresses may stop it at once: that is a clean stop, not a kill.
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    stops_cleanly_on(child, "TERM");
+}
+
+/// Sends `signal` to a running `simfleet simulator`: it must exit 0 and say it stopped.
+fn stops_cleanly_on(child: std::process::Child, signal: &str) {
+    send_signal(&child, signal);
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "exit: {:?}", output.status);
     assert!(String::from_utf8_lossy(&output.stderr).contains("simulator stopped"));

@@ -265,3 +265,13 @@ pub fn rendered(values: &Value, namespace: Option<&str>) -> Vec<Value> {
     }
     documents
 }
+
+/// Sends a signal (`INT`, `TERM`, `KILL`...) to a child process, as `kill -NAME` would.
+pub fn send_signal(child: &std::process::Child, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{name} {}", child.id());
+}

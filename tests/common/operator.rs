@@ -68,6 +68,17 @@ impl Operator {
     }
 }
 
+impl Operator {
+    /// Sends SIGTERM and waits for the process to end. The wait runs off this thread: the
+    /// operator talks to the test's in-process sandbox while it stops.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        super::send_signal(&self.0, "TERM");
+        tokio::task::spawn_blocking(move || self.0.wait().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
 impl Drop for Operator {
     fn drop(&mut self) {
         let _ = self.0.kill();
