@@ -40,15 +40,7 @@ async fn touch(api: &Api<DataQuota>, name: &str, value: &str) {
 
 /// The simulator's quota of a device.
 async fn quota_of(world: &World, device: u64) -> Value {
-    let table: Value = reqwest::get(format!(
-        "{}/sims?deviceId={device}",
-        world.simulator.admin_url()
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let table = common::admin_get(&world.simulator, &format!("/sims?deviceId={device}")).await;
     table["sims"][0]["quota"].clone()
 }
 

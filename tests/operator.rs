@@ -397,15 +397,7 @@ async fn deleting_groups_leaves_sims_as_they_are_even_without_their_account() {
         .unwrap();
     api.delete("b", &Default::default()).await.unwrap();
     until_empty(&api, "groups").await;
-    let table: Value = reqwest::get(format!(
-        "{}/sims?state=PAUSED-USER&limit=100",
-        world.simulator.admin_url()
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let table = common::admin_get(&world.simulator, "/sims?state=PAUSED-USER&limit=100").await;
     assert_eq!(table["total"], 2, "onDelete: Orphan leaves the SIMs paused");
     let events = Value::from(events(&world).await);
     assert!(
@@ -417,15 +409,7 @@ async fn deleting_groups_leaves_sims_as_they_are_even_without_their_account() {
 #[tokio::test]
 async fn groups_selecting_by_tags_with_opposite_states_conflict_on_shared_sims() {
     let world = world("tagconflict", 1_000).await;
-    let both: Value = reqwest::get(format!(
-        "{}/sims?tag=pilot&limit=10000",
-        world.simulator.admin_url()
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let both = common::admin_get(&world.simulator, "/sims?tag=pilot&limit=10000").await;
     let shared = both["sims"]
         .as_array()
         .unwrap()
@@ -465,15 +449,8 @@ async fn groups_selecting_by_tags_with_opposite_states_conflict_on_shared_sims()
 
 /// Device ids of the simulator's SIMs in `state`.
 async fn devices_in(world: &World, state: &str) -> Vec<u64> {
-    let table: Value = reqwest::get(format!(
-        "{}/sims?state={state}&limit=1000",
-        world.simulator.admin_url()
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let table =
+        common::admin_get(&world.simulator, &format!("/sims?state={state}&limit=1000")).await;
     let mut ids: Vec<u64> = table["sims"]
         .as_array()
         .unwrap()

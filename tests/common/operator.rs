@@ -182,12 +182,7 @@ pub async fn assert_each_sim_submitted_once(world: &World, expected: u64) {
 }
 
 pub async fn stats(simulator: &SimulatorHandle) -> Value {
-    reqwest::get(format!("{}/stats", simulator.admin_url()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    super::admin_get(simulator, "/stats").await
 }
 
 pub async fn create_group(world: &World, name: &str, spec: Value) -> Api<SimGroup> {
