@@ -3,91 +3,19 @@
 //! wall time, carrier calls against the floor, and memory while observing a large group.
 //! Run: `cargo bench --bench operator`.
 
-use std::collections::HashSet;
+mod common;
+
 use std::time::Instant;
 
-use futures::TryStreamExt;
-use jiff::{SignedDuration, Timestamp};
+use common::{Reconciled, group, reconcile};
+use jiff::SignedDuration;
 use secrecy::SecretString;
 use simfleet::api::{
-    CarrierAccountSpec, LocalObjectRef, Provider, RateLimit, SecretKeyRef, SimGroupSpec,
-    SimGroupStatus, SimSelector, SimState,
+    CarrierAccountSpec, Provider, RateLimit, SecretKeyRef, SimGroupStatus, SimState,
 };
-use simfleet::carrier::{Carrier, HttpSettings, Selection, connect};
-use simfleet::plan::sim_group::{NoClaims, PlanContext, SimGroupPlanner};
+use simfleet::carrier::{HttpSettings, connect};
 use simfleet::simulator::fleet::SEED_TAGS;
 use simfleet::simulator::{SeedConfig, Simulator, SimulatorConfig};
-
-fn kib(field: &str) -> i64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn group(state: SimState, tags: &[&str]) -> SimGroupSpec {
-    SimGroupSpec {
-        carrier_ref: LocalObjectRef {
-            name: "simulator".into(),
-        },
-        state,
-        selector: SimSelector {
-            tags: Some(tags.iter().map(|t| t.to_string()).collect()),
-            ..Default::default()
-        },
-        rollout: None,
-        system_paused: Default::default(),
-        drift: Default::default(),
-        on_delete: Default::default(),
-        guard: None,
-    }
-}
-
-/// One reconcile: observe every page, plan, submit; returns the new status and actions sent.
-async fn reconcile(
-    carrier: &dyn Carrier,
-    spec: &SimGroupSpec,
-    previous: &SimGroupStatus,
-) -> (SimGroupStatus, usize, i64) {
-    let in_flight = HashSet::new();
-    let selection = Selection {
-        tags: spec.selector.tags.clone().unwrap(),
-        ..Default::default()
-    };
-    let before = kib("VmRSS:");
-    let mut peak = 0;
-    let mut planner = SimGroupPlanner::new(PlanContext {
-        spec,
-        generation: 1,
-        approved_generation: None,
-        previous,
-        carrier_limit: carrier.capabilities().max_sims_per_action,
-        in_flight: &in_flight,
-        claims: &NoClaims,
-        now: Timestamp::now(),
-    });
-    let mut pages = carrier.observe(&selection);
-    while let Some(page) = pages.try_next().await.unwrap() {
-        planner.observe(&page);
-        peak = peak.max(kib("VmRSS:") - before);
-    }
-    drop(pages);
-    let mut plan = planner.finish();
-    let actions = std::mem::take(&mut plan.actions);
-    for action in &actions {
-        let submission = carrier.submit(action.change, &action.sims).await.unwrap();
-        plan.record_submission(
-            submission.action_ids.join(","),
-            action.change,
-            submission.accepted,
-            &submission.refused,
-        );
-    }
-    (plan.status(previous), actions.len(), peak)
-}
 
 #[tokio::main]
 async fn main() {
@@ -134,9 +62,17 @@ async fn main() {
         .unwrap();
         let spec = group(SimState::Paused, tags);
         let started = Instant::now();
-        let (submitted, actions, peak) =
-            reconcile(carrier.as_ref(), &spec, &SimGroupStatus::default()).await;
-        let (confirmed, more, _) = reconcile(carrier.as_ref(), &spec, &submitted).await;
+        let Reconciled {
+            status: submitted,
+            actions,
+            peak_kib: peak,
+            ..
+        } = reconcile(carrier.as_ref(), &spec, &SimGroupStatus::default()).await;
+        let Reconciled {
+            status: confirmed,
+            actions: more,
+            ..
+        } = reconcile(carrier.as_ref(), &spec, &submitted).await;
         let elapsed = started.elapsed();
         let calls = carrier.counters().total();
         let pages = calls - actions as u64;
@@ -162,7 +98,11 @@ async fn main() {
             peak as f64 / 1024.0
         );
         let before = carrier.counters().total();
-        let (steady, actions, _) = reconcile(carrier.as_ref(), &spec, &confirmed).await;
+        let Reconciled {
+            status: steady,
+            actions,
+            ..
+        } = reconcile(carrier.as_ref(), &spec, &confirmed).await;
         let mutating = simulator
             .state()
             .request_counts()

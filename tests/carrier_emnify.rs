@@ -3,6 +3,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use futures::TryStreamExt;
@@ -10,10 +11,12 @@ use jiff::{SignedDuration, Timestamp};
 use secrecy::SecretString;
 use serde_json::json;
 use simfleet::api::{Provider, StateChange};
+use simfleet::carrier::http::HttpCore;
 use simfleet::carrier::{
-    Carrier, CarrierError, ObservedState, QuotaSetting, QuotaState, Selection, SimTarget, connect,
+    Carrier, CarrierError, EmnifyClient, ObservedState, QuotaSetting, QuotaState, RefusalKind,
+    Selection, SimTarget, connect,
 };
-use simfleet::simulator::SimulatorHandle;
+use simfleet::simulator::{EmnifyBulk, SimulatorConfig, SimulatorHandle};
 
 fn client_with(sim: &SimulatorHandle, suspend_sim: bool) -> Arc<dyn Carrier> {
     let mut spec = account(Provider::Emnify, sim.emnify_url());
@@ -126,54 +129,277 @@ async fn lists_are_looked_up_and_unknowns_are_ineligible() {
     );
 }
 
+/// The most emnify writes the simulator saw in flight at once.
+async fn max_writes_in_flight(sim: &SimulatorHandle) -> u64 {
+    admin_get(sim, "/stats").await["totals"]["maxEmnifyWritesInFlight"]
+        .as_u64()
+        .unwrap()
+}
+
 #[tokio::test]
-async fn per_device_changes_pause_endpoints_and_optionally_suspend_sims() {
-    let sim = live_fleet(20).await;
+async fn changes_go_through_the_bulk_route_and_a_refused_chunk_is_split_to_find_the_refused() {
+    let sim = live_fleet(2000).await;
     let carrier = client_with(&sim, true);
-    admin_send(
-        &sim,
-        reqwest::Method::PATCH,
-        "/sims/1005",
-        &json!({"state": "DEAD"}),
-    )
-    .await;
+    for dead in [1005, 1700] {
+        admin_send(
+            &sim,
+            reqwest::Method::PATCH,
+            &format!("/sims/{dead}"),
+            &json!({"state": "DEAD"}),
+        )
+        .await;
+    }
+    let ids: Vec<u64> = (1001..3001).collect();
     let submission = carrier
-        .submit(StateChange::Pause, &targets(&[1001, 1002, 1003, 1005]))
+        .submit(StateChange::Pause, &targets(&ids))
         .await
         .unwrap();
-    assert_eq!(submission.accepted, 3);
-    assert_eq!(submission.refused.len(), 1);
-    assert_eq!(submission.refused[0].device_id, 1005);
-    assert!(submission.refused[0].reason.contains("deleted"));
+    assert_eq!(submission.accepted, 1998);
+    let refused: Vec<u64> = submission.refused.iter().map(|r| r.device_id).collect();
+    assert_eq!(refused, [1005, 1700]);
+    for refusal in &submission.refused {
+        assert_eq!(refusal.kind, RefusalKind::Ineligible);
+        assert!(
+            refusal.reason.contains("deleted"),
+            "emnify's message: {}",
+            refusal.reason
+        );
+    }
     assert!(submission.action_ids[0].starts_with("emnify-"));
-    sim.advance(SignedDuration::from_secs(10));
-    let observed = observe_all(
-        carrier.as_ref(),
-        &Selection {
-            device_ids: vec![1001, 1002, 1003],
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let bulk_ok = count(&sim, "PATCH", "/api/v2/endpoint/multi", 204).await;
+    let bulk_refused = count(&sim, "PATCH", "/api/v2/endpoint/multi", 422).await;
+    // Two refused devices in 2,000: about 2 x log2(2000) halvings, never one call per device.
     assert!(
-        observed.iter().all(|o| o.state == ObservedState::Paused),
-        "{observed:?}"
+        bulk_refused <= 22 && bulk_ok <= 24,
+        "{bulk_ok} accepted, {bulk_refused} refused"
     );
+    assert_eq!(count(&sim, "PATCH", "/api/v1/endpoint/{id}", 204).await, 0);
+    sim.advance(SignedDuration::from_secs(10));
+    let paused = admin_get(&sim, "/sims?state=PAUSED-USER&limit=1").await["total"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(paused, 1998);
     let table = admin_get(&sim, "/sims?deviceId=1001").await;
     assert_eq!(table["sims"][0]["simSuspended"], true);
     assert_eq!(
         count(&sim, "PATCH", "/api/v1/sim/{id}", 204).await,
-        3,
-        "one SIM call per paused device"
+        1998,
+        "one SIM call per paused device: emnify has no bulk SIM suspension"
     );
+    assert_eq!(max_writes_in_flight(&sim).await, 1, "writes one at a time");
 }
 
 #[tokio::test]
-async fn changes_land_despite_20_percent_injected_5xx() {
-    let sim = live_fleet(200).await;
+async fn a_bulk_chunk_answered_5xx_is_not_resent() {
+    let sim = live_fleet(100).await;
     let carrier = client(&sim);
-    set_faults(&sim, json!([{"errorRate": 0.2}])).await;
+    set_faults(
+        &sim,
+        json!([{"route": "/api/v2/endpoint/multi", "burst5xx": 1}]),
+    )
+    .await;
+    let ids: Vec<u64> = (1001..1101).collect();
+    let err = carrier
+        .submit(StateChange::Pause, &targets(&ids))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CarrierError::Transient {
+                request_sent: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        count(&sim, "PATCH", "/api/v2/endpoint/multi", 503).await,
+        1,
+        "one request, not retried: the caller observes first"
+    );
+    assert_eq!(count(&sim, "PATCH", "/api/v2/endpoint/multi", 204).await, 0);
+}
+
+/// An emnify client whose 403 fallback lasts `wait`.
+fn client_retrying_bulk_after(sim: &SimulatorHandle, wait: Duration) -> EmnifyClient {
+    let core = HttpCore::new(
+        "emnify",
+        sim.emnify_url(),
+        10_000.0,
+        1_000,
+        8,
+        fast_retries(),
+    )
+    .unwrap();
+    EmnifyClient::new(core, SecretString::from(APP_TOKEN), false).with_bulk_retry_after(wait)
+}
+
+#[tokio::test]
+async fn a_403_from_the_bulk_route_switches_the_account_to_sequential_per_device_writes() {
+    let sim = start(SimulatorConfig {
+        emnify_bulk: EmnifyBulk::Forbidden,
+        ..live_config(300)
+    })
+    .await;
+    let carrier = client_retrying_bulk_after(&sim, Duration::from_secs(24 * 3600));
+    assert!(carrier.capabilities().bulk);
+    assert_eq!(carrier.capabilities().max_sims_per_action, 2000);
+    set_faults(
+        &sim,
+        json!([{"route": "/api/v1/endpoint/{id}", "latencyMs": 2}]),
+    )
+    .await;
+    let first: Vec<u64> = (1001..1201).collect();
+    let submission = carrier
+        .submit(StateChange::Pause, &targets(&first))
+        .await
+        .unwrap();
+    assert_eq!(submission.accepted, 200);
+    assert_eq!(count(&sim, "PATCH", "/api/v2/endpoint/multi", 403).await, 1);
+    assert_eq!(
+        count(&sim, "PATCH", "/api/v1/endpoint/{id}", 204).await,
+        200
+    );
+    let capabilities = carrier.capabilities();
+    assert!(!capabilities.bulk);
+    assert_eq!(capabilities.max_sims_per_action, 1000);
+    let note = capabilities.bulk_unavailable.unwrap();
+    assert!(
+        note.contains("403") && note.contains("one endpoint at a time"),
+        "{note}"
+    );
+    // Remembered: the next submit goes straight to per-device writes.
+    let second: Vec<u64> = (1201..1301).collect();
+    carrier
+        .submit(StateChange::Pause, &targets(&second))
+        .await
+        .unwrap();
+    assert_eq!(count(&sim, "PATCH", "/api/v2/endpoint/multi", 403).await, 1);
+    assert_eq!(
+        count(&sim, "PATCH", "/api/v1/endpoint/{id}", 204).await,
+        300
+    );
+    assert_eq!(
+        max_writes_in_flight(&sim).await,
+        1,
+        "per-device writes are sequential"
+    );
+    sim.advance(SignedDuration::from_secs(10));
+    let paused = admin_get(&sim, "/sims?state=PAUSED-USER&limit=1").await["total"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(paused, 300);
+}
+
+#[tokio::test]
+async fn the_bulk_route_is_tried_again_once_the_fallback_period_has_passed() {
+    let sim = start(SimulatorConfig {
+        emnify_bulk: EmnifyBulk::Forbidden,
+        ..live_config(20)
+    })
+    .await;
+    let carrier = client_retrying_bulk_after(&sim, Duration::ZERO);
+    carrier
+        .submit(StateChange::Pause, &targets(&[1001, 1002]))
+        .await
+        .unwrap();
+    carrier
+        .submit(StateChange::Pause, &targets(&[1003]))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&sim, "PATCH", "/api/v2/endpoint/multi", 403).await,
+        2,
+        "each submit after the period tries the bulk route first"
+    );
+    assert_eq!(count(&sim, "PATCH", "/api/v1/endpoint/{id}", 204).await, 3);
+}
+
+#[tokio::test]
+async fn a_new_client_for_a_changed_secret_tries_the_bulk_route_again() {
+    // The operator builds a new client when the account's Secret changes.
+    let sim = start(SimulatorConfig {
+        emnify_bulk: EmnifyBulk::Forbidden,
+        ..live_config(20)
+    })
+    .await;
+    let carrier = client(&sim);
+    carrier
+        .submit(StateChange::Pause, &targets(&[1001]))
+        .await
+        .unwrap();
+    assert!(!carrier.capabilities().bulk);
+    let rebuilt = client(&sim);
+    assert!(rebuilt.capabilities().bulk);
+    rebuilt
+        .submit(StateChange::Pause, &targets(&[1002]))
+        .await
+        .unwrap();
+    assert_eq!(count(&sim, "PATCH", "/api/v2/endpoint/multi", 403).await, 2);
+}
+
+#[tokio::test]
+async fn writes_from_concurrent_callers_reach_emnify_one_at_a_time() {
+    let sim = live_fleet(400).await;
+    let carrier = client(&sim);
+    set_faults(&sim, json!([{"latencyMs": 5}])).await;
+    let expiry = sim
+        .state()
+        .clock
+        .now()
+        .saturating_add(SignedDuration::from_hours(24))
+        .unwrap();
+    let quota = QuotaSetting {
+        volume_mb: 10.0,
+        expiry,
+        auto_refill: false,
+        threshold_percentage: None,
+    };
+    let submits = (0..4u64).map(|i| {
+        let ids: Vec<u64> = (1001 + i * 50..1051 + i * 50).collect();
+        let carrier = carrier.clone();
+        async move {
+            carrier
+                .submit(StateChange::Pause, &targets(&ids))
+                .await
+                .unwrap()
+        }
+    });
+    let quotas = (1301..1321u64).map(|id| {
+        let (carrier, quota) = (carrier.clone(), quota.clone());
+        async move { carrier.set_quota(id, &quota).await.unwrap() }
+    });
+    let reads = (1001..1021u64).map(|id| {
+        let carrier = carrier.clone();
+        async move { carrier.read_quota(id).await.unwrap() }
+    });
+    futures::join!(
+        futures::future::join_all(submits),
+        futures::future::join_all(quotas),
+        futures::future::join_all(reads)
+    );
+    assert_eq!(count(&sim, "PATCH", "/api/v2/endpoint/multi", 204).await, 4);
+    assert_eq!(
+        count(&sim, "POST", "/api/v1/endpoint/{id}/quota/data", 201).await,
+        20
+    );
+    assert_eq!(max_writes_in_flight(&sim).await, 1);
+}
+
+#[tokio::test]
+async fn per_device_changes_land_despite_20_percent_injected_5xx() {
+    let sim = start(SimulatorConfig {
+        emnify_bulk: EmnifyBulk::Forbidden,
+        ..live_config(200)
+    })
+    .await;
+    let carrier = client(&sim);
+    set_faults(
+        &sim,
+        json!([{"route": "/api/v1/endpoint/{id}", "errorRate": 0.2}]),
+    )
+    .await;
     let ids: Vec<u64> = (1001..1201).collect();
     let submission = carrier
         .submit(StateChange::Pause, &targets(&ids))
@@ -217,7 +443,7 @@ async fn quotas_are_set_read_and_deleted_and_refusals_are_typed() {
     };
     let err = carrier.set_quota(1002, &past).await.unwrap_err();
     assert!(
-        matches!(&err, CarrierError::Rejected { message, .. } if message.contains("future")),
+        matches!(&err, CarrierError::Unprocessable { message } if message.contains("future")),
         "{err}"
     );
 

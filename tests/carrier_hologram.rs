@@ -11,8 +11,8 @@ use secrecy::SecretString;
 use serde_json::json;
 use simfleet::api::{Provider, StateChange};
 use simfleet::carrier::{
-    Carrier, CarrierError, ObservedState, QuotaEventKind, QuotaSetting, Selection, SimObservation,
-    SimTarget, connect,
+    Carrier, CarrierError, ObservedState, QuotaEventKind, QuotaSetting, RefusalKind, Selection,
+    SimObservation, SimTarget, connect,
 };
 use simfleet::simulator::SimulatorHandle;
 
@@ -141,7 +141,7 @@ async fn a_submitted_pause_is_pending_then_confirmed_by_observation() {
     assert_eq!(submission.accepted, live.len());
     if let Some(dead) = dead {
         assert_eq!(submission.refused[0].device_id, dead);
-        assert!(!submission.refused[0].retryable);
+        assert_eq!(submission.refused[0].kind, RefusalKind::Failed);
     }
     let selection = Selection {
         device_ids: live.clone(),

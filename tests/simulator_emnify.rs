@@ -500,3 +500,237 @@ async fn emnify_rate_limits_answer_429_with_retry_after() {
         .unwrap();
     assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// `PATCH /v2/endpoint/multi` with `(id, status)` items.
+fn bulk(items: &[(u64, i64)]) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .map(|&(id, status)| json!({"id": id, "status": {"id": status}}))
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn the_bulk_route_changes_up_to_2000_endpoints_and_answers_204() {
+    let sim = live_fleet(2500).await;
+    let token = emnify_token(&sim).await;
+    let items: Vec<(u64, i64)> = (1001..3001).map(|id| (id, 1)).collect();
+    let (status, body) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v2/endpoint/multi",
+        &bulk(&items),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(body, Value::Null, "204 has no body");
+    // Asynchronous, like every change: the old status until the delay has passed.
+    assert_eq!(
+        get(&sim, &token, "/v1/endpoint/1001").await.1["status"]["id"],
+        0
+    );
+    sim.advance(SignedDuration::from_secs(10));
+    for id in [1001, 2000, 3000] {
+        let (_, endpoint) = get(&sim, &token, &format!("/v1/endpoint/{id}")).await;
+        assert_eq!(endpoint["status"]["id"], 1, "endpoint {id}");
+    }
+    assert_eq!(
+        get(&sim, &token, "/v1/endpoint/3001").await.1["status"]["id"],
+        0
+    );
+    // Only `id` is required: an item without a status changes nothing.
+    let (status, _) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v2/endpoint/multi",
+        &json!([{"id": 1001, "name": "meter"}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // More than 2,000 items, or none, are refused whole.
+    let too_many: Vec<(u64, i64)> = (1001..3002).map(|id| (id, 0)).collect();
+    let (status, body) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v2/endpoint/multi",
+        &bulk(&too_many),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["message"].as_str().unwrap().contains("2000"), "{body}");
+    let (status, _) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v2/endpoint/multi",
+        &json!([]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v2/endpoint/multi",
+        &json!({"id": 1001}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the body is an array");
+    sim.advance(SignedDuration::from_secs(10));
+    assert_eq!(
+        get(&sim, &token, "/v1/endpoint/1001").await.1["status"]["id"],
+        1,
+        "refused requests changed nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_bulk_request_with_bad_items_answers_422_naming_each_and_changes_nothing() {
+    let sim = live_fleet(20).await;
+    let token = emnify_token(&sim).await;
+    admin_send(&sim, Method::PATCH, "/sims/1005", &json!({"state": "DEAD"})).await;
+    let items = [(1001, 1), (99_999, 1), (1003, 7), (1004, 1), (1005, 1)];
+    let (status, body) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v2/endpoint/multi",
+        &bulk(&items),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // emnify's documented 422 body: message, error_code, error_token and errors[].
+    for field in ["message", "error_code", "error_token"] {
+        assert!(!body[field].is_null(), "{field} in {body}");
+    }
+    let errors: Vec<String> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors[0].contains("item 1") && errors[0].contains("99999"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("item 2") && errors[1].contains("status.id 7"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[2].contains("item 4") && errors[2].contains("1005") && errors[2].contains("deleted"),
+        "{errors:?}"
+    );
+    sim.advance(SignedDuration::from_secs(10));
+    for id in [1001, 1004] {
+        assert_eq!(
+            get(&sim, &token, &format!("/v1/endpoint/{id}")).await.1["status"]["id"],
+            0,
+            "endpoint {id} unchanged"
+        );
+    }
+    let non_integer = json!([{"id": "1001", "status": {"id": 1}}, {"id": 1002, "status": {"id": "1"}}, {"id": 1002, "status": {"id": 1}}]);
+    let (status, body) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v2/endpoint/multi",
+        &non_integer,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        body["errors"].as_array().unwrap().len(),
+        3,
+        "a string id, a string status, a repeat: {body}"
+    );
+}
+
+#[tokio::test]
+async fn with_emnify_bulk_forbidden_the_route_answers_403() {
+    let sim = start(SimulatorConfig {
+        emnify_bulk: simfleet::simulator::EmnifyBulk::Forbidden,
+        ..live_config(10)
+    })
+    .await;
+    let token = emnify_token(&sim).await;
+    let (status, body) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v2/endpoint/multi",
+        &bulk(&[(1001, 1)]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error_token"], "forbidden", "{body}");
+    // Per-device writes still work.
+    let (status, _) = send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v1/endpoint/1001",
+        &json!({"status": {"id": 1}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn stats_report_the_most_emnify_writes_in_flight_at_once() {
+    let sim = live_fleet(50).await;
+    let token = emnify_token(&sim).await;
+    let in_flight = || async {
+        admin_get(&sim, "/stats").await["totals"]["maxEmnifyWritesInFlight"]
+            .as_u64()
+            .unwrap()
+    };
+    // Each write waits 100 ms at the simulator, so eight sent together overlap.
+    set_faults(&sim, json!([{"route": "/api/v1/endpoint/{id}", "latencyMs": 100}, {"route": "/api/v2/endpoint/multi", "latencyMs": 100}])).await;
+    for id in 1001..1005u64 {
+        send(
+            &sim,
+            &token,
+            Method::PATCH,
+            &format!("/v1/endpoint/{id}"),
+            &json!({"status": {"id": 1}}),
+        )
+        .await;
+    }
+    send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v2/endpoint/multi",
+        &bulk(&[(1010, 1)]),
+    )
+    .await;
+    // Reads do not count.
+    let reads = (0..4).map(|_| get(&sim, &token, "/v1/endpoint/1001"));
+    futures::future::join_all(reads).await;
+    assert_eq!(in_flight().await, 1, "writes sent one after another");
+    let writes = (1020..1028u64).map(|id| {
+        let (sim, token) = (&sim, &token);
+        async move {
+            send(
+                sim,
+                token,
+                Method::PATCH,
+                "/v2/endpoint/multi",
+                &bulk(&[(id, 1)]),
+            )
+            .await
+            .0
+        }
+    });
+    let answers = futures::future::join_all(writes).await;
+    assert!(answers.iter().all(|s| *s == StatusCode::NO_CONTENT));
+    assert!(in_flight().await > 1, "concurrent writes are seen");
+    admin_send(&sim, Method::DELETE, "/stats", &json!({})).await;
+    assert_eq!(in_flight().await, 0, "cleared with the stats");
+}

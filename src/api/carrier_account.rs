@@ -228,10 +228,16 @@ pub struct CarrierAccountStatus {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CarrierCapabilities {
-    /// Most SIMs one carrier action may change (10,000 for bulk carriers, 1 per device otherwise).
+    /// Most SIMs one carrier action may change (10,000 for Hologram, 2,000 for emnify's bulk
+    /// route, 1,000 when emnify is written one device at a time).
     pub max_sims_per_action: u32,
-    /// True when the carrier changes many SIMs in one bulk action; false for one call per device.
+    /// True when the carrier changes many SIMs in one request; false for one call per device.
     pub bulk_state_change: bool,
+    /// Why this account writes one device at a time although the carrier offers a bulk route
+    /// (e.g. emnify's bulk route answered 403 for these credentials), and when the bulk route
+    /// is tried again (after a day, or at once when the Secret changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bulk_state_change_unavailable: Option<String>,
     /// True when the carrier supports per-device data quotas (DataQuota).
     pub data_quota: bool,
 }

@@ -1,10 +1,12 @@
-//! emnify's REST API v1: an application token exchanged for a bearer token (cached, renewed
-//! before it lapses and once on 401), page/per_page listing, one PATCH per device for state
-//! changes, and per-device data quotas. Written from emnify's documented wire format.
+//! emnify's REST API: an application token exchanged for a bearer token (cached, renewed
+//! before it lapses and once on 401), page/per_page listing, state changes through the bulk
+//! route `PATCH /v2/endpoint/multi` (one PATCH per device when the credentials may not use it),
+//! and per-device data quotas. Writes go one at a time per account, as emnify asks. Written from
+//! emnify's documented wire format.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -20,15 +22,19 @@ use tokio::sync::Mutex;
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
 use super::{
     Capabilities, Carrier, CarrierError, Lookup, ObservedState, QuotaEvent, QuotaEventKind,
-    QuotaReading, QuotaSetting, QuotaState, Refusal, Selection, SimObservation, SimTarget,
-    Submission,
+    QuotaReading, QuotaSetting, QuotaState, Refusal, RefusalKind, Selection, SimObservation,
+    SimTarget, Submission,
 };
 use crate::api::StateChange;
 
 /// Page size of list calls.
 const PAGE: usize = 1000;
-/// SIMs one `submit` takes (one PATCH each, run concurrently).
-pub const SUBMIT_LIMIT: usize = 1000;
+/// Endpoints one `PATCH /v2/endpoint/multi` takes (emnify's documented maximum).
+pub const BULK_LIMIT: usize = 2000;
+/// SIMs one `submit` takes while the account writes per device (one PATCH each, in turn).
+pub const PER_DEVICE_LIMIT: usize = 1000;
+/// How long a 403 from the bulk route keeps an account on per-device writes.
+const BULK_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Renew a token this long before it lapses.
 const RENEW_MARGIN: Duration = Duration::from_secs(60);
 /// emnify's expiry format.
@@ -36,6 +42,14 @@ const EXPIRY_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 /// Events per page, and at most this many pages read back per device.
 const EVENT_PAGE: usize = 100;
 const EVENT_PAGES: usize = 5;
+
+/// The endpoint status id a change sets: 1 Disabled (pause), 0 Enabled (resume).
+fn endpoint_status_of(change: StateChange) -> i64 {
+    match change {
+        StateChange::Pause => 1,
+        StateChange::Resume => 0,
+    }
+}
 
 /// Reads emnify's `YYYY-MM-DD HH:MM:SS` (UTC).
 fn parse_expiry(text: &str) -> Option<Timestamp> {
@@ -52,6 +66,47 @@ struct CachedToken {
     renew_at: Option<Instant>,
 }
 
+/// Whether an account may use the bulk route: emnify answers 403 to users without the bulk
+/// permission, and the account then writes per device until `retry_at`.
+#[derive(Debug, Default)]
+struct BulkPermission {
+    forbidden: Option<Forbidden>,
+}
+
+#[derive(Debug)]
+struct Forbidden {
+    retry_at: Instant,
+    note: String,
+}
+
+impl BulkPermission {
+    /// True when the bulk route is to be tried at `now`.
+    fn allows(&self, now: Instant) -> bool {
+        self.forbidden.as_ref().is_none_or(|f| now >= f.retry_at)
+    }
+
+    /// Remembers a 403 at `now`, with the carrier's words and the wall-clock time of the retry.
+    fn forbid(&mut self, now: Instant, retry_after: Duration, message: &str) {
+        let retry_wall = Timestamp::now()
+            .checked_add(jiff::SignedDuration::try_from(retry_after).unwrap_or_default())
+            .map_or_else(
+                |_| "later".to_owned(),
+                |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            );
+        self.forbidden = Some(Forbidden {
+            retry_at: now + retry_after,
+            note: format!(
+                "PATCH /v2/endpoint/multi answered 403 ({message}); writing one endpoint at a time until {retry_wall}, or until the Secret changes"
+            ),
+        });
+    }
+
+    /// Why the bulk route is not used at `now`, if it is not.
+    fn unavailable(&self, now: Instant) -> Option<String> {
+        (!self.allows(now)).then(|| self.forbidden.as_ref().map(|f| f.note.clone()))?
+    }
+}
+
 /// A client of one emnify account.
 pub struct EmnifyClient {
     core: HttpCore,
@@ -59,6 +114,10 @@ pub struct EmnifyClient {
     token: Mutex<Option<CachedToken>>,
     suspend_sim: bool,
     actions: AtomicU64,
+    // emnify asks for writes to be sent one after another: one write at a time per account.
+    writes: Mutex<()>,
+    bulk: SyncMutex<BulkPermission>,
+    bulk_retry_after: Duration,
 }
 
 impl std::fmt::Debug for EmnifyClient {
@@ -149,7 +208,22 @@ impl EmnifyClient {
             token: Mutex::new(None),
             suspend_sim,
             actions: AtomicU64::new(1),
+            writes: Mutex::new(()),
+            bulk: SyncMutex::new(BulkPermission::default()),
+            bulk_retry_after: BULK_RETRY_AFTER,
         }
+    }
+
+    /// How long a 403 from the bulk route keeps the account on per-device writes (a day by
+    /// default; tests shorten it).
+    pub fn with_bulk_retry_after(mut self, wait: Duration) -> Self {
+        self.bulk_retry_after = wait;
+        self
+    }
+
+    /// Whether the bulk route is to be used now.
+    fn bulk_allowed(&self) -> bool {
+        self.bulk.lock().expect("bulk lock").allows(Instant::now())
     }
 
     /// The cached token, or a new one (one authentication at a time).
@@ -200,6 +274,15 @@ impl EmnifyClient {
             }
             other => other,
         }
+    }
+
+    /// Sends a write (PATCH, POST, DELETE): one at a time per account, as emnify asks.
+    async fn write(
+        &self,
+        build: impl Fn(Auth<'_>) -> Call<'_>,
+    ) -> Result<super::http::Reply, CarrierError> {
+        let _turn = self.writes.lock().await;
+        self.send(build).await
     }
 
     /// One page of endpoints matching `q`, and the total number of pages.
@@ -309,11 +392,61 @@ impl EmnifyClient {
         path: String,
         status: i64,
     ) -> Result<super::http::Reply, CarrierError> {
-        self.send(|auth| {
+        self.write(|auth| {
             Call::new(Method::PATCH, route, path.clone(), auth, Repeat::Safe)
                 .json(json!({"status": {"id": status}}))
         })
         .await
+    }
+
+    /// Changes endpoints through `PATCH /v2/endpoint/multi`; returns the devices refused. A 422
+    /// refuses the whole request and emnify documents no per-item ids, so a refused chunk is
+    /// split in halves until the refused devices are found alone; the rest go through. A 5xx or
+    /// timeout is not resent (the caller observes first): the bulk request is not retried after
+    /// an unclear outcome.
+    fn change_bulk<'a>(
+        &'a self,
+        change: StateChange,
+        sims: &'a [SimTarget],
+    ) -> BoxFuture<'a, Result<Vec<Refusal>, CarrierError>> {
+        async move {
+            let status = endpoint_status_of(change);
+            let body = Value::Array(
+                sims.iter()
+                    .map(|s| json!({"id": s.device_id, "status": {"id": status}}))
+                    .collect(),
+            );
+            let answer = self
+                .write(|auth| {
+                    Call::new(
+                        Method::PATCH,
+                        "/v2/endpoint/multi",
+                        "/v2/endpoint/multi",
+                        auth,
+                        Repeat::Unsafe,
+                    )
+                    .json(body.clone())
+                })
+                .await;
+            match answer {
+                Ok(_) => Ok(Vec::new()),
+                Err(CarrierError::Unprocessable { message }) if sims.len() == 1 => {
+                    Ok(vec![Refusal {
+                        device_id: sims[0].device_id,
+                        reason: message,
+                        kind: RefusalKind::Ineligible,
+                    }])
+                }
+                Err(CarrierError::Unprocessable { .. }) => {
+                    let (first, second) = sims.split_at(sims.len() / 2);
+                    let mut refused = self.change_bulk(change, first).await?;
+                    refused.extend(self.change_bulk(change, second).await?);
+                    Ok(refused)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        .boxed()
     }
 
     /// PATCHes one device; a refusal by the carrier is returned as such, not as an error.
@@ -322,59 +455,88 @@ impl EmnifyClient {
         change: StateChange,
         sim: SimTarget,
     ) -> Result<Option<Refusal>, CarrierError> {
-        let (endpoint_status, sim_status) = match change {
-            StateChange::Pause => (1, 2),
-            StateChange::Resume => (0, 1),
-        };
         let id = sim.device_id;
         let answer = self
             .patch_status(
                 "/v1/endpoint/{id}",
                 format!("/v1/endpoint/{id}"),
-                endpoint_status,
+                endpoint_status_of(change),
             )
             .await;
-        let refused = |reason: String, retryable| {
+        let refused = |reason: String, kind| Refusal {
+            device_id: id,
+            reason,
+            kind,
+        };
+        match answer {
+            Ok(_) => Ok(None),
+            Err(
+                CarrierError::Conflict { message }
+                | CarrierError::NotFound { message }
+                | CarrierError::Unprocessable { message },
+            ) => Ok(Some(refused(message, RefusalKind::Ineligible))),
+            Err(CarrierError::Rejected { message, .. }) => {
+                Ok(Some(refused(message, RefusalKind::Failed)))
+            }
+            Err(CarrierError::Transient { message, .. }) => {
+                Ok(Some(refused(message, RefusalKind::Retryable)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Suspends (or activates) one device's SIM after its endpoint changed: suspension stops
+    /// the SIM's billing and costs a call per SIM (emnify has no bulk SIM suspension).
+    async fn change_sim(
+        &self,
+        change: StateChange,
+        sim: SimTarget,
+    ) -> Result<Option<Refusal>, CarrierError> {
+        let Some(sim_id) = sim.sim_id else {
+            return Ok(None);
+        };
+        let status = match change {
+            StateChange::Pause => 2,
+            StateChange::Resume => 1,
+        };
+        let answer = self
+            .patch_status("/v1/sim/{id}", format!("/v1/sim/{sim_id}"), status)
+            .await;
+        let refused = |reason: String, kind| {
             Ok(Some(Refusal {
-                device_id: id,
-                reason,
-                retryable,
+                device_id: sim.device_id,
+                reason: format!("SIM status: {reason}"),
+                kind,
             }))
         };
         match answer {
-            Ok(_) => {}
-            Err(CarrierError::Conflict { message } | CarrierError::NotFound { message }) => {
-                return refused(message, false);
+            Ok(_) => Ok(None),
+            Err(CarrierError::Transient { message, .. }) => {
+                refused(message, RefusalKind::Retryable)
             }
-            Err(CarrierError::Rejected { message, .. }) => return refused(message, false),
-            Err(CarrierError::Transient { message, .. }) => return refused(message, true),
-            Err(e) => return Err(e),
-        }
-        // Suspending the SIM stops its billing; it costs a second call (CarrierAccount option).
-        if let (true, Some(sim_id)) = (self.suspend_sim, sim.sim_id) {
-            let answer = self
-                .patch_status("/v1/sim/{id}", format!("/v1/sim/{sim_id}"), sim_status)
-                .await;
-            match answer {
-                Ok(_) => {}
-                Err(CarrierError::Transient { message, .. }) => {
-                    return refused(format!("SIM status: {message}"), true);
-                }
-                Err(CarrierError::Unauthorized { message }) => {
-                    return Err(CarrierError::Unauthorized { message });
-                }
-                Err(e) => return refused(format!("SIM status: {e}"), false),
+            Err(e @ (CarrierError::Unauthorized { .. } | CarrierError::RateLimited { .. })) => {
+                Err(e)
             }
+            Err(e) => refused(e.to_string(), RefusalKind::Failed),
         }
-        Ok(None)
     }
 }
 
 impl Carrier for EmnifyClient {
     fn capabilities(&self) -> Capabilities {
+        let unavailable = self
+            .bulk
+            .lock()
+            .expect("bulk lock")
+            .unavailable(Instant::now());
         Capabilities {
-            max_sims_per_action: SUBMIT_LIMIT,
-            bulk: false,
+            max_sims_per_action: if unavailable.is_some() {
+                PER_DEVICE_LIMIT
+            } else {
+                BULK_LIMIT
+            },
+            bulk: unavailable.is_none(),
+            bulk_unavailable: unavailable,
             data_quota: true,
         }
     }
@@ -415,31 +577,56 @@ impl Carrier for EmnifyClient {
         sims: &'a [SimTarget],
     ) -> BoxFuture<'a, Result<Submission, CarrierError>> {
         async move {
-            if sims.len() > SUBMIT_LIMIT {
+            // Actions planned before a switch to per-device writes may hold up to BULK_LIMIT.
+            if sims.len() > BULK_LIMIT {
                 return Err(CarrierError::Rejected {
                     field: None,
                     message: format!(
-                        "{} SIMs in one submission; this client takes at most {SUBMIT_LIMIT}",
+                        "{} SIMs in one submission; this client takes at most {BULK_LIMIT}",
                         sims.len()
                     ),
                 });
             }
+            let mut bulk = self.bulk_allowed();
             // emnify has no job ids: the client names each submission so that status can list it.
             let action = format!(
                 "emnify-{}-{}",
                 Timestamp::now().as_millisecond(),
                 self.actions.fetch_add(1, Ordering::Relaxed)
             );
-            let outcomes: Vec<Result<Option<Refusal>, CarrierError>> =
-                stream::iter(sims.iter().copied())
-                    .map(|sim| self.change_one(change, sim))
-                    .buffer_unordered(self.core.concurrency())
-                    .collect()
-                    .await;
             let mut refused = Vec::new();
-            for outcome in outcomes {
-                if let Some(refusal) = outcome? {
-                    refused.push(refusal);
+            if bulk {
+                match self.change_bulk(change, sims).await {
+                    Ok(r) => refused = r,
+                    Err(CarrierError::Forbidden { message }) => {
+                        tracing::warn!(%message, "emnify's bulk route is forbidden for this account; writing one endpoint at a time");
+                        self.bulk.lock().expect("bulk lock").forbid(
+                            Instant::now(),
+                            self.bulk_retry_after,
+                            &message,
+                        );
+                        bulk = false;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if !bulk {
+                for &sim in sims {
+                    if let Some(refusal) = self.change_one(change, sim).await? {
+                        refused.push(refusal);
+                    }
+                }
+            }
+            if self.suspend_sim {
+                let changed: Vec<SimTarget> = sims
+                    .iter()
+                    .filter(|s| !refused.iter().any(|r| r.device_id == s.device_id))
+                    .copied()
+                    .collect();
+                for sim in changed {
+                    if let Some(refusal) = self.change_sim(change, sim).await? {
+                        refused.push(refusal);
+                    }
                 }
             }
             Ok(Submission {
@@ -518,7 +705,7 @@ impl Carrier for EmnifyClient {
             }
             let path = format!("/v1/endpoint/{device_id}/quota/data");
             // Setting a quota replaces it: repeating the same POST is harmless.
-            self.send(|auth| {
+            self.write(|auth| {
                 Call::new(
                     Method::POST,
                     "/v1/endpoint/{id}/quota/data",
@@ -608,7 +795,7 @@ impl Carrier for EmnifyClient {
         async move {
             let path = format!("/v1/endpoint/{device_id}/quota/data");
             match self
-                .send(|auth| {
+                .write(|auth| {
                     Call::new(
                         Method::DELETE,
                         "/v1/endpoint/{id}/quota/data",
@@ -668,6 +855,22 @@ mod tests {
             endpoint_observation(&json!({"id": "x"})),
             Err(CarrierError::Protocol { .. })
         ));
+    }
+
+    #[test]
+    fn a_403_keeps_the_bulk_route_off_until_the_retry_time() {
+        let mut bulk = BulkPermission::default();
+        let start = Instant::now();
+        assert!(bulk.allows(start));
+        assert_eq!(bulk.unavailable(start), None);
+        bulk.forbid(start, Duration::from_secs(86_400), "no bulk permission");
+        assert!(!bulk.allows(start + Duration::from_secs(86_399)));
+        let note = bulk.unavailable(start).unwrap();
+        assert!(note.contains("403 (no bulk permission)"), "{note}");
+        assert!(note.contains("until the Secret changes"), "{note}");
+        let later = start + Duration::from_secs(86_400);
+        assert!(bulk.allows(later), "tried again after a day");
+        assert_eq!(bulk.unavailable(later), None);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::http::Reply;
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
 use super::{
     Capabilities, Carrier, CarrierError, Lookup, ObservedState, QuotaEvent, QuotaReading,
-    QuotaSetting, Refusal, Selection, SimObservation, SimTarget, Submission,
+    QuotaSetting, Refusal, RefusalKind, Selection, SimObservation, SimTarget, Submission,
 };
 use crate::api::StateChange;
 
@@ -316,6 +316,7 @@ impl Carrier for HologramClient {
         Capabilities {
             max_sims_per_action: BULK_LIMIT,
             bulk: true,
+            bulk_unavailable: None,
             data_quota: false,
         }
     }
@@ -412,7 +413,7 @@ impl Carrier for HologramClient {
                                     .and_then(Value::as_str)
                                     .unwrap_or("refused")
                                     .to_owned(),
-                                retryable: false,
+                                kind: RefusalKind::Failed,
                             })
                         })
                         .collect()

@@ -451,14 +451,16 @@ fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &[u8
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
     let error = match status.as_u16() {
-        401 | 403 => CarrierError::Unauthorized { message },
+        401 => CarrierError::Unauthorized { message },
+        403 => CarrierError::Forbidden { message },
         404 => CarrierError::NotFound { message },
         409 => CarrierError::Conflict { message },
         429 => CarrierError::RateLimited { retry_after },
-        400 | 422 => CarrierError::Rejected {
+        400 => CarrierError::Rejected {
             field: None,
             message,
         },
+        422 => CarrierError::Unprocessable { message },
         500..=599 => CarrierError::Transient {
             message: format!("HTTP {status}: {message}"),
             request_sent: true,
@@ -470,12 +472,25 @@ fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &[u8
     Failure { error, retry_after }
 }
 
-/// The human message in either carrier's error body (`error` or `message`), if any.
+/// The human message in either carrier's error body (`error` or `message`, followed by the
+/// messages of emnify's `errors[]`), if any.
 fn carrier_message(body: &[u8]) -> Option<String> {
     let value: Value = serde_json::from_slice(body).ok()?;
     let text = value
         .get("message")
         .or_else(|| value.get("error"))
         .and_then(Value::as_str)?;
+    let details: Vec<&str> = value
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("message").and_then(Value::as_str))
+        .collect();
+    let text = if details.is_empty() {
+        text.to_owned()
+    } else {
+        format!("{text}: {}", details.join("; "))
+    };
     Some(text.chars().take(500).collect())
 }

@@ -169,8 +169,19 @@ pub struct Refusal {
     pub device_id: u64,
     /// The carrier's reason.
     pub reason: String,
-    /// True when trying again later may succeed (a transient failure, not a refusal).
-    pub retryable: bool,
+    /// What the operator should make of it.
+    pub kind: RefusalKind,
+}
+
+/// What a refusal means for the SIM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// A transient failure: trying again later may succeed.
+    Retryable,
+    /// The carrier refused or failed the change.
+    Failed,
+    /// The carrier says the SIM cannot take the change (deleted, unknown, invalid for it).
+    Ineligible,
 }
 
 /// What the carrier said to a state change.
@@ -250,13 +261,16 @@ pub struct QuotaEvent {
 }
 
 /// What a carrier can do, as the operator uses it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capabilities {
     /// Most SIMs one `submit` takes.
     pub max_sims_per_action: usize,
-    /// True when one action changes many SIMs at the carrier (Hologram); false for one call
-    /// per device (emnify).
+    /// True when one request changes many SIMs at the carrier (Hologram's bulk actions,
+    /// emnify's `PATCH /v2/endpoint/multi`); false for one call per device.
     pub bulk: bool,
+    /// Why this account writes per device although the carrier has a bulk route, and when
+    /// the bulk route is tried again.
+    pub bulk_unavailable: Option<String>,
     /// True when the carrier supports data quotas.
     pub data_quota: bool,
 }
@@ -276,7 +290,19 @@ pub enum CarrierError {
         /// How long the carrier asked to wait.
         retry_after: Option<Duration>,
     },
-    /// The carrier refused the request's content.
+    /// The credentials are valid but lack the permission for this request (HTTP 403).
+    #[error("the carrier forbids this request for these credentials: {message}")]
+    Forbidden {
+        /// The carrier's words.
+        message: String,
+    },
+    /// The carrier understood the request and refused what it asks for (HTTP 422).
+    #[error("the carrier cannot process the request: {message}")]
+    Unprocessable {
+        /// The carrier's words.
+        message: String,
+    },
+    /// The carrier refused the request's content (malformed or out of bounds).
     #[error("the carrier refused the request{}: {message}", field.as_ref().map(|f| format!(" ({f})")).unwrap_or_default())]
     Rejected {
         /// The field it names, when it names one.

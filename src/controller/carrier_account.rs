@@ -32,9 +32,10 @@ pub async fn run(
     if let Some(labels) = labels {
         config = config.labels(&labels);
     }
+    let rechecks = context.account_rechecks.take();
     let controller = Controller::new(accounts, config);
     let store = controller.store();
-    let controller = controller.watches(
+    let controller = controller.reconcile_all_on(rechecks).watches(
         secrets,
         watcher::Config::default(),
         move |secret: Secret| {
@@ -117,6 +118,7 @@ async fn reconcile_once(
                             max_sims_per_action: u32::try_from(c.max_sims_per_action)
                                 .unwrap_or(u32::MAX),
                             bulk_state_change: c.bulk,
+                            bulk_state_change_unavailable: c.bulk_unavailable,
                             data_quota: c.data_quota,
                         };
                         (
@@ -129,7 +131,10 @@ async fn reconcile_once(
                             Some(capabilities),
                         )
                     }
-                    Err(CarrierError::Unauthorized { message }) => {
+                    Err(
+                        CarrierError::Unauthorized { message }
+                        | CarrierError::Forbidden { message },
+                    ) => {
                         let (r, reason, m) = stalled(
                             "InvalidCredentials",
                             format!(

@@ -187,6 +187,7 @@ fn failure(error: &CarrierError) -> Outcome<'static> {
         refused: matches!(
             error,
             CarrierError::Rejected { .. }
+                | CarrierError::Unprocessable { .. }
                 | CarrierError::NotFound { .. }
                 | CarrierError::Conflict { .. }
         ),

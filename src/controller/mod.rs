@@ -296,6 +296,44 @@ pub struct Context {
     pub metrics: Arc<metrics::Metrics>,
     /// Readiness.
     pub health: Arc<metrics::Health>,
+    /// Accounts for the CarrierAccount controller to look at again.
+    pub account_rechecks: AccountRechecks,
+}
+
+/// Asks the CarrierAccount controller to look at its accounts again, e.g. when a client's
+/// capabilities changed during a submit (emnify's bulk route answered 403), so that status
+/// shows it at once instead of at the next resync. Accounts are few and such changes rare, so
+/// all are looked at (kube-runtime's per-object trigger is unstable).
+pub struct AccountRechecks {
+    sender: futures::channel::mpsc::UnboundedSender<()>,
+    receiver: Mutex<Option<futures::channel::mpsc::UnboundedReceiver<()>>>,
+}
+
+impl Default for AccountRechecks {
+    fn default() -> Self {
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        Self {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+        }
+    }
+}
+
+impl AccountRechecks {
+    /// Asks for the accounts to be reconciled again.
+    pub fn request(&self) {
+        // The controller may have stopped; nothing is lost then.
+        let _ = self.sender.unbounded_send(());
+    }
+
+    /// The requests, for the one CarrierAccount controller (empty for a second taker).
+    fn take(&self) -> futures::channel::mpsc::UnboundedReceiver<()> {
+        self.receiver
+            .lock()
+            .expect("rechecks lock")
+            .take()
+            .unwrap_or_else(|| futures::channel::mpsc::unbounded().1)
+    }
 }
 
 /// Publishes Kubernetes Events through kube's recorder. The recorder folds every event of one
@@ -413,6 +451,7 @@ impl Context {
             in_flight: Mutex::new(HashMap::new()),
             http: HttpSettings::default(),
             backoff: ErrorBackoff::default(),
+            account_rechecks: AccountRechecks::default(),
         })
     }
 }

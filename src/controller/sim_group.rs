@@ -195,6 +195,7 @@ async fn apply(
         }
         _ => None,
     };
+    let capabilities = carrier.capabilities();
     let mut remaining = actions.iter();
     for action in remaining.by_ref() {
         if let Some(record) = record.as_mut()
@@ -258,6 +259,10 @@ async fn apply(
     }
     for action in remaining {
         plan.record_unsubmitted(action.sims.len());
+    }
+    if carrier.capabilities() != capabilities {
+        // E.g. emnify's bulk route was refused: the account's status says so now.
+        context.account_rechecks.request();
     }
     let status = plan.status(&previous);
     let conflicts = |s: &crate::api::SimGroupStatus| s.counts.as_ref().map_or(0, |c| c.conflicting);

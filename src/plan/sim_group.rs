@@ -27,7 +27,7 @@ use crate::api::{
     DriftPolicy, PROBLEM_SAMPLE_LIMIT, PendingAction, ProblemReason, ProblemSim, SimCounts,
     SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy,
 };
-use crate::carrier::{ObservedState, Refusal, SimObservation, SimTarget};
+use crate::carrier::{ObservedState, Refusal, RefusalKind, SimObservation, SimTarget};
 
 /// How long an action may stay unconfirmed before the group is Stalled.
 pub const CONFIRMATION_DEADLINE: SignedDuration = SignedDuration::from_hours(24);
@@ -424,16 +424,25 @@ impl Plan {
         }
         self.last_action_time = Some(Time(self.now));
         for refusal in refused {
-            if refusal.retryable {
-                self.remaining_after_actions += 1;
-                continue;
-            }
-            self.counts.failed += 1;
+            let reason = match refusal.kind {
+                RefusalKind::Retryable => {
+                    self.remaining_after_actions += 1;
+                    continue;
+                }
+                RefusalKind::Failed => {
+                    self.counts.failed += 1;
+                    ProblemReason::Failed
+                }
+                RefusalKind::Ineligible => {
+                    self.counts.ineligible += 1;
+                    ProblemReason::Ineligible
+                }
+            };
             if self.problems.len() < PROBLEM_SAMPLE_LIMIT {
                 self.problems.push(ProblemSim {
                     iccid: String::new(),
                     device_id: Some(refusal.device_id),
-                    reason: ProblemReason::Failed,
+                    reason,
                     message: format!("the carrier refused the change: {}", refusal.reason),
                 });
             }

@@ -411,25 +411,38 @@ fn the_approval_guard_holds_large_changes_until_the_generation_is_approved() {
 }
 
 #[test]
-fn refusals_become_failures_and_transient_ones_are_retried_soon() {
+fn refusals_become_failures_or_ineligible_and_transient_ones_are_retried_soon() {
     let case = Case::new(SimState::Paused);
-    let mut plan = case.plan(&sims(3, ObservedState::Active));
+    let mut plan = case.plan(&sims(4, ObservedState::Active));
     let refused = [
         Refusal {
             device_id: 1,
             reason: "device is deactivated (DEAD)".into(),
-            retryable: false,
+            kind: RefusalKind::Failed,
         },
         Refusal {
             device_id: 2,
             reason: "HTTP 503".into(),
-            retryable: true,
+            kind: RefusalKind::Retryable,
+        },
+        Refusal {
+            device_id: 3,
+            reason: "item 0: endpoint 3 is deleted and cannot change status".into(),
+            kind: RefusalKind::Ineligible,
         },
     ];
     plan.record_submission("job-1".into(), StateChange::Pause, 1, &refused);
     let status = plan.status(&case.previous);
-    assert_eq!(status.counts.as_ref().unwrap().failed, 1);
+    let counts = status.counts.as_ref().unwrap();
+    assert_eq!(counts.failed, 1);
+    assert_eq!(counts.ineligible, 1);
     assert!(status.problem_sims[0].message.contains("DEAD"));
+    assert_eq!(status.problem_sims[1].reason, ProblemReason::Ineligible);
+    assert!(
+        status.problem_sims[1]
+            .message
+            .contains("endpoint 3 is deleted")
+    );
     assert_eq!(plan.requeue_after(), Duration::from_secs(5));
 }
 

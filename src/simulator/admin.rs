@@ -66,7 +66,12 @@ async fn stats(State(state): State<Arc<SimulatorState>>) -> Answer {
         StatusCode::OK,
         json!({
             "requests": requests,
-            "totals": {"requests": total, "mutatingCarrierRequests": mutating, "rateLimited": rate_limited},
+            "totals": {
+                "requests": total,
+                "mutatingCarrierRequests": mutating,
+                "rateLimited": rate_limited,
+                "maxEmnifyWritesInFlight": state.max_emnify_writes_in_flight(),
+            },
             "changes": world.counters,
             "jobs": {
                 "total": world.jobs.len(),

@@ -9,9 +9,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use serde_json::{Value, json};
 
+use super::EmnifyBulk;
 use super::fleet::{Fleet, LinkState, device_id, sim_id};
 use super::http::{
     Answer, ApiError, Dialect, SimulatorState, json_response, parse_json, too_many_requests,
@@ -24,6 +25,8 @@ const DIALECT: Dialect = Dialect::Emnify;
 const DEFAULT_PER_PAGE: usize = 100;
 /// Largest page served.
 pub const MAX_PER_PAGE: usize = 1000;
+/// Most endpoints one `PATCH /v2/endpoint/multi` changes.
+pub const MAX_BULK_ENDPOINTS: usize = 2000;
 
 /// The emnify routes.
 pub fn routes() -> Router<Arc<SimulatorState>> {
@@ -39,6 +42,7 @@ pub fn routes() -> Router<Arc<SimulatorState>> {
             get(get_quota).post(set_quota).delete(delete_quota),
         )
         .route("/api/v1/endpoint/{id}/event", get(list_events))
+        .route("/api/v2/endpoint/multi", patch(patch_endpoints))
         .route("/api/v1/sim", get(list_sims))
         .route("/api/v1/sim/{id}", get(get_sim).patch(patch_sim))
 }
@@ -401,6 +405,97 @@ async fn patch_endpoint(
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(r) => Err(refusal("endpoint", &id, r, "0 (Enabled) or 1 (Disabled)")),
     }
+}
+
+/// `PATCH /v2/endpoint/multi`: a JSON array of `{"id", "status": {"id"}}` (only `id` required;
+/// the simulator models no other endpoint field). Every item is checked before anything
+/// changes: one bad item refuses the whole request with 422, its `errors[]` naming each bad
+/// item (by index and endpoint id, in the message: emnify documents no per-item id field).
+async fn patch_endpoints(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    authorize(&state, &headers)?;
+    if state.config.emnify_bulk == EmnifyBulk::Forbidden {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "the user does not have permission to bulk update endpoints",
+        ));
+    }
+    let body = parse_json(&body).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    let Value::Array(items) = body else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "the request body must be a JSON array of endpoint objects",
+        ));
+    };
+    if items.is_empty() || items.len() > MAX_BULK_ENDPOINTS {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "send from 1 to {MAX_BULK_ENDPOINTS} endpoints per request, got {}",
+                items.len()
+            ),
+        ));
+    }
+    let (mut world, now) = state.world();
+    let mut changes = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (index, item) in items.iter().enumerate() {
+        let id = item.get("id").and_then(Value::as_u64);
+        let problem = match id {
+            None => Some("id is required and must be an integer".to_owned()),
+            Some(id) if !seen.insert(id) => Some(format!("endpoint {id} is listed twice")),
+            Some(id) => match world.fleet.row_of_device(id) {
+                None => Some(format!("endpoint {id} not found")),
+                Some(row) => match item.get("status") {
+                    None => None,
+                    Some(status) => match status.get("id").and_then(Value::as_i64) {
+                        None => Some(format!(
+                            "endpoint {id}: status.id must be an integer: 0 (Enabled) or 1 (Disabled)"
+                        )),
+                        Some(status) => match world.endpoint_target(row, status) {
+                            Ok(_) => {
+                                changes.push((row, status));
+                                None
+                            }
+                            Err(ChangeRefusal::Deleted) => {
+                                Some(format!("endpoint {id} is deleted and cannot change status"))
+                            }
+                            Err(ChangeRefusal::UnknownStatus(s)) => Some(format!(
+                                "endpoint {id}: status.id {s} is invalid: use 0 (Enabled) or 1 (Disabled)"
+                            )),
+                        },
+                    },
+                },
+            },
+        };
+        if let Some(message) = problem {
+            errors.push(json!({
+                "error_code": 422,
+                "error_token": "validation_failed",
+                "message": format!("item {index}: {message}"),
+            }));
+        }
+    }
+    if !errors.is_empty() {
+        world.counters.refused_sims += errors.len() as u64;
+        return Ok(json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({
+                "error_code": 422,
+                "error_token": "validation_failed",
+                "message": format!("{} of {} endpoints are invalid; nothing was changed", errors.len(), items.len()),
+                "errors": errors,
+            }),
+        ));
+    }
+    world
+        .patch_endpoints(&changes, now)
+        .expect("every item was checked");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn patch_sim(

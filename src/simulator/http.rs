@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -212,6 +213,7 @@ fn error_token(status: StatusCode) -> &'static str {
     match status.as_u16() {
         400 => "bad_request",
         401 => "unauthorized",
+        403 => "forbidden",
         404 => "not_found",
         409 => "conflict",
         422 => "validation_failed",
@@ -229,6 +231,7 @@ pub struct SimulatorState {
     world: Mutex<World>,
     faults: Mutex<(Vec<FaultRule>, fastrand::Rng)>,
     stats: Mutex<RequestStats>,
+    emnify_writes: WritesInFlight,
     carrier_limiter: Option<DefaultKeyedRateLimiter<String>>,
     auth_limiter: Option<DefaultKeyedRateLimiter<String>>,
 }
@@ -251,6 +254,7 @@ impl SimulatorState {
                 fastrand::Rng::with_seed(config.seed.seed),
             )),
             stats: Mutex::new(RequestStats::default()),
+            emnify_writes: WritesInFlight::default(),
             carrier_limiter: config.rate_limit.and_then(RateLimitSpec::limiter),
             auth_limiter: config.auth_rate_limit.and_then(RateLimitSpec::limiter),
             config,
@@ -268,7 +272,7 @@ impl SimulatorState {
     /// Replaces the world (reset).
     pub fn replace_world(&self, world: World) {
         *self.world.lock().expect("world lock") = world;
-        self.stats.lock().expect("stats lock").counts.clear();
+        self.clear_request_counts();
         self.faults.lock().expect("faults lock").0 = self.config.faults.clone();
     }
 
@@ -280,6 +284,13 @@ impl SimulatorState {
     /// Clears the request statistics.
     pub fn clear_request_counts(&self) {
         self.stats.lock().expect("stats lock").counts.clear();
+        self.emnify_writes.clear();
+    }
+
+    /// The most emnify write requests (PATCH, POST, DELETE) in flight at once since the
+    /// statistics were cleared: emnify asks for writes to be sent one after another.
+    pub fn max_emnify_writes_in_flight(&self) -> u64 {
+        self.emnify_writes.max.load(Ordering::Relaxed)
     }
 
     /// The fault rules in force.
@@ -339,6 +350,43 @@ impl SimulatorState {
     }
 }
 
+/// Counts requests in flight and remembers the most at once.
+#[derive(Debug, Default)]
+struct WritesInFlight {
+    now: AtomicU64,
+    max: AtomicU64,
+}
+
+impl WritesInFlight {
+    /// Counts one request in flight until the guard is dropped.
+    fn enter(&self) -> WriteGuard<'_> {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max.fetch_max(now, Ordering::SeqCst);
+        WriteGuard(self)
+    }
+
+    fn clear(&self) {
+        // Requests in flight now still count when they overlap later ones.
+        self.max
+            .store(self.now.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+struct WriteGuard<'a>(&'a WritesInFlight);
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// True for an emnify request that writes (PATCH, POST, DELETE), authentication aside.
+fn is_emnify_write(dialect: Dialect, method: &Method, route: &str) -> bool {
+    dialect == Dialect::Emnify
+        && matches!(*method, Method::PATCH | Method::POST | Method::DELETE)
+        && route != "/api/v1/authenticate"
+}
+
 fn take(limiter: Option<&DefaultKeyedRateLimiter<String>>, credential: &str) -> Result<(), u64> {
     let Some(limiter) = limiter else {
         return Ok(());
@@ -389,6 +437,7 @@ pub async fn observe(
         .get::<MatchedPath>()
         .map_or_else(|| "(unmatched)".to_owned(), |m| m.as_str().to_owned());
     let dialect = Dialect::of_path(&path);
+    let _write = is_emnify_write(dialect, &method, &route).then(|| state.emnify_writes.enter());
     let injected = if dialect == Dialect::Admin {
         None
     } else {

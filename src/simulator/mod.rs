@@ -65,6 +65,19 @@ pub struct SimulatorConfig {
     pub faults: Vec<FaultRule>,
     /// Most devices in one bulk action.
     pub max_bulk: usize,
+    /// Whether the credentials may use emnify's bulk route `PATCH /v2/endpoint/multi`.
+    pub emnify_bulk: EmnifyBulk,
+}
+
+/// Whether emnify's bulk route answers for the simulator's users.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmnifyBulk {
+    /// The route works (users with the bulk permission).
+    #[default]
+    Allowed,
+    /// The route answers 403, as emnify does for users without the bulk permission.
+    Forbidden,
 }
 
 impl Default for SimulatorConfig {
@@ -87,6 +100,7 @@ impl Default for SimulatorConfig {
             }),
             faults: Vec::new(),
             max_bulk: BULK_LIMIT,
+            emnify_bulk: EmnifyBulk::Allowed,
         }
     }
 }
@@ -325,6 +339,10 @@ pub struct SimulatorArgs {
     /// Extra latency of every carrier request, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// allowed: emnify's bulk route `PATCH /api/v2/endpoint/multi` works; forbidden: it answers
+    /// 403, as for emnify users without the bulk permission.
+    #[arg(long, value_enum, default_value_t = EmnifyBulk::Allowed)]
+    pub emnify_bulk: EmnifyBulk,
 }
 
 fn share(text: &str) -> Result<f64, String> {
@@ -380,6 +398,7 @@ impl SimulatorArgs {
                 burst: self.rate_burst,
             }),
             faults,
+            emnify_bulk: self.emnify_bulk,
             ..SimulatorConfig::default()
         })
     }

@@ -36,6 +36,16 @@ pub enum JobKind {
     ActivateSim,
 }
 
+impl JobKind {
+    /// The job kind that moves a link to `target`.
+    fn of(target: Target) -> Self {
+        match target {
+            Target::Pause => JobKind::Pause,
+            Target::Live => JobKind::Live,
+        }
+    }
+}
+
 /// A state change accepted by the carrier: a Hologram bulk action, or one emnify PATCH.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -287,11 +297,7 @@ impl World {
         org_id: Option<u64>,
         now: Timestamp,
     ) -> Submitted {
-        let kind = match target {
-            Target::Pause => JobKind::Pause,
-            Target::Live => JobKind::Live,
-        };
-        let job = self.new_job(Surface::Hologram, kind, now);
+        let job = self.new_job(Surface::Hologram, JobKind::of(target), now);
         let delay = self.job_delay();
         let mut out = Submitted::default();
         for &id in device_ids {
@@ -345,15 +351,74 @@ impl World {
         status: i64,
         now: Timestamp,
     ) -> Result<(), ChangeRefusal> {
+        let target = self.endpoint_target(row, status)?;
+        let job = self.new_job(Surface::Emnify, JobKind::of(target), now);
+        let delay = self.job_delay();
+        self.change_endpoint(row, target, job, now, delay);
+        Ok(())
+    }
+
+    /// emnify `PATCH /v2/endpoint/multi`: `(row, status id)` items. Every item is checked
+    /// first: when any is refused, nothing changes and the refusals come back with the item's
+    /// index. The accepted items form one job per direction.
+    pub fn patch_endpoints(
+        &mut self,
+        items: &[(u32, i64)],
+        now: Timestamp,
+    ) -> Result<(), Vec<(usize, ChangeRefusal)>> {
+        let mut targets = Vec::with_capacity(items.len());
+        let mut refused = Vec::new();
+        for (index, &(row, status)) in items.iter().enumerate() {
+            match self.endpoint_target(row, status) {
+                Ok(target) => targets.push((row, target)),
+                Err(refusal) => refused.push((index, refusal)),
+            }
+        }
+        if !refused.is_empty() {
+            return Err(refused);
+        }
+        let mut jobs: [Option<(u32, SignedDuration)>; 2] = [None, None];
+        for (row, target) in targets {
+            let slot = &mut jobs[usize::from(target == Target::Live)];
+            let (job, delay) = match *slot {
+                Some(job) => job,
+                None => {
+                    let job = (
+                        self.new_job(Surface::Emnify, JobKind::of(target), now),
+                        self.job_delay(),
+                    );
+                    *slot = Some(job);
+                    job
+                }
+            };
+            self.change_endpoint(row, target, job, now, delay);
+        }
+        Ok(())
+    }
+
+    /// The target of an endpoint status id, or why the endpoint cannot take it.
+    pub fn endpoint_target(&self, row: u32, status: i64) -> Result<Target, ChangeRefusal> {
         let target = match status {
             0 => Target::Live,
             1 => Target::Pause,
             other => return Err(ChangeRefusal::UnknownStatus(other)),
         };
-        let sim = self.fleet.sim(row);
-        if sim.state == LinkState::Dead {
+        if self.fleet.sim(row).state == LinkState::Dead {
             return Err(ChangeRefusal::Deleted);
         }
+        Ok(target)
+    }
+
+    /// Starts one endpoint's change as part of `job`.
+    fn change_endpoint(
+        &mut self,
+        row: u32,
+        target: Target,
+        job: u32,
+        now: Timestamp,
+        delay: SignedDuration,
+    ) {
+        let sim = self.fleet.sim(row);
         let on_its_way = sim
             .pending
             .map(|p| p.to)
@@ -365,15 +430,8 @@ impl World {
             self.counters.redundant_sims += 1;
         }
         // A later PATCH supersedes one in flight, as the last write wins at the carrier.
-        let kind = match target {
-            Target::Pause => JobKind::Pause,
-            Target::Live => JobKind::Live,
-        };
-        let job = self.new_job(Surface::Emnify, kind, now);
         self.fleet.sim_mut(row).pending = Some(Pending { to: target, job });
-        let delay = self.job_delay();
         self.schedule(row, job, now, delay);
-        Ok(())
     }
 
     /// emnify `PATCH /v1/sim/{id}` with a status id: 1 Activated, 2 Suspended.

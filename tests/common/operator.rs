@@ -93,7 +93,12 @@ pub struct World {
 }
 
 pub async fn world(name: &str, sims: usize) -> World {
-    let simulator = Simulator::start(super::live_config(sims)).await.unwrap();
+    world_with(name, super::live_config(sims)).await
+}
+
+/// A world whose simulator starts from `config`.
+pub async fn world_with(name: &str, config: simfleet::simulator::SimulatorConfig) -> World {
+    let simulator = Simulator::start(config).await.unwrap();
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let kubeconfig = std::env::temp_dir().join(format!(
         "simfleet-operator-{name}-{}.yaml",
@@ -120,6 +125,24 @@ pub async fn world(name: &str, sims: usize) -> World {
         simulator,
         kubeconfig,
     }
+}
+
+/// Creates an emnify CarrierAccount `name` (with its Secret) on the world's simulator.
+pub async fn create_emnify_account(world: &World, name: &str) -> Api<CarrierAccount> {
+    let client = world.sandbox.client();
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": format!("{name}-token")}, "stringData": {"applicationToken": simfleet::simulator::DEFAULT_EMNIFY_APP_TOKEN}})).unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let account: CarrierAccount = serde_json::from_value(json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": name},
+        "spec": {"provider": "emnify", "baseUrl": world.simulator.emnify_url(), "secretRef": {"name": format!("{name}-token")}, "rateLimit": {"requestsPerSecond": 1000, "burst": 1000}}
+    }))
+    .unwrap();
+    let api = Api::<CarrierAccount>::namespaced(client, "default");
+    api.create(&PostParams::default(), &account).await.unwrap();
+    api
 }
 
 impl Drop for World {

@@ -1,0 +1,112 @@
+//! What the bench binaries share: the SimGroup reconcile path as the controller runs it
+//! (observe every page, plan, submit), and the process's memory.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+
+use futures::TryStreamExt;
+use jiff::Timestamp;
+use simfleet::api::{LocalObjectRef, SimGroupSpec, SimGroupStatus, SimSelector, SimState};
+use simfleet::carrier::{Carrier, Selection};
+use simfleet::plan::sim_group::{NoClaims, PlanContext, SimGroupPlanner};
+
+/// A `/proc/self/status` field in KiB (e.g. `VmRSS:`).
+pub fn kib(field: &str) -> i64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A group selecting `tags` on the account `simulator`.
+pub fn group(state: SimState, tags: &[&str]) -> SimGroupSpec {
+    SimGroupSpec {
+        carrier_ref: LocalObjectRef {
+            name: "simulator".into(),
+        },
+        state,
+        selector: SimSelector {
+            tags: Some(tags.iter().map(|t| t.to_string()).collect()),
+            ..Default::default()
+        },
+        rollout: None,
+        system_paused: Default::default(),
+        drift: Default::default(),
+        on_delete: Default::default(),
+        guard: None,
+    }
+}
+
+/// What one reconcile did.
+pub struct Reconciled {
+    /// The status it would write.
+    pub status: SimGroupStatus,
+    /// Actions submitted.
+    pub actions: usize,
+    /// Actions whose submit failed (the rest of the plan waits for the next reconcile).
+    pub failed: usize,
+    /// Most RSS growth while observing and planning, in KiB.
+    pub peak_kib: i64,
+}
+
+/// One reconcile: observe every page, plan, submit (stopping at a failed submit, as the
+/// controller does); returns the new status and what was sent.
+pub async fn reconcile(
+    carrier: &dyn Carrier,
+    spec: &SimGroupSpec,
+    previous: &SimGroupStatus,
+) -> Reconciled {
+    let in_flight = HashSet::new();
+    let selection = Selection {
+        tags: spec.selector.tags.clone().unwrap(),
+        ..Default::default()
+    };
+    let before = kib("VmRSS:");
+    let mut peak_kib = 0;
+    let mut planner = SimGroupPlanner::new(PlanContext {
+        spec,
+        generation: 1,
+        approved_generation: None,
+        previous,
+        carrier_limit: carrier.capabilities().max_sims_per_action,
+        in_flight: &in_flight,
+        claims: &NoClaims,
+        now: Timestamp::now(),
+    });
+    let mut pages = carrier.observe(&selection);
+    while let Some(page) = pages.try_next().await.unwrap() {
+        planner.observe(&page);
+        peak_kib = peak_kib.max(kib("VmRSS:") - before);
+    }
+    drop(pages);
+    let mut plan = planner.finish();
+    let actions = std::mem::take(&mut plan.actions);
+    let (mut sent, mut failed) = (0, 0);
+    for action in &actions {
+        match carrier.submit(action.change, &action.sims).await {
+            Ok(submission) => {
+                sent += 1;
+                plan.record_submission(
+                    submission.action_ids.join(","),
+                    action.change,
+                    submission.accepted,
+                    &submission.refused,
+                );
+            }
+            Err(_) => {
+                failed += 1;
+                plan.record_unsubmitted(action.sims.len());
+                break;
+            }
+        }
+    }
+    Reconciled {
+        status: plan.status(previous),
+        actions: sent,
+        failed,
+        peak_kib,
+    }
+}
