@@ -227,6 +227,78 @@ async fn wait_returns_once_the_condition_is_met_and_delete_removes() {
     assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
 }
 
+#[tokio::test]
+async fn describe_get_events_and_events_for_show_what_the_operator_recorded() {
+    use kube::Resource;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let cluster = Cluster::start("events").await;
+    cluster
+        .ok(&[
+            "apply",
+            "-f",
+            repo("examples/simgroup-by-tag.yaml").to_str().unwrap(),
+        ])
+        .await;
+    cluster
+        .ok(&[
+            "apply",
+            "-f",
+            repo("examples/simgroup-by-iccid.yaml").to_str().unwrap(),
+        ])
+        .await;
+    let api: Api<SimGroup> = Api::namespaced(cluster.sandbox.client(), "default");
+    // Events written as the operator writes them: kube's recorder, through events.k8s.io/v1.
+    let recorder = Recorder::new(
+        cluster.sandbox.client(),
+        Reporter {
+            controller: "simfleet".into(),
+            instance: None,
+        },
+    );
+    for (group, reason, note) in [
+        (
+            "cold-chain",
+            "ActionSubmitted",
+            "Pause of 212 SIMs submitted as carrier action job-10000",
+        ),
+        ("returned-trackers", "Converged", "every SIM Paused"),
+    ] {
+        let object = api.get(group).await.unwrap();
+        recorder
+            .publish(
+                &Event {
+                    type_: EventType::Normal,
+                    reason: reason.into(),
+                    note: Some(note.into()),
+                    action: "Reconcile".into(),
+                    secondary: None,
+                },
+                &object.object_ref(&()),
+            )
+            .await
+            .unwrap();
+    }
+    let described = cluster.ok(&["describe", "sg", "cold-chain"]).await;
+    let events = described.split("Events:").nth(1).unwrap_or_default();
+    assert!(
+        events.contains("ActionSubmitted") && events.contains("job-10000"),
+        "describe lists the group's events: {described}"
+    );
+    assert!(!events.contains("Converged"), "only this group's: {events}");
+    let listed = cluster.ok(&["get", "events"]).await;
+    assert!(
+        listed.contains("ActionSubmitted") && listed.contains("Converged"),
+        "{listed}"
+    );
+    let for_group = cluster
+        .ok(&["events", "--for", "simgroup/returned-trackers"])
+        .await;
+    assert!(
+        for_group.contains("Converged") && !for_group.contains("ActionSubmitted"),
+        "{for_group}"
+    );
+}
+
 #[test]
 fn simfleet_dev_serves_the_examples_to_kubectl_and_stops_on_sigint() {
     use std::io::{BufRead, BufReader};

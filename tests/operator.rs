@@ -218,6 +218,62 @@ async fn a_conflict_between_two_groups_is_reported_on_both() {
     assert_each_sim_submitted_once(&world, submitted).await;
 }
 
+/// Creates a `provider: simulator` CarrierAccount `name` at `base_url` (the world's Secret).
+async fn create_simulator_account(world: &World, name: &str, base_url: &str) {
+    let account: CarrierAccount = serde_json::from_value(json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": name},
+        "spec": {"provider": "simulator", "baseUrl": base_url, "secretRef": {"name": "sim"}, "rateLimit": {"requestsPerSecond": 1000, "burst": 1000}}
+    }))
+    .unwrap();
+    Api::<CarrierAccount>::namespaced(world.sandbox.client(), "default")
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn groups_on_different_carriers_never_conflict_and_two_accounts_of_one_carrier_do() {
+    let world = world("carriers", 20).await;
+    // A second carrier: another simulator, whose device 1002 is another SIM.
+    let other = simfleet::simulator::Simulator::start(common::live_config(20))
+        .await
+        .unwrap();
+    create_simulator_account(&world, "other-carrier", &other.base_url()).await;
+    // A second account of the first carrier (same base URL, a trailing slash aside).
+    create_simulator_account(
+        &world,
+        "same-carrier",
+        &format!("{}/", world.simulator.base_url()),
+    )
+    .await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_group(&world, "pause-here", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"deviceIds": [1001, 1002]}})).await;
+    create_group(&world, "keep-there", json!({"carrierRef": {"name": "other-carrier"}, "state": "Active", "selector": {"deviceIds": [1002, 1003]}})).await;
+    // Different carriers: no conflict; the pause converges.
+    let paused = until_confirmed(&world, &api, "pause-here", "pause on the first carrier").await;
+    let counts = paused.status.unwrap().counts.unwrap();
+    assert_eq!((counts.conflicting, counts.in_desired_state), (0, 2));
+    let there = until(&api, "keep-there", "Ready on the other carrier", ready).await;
+    assert_eq!(there.status.unwrap().counts.unwrap().conflicting, 0);
+    // The same carrier through another account: a conflict on both.
+    create_group(&world, "keep-here", json!({"carrierRef": {"name": "same-carrier"}, "state": "Active", "selector": {"deviceIds": [1002]}})).await;
+    for name in ["keep-here", "pause-here"] {
+        until(
+            &api,
+            name,
+            "conflict through two accounts of one carrier",
+            |g| {
+                g.status
+                    .as_ref()
+                    .and_then(|s| s.counts.as_ref())
+                    .is_some_and(|c| c.conflicting == 1)
+            },
+        )
+        .await;
+    }
+    other.stop().await;
+}
+
 #[tokio::test]
 async fn a_kill_9_during_pending_actions_does_not_submit_them_twice() {
     let world = world("kill", 25_000).await;

@@ -199,6 +199,41 @@ impl CarrierAccountSpec {
     pub fn effective_concurrency(&self) -> u32 {
         self.concurrency.unwrap_or(8)
     }
+
+    /// Which carrier (and organisation) this account reaches: device 1010 at one carrier is
+    /// not device 1010 at another, so claims are compared only between accounts on one carrier.
+    pub fn carrier(&self) -> CarrierIdentity {
+        CarrierIdentity {
+            provider: self.provider,
+            base_url: self
+                .effective_base_url()
+                .trim_end_matches('/')
+                .to_ascii_lowercase(),
+            org_id: self.org_id,
+        }
+    }
+}
+
+/// A carrier organisation as an account reaches it: provider, base URL and organisation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CarrierIdentity {
+    /// The API spoken.
+    pub provider: Provider,
+    /// The base URL, without a trailing slash, lowercased.
+    pub base_url: String,
+    /// The organisation, when the account names one (a Hologram API key without `orgId`
+    /// reaches every organisation of its user).
+    pub org_id: Option<u64>,
+}
+
+impl CarrierIdentity {
+    /// True when both may reach the same SIMs: same provider and base URL, and the same
+    /// organisation (or one of them not scoped to any).
+    pub fn same_carrier(&self, other: &CarrierIdentity) -> bool {
+        self.provider == other.provider
+            && self.base_url == other.base_url
+            && (self.org_id == other.org_id || self.org_id.is_none() || other.org_id.is_none())
+    }
 }
 
 /// What the operator last observed of a CarrierAccount.

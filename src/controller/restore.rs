@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 use super::sim_group::{publish, selection_of};
 use super::{Context, Error, MANAGER, write_status};
 use crate::api::conditions::{self, Verdict};
-use crate::api::{PendingAction, SimGroup, SimState};
+use crate::api::{CarrierAccount, PendingAction, SimGroup, SimState};
 use crate::carrier::Carrier;
 use crate::plan::claims::ClaimIndex;
 use crate::plan::restore::{ENTRIES_PER_CHUNK, RestorePlanner, RestoreRecord};
@@ -119,8 +119,12 @@ pub async fn step(
         .map(|actions| actions.values().flatten().copied().collect())
         .unwrap_or_default();
     let peers = api.list(&ListParams::default()).await?.items;
-    let wanting_active = ClaimIndex::wanting(&peers, group, SimState::Active);
-    let wanting_paused = ClaimIndex::wanting(&peers, group, SimState::Paused);
+    let accounts = Api::<CarrierAccount>::namespaced(context.client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let wanting_active = ClaimIndex::wanting(&peers, &accounts, group, SimState::Active);
+    let wanting_paused = ClaimIndex::wanting(&peers, &accounts, group, SimState::Paused);
     let mut planner = RestorePlanner::new(&record, &in_flight, &wanting_active, &wanting_paused);
     let selection = selection_of(group);
     let mut pages = carrier.observe(&selection);

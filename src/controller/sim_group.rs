@@ -154,7 +154,11 @@ async fn apply(
     let selection = selection_of(&group);
     // Read fresh, not from the watch cache: a group created a moment ago must be seen.
     let peers = api.list(&ListParams::default()).await?.items;
-    let claims = ClaimIndex::build(&peers, &group);
+    let accounts = Api::<CarrierAccount>::namespaced(context.client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let claims = ClaimIndex::build(&peers, &accounts, &group);
     let generation = group.metadata.generation.unwrap_or(0);
     let approved = group
         .annotations()

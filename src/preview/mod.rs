@@ -543,7 +543,7 @@ async fn plan_group(
         .and_then(|l| l.status.clone())
         .filter(|_| same_spec)
         .unwrap_or_default();
-    let claims = ClaimIndex::build(&inputs.groups, group);
+    let claims = ClaimIndex::build(&inputs.groups, &inputs.accounts, group);
     let in_flight = Default::default();
     let approved = group
         .annotations()

@@ -2,6 +2,7 @@
 //! `simfleet dev` and end-to-end tests. It is for trying out, never a production control plane;
 //! where it differs from a real API server, that is a bug here.
 
+pub mod events;
 mod openapi;
 mod owners;
 pub mod registry;
@@ -365,6 +366,7 @@ async fn resource_request(
             let filter = Filter::parse(
                 params.get("labelSelector").map(String::as_str),
                 params.get("fieldSelector").map(String::as_str),
+                def.field_labels,
             )?;
             let limit = match params.get("limit").map(|l| l.parse::<usize>()) {
                 None | Some(Ok(0)) => None,

@@ -4,6 +4,8 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use serde_json::{Value, json};
 
+use super::events::{FieldLabels, View};
+
 /// A printer column of a resource (from its CRD, or built in).
 #[derive(Clone, Debug)]
 pub struct Column {
@@ -46,6 +48,11 @@ pub struct ResourceDef {
     pub columns: Vec<Column>,
     /// The structural schema, for custom resources.
     pub schema: Option<Value>,
+    /// The field selectors it takes.
+    pub field_labels: FieldLabels,
+    /// When its objects are another resource's, seen through a view: that resource's group and
+    /// plural, and the view.
+    pub stored_as: Option<(&'static str, &'static str, View)>,
 }
 
 impl ResourceDef {
@@ -98,6 +105,8 @@ fn core(kind: &str, plural: &str, namespaced: bool, columns: Vec<Column>) -> Res
         custom: false,
         columns,
         schema: None,
+        field_labels: FieldLabels::Metadata,
+        stored_as: None,
     }
 }
 
@@ -159,6 +168,8 @@ pub fn from_crd(crd: &CustomResourceDefinition) -> ResourceDef {
             .as_ref()
             .and_then(|s| s.open_api_v3_schema.as_ref())
             .and_then(|s| serde_json::to_value(s).ok()),
+        field_labels: FieldLabels::Metadata,
+        stored_as: None,
     }
 }
 
@@ -204,6 +215,7 @@ pub fn all() -> Vec<ResourceDef> {
                 ],
             );
             ev.short_names = vec!["ev".into()];
+            ev.field_labels = FieldLabels::CoreEvents;
             ev
         },
         ResourceDef {
@@ -223,6 +235,8 @@ pub fn all() -> Vec<ResourceDef> {
                 column("Note", "string", ".note"),
             ],
             schema: None,
+            field_labels: FieldLabels::EventsV1,
+            stored_as: Some(("", "events", View::EventsV1)),
         },
         ResourceDef {
             group: "coordination.k8s.io".into(),
@@ -237,6 +251,8 @@ pub fn all() -> Vec<ResourceDef> {
             custom: false,
             columns: vec![column("Holder", "string", ".spec.holderIdentity"), age()],
             schema: None,
+            field_labels: FieldLabels::Metadata,
+            stored_as: None,
         },
     ];
     defs.extend(crate::api::crds().iter().map(from_crd));

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::core::{Expression, Selector, SelectorExt};
 use serde_json::Value;
 
+use super::events::FieldLabels;
 use super::status::ApiStatus;
 
 /// Parsed label and field selectors of a list or watch.
@@ -15,8 +16,12 @@ pub struct Filter {
 }
 
 impl Filter {
-    /// Parses `labelSelector` and `fieldSelector`.
-    pub fn parse(labels: Option<&str>, fields: Option<&str>) -> Result<Self, ApiStatus> {
+    /// Parses `labelSelector` and `fieldSelector` (with the field labels the resource takes).
+    pub fn parse(
+        labels: Option<&str>,
+        fields: Option<&str>,
+        field_labels: FieldLabels,
+    ) -> Result<Self, ApiStatus> {
         let labels = labels
             .filter(|s| !s.trim().is_empty())
             .map(parse_label_selector)
@@ -39,12 +44,13 @@ impl Filter {
                     "invalid field selector {term:?}"
                 )));
             };
-            if !matches!(key, "metadata.name" | "metadata.namespace") {
+            let Some(path) = field_labels.path(key.trim()) else {
                 return Err(ApiStatus::bad_request(format!(
-                    "field label not supported: {key} (use metadata.name or metadata.namespace)"
+                    "field label not supported: {key} (use {})",
+                    field_labels.supported()
                 )));
-            }
-            parsed.push((key.to_owned(), equal, value.to_owned()));
+            };
+            parsed.push((path, equal, value.trim().to_owned()));
         }
         Ok(Self {
             labels,
@@ -148,6 +154,7 @@ mod tests {
         let filter = Filter::parse(
             Some("app=x,tier!=db,env in (a, b),zone notin (z),team,!legacy"),
             None,
+            FieldLabels::Metadata,
         )
         .unwrap();
         let object = |labels: Value| json!({"metadata": {"labels": labels}});
@@ -160,10 +167,10 @@ mod tests {
         assert!(!filter.matches(&object(
             json!({"app": "x", "env": "a", "team": "t", "legacy": "1"})
         )));
-        assert!(Filter::parse(Some("a in b"), None).is_err());
-        let fields = Filter::parse(None, Some("metadata.name=n1")).unwrap();
+        assert!(Filter::parse(Some("a in b"), None, FieldLabels::Metadata).is_err());
+        let fields = Filter::parse(None, Some("metadata.name=n1"), FieldLabels::Metadata).unwrap();
         assert!(fields.matches(&json!({"metadata": {"name": "n1"}})));
         assert!(!fields.matches(&json!({"metadata": {"name": "n2"}})));
-        assert!(Filter::parse(None, Some("spec.x=1")).is_err());
+        assert!(Filter::parse(None, Some("spec.x=1"), FieldLabels::Metadata).is_err());
     }
 }

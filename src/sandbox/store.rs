@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use super::events::View;
 use super::registry::ResourceDef;
 pub use super::selector::Filter;
 use super::status::ApiStatus;
@@ -88,6 +89,50 @@ pub struct Written {
     pub warnings: Vec<String>,
     /// True when a new object was created.
     pub created: bool,
+}
+
+impl Written {
+    /// The written object as a view shows it.
+    fn shown(self, view: View) -> Self {
+        Self {
+            object: view.to_view(self.object),
+            ..self
+        }
+    }
+}
+
+/// A stored object as `view` shows it (as stored without one).
+fn shown(view: Option<View>, object: Value) -> Value {
+    match view {
+        Some(view) => view.to_view(object),
+        None => object,
+    }
+}
+
+/// Folds a Secret's write-only `stringData` into `data` (base64; `stringData` wins on a shared
+/// key) and drops it, as the API server does on every write.
+fn fold_string_data(secret: &mut Value) -> Result<(), ApiStatus> {
+    use base64::Engine;
+    let Some(string_data) = secret.as_object_mut().and_then(|o| o.remove("stringData")) else {
+        return Ok(());
+    };
+    let Value::Object(entries) = string_data else {
+        return Err(ApiStatus::bad_request(
+            "stringData must be a map of string keys to string values",
+        ));
+    };
+    if !secret.get("data").is_some_and(Value::is_object) {
+        secret["data"] = json!({});
+    }
+    for (key, value) in entries {
+        let Value::String(text) = value else {
+            return Err(ApiStatus::bad_request(format!(
+                "stringData.{key} must be a string"
+            )));
+        };
+        secret["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
+    }
+    Ok(())
 }
 
 /// A request made to the sandbox, for the RBAC check.
@@ -239,11 +284,26 @@ impl Store {
         self.rv.to_string()
     }
 
+    /// Where the objects of `def` are stored: the definition they are kept under, and the view
+    /// that converts them when `def` shows another resource's objects (events.k8s.io Events).
+    pub fn stored_as(&self, def: usize) -> (usize, Option<View>) {
+        match self.defs[def].stored_as {
+            Some((group, plural, view)) => (
+                self.def_index(group, plural)
+                    .expect("a view's resource is served"),
+                Some(view),
+            ),
+            None => (def, None),
+        }
+    }
+
     /// One object.
     pub fn get(&self, def: usize, namespace: &str, name: &str) -> Result<Value, ApiStatus> {
+        let (stored, view) = self.stored_as(def);
         self.objects
-            .get(&(def, namespace.to_owned(), name.to_owned()))
+            .get(&(stored, namespace.to_owned(), name.to_owned()))
             .cloned()
+            .map(|o| shown(view, o))
             .ok_or_else(|| ApiStatus::not_found(&self.defs[def], name))
     }
 
@@ -257,6 +317,7 @@ impl Store {
         limit: Option<usize>,
         after: Option<(String, String)>,
     ) -> (Vec<Value>, Option<String>) {
+        let (def, view) = self.stored_as(def);
         let mut items = Vec::new();
         let mut more = None;
         let start = after.map(|(ns, name)| (def, ns, name));
@@ -282,7 +343,7 @@ impl Store {
                 ));
                 break;
             }
-            items.push(object.clone());
+            items.push(shown(view, object.clone()));
         }
         let token = more.map(|_| {
             let last = items.last().expect("a full page has a last item");
@@ -318,6 +379,9 @@ impl Store {
         validation: FieldValidation,
     ) -> Result<Vec<String>, ApiStatus> {
         let d = &self.defs[def];
+        if d.group.is_empty() && d.plural == "secrets" {
+            fold_string_data(object)?;
+        }
         let Some(schema) = &d.schema else {
             return Ok(Vec::new());
         };
@@ -383,6 +447,11 @@ impl Store {
         mut object: Value,
         validation: FieldValidation,
     ) -> Result<Written, ApiStatus> {
+        if let (stored, Some(view)) = self.stored_as(def) {
+            return self
+                .create(stored, namespace, view.to_stored(object), validation)
+                .map(|w| w.shown(view));
+        }
         let d = self.defs[def].clone();
         if !object.is_object() {
             return Err(ApiStatus::bad_request("the body must be a JSON object"));
@@ -472,6 +541,11 @@ impl Store {
         mut object: Value,
         options: WriteOptions,
     ) -> Result<Written, ApiStatus> {
+        if let (stored, Some(view)) = self.stored_as(def) {
+            return self
+                .update(stored, namespace, name, view.to_stored(object), options)
+                .map(|w| w.shown(view));
+        }
         let WriteOptions { status, validation } = options;
         let d = self.defs[def].clone();
         let stored = self.get(def, namespace, name)?;
@@ -655,6 +729,11 @@ impl Store {
 
     /// Deletes an object: with finalizers it is marked for deletion, otherwise removed.
     pub fn delete(&mut self, def: usize, namespace: &str, name: &str) -> Result<Value, ApiStatus> {
+        if let (stored, Some(view)) = self.stored_as(def) {
+            return self
+                .delete(stored, namespace, name)
+                .map(|o| view.to_view(o));
+        }
         let mut stored = self.get(def, namespace, name)?;
         let is_namespace = self.defs[def].plural == "namespaces";
         if is_namespace {

@@ -35,6 +35,7 @@ pub(super) fn start(
     let filter = match Filter::parse(
         params.get("labelSelector").map(String::as_str),
         params.get("fieldSelector").map(String::as_str),
+        def.field_labels,
     ) {
         Ok(f) => f,
         Err(e) => return e.into_response(),
@@ -50,6 +51,12 @@ pub(super) fn start(
         .get("timeoutSeconds")
         .and_then(|t| t.parse::<u64>().ok())
         .map_or(Duration::from_secs(1800), Duration::from_secs);
+    // A view (events.k8s.io Events) watches the resource its objects are stored under.
+    let (stored, view) = store.stored_as(def_index);
+    let shown = move |object: &Value| match view {
+        Some(view) => view.to_view(object.clone()),
+        None => object.clone(),
+    };
     let mut initial: Vec<Bytes> = Vec::new();
     let receiver: broadcast::Receiver<Arc<Change>>;
     let send_initial = params.get("sendInitialEvents").is_some_and(|v| v == "true");
@@ -79,11 +86,11 @@ pub(super) fn start(
                     backlog
                         .iter()
                         .filter(|c| {
-                            c.def == def_index
+                            c.def == stored
                                 && namespace.as_ref().is_none_or(|n| *n == c.namespace)
                                 && filter.matches(&c.object)
                         })
-                        .map(|c| event_line(c.kind.name(), &c.object)),
+                        .map(|c| event_line(c.kind.name(), &shown(&c.object))),
                 );
                 receiver = rx;
             }
@@ -123,14 +130,14 @@ pub(super) fn start(
                     match next {
                         Ok(Ok(change)) => {
                             last_rv = change.rv;
-                            if change.def == def_index
+                            if change.def == stored
                                 && namespace.as_ref().is_none_or(|n| *n == change.namespace)
                                 && filter.matches(&change.object)
                             {
                                 return Some((
                                     Ok::<Bytes, std::io::Error>(event_line(
                                         change.kind.name(),
-                                        &change.object,
+                                        &shown(&change.object),
                                     )),
                                     (rx, filter, last_rv),
                                 ));
