@@ -4,15 +4,19 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-use jiff::{SignedDuration, Span, SpanRelativeTo};
+use jiff::SignedDuration;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// The schema pattern for durations: one or more `<digits><unit>` groups, units `d`, `h`, `m`, `s`.
-pub const DURATION_PATTERN: &str = "^([0-9]+[dhms])+$";
+/// The schema pattern for durations: `<digits><unit>` groups with the units in the order d,
+/// h, m, s, each at most once, with at most 4, 5, 6 and 7 digits. The digit bounds keep every
+/// duration the schema accepts within what the operator can use (about 41 years at most), so
+/// the API server and the operator never disagree on a duration.
+pub const DURATION_PATTERN: &str = "^([0-9]{1,4}d)?([0-9]{1,5}h)?([0-9]{1,6}m)?([0-9]{1,7}s)?$";
 
-/// Longest duration accepted anywhere in the API: ten years.
-const MAX_SECONDS: i64 = 3650 * 24 * 3600;
+/// Each unit, its length in seconds and its most digits (as in [`DURATION_PATTERN`]).
+const UNITS: [(char, i64, usize); 4] =
+    [('d', 86_400, 4), ('h', 3_600, 5), ('m', 60, 6), ('s', 1, 7)];
 
 /// A non-negative duration such as `90s`, `15m`, `1h30m` or `30d` (a day is 24 hours).
 ///
@@ -26,14 +30,11 @@ pub struct FriendlyDuration {
 /// Why a duration string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
-    /// The text is not a sequence of `<digits><unit>` groups.
+    /// The text is not the schema's `<digits><unit>` grammar.
     #[error(
-        "{0:?} is not a duration: write digits followed by a unit d, h, m or s, e.g. 30s, 15m, 1h30m, 30d"
+        "{0:?} is not a duration: write digits followed by a unit d, h, m or s, each unit at most once and in that order, e.g. 30s, 15m, 1h30m, 30d (at most 9999d)"
     )]
     Format(String),
-    /// The duration is longer than the API allows.
-    #[error("{0:?} is too long: the longest accepted duration is 3650d")]
-    TooLong(String),
 }
 
 impl FriendlyDuration {
@@ -48,44 +49,32 @@ impl FriendlyDuration {
     }
 }
 
-/// True when `text` matches [`DURATION_PATTERN`] (kept in step with the schema pattern).
-fn matches_pattern(text: &str) -> bool {
-    let mut saw_digit = false;
-    let mut groups = 0;
-    for c in text.chars() {
-        match c {
-            '0'..='9' => saw_digit = true,
-            'd' | 'h' | 'm' | 's' if saw_digit => {
-                saw_digit = false;
-                groups += 1;
-            }
-            _ => return false,
+/// The seconds `text` stands for, when it follows [`DURATION_PATTERN`] (kept in step with it).
+fn seconds_of(text: &str) -> Option<i64> {
+    let mut rest = text;
+    let mut seconds = 0i64;
+    let mut units = UNITS.iter();
+    while !rest.is_empty() {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        let unit = rest[digits..].chars().next()?;
+        let &(_, length, most) = units.by_ref().find(|(u, ..)| *u == unit)?;
+        if digits == 0 || digits > most {
+            return None;
         }
+        seconds += rest[..digits].parse::<i64>().ok()? * length;
+        rest = &rest[digits + 1..];
     }
-    groups > 0 && !saw_digit
+    (!text.is_empty()).then_some(seconds)
 }
 
 impl FromStr for FriendlyDuration {
     type Err = DurationError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if !matches_pattern(text) {
-            return Err(DurationError::Format(text.to_owned()));
-        }
-        // jiff's "friendly" parser reads `1h30m` and `30d`; the pattern check above keeps it to
-        // the grammar the CRD schema accepts, so the API server and the operator agree.
-        let span: Span = text
-            .parse()
-            .map_err(|_| DurationError::Format(text.to_owned()))?;
-        let duration = span
-            .to_duration(SpanRelativeTo::days_are_24_hours())
-            .map_err(|_| DurationError::TooLong(text.to_owned()))?;
-        if duration.as_secs() > MAX_SECONDS {
-            return Err(DurationError::TooLong(text.to_owned()));
-        }
+        let seconds = seconds_of(text).ok_or_else(|| DurationError::Format(text.to_owned()))?;
         Ok(Self {
             text: text.to_owned(),
-            duration,
+            duration: SignedDuration::from_secs(seconds),
         })
     }
 }
@@ -121,6 +110,7 @@ impl JsonSchema for FriendlyDuration {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
+            "minLength": 2,
             "pattern": DURATION_PATTERN,
         })
     }
@@ -149,8 +139,26 @@ mod tests {
 
     #[test]
     fn refuses_what_the_schema_pattern_refuses() {
+        let pattern = regex_lite(DURATION_PATTERN);
         for bad in [
-            "", "30", "d", "1.5h", "-1h", "1 h", "PT1H", "1w", "1h ago", "1H", "h1",
+            "",
+            "30",
+            "d",
+            "1.5h",
+            "-1h",
+            "1 h",
+            "PT1H",
+            "1w",
+            "1h ago",
+            "1H",
+            "h1",
+            "30m1h",
+            "1d1d",
+            "10000d",
+            "99999d",
+            "123456h",
+            "1234567m",
+            "12345678s",
         ] {
             assert!(
                 matches!(
@@ -159,16 +167,38 @@ mod tests {
                 ),
                 "{bad:?} should be refused"
             );
+            assert!(
+                bad.len() < 2 || !pattern(bad),
+                "the schema refuses {bad:?} too"
+            );
+        }
+        for good in [
+            "9999d99999h999999m9999999s",
+            "0s",
+            "1d12h",
+            "3650d",
+            "45m30s",
+        ] {
+            assert!(good.parse::<FriendlyDuration>().is_ok(), "{good:?}");
+            assert!(pattern(good), "the schema accepts {good:?} too");
         }
     }
 
+    /// The schema pattern as a matcher (the API server's regex semantics for this pattern).
+    fn regex_lite(pattern: &str) -> impl Fn(&str) -> bool {
+        let schema = serde_json::json!({"type": "string", "pattern": pattern});
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        move |text| validator.is_valid(&serde_json::json!(text))
+    }
+
     #[test]
-    fn refuses_more_than_ten_years() {
-        assert!(matches!(
-            "3651d".parse::<FriendlyDuration>(),
-            Err(DurationError::TooLong(_))
-        ));
-        assert_eq!(secs("3650d"), MAX_SECONDS);
+    fn the_longest_duration_the_schema_accepts_is_about_41_years() {
+        let longest = secs("9999d99999h999999m9999999s");
+        assert_eq!(
+            longest,
+            9999 * 86_400 + 99_999 * 3600 + 999_999 * 60 + 9_999_999
+        );
+        assert!(longest < 42 * 365 * 86_400);
     }
 
     #[test]

@@ -554,12 +554,12 @@ fn pattern_hint(pattern: &str) -> Option<&'static str> {
             Some("an ICCID is 19 to 22 digits starting with 89, written as a quoted string")
         }
         p if p == super::TAG_PATTERN => Some("a tag name cannot contain a comma"),
-        p if p == super::BASE_URL_PATTERN => {
-            Some("write an http:// or https:// URL without query or fragment")
-        }
-        p if p == super::duration::DURATION_PATTERN => {
-            Some("write digits followed by a unit d, h, m or s, e.g. 30s, 15m, 1h30m, 30d")
-        }
+        p if p == super::BASE_URL_PATTERN => Some(
+            "write an http:// or https:// URL without credentials (user:secret@), query or fragment; credentials go in the Secret",
+        ),
+        p if p == super::duration::DURATION_PATTERN => Some(
+            "write digits followed by a unit d, h, m or s, each unit at most once and in that order, e.g. 30s, 15m, 1h30m, 30d (at most 9999d)",
+        ),
         p if p == DNS_SUBDOMAIN => Some(
             "use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
         ),

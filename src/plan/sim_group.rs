@@ -463,8 +463,10 @@ impl Plan {
     /// How soon to reconcile again.
     pub fn requeue_after(&self) -> Duration {
         if let Some(Hold::Interval { until }) = self.hold {
+            // At most a resync away: a long rollout interval is still re-planned then (and
+            // kube-runtime's scheduler refuses delays beyond about two years).
             let wait = until.duration_since(self.now).as_secs().max(1);
-            return Duration::from_secs(wait as u64);
+            return Duration::from_secs(wait as u64).min(RESYNC);
         }
         if !self.actions.is_empty() || self.remaining_after_actions > 0 {
             return Duration::from_secs(5);

@@ -182,6 +182,24 @@ fn a_rollout_sends_one_action_per_interval() {
 }
 
 #[test]
+fn a_long_rollout_interval_is_waited_for_a_resync_at_a_time() {
+    let mut case = Case::new(SimState::Active);
+    case.spec.rollout = Some(Rollout {
+        max_sims_per_action: Some(500),
+        interval: Some("9999d".parse().unwrap()),
+    });
+    let observed = sims(1_000, ObservedState::Paused);
+    let mut plan = case.plan(&observed);
+    plan.record_submission("job-1".into(), StateChange::Resume, 500, &[]);
+    case.previous = plan.status(&case.previous);
+    case.now = now().checked_add(SignedDuration::from_secs(30)).unwrap();
+    let plan = case.plan(&observed);
+    assert!(matches!(plan.hold, Some(Hold::Interval { .. })));
+    // Not 27 years: kube-runtime's scheduler refuses delays beyond about two years.
+    assert_eq!(plan.requeue_after(), RESYNC);
+}
+
+#[test]
 fn sims_pending_at_the_carrier_or_in_flight_are_never_resubmitted() {
     let mut case = Case::new(SimState::Paused);
     case.in_flight = (3..=4).collect();
