@@ -285,6 +285,10 @@ pub struct QuotaCounts {
     pub none: u64,
     /// Devices whose quota could not be set.
     pub failed: u64,
+    /// Devices the carrier cannot give a quota (endpoint deleted, no SIM, unknown): counted
+    /// and sampled, not retried, and they do not keep `Ready` false.
+    #[serde(default)]
+    pub ineligible: u64,
 }
 
 /// One device that needs attention.

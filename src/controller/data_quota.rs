@@ -18,7 +18,8 @@ use super::sim_group::selection_of;
 use super::{Context, Error, api_for, ready_carrier, write_status};
 use crate::api::{DataQuota, QuotaDeletePolicy, QuotaProgress, SimGroup, TopUpInFlight};
 use crate::carrier::{
-    Carrier, CarrierError, QuotaEventKind, QuotaReading, QuotaSetting, QuotaState, Selection,
+    Carrier, CarrierError, ObservedState, QuotaEventKind, QuotaReading, QuotaSetting, QuotaState,
+    Selection,
 };
 use crate::plan::data_quota::{
     self, DeviceAction, EventMark, Outcome, QuotaTally, RETRY_LIMIT, SpecProblem, decide,
@@ -98,12 +99,22 @@ async fn stall(
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 
-/// The target's device ids (ascending, each once), or what is wrong with the target.
+/// The devices a DataQuota targets: those the carrier can give a quota (ascending, each
+/// once), and those it cannot, with the reason (observed as deleted, without a SIM, unknown).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Targets {
+    /// Devices to read and set.
+    pub devices: Vec<u64>,
+    /// Devices observed as ineligible, with the carrier's reason.
+    pub ineligible: Vec<(u64, String)>,
+}
+
+/// The target's devices, or what is wrong with the target.
 async fn targets(
     context: &Context,
     quota: &DataQuota,
     carrier: &dyn Carrier,
-) -> Result<Result<Vec<u64>, SpecProblem>, Error> {
+) -> Result<Result<Targets, SpecProblem>, Error> {
     let namespace = quota.namespace().unwrap_or_default();
     let group = match &quota.spec.target.sim_group_ref {
         Some(group_ref) => {
@@ -115,15 +126,14 @@ async fn targets(
     Ok(target_devices(carrier, &quota.spec, group.as_ref(), &namespace).await?)
 }
 
-/// The device ids a DataQuota targets (ascending, each once), given the SimGroup its
-/// `simGroupRef` names (`None` when there is none by that name), or what is wrong with the
-/// target. Only reads from the carrier.
+/// The devices a DataQuota targets, given the SimGroup its `simGroupRef` names (`None` when
+/// there is none by that name), or what is wrong with the target. Only reads from the carrier.
 pub async fn target_devices(
     carrier: &dyn Carrier,
     spec: &crate::api::DataQuotaSpec,
     group: Option<&SimGroup>,
     namespace: &str,
-) -> Result<Result<Vec<u64>, SpecProblem>, CarrierError> {
+) -> Result<Result<Targets, SpecProblem>, CarrierError> {
     let target = &spec.target;
     let mut ids: Vec<u64> = target.device_ids.clone().unwrap_or_default();
     let (selection, what) = if let Some(group_ref) = &target.sim_group_ref {
@@ -163,15 +173,26 @@ pub async fn target_devices(
             what,
         )
     };
+    let mut ineligible = Vec::new();
     if selection != Selection::default() {
         let mut pages = carrier.observe(&selection);
         while let Some(page) = pages.try_next().await? {
-            ids.extend(page.iter().filter_map(|sim| sim.device_id));
+            for sim in page {
+                match (sim.device_id, sim.state) {
+                    (Some(id), ObservedState::Ineligible(why)) => ineligible.push((id, why)),
+                    (Some(id), _) => ids.push(id),
+                    (None, _) => {}
+                }
+            }
         }
     }
     ids.sort_unstable();
     ids.dedup();
-    if ids.is_empty() {
+    ineligible.sort_unstable();
+    ineligible.dedup_by_key(|(id, _)| *id);
+    // A device listed by id and also observed as ineligible is ineligible.
+    ids.retain(|id| ineligible.binary_search_by_key(id, |(i, _)| *i).is_err());
+    if ids.is_empty() && ineligible.is_empty() {
         return Ok(Err(SpecProblem {
             reason: "NoTargets",
             message: format!(
@@ -179,17 +200,23 @@ pub async fn target_devices(
             ),
         }));
     }
-    Ok(Ok(ids))
+    Ok(Ok(Targets {
+        devices: ids,
+        ineligible,
+    }))
 }
 
 fn failure(error: &CarrierError) -> Outcome<'static> {
+    // The endpoint is deleted (409) or unknown (404): no quota can be set; not retried.
+    if let CarrierError::Conflict { message } | CarrierError::NotFound { message } = error {
+        return Outcome::Ineligible(format!(
+            "the carrier cannot give this device a quota: {message}"
+        ));
+    }
     Outcome::Failed {
         refused: matches!(
             error,
-            CarrierError::Rejected { .. }
-                | CarrierError::Unprocessable { .. }
-                | CarrierError::NotFound { .. }
-                | CarrierError::Conflict { .. }
+            CarrierError::Rejected { .. } | CarrierError::Unprocessable { .. }
         ),
         message: error.to_string(),
     }
@@ -244,8 +271,11 @@ async fn apply(
         Ok(progress) => progress,
         Err(problem) => return stall(api, &quota, problem).await,
     };
-    let devices = match targets(context, &quota, carrier.as_ref()).await? {
-        Ok(devices) => devices,
+    let Targets {
+        devices,
+        ineligible,
+    } = match targets(context, &quota, carrier.as_ref()).await? {
+        Ok(targets) => targets,
         Err(problem) => return stall(api, &quota, problem).await,
     };
     let mut written = previous.clone();
@@ -265,6 +295,9 @@ async fn apply(
         written = with_progress(&quota, api, &written, &progress).await?;
     }
     let mut tally = QuotaTally::default();
+    for (device, why) in ineligible {
+        tally.add(device, Outcome::Ineligible(why), now);
+    }
     let mut watch_events = Vec::new();
     for batch in devices.chunks(BATCH) {
         let readings: Vec<(u64, Result<Option<QuotaReading>, CarrierError>)> =
@@ -283,8 +316,11 @@ async fn apply(
             let reading = match reading {
                 Ok(reading) => reading.as_ref(),
                 Err(error) => {
-                    tally.add(*device, failure(error), now);
-                    failed.push(*device);
+                    let outcome = failure(error);
+                    if matches!(outcome, Outcome::Failed { .. }) {
+                        failed.push(*device);
+                    }
+                    tally.add(*device, outcome, now);
                     continue;
                 }
             };
@@ -324,8 +360,11 @@ async fn apply(
             match result {
                 Ok(()) => tally.add(*device, Outcome::Set(s), now),
                 Err(error) => {
-                    tally.add(*device, failure(error), now);
-                    failed.push(*device);
+                    let outcome = failure(error);
+                    if matches!(outcome, Outcome::Failed { .. }) {
+                        failed.push(*device);
+                    }
+                    tally.add(*device, outcome, now);
                 }
             }
         }
@@ -488,7 +527,8 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
             return Ok(Action::await_change());
         }
     };
-    let removed: Vec<bool> = stream::iter(devices.iter().copied())
+    // Only the devices that can hold a quota: the ineligible ones have none to remove.
+    let removed: Vec<bool> = stream::iter(devices.devices.iter().copied())
         .map(|device| {
             let carrier = carrier.clone();
             async move { carrier.delete_quota(device).await }

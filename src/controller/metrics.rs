@@ -87,7 +87,14 @@ const OBSERVED: [&str; 6] = [
 ];
 
 /// The `state` label values of `simfleet_quota_devices`.
-const QUOTA_STATES: [&str; 5] = ["active", "exhausted", "expired", "none", "failed"];
+const QUOTA_STATES: [&str; 6] = [
+    "active",
+    "exhausted",
+    "expired",
+    "none",
+    "failed",
+    "ineligible",
+];
 
 fn observed_count(counts: &SimCounts, observed: &str) -> u64 {
     match observed {
@@ -106,6 +113,7 @@ fn quota_count(counts: &QuotaCounts, state: &str) -> u64 {
         "exhausted" => counts.exhausted,
         "expired" => counts.expired,
         "none" => counts.none,
+        "ineligible" => counts.ineligible,
         _ => counts.failed,
     }
 }

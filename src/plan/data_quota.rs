@@ -178,6 +178,9 @@ pub enum Outcome<'a> {
     Set(&'a QuotaSetting),
     /// A top-up's quota is gone at the carrier.
     Missing,
+    /// The carrier cannot give this device a quota (its endpoint is deleted, it has no SIM,
+    /// the carrier does not know it): not retried; the reason in words.
+    Ineligible(String),
     /// The carrier failed (`refused`: it refused the values, a human must look; otherwise a
     /// transient failure, tried again); the reason in words.
     Failed {
@@ -230,6 +233,11 @@ impl QuotaTally {
                     "NoQuota",
                     "the topped-up quota was removed at the carrier; the device is denied data (change the spec to top up again)".into(),
                 );
+                return;
+            }
+            Outcome::Ineligible(message) => {
+                self.counts.ineligible += 1;
+                self.problem(device_id, "Ineligible", message);
                 return;
             }
             Outcome::Failed { refused, message } => {
@@ -423,11 +431,17 @@ pub fn status(
     now: Timestamp,
 ) -> DataQuotaStatus {
     let c = &tally.counts;
-    let declared = c.targeted - c.none - c.failed;
-    let ready = progress.complete && c.none == 0 && c.failed == 0 && c.targeted > 0;
+    let eligible = c.targeted - c.ineligible;
+    let declared = eligible - c.none - c.failed;
+    let ready = progress.complete && c.none == 0 && c.failed == 0 && eligible > 0;
+    let ineligible = if c.ineligible > 0 {
+        format!("; {} ineligible (see problemDevices)", c.ineligible)
+    } else {
+        String::new()
+    };
     let ready_message = format!(
-        "{declared} of {} devices have the declared quota ({} active, {} exhausted, {} expired)",
-        c.targeted, c.active, c.exhausted, c.expired
+        "{declared} of {eligible} eligible devices have the declared quota ({} active, {} exhausted, {} expired){ineligible}",
+        c.active, c.exhausted, c.expired
     );
     let reconciling = if progress.complete && progress.retry_device_ids.is_empty() {
         Verdict::new(false, "Idle", "this generation is applied")

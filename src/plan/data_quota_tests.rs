@@ -443,3 +443,67 @@ fn the_mark_keeps_at_most_the_newest_1000_ids() {
     assert_eq!(ids.len(), EVENT_IDS_LIMIT);
     assert_eq!(ids.first(), Some(&501));
 }
+
+#[test]
+fn an_ineligible_device_is_counted_and_sampled_and_does_not_keep_ready_false() {
+    let now = at(NOW);
+    let spec = spec(QuotaMode::Set, after("30d"));
+    let mut progress = progress_for(&spec, 1, None, now).unwrap();
+    progress.complete = true;
+    let set = declared_for_test(progress.expiry.0);
+    let mut tally = QuotaTally::default();
+    tally.add(1, Outcome::Set(&set), now);
+    tally.add(2, Outcome::Set(&set), now);
+    tally.add(3, Outcome::Ineligible("endpoint deleted".into()), now);
+    let status = status_of(&tally, &progress, now);
+    let counts = status.counts.as_ref().unwrap();
+    assert_eq!(
+        (
+            counts.targeted,
+            counts.active,
+            counts.ineligible,
+            counts.failed
+        ),
+        (3, 2, 1, 0)
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True", "{}", ready.message);
+    assert!(
+        ready.message.contains("2 of 2 eligible") && ready.message.contains("1 ineligible"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(status.problem_devices[0].device_id, 3);
+    assert_eq!(status.problem_devices[0].reason, "Ineligible");
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap();
+    assert_eq!(
+        stalled.status, "False",
+        "an ineligible device needs no human"
+    );
+    assert_eq!(
+        requeue_after(&tally, &progress, now),
+        RESYNC,
+        "not retried soon"
+    );
+    // Only ineligible devices: nothing to be Ready about.
+    let mut only = QuotaTally::default();
+    only.add(3, Outcome::Ineligible("endpoint deleted".into()), now);
+    let status = status_of(&only, &progress, now);
+    assert_eq!(
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap()
+            .status,
+        "False"
+    );
+}

@@ -141,6 +141,8 @@ pub struct DataQuotaPreview {
     pub unchanged: u64,
     /// Devices without a quota now (denied data until it is set).
     pub without_quota: u64,
+    /// Devices the carrier cannot give a quota (deleted endpoint, no SIM): left out.
+    pub ineligible: u64,
     /// The expiry that would be sent.
     pub expiry: Option<String>,
     /// Why this quota cannot be planned.
@@ -703,8 +705,9 @@ async fn plan_quota(
                 return preview;
             }
         };
-    preview.devices = devices.len() as u64;
-    for device in devices {
+    preview.devices = (devices.devices.len() + devices.ineligible.len()) as u64;
+    preview.ineligible = devices.ineligible.len() as u64;
+    for device in devices.devices {
         let reading = match carrier.read_quota(device).await {
             Ok(reading) => reading,
             Err(err) => {

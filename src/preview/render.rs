@@ -105,6 +105,7 @@ pub fn table(out: &mut impl Write, report: &PlanReport, args: &PlanArgs) -> std:
                 "TO TOP UP",
                 "UNCHANGED",
                 "NO QUOTA NOW",
+                "INELIGIBLE",
                 "EXPIRY",
             ]
             .map(String::from)
@@ -123,6 +124,7 @@ pub fn table(out: &mut impl Write, report: &PlanReport, args: &PlanArgs) -> std:
                 q.to_top_up.to_string(),
                 q.unchanged.to_string(),
                 q.without_quota.to_string(),
+                q.ineligible.to_string(),
                 expiry,
             ]);
         }
