@@ -186,8 +186,8 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     println!("Try:");
     println!("  export KUBECONFIG={kubeconfig}");
     println!("  kubectl get simfleet");
-    println!("  kubectl wait --for=condition=Ready sg/cold-chain --timeout=60s");
-    println!("  kubectl describe sg smart-meters");
+    println!("  kubectl wait --for=condition=Ready sg/returned-trackers --timeout=60s");
+    println!("  kubectl describe sg smart-meters   # held by its approval guard (README: Set-up)");
     println!();
     println!("Ctrl-C stops everything.");
     stop.await;
