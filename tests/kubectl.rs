@@ -526,6 +526,16 @@ fn the_readme_walkthrough_prints_what_the_readme_says() {
         ("kubectl events --for simgroup/smart-meters", |t| {
             t.contains("ApprovalRequired") && t.contains("ActionSubmitted")
         }),
+        ("kubectl describe carrier simulator", |t| {
+            t.split("Events:")
+                .nth(1)
+                .is_some_and(|e| e.contains("Verified"))
+        }),
+        ("kubectl describe dq cold-chain-monthly", |t| {
+            t.split("Events:")
+                .nth(1)
+                .is_some_and(|e| e.contains("Converged"))
+        }),
         ("kubectl explain simgroup.spec.selector", |t| {
             ["iccids", "deviceIds", "tags"]
                 .iter()

@@ -7,11 +7,12 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
 use secrecy::SecretString;
 
 use super::{Context, Error, api_for, write_status};
@@ -174,14 +175,31 @@ async fn reconcile_once(
     conditions::set_kstatus(
         &mut status.conditions,
         [
-            Verdict::new(ready, reason, message),
+            Verdict::new(ready, reason, message.clone()),
             Verdict::new(false, "Idle", "verified"),
             stalled,
         ],
         generation,
         now,
     );
+    let was = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY)
+        .map(|c| (c.status == "True", c.reason.clone()));
     write_status(&api, &account, account.status.as_ref(), &status).await?;
+    // An event when the verdict changes (not at every resync): what `kubectl describe` lists.
+    if was.as_ref().map(|(r, why)| (*r, why.as_str())) != Some((ready, reason)) {
+        let (type_, note) = if ready {
+            (EventType::Normal, message)
+        } else {
+            (EventType::Warning, message)
+        };
+        context
+            .events
+            .publish(&account.object_ref(&()), type_, reason, note)
+            .await;
+    }
     Ok(Action::requeue(if ready {
         Duration::from_secs(600)
     } else {
