@@ -343,3 +343,218 @@ async fn the_simulator_account_serves_quotas_through_its_emnify_surface_with_one
     // One HTTP core: the quota calls count with the state calls.
     assert!(carrier.counters().total() >= 7);
 }
+
+/// A Hologram account (organisation 1) on the simulator's Hologram surface.
+fn hologram_client(
+    sim: &SimulatorHandle,
+    settings: simfleet::carrier::HttpSettings,
+) -> Arc<dyn Carrier> {
+    let mut spec = account(Provider::Hologram, sim.hologram_url());
+    spec.org_id = Some(1);
+    connect(&spec, SecretString::from(API_KEY), settings).unwrap()
+}
+
+#[tokio::test]
+async fn the_client_reads_every_documented_variant_and_maps_the_pending_states() {
+    use simfleet::simulator::{
+        HologramVariants, JobIdShape, OrgIdPlacement, SimulatorConfig, TagShape, WarningShape,
+    };
+    let variants = [
+        HologramVariants::default(),
+        HologramVariants {
+            tags: TagShape::Strings,
+            ..Default::default()
+        },
+        HologramVariants {
+            orgid: OrgIdPlacement::Query,
+            ..Default::default()
+        },
+        HologramVariants {
+            jobid: JobIdShape::String,
+            ..Default::default()
+        },
+        HologramVariants {
+            warnings: WarningShape::Strings,
+            ..Default::default()
+        },
+    ];
+    for variant in variants {
+        let sim = start(SimulatorConfig {
+            hologram: variant,
+            ..live_config(400)
+        })
+        .await;
+        admin_send(
+            &sim,
+            reqwest::Method::PATCH,
+            "/sims/1003",
+            &json!({"state": "DEAD"}),
+        )
+        .await;
+        let carrier = hologram_client(&sim, fast_retries());
+        // Two tags: a device carrying the first is skipped under the second (tags read in
+        // either shape).
+        let selection = Selection {
+            tags: vec!["cold-chain".into(), "pilot".into()],
+            ..Default::default()
+        };
+        let observed = observe_all(carrier.as_ref(), &selection).await.unwrap();
+        let total = |tag: &str| {
+            let sim = &sim;
+            let tag = tag.to_owned();
+            async move {
+                admin_get(sim, &format!("/sims?tag={tag}&limit=1")).await["total"]
+                    .as_u64()
+                    .unwrap()
+            }
+        };
+        let (cold, pilot) = (total("cold-chain").await, total("pilot").await);
+        assert!(
+            observed.len() as u64 >= cold.max(pilot) && (observed.len() as u64) < cold + pilot,
+            "{variant:?}: the union, pilots with cold-chain once"
+        );
+        let unique: std::collections::HashSet<u64> =
+            observed.iter().filter_map(|o| o.device_id).collect();
+        assert_eq!(
+            unique.len(),
+            observed.len(),
+            "{variant:?}: each device once"
+        );
+        assert!(
+            observed.iter().all(|o| !o.tags.is_empty()),
+            "{variant:?}: tags read"
+        );
+        let targets: Vec<SimTarget> = [1001, 1002, 1003]
+            .map(|device_id| SimTarget {
+                device_id,
+                sim_id: None,
+            })
+            .to_vec();
+        let submission = carrier.submit(StateChange::Pause, &targets).await.unwrap();
+        assert!(
+            !submission.action_ids[0].is_empty(),
+            "{variant:?}: a job id"
+        );
+        assert_eq!(submission.accepted, 2, "{variant:?}: {submission:?}");
+        assert_eq!(submission.refused.len(), 1, "{variant:?}");
+        assert_eq!(submission.refused[0].device_id, 1003);
+        assert!(
+            submission.refused[0].reason.contains("DEAD"),
+            "{variant:?}: {:?}",
+            submission.refused
+        );
+        let listed = Selection {
+            device_ids: vec![1001, 1002],
+            ..Default::default()
+        };
+        let pending = observe_all(carrier.as_ref(), &listed).await.unwrap();
+        assert!(
+            pending
+                .iter()
+                .all(|o| o.state == ObservedState::Pending(StateChange::Pause)),
+            "{variant:?}: PAUSED-PENDING-USER is a pause in flight: {pending:?}"
+        );
+        sim.advance(SignedDuration::from_secs(10));
+        let paused = observe_all(carrier.as_ref(), &listed).await.unwrap();
+        assert!(
+            paused.iter().all(|o| o.state == ObservedState::Paused),
+            "{variant:?}"
+        );
+        let resumed = carrier
+            .submit(StateChange::Resume, &targets[..1])
+            .await
+            .unwrap();
+        assert_eq!(resumed.accepted, 1);
+        let resuming = observe_all(
+            carrier.as_ref(),
+            &Selection {
+                device_ids: vec![1001],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            resuming[0].state,
+            ObservedState::Pending(StateChange::Resume),
+            "LIVE-PENDING"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_429_without_retry_after_is_waited_out_before_the_retry() {
+    let sim = simulator(100).await;
+    let wait = std::time::Duration::from_millis(200);
+    let carrier = hologram_client(
+        &sim,
+        simfleet::carrier::HttpSettings {
+            rate_limited_wait: (wait, wait + std::time::Duration::from_millis(50)),
+            ..fast_retries()
+        },
+    );
+    set_faults(&sim, json!([{"route": "/api/1/devices", "burst429": 1}])).await;
+    let started = std::time::Instant::now();
+    carrier.verify().await.unwrap();
+    assert!(started.elapsed() >= wait, "waited {:?}", started.elapsed());
+    assert_eq!(carrier.counters().rate_limited(), 1);
+    assert_eq!(count(&sim, "GET", "/api/1/devices", 200).await, 1);
+}
+
+#[test]
+fn by_default_a_429_without_retry_after_waits_5_to_10_s_as_hologram_asks() {
+    let settings = simfleet::carrier::HttpSettings::default();
+    assert_eq!(
+        settings.rate_limited_wait,
+        (
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_secs(10)
+        )
+    );
+}
+
+#[tokio::test]
+async fn job_statuses_come_from_the_jobs_list_and_a_403_is_not_asked_again() {
+    use simfleet::simulator::{HologramVariants, JobsRoute, SimulatorConfig};
+    let sim = live_fleet(20).await;
+    let carrier = hologram_client(&sim, fast_retries());
+    let one = [SimTarget {
+        device_id: 1001,
+        sim_id: None,
+    }];
+    let first = carrier.submit(StateChange::Pause, &one).await.unwrap();
+    let ids = vec![first.action_ids[0].clone(), "424242".to_owned()];
+    let statuses = carrier.action_statuses(&ids).await.unwrap();
+    assert_eq!(
+        statuses,
+        [(first.action_ids[0].clone(), "PROCESSING".to_owned())]
+    );
+    sim.advance(SignedDuration::from_secs(10));
+    let statuses = carrier.action_statuses(&ids).await.unwrap();
+    assert_eq!(statuses[0].1, "COMPLETED");
+    assert!(carrier.action_statuses(&[]).await.unwrap().is_empty());
+
+    let forbidden = start(SimulatorConfig {
+        hologram: HologramVariants {
+            jobs: JobsRoute::Forbidden,
+            ..Default::default()
+        },
+        ..live_config(20)
+    })
+    .await;
+    let carrier = hologram_client(&forbidden, fast_retries());
+    let submitted = carrier.submit(StateChange::Pause, &one).await.unwrap();
+    for _ in 0..3 {
+        assert!(
+            carrier
+                .action_statuses(&submitted.action_ids)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+    assert_eq!(
+        count(&forbidden, "GET", "/api/1/devices/batch/state", 403).await,
+        1
+    );
+}

@@ -43,6 +43,16 @@ async fn a_25000_sim_group_is_paused_in_3_actions_then_resumed_with_no_duplicate
         "{message}"
     );
 
+    // Beside each action, the carrier's own status from its jobs list.
+    until(&api, "fleet", "the carrier's job statuses", |g| {
+        g.status.as_ref().is_some_and(|s| {
+            s.pending_actions.len() == 3
+                && s.pending_actions
+                    .iter()
+                    .all(|a| a.carrier_status.as_deref() == Some("PROCESSING"))
+        })
+    })
+    .await;
     world.simulator.advance(SignedDuration::from_secs(10));
     let ready = until(&api, "fleet", "Ready", |g| {
         condition(g, "Ready").is_some_and(|(s, _)| s == "True")

@@ -58,10 +58,17 @@ async fn keyset_paging_reaches_the_end_of_a_100000_sim_fleet() {
             }
             seen += data.len() as u64;
             pages += 1;
-            if body["continues"] == false {
+            // `continues` is present only while more follow; `lastid` and `links.next` say
+            // where the next page starts.
+            if body.get("continues").is_none() {
+                assert!(body["links"].get("next").is_none(), "{route}: no next page");
                 break;
             }
-            after = Some(last_id);
+            assert_eq!(body["continues"], true);
+            assert_eq!(body["lastid"], last_id, "{route}");
+            let next = body["links"]["next"].as_str().unwrap();
+            assert!(next.contains(&format!("startafter={last_id}")), "{next}");
+            after = Some(body["lastid"].as_u64().unwrap());
         }
         assert_eq!(seen, 100_000, "{route}");
         assert_eq!(pages, 100, "{route}");
@@ -74,6 +81,10 @@ async fn devices_carry_tags_links_and_filters_select_them() {
     let (_, body) = hologram_get(&sim, "/devices?limit=1").await;
     let device = &body["data"][0];
     assert_eq!(device["id"], 1001);
+    assert!(
+        device.get("iccid").is_none(),
+        "no top-level iccid: {device}"
+    );
     assert_eq!(device["links"]["cellular"][0]["sim"], "8944500000000000001");
     assert_eq!(device["links"]["cellular"][0]["deviceid"], 1001);
     let tag = device["tags"][0]["name"].as_str().unwrap().to_owned();
@@ -100,6 +111,54 @@ async fn devices_carry_tags_links_and_filters_select_them() {
     assert_eq!(other_org["data"], json!([]));
     let (_, unknown_tag) = hologram_get(&sim, "/devices?tagname=no-such-tag").await;
     assert_eq!(unknown_tag["size"], 0);
+    // The multi-value filters look many listed SIMs up in one call.
+    let ids = |body: &Value, key: &str| -> Vec<u64> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d[key].as_u64().unwrap())
+            .collect()
+    };
+    let (_, by_ids) = hologram_get(&sim, "/devices?ids=1005,1002,1400&limit=1000").await;
+    assert_eq!(ids(&by_ids, "id"), [1002, 1005, 1400]);
+    let (_, by_sims) = hologram_get(&sim, "/links/cellular?sims=8944500000000000007,8944500000000000003,8944500000000099999&limit=1000").await;
+    assert_eq!(ids(&by_sims, "deviceid"), [1003, 1007]);
+    let (_, by_devices) =
+        hologram_get(&sim, "/links/cellular?deviceids=1010,1011&limit=1000").await;
+    assert_eq!(ids(&by_devices, "deviceid"), [1010, 1011]);
+    let (_, by_link_ids) = hologram_get(&sim, "/links/cellular?ids=500001,500003").await;
+    assert_eq!(ids(&by_link_ids, "id"), [500001, 500003]);
+    // A multi-value page is paged like any other.
+    let (_, first) = hologram_get(&sim, "/devices?ids=1001,1002,1003&limit=2").await;
+    assert_eq!(
+        (first["continues"].clone(), first["lastid"].clone()),
+        (json!(true), json!(1002))
+    );
+    let (_, rest) = hologram_get(&sim, "/devices?ids=1001,1002,1003&limit=2&startafter=1002").await;
+    assert_eq!(ids(&rest, "id"), [1003]);
+    assert!(rest.get("continues").is_none());
+}
+
+#[tokio::test]
+async fn device_tags_are_objects_or_strings_as_the_variant_says() {
+    for (shape, expected) in [
+        (simfleet::simulator::TagShape::Objects, true),
+        (simfleet::simulator::TagShape::Strings, false),
+    ] {
+        let sim = start(simfleet::simulator::SimulatorConfig {
+            hologram: simfleet::simulator::HologramVariants {
+                tags: shape,
+                ..Default::default()
+            },
+            ..live_config(5)
+        })
+        .await;
+        let (_, body) = hologram_get(&sim, "/devices/1001").await;
+        let tag = &body["data"]["tags"][0];
+        assert_eq!(tag.is_object(), expected, "{shape:?}: {tag}");
+        assert_eq!(tag.is_string(), !expected, "{shape:?}: {tag}");
+    }
 }
 
 #[tokio::test]
@@ -151,19 +210,44 @@ async fn a_bulk_pause_is_pending_then_applied_when_the_delay_passes() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["success"], true);
-    let job = body["data"]["jobid"].as_str().unwrap().to_owned();
-    assert_eq!(body["data"]["invalid"], json!([]));
+    // The documented answer: a job id, preview, and the task results with their warnings.
+    let job = body["data"]["jobid"].as_u64().unwrap().to_string();
+    assert_eq!(body["data"]["preview"], false);
+    let results = &body["data"]["valid_tasks"][0]["task_results"];
+    assert_eq!(results["warnings"], json!([]));
+    assert_eq!(results["devices_modified"], 3);
+    assert_eq!(results["newstate"], "PAUSED-PENDING-USER");
     assert_eq!(
         link_states(&sim, &[1001, 1002, 1003, 1004]).await,
-        ["PAUSE-PENDING", "PAUSE-PENDING", "PAUSE-PENDING", "LIVE"]
+        [
+            "PAUSED-PENDING-USER",
+            "PAUSED-PENDING-USER",
+            "PAUSED-PENDING-USER",
+            "LIVE"
+        ]
     );
 
     let pending = admin_get(&sim, "/jobs?status=pending").await;
     assert_eq!(pending["jobs"][0]["id"], job.as_str());
     assert_eq!(pending["jobs"][0]["sims"], 3);
+    // The jobs list shows it in progress.
+    let (status, jobs) = hologram_get(&sim, "/devices/batch/state?orgid=1").await;
+    assert_eq!(status, StatusCode::OK, "{jobs}");
+    let task = &jobs["data"]["tasks"][0];
+    assert_eq!(task["job_id"].to_string(), job);
+    assert_eq!(
+        (
+            task["device_count"].clone(),
+            task["action"].clone(),
+            task["status"].clone()
+        ),
+        (json!(3), json!("pause"), json!("PROCESSING"))
+    );
+    assert!(task["timestamp_end"].is_null() && task["timestamp_start"].is_string());
+    assert_eq!(jobs["data"]["totalTasks"], 1);
 
     sim.advance(SignedDuration::from_secs(9));
-    assert_eq!(link_states(&sim, &[1001]).await, ["PAUSE-PENDING"]);
+    assert_eq!(link_states(&sim, &[1001]).await, ["PAUSED-PENDING-USER"]);
     sim.advance(SignedDuration::from_secs(1));
     assert_eq!(
         link_states(&sim, &[1001, 1002, 1003]).await,
@@ -171,14 +255,51 @@ async fn a_bulk_pause_is_pending_then_applied_when_the_delay_passes() {
     );
     let finished = admin_get(&sim, "/jobs?status=finished").await;
     assert_eq!(finished["jobs"][0]["id"], job.as_str());
+    let (_, jobs) = hologram_get(&sim, "/devices/batch/state").await;
+    assert_eq!(jobs["data"]["tasks"][0]["status"], "COMPLETED");
+    assert!(jobs["data"]["tasks"][0]["timestamp_end"].is_string());
 
-    // Resume one device with the single-device route.
+    // Resume one device with the single-device route, another with POST /devices/state.
     let (status, body) =
         hologram_post(&sim, "/devices/1001/state", &json!({"state": "live"})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body["data"]["jobid"].is_string());
+    assert_eq!(body["data"]["newstate"], "LIVE-PENDING");
+    assert_eq!(link_states(&sim, &[1001]).await, ["LIVE-PENDING"]);
+    let (status, body) = hologram_post(
+        &sim,
+        "/devices/state",
+        &json!({"state": "live", "deviceids": [1002]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"success": true})),
+        "no job id"
+    );
     sim.advance(SignedDuration::from_secs(10));
-    assert_eq!(link_states(&sim, &[1001]).await, ["LIVE"]);
+    assert_eq!(link_states(&sim, &[1001, 1002]).await, ["LIVE", "LIVE"]);
+    // `deactivate` is accepted and permanent: DEAD, and no change brings it back.
+    let (status, _) = hologram_post(
+        &sim,
+        "/devices/batch/state",
+        &json!({"state": "deactivate", "deviceids": [1004]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    sim.advance(SignedDuration::from_secs(10));
+    assert_eq!(link_states(&sim, &[1004]).await, ["DEAD"]);
+    let (_, again) = hologram_post(
+        &sim,
+        "/devices/batch/state",
+        &json!({"state": "live", "deviceids": [1004]}),
+    )
+    .await;
+    assert_eq!(
+        again["data"]["valid_tasks"][0]["task_results"]["devices_modified"],
+        0
+    );
+    sim.advance(SignedDuration::from_secs(10));
+    assert_eq!(link_states(&sim, &[1004]).await, ["DEAD"]);
 }
 
 #[tokio::test]
@@ -204,18 +325,21 @@ async fn devices_that_cannot_change_are_listed_with_reasons() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["data"]["accepted"], 1);
-    let reasons: Vec<(u64, String)> = body["data"]["invalid"]
+    let results = &body["data"]["valid_tasks"][0]["task_results"];
+    assert_eq!(results["devices_modified"], 1);
+    // Warnings name the devices that could not change: {deviceid, linkid, message}.
+    let reasons: Vec<(u64, String)> = results["warnings"]
         .as_array()
         .unwrap()
         .iter()
         .map(|i| {
             (
                 i["deviceid"].as_u64().unwrap(),
-                i["reason"].as_str().unwrap().to_owned(),
+                i["message"].as_str().unwrap().to_owned(),
             )
         })
         .collect();
+    assert_eq!(results["warnings"][0]["linkid"], 500002);
     assert_eq!(reasons.len(), 4);
     assert!(reasons[0].0 == 1002 && reasons[0].1.contains("deactivated"));
     assert!(reasons[1].0 == 1003 && reasons[1].1.contains("PAUSED-SYS"));
@@ -229,11 +353,10 @@ async fn devices_that_cannot_change_are_listed_with_reasons() {
         &json!({"state": "live", "deviceids": [1001]}),
     )
     .await;
-    assert!(
-        again["data"]["invalid"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("already pending")
+    assert_eq!(
+        again["data"]["valid_tasks"][0]["task_results"]["warnings"][0]["message"],
+        "SIM state is locked (LIVE-PENDING). Contact support",
+        "Hologram's documented warning"
     );
     let stats = admin_get(&sim, "/stats").await;
     assert_eq!(stats["changes"]["submittedSims"], 1);
@@ -259,7 +382,7 @@ async fn refused_bulk_requests_change_nothing() {
         ),
         (
             json!({"state": "sleep", "deviceids": [1001]}),
-            "\"pause\" or \"live\"",
+            "\"pause\", \"live\" or \"deactivate\"",
         ),
         (json!({"deviceids": [1001]}), "state is required"),
         (
@@ -299,8 +422,9 @@ async fn refused_bulk_requests_change_nothing() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    let accepted = body["data"]["accepted"].as_u64().unwrap();
-    let invalid = body["data"]["invalid"].as_array().unwrap().len() as u64;
+    let results = &body["data"]["valid_tasks"][0]["task_results"];
+    let accepted = results["devices_modified"].as_u64().unwrap();
+    let invalid = results["warnings"].as_array().unwrap().len() as u64;
     assert_eq!(accepted + invalid, 10_000);
     let (status, _) =
         hologram_post(&sim, "/devices/999999/state", &json!({"state": "pause"})).await;
@@ -308,38 +432,102 @@ async fn refused_bulk_requests_change_nothing() {
 }
 
 #[tokio::test]
-async fn a_credential_over_its_rate_limit_gets_429_with_retry_after() {
-    let sim = start(simfleet::simulator::SimulatorConfig {
-        rate_limit: Some(simfleet::simulator::RateLimitSpec {
-            per_second: 0.1,
-            burst: 3,
-        }),
-        ..simfleet::simulator::SimulatorConfig::for_tests(10, SignedDuration::from_secs(1))
+async fn a_credential_over_its_rate_limit_gets_hologram_s_documented_429() {
+    for header in [false, true] {
+        let sim = start(simfleet::simulator::SimulatorConfig {
+            rate_limit: Some(simfleet::simulator::RateLimitSpec {
+                per_second: 0.1,
+                burst: 3,
+            }),
+            retry_after_header: header,
+            ..simfleet::simulator::SimulatorConfig::for_tests(10, SignedDuration::from_secs(1))
+        })
+        .await;
+        let mut statuses = Vec::new();
+        let mut last = None;
+        for _ in 0..5 {
+            let response = client()
+                .get(format!("{}/devices", sim.hologram_url()))
+                .basic_auth("apikey", Some(API_KEY))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+                last = Some((retry_after, status_and_json(response).await.1));
+            }
+        }
+        assert_eq!(statuses, [200, 200, 200, 429, 429]);
+        let (retry_after, body) = last.unwrap();
+        assert_eq!(
+            body,
+            json!({"success": false, "error": "API rate limit exceeded"})
+        );
+        // No Retry-After is documented: sent only with --retry-after-header.
+        assert_eq!(retry_after.is_some(), header, "{retry_after:?}");
+        assert!(retry_after.is_none_or(|s| (1..=10).contains(&s)));
+        assert_eq!(count(&sim, "GET", "/api/1/devices", 429).await, 2);
+    }
+}
+
+#[tokio::test]
+async fn the_bulk_route_takes_orgid_in_the_body_or_as_a_required_query_parameter() {
+    let query_variant = start(simfleet::simulator::SimulatorConfig {
+        hologram: simfleet::simulator::HologramVariants {
+            orgid: simfleet::simulator::OrgIdPlacement::Query,
+            jobid: simfleet::simulator::JobIdShape::String,
+            warnings: simfleet::simulator::WarningShape::Strings,
+            ..Default::default()
+        },
+        ..live_config(5)
     })
     .await;
-    let mut statuses = Vec::new();
-    let mut retry_after = None;
-    for _ in 0..5 {
-        let response = client()
-            .get(format!("{}/devices", sim.hologram_url()))
-            .basic_auth("apikey", Some(API_KEY))
-            .send()
-            .await
-            .unwrap();
-        if response.status() == StatusCode::TOO_MANY_REQUESTS {
-            retry_after = response
-                .headers()
-                .get("retry-after")
-                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
-        }
-        statuses.push(response.status().as_u16());
-    }
-    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    let body = json!({"state": "pause", "deviceids": [1001, 9999], "orgid": 1});
+    let (status, answer) = hologram_post(&query_variant, "/devices/batch/state", &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
-        retry_after.is_some_and(|s| (1..=10).contains(&s)),
-        "{retry_after:?}"
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("orgid is a required query parameter"),
+        "{answer}"
     );
-    assert_eq!(count(&sim, "GET", "/api/1/devices", 429).await, 2);
+    let (status, answer) =
+        hologram_post(&query_variant, "/devices/batch/state?orgid=1", &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // The other variants: jobid a string, warnings plain strings.
+    assert!(answer["data"]["jobid"].is_string(), "{answer}");
+    let warning = &answer["data"]["valid_tasks"][0]["task_results"]["warnings"][0];
+    assert!(warning.as_str().unwrap().contains("9999"), "{warning}");
+    // The body variant (the default) takes it in the body, or not at all.
+    let body_variant = live_fleet(5).await;
+    let (status, answer) = hologram_post(
+        &body_variant,
+        "/devices/batch/state",
+        &json!({"state": "pause", "deviceids": [1001]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(answer["data"]["jobid"].is_u64());
+}
+
+#[tokio::test]
+async fn the_jobs_list_answers_403_for_plans_without_activity_history() {
+    let sim = start(simfleet::simulator::SimulatorConfig {
+        hologram: simfleet::simulator::HologramVariants {
+            jobs: simfleet::simulator::JobsRoute::Forbidden,
+            ..Default::default()
+        },
+        ..live_config(5)
+    })
+    .await;
+    let (status, body) = hologram_get(&sim, "/devices/batch/state?orgid=1").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["success"], false);
 }
 
 #[tokio::test]
@@ -352,6 +540,7 @@ async fn injected_faults_follow_their_rules() {
         &json!({"rules": [
             {"route": "/api/1/devices", "burst5xx": 2},
             {"route": "/api/1/links/cellular", "burst429": 1, "retryAfterSecs": 7},
+            {"route": "/api/1/devices/{id}", "burst429": 1},
         ]}),
     )
     .await;
@@ -369,6 +558,15 @@ async fn injected_faults_follow_their_rules() {
         .unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(limited.headers()["retry-after"], "7");
+    // Without retryAfterSecs an injected 429 carries no Retry-After, as documented.
+    let unannounced = client()
+        .get(format!("{}/devices/1001", sim.hologram_url()))
+        .basic_auth("apikey", Some(API_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unannounced.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(unannounced.headers().get("retry-after").is_none());
     assert_eq!(
         hologram_get(&sim, "/links/cellular").await.0,
         StatusCode::OK

@@ -306,6 +306,11 @@ pub struct PendingAction {
     pub sims: u32,
     /// When the action was submitted (RFC 3339).
     pub submitted_at: Time,
+    /// The carrier's own status of the action, where it lists its jobs (Hologram's
+    /// `GET /devices/batch/state`, e.g. `PROCESSING`). Shown for people; confirmation is always
+    /// by the SIMs' observed states.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier_status: Option<String>,
 }
 
 /// Why a SIM needs a human.

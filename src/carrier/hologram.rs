@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -32,6 +33,21 @@ pub struct HologramClient {
     core: HttpCore,
     api_key: SecretString,
     org_id: Option<u64>,
+    // The jobs list answered 403 (a plan without activity history): not asked again.
+    jobs_forbidden: AtomicBool,
+}
+
+/// A job as the jobs list `GET /devices/batch/state` shows it (the fields read).
+#[derive(Debug, Deserialize)]
+struct Task {
+    job_id: Value,
+    status: Option<String>,
+}
+
+/// The jobs list's `data`.
+#[derive(Debug, Deserialize)]
+struct Tasks {
+    tasks: Vec<Task>,
 }
 
 impl std::fmt::Debug for HologramClient {
@@ -44,14 +60,17 @@ impl std::fmt::Debug for HologramClient {
     }
 }
 
-/// Normalises a Hologram link state.
+/// Normalises a Hologram link state: the documented names (`PAUSED` as the Blueprint's summary
+/// writes it, `PAUSED-BY-SYS` as one guide spells it), and the pending states
+/// `PAUSED-PENDING-USER` (a pause in flight) and `LIVE-PENDING` (a resume in flight). Anything
+/// else is unknown: never success.
 pub fn normalise(state: &str) -> ObservedState {
     match state {
         "LIVE" => ObservedState::Active,
-        "PAUSED-USER" => ObservedState::Paused,
-        "PAUSED-SYS" => ObservedState::PausedBySystem,
+        "PAUSED-USER" | "PAUSED" => ObservedState::Paused,
+        "PAUSED-SYS" | "PAUSED-BY-SYS" => ObservedState::PausedBySystem,
         "DEAD" => ObservedState::Ineligible("deactivated (DEAD)".into()),
-        "PAUSE-PENDING" => ObservedState::Pending(StateChange::Pause),
+        "PAUSED-PENDING-USER" => ObservedState::Pending(StateChange::Pause),
         "LIVE-PENDING" => ObservedState::Pending(StateChange::Resume),
         other => ObservedState::Unknown(other.to_owned()),
     }
@@ -74,11 +93,25 @@ struct Link<'a> {
     state: Option<Cow<'a, str>>,
 }
 
-/// A device tag.
+/// A device tag: an object `{"id", "name"}` in the API Blueprint, a plain name in the newer
+/// pages; both are read.
 #[derive(Debug, Deserialize)]
-struct Tag<'a> {
-    #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
+#[serde(untagged)]
+enum Tag<'a> {
+    Name(#[serde(borrow)] Cow<'a, str>),
+    Object {
+        #[serde(borrow)]
+        name: Option<Cow<'a, str>>,
+    },
+}
+
+impl Tag<'_> {
+    fn name(&self) -> Option<&str> {
+        match self {
+            Tag::Name(name) => Some(name),
+            Tag::Object { name } => name.as_deref(),
+        }
+    }
 }
 
 /// A device's links.
@@ -88,7 +121,8 @@ struct Links<'a> {
     cellular: Option<Vec<Link<'a>>>,
 }
 
-/// A device as `/devices` returns it (the fields read).
+/// A device as `/devices` returns it (the fields read). A device has no top-level ICCID: it is
+/// `links.cellular[].sim`.
 #[derive(Debug, Deserialize)]
 struct Device<'a> {
     id: Option<u64>,
@@ -96,28 +130,47 @@ struct Device<'a> {
     tags: Option<Vec<Tag<'a>>>,
     #[serde(borrow)]
     links: Option<Links<'a>>,
-    #[serde(borrow)]
-    iccid: Option<Cow<'a, str>>,
 }
 
-/// Hologram's answer envelope: `{"success", "data", "continues"}`.
+/// Hologram's answer envelope: `{"success", "data"}`, on lists also `continues` (present only
+/// while more pages follow) and `lastid` (the newer pages' cursor).
 #[derive(Debug, Deserialize)]
 struct Envelope<T> {
     success: Option<bool>,
     data: Option<T>,
     continues: Option<bool>,
+    lastid: Option<u64>,
+}
+
+/// Where the next page starts: after `lastid` when the answer gives it (the documents also say
+/// devices are listed "most recent first", so the last record's id is only the fallback).
+#[derive(Debug, PartialEq, Eq)]
+enum NextPage {
+    After(Option<u64>),
+    None,
 }
 
 impl<T> Envelope<T> {
     /// The data of a successful answer, and whether more pages follow.
     fn into_data(self, route: &str) -> Result<(T, bool), CarrierError> {
+        self.into_page(route)
+            .map(|(data, next)| (data, next != NextPage::None))
+    }
+
+    /// The data of a successful list answer, and where the next page starts.
+    fn into_page(self, route: &str) -> Result<(T, NextPage), CarrierError> {
         if self.success != Some(true) {
             return Err(protocol(format!("{route}: \"success\" is not true")));
         }
         let data = self
             .data
             .ok_or_else(|| protocol(format!("{route}: no \"data\"")))?;
-        Ok((data, self.continues.unwrap_or(false)))
+        let next = if self.continues == Some(true) {
+            NextPage::After(self.lastid)
+        } else {
+            NextPage::None
+        };
+        Ok((data, next))
     }
 }
 
@@ -152,7 +205,7 @@ fn device_observation(device: &Device<'_>) -> Result<SimObservation, CarrierErro
         .tags
         .iter()
         .flatten()
-        .filter_map(|t| t.name.as_deref().map(str::to_owned))
+        .filter_map(|t| t.name().map(str::to_owned))
         .collect();
     let link = device
         .links
@@ -165,7 +218,7 @@ fn device_observation(device: &Device<'_>) -> Result<SimObservation, CarrierErro
             ..link_observation(link)?
         },
         None => SimObservation {
-            iccid: device.iccid.as_deref().unwrap_or_default().to_owned(),
+            iccid: String::new(),
             device_id: Some(id),
             sim_id: None,
             state: ObservedState::Ineligible("the device has no cellular link".into()),
@@ -181,6 +234,7 @@ impl HologramClient {
             core,
             api_key,
             org_id,
+            jobs_forbidden: AtomicBool::new(false),
         }
     }
 
@@ -280,9 +334,9 @@ impl HologramClient {
                     call = call.query("startafter", after);
                 }
                 let reply = self.core.send(&call).await?;
-                let (devices, continues) = reply
+                let (devices, next) = reply
                     .parse::<Envelope<Vec<Device>>>("/devices")?
-                    .into_data("/devices")?;
+                    .into_page("/devices")?;
                 let mut page = Vec::with_capacity(devices.len());
                 let mut last = None;
                 for device in &devices {
@@ -296,12 +350,14 @@ impl HologramClient {
                     }
                     page.push(observed);
                 }
-                let next = match (continues, last) {
-                    (true, Some(last)) => Some(Some(last)),
-                    (true, None) => {
+                let next = match (next, last) {
+                    (NextPage::After(Some(cursor)), _) | (NextPage::After(None), Some(cursor)) => {
+                        Some(Some(cursor))
+                    }
+                    (NextPage::After(None), None) => {
                         return Err(protocol("/devices: \"continues\" is true on an empty page"));
                     }
-                    _ => None,
+                    (NextPage::None, _) => None,
                 };
                 Ok(Some((page, next)))
             }
@@ -371,59 +427,65 @@ impl Carrier for HologramClient {
             };
             let ids: Vec<u64> = sims.iter().map(|s| s.device_id).collect();
             let mut body = json!({"state": state, "deviceids": ids});
+            // One version of the documents wants orgid in the body, another as a required
+            // query parameter: `call` adds it to the query, and it goes in the body too.
             if let Some(org) = self.org_id {
                 body["orgid"] = json!(org);
             }
             // Not idempotent: after a timeout the caller observes states before resubmitting.
-            let call = Call::new(
-                Method::POST,
-                "/devices/batch/state",
-                "/devices/batch/state",
-                Auth::Basic("apikey", &self.api_key),
-                Repeat::Unsafe,
-            )
-            .json(body);
+            let call = self
+                .call(
+                    Method::POST,
+                    "/devices/batch/state",
+                    "/devices/batch/state",
+                    Repeat::Unsafe,
+                )
+                .json(body);
             let reply = self.core.send(&call).await?;
-            let body = reply.json("/devices/batch/state")?;
-            if body.get("success") != Some(&Value::Bool(true)) {
-                return Err(protocol("/devices/batch/state: \"success\" is not true"));
+            bulk_answer(&reply.json("/devices/batch/state")?, &ids)
+        }
+        .boxed()
+    }
+
+    fn action_statuses<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, CarrierError>> {
+        async move {
+            if ids.is_empty() || self.jobs_forbidden.load(Ordering::Relaxed) {
+                return Ok(Vec::new());
             }
-            let job = match body.pointer("/data/jobid") {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Number(n)) => n.to_string(),
-                _ => {
-                    return Err(protocol(
-                        "/devices/batch/state: no \"data.jobid\" in the answer",
-                    ));
+            let call = self.call(
+                Method::GET,
+                "/devices/batch/state",
+                "/devices/batch/state",
+                Repeat::Safe,
+            );
+            let reply = match self.core.send(&call).await {
+                Ok(reply) => reply,
+                Err(CarrierError::Forbidden { message }) => {
+                    tracing::debug!(%message, "the jobs list is not available for this account");
+                    self.jobs_forbidden.store(true, Ordering::Relaxed);
+                    return Ok(Vec::new());
                 }
+                Err(e) => return Err(e),
             };
-            // The list of devices that cannot change is not confirmed for the real API: without
-            // it, the caller learns of them by observing states afterwards.
-            let refused: Vec<Refusal> = body
-                .pointer("/data/invalid")
-                .and_then(Value::as_array)
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(|i| {
-                            Some(Refusal {
-                                device_id: i.get("deviceid")?.as_u64()?,
-                                reason: i
-                                    .get("reason")
-                                    .and_then(Value::as_str)
-                                    .unwrap_or("refused")
-                                    .to_owned(),
-                                kind: RefusalKind::Failed,
-                            })
-                        })
-                        .collect()
+            let (data, _) = reply
+                .parse::<Envelope<Tasks>>("/devices/batch/state")?
+                .into_data("/devices/batch/state")?;
+            Ok(data
+                .tasks
+                .into_iter()
+                .filter_map(|task| {
+                    // job_id is a number in one example and a string in another.
+                    let id = match task.job_id {
+                        Value::Number(n) => n.to_string(),
+                        Value::String(s) => s,
+                        _ => return None,
+                    };
+                    Some((id, task.status?)).filter(|(id, _)| ids.contains(id))
                 })
-                .unwrap_or_default();
-            Ok(Submission {
-                action_ids: vec![job],
-                accepted: sims.len() - refused.len(),
-                refused,
-            })
+                .collect())
         }
         .boxed()
     }
@@ -458,6 +520,80 @@ impl Carrier for HologramClient {
     fn counters(&self) -> Arc<CallCounters> {
         self.core.counters()
     }
+}
+
+/// Reads the bulk route's answer: `data.jobid` (a number or a string) and the warnings of
+/// `data.valid_tasks[].task_results` (objects `{deviceid, linkid, message}` or plain strings),
+/// which name the devices that could not change. A string warning is matched to the submitted
+/// device id it names; one that names none is left to the next observation.
+fn bulk_answer(body: &Value, submitted: &[u64]) -> Result<Submission, CarrierError> {
+    let route = "/devices/batch/state";
+    if body.get("success") != Some(&Value::Bool(true)) {
+        return Err(protocol(format!("{route}: \"success\" is not true")));
+    }
+    let job = match body.pointer("/data/jobid") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => {
+            return Err(protocol(format!(
+                "{route}: no \"data.jobid\" in the answer"
+            )));
+        }
+    };
+    let tasks = match body.pointer("/data/valid_tasks") {
+        None | Some(Value::Null) => &[][..],
+        Some(Value::Array(tasks)) => tasks.as_slice(),
+        Some(_) => {
+            return Err(protocol(format!(
+                "{route}: \"data.valid_tasks\" is not a list"
+            )));
+        }
+    };
+    let submitted: HashSet<u64> = submitted.iter().copied().collect();
+    let mut refused: Vec<Refusal> = Vec::new();
+    for (t, task) in tasks.iter().enumerate() {
+        let warnings = match task.pointer("/task_results/warnings") {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(w)) => w,
+            Some(_) => {
+                return Err(protocol(format!(
+                    "{route}: \"data.valid_tasks[{t}].task_results.warnings\" is not a list"
+                )));
+            }
+        };
+        for warning in warnings {
+            let (device, message) = match warning {
+                Value::Object(w) => (
+                    w.get("deviceid").and_then(Value::as_u64),
+                    w.get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("refused")
+                        .to_owned(),
+                ),
+                Value::String(text) => (
+                    text.split(|c: char| !c.is_ascii_digit())
+                        .filter_map(|n| n.parse::<u64>().ok())
+                        .find(|n| submitted.contains(n)),
+                    text.clone(),
+                ),
+                _ => (None, String::new()),
+            };
+            if let Some(device_id) = device.filter(|d| submitted.contains(d))
+                && !refused.iter().any(|r| r.device_id == device_id)
+            {
+                refused.push(Refusal {
+                    device_id,
+                    reason: message,
+                    kind: RefusalKind::Failed,
+                });
+            }
+        }
+    }
+    Ok(Submission {
+        action_ids: vec![job],
+        accepted: submitted.len() - refused.len(),
+        refused,
+    })
 }
 
 impl HologramClient {

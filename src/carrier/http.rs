@@ -34,6 +34,9 @@ pub struct HttpSettings {
     pub max_backoff: Duration,
     /// Longest `Retry-After` honoured; beyond it the call fails as rate limited.
     pub max_retry_after: Duration,
+    /// How long to wait after a 429 that says nothing of when to retry, drawn between the two
+    /// (neither carrier documents `Retry-After`; Hologram asks for 5 to 10 s).
+    pub rate_limited_wait: (Duration, Duration),
 }
 
 impl Default for HttpSettings {
@@ -45,6 +48,7 @@ impl Default for HttpSettings {
             min_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(60),
+            rate_limited_wait: (Duration::from_secs(5), Duration::from_secs(10)),
         }
     }
 }
@@ -331,7 +335,18 @@ impl HttpCore {
             }
             retry
         })
-        .adjust(|failure: &Failure, delay| failure.retry_after.or(delay))
+        // `delay` is None once the retries are spent: then no wait, whatever was asked.
+        .adjust(
+            |failure: &Failure, delay| match (&failure.error, failure.retry_after) {
+                (_, Some(asked)) => delay.map(|_| asked),
+                (CarrierError::RateLimited { .. }, None) => delay.map(|_| {
+                    let (low, high) = self.settings.rate_limited_wait;
+                    let spread = high.saturating_sub(low).as_millis() as u64;
+                    low + Duration::from_millis(fastrand::u64(0..=spread))
+                }),
+                _ => delay,
+            },
+        )
         .await;
         result.map_err(|failure| failure.error)
     }

@@ -368,6 +368,15 @@ pub trait Carrier: Send + Sync {
         sims: &'a [SimTarget],
     ) -> BoxFuture<'a, Result<Submission, CarrierError>>;
 
+    /// The carrier's own status of some of its actions (action id, status), where it lists its
+    /// jobs; empty where it does not. For people only: confirmation is by observed SIM states.
+    fn action_statuses<'a>(
+        &'a self,
+        _ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, CarrierError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// A device's data quota, or `None` when it has none.
     fn read_quota(
         &self,

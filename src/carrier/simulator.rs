@@ -49,6 +49,13 @@ impl Carrier for SimulatorClient {
         self.states.submit(change, sims)
     }
 
+    fn action_statuses<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<(String, String)>, CarrierError>> {
+        self.states.action_statuses(ids)
+    }
+
     fn read_quota(
         &self,
         device_id: u64,

@@ -148,6 +148,7 @@ pub async fn step(
                 action: action.change,
                 sims: u32::try_from(submission.accepted).unwrap_or(u32::MAX),
                 submitted_at: Time(now),
+                carrier_status: None,
             });
         }
         // As for any change: the action id reaches status before anything else is sent.

@@ -180,6 +180,16 @@ async fn apply(
     }
     drop(pages);
     let mut plan = planner.finish();
+    // The carrier's own word on its pending jobs, for people (one call, where it lists them).
+    let pending_ids: Vec<String> = previous
+        .pending_actions
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    match carrier.action_statuses(&pending_ids).await {
+        Ok(statuses) => plan.note_carrier_statuses(&statuses),
+        Err(err) => tracing::debug!(%err, "reading the carrier's job statuses failed"),
+    }
     if let Some(Hold::ApprovalRequired { changes, limit }) = &plan.hold
         && !previous.conditions.iter().any(|c| {
             c.type_ == STALLED

@@ -419,6 +419,7 @@ impl Plan {
                 action: change,
                 sims: u32::try_from(accepted).unwrap_or(u32::MAX),
                 submitted_at: Time(self.now),
+                carrier_status: None,
             });
             self.counts.pending += accepted as u64;
         }
@@ -445,6 +446,16 @@ impl Plan {
                     reason,
                     message: format!("the carrier refused the change: {}", refusal.reason),
                 });
+            }
+        }
+    }
+
+    /// Shows the carrier's own status of each pending action it lists (action id, status);
+    /// the others keep what they showed. Never a confirmation: observed SIM states are.
+    pub fn note_carrier_statuses(&mut self, statuses: &[(String, String)]) {
+        for action in &mut self.pending {
+            if let Some((_, status)) = statuses.iter().find(|(id, _)| *id == action.id) {
+                action.carrier_status = Some(status.clone());
             }
         }
     }

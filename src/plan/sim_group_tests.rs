@@ -98,6 +98,7 @@ fn condition<'a>(status: &'a SimGroupStatus, type_: &str) -> &'a Condition {
 
 fn action(id: &str, sims: u32, minutes_ago: i64) -> PendingAction {
     PendingAction {
+        carrier_status: None,
         id: id.into(),
         action: StateChange::Pause,
         sims,
@@ -519,4 +520,27 @@ fn a_counting_only_planner_counts_the_same_changes_without_keeping_targets() {
         "no targets kept, no actions built"
     );
     assert_eq!(counted.counts(), full.counts());
+}
+
+#[test]
+fn the_carrier_s_job_status_shows_beside_a_pending_action_and_never_confirms_it() {
+    let mut case = Case::new(SimState::Paused);
+    case.previous.pending_actions = vec![action("10001", 3, 2), action("10002", 2, 1)];
+    let observed = sims(5, ObservedState::Pending(StateChange::Pause));
+    let mut plan = case.plan(&observed);
+    plan.note_carrier_statuses(&[
+        ("10002".into(), "COMPLETED".into()),
+        ("999".into(), "X".into()),
+    ]);
+    let status = plan.status(&case.previous);
+    let shown: Vec<(&str, Option<&str>)> = status
+        .pending_actions
+        .iter()
+        .map(|a| (a.id.as_str(), a.carrier_status.as_deref()))
+        .collect();
+    assert_eq!(shown, [("10001", None), ("10002", Some("COMPLETED"))]);
+    // "COMPLETED" at the carrier, yet the SIMs still show pending: not Ready.
+    let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
+    assert_eq!(ready.status, "False");
+    assert_eq!(status.counts.as_ref().unwrap().pending, 5);
 }

@@ -89,7 +89,10 @@ async fn authenticate(State(state): State<Arc<SimulatorState>>, body: Bytes) -> 
         ));
     };
     if let Err(wait) = state.take_auth_budget(&credential) {
-        return Err(too_many_requests(DIALECT, wait));
+        return Err(too_many_requests(
+            DIALECT,
+            state.config.retry_after_header.then_some(wait),
+        ));
     }
     let (mut world, now) = state.world();
     let (auth_token, refresh_token) =
@@ -125,7 +128,7 @@ fn authorize(state: &SimulatorState, headers: &HeaderMap) -> Result<(), ApiError
     };
     state
         .take_carrier_budget(&format!("emnify:{credential}"))
-        .map_err(|wait| too_many_requests(DIALECT, wait))
+        .map_err(|wait| too_many_requests(DIALECT, state.config.retry_after_header.then_some(wait)))
 }
 
 /// The endpoint status id of a SIM's state (0 Enabled, 1 Disabled, 2 Deleted).

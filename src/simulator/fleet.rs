@@ -66,6 +66,8 @@ pub enum Target {
     Pause,
     /// To live.
     Live,
+    /// Hologram `deactivate`: to `DEAD`, for good.
+    Deactivate,
 }
 
 impl Target {
@@ -74,6 +76,7 @@ impl Target {
         match self {
             Target::Pause => LinkState::PausedUser,
             Target::Live => LinkState::Live,
+            Target::Deactivate => LinkState::Dead,
         }
     }
 }

@@ -1,5 +1,8 @@
-//! Hologram's REST API v1 (`/api/1`): basic auth with the `apikey` user, keyset paging,
-//! single and bulk device state changes.
+//! Hologram's REST API v1 (`/api/1`), as its documents describe it: basic auth with the `apikey`
+//! user (or `?apikey=`), the `{"success", "data"}` envelope, keyset paging (`continues` only
+//! while more follow, `links.next`, `lastid`), the single- and multi-value filters, single and
+//! bulk device state changes (job id, `preview`, `valid_tasks` warnings), the plain multi-device
+//! route, and the bulk jobs list. Where the documents disagree, [`HologramVariants`] picks.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -18,13 +21,16 @@ use super::fleet::{Fleet, Target, device_id, link_id};
 use super::http::{
     Answer, ApiError, Dialect, SimulatorState, json_response, parse_json, too_many_requests,
 };
-use super::world::refused_json;
+use super::world::{Job, JobKind, Surface, hologram_state_name};
+use super::{HologramVariants, JobIdShape, JobsRoute, OrgIdPlacement, TagShape, WarningShape};
 
 const DIALECT: Dialect = Dialect::Hologram;
 /// Default page size of list routes.
 const DEFAULT_LIMIT: usize = 25;
 /// Largest page a list route serves.
 pub const MAX_LIMIT: usize = 1000;
+/// Most jobs one page of the jobs list shows.
+const JOBS_PAGE: usize = 100;
 
 /// The Hologram routes.
 pub fn routes() -> Router<Arc<SimulatorState>> {
@@ -32,7 +38,11 @@ pub fn routes() -> Router<Arc<SimulatorState>> {
         .route("/api/1/devices", get(list_devices))
         .route("/api/1/devices/{id}", get(get_device))
         .route("/api/1/devices/{id}/state", post(change_one))
-        .route("/api/1/devices/batch/state", post(change_batch))
+        .route("/api/1/devices/state", post(change_many))
+        .route(
+            "/api/1/devices/batch/state",
+            post(change_batch).get(list_jobs),
+        )
         .route("/api/1/links/cellular", get(list_links))
 }
 
@@ -65,7 +75,7 @@ fn authorize(
     };
     state
         .take_carrier_budget(&format!("hologram:{key}"))
-        .map_err(|wait| too_many_requests(DIALECT, wait))
+        .map_err(|wait| too_many_requests(DIALECT, state.config.retry_after_header.then_some(wait)))
 }
 
 fn bad_request(message: impl Into<String>) -> ApiError {
@@ -82,11 +92,35 @@ fn param_u64(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>
         .transpose()
 }
 
+/// A comma-separated list of numbers (`ids=1,2,3`).
+fn param_u64_list(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<Vec<u64>>, ApiError> {
+    params
+        .get(name)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse::<u64>().map_err(|_| {
+                        bad_request(format!(
+                            "{name} must be comma-separated positive integers, got {s:?}"
+                        ))
+                    })
+                })
+                .collect()
+        })
+        .transpose()
+}
+
 /// The filters and page of a list request.
 struct ListQuery {
-    org: Option<u64>,
+    orgs: Option<Vec<u64>>,
     tag: TagFilter,
-    only_row: Option<Option<u32>>,
+    /// Rows named by id, ICCID or device (single- or multi-value filters), ascending.
+    only_rows: Option<Vec<u32>>,
     limit: usize,
     start_after: Option<u64>,
 }
@@ -98,7 +132,34 @@ enum TagFilter {
     Nothing,
 }
 
-fn list_query(fleet: &Fleet, params: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
+/// Which id a list route's records have (and page by).
+#[derive(Clone, Copy)]
+enum Listed {
+    Devices,
+    Links,
+}
+
+impl Listed {
+    fn id_of(self, row: u32) -> u64 {
+        match self {
+            Listed::Devices => device_id(row),
+            Listed::Links => link_id(row),
+        }
+    }
+
+    fn row_of(self, fleet: &Fleet, id: u64) -> Option<u32> {
+        match self {
+            Listed::Devices => fleet.row_of_device(id),
+            Listed::Links => fleet.row_of_link(id),
+        }
+    }
+}
+
+fn list_query(
+    fleet: &Fleet,
+    params: &HashMap<String, String>,
+    listed: Listed,
+) -> Result<ListQuery, ApiError> {
     let limit = match param_u64(params, "limit")? {
         None => DEFAULT_LIMIT,
         Some(n) if (1..=MAX_LIMIT as u64).contains(&n) => n as usize,
@@ -118,39 +179,85 @@ fn list_query(fleet: &Fleet, params: &HashMap<String, String>) -> Result<ListQue
             .map_or(TagFilter::Nothing, TagFilter::Tag),
         (None, None) => TagFilter::Any,
     };
-    let only_row = match (params.get("sim"), param_u64(params, "deviceid")?) {
-        (Some(iccid), _) => Some(fleet.row_of_iccid(iccid)),
-        (None, Some(device)) => Some(fleet.row_of_device(device)),
-        (None, None) => None,
+    // Every id filter narrows to the rows it names; several filters intersect.
+    let mut named: Option<HashSet<u32>> = None;
+    let mut narrow = |rows: Vec<Option<u32>>| {
+        let rows: HashSet<u32> = rows.into_iter().flatten().collect();
+        named = Some(match named.take() {
+            Some(before) => before.intersection(&rows).copied().collect(),
+            None => rows,
+        });
     };
+    let one_or_many = |single: &str, multi: &str| -> Result<Option<Vec<u64>>, ApiError> {
+        let mut values = param_u64(params, single)?.map(|v| vec![v]);
+        if let Some(list) = param_u64_list(params, multi)? {
+            values.get_or_insert_with(Vec::new).extend(list);
+        }
+        Ok(values)
+    };
+    if let Some(ids) = one_or_many("id", "ids")? {
+        narrow(ids.iter().map(|&id| listed.row_of(fleet, id)).collect());
+    }
+    let mut iccids: Vec<&str> = params.get("sim").map(String::as_str).into_iter().collect();
+    if let (Listed::Links, Some(list)) = (listed, params.get("sims")) {
+        iccids.extend(list.split(',').map(str::trim).filter(|s| !s.is_empty()));
+    }
+    if !iccids.is_empty() {
+        narrow(iccids.iter().map(|i| fleet.row_of_iccid(i)).collect());
+    }
+    let devices = match listed {
+        Listed::Links => one_or_many("deviceid", "deviceids")?,
+        Listed::Devices => None,
+    };
+    if let Some(devices) = devices {
+        narrow(devices.iter().map(|&d| fleet.row_of_device(d)).collect());
+    }
+    if let (Listed::Devices, Some(link)) = (listed, param_u64(params, "linkid")?) {
+        narrow(vec![fleet.row_of_link(link)]);
+    }
+    let only_rows = named.map(|rows| {
+        let mut rows: Vec<u32> = rows.into_iter().collect();
+        rows.sort_unstable();
+        rows
+    });
+    let mut orgs = param_u64(params, "orgid")?.map(|o| vec![o]);
+    if let (Listed::Devices, Some(list)) = (listed, param_u64_list(params, "orgids")?) {
+        orgs.get_or_insert_with(Vec::new).extend(list);
+    }
     Ok(ListQuery {
-        org: param_u64(params, "orgid")?,
+        orgs,
         tag,
-        only_row,
+        only_rows,
         limit,
         start_after: param_u64(params, "startafter")?,
     })
 }
 
 /// Rows of one page (ascending by id) and whether more follow.
-fn page(fleet: &Fleet, query: &ListQuery, id_of: fn(u32) -> u64) -> (Vec<u32>, bool) {
+fn page(fleet: &Fleet, query: &ListQuery, listed: Listed) -> (Vec<u32>, bool) {
     let from = match query.start_after {
-        Some(after) => match after.checked_sub(id_of(0)) {
+        Some(after) => match after.checked_sub(listed.id_of(0)) {
             Some(offset) => u32::try_from(offset + 1).unwrap_or(u32::MAX),
             None => 0,
         },
         None => 0,
     };
-    let org_ok = |row: u32| query.org.is_none_or(|org| fleet.sim(row).org_id == org);
+    let org_ok = |row: u32| {
+        query
+            .orgs
+            .as_ref()
+            .is_none_or(|orgs| orgs.contains(&fleet.sim(row).org_id))
+    };
     let tag_ok = |row: u32| match query.tag {
         TagFilter::Any => true,
         TagFilter::Tag(t) => fleet.sim(row).tags.contains(&t),
         TagFilter::Nothing => false,
     };
-    let candidates: Box<dyn Iterator<Item = u32>> = match (query.only_row, &query.tag) {
-        (Some(row), _) => Box::new(
-            row.filter(|&r| r >= from)
-                .into_iter()
+    let candidates: Box<dyn Iterator<Item = u32>> = match (&query.only_rows, &query.tag) {
+        (Some(rows), _) => Box::new(
+            rows.iter()
+                .copied()
+                .filter(move |&r| r >= from)
                 .filter(move |&r| tag_ok(r)),
         ),
         (None, TagFilter::Nothing) => Box::new(std::iter::empty()),
@@ -166,6 +273,14 @@ fn page(fleet: &Fleet, query: &ListQuery, id_of: fn(u32) -> u64) -> (Vec<u32>, b
     (rows, continues)
 }
 
+/// A cellular link's plan, as the newer pages show it.
+#[derive(Serialize)]
+struct PlanView {
+    id: u32,
+    zone: u32,
+    name: &'static str,
+}
+
 /// A cellular link as Hologram lists it. Typed, not a `serde_json::Value`: a page of 1,000
 /// devices is served many times a second in benchmarks, and building Values dominated.
 #[derive(Serialize)]
@@ -175,18 +290,18 @@ struct LinkView {
     sim: String,
     msisdn: String,
     imsi: String,
-    planid: u32,
-    zone: &'static str,
     state: &'static str,
     whenclaimed: &'static str,
     whenexpires: &'static str,
+    plan: PlanView,
 }
 
-/// A device tag as Hologram lists it.
+/// A device tag as the API Blueprint shows it (the newer pages show the name alone).
 #[derive(Serialize)]
-struct TagView<'a> {
-    id: u64,
-    name: &'a str,
+#[serde(untagged)]
+enum TagView<'a> {
+    Object { id: u64, name: &'a str },
+    Name(&'a str),
 }
 
 /// A device's links.
@@ -195,65 +310,79 @@ struct LinksView {
     cellular: [LinkView; 1],
 }
 
-/// A device as Hologram lists it.
+/// A device as Hologram lists it: no top-level ICCID (it is `links.cellular[].sim`).
 #[derive(Serialize)]
 struct DeviceView<'a> {
     id: u64,
     orgid: u64,
     name: String,
     imei: String,
-    iccid: String,
     tags: Vec<TagView<'a>>,
     links: LinksView,
 }
 
-/// A list route's answer.
+/// The paging links of a list answer.
+#[derive(Serialize)]
+struct PageLinks {
+    path: String,
+    base: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next: Option<String>,
+}
+
+/// A list route's answer: `continues` only while more follow (a missing one means the last
+/// page), `links.next` and `lastid` for the next page.
 #[derive(Serialize)]
 struct ListEnvelope<T> {
     success: bool,
-    size: usize,
     limit: usize,
-    continues: bool,
+    size: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    continues: Option<bool>,
+    links: PageLinks,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lastid: Option<u64>,
     data: Vec<T>,
 }
 
-/// A link as Hologram lists it; a change in flight shows as `PAUSE-PENDING` / `LIVE-PENDING`.
+/// A link as Hologram lists it; a change in flight shows as `PAUSED-PENDING-USER` or
+/// `LIVE-PENDING`.
 fn link_view(fleet: &Fleet, row: u32) -> LinkView {
     let sim = fleet.sim(row);
-    let state = match sim.pending {
-        Some(p) if p.to == Target::Pause => "PAUSE-PENDING",
-        Some(_) => "LIVE-PENDING",
-        None => sim.state.hologram_name(),
-    };
     LinkView {
         id: link_id(row),
         deviceid: device_id(row),
         sim: sim.iccid.to_string(),
         msisdn: format!("88234{:010}", row),
         imsi: format!("29505{:010}", row),
-        planid: 1,
-        zone: "global",
-        state,
+        state: hologram_state_name(sim),
         whenclaimed: "2025-01-01 00:00:00",
         whenexpires: "2030-01-01 00:00:00",
+        plan: PlanView {
+            id: 1,
+            zone: 1,
+            name: "Flexible",
+        },
     }
 }
 
 /// A device with its tags and its one cellular link.
-fn device_view(fleet: &Fleet, row: u32) -> DeviceView<'_> {
+fn device_view(fleet: &Fleet, row: u32, tags: TagShape) -> DeviceView<'_> {
     let sim = fleet.sim(row);
     DeviceView {
         id: device_id(row),
         orgid: sim.org_id,
         name: format!("device-{}", device_id(row)),
         imei: format!("35209900{:07}", row),
-        iccid: sim.iccid.to_string(),
         tags: sim
             .tags
             .iter()
-            .map(|&t| TagView {
-                id: u64::from(t) + 1,
-                name: fleet.tag_name(t),
+            .map(|&t| match tags {
+                TagShape::Objects => TagView::Object {
+                    id: u64::from(t) + 1,
+                    name: fleet.tag_name(t),
+                },
+                TagShape::Strings => TagView::Name(fleet.tag_name(t)),
             })
             .collect(),
         links: LinksView {
@@ -263,17 +392,55 @@ fn device_view(fleet: &Fleet, row: u32) -> DeviceView<'_> {
 }
 
 /// Serialises a page while the world is still borrowed (the views borrow tag names).
-fn list_envelope<T: Serialize>(rows: Vec<T>, limit: usize, continues: bool) -> Response {
+fn list_envelope<T: Serialize>(
+    rows: Vec<T>,
+    last: Option<u64>,
+    query: &ListQuery,
+    continues: bool,
+    next: impl FnOnce(u64) -> String,
+    path: &str,
+) -> Response {
     json_response(
         StatusCode::OK,
         ListEnvelope {
             success: true,
+            limit: query.limit,
             size: rows.len(),
-            limit,
-            continues,
+            continues: continues.then_some(true),
+            links: PageLinks {
+                path: path.to_owned(),
+                base: "/api/1".into(),
+                next: last.filter(|_| continues).map(next),
+            },
+            lastid: last,
             data: rows,
         },
     )
+}
+
+/// The URL of the page after `last`: the same query with `startafter` moved on.
+fn next_url(
+    headers: &HeaderMap,
+    path: &str,
+    params: &HashMap<String, String>,
+) -> impl FnOnce(u64) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let mut pairs: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| k.as_str() != "startafter" && k.as_str() != "apikey")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    pairs.sort();
+    let path = path.to_owned();
+    move |last| {
+        pairs.push(("startafter".into(), last.to_string()));
+        let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("http://{host}{path}?{}", query.join("&"))
+    }
 }
 
 async fn list_devices(
@@ -282,11 +449,24 @@ async fn list_devices(
     Query(params): Params,
 ) -> Answer {
     authorize(&state, &headers, &params)?;
+    let tags = state.config.hologram.tags;
     let (world, _) = state.world();
-    let query = list_query(&world.fleet, &params)?;
-    let (rows, continues) = page(&world.fleet, &query, device_id);
-    let data: Vec<DeviceView> = rows.iter().map(|&r| device_view(&world.fleet, r)).collect();
-    Ok(list_envelope(data, query.limit, continues))
+    let query = list_query(&world.fleet, &params, Listed::Devices)?;
+    let (rows, continues) = page(&world.fleet, &query, Listed::Devices);
+    let last = rows.last().map(|&r| device_id(r));
+    let data: Vec<DeviceView> = rows
+        .iter()
+        .map(|&r| device_view(&world.fleet, r, tags))
+        .collect();
+    let path = "/api/1/devices";
+    Ok(list_envelope(
+        data,
+        last,
+        &query,
+        continues,
+        next_url(&headers, path, &params),
+        path,
+    ))
 }
 
 async fn list_links(
@@ -296,11 +476,20 @@ async fn list_links(
 ) -> Answer {
     authorize(&state, &headers, &params)?;
     let (world, _) = state.world();
-    let query = list_query(&world.fleet, &params)?;
-    let (rows, continues) = page(&world.fleet, &query, link_id);
+    let query = list_query(&world.fleet, &params, Listed::Links)?;
+    let (rows, continues) = page(&world.fleet, &query, Listed::Links);
+    let last = rows.last().map(|&r| link_id(r));
     let data: Vec<LinkView> = rows.iter().map(|&r| link_view(&world.fleet, r)).collect();
     drop(world);
-    Ok(list_envelope(data, query.limit, continues))
+    let path = "/api/1/links/cellular";
+    Ok(list_envelope(
+        data,
+        last,
+        &query,
+        continues,
+        next_url(&headers, path, &params),
+        path,
+    ))
 }
 
 async fn get_device(
@@ -310,25 +499,38 @@ async fn get_device(
     Query(params): Params,
 ) -> Answer {
     authorize(&state, &headers, &params)?;
+    let tags = state.config.hologram.tags;
     let (world, _) = state.world();
     match id.parse().ok().and_then(|id| world.fleet.row_of_device(id)) {
         Some(row) => Ok(json_response(
             StatusCode::OK,
-            json!({"success": true, "data": device_view(&world.fleet, row)}),
+            json!({"success": true, "data": device_view(&world.fleet, row, tags)}),
         )),
         None => Err(DIALECT.error(StatusCode::NOT_FOUND, format!("device {id} not found"))),
     }
 }
 
-/// Reads `{"state": "pause" | "live"}`.
+/// Reads `{"state": "pause" | "live" | "deactivate"}` (`deactivate` is permanent).
 fn target_of(body: &Value) -> Result<Target, ApiError> {
     match body.get("state").and_then(Value::as_str) {
         Some("pause") => Ok(Target::Pause),
         Some("live") => Ok(Target::Live),
+        Some("deactivate") => Ok(Target::Deactivate),
         Some(other) => Err(bad_request(format!(
-            "state {other:?} is not valid: use \"pause\" or \"live\""
+            "state {other:?} is not valid: use \"pause\", \"live\" or \"deactivate\""
         ))),
-        None => Err(bad_request("state is required: \"pause\" or \"live\"")),
+        None => Err(bad_request(
+            "state is required: \"pause\", \"live\" or \"deactivate\"",
+        )),
+    }
+}
+
+/// The state name a change leads to while in flight (the bulk answer's `newstate`).
+fn new_state(target: Target) -> &'static str {
+    match target {
+        Target::Pause => "PAUSED-PENDING-USER",
+        Target::Live => "LIVE-PENDING",
+        Target::Deactivate => "DEAD",
     }
 }
 
@@ -357,20 +559,18 @@ async fn change_one(
         }
         None => Ok(json_response(
             StatusCode::OK,
-            json!({"success": true, "data": {"jobid": out.job_id}}),
+            json!({"success": true, "data": {"newstate": new_state(target)}}),
         )),
     }
 }
 
-async fn change_batch(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Query(params): Params,
-    body: Bytes,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
-    let body = parse_json(&body).map_err(bad_request)?;
-    let target = target_of(&body)?;
+/// The device ids of a state change body (`deviceids`: at most the bulk limit, no repeats).
+fn device_ids_of(body: &Value, max: usize) -> Result<Vec<u64>, ApiError> {
+    if body.get("deviceFilters").is_some() && body.get("deviceids").is_none() {
+        return Err(bad_request(
+            "deviceFilters is not served by the simulator: list deviceids",
+        ));
+    }
     let Some(ids) = body.get("deviceids").and_then(Value::as_array) else {
         return Err(bad_request("deviceids is required: a list of device ids"));
     };
@@ -379,7 +579,6 @@ async fn change_batch(
             "deviceids is empty: list at least one device id",
         ));
     }
-    let max = state.config.max_bulk;
     if ids.len() > max {
         return Err(bad_request(format!(
             "too many devices: {} in one request, at most {max} per bulk action; split the change",
@@ -401,26 +600,177 @@ async fn change_batch(
         }
         devices.push(id);
     }
-    let org = match body.get("orgid") {
-        None | Some(Value::Null) => None,
-        Some(v) => match v.as_u64() {
-            Some(org) => Some(org),
-            None => {
-                return Err(bad_request(format!(
-                    "orgid must be a positive integer, got {v}"
-                )));
-            }
+    Ok(devices)
+}
+
+/// The organisation a bulk request names: in the body, or (`OrgIdPlacement::Query`) in a
+/// required query parameter.
+fn org_of(
+    body: &Value,
+    params: &HashMap<String, String>,
+    placement: OrgIdPlacement,
+) -> Result<Option<u64>, ApiError> {
+    let query = param_u64(params, "orgid")?;
+    match placement {
+        OrgIdPlacement::Query => query.map(Some).ok_or_else(|| {
+            bad_request("orgid is a required query parameter of /devices/batch/state")
+        }),
+        OrgIdPlacement::Body => match body.get("orgid") {
+            None | Some(Value::Null) => Ok(query),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| bad_request(format!("orgid must be a positive integer, got {v}"))),
         },
-    };
+    }
+}
+
+/// A job id in the shape the variant says.
+fn job_id_json(id: &str, shape: JobIdShape) -> Value {
+    match (shape, id.parse::<u64>()) {
+        (JobIdShape::Number, Ok(n)) => json!(n),
+        _ => json!(id),
+    }
+}
+
+async fn change_batch(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+    body: Bytes,
+) -> Answer {
+    authorize(&state, &headers, &params)?;
+    let variants: HologramVariants = state.config.hologram;
+    let body = parse_json(&body).map_err(bad_request)?;
+    let target = target_of(&body)?;
+    let devices = device_ids_of(&body, state.config.max_bulk)?;
+    let org = org_of(&body, &params, variants.orgid)?;
+    if body.get("preview").and_then(Value::as_bool) == Some(true)
+        || params
+            .get("preview")
+            .is_some_and(|p| p == "1" || p == "true")
+    {
+        return Err(bad_request(
+            "preview is not served by the simulator: send the change itself",
+        ));
+    }
     let (mut world, now) = state.world();
     let out = world.submit_hologram(&devices, target, org, now);
+    let warnings: Vec<Value> = out
+        .invalid
+        .iter()
+        .map(|(device, reason)| {
+            let linkid = world.fleet.row_of_device(*device).map(link_id);
+            match variants.warnings {
+                WarningShape::Objects => {
+                    json!({"deviceid": device, "linkid": linkid, "message": reason})
+                }
+                WarningShape::Strings => json!(format!("device {device}: {reason}")),
+            }
+        })
+        .collect();
     drop(world);
+    let jobid = out
+        .job_id
+        .as_deref()
+        .map_or(Value::Null, |id| job_id_json(id, variants.jobid));
     Ok(json_response(
         StatusCode::OK,
         json!({"success": true, "data": {
-            "jobid": out.job_id,
-            "accepted": out.accepted,
-            "invalid": refused_json(&out.invalid),
+            "jobid": jobid,
+            "preview": false,
+            "valid_tasks": [{"task_results": {
+                "warnings": warnings,
+                "devices_modified": out.accepted,
+                "profiles_modified": 0,
+                "newstate": new_state(target),
+            }}],
+        }}),
+    ))
+}
+
+/// `POST /devices/state`: the same change without a job id in the answer.
+async fn change_many(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+    body: Bytes,
+) -> Answer {
+    authorize(&state, &headers, &params)?;
+    let body = parse_json(&body).map_err(bad_request)?;
+    let target = target_of(&body)?;
+    let devices = device_ids_of(&body, state.config.max_bulk)?;
+    let org = org_of(&body, &params, OrgIdPlacement::Body)?;
+    let (mut world, now) = state.world();
+    world.submit_hologram(&devices, target, org, now);
+    Ok(json_response(StatusCode::OK, json!({"success": true})))
+}
+
+/// A job as the jobs list shows it. Hologram documents the fields but not the `status` values:
+/// the simulator says `PROCESSING` until every device has changed, then `COMPLETED`.
+fn task_json(job: &Job, shape: JobIdShape) -> Value {
+    let time = |t: jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M:%S").to_string();
+    json!({
+        "job_id": job_id_json(&job.id, shape),
+        "timestamp_start": time(job.submitted_at),
+        "timestamp_end": job.finished_at.map(time),
+        "device_count": job.sims,
+        "action": match job.kind {
+            JobKind::Pause => "pause",
+            JobKind::Deactivate => "deactivate",
+            _ => "live",
+        },
+        "status": if job.finished_at.is_some() { "COMPLETED" } else { "PROCESSING" },
+        "source": "api",
+    })
+}
+
+/// `GET /devices/batch/state`: the organisation's bulk jobs, newest first (403 without activity
+/// history).
+async fn list_jobs(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Answer {
+    authorize(&state, &headers, &params)?;
+    if state.config.hologram.jobs == JobsRoute::Forbidden {
+        return Err(DIALECT.error(
+            StatusCode::FORBIDDEN,
+            "your organization's plan does not include activity history",
+        ));
+    }
+    let start_after = param_u64(&params, "startafter")?;
+    let shape = state.config.hologram.jobid;
+    let (world, _) = state.world();
+    let jobs: Vec<&Job> = world
+        .jobs
+        .iter()
+        .rev()
+        .filter(|j| j.surface == Surface::Hologram)
+        .filter(|j| start_after.is_none_or(|after| j.id.parse::<u64>().is_ok_and(|id| id < after)))
+        .collect();
+    let total = world
+        .jobs
+        .iter()
+        .filter(|j| j.surface == Surface::Hologram)
+        .count();
+    let page: Vec<Value> = jobs
+        .iter()
+        .take(JOBS_PAGE)
+        .map(|j| task_json(j, shape))
+        .collect();
+    let more = jobs.len() > JOBS_PAGE;
+    let next = jobs
+        .get(JOBS_PAGE - 1)
+        .filter(|_| more)
+        .map(|j| job_id_json(&j.id, shape));
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"success": true, "data": {
+            "tasks": page,
+            "startAfterIds": next,
+            "totalPages": total.div_ceil(JOBS_PAGE).max(1),
+            "totalTasks": total,
         }}),
     ))
 }
@@ -430,22 +780,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pending_changes_show_as_pending_states() {
+    fn pending_changes_show_with_hologram_s_documented_pending_names() {
         let mut fleet = Fleet::seeded(&super::super::fleet::SeedConfig {
-            sims: 2,
+            sims: 3,
             paused_share: 0.0,
             paused_by_system_share: 0.0,
             deactivated_share: 0.0,
             ..Default::default()
         });
-        fleet.sim_mut(0).pending = Some(super::super::fleet::Pending {
-            to: Target::Pause,
-            job: 0,
-        });
-        assert_eq!(link_view(&fleet, 0).state, "PAUSE-PENDING");
-        assert_eq!(
-            link_view(&fleet, 1).state,
-            super::super::fleet::LinkState::Live.hologram_name()
-        );
+        for (row, to) in [(0, Target::Pause), (1, Target::Live)] {
+            fleet.sim_mut(row).pending = Some(super::super::fleet::Pending { to, job: 0 });
+        }
+        assert_eq!(link_view(&fleet, 0).state, "PAUSED-PENDING-USER");
+        assert_eq!(link_view(&fleet, 1).state, "LIVE-PENDING");
+        assert_eq!(link_view(&fleet, 2).state, "LIVE");
     }
 }

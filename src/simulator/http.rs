@@ -65,9 +65,10 @@ pub struct FaultRule {
     /// The next N requests are answered 429.
     #[serde(default)]
     pub burst_429: u32,
-    /// `Retry-After` seconds sent with injected 429s (default 1).
-    #[serde(default = "one")]
-    pub retry_after_secs: u64,
+    /// `Retry-After` seconds sent with injected 429s (none by default: neither carrier
+    /// documents one).
+    #[serde(default)]
+    pub retry_after_secs: Option<u64>,
     /// Share of requests whose connection is cut before the body is complete.
     #[serde(default)]
     pub reset_rate: f64,
@@ -78,10 +79,6 @@ pub struct FaultRule {
 
 fn every_route() -> String {
     "*".into()
-}
-
-fn one() -> u64 {
-    1
 }
 
 impl FaultRule {
@@ -402,7 +399,7 @@ fn take(limiter: Option<&DefaultKeyedRateLimiter<String>>, credential: &str) -> 
 #[derive(Debug)]
 enum Fault {
     Unavailable,
-    TooMany(u64),
+    TooMany(Option<u64>),
     Reset,
     Malformed,
 }
@@ -413,14 +410,20 @@ struct Injected {
     fault: Option<Fault>,
 }
 
-/// A 429 in the request's dialect, with `Retry-After`.
-pub fn too_many_requests(dialect: Dialect, retry_after: u64) -> ApiError {
+/// A 429 in the request's dialect, in each carrier's documented body (Hologram `{"success":
+/// false, "error": "API rate limit exceeded"}`, emnify error code 1105), with `Retry-After`
+/// only when asked for (neither carrier documents one).
+pub fn too_many_requests(dialect: Dialect, retry_after: Option<u64>) -> ApiError {
+    let message = match dialect {
+        Dialect::Hologram => "API rate limit exceeded".to_owned(),
+        _ => match retry_after {
+            Some(secs) => format!("rate limit exceeded; retry after {secs} s"),
+            None => "rate limit exceeded".to_owned(),
+        },
+    };
     ApiError {
-        retry_after: Some(retry_after),
-        ..dialect.error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("rate limit exceeded; retry after {retry_after} s"),
-        )
+        retry_after,
+        ..dialect.error(StatusCode::TOO_MANY_REQUESTS, message)
     }
 }
 

@@ -67,6 +67,81 @@ pub struct SimulatorConfig {
     pub max_bulk: usize,
     /// Whether the credentials may use emnify's bulk route `PATCH /v2/endpoint/multi`.
     pub emnify_bulk: EmnifyBulk,
+    /// Which of the shapes Hologram's documents disagree on the simulator speaks.
+    pub hologram: HologramVariants,
+    /// Send `Retry-After` with rate-limit 429s (neither carrier documents one).
+    pub retry_after_header: bool,
+}
+
+/// Where Hologram's documents disagree, the shape the simulator speaks: each a start-up option.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HologramVariants {
+    /// Device `tags` as objects (the API Blueprint) or strings (the newer pages).
+    pub tags: TagShape,
+    /// Where the bulk route takes `orgid`.
+    pub orgid: OrgIdPlacement,
+    /// The bulk answer's `jobid` as a number or a string.
+    pub jobid: JobIdShape,
+    /// Bulk warnings as objects `{deviceid, linkid, message}` or plain strings.
+    pub warnings: WarningShape,
+    /// Whether the jobs list `GET /devices/batch/state` answers (403 for plans without
+    /// activity history).
+    pub jobs: JobsRoute,
+}
+
+/// Hologram device tags: objects or strings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagShape {
+    /// `[{"id": 1, "name": "cold-chain"}]` (API Blueprint).
+    #[default]
+    Objects,
+    /// `["cold-chain"]` (docs.hologram.io pages).
+    Strings,
+}
+
+/// Where the bulk route takes `orgid`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OrgIdPlacement {
+    /// In the JSON body, optional (API Blueprint).
+    #[default]
+    Body,
+    /// A required query parameter (one version of docs.hologram.io): without it, 400.
+    Query,
+}
+
+/// The bulk answer's `jobid`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobIdShape {
+    /// `"jobid": 10000`.
+    #[default]
+    Number,
+    /// `"jobid": "10000"`.
+    String,
+}
+
+/// Bulk warnings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WarningShape {
+    /// `{"deviceid", "linkid", "message"}`.
+    #[default]
+    Objects,
+    /// `"device 1234: SIM state is locked (...)"`.
+    Strings,
+}
+
+/// Whether the jobs list answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobsRoute {
+    /// It lists the organisation's bulk jobs.
+    #[default]
+    Allowed,
+    /// 403, as for plans without activity history.
+    Forbidden,
 }
 
 /// Whether emnify's bulk route answers for the simulator's users.
@@ -101,6 +176,8 @@ impl Default for SimulatorConfig {
             faults: Vec::new(),
             max_bulk: BULK_LIMIT,
             emnify_bulk: EmnifyBulk::Allowed,
+            hologram: HologramVariants::default(),
+            retry_after_header: false,
         }
     }
 }
@@ -343,6 +420,24 @@ pub struct SimulatorArgs {
     /// 403, as for emnify users without the bulk permission.
     #[arg(long, value_enum, default_value_t = EmnifyBulk::Allowed)]
     pub emnify_bulk: EmnifyBulk,
+    /// Hologram device tags as objects (API Blueprint) or strings (newer pages).
+    #[arg(long, value_enum, default_value_t = TagShape::Objects)]
+    pub hologram_tags: TagShape,
+    /// Hologram bulk route's orgid: in the body (optional) or a required query parameter.
+    #[arg(long, value_enum, default_value_t = OrgIdPlacement::Body)]
+    pub hologram_orgid: OrgIdPlacement,
+    /// Hologram bulk answer's jobid as a number or a string.
+    #[arg(long, value_enum, default_value_t = JobIdShape::Number)]
+    pub hologram_jobid: JobIdShape,
+    /// Hologram bulk warnings as objects or plain strings.
+    #[arg(long, value_enum, default_value_t = WarningShape::Objects)]
+    pub hologram_warnings: WarningShape,
+    /// Hologram's jobs list: allowed, or 403 as for plans without activity history.
+    #[arg(long, value_enum, default_value_t = JobsRoute::Allowed)]
+    pub hologram_jobs: JobsRoute,
+    /// Send Retry-After with rate-limit 429s (neither carrier documents one).
+    #[arg(long)]
+    pub retry_after_header: bool,
 }
 
 fn share(text: &str) -> Result<f64, String> {
@@ -364,7 +459,6 @@ impl SimulatorArgs {
                 route: "*".into(),
                 error_rate: self.error_rate,
                 latency_ms: self.latency_ms,
-                retry_after_secs: 1,
                 ..FaultRule::default()
             };
             rule.check()
@@ -399,6 +493,14 @@ impl SimulatorArgs {
             }),
             faults,
             emnify_bulk: self.emnify_bulk,
+            hologram: HologramVariants {
+                tags: self.hologram_tags,
+                orgid: self.hologram_orgid,
+                jobid: self.hologram_jobid,
+                warnings: self.hologram_warnings,
+                jobs: self.hologram_jobs,
+            },
+            retry_after_header: self.retry_after_header,
             ..SimulatorConfig::default()
         })
     }

@@ -30,6 +30,8 @@ pub enum JobKind {
     Pause,
     /// Resume connectivity.
     Live,
+    /// Hologram: deactivate for good.
+    Deactivate,
     /// emnify: suspend the SIM.
     SuspendSim,
     /// emnify: activate the SIM.
@@ -42,6 +44,7 @@ impl JobKind {
         match target {
             Target::Pause => JobKind::Pause,
             Target::Live => JobKind::Live,
+            Target::Deactivate => JobKind::Deactivate,
         }
     }
 }
@@ -213,14 +216,16 @@ impl World {
         let kind = self.jobs[job as usize].kind;
         let sim = self.fleet.sim_mut(row);
         let current = match kind {
-            JobKind::Pause | JobKind::Live => sim.pending.is_some_and(|p| p.job == job),
+            JobKind::Pause | JobKind::Live | JobKind::Deactivate => {
+                sim.pending.is_some_and(|p| p.job == job)
+            }
             JobKind::SuspendSim | JobKind::ActivateSim => {
                 sim.pending_sim.is_some_and(|p| p.job == job)
             }
         };
         if current {
             match kind {
-                JobKind::Pause | JobKind::Live => {
+                JobKind::Pause | JobKind::Live | JobKind::Deactivate => {
                     let target = sim.pending.take().expect("checked").to;
                     if sim.state != LinkState::Dead {
                         sim.state = target.state();
@@ -246,7 +251,8 @@ impl World {
     fn new_job(&mut self, surface: Surface, kind: JobKind, now: Timestamp) -> u32 {
         let index = u32::try_from(self.jobs.len()).expect("fewer than 4 billion jobs");
         let id = match surface {
-            Surface::Hologram => format!("job-{}", 10_000 + index),
+            // Hologram's job ids are numbers.
+            Surface::Hologram => (10_000 + index).to_string(),
             Surface::Emnify => format!("emnify-{}", 10_000 + index),
         };
         self.jobs.push(Job {
@@ -310,14 +316,18 @@ impl World {
                 Some("device belongs to another organisation".to_owned())
             } else if sim.state == LinkState::Dead {
                 Some("device is deactivated (DEAD)".to_owned())
-            } else if let Some(p) = sim.pending {
+            } else if sim.pending.is_some() {
+                // Hologram's documented warning for a SIM with a change in flight.
                 Some(format!(
-                    "a state change is already pending (job {})",
-                    self.jobs[p.job as usize].id
+                    "SIM state is locked ({}). Contact support",
+                    hologram_state_name(sim)
                 ))
             } else if sim.state == LinkState::PausedSys && target == Target::Pause {
                 Some("device is paused by the system (PAUSED-SYS)".to_owned())
-            } else if sim.state == LinkState::PausedSys && !sim.sys_resumable {
+            } else if sim.state == LinkState::PausedSys
+                && target == Target::Live
+                && !sim.sys_resumable
+            {
                 Some("device is paused by the system (PAUSED-SYS) and must be resumed from the dashboard".to_owned())
             } else {
                 None
@@ -594,6 +604,17 @@ pub fn refused_json(invalid: &[(u64, String)]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A link's state as Hologram names it: `PAUSED-PENDING-USER` or `LIVE-PENDING` while a pause or
+/// resume is in flight (Hologram documents no pending name for a deactivation: the link shows
+/// its state until it is `DEAD`).
+pub fn hologram_state_name(sim: &super::fleet::Sim) -> &'static str {
+    match sim.pending.map(|p| p.to) {
+        Some(Target::Pause) => "PAUSED-PENDING-USER",
+        Some(Target::Live) => "LIVE-PENDING",
+        Some(Target::Deactivate) | None => sim.state.hologram_name(),
+    }
+}
+
 /// The device id of a row (re-exported for the surfaces).
 pub fn row_device_id(row: u32) -> u64 {
     device_id(row)
@@ -652,7 +673,7 @@ mod tests {
         assert!(
             again.invalid[0]
                 .1
-                .contains("already pending (job job-10000)")
+                .contains("SIM state is locked (PAUSED-PENDING-USER)")
         );
         assert_eq!(w.counters.submitted_sims, 1);
     }

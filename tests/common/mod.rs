@@ -163,6 +163,10 @@ pub fn fast_retries() -> simfleet::carrier::HttpSettings {
         max_retries: 10,
         min_backoff: std::time::Duration::from_millis(5),
         max_backoff: std::time::Duration::from_millis(50),
+        rate_limited_wait: (
+            std::time::Duration::from_millis(5),
+            std::time::Duration::from_millis(20),
+        ),
         ..Default::default()
     }
 }
