@@ -42,8 +42,10 @@ async fn authentication_issues_tokens_that_expire_with_the_virtual_clock() {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(body["error_code"], 401);
-    assert!(body["message"].is_string() && body["error_token"].is_string());
+    // emnify's documented error body and code (1102 InvalidToken).
+    assert_eq!(body["error_code"], 1102);
+    assert_eq!(body["error_token"], "InvalidToken");
+    assert!(body["message"].is_string());
 
     let token = emnify_token(&sim).await;
     // The token is a JWT whose payload carries exp.
@@ -73,9 +75,13 @@ async fn authentication_issues_tokens_that_expire_with_the_virtual_clock() {
     let (status, body) = get(&sim, &token, "/v1/endpoint").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(body["message"].as_str().unwrap().contains("expired"));
+    assert_eq!(
+        (body["error_code"].clone(), body["error_token"].clone()),
+        (json!(1103), json!("TokenExpired"))
+    );
 
-    // A refresh token gets a new auth token.
-    let fresh = status_and_json(
+    // Application tokens get no refresh token: authenticate again.
+    let (status, fresh) = status_and_json(
         client()
             .post(format!("{}/v1/authenticate", sim.emnify_url()))
             .json(&json!({"application_token": APP_TOKEN}))
@@ -83,19 +89,10 @@ async fn authentication_issues_tokens_that_expire_with_the_virtual_clock() {
             .await
             .unwrap(),
     )
-    .await
-    .1;
-    let refreshed = status_and_json(
-        client()
-            .post(format!("{}/v1/authenticate", sim.emnify_url()))
-            .json(&json!({"refresh_token": fresh["refresh_token"]}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-    .1;
-    let new_token = refreshed["auth_token"].as_str().unwrap();
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(fresh.get("refresh_token").is_none(), "{fresh}");
+    let new_token = fresh["auth_token"].as_str().unwrap();
     assert_eq!(get(&sim, new_token, "/v1/endpoint").await.0, StatusCode::OK);
 
     // Forced expiry, as fault injection.
@@ -104,6 +101,70 @@ async fn authentication_issues_tokens_that_expire_with_the_virtual_clock() {
     assert_eq!(
         get(&sim, new_token, "/v1/endpoint").await.0,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn authenticate(
+    sim: &simfleet::simulator::SimulatorHandle,
+    token: &str,
+) -> (StatusCode, Value) {
+    status_and_json(
+        client()
+            .post(format!("{}/v1/authenticate", sim.emnify_url()))
+            .json(&json!({"application_token": token}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn three_failed_authentications_in_a_row_lock_authentication_for_five_minutes() {
+    let sim = simulator(10).await;
+    // Two failures, then a success: the count starts again.
+    for _ in 0..2 {
+        assert_eq!(
+            authenticate(&sim, "wrong").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(authenticate(&sim, APP_TOKEN).await.0, StatusCode::OK);
+    for _ in 0..3 {
+        assert_eq!(
+            authenticate(&sim, "wrong").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Locked: even the right token is refused, until five minutes have passed.
+    let (status, body) = authenticate(&sim, APP_TOKEN).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["message"].as_str().unwrap().contains("locked"),
+        "{body}"
+    );
+    sim.advance(SignedDuration::from_mins(4));
+    assert_eq!(
+        authenticate(&sim, APP_TOKEN).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    sim.advance(SignedDuration::from_mins(1));
+    assert_eq!(authenticate(&sim, APP_TOKEN).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn authentication_is_limited_per_ip_to_100_in_5_minutes() {
+    let sim = simulator(10).await;
+    let mut statuses = Vec::new();
+    for _ in 0..102 {
+        statuses.push(authenticate(&sim, APP_TOKEN).await.0.as_u16());
+    }
+    assert!(statuses[..100].iter().all(|&s| s == 200), "{statuses:?}");
+    let (status, body) = authenticate(&sim, APP_TOKEN).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        (body["error_code"].clone(), body["error_token"].clone()),
+        (json!(1105), json!("TooManyRequests"))
     );
 }
 
@@ -128,21 +189,118 @@ async fn page_per_page_listing_reaches_the_end_of_a_100000_sim_fleet() {
             assert_eq!(response.status(), StatusCode::OK);
             assert_eq!(response.headers()["x-total-count"], "100000");
             assert_eq!(response.headers()["x-total-pages"], "100");
+            assert_eq!(
+                response.headers()["x-current-page"],
+                page.to_string().as_str()
+            );
             let items: Vec<Value> = response.json().await.unwrap();
-            if items.is_empty() {
-                break;
-            }
             for item in &items {
                 let id = item["id"].as_u64().unwrap();
                 assert!(id > last);
                 last = id;
             }
             seen += items.len();
+            if page == 100 {
+                break;
+            }
             page += 1;
         }
         assert_eq!(seen, 100_000, "{route}");
-        assert_eq!(page, 101, "{route}: the page after the last is empty");
+        // A page past the last answers the last page again (stop on X-Total-Pages).
+        let past = emnify(
+            &sim,
+            Method::GET,
+            &format!("{route}?page=101&per_page=1000"),
+            &token,
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(past.headers()["x-current-page"], "100");
+        let again: Vec<Value> = past.json().await.unwrap();
+        assert_eq!(again.len(), 1000);
+        assert_eq!(
+            again.last().unwrap()["id"].as_u64().unwrap(),
+            last,
+            "{route}"
+        );
     }
+    // per_page bounds and defaults: endpoints 1 to 1000 (default 1000), SIMs to 2500 (2000).
+    for (path, ok) in [
+        ("/v1/endpoint?per_page=1000", true),
+        ("/v1/endpoint?per_page=1001", false),
+        ("/v1/sim?per_page=2500", true),
+        ("/v1/sim?per_page=2501", false),
+        ("/v1/endpoint?per_page=0", false),
+    ] {
+        assert_eq!(get(&sim, &token, path).await.0.is_success(), ok, "{path}");
+    }
+    let defaults = emnify(&sim, Method::GET, "/v1/endpoint", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(defaults.headers()["x-count-per-page"], "1000");
+    let defaults = emnify(&sim, Method::GET, "/v1/sim", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(defaults.headers()["x-count-per-page"], "2000");
+}
+
+#[tokio::test]
+async fn endpoints_carry_profiles_and_null_sim_or_tags_when_none() {
+    let dir = std::env::temp_dir().join(format!("simfleet-emnify-fleet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("fleet.yaml");
+    std::fs::write(
+        &file,
+        "sims:\n  - {iccid: \"8944500000000000001\", tags: [meter, pilot]}\n  - {iccid: \"8944500000000000002\"}\n  - {iccid: \"8944500000000000003\", sim: false}\n",
+    )
+    .unwrap();
+    let sim = start(SimulatorConfig {
+        fleet_file: Some(file),
+        ..SimulatorConfig::for_tests(0, SignedDuration::from_secs(10))
+    })
+    .await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    let token = emnify_token(&sim).await;
+    let (_, tagged) = get(&sim, &token, "/v1/endpoint/1001").await;
+    assert_eq!(tagged["tags"], "meter,pilot");
+    for field in ["service_profile", "tariff_profile"] {
+        assert!(
+            tagged[field]["id"].is_u64() && tagged[field]["name"].is_string(),
+            "{field}: {tagged}"
+        );
+    }
+    assert_eq!(tagged["status"], json!({"id": 0, "description": "Enabled"}));
+    assert_eq!(tagged["sim"]["id"], 700001);
+    for field in ["iccid", "imsi", "msisdn"] {
+        assert!(tagged["sim"][field].is_string(), "{field}");
+    }
+    let (_, untagged) = get(&sim, &token, "/v1/endpoint/1002").await;
+    assert!(
+        untagged["tags"].is_null(),
+        "tags: null when none: {untagged}"
+    );
+    let (_, simless) = get(&sim, &token, "/v1/endpoint/1003").await;
+    assert!(simless["sim"].is_null(), "sim: null when none: {simless}");
+    // SIM objects: the SIM list has only the two SIMs, each with its endpoint.
+    let (_, sims) = get(&sim, &token, "/v1/sim").await;
+    let sims = sims.as_array().unwrap();
+    assert_eq!(sims.len(), 2);
+    assert_eq!(sims[0]["endpoint"]["id"], 1001);
+    assert_eq!(
+        sims[0]["status"],
+        json!({"id": 1, "description": "Activated"})
+    );
+    let (status, one) = get(&sim, &token, "/v1/sim/700002").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["iccid"], "8944500000000000002");
+    // Hologram's view of the SIM-less device: no cellular link, and its ICCID finds nothing.
+    let (_, device) = hologram_get(&sim, "/devices/1003").await;
+    assert_eq!(device["data"]["links"]["cellular"], json!([]));
+    let (_, link) = hologram_get(&sim, "/links/cellular?sim=8944500000000000003").await;
+    assert_eq!(link["data"], json!([]));
 }
 
 #[tokio::test]
@@ -364,6 +522,7 @@ async fn quotas_are_validated_set_consumed_exhausted_and_expired() {
     assert_eq!(quota["status"]["description"], "ACTIVE");
     assert_eq!(quota["volume"], 100.0);
     assert_eq!(quota["expiry_date"], "2026-07-01 00:00:00");
+    assert!(quota["id"].is_u64(), "quotas have integer ids: {quota}");
 
     // Use 85 MB: threshold (20% left) reached; then the rest: used up.
     let (status, _) = admin_send(
@@ -382,6 +541,9 @@ async fn quotas_are_validated_set_consumed_exhausted_and_expired() {
     )
     .await;
     assert_eq!(consumed["quota"]["status"]["description"], "EXHAUSTED");
+    // Data used past zero is counted: the volume goes negative.
+    assert_eq!(consumed["quota"]["volume"], -35.0);
+    assert_eq!(get(&sim, &token, path).await.1["volume"], -35.0);
     let (status, body) = admin_send(
         &sim,
         Method::POST,
@@ -393,15 +555,25 @@ async fn quotas_are_validated_set_consumed_exhausted_and_expired() {
     assert!(body["error"].as_str().unwrap().contains("denied data"));
 
     let (_, events) = get(&sim, &token, "/v1/endpoint/1001/event").await;
-    let kinds: Vec<&str> = events
+    let kinds: Vec<(u64, &str)> = events
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e["event_type"]["description"].as_str().unwrap())
+        .map(|e| {
+            (
+                e["event_type"]["id"].as_u64().unwrap(),
+                e["event_type"]["description"].as_str().unwrap(),
+            )
+        })
         .collect();
+    // emnify's documented type ids, newest first.
     assert_eq!(
         kinds,
-        ["Quota used up", "Quota threshold reached"],
+        [
+            (19, "Quota used up"),
+            (18, "Quota threshold reached"),
+            (56, "Quota assigned")
+        ],
         "newest first"
     );
 
@@ -422,6 +594,14 @@ async fn quotas_are_validated_set_consumed_exhausted_and_expired() {
 
     let (status, _) = send(&sim, &token, Method::DELETE, path, &json!({})).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, events) = get(&sim, &token, "/v1/endpoint/1001/event?per_page=2").await;
+    let newest: Vec<u64> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_type"]["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(newest, [57, 60], "quota deleted, after data quota expired");
     assert_eq!(get(&sim, &token, path).await.0, StatusCode::NOT_FOUND);
     assert_eq!(
         send(&sim, &token, Method::DELETE, path, &json!({})).await.0,
@@ -460,7 +640,7 @@ async fn auto_refill_restores_the_volume_each_day() {
 }
 
 #[tokio::test]
-async fn emnify_rate_limits_answer_429_with_retry_after() {
+async fn emnify_rate_limits_answer_429_with_emnify_s_error_code() {
     let sim = start(SimulatorConfig {
         rate_limit: Some(simfleet::simulator::RateLimitSpec {
             per_second: 0.1,
@@ -481,9 +661,10 @@ async fn emnify_rate_limits_answer_429_with_retry_after() {
             .await
             .unwrap();
         if response.status() == StatusCode::TOO_MANY_REQUESTS {
-            assert!(response.headers().contains_key("retry-after"));
+            // No Retry-After is documented; the body has emnify's code 1105.
+            assert!(!response.headers().contains_key("retry-after"));
             let body: Value = response.json().await.unwrap();
-            assert_eq!(body["error_code"], 429);
+            assert_eq!(body["error_code"], 1105);
             statuses.push(429);
         } else {
             statuses.push(response.status().as_u16());
@@ -668,7 +849,11 @@ async fn with_emnify_bulk_forbidden_the_route_answers_403() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["error_token"], "forbidden", "{body}");
+    assert_eq!(
+        (body["error_code"].clone(), body["error_token"].clone()),
+        (json!(1104), json!("Forbidden")),
+        "{body}"
+    );
     // Per-device writes still work.
     let (status, _) = send(
         &sim,
@@ -733,4 +918,83 @@ async fn stats_report_the_most_emnify_writes_in_flight_at_once() {
     assert!(in_flight().await > 1, "concurrent writes are seen");
     admin_send(&sim, Method::DELETE, "/stats", &json!({})).await;
     assert_eq!(in_flight().await, 0, "cleared with the stats");
+}
+
+#[tokio::test]
+async fn events_are_listed_per_endpoint_and_organisation_wide_with_type_and_time_filters() {
+    let sim = live_fleet(10).await;
+    let token = emnify_token(&sim).await;
+    let set = |id: u64| {
+        let (sim, token) = (&sim, &token);
+        async move {
+            send(
+                sim,
+                token,
+                Method::POST,
+                &format!("/v1/endpoint/{id}/quota/data"),
+                &quota_body("2026-07-01 00:00:00"),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(set(1001).await, StatusCode::CREATED);
+    sim.advance(SignedDuration::from_mins(10));
+    assert_eq!(set(1002).await, StatusCode::CREATED);
+    admin_send(
+        &sim,
+        Method::POST,
+        "/consume",
+        &json!({"deviceId": 1002, "mb": 150}),
+    )
+    .await;
+    // Endpoint enabled / disabled through emnify's API.
+    send(
+        &sim,
+        &token,
+        Method::PATCH,
+        "/v1/endpoint/1003",
+        &json!({"status": {"id": 1}}),
+    )
+    .await;
+    sim.advance(SignedDuration::from_secs(10));
+    let ids = |events: &Value| -> Vec<(u64, u64)> {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["endpoint"]["id"].as_u64().unwrap(),
+                    e["event_type"]["id"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (status, all) = get(&sim, &token, "/v1/event").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        ids(&all),
+        [(1003, 43), (1002, 19), (1002, 56), (1001, 56)],
+        "newest first"
+    );
+    // One listing finds every device's quota events: q=type:..,from:..,until:..
+    let (_, used_up) = get(&sim, &token, "/v1/event?q=type:19").await;
+    assert_eq!(ids(&used_up), [(1002, 19)]);
+    let (_, quota_events) = get(
+        &sim,
+        &token,
+        "/v1/event?q=type:19,type:56,from:2026-06-01T00:05:00Z",
+    )
+    .await;
+    assert_eq!(ids(&quota_events), [(1002, 19), (1002, 56)]);
+    let (_, early) = get(&sim, &token, "/v1/event?q=until:2026-06-01%2000:05:00").await;
+    assert_eq!(ids(&early), [(1001, 56)]);
+    let (status, _) = get(&sim, &token, "/v1/event?q=kind:19").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Per endpoint; an endpoint that does not exist answers 200 [].
+    let (_, one) = get(&sim, &token, "/v1/endpoint/1002/event?q=type:56").await;
+    assert_eq!(ids(&one), [(1002, 56)]);
+    let (status, none) = get(&sim, &token, "/v1/endpoint/424242/event").await;
+    assert_eq!((status, none), (StatusCode::OK, json!([])));
 }

@@ -765,10 +765,15 @@ impl Carrier for EmnifyClient {
                         .pointer("/event_type/description")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
-                    // Event type ids are not documented; the descriptions are.
-                    let kind = match description {
-                        "Quota used up" => QuotaEventKind::UsedUp,
-                        "Quota threshold reached" => QuotaEventKind::ThresholdReached,
+                    // emnify's documented event type ids: 19 used up, 18 threshold reached.
+                    let kind = match (
+                        item.pointer("/event_type/id").and_then(Value::as_f64),
+                        description,
+                    ) {
+                        (Some(19.0), _) | (None, "Quota used up") => QuotaEventKind::UsedUp,
+                        (Some(18.0), _) | (None, "Quota threshold reached") => {
+                            QuotaEventKind::ThresholdReached
+                        }
                         _ => continue,
                     };
                     events.push(QuotaEvent {

@@ -1,12 +1,17 @@
-//! emnify's REST API v1 (`/api/v1`): token authentication, page/per_page listing with
-//! `q=` filters, endpoint and SIM status PATCH, data quotas and quota events.
+//! emnify's REST API (`/api/v1`, and the v2 bulk route), as its documents describe it:
+//! application-token authentication (no refresh token; three failures in a row lock it for five
+//! minutes; 100 per IP per 5 minutes), page/per_page listing (a page past the last answers the
+//! last page again) with `q=` filters, endpoints with their service and tariff profiles and
+//! `sim: null` / `tags: null` when none, SIMs, endpoint and SIM status PATCH, data quotas with
+//! integer ids, and events with the documented type ids, per endpoint and organisation-wide.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
@@ -15,16 +20,19 @@ use serde_json::{Value, json};
 use super::EmnifyBulk;
 use super::fleet::{Fleet, LinkState, device_id, sim_id};
 use super::http::{
-    Answer, ApiError, Dialect, SimulatorState, json_response, parse_json, too_many_requests,
+    AUTH_FAILURES_BEFORE_LOCK, Answer, ApiError, Dialect, SimulatorState, json_response,
+    parse_json, too_many_requests,
 };
-use super::quota::Quota;
-use super::world::{ChangeRefusal, World};
+use super::quota::{EventKind, Quota};
+use super::world::{ChangeRefusal, Event, World};
 
 const DIALECT: Dialect = Dialect::Emnify;
-/// Default page size.
-const DEFAULT_PER_PAGE: usize = 100;
-/// Largest page served.
-pub const MAX_PER_PAGE: usize = 1000;
+/// Page sizes of endpoint lists: default and largest (emnify's documented bounds).
+const ENDPOINT_PAGE: (usize, usize) = (1000, 1000);
+/// Page sizes of SIM lists.
+const SIM_PAGE: (usize, usize) = (2000, 2500);
+/// Page sizes of event lists (not documented: the endpoint list's).
+const EVENT_PAGE: (usize, usize) = (1000, 1000);
 /// Most endpoints one `PATCH /v2/endpoint/multi` changes.
 pub const MAX_BULK_ENDPOINTS: usize = 2000;
 
@@ -41,7 +49,8 @@ pub fn routes() -> Router<Arc<SimulatorState>> {
             "/api/v1/endpoint/{id}/quota/data",
             get(get_quota).post(set_quota).delete(delete_quota),
         )
-        .route("/api/v1/endpoint/{id}/event", get(list_events))
+        .route("/api/v1/endpoint/{id}/event", get(list_endpoint_events))
+        .route("/api/v1/event", get(list_events))
         .route("/api/v2/endpoint/multi", patch(patch_endpoints))
         .route("/api/v1/sim", get(list_sims))
         .route("/api/v1/sim/{id}", get(get_sim).patch(patch_sim))
@@ -53,53 +62,57 @@ fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
     DIALECT.error(status, message)
 }
 
-async fn authenticate(State(state): State<Arc<SimulatorState>>, body: Bytes) -> Answer {
-    let body = parse_json(&body).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
-    let credential = if let Some(token) = body.get("application_token") {
-        match token.as_str() {
-            // One simulator account serves both protocols: a Hologram API key works here too.
-            Some(t)
-                if state
-                    .config
-                    .emnify_app_tokens
-                    .iter()
-                    .chain(&state.config.hologram_api_keys)
-                    .any(|k| k == t) =>
-            {
-                t.to_owned()
-            }
-            Some(_) => return Err(error(StatusCode::UNAUTHORIZED, "invalid application token")),
-            None => {
-                return Err(error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "application_token must be a string",
-                ));
-            }
-        }
-    } else if let Some(refresh) = body.get("refresh_token").and_then(Value::as_str) {
-        let (world, _) = state.world();
-        match world.refresh_credential(refresh) {
-            Some(credential) => credential,
-            None => return Err(error(StatusCode::UNAUTHORIZED, "invalid refresh token")),
-        }
-    } else {
-        return Err(error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "send application_token (or refresh_token) to authenticate",
-        ));
-    };
-    if let Err(wait) = state.take_auth_budget(&credential) {
+async fn authenticate(
+    State(state): State<Arc<SimulatorState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Answer {
+    let ip = peer.ip();
+    let now = state.clock.now();
+    if let Err(wait) = state.take_auth_budget(ip) {
         return Err(too_many_requests(
             DIALECT,
             state.config.retry_after_header.then_some(wait),
         ));
     }
+    if let Some(until) = state.auth_locked_until(ip, now) {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "authentication is locked after {AUTH_FAILURES_BEFORE_LOCK} failed attempts in a row, until {until}"
+            ),
+        ));
+    }
+    let body = parse_json(&body).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
+    let Some(token) = body.get("application_token") else {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "send application_token to authenticate",
+        ));
+    };
+    let Some(token) = token.as_str() else {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "application_token must be a string",
+        ));
+    };
+    // One simulator account serves both protocols: a Hologram API key works here too.
+    let known = state
+        .config
+        .emnify_app_tokens
+        .iter()
+        .chain(&state.config.hologram_api_keys)
+        .any(|k| k == token);
+    state.record_authentication(ip, known, now);
+    if !known {
+        return Err(error(StatusCode::UNAUTHORIZED, "invalid application token"));
+    }
     let (mut world, now) = state.world();
-    let (auth_token, refresh_token) =
-        world.issue_token(&credential, now, state.config.token_lifetime);
+    let auth_token = world.issue_token(token, now, state.config.token_lifetime);
+    // Application tokens get no refresh token.
     Ok(json_response(
         StatusCode::OK,
-        json!({"auth_token": auth_token, "refresh_token": refresh_token}),
+        json!({"auth_token": auth_token}),
     ))
 }
 
@@ -118,13 +131,23 @@ fn authorize(state: &SimulatorState, headers: &HeaderMap) -> Result<(), ApiError
     };
     let credential = {
         let (world, now) = state.world();
-        world.check_token(token, now).map(str::to_owned)
+        world.check_token(token, now).map(|c| c.map(str::to_owned))
     };
-    let Some(credential) = credential else {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "the auth token is invalid or expired; authenticate again",
-        ));
+    let credential = match credential {
+        Some(Ok(credential)) => credential,
+        Some(Err(())) => {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "the auth token has expired; authenticate again",
+            )
+            .with_code(1103, "TokenExpired"));
+        }
+        None => {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "the auth token is invalid; authenticate at /api/v1/authenticate",
+            ));
+        }
     };
     state
         .take_carrier_budget(&format!("emnify:{credential}"))
@@ -158,18 +181,30 @@ fn status_json((id, description): (u8, &str)) -> Value {
 
 fn endpoint_json(fleet: &Fleet, row: u32) -> Value {
     let sim = fleet.sim(row);
+    let tags = fleet.tag_names_of(row);
     json!({
         "id": device_id(row),
         "name": format!("device-{}", device_id(row)),
-        "tags": fleet.tag_names_of(row).join(","),
+        "tags": if tags.is_empty() { Value::Null } else { json!(tags.join(",")) },
         "status": status_json(endpoint_status(sim.state)),
-        "sim": {
-            "id": sim_id(row),
-            "iccid": sim.iccid.to_string(),
-            "status": status_json(sim_status(fleet, row)),
-        },
-        "imei": format!("35209900{:07}", row),
+        "service_profile": {"id": 1, "name": "Default Service Profile"},
+        "tariff_profile": {"id": 1, "name": "Default Tariff Profile"},
         "ip_address": format!("10.{}.{}.{}", (row >> 16) & 0xff, (row >> 8) & 0xff, row & 0xff),
+        "imei": format!("35209900{:07}", row),
+        "imei_lock": false,
+        "created": "2025-01-01T00:00:00.000+00:00",
+        "last_updated": "2025-01-01T00:00:00.000+00:00",
+        "sim": if sim.has_sim {
+            json!({
+                "id": sim_id(row),
+                "iccid": sim.iccid.to_string(),
+                "imsi": format!("29505{:010}", row),
+                "msisdn": format!("88234{:010}", row),
+                "status": status_json(sim_status(fleet, row)),
+            })
+        } else {
+            Value::Null
+        },
     })
 }
 
@@ -177,6 +212,8 @@ fn sim_json(fleet: &Fleet, row: u32) -> Value {
     json!({
         "id": sim_id(row),
         "iccid": fleet.sim(row).iccid.to_string(),
+        "imsi": format!("29505{:010}", row),
+        "msisdn": format!("88234{:010}", row),
         "status": status_json(sim_status(fleet, row)),
         "endpoint": {"id": device_id(row), "name": format!("device-{}", device_id(row))},
     })
@@ -191,7 +228,11 @@ struct ListQuery {
     per_page: usize,
 }
 
-fn list_query(fleet: &Fleet, params: &HashMap<String, String>) -> Result<ListQuery, ApiError> {
+fn list_query(
+    fleet: &Fleet,
+    params: &HashMap<String, String>,
+    (default_per_page, max_per_page): (usize, usize),
+) -> Result<ListQuery, ApiError> {
     let number = |name: &str, default: usize| -> Result<usize, ApiError> {
         params.get(name).map_or(Ok(default), |v| {
             v.parse::<usize>().map_err(|_| {
@@ -206,11 +247,11 @@ fn list_query(fleet: &Fleet, params: &HashMap<String, String>) -> Result<ListQue
     if page == 0 {
         return Err(error(StatusCode::BAD_REQUEST, "page starts at 1"));
     }
-    let per_page = number("per_page", DEFAULT_PER_PAGE)?;
-    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+    let per_page = number("per_page", default_per_page)?;
+    if !(1..=max_per_page).contains(&per_page) {
         return Err(error(
             StatusCode::BAD_REQUEST,
-            format!("per_page must be from 1 to {MAX_PER_PAGE}, got {per_page}"),
+            format!("per_page must be from 1 to {max_per_page}, got {per_page}"),
         ));
     }
     if let Some(sort) = params.get("sort").filter(|s| s.as_str() != "id") {
@@ -262,41 +303,70 @@ fn list_query(fleet: &Fleet, params: &HashMap<String, String>) -> Result<ListQue
     Ok(query)
 }
 
-/// One page of matching rows, and the total number of matches.
-fn page(fleet: &Fleet, query: &ListQuery, status_of: fn(&Fleet, u32) -> u8) -> (Vec<u32>, usize) {
-    let candidates: Box<dyn Iterator<Item = u32>> = match (query.iccid, query.tag) {
-        (Some(row), _) => Box::new(row.into_iter()),
-        (None, Some(None)) => Box::new(std::iter::empty()),
-        (None, Some(Some(tag))) => fleet.rows_from(Some(tag), 0),
-        (None, None) => fleet.rows_from(None, 0),
+/// One page of matching rows, the total number of matches and the page served: a page past
+/// the last answers the last page again, as emnify documents (stop on `X-Total-Pages`).
+fn page(
+    fleet: &Fleet,
+    query: &ListQuery,
+    status_of: fn(&Fleet, u32) -> u8,
+    listed: fn(&Fleet, u32) -> bool,
+) -> (Vec<u32>, usize, usize) {
+    let matches = || {
+        let candidates: Box<dyn Iterator<Item = u32>> = match (query.iccid, query.tag) {
+            (Some(row), _) => Box::new(row.into_iter()),
+            (None, Some(None)) => Box::new(std::iter::empty()),
+            (None, Some(Some(tag))) => fleet.rows_from(Some(tag), 0),
+            (None, None) => fleet.rows_from(None, 0),
+        };
+        let tag_ok = move |row: u32| match query.tag {
+            Some(Some(t)) => fleet.sim(row).tags.contains(&t),
+            Some(None) => false,
+            None => true,
+        };
+        candidates.filter(move |&r| {
+            listed(fleet, r) && tag_ok(r) && query.status.is_none_or(|s| status_of(fleet, r) == s)
+        })
     };
-    let tag_ok = |row: u32| match query.tag {
-        Some(Some(t)) => fleet.sim(row).tags.contains(&t),
-        Some(None) => false,
-        None => true,
-    };
-    let matches =
-        candidates.filter(|&r| tag_ok(r) && query.status.is_none_or(|s| status_of(fleet, r) == s));
-    let skip = (query.page - 1) * query.per_page;
-    let mut rows = Vec::with_capacity(query.per_page);
-    let mut total = 0;
-    for row in matches {
-        if total >= skip && rows.len() < query.per_page {
-            rows.push(row);
+    let window = |page: usize| {
+        let skip = (page - 1) * query.per_page;
+        let mut rows = Vec::with_capacity(query.per_page.min(1024));
+        let mut total = 0;
+        for row in matches() {
+            if total >= skip && rows.len() < query.per_page {
+                rows.push(row);
+            }
+            total += 1;
         }
-        total += 1;
+        (rows, total)
+    };
+    let (rows, total) = window(query.page);
+    let last = total.div_ceil(query.per_page).max(1);
+    if query.page > last {
+        let (rows, total) = window(last);
+        return (rows, total, last);
     }
-    (rows, total)
+    (rows, total, query.page)
 }
 
-fn paged_response(items: Vec<Value>, total: usize, per_page: usize) -> Response {
+fn paged_response(items: Vec<Value>, total: usize, per_page: usize, page: usize) -> Response {
     let pages = total.div_ceil(per_page);
     let mut response = axum::Json(Value::Array(items)).into_response();
     let headers = response.headers_mut();
     headers.insert("X-Total-Count", HeaderValue::from(total as u64));
     headers.insert("X-Total-Pages", HeaderValue::from(pages as u64));
     headers.insert("X-Count-Per-Page", HeaderValue::from(per_page as u64));
+    headers.insert("X-Current-Page", HeaderValue::from(page as u64));
     response
+}
+
+/// Every row is an endpoint.
+fn any_endpoint(_: &Fleet, _: u32) -> bool {
+    true
+}
+
+/// Rows with a SIM assigned are SIMs.
+fn has_sim(fleet: &Fleet, row: u32) -> bool {
+    fleet.sim(row).has_sim
 }
 
 async fn list_endpoints(
@@ -306,16 +376,19 @@ async fn list_endpoints(
 ) -> Answer {
     authorize(&state, &headers)?;
     let (world, _) = state.world();
-    let query = list_query(&world.fleet, &params)?;
-    let (rows, total) = page(&world.fleet, &query, |f, r| {
-        endpoint_status(f.sim(r).state).0
-    });
+    let query = list_query(&world.fleet, &params, ENDPOINT_PAGE)?;
+    let (rows, total, served) = page(
+        &world.fleet,
+        &query,
+        |f, r| endpoint_status(f.sim(r).state).0,
+        any_endpoint,
+    );
     let items = rows
         .iter()
         .map(|&r| endpoint_json(&world.fleet, r))
         .collect();
     drop(world);
-    Ok(paged_response(items, total, query.per_page))
+    Ok(paged_response(items, total, query.per_page, served))
 }
 
 async fn list_sims(
@@ -325,11 +398,11 @@ async fn list_sims(
 ) -> Answer {
     authorize(&state, &headers)?;
     let (world, _) = state.world();
-    let query = list_query(&world.fleet, &params)?;
-    let (rows, total) = page(&world.fleet, &query, |f, r| sim_status(f, r).0);
+    let query = list_query(&world.fleet, &params, SIM_PAGE)?;
+    let (rows, total, served) = page(&world.fleet, &query, |f, r| sim_status(f, r).0, has_sim);
     let items = rows.iter().map(|&r| sim_json(&world.fleet, r)).collect();
     drop(world);
-    Ok(paged_response(items, total, query.per_page))
+    Ok(paged_response(items, total, query.per_page, served))
 }
 
 /// Resolves an endpoint id from the path, or answers 404.
@@ -554,7 +627,7 @@ async fn set_quota(
     }
     match Quota::from_request(&body, now) {
         Ok(quota) => {
-            world.set_quota(row, quota);
+            world.set_quota(row, quota, now);
             Ok(StatusCode::CREATED.into_response())
         }
         Err(message) => Err(error(StatusCode::UNPROCESSABLE_ENTITY, message)),
@@ -567,9 +640,9 @@ async fn delete_quota(
     Path(id): Path<String>,
 ) -> Answer {
     authorize(&state, &headers)?;
-    let (mut world, _) = state.world();
+    let (mut world, now) = state.world();
     let row = endpoint_row(&world, &id)?;
-    if world.delete_quota(row) {
+    if world.delete_quota(row, now) {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(error(
@@ -579,35 +652,158 @@ async fn delete_quota(
     }
 }
 
-async fn list_events(
+/// The filters of an event list: `q=type:N,from:T,until:T` (`type:` may repeat).
+struct EventQuery {
+    types: Vec<u32>,
+    from: Option<jiff::Timestamp>,
+    until: Option<jiff::Timestamp>,
+    page: usize,
+    per_page: usize,
+}
+
+fn event_query(params: &HashMap<String, String>) -> Result<EventQuery, ApiError> {
+    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
+        params.get(name).map_or(Ok(default), |v| {
+            v.parse::<usize>().map_err(|_| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("{name} must be a positive integer, got {v:?}"),
+                )
+            })
+        })
+    };
+    let page = number("page", 1)?.max(1);
+    let per_page = number("per_page", EVENT_PAGE.0)?;
+    if !(1..=EVENT_PAGE.1).contains(&per_page) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "per_page must be from 1 to {}, got {per_page}",
+                EVENT_PAGE.1
+            ),
+        ));
+    }
+    let time = |field: &str, text: &str| {
+        text.parse::<jiff::Timestamp>()
+            .ok()
+            .or_else(|| super::quota::parse_expiry(text))
+            .ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("{field} {text:?} is not a time: use RFC 3339 or YYYY-MM-DD HH:MM:SS"),
+                )
+            })
+    };
+    let mut query = EventQuery {
+        types: Vec::new(),
+        from: None,
+        until: None,
+        page,
+        per_page,
+    };
+    // A time holds ':' itself: split each term at its first ':' only.
+    for term in params
+        .get("q")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .filter(|t| !t.is_empty())
+    {
+        match term.split_once(':') {
+            Some(("type", v)) => query.types.push(v.parse().map_err(|_| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    format!("type {v:?} must be an event type id, e.g. 19"),
+                )
+            })?),
+            Some(("from", v)) => query.from = Some(time("from", v)?),
+            Some(("until", v)) => query.until = Some(time("until", v)?),
+            _ => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    format!("filter {term:?} is not supported: use type:N, from:T, until:T"),
+                ));
+            }
+        }
+    }
+    Ok(query)
+}
+
+/// Events, newest first, filtered and paged (a page past the last answers the last again).
+fn events_response<'a>(
+    events: impl DoubleEndedIterator<Item = &'a Event>,
+    query: &EventQuery,
+    fleet: &Fleet,
+) -> Response {
+    let selected: Vec<&Event> = events
+        .rev()
+        .filter(|e| query.types.is_empty() || query.types.contains(&e.kind.type_id()))
+        .filter(|e| query.from.is_none_or(|f| e.at >= f))
+        .filter(|e| query.until.is_none_or(|u| e.at <= u))
+        .collect();
+    let total = selected.len();
+    let page = query.page.min(total.div_ceil(query.per_page).max(1));
+    let items = selected
+        .iter()
+        .skip((page - 1) * query.per_page)
+        .take(query.per_page)
+        .map(|e| event_json(e, fleet))
+        .collect();
+    paged_response(items, total, query.per_page, page)
+}
+
+/// An event as emnify lists it.
+fn event_json(event: &Event, fleet: &Fleet) -> Value {
+    let severity = match event.kind {
+        EventKind::UsedUp | EventKind::ThresholdReached | EventKind::QuotaExpired => {
+            json!({"id": 1, "description": "WARN"})
+        }
+        _ => json!({"id": 0, "description": "INFO"}),
+    };
+    let device = device_id(event.row);
+    json!({
+        "id": event.id,
+        "alert": false,
+        "timestamp": event.at.to_string(),
+        "event_type": {"id": event.kind.type_id(), "description": event.kind.description()},
+        "event_source": {"id": 2, "description": "API"},
+        "event_severity": severity,
+        "description": format!("{} for endpoint {device}", event.kind.description()),
+        "endpoint": {"id": device, "name": format!("device-{device}")},
+        "sim": fleet.sim(event.row).has_sim.then(|| json!({"id": sim_id(event.row), "iccid": fleet.sim(event.row).iccid.to_string()})),
+    })
+}
+
+/// `GET /v1/endpoint/{id}/event`: the device's events; 200 `[]` for an endpoint that does not
+/// exist, as emnify documents.
+async fn list_endpoint_events(
     State(state): State<Arc<SimulatorState>>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Answer {
     authorize(&state, &headers)?;
+    let query = event_query(&params)?;
     let (world, _) = state.world();
-    let row = endpoint_row(&world, &id)?;
-    let query = list_query(&world.fleet, &params)?;
-    // Newest first, as the carrier lists them.
-    let events = world.events(row);
-    let total = events.len();
-    let items = events
-        .iter()
-        .rev()
-        .skip((query.page - 1) * query.per_page)
-        .take(query.per_page)
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "timestamp": e.at.to_string(),
-                "event_type": {"id": e.kind.type_id(), "description": e.kind.description()},
-                "event_severity": {"id": 1, "description": "WARN"},
-                "description": format!("{} for endpoint {}", e.kind.description(), device_id(row)),
-                "endpoint": {"id": device_id(row)},
-            })
-        })
-        .collect();
-    drop(world);
-    Ok(paged_response(items, total, query.per_page))
+    let row = id.parse().ok().and_then(|id| world.fleet.row_of_device(id));
+    Ok(match row {
+        Some(row) => events_response(world.events_of(row), &query, &world.fleet),
+        None => paged_response(Vec::new(), 0, query.per_page, 1),
+    })
+}
+
+/// `GET /v1/event`: the organisation's events (one listing finds every device's quota events).
+async fn list_events(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Answer {
+    authorize(&state, &headers)?;
+    let query = event_query(&params)?;
+    let (world, _) = state.world();
+    Ok(events_response(
+        world.all_events().iter(),
+        &query,
+        &world.fleet,
+    ))
 }

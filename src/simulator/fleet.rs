@@ -106,6 +106,9 @@ pub struct Sim {
     /// Whether a `PAUSED-SYS` SIM may be resumed through the API (otherwise it needs the
     /// dashboard, e.g. to settle a bill).
     pub sys_resumable: bool,
+    /// Whether a SIM is assigned to the device: without one, an emnify endpoint shows `sim:
+    /// null`, a Hologram device has no cellular link, and the ICCID finds nothing.
+    pub has_sim: bool,
     /// Connectivity change in flight.
     pub pending: Option<Pending<Target>>,
     /// emnify SIM status change in flight (`true`: to Suspended).
@@ -188,6 +191,9 @@ pub struct FleetFileSim {
     /// For `PAUSED-SYS`: whether the API may resume it (default true).
     #[serde(default = "default_true")]
     pub resumable: bool,
+    /// `false`: the device has no SIM assigned (the iccid is then only the row's key).
+    #[serde(default = "default_true")]
+    pub sim: bool,
 }
 
 fn default_state() -> LinkState {
@@ -254,6 +260,7 @@ impl Fleet {
                 state,
                 sim_suspended: false,
                 sys_resumable: true,
+                has_sim: true,
                 pending: None,
                 pending_sim: None,
                 quota: None,
@@ -313,6 +320,7 @@ impl Fleet {
                 state: entry.state,
                 sim_suspended: false,
                 sys_resumable: entry.resumable,
+                has_sim: entry.sim,
                 pending: None,
                 pending_sim: None,
                 quota: None,
@@ -341,7 +349,9 @@ impl Fleet {
         for &tag in sim.tags.iter() {
             self.tag_members[usize::from(tag)].push(row);
         }
-        self.by_iccid.insert(sim.iccid, row);
+        if sim.has_sim {
+            self.by_iccid.insert(sim.iccid, row);
+        }
         self.sims.push(sim);
     }
 

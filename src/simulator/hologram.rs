@@ -264,8 +264,9 @@ fn page(fleet: &Fleet, query: &ListQuery, listed: Listed) -> (Vec<u32>, bool) {
         (None, TagFilter::Tag(t)) => fleet.rows_from(Some(*t), from),
         (None, TagFilter::Any) => fleet.rows_from(None, from),
     };
+    let has_link = |row: u32| matches!(listed, Listed::Devices) || fleet.sim(row).has_sim;
     let mut rows: Vec<u32> = candidates
-        .filter(|&r| org_ok(r))
+        .filter(|&r| org_ok(r) && has_link(r))
         .take(query.limit + 1)
         .collect();
     let continues = rows.len() > query.limit;
@@ -304,10 +305,10 @@ enum TagView<'a> {
     Name(&'a str),
 }
 
-/// A device's links.
+/// A device's links (none when no SIM is assigned).
 #[derive(Serialize)]
 struct LinksView {
-    cellular: [LinkView; 1],
+    cellular: Vec<LinkView>,
 }
 
 /// A device as Hologram lists it: no top-level ICCID (it is `links.cellular[].sim`).
@@ -386,7 +387,11 @@ fn device_view(fleet: &Fleet, row: u32, tags: TagShape) -> DeviceView<'_> {
             })
             .collect(),
         links: LinksView {
-            cellular: [link_view(fleet, row)],
+            cellular: if sim.has_sim {
+                vec![link_view(fleet, row)]
+            } else {
+                Vec::new()
+            },
         },
     }
 }

@@ -168,6 +168,7 @@ impl Dialect {
             status,
             message: message.into(),
             retry_after: None,
+            code: None,
         }
     }
 }
@@ -179,17 +180,28 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     retry_after: Option<u64>,
+    /// emnify's error code and token, when not the status's usual ones.
+    code: Option<(u32, &'static str)>,
+}
+
+impl ApiError {
+    /// With emnify's error code and token (e.g. 1103 `TokenExpired`).
+    pub fn with_code(self, code: u32, token: &'static str) -> Self {
+        Self {
+            code: Some((code, token)),
+            ..self
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = match self.dialect {
             Dialect::Hologram => json!({"success": false, "error": self.message}),
-            Dialect::Emnify => json!({
-                "error_code": self.status.as_u16(),
-                "error_token": error_token(self.status),
-                "message": self.message,
-            }),
+            Dialect::Emnify => {
+                let (code, token) = self.code.unwrap_or_else(|| emnify_code(self.status));
+                json!({"error_code": code, "error_token": token, "message": self.message})
+            }
             Dialect::Admin => json!({"error": self.message}),
         };
         let mut response = (self.status, axum::Json(body)).into_response();
@@ -206,16 +218,19 @@ impl IntoResponse for ApiError {
 /// What a handler answers: a response, or an error in the surface's format.
 pub type Answer = Result<Response, ApiError>;
 
-fn error_token(status: StatusCode) -> &'static str {
+/// emnify's error code and token of a status: the documented ones for 401 (1102
+/// `InvalidToken`), 403 (1104 `Forbidden`) and 429 (1105 `TooManyRequests`); emnify documents
+/// no codes for the others, so those carry the HTTP status.
+fn emnify_code(status: StatusCode) -> (u32, &'static str) {
     match status.as_u16() {
-        400 => "bad_request",
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        409 => "conflict",
-        422 => "validation_failed",
-        429 => "too_many_requests",
-        _ => "service_unavailable",
+        401 => (1102, "InvalidToken"),
+        403 => (1104, "Forbidden"),
+        429 => (1105, "TooManyRequests"),
+        400 => (400, "bad_request"),
+        404 => (404, "not_found"),
+        409 => (409, "conflict"),
+        422 => (422, "validation_failed"),
+        other => (u32::from(other), "service_unavailable"),
     }
 }
 
@@ -231,7 +246,21 @@ pub struct SimulatorState {
     emnify_writes: WritesInFlight,
     carrier_limiter: Option<DefaultKeyedRateLimiter<String>>,
     auth_limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Failed emnify authentications in a row, and the lock, by client IP.
+    auth_failures: Mutex<HashMap<std::net::IpAddr, AuthFailures>>,
 }
+
+/// Failed authentications in a row from one client IP.
+#[derive(Debug, Default, Clone, Copy)]
+struct AuthFailures {
+    in_a_row: u32,
+    locked_until: Option<Timestamp>,
+}
+
+/// Failed authentications in a row that lock emnify authentication.
+pub const AUTH_FAILURES_BEFORE_LOCK: u32 = 3;
+/// How long the lock lasts (virtual time).
+pub const AUTH_LOCK: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
 
 impl std::fmt::Debug for SimulatorState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -254,6 +283,7 @@ impl SimulatorState {
             emnify_writes: WritesInFlight::default(),
             carrier_limiter: config.rate_limit.and_then(RateLimitSpec::limiter),
             auth_limiter: config.auth_rate_limit.and_then(RateLimitSpec::limiter),
+            auth_failures: Mutex::new(HashMap::new()),
             config,
         }
     }
@@ -269,6 +299,7 @@ impl SimulatorState {
     /// Replaces the world (reset).
     pub fn replace_world(&self, world: World) {
         *self.world.lock().expect("world lock") = world;
+        self.auth_failures.lock().expect("auth lock").clear();
         self.clear_request_counts();
         self.faults.lock().expect("faults lock").0 = self.config.faults.clone();
     }
@@ -305,9 +336,38 @@ impl SimulatorState {
         take(self.carrier_limiter.as_ref(), credential)
     }
 
-    /// Takes one request from a credential's authentication budget.
-    pub fn take_auth_budget(&self, credential: &str) -> Result<(), u64> {
-        take(self.auth_limiter.as_ref(), credential)
+    /// Takes one request from a client IP's authentication budget (emnify: 100 per IP per 5
+    /// minutes).
+    pub fn take_auth_budget(&self, ip: std::net::IpAddr) -> Result<(), u64> {
+        take(self.auth_limiter.as_ref(), &ip.to_string())
+    }
+
+    /// When authentication from `ip` is locked (after three failures in a row), until when.
+    pub fn auth_locked_until(&self, ip: std::net::IpAddr, now: Timestamp) -> Option<Timestamp> {
+        self.auth_failures
+            .lock()
+            .expect("auth lock")
+            .get(&ip)
+            .and_then(|f| f.locked_until)
+            .filter(|&until| until > now)
+    }
+
+    /// Counts an authentication's outcome from `ip`: a success clears the count, the third
+    /// failure in a row locks authentication for five minutes.
+    pub fn record_authentication(&self, ip: std::net::IpAddr, succeeded: bool, now: Timestamp) {
+        let mut failures = self.auth_failures.lock().expect("auth lock");
+        if succeeded {
+            failures.remove(&ip);
+            return;
+        }
+        let entry = failures.entry(ip).or_default();
+        if entry.locked_until.is_some_and(|until| until <= now) {
+            *entry = AuthFailures::default();
+        }
+        entry.in_a_row += 1;
+        if entry.in_a_row >= AUTH_FAILURES_BEFORE_LOCK {
+            entry.locked_until = now.checked_add(AUTH_LOCK).ok();
+        }
     }
 
     /// Decides the injected fault for one request, if any (and consumes bursts).

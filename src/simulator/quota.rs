@@ -41,6 +41,8 @@ impl QuotaStatus {
 /// A device's data quota.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Quota {
+    /// emnify's integer id of the quota (given when it is set).
+    pub id: u64,
     /// Current state.
     pub status: QuotaStatus,
     /// Remaining volume in MB.
@@ -159,6 +161,7 @@ impl Quota {
             },
         };
         Ok(Quota {
+            id: 0,
             status,
             volume,
             expiry,
@@ -178,6 +181,7 @@ impl Quota {
     /// The quota as emnify's GET returns it.
     pub fn to_json(&self) -> Value {
         json!({
+            "id": self.id,
             "status": {"id": self.status as u8, "description": self.status.description()},
             "volume": self.volume,
             "expiry_date": format_expiry(self.expiry),
@@ -201,7 +205,7 @@ impl Quota {
         })
     }
 
-    /// Applies what is due at `now`: expiry, then refills. True when something changed.
+    /// Applies what is due at `now`: expiry, then refills. True when it expired now.
     pub fn settle(&mut self, now: Timestamp) -> bool {
         if self.status == QuotaStatus::Expired {
             return false;
@@ -212,7 +216,6 @@ impl Quota {
             self.next_refill = None;
             return true;
         }
-        let mut changed = false;
         while let Some(refill) = self.next_refill.filter(|&r| r <= now) {
             self.volume = self.last_volume_added;
             self.threshold_raised = false;
@@ -221,54 +224,74 @@ impl Quota {
                 self.last_status_change = refill;
             }
             self.next_refill = refill.saturating_add(SignedDuration::from_hours(24)).ok();
-            changed = true;
         }
-        changed
+        false
     }
 
-    /// Uses `mb` of data; returns the events this raises.
-    pub fn consume(&mut self, mb: f64, now: Timestamp) -> Vec<QuotaEvent> {
+    /// Uses `mb` of data; returns the events this raises. Data a session used before the block
+    /// took hold is still counted: the volume goes below zero, as emnify documents.
+    pub fn consume(&mut self, mb: f64, now: Timestamp) -> Vec<EventKind> {
         let mut events = Vec::new();
-        self.volume = (self.volume - mb).max(0.0);
+        self.volume -= mb;
         let below_threshold = self.threshold_percentage.is_some_and(|p| {
             self.last_volume_added > 0.0 && self.volume * 100.0 / self.last_volume_added <= p
         }) || self.threshold_volume.is_some_and(|t| self.volume <= t);
         if below_threshold && !self.threshold_raised && self.volume > 0.0 {
             self.threshold_raised = true;
-            events.push(QuotaEvent::ThresholdReached);
+            events.push(EventKind::ThresholdReached);
         }
         if self.volume <= 0.0 {
             self.status = QuotaStatus::Exhausted;
             self.last_status_change = now;
-            events.push(QuotaEvent::UsedUp);
+            events.push(EventKind::UsedUp);
         }
         events
     }
 }
 
-/// The quota events the carrier lists per endpoint.
+/// The events the simulator lists, with emnify's documented event type ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum QuotaEvent {
-    /// The remaining volume reached the threshold.
+pub enum EventKind {
+    /// 18: the remaining volume reached the threshold.
     ThresholdReached,
-    /// The volume reached zero; the device is blocked.
+    /// 19: the volume reached zero; the device is blocked.
     UsedUp,
+    /// 60: the quota passed its expiry date.
+    QuotaExpired,
+    /// 56: a quota was assigned (set).
+    QuotaAssigned,
+    /// 57: a quota was deleted.
+    QuotaDeleted,
+    /// 42: the endpoint was enabled.
+    EndpointEnabled,
+    /// 43: the endpoint was disabled.
+    EndpointDisabled,
 }
 
-impl QuotaEvent {
-    /// The simulator's event type id (the real ids are not documented; match on the description).
+impl EventKind {
+    /// emnify's event type id.
     pub fn type_id(self) -> u32 {
         match self {
-            QuotaEvent::ThresholdReached => 24,
-            QuotaEvent::UsedUp => 23,
+            EventKind::ThresholdReached => 18,
+            EventKind::UsedUp => 19,
+            EventKind::QuotaExpired => 60,
+            EventKind::QuotaAssigned => 56,
+            EventKind::QuotaDeleted => 57,
+            EventKind::EndpointEnabled => 42,
+            EventKind::EndpointDisabled => 43,
         }
     }
 
     /// emnify's description of the event type.
     pub fn description(self) -> &'static str {
         match self {
-            QuotaEvent::ThresholdReached => "Quota threshold reached",
-            QuotaEvent::UsedUp => "Quota used up",
+            EventKind::ThresholdReached => "Quota threshold reached",
+            EventKind::UsedUp => "Quota used up",
+            EventKind::QuotaExpired => "Data quota expired",
+            EventKind::QuotaAssigned => "Quota assigned",
+            EventKind::QuotaDeleted => "Quota deleted",
+            EventKind::EndpointEnabled => "Endpoint enabled",
+            EventKind::EndpointDisabled => "Endpoint disabled",
         }
     }
 }
@@ -326,11 +349,12 @@ mod tests {
     fn consumption_raises_threshold_then_used_up_once_each() {
         let mut q = Quota::from_request(&body(json!({"threshold_percentage": 20})), now()).unwrap();
         assert_eq!(q.consume(50.0, now()), []);
-        assert_eq!(q.consume(35.0, now()), [QuotaEvent::ThresholdReached]);
+        assert_eq!(q.consume(35.0, now()), [EventKind::ThresholdReached]);
         assert_eq!(q.consume(5.0, now()), []);
-        assert_eq!(q.consume(50.0, now()), [QuotaEvent::UsedUp]);
+        assert_eq!(q.consume(50.0, now()), [EventKind::UsedUp]);
         assert_eq!(q.status, QuotaStatus::Exhausted);
-        assert_eq!(q.volume, 0.0);
+        // Data used past zero is counted: the volume goes negative, as emnify documents.
+        assert_eq!(q.volume, -40.0);
     }
 
     #[test]
@@ -341,10 +365,10 @@ mod tests {
         let next_day = now()
             .saturating_add(SignedDuration::from_hours(25))
             .unwrap();
-        assert!(q.settle(next_day));
+        assert!(!q.settle(next_day), "a refill is no expiry");
         assert_eq!((q.status, q.volume), (QuotaStatus::Active, 100.0));
         let after_expiry: Timestamp = "2026-07-01T00:00:01Z".parse().unwrap();
-        assert!(q.settle(after_expiry));
+        assert!(q.settle(after_expiry), "expired now");
         assert_eq!(q.status, QuotaStatus::Expired);
         assert_eq!(q.next_deadline(), None);
         assert_eq!(q.to_json()["status"]["description"], "EXPIRED");

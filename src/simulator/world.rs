@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::fleet::{Fleet, LinkState, Pending, Target, device_id};
-use super::quota::{Quota, QuotaEvent, QuotaStatus};
+use super::quota::{EventKind, Quota, QuotaStatus};
 
 /// Which carrier surface a job came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -96,7 +96,7 @@ impl Default for DelayModel {
     }
 }
 
-/// An event listed at `/v1/endpoint/{id}/event`.
+/// An event listed at `/v1/event` and `/v1/endpoint/{id}/event`.
 #[derive(Clone, Debug)]
 pub struct Event {
     /// Unique id.
@@ -104,7 +104,9 @@ pub struct Event {
     /// When it happened.
     pub at: Timestamp,
     /// What happened.
-    pub kind: QuotaEvent,
+    pub kind: EventKind,
+    /// The row (endpoint) it is about.
+    pub row: u32,
 }
 
 /// An issued emnify token.
@@ -161,10 +163,13 @@ pub struct World {
     delays: DelayModel,
     due: BinaryHeap<Reverse<(Timestamp, u32, u32)>>,
     quota_deadlines: BTreeSet<(Timestamp, u32)>,
-    events: HashMap<u32, Vec<Event>>,
+    /// Every event, oldest first (the organisation's event list).
+    events: Vec<Event>,
+    /// Each row's events, as indexes into `events`, oldest first.
+    events_of: HashMap<u32, Vec<usize>>,
     next_event: u64,
+    next_quota: u64,
     tokens: HashMap<String, Token>,
-    refresh_tokens: HashMap<String, String>,
     next_token: u64,
     rng: fastrand::Rng,
 }
@@ -179,10 +184,11 @@ impl World {
             delays,
             due: BinaryHeap::new(),
             quota_deadlines: BTreeSet::new(),
-            events: HashMap::new(),
+            events: Vec::new(),
+            events_of: HashMap::new(),
             next_event: 1,
+            next_quota: 1,
             tokens: HashMap::new(),
-            refresh_tokens: HashMap::new(),
             next_token: 1,
             rng: fastrand::Rng::with_seed(seed ^ 0x5eed),
         }
@@ -203,9 +209,12 @@ impl World {
             }
             self.quota_deadlines.pop_first();
             if let Some(quota) = self.fleet.sim_mut(row).quota.as_deref_mut() {
-                quota.settle(now);
+                let expired = quota.settle(now);
                 if let Some(next) = quota.next_deadline() {
                     self.quota_deadlines.insert((next, row));
+                }
+                if expired {
+                    self.record_event(row, EventKind::QuotaExpired, at);
                 }
             }
         }
@@ -224,11 +233,22 @@ impl World {
             }
         };
         if current {
+            let mut event = None;
             match kind {
                 JobKind::Pause | JobKind::Live | JobKind::Deactivate => {
                     let target = sim.pending.take().expect("checked").to;
                     if sim.state != LinkState::Dead {
                         sim.state = target.state();
+                    }
+                    // emnify lists endpoint enabled / disabled events; the simulator records
+                    // them for changes made through emnify's API (a fleet paused through
+                    // Hologram's would hold an event per SIM for nothing).
+                    if self.jobs[job as usize].surface == Surface::Emnify {
+                        event = match kind {
+                            JobKind::Live => Some(EventKind::EndpointEnabled),
+                            JobKind::Pause => Some(EventKind::EndpointDisabled),
+                            _ => None,
+                        };
                     }
                 }
                 JobKind::SuspendSim | JobKind::ActivateSim => {
@@ -236,6 +256,9 @@ impl World {
                 }
             }
             self.counters.applied_sims += 1;
+            if let Some(event) = event {
+                self.record_event(row, event, at);
+            }
         }
         self.finish_one(job, at);
     }
@@ -475,19 +498,37 @@ impl World {
         Ok(())
     }
 
-    /// Sets (replaces) a device's quota.
-    pub fn set_quota(&mut self, row: u32, quota: Quota) {
+    /// Sets (replaces) a device's quota ("Quota assigned").
+    pub fn set_quota(&mut self, row: u32, mut quota: Quota, now: Timestamp) {
         self.forget_deadline(row);
         if let Some(next) = quota.next_deadline() {
             self.quota_deadlines.insert((next, row));
         }
+        quota.id = self.next_quota;
+        self.next_quota += 1;
         self.fleet.sim_mut(row).quota = Some(Box::new(quota));
+        self.record_event(row, EventKind::QuotaAssigned, now);
     }
 
-    /// Deletes a device's quota; false when it had none.
-    pub fn delete_quota(&mut self, row: u32) -> bool {
+    /// Deletes a device's quota ("Quota deleted"); false when it had none.
+    pub fn delete_quota(&mut self, row: u32, now: Timestamp) -> bool {
         self.forget_deadline(row);
-        self.fleet.sim_mut(row).quota.take().is_some()
+        let had = self.fleet.sim_mut(row).quota.take().is_some();
+        if had {
+            self.record_event(row, EventKind::QuotaDeleted, now);
+        }
+        had
+    }
+
+    /// Records an event about a row.
+    fn record_event(&mut self, row: u32, kind: EventKind, at: Timestamp) {
+        let id = self.next_event;
+        self.next_event += 1;
+        self.events_of
+            .entry(row)
+            .or_default()
+            .push(self.events.len());
+        self.events.push(Event { id, at, kind, row });
     }
 
     fn forget_deadline(&mut self, row: u32) {
@@ -517,19 +558,23 @@ impl World {
         }
         let raised = quota.consume(mb, now);
         for kind in raised {
-            let id = self.next_event;
-            self.next_event += 1;
-            self.events
-                .entry(row)
-                .or_default()
-                .push(Event { id, at: now, kind });
+            self.record_event(row, kind, now);
         }
         Ok(self.fleet.sim(row).quota.as_deref().expect("checked above"))
     }
 
-    /// The quota events of a device, oldest first.
-    pub fn events(&self, row: u32) -> &[Event] {
-        self.events.get(&row).map_or(&[], Vec::as_slice)
+    /// A device's events, oldest first.
+    pub fn events_of(&self, row: u32) -> impl DoubleEndedIterator<Item = &Event> + '_ {
+        self.events_of
+            .get(&row)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.events[i])
+    }
+
+    /// The organisation's events, oldest first.
+    pub fn all_events(&self) -> &[Event] {
+        &self.events
     }
 
     /// Forces a SIM's state, as a person in the carrier's dashboard would (drift).
@@ -539,13 +584,13 @@ impl World {
         sim.pending = None;
     }
 
-    /// Issues an emnify auth token and refresh token for a credential.
+    /// Issues an emnify auth token for a credential (application tokens get no refresh token).
     pub fn issue_token(
         &mut self,
         credential: &str,
         now: Timestamp,
         lifetime: SignedDuration,
-    ) -> (String, String) {
+    ) -> String {
         let expires_at = now.saturating_add(lifetime).unwrap_or(now);
         let serial = self.next_token;
         self.next_token += 1;
@@ -561,7 +606,6 @@ impl World {
             ),
             encode(&serde_json::json!(format!("sig-{serial}"))),
         );
-        let refresh = format!("refresh-{serial}-{:016x}", self.rng.u64(..));
         self.tokens.insert(
             auth.clone(),
             Token {
@@ -569,22 +613,19 @@ impl World {
                 expires_at,
             },
         );
-        self.refresh_tokens
-            .insert(refresh.clone(), credential.to_owned());
-        (auth, refresh)
+        auth
     }
 
-    /// The credential behind a valid, unexpired auth token.
-    pub fn check_token(&self, token: &str, now: Timestamp) -> Option<&str> {
-        self.tokens
-            .get(token)
-            .filter(|t| t.expires_at > now)
-            .map(|t| t.credential.as_str())
-    }
-
-    /// The credential behind a refresh token.
-    pub fn refresh_credential(&self, refresh: &str) -> Option<String> {
-        self.refresh_tokens.get(refresh).cloned()
+    /// The credential behind an auth token: `Err` once it has expired, `None` for a token this
+    /// simulator never issued.
+    pub fn check_token(&self, token: &str, now: Timestamp) -> Option<Result<&str, ()>> {
+        self.tokens.get(token).map(|t| {
+            if t.expires_at > now {
+                Ok(t.credential.as_str())
+            } else {
+                Err(())
+            }
+        })
     }
 
     /// Expires every issued auth token now (fault injection).
@@ -719,12 +760,15 @@ mod tests {
     fn tokens_expire_with_the_clock_and_on_demand() {
         let mut w = world();
         let now = t("2026-01-01T00:00:00Z");
-        let (auth, refresh) = w.issue_token("app", now, SignedDuration::from_hours(1));
-        assert_eq!(w.check_token(&auth, now), Some("app"));
-        assert_eq!(w.check_token(&auth, t("2026-01-01T01:00:00Z")), None);
-        assert_eq!(w.refresh_credential(&refresh).as_deref(), Some("app"));
-        let (auth, _) = w.issue_token("app", now, SignedDuration::from_hours(1));
+        let auth = w.issue_token("app", now, SignedDuration::from_hours(1));
+        assert_eq!(w.check_token(&auth, now), Some(Ok("app")));
+        assert_eq!(
+            w.check_token(&auth, t("2026-01-01T01:00:00Z")),
+            Some(Err(()))
+        );
+        assert_eq!(w.check_token("never-issued", now), None);
+        let auth = w.issue_token("app", now, SignedDuration::from_hours(1));
         w.expire_tokens(now);
-        assert_eq!(w.check_token(&auth, now), None);
+        assert_eq!(w.check_token(&auth, now), Some(Err(())));
     }
 }
