@@ -21,7 +21,7 @@ use super::EmnifyBulk;
 use super::fleet::{Fleet, LinkState, device_id, sim_id};
 use super::http::{
     AUTH_FAILURES_BEFORE_LOCK, Answer, ApiError, Dialect, SimulatorState, json_response,
-    parse_json, too_many_requests,
+    parse_json, too_many_requests, whole_number,
 };
 use super::quota::{EventKind, Quota};
 use super::world::{ChangeRefusal, Event, World};
@@ -445,7 +445,7 @@ fn status_id(body: &Bytes) -> Result<i64, ApiError> {
     let body = parse_json(body).map_err(|e| error(StatusCode::BAD_REQUEST, e))?;
     body.get("status")
         .and_then(|s| s.get("id"))
-        .and_then(Value::as_i64)
+        .and_then(whole_number)
         .ok_or_else(|| {
             error(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -520,7 +520,10 @@ async fn patch_endpoints(
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (index, item) in items.iter().enumerate() {
-        let id = item.get("id").and_then(Value::as_u64);
+        let id = item
+            .get("id")
+            .and_then(whole_number)
+            .and_then(|i| u64::try_from(i).ok());
         let problem = match id {
             None => Some("id is required and must be an integer".to_owned()),
             Some(id) if !seen.insert(id) => Some(format!("endpoint {id} is listed twice")),
@@ -528,7 +531,7 @@ async fn patch_endpoints(
                 None => Some(format!("endpoint {id} not found")),
                 Some(row) => match item.get("status") {
                     None => None,
-                    Some(status) => match status.get("id").and_then(Value::as_i64) {
+                    Some(status) => match status.get("id").and_then(whole_number) {
                         None => Some(format!(
                             "endpoint {id}: status.id must be an integer: 0 (Enabled) or 1 (Disabled)"
                         )),

@@ -87,7 +87,7 @@ impl Quota {
             .get("status")
             .ok_or("status is required, e.g. {\"id\": 1}")?
             .get("id")
-            .and_then(Value::as_i64)
+            .and_then(super::http::whole_number)
             .ok_or("status.id must be an integer")?;
         let status = QuotaStatus::from_id(status_id).ok_or_else(|| {
             format!(
@@ -117,7 +117,7 @@ impl Quota {
             .get("action_on_exhaustion")
             .ok_or("action_on_exhaustion is required, e.g. {\"id\": 1} (Block)")?
             .get("id")
-            .and_then(Value::as_i64)
+            .and_then(super::http::whole_number)
             .ok_or("action_on_exhaustion.id must be an integer")?;
         match action {
             1 => {}
@@ -140,7 +140,7 @@ impl Quota {
         }
         let auto_refill = match object.get("auto_refill") {
             None => false,
-            Some(v) => match v.as_i64() {
+            Some(v) => match super::http::whole_number(v) {
                 Some(0) => false,
                 Some(1) => true,
                 _ => return Err("auto_refill must be 0 or 1".into()),
@@ -178,20 +178,26 @@ impl Quota {
         })
     }
 
-    /// The quota as emnify's GET returns it.
+    /// The quota as emnify's GET returns it (unset thresholds left out: the documented schema
+    /// types them as numbers).
     pub fn to_json(&self) -> Value {
-        json!({
+        let mut quota = json!({
             "id": self.id,
             "status": {"id": self.status as u8, "description": self.status.description()},
             "volume": self.volume,
             "expiry_date": format_expiry(self.expiry),
             "action_on_exhaustion": {"id": 1, "description": "Block"},
             "auto_refill": u8::from(self.auto_refill),
-            "threshold_percentage": self.threshold_percentage,
-            "threshold_volume": self.threshold_volume,
             "last_volume_added": self.last_volume_added,
             "last_status_change_date": format_expiry(self.last_status_change),
-        })
+        });
+        if let Some(p) = self.threshold_percentage {
+            quota["threshold_percentage"] = json!(p);
+        }
+        if let Some(v) = self.threshold_volume {
+            quota["threshold_volume"] = json!(v);
+        }
+        quota
     }
 
     /// The next time this quota changes by itself (expiry or refill), if any.
