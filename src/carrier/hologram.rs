@@ -421,10 +421,7 @@ impl Carrier for HologramClient {
                     ),
                 });
             }
-            let state = match change {
-                StateChange::Pause => "pause",
-                StateChange::Resume => "live",
-            };
+            let state = state_word(change);
             let ids: Vec<u64> = sims.iter().map(|s| s.device_id).collect();
             let mut body = json!({"state": state, "deviceids": ids});
             // One version of the documents wants orgid in the body, another as a required
@@ -519,6 +516,15 @@ impl Carrier for HologramClient {
 
     fn counters(&self) -> Arc<CallCounters> {
         self.core.counters()
+    }
+}
+
+/// The bulk route's `state` for a change. Hologram also accepts `deactivate`, which is
+/// permanent: simfleet has no change that sends it.
+fn state_word(change: StateChange) -> &'static str {
+    match change {
+        StateChange::Pause => "pause",
+        StateChange::Resume => "live",
     }
 }
 
@@ -625,6 +631,95 @@ mod tests {
     }
 
     #[test]
+    fn the_client_never_sends_deactivate() {
+        for change in [StateChange::Pause, StateChange::Resume] {
+            assert_ne!(state_word(change), "deactivate");
+        }
+        assert_eq!(
+            [
+                state_word(StateChange::Pause),
+                state_word(StateChange::Resume)
+            ],
+            ["pause", "live"]
+        );
+    }
+
+    #[test]
+    fn tags_are_read_as_objects_or_strings_and_paging_follows_lastid() {
+        let body = |tags: &str, tail: &str| {
+            format!(
+                r#"{{"success": true, "data": [{{"id": 1001, "tags": {tags}, "links": {{"cellular": [{{"sim": "8944500000000000001", "deviceid": 1001, "state": "PAUSED-PENDING-USER"}}]}}}}]{tail}}}"#
+            )
+        };
+        for (tags, tail, next) in [
+            (
+                r#"[{"id": 1, "name": "meter"}]"#,
+                r#", "continues": true, "lastid": 1500"#,
+                NextPage::After(Some(1500)),
+            ),
+            (
+                r#"["meter"]"#,
+                r#", "continues": true"#,
+                NextPage::After(None),
+            ),
+            (r#"["meter"]"#, "", NextPage::None),
+        ] {
+            let text = body(tags, tail);
+            let reply = Reply {
+                status: reqwest::StatusCode::OK,
+                headers: Default::default(),
+                body: text.into(),
+            };
+            let (devices, paging) = reply
+                .parse::<Envelope<Vec<Device>>>("/devices")
+                .unwrap()
+                .into_page("/devices")
+                .unwrap();
+            assert_eq!(paging, next, "{tags}{tail}");
+            let observed = device_observation(&devices[0]).unwrap();
+            assert_eq!(observed.tags, ["meter"]);
+            assert_eq!(observed.state, ObservedState::Pending(StateChange::Pause));
+        }
+    }
+
+    #[test]
+    fn bulk_answers_read_job_ids_and_warnings_in_every_documented_shape() {
+        let submitted = [1001, 1002, 1003];
+        for (jobid, warnings) in [
+            (
+                "10000",
+                r#"[{"deviceid": 1002, "linkid": 500002, "message": "SIM state is locked (PAUSED-PENDING-USER). Contact support"}]"#,
+            ),
+            (
+                r#""10000""#,
+                r#"["device 1002: SIM state is locked (PAUSED-PENDING-USER). Contact support"]"#,
+            ),
+        ] {
+            let body: Value = serde_json::from_str(&format!(
+                r#"{{"success": true, "data": {{"jobid": {jobid}, "preview": false, "valid_tasks": [{{"task_results": {{"warnings": {warnings}, "devices_modified": 2, "newstate": "PAUSED-PENDING-USER"}}}}]}}}}"#
+            ))
+            .unwrap();
+            let submission = bulk_answer(&body, &submitted).unwrap();
+            assert_eq!(submission.action_ids, ["10000"]);
+            assert_eq!(submission.accepted, 2);
+            assert_eq!(submission.refused.len(), 1);
+            assert_eq!(submission.refused[0].device_id, 1002);
+            assert!(submission.refused[0].reason.contains("locked"));
+        }
+        // A string warning naming no submitted device is left to the next observation.
+        let body = json!({"success": true, "data": {"jobid": 7, "valid_tasks": [{"task_results": {"warnings": ["rate of changes is high"]}}]}});
+        assert!(bulk_answer(&body, &submitted).unwrap().refused.is_empty());
+        let no_job = json!({"success": true, "data": {"preview": false}});
+        assert!(matches!(
+            bulk_answer(&no_job, &submitted),
+            Err(CarrierError::Protocol { .. })
+        ));
+        let bad_warnings = json!({"success": true, "data": {"jobid": 1, "valid_tasks": [{"task_results": {"warnings": "x"}}]}});
+        let err = bulk_answer(&bad_warnings, &submitted).unwrap_err();
+        assert!(err.to_string().contains("warnings"), "{err}");
+    }
+
+    #[test]
     fn malformed_links_are_protocol_errors() {
         let link: Link = serde_json::from_str(r#"{"deviceid": 1, "state": "LIVE"}"#).unwrap();
         let err = link_observation(&link).unwrap_err();
@@ -640,10 +735,17 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, CarrierError::Protocol { .. }));
         assert!(
-            err.to_string()
-                .contains("/devices: the body does not have the carrier's documented shape"),
+            err.to_string().contains(
+                "/devices: the body does not have the carrier's documented shape at data"
+            ),
             "{err}"
         );
+        // The path names the field that is not as documented.
+        let bad_tag = reply(r#"{"success": true, "data": [{"id": 1, "tags": [5]}]}"#);
+        let err = bad_tag
+            .parse::<Envelope<Vec<Device>>>("/devices")
+            .unwrap_err();
+        assert!(err.to_string().contains("at data[0].tags[0]"), "{err}");
         let failed = reply(r#"{"success": false, "data": []}"#);
         let err = failed
             .parse::<Envelope<Vec<Device>>>("/devices")

@@ -145,12 +145,20 @@ impl Reply {
     /// The body read as `T` (borrowing strings from it where it can), or a Protocol error
     /// naming the route and what was wrong.
     pub fn parse<'a, T: serde::Deserialize<'a>>(&'a self, route: &str) -> Result<T, CarrierError> {
-        serde_json::from_slice(&self.body).map_err(|e| CarrierError::Protocol {
-            message: if e.classify() == serde_json::error::Category::Data {
-                format!("{route}: the body does not have the carrier's documented shape ({e})")
-            } else {
-                format!("{route}: the body is not JSON ({e})")
-            },
+        let mut reader = serde_json::Deserializer::from_slice(&self.body);
+        serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+            // The path names the field that is not as documented (e.g. `data[3].tags[0]`).
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            CarrierError::Protocol {
+                message: if inner.classify() == serde_json::error::Category::Data {
+                    format!(
+                        "{route}: the body does not have the carrier's documented shape at {path} ({inner})"
+                    )
+                } else {
+                    format!("{route}: the body is not JSON ({inner})")
+                },
+            }
         })
     }
 
