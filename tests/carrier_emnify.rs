@@ -473,3 +473,70 @@ async fn a_malformed_listing_is_a_protocol_error() {
     .unwrap_err();
     assert!(matches!(err, CarrierError::Protocol { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn listed_devices_are_looked_up_one_by_one_or_by_the_full_listing_whichever_is_cheaper() {
+    use simfleet::carrier::LookupPlan;
+    let sim = live_fleet(1_000).await;
+    let carrier = client(&sim);
+    carrier.verify().await.unwrap();
+    // 300 listed in an organisation of 1,000: the listing (a total, one page) is cheaper.
+    let mut devices: Vec<u64> = (1001..1301).collect();
+    devices.push(424_242);
+    let selection = Selection {
+        device_ids: devices,
+        ..Default::default()
+    };
+    sim.state().clear_request_counts();
+    let observed = observe_all(carrier.as_ref(), &selection).await.unwrap();
+    assert_eq!(observed.len(), 301);
+    assert_eq!(
+        carrier.last_lookup_plan(),
+        Some(LookupPlan::FullListing { calls: 2 })
+    );
+    assert_eq!(count(&sim, "GET", "/api/v1/endpoint", 200).await, 2);
+    assert_eq!(count(&sim, "GET", "/api/v1/endpoint/{id}", 200).await, 0);
+    assert!(
+        observed[..300]
+            .iter()
+            .all(|o| o.state == ObservedState::Active)
+    );
+    assert!(matches!(&observed[300].state, ObservedState::Ineligible(r) if r.contains("unknown")));
+    // Two listed: one call each, no total asked.
+    sim.state().clear_request_counts();
+    let two = Selection {
+        device_ids: vec![1001, 1002],
+        ..Default::default()
+    };
+    observe_all(carrier.as_ref(), &two).await.unwrap();
+    assert_eq!(
+        carrier.last_lookup_plan(),
+        Some(LookupPlan::OneByOne { calls: 2 })
+    );
+    assert_eq!(count(&sim, "GET", "/api/v1/endpoint/{id}", 200).await, 2);
+    assert_eq!(count(&sim, "GET", "/api/v1/endpoint", 200).await, 0);
+}
+
+#[tokio::test]
+async fn a_few_listed_devices_in_a_large_organisation_are_looked_up_one_by_one() {
+    use simfleet::carrier::LookupPlan;
+    let sim = live_fleet(20_000).await;
+    let carrier = client(&sim);
+    carrier.verify().await.unwrap();
+    let selection = Selection {
+        device_ids: (1001..1011).collect(),
+        iccids: vec!["8944500000000000100".into()],
+        ..Default::default()
+    };
+    sim.state().clear_request_counts();
+    let observed = observe_all(carrier.as_ref(), &selection).await.unwrap();
+    assert_eq!(observed.len(), 11);
+    // 11 lookups against a total and 20 pages.
+    assert_eq!(
+        carrier.last_lookup_plan(),
+        Some(LookupPlan::OneByOne { calls: 11 })
+    );
+    assert_eq!(count(&sim, "GET", "/api/v1/endpoint/{id}", 200).await, 10);
+    // The total (one call) and the ICCID's `q=iccid:` lookup.
+    assert_eq!(count(&sim, "GET", "/api/v1/endpoint", 200).await, 2);
+}

@@ -558,3 +558,40 @@ async fn job_statuses_come_from_the_jobs_list_and_a_403_is_not_asked_again() {
         1
     );
 }
+
+#[tokio::test]
+async fn listed_sims_are_looked_up_in_batches_through_the_multi_value_filters() {
+    use simfleet::carrier::LookupPlan;
+    let sim = live_fleet(5_000).await;
+    let carrier = hologram_client(&sim, fast_retries());
+    let mut iccids: Vec<String> = (1..=1000)
+        .map(|i| format!("{}", 8_944_500_000_000_000_000u128 + i))
+        .collect();
+    iccids.push("8944500000000099999".into());
+    let selection = Selection {
+        iccids,
+        device_ids: (2001..2601).chain([99_999]).collect(),
+        ..Default::default()
+    };
+    let observed = observe_all(carrier.as_ref(), &selection).await.unwrap();
+    assert_eq!(observed.len(), 1602, "each listed SIM once");
+    let unknown = observed
+        .iter()
+        .filter(|o| matches!(&o.state, ObservedState::Ineligible(r) if r.contains("unknown")))
+        .count();
+    assert_eq!(unknown, 2);
+    // 1,001 ICCIDs of 19 digits in URLs under 7,000 bytes of values: 3 calls; 601 device ids: 1.
+    assert_eq!(
+        carrier.last_lookup_plan(),
+        Some(LookupPlan::Batched { calls: 4 })
+    );
+    assert_eq!(count(&sim, "GET", "/api/1/links/cellular", 200).await, 3);
+    assert_eq!(count(&sim, "GET", "/api/1/devices", 200).await, 1);
+    // Devices come with their tags (conflicts with tag groups need them).
+    assert!(
+        observed
+            .iter()
+            .filter(|o| o.device_id.is_some_and(|d| (2001..2601).contains(&d)))
+            .all(|o| !o.tags.is_empty())
+    );
+}

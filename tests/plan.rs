@@ -129,7 +129,10 @@ async fn plan_reports_changes_conflicts_schedule_and_quotas_and_changes_nothing(
         600,
         "rollout.interval apart"
     );
+    assert!(pause["lookup"].is_null(), "a tag group lists no SIMs");
     let keep = &report["simGroups"][1];
+    // The listed device was looked up the cheapest way, and plan says how and at what cost.
+    assert_eq!(keep["lookup"], "batched lookups, 1 call");
     assert_eq!(
         (
             keep["selected"].as_u64(),
@@ -185,7 +188,8 @@ async fn plan_reports_changes_conflicts_schedule_and_quotas_and_changes_nothing(
     assert!(
         table.contains("SIMGROUP")
             && table.contains("default/pause-cold")
-            && table.contains("DATAQUOTA"),
+            && table.contains("DATAQUOTA")
+            && table.contains("listed SIMs looked up by batched lookups"),
         "{table}"
     );
     assert!(table.contains("nothing was changed"), "{table}");

@@ -118,6 +118,7 @@ pub struct EmnifyClient {
     writes: Mutex<()>,
     bulk: SyncMutex<BulkPermission>,
     bulk_retry_after: Duration,
+    last_lookup: SyncMutex<Option<super::LookupPlan>>,
 }
 
 impl std::fmt::Debug for EmnifyClient {
@@ -211,6 +212,7 @@ impl EmnifyClient {
             writes: Mutex::new(()),
             bulk: SyncMutex::new(BulkPermission::default()),
             bulk_retry_after: BULK_RETRY_AFTER,
+            last_lookup: SyncMutex::new(None),
         }
     }
 
@@ -291,23 +293,39 @@ impl EmnifyClient {
         q: &str,
         page: usize,
     ) -> Result<(Vec<Value>, usize), CarrierError> {
+        let (items, _) = self.endpoint_page_sized(q, page, PAGE).await?;
+        Ok(items)
+    }
+
+    /// One page of `per_page` endpoints matching `q` (and the total pages), and the total
+    /// number of matches (`X-Total-Count`).
+    async fn endpoint_page_sized(
+        &self,
+        q: &str,
+        page: usize,
+        per_page: usize,
+    ) -> Result<((Vec<Value>, usize), usize), CarrierError> {
         let reply = self
             .send(|auth| {
-                Call::new(
+                let call = Call::new(
                     Method::GET,
                     "/v1/endpoint",
                     "/v1/endpoint",
                     auth,
                     Repeat::Safe,
-                )
-                .query("q", q)
-                .query("page", page)
-                .query("per_page", PAGE)
+                );
+                let call = if q.is_empty() {
+                    call
+                } else {
+                    call.query("q", q)
+                };
+                call.query("page", page).query("per_page", per_page)
             })
             .await?;
         let pages = reply.header_u64("X-Total-Pages").unwrap_or(0) as usize;
+        let total = reply.header_u64("X-Total-Count").unwrap_or(0) as usize;
         match reply.json("/v1/endpoint")? {
-            Value::Array(items) => Ok((items, pages)),
+            Value::Array(items) => Ok(((items, pages), total)),
             _ => Err(protocol("/v1/endpoint: the answer is not a list")),
         }
     }
@@ -344,6 +362,81 @@ impl EmnifyClient {
             Some(endpoint) => endpoint_observation(&endpoint),
             None => Ok(key.unknown()),
         }
+    }
+
+    /// The listed SIMs, the cheaper way: one call each (`q=iccid:` or `GET /endpoint/{id}`:
+    /// emnify documents no multi-value filter), or the organisation's whole endpoint listing
+    /// filtered here, whose cost the total (`X-Total-Count` of a one-item page) tells.
+    fn listed_pages(
+        &self,
+        lookups: Vec<Lookup>,
+    ) -> BoxStream<'_, Result<Vec<SimObservation>, CarrierError>> {
+        async move {
+            let one_by_one = lookups.len() as u64;
+            // The total costs a call: worth it only when a listing could be cheaper.
+            let full = if one_by_one > 2 {
+                let (_, total) = self.endpoint_page_sized("", 1, 1).await?;
+                Some(1 + (total as u64).div_ceil(PAGE as u64))
+            } else {
+                None
+            };
+            let plan = match full {
+                Some(calls) if calls < one_by_one => super::LookupPlan::FullListing { calls },
+                _ => super::LookupPlan::OneByOne { calls: one_by_one },
+            };
+            tracing::debug!(%plan, one_by_one, full_listing = ?full, "looking up listed SIMs");
+            *self.last_lookup.lock().expect("lookup lock") = Some(plan);
+            Ok::<_, CarrierError>(match plan {
+                super::LookupPlan::FullListing { .. } => self.full_listing(lookups),
+                _ => super::one_by_one(lookups, self.core.concurrency(), move |key| {
+                    self.lookup(key).boxed()
+                }),
+            })
+        }
+        .into_stream()
+        .try_flatten()
+        .boxed()
+    }
+
+    /// The organisation's endpoints, page by page, keeping the listed ones; those never found
+    /// come last, as unknown.
+    fn full_listing(
+        &self,
+        lookups: Vec<Lookup>,
+    ) -> BoxStream<'_, Result<Vec<SimObservation>, CarrierError>> {
+        let wanted = std::sync::Arc::new(SyncMutex::new(Some(super::ListedSet::new(&lookups))));
+        let last = wanted.clone();
+        stream::try_unfold(Some(1usize), move |page| {
+            let wanted = wanted.clone();
+            async move {
+                let Some(page) = page else {
+                    return Ok(None);
+                };
+                let (items, pages) = self.endpoint_page("", page).await?;
+                let observed = items
+                    .iter()
+                    .map(endpoint_observation)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let found = wanted
+                    .lock()
+                    .expect("listed lock")
+                    .as_mut()
+                    .map(|w| w.take(observed))
+                    .unwrap_or_default();
+                let next = (page < pages).then_some(page + 1);
+                Ok(Some((found, next)))
+            }
+        })
+        .chain(stream::once(async move {
+            Ok(last
+                .lock()
+                .expect("listed lock")
+                .take()
+                .map(super::ListedSet::unknown)
+                .unwrap_or_default())
+        }))
+        .try_filter(|page| futures::future::ready(!page.is_empty()))
+        .boxed()
     }
 
     /// Pages of one tag's endpoints, skipping those reported under an earlier tag or listed.
@@ -563,10 +656,11 @@ impl Carrier for EmnifyClient {
         &'a self,
         selection: &'a Selection,
     ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
+        *self.last_lookup.lock().expect("lookup lock") = None;
         super::union_of_selection(
             selection,
             self.core.concurrency(),
-            move |key| self.lookup(key).boxed(),
+            move |lookups| self.listed_pages(lookups),
             move |index, listed| self.tagged(selection, index, listed),
         )
     }
@@ -817,6 +911,10 @@ impl Carrier for EmnifyClient {
             }
         }
         .boxed()
+    }
+
+    fn last_lookup_plan(&self) -> Option<super::LookupPlan> {
+        *self.last_lookup.lock().expect("lookup lock")
     }
 
     fn counters(&self) -> Arc<CallCounters> {

@@ -97,17 +97,17 @@ impl Lookup {
     }
 }
 
-/// Explicitly listed SIMs gathered into one page.
-const LOOKUP_PAGE: usize = 200;
-
-/// The union of a selection as a stream of pages, each SIM once: the listed SIMs first (looked
-/// up concurrently), then each tag's pages. `tagged(i, listed)` pages tag `i`, skipping SIMs
-/// that carry an earlier tag or whose device id is in `listed`; so only the listed ids (at most
-/// 40,000) are remembered, and tag listings of any size stream.
+/// The union of a selection as a stream of pages, each SIM once: the listed SIMs first (the
+/// client streams them from `listed`, looked up the cheapest way it has), then each tag's pages.
+/// `tagged(i, listed)` pages tag `i`, skipping SIMs that carry an earlier tag or whose device id
+/// is in `listed`; so only the listed ids (at most 40,000) are remembered, and tag listings of
+/// any size stream.
 fn union_of_selection<'a>(
     selection: &'a Selection,
     concurrency: usize,
-    lookup: impl Fn(Lookup) -> BoxFuture<'a, Result<SimObservation, CarrierError>> + Send + 'a,
+    listed: impl FnOnce(Vec<Lookup>) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>>
+    + Send
+    + 'a,
     tagged: impl Fn(
         usize,
         Arc<HashSet<u64>>,
@@ -115,32 +115,38 @@ fn union_of_selection<'a>(
     + Send
     + 'a,
 ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
-    let lookups = selection
+    let lookups: Vec<Lookup> = selection
         .iccids
         .iter()
         .map(|i| Lookup::Iccid(i.clone()))
-        .chain(selection.device_ids.iter().map(|&d| Lookup::Device(d)));
+        .chain(selection.device_ids.iter().map(|&d| Lookup::Device(d)))
+        .collect();
     let listed_ids = Arc::new(Mutex::new(HashSet::new()));
     let record = listed_ids.clone();
     let mut seen = HashSet::new();
-    let listed = stream::iter(lookups)
-        .map(lookup)
-        .buffered(concurrency)
-        .try_filter(move |o: &SimObservation| {
-            // A SIM listed by ICCID and by device id is reported once.
-            let key = o
-                .device_id
-                .map_or_else(|| o.iccid.clone(), |d| d.to_string());
-            futures::future::ready(seen.insert(key))
-        })
-        .try_chunks(LOOKUP_PAGE)
-        .map_err(|e| e.1)
-        .inspect_ok(move |page| {
-            record
-                .lock()
-                .expect("ids lock")
-                .extend(page.iter().filter_map(|o| o.device_id));
-        });
+    let listed = if lookups.is_empty() {
+        stream::empty().boxed()
+    } else {
+        listed(lookups)
+    }
+    .map_ok(move |page| {
+        // A SIM listed by ICCID and by device id is reported once.
+        page.into_iter()
+            .filter(|o| {
+                let key = o
+                    .device_id
+                    .map_or_else(|| o.iccid.clone(), |d| d.to_string());
+                seen.insert(key)
+            })
+            .collect::<Vec<_>>()
+    })
+    .try_filter(|page| futures::future::ready(!page.is_empty()))
+    .inspect_ok(move |page| {
+        record
+            .lock()
+            .expect("ids lock")
+            .extend(page.iter().filter_map(|o| o.device_id));
+    });
     // Tags are listed concurrently: skipping SIMs that carry an earlier tag needs no order.
     let tags = stream::iter(0..selection.tags.len())
         .map(move |index| {
@@ -151,6 +157,129 @@ fn union_of_selection<'a>(
         })
         .flatten_unordered(concurrency);
     listed.chain(tags).boxed()
+}
+
+/// Looks each listed SIM up on its own, `concurrency` at a time, in pages of `LOOKUP_PAGE`:
+/// for carriers (or selections) where no cheaper way exists.
+fn one_by_one<'a>(
+    lookups: Vec<Lookup>,
+    concurrency: usize,
+    lookup: impl Fn(Lookup) -> BoxFuture<'a, Result<SimObservation, CarrierError>> + Send + 'a,
+) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
+    stream::iter(lookups)
+        .map(lookup)
+        .buffered(concurrency)
+        .try_chunks(LOOKUP_PAGE)
+        .map_err(|e| e.1)
+        .boxed()
+}
+
+/// Listed SIMs looked up one by one are gathered into pages of this many.
+const LOOKUP_PAGE: usize = 200;
+
+/// The listed SIMs a page of a full listing holds, as observations (each key once), and the
+/// keys still to find; the listed SIMs a finished listing did not find are unknown.
+struct ListedSet {
+    iccids: HashSet<String>,
+    devices: HashSet<u64>,
+}
+
+impl ListedSet {
+    fn new(lookups: &[Lookup]) -> Self {
+        let mut set = Self {
+            iccids: HashSet::new(),
+            devices: HashSet::new(),
+        };
+        for key in lookups {
+            match key {
+                Lookup::Iccid(i) => {
+                    set.iccids.insert(i.clone());
+                }
+                Lookup::Device(d) => {
+                    set.devices.insert(*d);
+                }
+            }
+        }
+        set
+    }
+
+    /// The observations of a listing page that are listed; they are found.
+    fn take(&mut self, page: Vec<SimObservation>) -> Vec<SimObservation> {
+        page.into_iter()
+            .filter(|o| {
+                let by_iccid = self.iccids.remove(&o.iccid);
+                let by_device = o.device_id.is_some_and(|d| self.devices.remove(&d));
+                by_iccid || by_device
+            })
+            .collect()
+    }
+
+    /// The listed SIMs never found, as unknown.
+    fn unknown(self) -> Vec<SimObservation> {
+        let mut iccids: Vec<String> = self.iccids.into_iter().collect();
+        iccids.sort();
+        let mut devices: Vec<u64> = self.devices.into_iter().collect();
+        devices.sort_unstable();
+        iccids
+            .into_iter()
+            .map(Lookup::Iccid)
+            .chain(devices.into_iter().map(Lookup::Device))
+            .map(Lookup::unknown)
+            .collect()
+    }
+}
+
+/// How an observation looks listed SIMs up, and what it costs in calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookupPlan {
+    /// Many per call, through the carrier's multi-value filters.
+    Batched {
+        /// Calls.
+        calls: u64,
+    },
+    /// One call per listed SIM.
+    OneByOne {
+        /// Calls.
+        calls: u64,
+    },
+    /// The organisation's whole listing, filtered here.
+    FullListing {
+        /// Calls (pages, and one call for the total).
+        calls: u64,
+    },
+}
+
+impl LookupPlan {
+    /// Calls it costs.
+    pub fn calls(self) -> u64 {
+        match self {
+            LookupPlan::Batched { calls }
+            | LookupPlan::OneByOne { calls }
+            | LookupPlan::FullListing { calls } => calls,
+        }
+    }
+}
+
+fn calls_text(calls: u64) -> String {
+    if calls == 1 {
+        "1 call".into()
+    } else {
+        format!("{calls} calls")
+    }
+}
+
+impl std::fmt::Display for LookupPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LookupPlan::Batched { calls } => write!(f, "batched lookups, {}", calls_text(*calls)),
+            LookupPlan::OneByOne { calls } => {
+                write!(f, "one lookup per SIM, {}", calls_text(*calls))
+            }
+            LookupPlan::FullListing { calls } => {
+                write!(f, "the full listing, {}", calls_text(*calls))
+            }
+        }
+    }
 }
 
 /// A SIM to change, as observed.
@@ -400,6 +529,11 @@ pub trait Carrier: Send + Sync {
         device_id: u64,
         since: Option<Timestamp>,
     ) -> BoxFuture<'_, Result<Vec<QuotaEvent>, CarrierError>>;
+
+    /// How the last observation looked its listed SIMs up, and the calls that cost.
+    fn last_lookup_plan(&self) -> Option<LookupPlan> {
+        None
+    }
 
     /// Counters of the calls made, for metrics.
     fn counters(&self) -> Arc<CallCounters>;

@@ -83,6 +83,10 @@ impl Carrier for SimulatorClient {
         self.quotas.quota_events(device_id, since)
     }
 
+    fn last_lookup_plan(&self) -> Option<super::LookupPlan> {
+        self.states.last_lookup_plan()
+    }
+
     fn counters(&self) -> Arc<CallCounters> {
         self.states.counters()
     }

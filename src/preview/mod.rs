@@ -119,6 +119,9 @@ pub struct SimGroupPreview {
     pub conflicts: u64,
     /// Why changes would wait (approval), if they would.
     pub held: Option<String>,
+    /// How the listed SIMs were looked up and what that cost in carrier calls (the cheaper of
+    /// the carrier's ways), when the group lists SIMs.
+    pub lookup: Option<String>,
     /// Why this group cannot be planned.
     pub error: Option<String>,
 }
@@ -596,6 +599,7 @@ async fn plan_group(
         }
     }
     drop(pages);
+    preview.lookup = carrier.last_lookup_plan().map(|plan| plan.to_string());
     let plan = planner.finish();
     let counts = plan.counts();
     preview.selected = counts.selected;

@@ -93,6 +93,11 @@ pub fn table(out: &mut impl Write, report: &PlanReport, args: &PlanArgs) -> std:
             ]);
         }
         write_table(out, &rows)?;
+        for g in &report.sim_groups {
+            if let Some(lookup) = &g.lookup {
+                writeln!(out, "{}: listed SIMs looked up by {lookup}", g.name)?;
+            }
+        }
         writeln!(out)?;
     }
     if !report.data_quotas.is_empty() {
