@@ -228,11 +228,11 @@ struct ListQuery {
     per_page: usize,
 }
 
-fn list_query(
-    fleet: &Fleet,
+/// `page` (from 1) and `per_page` (within the route's bounds), or a 400 naming the parameter.
+fn page_params(
     params: &HashMap<String, String>,
     (default_per_page, max_per_page): (usize, usize),
-) -> Result<ListQuery, ApiError> {
+) -> Result<(usize, usize), ApiError> {
     let number = |name: &str, default: usize| -> Result<usize, ApiError> {
         params.get(name).map_or(Ok(default), |v| {
             v.parse::<usize>().map_err(|_| {
@@ -254,6 +254,25 @@ fn list_query(
             format!("per_page must be from 1 to {max_per_page}, got {per_page}"),
         ));
     }
+    Ok((page, per_page))
+}
+
+/// The terms of `q=field:value,field:value`.
+fn q_terms(params: &HashMap<String, String>) -> impl Iterator<Item = &str> {
+    params
+        .get("q")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split(',')
+        .filter(|t| !t.is_empty())
+}
+
+fn list_query(
+    fleet: &Fleet,
+    params: &HashMap<String, String>,
+    (default_per_page, max_per_page): (usize, usize),
+) -> Result<ListQuery, ApiError> {
+    let (page, per_page) = page_params(params, (default_per_page, max_per_page))?;
     if let Some(sort) = params.get("sort").filter(|s| s.as_str() != "id") {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -267,13 +286,7 @@ fn list_query(
         page,
         per_page,
     };
-    for term in params
-        .get("q")
-        .map(String::as_str)
-        .unwrap_or("")
-        .split(',')
-        .filter(|t| !t.is_empty())
-    {
+    for term in q_terms(params) {
         let Some((field, value)) = term.split_once(':') else {
             return Err(error(
                 StatusCode::BAD_REQUEST,
@@ -665,27 +678,7 @@ struct EventQuery {
 }
 
 fn event_query(params: &HashMap<String, String>) -> Result<EventQuery, ApiError> {
-    let number = |name: &str, default: usize| -> Result<usize, ApiError> {
-        params.get(name).map_or(Ok(default), |v| {
-            v.parse::<usize>().map_err(|_| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("{name} must be a positive integer, got {v:?}"),
-                )
-            })
-        })
-    };
-    let page = number("page", 1)?.max(1);
-    let per_page = number("per_page", EVENT_PAGE.0)?;
-    if !(1..=EVENT_PAGE.1).contains(&per_page) {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "per_page must be from 1 to {}, got {per_page}",
-                EVENT_PAGE.1
-            ),
-        ));
-    }
+    let (page, per_page) = page_params(params, EVENT_PAGE)?;
     let time = |field: &str, text: &str| {
         text.parse::<jiff::Timestamp>()
             .ok()
@@ -705,13 +698,7 @@ fn event_query(params: &HashMap<String, String>) -> Result<EventQuery, ApiError>
         per_page,
     };
     // A time holds ':' itself: split each term at its first ':' only.
-    for term in params
-        .get("q")
-        .map(String::as_str)
-        .unwrap_or("")
-        .split(',')
-        .filter(|t| !t.is_empty())
-    {
+    for term in q_terms(params) {
         match term.split_once(':') {
             Some(("type", v)) => query.types.push(v.parse().map_err(|_| {
                 error(
