@@ -625,3 +625,134 @@ async fn injected_faults_follow_their_rules() {
     admin_send(&sim, reqwest::Method::DELETE, "/faults", &json!({})).await;
     assert_eq!(hologram_get(&sim, "/devices").await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn tags_are_listed_created_linked_unlinked_and_deleted() {
+    let sim = live_fleet(10).await;
+    let (status, created) = hologram_post(
+        &sim,
+        "/devices/tags",
+        &json!({"name": "returned", "deviceids": [1001, 1002]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let tag = created["data"]["id"].as_u64().unwrap();
+    assert_eq!(created["data"]["deviceids"], json!([1001, 1002]));
+    let (_, linked) = hologram_post(
+        &sim,
+        &format!("/devices/tags/{tag}/link"),
+        &json!({"deviceids": [1005]}),
+    )
+    .await;
+    assert_eq!(linked["data"]["deviceids"], json!([1001, 1002, 1005]));
+    let (_, unlinked) = hologram_post(
+        &sim,
+        &format!("/devices/tags/{tag}/unlink"),
+        &json!({"deviceids": [1001]}),
+    )
+    .await;
+    assert_eq!(unlinked["data"]["deviceids"], json!([1002, 1005]));
+    // The devices carry it, and a listing by the tag finds them.
+    let (_, by_tag) = hologram_get(&sim, "/devices?tagname=returned").await;
+    let ids: Vec<u64> = by_tag["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1002, 1005]);
+    let (_, listed) = hologram_get(&sim, &format!("/devices/tags?id={tag}")).await;
+    assert_eq!(listed["data"][0]["name"], "returned");
+    let (_, of_device) = hologram_get(&sim, "/devices/tags?deviceids=1005").await;
+    assert!(
+        of_device["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == tag)
+    );
+    let (status, _) = hologram_post(&sim, "/devices/tags", &json!({"name": "a,b"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Deleting the tag removes it from every device.
+    let deleted = client()
+        .delete(format!("{}/devices/tags/{tag}", sim.hologram_url()))
+        .basic_auth("apikey", Some(API_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    let (_, device) = hologram_get(&sim, "/devices/1005").await;
+    assert!(
+        device["data"]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["name"] != "returned")
+    );
+    let (status, _) = hologram_post(
+        &sim,
+        &format!("/devices/tags/{tag}/link"),
+        &json!({"deviceids": [1001]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_per_link_state_route_and_the_link_history_follow_the_blueprint() {
+    let sim = live_fleet(10).await;
+    let (status, body) = hologram_post(
+        &sim,
+        "/links/cellular/500001/state",
+        &json!({"state": "pause"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["newstate"], "PAUSED-PENDING-USER");
+    sim.advance(SignedDuration::from_secs(10));
+    hologram_post(
+        &sim,
+        "/links/cellular/500001/state",
+        &json!({"state": "live"}),
+    )
+    .await;
+    sim.advance(SignedDuration::from_secs(10));
+    let (status, history) = hologram_get(&sim, "/links/cellular/500001/history").await;
+    assert_eq!(status, StatusCode::OK);
+    let changes: Vec<(String, String)> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["oldstate"].as_str().unwrap().to_owned(),
+                h["newstate"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            ("LIVE".to_owned(), "PAUSED-USER".to_owned()),
+            ("PAUSED-USER".to_owned(), "LIVE".to_owned())
+        ]
+    );
+    let entry = &history["data"][0];
+    assert_eq!(
+        (entry["linkid"].clone(), entry["reason"].clone()),
+        (json!(500001), json!("USER"))
+    );
+    assert!(
+        entry["timestamp"].as_str().unwrap().len() == 19,
+        "YYYY-MM-DD HH:MM:SS"
+    );
+    let (status, _) = hologram_post(
+        &sim,
+        "/links/cellular/500001/state",
+        &json!({"state": "deactivate"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = hologram_get(&sim, "/links/cellular/999/history").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -125,6 +125,8 @@ pub struct Fleet {
     tag_ids: HashMap<String, u16>,
     /// Rows carrying each tag, ascending.
     tag_members: Vec<Vec<u32>>,
+    /// Tags deleted through Hologram's API (their ids are not reused).
+    tag_deleted: Vec<bool>,
     by_iccid: HashMap<u128, u32>,
 }
 
@@ -337,6 +339,7 @@ impl Fleet {
         self.tag_names.push(tag.to_owned());
         self.tag_ids.insert(tag.to_owned(), id);
         self.tag_members.push(Vec::new());
+        self.tag_deleted.push(false);
         id
     }
 
@@ -418,6 +421,60 @@ impl Fleet {
     /// Rows carrying a tag, ascending.
     pub fn tag_rows(&self, id: u16) -> &[u32] {
         &self.tag_members[usize::from(id)]
+    }
+
+    /// Whether a tag id names a tag (not deleted).
+    pub fn tag_exists(&self, id: u16) -> bool {
+        self.tag_deleted.get(usize::from(id)).is_some_and(|d| !d)
+    }
+
+    /// Creates a tag (or finds the one with this name); `None` when the table is full.
+    pub fn create_tag(&mut self, name: &str) -> Option<u16> {
+        if let Some(&id) = self.tag_ids.get(name) {
+            return Some(id);
+        }
+        if self.tag_names.len() >= usize::from(u16::MAX) {
+            return None;
+        }
+        Some(self.intern(name))
+    }
+
+    /// Adds a tag to a SIM (a no-op when it carries it).
+    pub fn link_tag(&mut self, tag: u16, row: u32) {
+        let sim = &mut self.sims[row as usize];
+        if let Err(at) = sim.tags.binary_search(&tag) {
+            let mut tags = sim.tags.to_vec();
+            tags.insert(at, tag);
+            sim.tags = tags.into_boxed_slice();
+            let members = &mut self.tag_members[usize::from(tag)];
+            if let Err(at) = members.binary_search(&row) {
+                members.insert(at, row);
+            }
+        }
+    }
+
+    /// Removes a tag from a SIM (a no-op when it does not carry it).
+    pub fn unlink_tag(&mut self, tag: u16, row: u32) {
+        let sim = &mut self.sims[row as usize];
+        if let Ok(at) = sim.tags.binary_search(&tag) {
+            let mut tags = sim.tags.to_vec();
+            tags.remove(at);
+            sim.tags = tags.into_boxed_slice();
+            let members = &mut self.tag_members[usize::from(tag)];
+            if let Ok(at) = members.binary_search(&row) {
+                members.remove(at);
+            }
+        }
+    }
+
+    /// Deletes a tag: it is removed from every SIM carrying it.
+    pub fn delete_tag(&mut self, tag: u16) {
+        for row in std::mem::take(&mut self.tag_members[usize::from(tag)]) {
+            self.unlink_tag(tag, row);
+        }
+        let name = self.tag_names[usize::from(tag)].clone();
+        self.tag_ids.remove(&name);
+        self.tag_deleted[usize::from(tag)] = true;
     }
 
     /// Names of a SIM's tags.

@@ -44,6 +44,15 @@ pub fn routes() -> Router<Arc<SimulatorState>> {
             post(change_batch).get(list_jobs),
         )
         .route("/api/1/links/cellular", get(list_links))
+        .route("/api/1/links/cellular/{linkid}/state", post(change_link))
+        .route("/api/1/links/cellular/{linkid}/history", get(link_history))
+        .route("/api/1/devices/tags", get(list_tags).post(create_tag))
+        .route(
+            "/api/1/devices/tags/{tagid}",
+            axum::routing::delete(delete_tag),
+        )
+        .route("/api/1/devices/tags/{tagid}/link", post(link_tag))
+        .route("/api/1/devices/tags/{tagid}/unlink", post(unlink_tag))
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -708,6 +717,229 @@ async fn change_many(
     let org = org_of(&body, &params, OrgIdPlacement::Body)?;
     let (mut world, now) = state.world();
     world.submit_hologram(&devices, target, org, now);
+    Ok(json_response(StatusCode::OK, json!({"success": true})))
+}
+
+/// The row of a link id in the path, or 404.
+fn link_row(fleet: &Fleet, id: &str) -> Result<u32, ApiError> {
+    id.parse()
+        .ok()
+        .and_then(|id| fleet.row_of_link(id))
+        .filter(|&row| fleet.sim(row).has_sim)
+        .ok_or_else(|| DIALECT.error(StatusCode::NOT_FOUND, format!("link {id} not found")))
+}
+
+/// `POST /links/cellular/{linkid}/state` (the older per-link route): `pause` or `live`.
+async fn change_link(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Params,
+    body: Bytes,
+) -> Answer {
+    authorize(&state, &headers, &params)?;
+    let body = parse_json(&body).map_err(bad_request)?;
+    let target = match target_of(&body)? {
+        Target::Deactivate => {
+            return Err(bad_request(
+                "state \"deactivate\" is not taken here: use \"pause\" or \"live\"",
+            ));
+        }
+        target => target,
+    };
+    let (mut world, now) = state.world();
+    let row = link_row(&world.fleet, &id)?;
+    let out = world.submit_hologram(&[device_id(row)], target, None, now);
+    match out.invalid.first() {
+        Some((_, reason)) => {
+            Err(DIALECT.error(StatusCode::CONFLICT, format!("link {id}: {reason}")))
+        }
+        None => Ok(json_response(
+            StatusCode::OK,
+            json!({"success": true, "data": {"newstate": new_state(target)}}),
+        )),
+    }
+}
+
+/// `GET /links/cellular/{linkid}/history`: the link's state changes, oldest first.
+async fn link_history(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Answer {
+    authorize(&state, &headers, &params)?;
+    let (world, _) = state.world();
+    let row = link_row(&world.fleet, &id)?;
+    let data: Vec<Value> = world
+        .history_of(row)
+        .map(|h| {
+            json!({
+                "id": h.id,
+                "timestamp": h.at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+                "linkid": link_id(h.row),
+                "oldstate": h.old.hologram_name(),
+                "newstate": h.new.hologram_name(),
+                "reason": "USER",
+            })
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"success": true, "data": data}),
+    ))
+}
+
+/// A device tag as Hologram shows it: `{id, name, deviceids}`.
+fn tag_json(fleet: &Fleet, tag: u16) -> Value {
+    json!({
+        "id": u64::from(tag) + 1,
+        "name": fleet.tag_name(tag),
+        "deviceids": fleet.tag_rows(tag).iter().map(|&r| device_id(r)).collect::<Vec<_>>(),
+    })
+}
+
+/// The tag of a tag id in the path, or 404.
+fn tag_of(fleet: &Fleet, id: &str) -> Result<u16, ApiError> {
+    id.parse::<u64>()
+        .ok()
+        .and_then(|id| u16::try_from(id.checked_sub(1)?).ok())
+        .filter(|&t| fleet.tag_exists(t))
+        .ok_or_else(|| DIALECT.error(StatusCode::NOT_FOUND, format!("tag {id} not found")))
+}
+
+/// The rows of a body's `deviceids`, or 400 naming the unknown one.
+fn device_rows(fleet: &Fleet, body: &Value) -> Result<Vec<u32>, ApiError> {
+    let ids = device_ids_of(body, usize::MAX)?;
+    ids.iter()
+        .map(|&id| {
+            fleet
+                .row_of_device(id)
+                .ok_or_else(|| bad_request(format!("device {id} not found")))
+        })
+        .collect()
+}
+
+/// `GET /devices/tags{?orgid,id,deviceids,limit}`.
+async fn list_tags(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Answer {
+    authorize(&state, &headers, &params)?;
+    let only = param_u64(&params, "id")?;
+    let devices = param_u64_list(&params, "deviceids")?;
+    let limit = param_u64(&params, "limit")?.unwrap_or(u64::MAX) as usize;
+    let (world, _) = state.world();
+    let fleet = &world.fleet;
+    let data: Vec<Value> = (0..fleet.tag_count() as u16)
+        .filter(|&t| fleet.tag_exists(t))
+        .filter(|&t| only.is_none_or(|id| id == u64::from(t) + 1))
+        .filter(|&t| {
+            devices.as_ref().is_none_or(|ids| {
+                ids.iter()
+                    .filter_map(|&d| fleet.row_of_device(d))
+                    .any(|row| fleet.sim(row).tags.contains(&t))
+            })
+        })
+        .take(limit)
+        .map(|t| tag_json(fleet, t))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"success": true, "data": data}),
+    ))
+}
+
+/// `POST /devices/tags {name, deviceids?}`: creates a tag (or names the existing one).
+async fn create_tag(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Query(params): Params,
+    body: Bytes,
+) -> Answer {
+    authorize(&state, &headers, &params)?;
+    let body = parse_json(&body).map_err(bad_request)?;
+    let name = body
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty() && !n.contains(','))
+        .ok_or_else(|| bad_request("name is required: a tag name without commas"))?;
+    let (mut world, _) = state.world();
+    let rows = match body.get("deviceids") {
+        Some(_) => device_rows(&world.fleet, &body)?,
+        None => Vec::new(),
+    };
+    let tag = world
+        .fleet
+        .create_tag(name)
+        .ok_or_else(|| bad_request("too many tags"))?;
+    for row in rows {
+        world.fleet.link_tag(tag, row);
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"success": true, "data": tag_json(&world.fleet, tag)}),
+    ))
+}
+
+/// Links or unlinks a tag to the body's devices.
+async fn relink_tag(
+    state: Arc<SimulatorState>,
+    headers: HeaderMap,
+    id: String,
+    params: HashMap<String, String>,
+    body: Bytes,
+    link: bool,
+) -> Answer {
+    authorize(&state, &headers, &params)?;
+    let body = parse_json(&body).map_err(bad_request)?;
+    let (mut world, _) = state.world();
+    let tag = tag_of(&world.fleet, &id)?;
+    for row in device_rows(&world.fleet, &body)? {
+        if link {
+            world.fleet.link_tag(tag, row);
+        } else {
+            world.fleet.unlink_tag(tag, row);
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"success": true, "data": tag_json(&world.fleet, tag)}),
+    ))
+}
+
+async fn link_tag(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Params,
+    body: Bytes,
+) -> Answer {
+    relink_tag(state, headers, id, params, body, true).await
+}
+
+async fn unlink_tag(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Params,
+    body: Bytes,
+) -> Answer {
+    relink_tag(state, headers, id, params, body, false).await
+}
+
+/// `DELETE /devices/tags/{tagid}`: the tag goes, and with it from every device.
+async fn delete_tag(
+    State(state): State<Arc<SimulatorState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(params): Params,
+) -> Answer {
+    authorize(&state, &headers, &params)?;
+    let (mut world, _) = state.world();
+    let tag = tag_of(&world.fleet, &id)?;
+    world.fleet.delete_tag(tag);
     Ok(json_response(StatusCode::OK, json!({"success": true})))
 }
 

@@ -109,6 +109,24 @@ pub struct Event {
     pub row: u32,
 }
 
+/// One change of a Hologram link's state (`GET /links/cellular/{linkid}/history`).
+#[derive(Clone, Debug)]
+pub struct StateChangeRecord {
+    /// Unique id.
+    pub id: u64,
+    /// When it landed.
+    pub at: Timestamp,
+    /// The row (link).
+    pub row: u32,
+    /// The state before.
+    pub old: LinkState,
+    /// The state after.
+    pub new: LinkState,
+}
+
+/// State changes kept for the links' histories (the oldest are forgotten).
+pub const HISTORY_LIMIT: usize = 100_000;
+
 /// An issued emnify token.
 #[derive(Clone, Debug)]
 struct Token {
@@ -170,6 +188,8 @@ pub struct World {
     next_event: u64,
     next_quota: u64,
     tokens: HashMap<String, Token>,
+    history: std::collections::VecDeque<StateChangeRecord>,
+    next_history: u64,
     next_token: u64,
     rng: fastrand::Rng,
 }
@@ -189,6 +209,8 @@ impl World {
             next_event: 1,
             next_quota: 1,
             tokens: HashMap::new(),
+            history: std::collections::VecDeque::new(),
+            next_history: 1,
             next_token: 1,
             rng: fastrand::Rng::with_seed(seed ^ 0x5eed),
         }
@@ -237,8 +259,23 @@ impl World {
             match kind {
                 JobKind::Pause | JobKind::Live | JobKind::Deactivate => {
                     let target = sim.pending.take().expect("checked").to;
+                    let old = sim.state;
                     if sim.state != LinkState::Dead {
                         sim.state = target.state();
+                    }
+                    let new = sim.state;
+                    if old != new {
+                        if self.history.len() == HISTORY_LIMIT {
+                            self.history.pop_front();
+                        }
+                        self.history.push_back(StateChangeRecord {
+                            id: self.next_history,
+                            at,
+                            row,
+                            old,
+                            new,
+                        });
+                        self.next_history += 1;
                     }
                     // emnify lists endpoint enabled / disabled events; the simulator records
                     // them for changes made through emnify's API (a fleet paused through
@@ -570,6 +607,11 @@ impl World {
             .into_iter()
             .flatten()
             .map(|&i| &self.events[i])
+    }
+
+    /// A link's state changes, oldest first (within the newest [`HISTORY_LIMIT`] of all).
+    pub fn history_of(&self, row: u32) -> impl Iterator<Item = &StateChangeRecord> + '_ {
+        self.history.iter().filter(move |h| h.row == row)
     }
 
     /// The organisation's events, oldest first.
