@@ -59,6 +59,16 @@ pub async fn reconcile(
     spec: &SimGroupSpec,
     previous: &SimGroupStatus,
 ) -> Reconciled {
+    reconcile_at(carrier, spec, previous, Timestamp::now()).await
+}
+
+/// [`reconcile`] at `now` (a simulator's virtual time).
+pub async fn reconcile_at(
+    carrier: &dyn Carrier,
+    spec: &SimGroupSpec,
+    previous: &SimGroupStatus,
+    now: Timestamp,
+) -> Reconciled {
     let in_flight = HashSet::new();
     let selection = Selection {
         tags: spec.selector.tags.clone().unwrap(),
@@ -74,7 +84,7 @@ pub async fn reconcile(
         carrier_limit: carrier.capabilities().max_sims_per_action,
         in_flight: &in_flight,
         claims: &NoClaims,
-        now: Timestamp::now(),
+        now,
     });
     let mut pages = carrier.observe(&selection);
     while let Some(page) = pages.try_next().await.unwrap() {

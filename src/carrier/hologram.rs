@@ -74,6 +74,7 @@ pub struct HologramClient {
 struct Task {
     job_id: Value,
     status: Option<String>,
+    timestamp_end: Option<String>,
 }
 
 /// The jobs list's `data`.
@@ -527,7 +528,7 @@ impl Carrier for HologramClient {
     fn action_statuses<'a>(
         &'a self,
         ids: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<(String, String)>, CarrierError>> {
+    ) -> BoxFuture<'a, Result<Vec<super::ActionStatus>, CarrierError>> {
         async move {
             if ids.is_empty() || self.jobs_forbidden.load(Ordering::Relaxed) {
                 return Ok(Vec::new());
@@ -560,7 +561,12 @@ impl Carrier for HologramClient {
                         Value::String(s) => s,
                         _ => return None,
                     };
-                    Some((id, task.status?)).filter(|(id, _)| ids.contains(id))
+                    ids.contains(&id).then(|| super::ActionStatus {
+                        id,
+                        // The status values are not documented: the end time is.
+                        finished: task.timestamp_end.as_deref().is_some_and(|t| !t.is_empty()),
+                        status: task.status.unwrap_or_default(),
+                    })
                 })
                 .collect())
         }

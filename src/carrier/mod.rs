@@ -229,6 +229,17 @@ impl ListedSet {
     }
 }
 
+/// A carrier action as the carrier's jobs list shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActionStatus {
+    /// The action (job) id.
+    pub id: String,
+    /// The carrier's words for its status (e.g. Hologram's `PROCESSING`).
+    pub status: String,
+    /// True when the carrier says it has finished (Hologram: `timestamp_end` is set).
+    pub finished: bool,
+}
+
 /// How an observation looks listed SIMs up, and what it costs in calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LookupPlan {
@@ -497,12 +508,13 @@ pub trait Carrier: Send + Sync {
         sims: &'a [SimTarget],
     ) -> BoxFuture<'a, Result<Submission, CarrierError>>;
 
-    /// The carrier's own status of some of its actions (action id, status), where it lists its
-    /// jobs; empty where it does not. For people only: confirmation is by observed SIM states.
+    /// The carrier's own status of some of its actions, where it lists its jobs; empty where
+    /// it does not. Never a confirmation (observed SIM states are), but it says cheaply when a
+    /// full observation would find nothing new.
     fn action_statuses<'a>(
         &'a self,
         _ids: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<(String, String)>, CarrierError>> {
+    ) -> BoxFuture<'a, Result<Vec<ActionStatus>, CarrierError>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 

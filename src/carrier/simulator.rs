@@ -52,7 +52,7 @@ impl Carrier for SimulatorClient {
     fn action_statuses<'a>(
         &'a self,
         ids: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<(String, String)>, CarrierError>> {
+    ) -> BoxFuture<'a, Result<Vec<super::ActionStatus>, CarrierError>> {
         self.states.action_statuses(ids)
     }
 

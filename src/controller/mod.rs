@@ -298,6 +298,8 @@ pub struct Context {
     pub health: Arc<metrics::Health>,
     /// Accounts for the CarrierAccount controller to look at again.
     pub account_rechecks: AccountRechecks,
+    /// When each group (`namespace/name`) was last observed in full, in this process.
+    full_observations: Mutex<HashMap<String, jiff::Timestamp>>,
 }
 
 /// Asks the CarrierAccount controller to look at its accounts again, e.g. when a client's
@@ -435,6 +437,23 @@ impl Context {
             );
     }
 
+    /// When a group was last observed in full by this process (none after a restart).
+    fn last_full_observation(&self, group: &str) -> Option<jiff::Timestamp> {
+        self.full_observations
+            .lock()
+            .expect("observations lock")
+            .get(group)
+            .copied()
+    }
+
+    /// Records a group's full observation.
+    fn observed_in_full(&self, group: &str, at: jiff::Timestamp) {
+        self.full_observations
+            .lock()
+            .expect("observations lock")
+            .insert(group.to_owned(), at);
+    }
+
     /// A context for a client.
     pub fn new(client: Client) -> Arc<Self> {
         let reporter = Reporter {
@@ -452,6 +471,7 @@ impl Context {
             http: HttpSettings::default(),
             backoff: ErrorBackoff::default(),
             account_rechecks: AccountRechecks::default(),
+            full_observations: Mutex::new(HashMap::new()),
         })
     }
 }

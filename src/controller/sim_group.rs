@@ -21,7 +21,10 @@ use crate::api::conditions::{self, READY, STALLED, Verdict};
 use crate::api::{APPROVED_GENERATION_ANNOTATION, CarrierAccount, SimGroup, SimGroupDeletePolicy};
 use crate::carrier::Selection;
 use crate::plan::claims::ClaimIndex;
-use crate::plan::sim_group::{Hold, PlanContext, SimGroupPlanner};
+use crate::plan::sim_group::{
+    Hold, PlanContext, RESYNC, SimGroupPlanner, note_carrier_statuses, pending_backoff,
+    poll_says_wait,
+};
 
 /// Runs the SimGroup controller.
 pub async fn run(
@@ -152,6 +155,38 @@ async fn apply(
         actions.values().flatten().copied().collect()
     };
     let selection = selection_of(&group);
+    let generation = group.metadata.generation.unwrap_or(0);
+    // While actions are pending, the carrier's jobs list (one call) says whether a full
+    // observation could find anything new; until an action finishes it is skipped.
+    let now = Timestamp::now();
+    let pending_ids: Vec<String> = previous
+        .pending_actions
+        .iter()
+        .map(|a| a.id.clone())
+        .collect();
+    let statuses = match carrier.action_statuses(&pending_ids).await {
+        Ok(statuses) => statuses,
+        Err(err) => {
+            tracing::debug!(%err, "reading the carrier's job statuses failed");
+            Vec::new()
+        }
+    };
+    if previous.observed_generation == Some(generation)
+        && poll_says_wait(
+            &previous.pending_actions,
+            &statuses,
+            context.last_full_observation(&key),
+            now,
+        )
+    {
+        let mut status = previous.clone();
+        note_carrier_statuses(&mut status.pending_actions, &statuses);
+        write_status(api, &group, Some(&previous), &status).await?;
+        tracing::debug!(group = %key, "every pending action unfinished at the carrier; observing later");
+        return Ok(Action::requeue(
+            pending_backoff(&status.pending_actions, now).unwrap_or(RESYNC),
+        ));
+    }
     // Read fresh, not from the watch cache: a group created a moment ago must be seen.
     let peers = api.list(&ListParams::default()).await?.items;
     let accounts = Api::<CarrierAccount>::namespaced(context.client.clone(), &namespace)
@@ -159,7 +194,6 @@ async fn apply(
         .await?
         .items;
     let claims = ClaimIndex::build(&peers, &accounts, &group);
-    let generation = group.metadata.generation.unwrap_or(0);
     let approved = group
         .annotations()
         .get(APPROVED_GENERATION_ANNOTATION)
@@ -172,24 +206,17 @@ async fn apply(
         carrier_limit: carrier.capabilities().max_sims_per_action,
         in_flight: &in_flight,
         claims: &claims,
-        now: Timestamp::now(),
+        now,
     });
     let mut pages = carrier.observe(&selection);
     while let Some(page) = pages.try_next().await? {
         planner.observe(&page);
     }
     drop(pages);
+    context.observed_in_full(&key, now);
     let mut plan = planner.finish();
-    // The carrier's own word on its pending jobs, for people (one call, where it lists them).
-    let pending_ids: Vec<String> = previous
-        .pending_actions
-        .iter()
-        .map(|a| a.id.clone())
-        .collect();
-    match carrier.action_statuses(&pending_ids).await {
-        Ok(statuses) => plan.note_carrier_statuses(&statuses),
-        Err(err) => tracing::debug!(%err, "reading the carrier's job statuses failed"),
-    }
+    // The carrier's own word on its pending jobs, for people.
+    plan.note_carrier_statuses(&statuses);
     if let Some(Hold::ApprovalRequired { changes, limit }) = &plan.hold
         && !previous.conditions.iter().any(|c| {
             c.type_ == STALLED

@@ -27,7 +27,9 @@ use crate::api::{
     DriftPolicy, PROBLEM_SAMPLE_LIMIT, PendingAction, ProblemReason, ProblemSim, SimCounts,
     SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy,
 };
-use crate::carrier::{ObservedState, Refusal, RefusalKind, SimObservation, SimTarget};
+use crate::carrier::{
+    ActionStatus, ObservedState, Refusal, RefusalKind, SimObservation, SimTarget,
+};
 
 /// How long an action may stay unconfirmed before the group is Stalled.
 pub const CONFIRMATION_DEADLINE: SignedDuration = SignedDuration::from_hours(24);
@@ -157,6 +159,47 @@ pub fn still_pending(listed: &[PendingAction], pending: u64) -> Vec<PendingActio
     }
     kept.reverse();
     kept
+}
+
+/// Sets each listed action's `carrier_status` from the carrier's jobs list.
+pub fn note_carrier_statuses(pending: &mut [PendingAction], statuses: &[ActionStatus]) {
+    for action in pending {
+        if let Some(status) = statuses.iter().find(|s| s.id == action.id) {
+            action.carrier_status = Some(status.status.clone());
+        }
+    }
+}
+
+/// Longest time a group with pending actions goes without a full observation, whatever the
+/// carrier's jobs list says.
+pub const FULL_OBSERVATION_CEILING: SignedDuration = SignedDuration::from_mins(30);
+
+/// Whether a reconcile of a group with `pending` actions can skip the full observation: the
+/// carrier's jobs list shows every pending action unfinished (so no SIM has changed yet), and a
+/// full observation was made less than [`FULL_OBSERVATION_CEILING`] ago. Anything else (an
+/// action finished or not listed, no jobs list, the ceiling reached) observes in full.
+pub fn poll_says_wait(
+    pending: &[PendingAction],
+    statuses: &[ActionStatus],
+    last_full: Option<Timestamp>,
+    now: Timestamp,
+) -> bool {
+    let recent = last_full.is_some_and(|at| now.duration_since(at) < FULL_OBSERVATION_CEILING);
+    recent
+        && !pending.is_empty()
+        && pending
+            .iter()
+            .all(|action| statuses.iter().any(|s| s.id == action.id && !s.finished))
+}
+
+/// How long to wait while actions are pending: 10 s after a submit, a quarter of the oldest
+/// action's age after that, at most 5 minutes (carriers confirm in minutes, rarely a day).
+pub fn pending_backoff(pending: &[PendingAction], now: Timestamp) -> Option<Duration> {
+    pending
+        .iter()
+        .map(|a| now.duration_since(a.submitted_at.0))
+        .min()
+        .map(|age| Duration::from_secs((age.as_secs() / 4).clamp(10, 300) as u64))
 }
 
 /// Consumes observed pages one at a time, so a large group is never held whole.
@@ -450,14 +493,10 @@ impl Plan {
         }
     }
 
-    /// Shows the carrier's own status of each pending action it lists (action id, status);
-    /// the others keep what they showed. Never a confirmation: observed SIM states are.
-    pub fn note_carrier_statuses(&mut self, statuses: &[(String, String)]) {
-        for action in &mut self.pending {
-            if let Some((_, status)) = statuses.iter().find(|(id, _)| *id == action.id) {
-                action.carrier_status = Some(status.clone());
-            }
-        }
+    /// Shows the carrier's own status of each pending action it lists; the others keep what
+    /// they showed. Never a confirmation: observed SIM states are.
+    pub fn note_carrier_statuses(&mut self, statuses: &[ActionStatus]) {
+        note_carrier_statuses(&mut self.pending, statuses);
     }
 
     /// Records SIMs of a planned action that could not be submitted (e.g. the carrier was
@@ -482,16 +521,7 @@ impl Plan {
         if !self.actions.is_empty() || self.remaining_after_actions > 0 {
             return Duration::from_secs(5);
         }
-        match self
-            .pending
-            .iter()
-            .map(|a| self.now.duration_since(a.submitted_at.0))
-            .min()
-        {
-            // Back off while waiting: 10 s after a submit, growing to 5 minutes.
-            Some(age) => Duration::from_secs((age.as_secs() / 4).clamp(10, 300) as u64),
-            None => RESYNC,
-        }
+        pending_backoff(&self.pending, self.now).unwrap_or(RESYNC)
     }
 
     /// The status to write, with conditions set from `previous` (transition times kept).

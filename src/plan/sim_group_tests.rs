@@ -528,10 +528,12 @@ fn the_carrier_s_job_status_shows_beside_a_pending_action_and_never_confirms_it(
     case.previous.pending_actions = vec![action("10001", 3, 2), action("10002", 2, 1)];
     let observed = sims(5, ObservedState::Pending(StateChange::Pause));
     let mut plan = case.plan(&observed);
-    plan.note_carrier_statuses(&[
-        ("10002".into(), "COMPLETED".into()),
-        ("999".into(), "X".into()),
-    ]);
+    let status = |id: &str, status: &str| ActionStatus {
+        id: id.into(),
+        status: status.into(),
+        finished: status == "COMPLETED",
+    };
+    plan.note_carrier_statuses(&[status("10002", "COMPLETED"), status("999", "X")]);
     let status = plan.status(&case.previous);
     let shown: Vec<(&str, Option<&str>)> = status
         .pending_actions
@@ -543,4 +545,44 @@ fn the_carrier_s_job_status_shows_beside_a_pending_action_and_never_confirms_it(
     let ready = status.conditions.iter().find(|c| c.type_ == READY).unwrap();
     assert_eq!(ready.status, "False");
     assert_eq!(status.counts.as_ref().unwrap().pending, 5);
+}
+
+#[test]
+fn a_poll_skips_the_full_observation_only_while_every_pending_action_is_unfinished() {
+    let now = now();
+    let pending = vec![action("10001", 5_000, 3), action("10002", 5_000, 2)];
+    let status = |id: &str, finished: bool| ActionStatus {
+        id: id.into(),
+        status: if finished { "COMPLETED" } else { "PROCESSING" }.into(),
+        finished,
+    };
+    let observed = now.checked_sub(SignedDuration::from_mins(3)).ok();
+    let both = [status("10001", false), status("10002", false)];
+    assert!(poll_says_wait(&pending, &both, observed, now));
+    // One finished: observe in full (its SIMs may have changed).
+    let one_done = [status("10001", true), status("10002", false)];
+    assert!(!poll_says_wait(&pending, &one_done, observed, now));
+    // One not listed (no jobs list, or an older job): observe in full.
+    assert!(!poll_says_wait(&pending, &both[..1], observed, now));
+    assert!(!poll_says_wait(&pending, &[], observed, now));
+    // No full observation yet in this process (a restart), or the ceiling reached.
+    assert!(!poll_says_wait(&pending, &both, None, now));
+    let long_ago = now.checked_sub(FULL_OBSERVATION_CEILING).ok();
+    assert!(!poll_says_wait(&pending, &both, long_ago, now));
+    // Nothing pending: nothing to wait for.
+    assert!(!poll_says_wait(&[], &both, observed, now));
+    // The wait grows with the oldest action's age: 10 s, then a quarter of it, at most 5 min.
+    assert_eq!(
+        pending_backoff(&pending, now),
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(
+        pending_backoff(&[action("x", 1, 0)], now),
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(
+        pending_backoff(&[action("x", 1, 600)], now),
+        Some(Duration::from_secs(300))
+    );
+    assert_eq!(pending_backoff(&[], now), None);
 }
