@@ -525,13 +525,19 @@ async fn job_statuses_come_from_the_jobs_list_and_a_403_is_not_asked_again() {
     let first = carrier.submit(StateChange::Pause, &one).await.unwrap();
     let ids = vec![first.action_ids[0].clone(), "424242".to_owned()];
     let statuses = carrier.action_statuses(&ids).await.unwrap();
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0].id, first.action_ids[0]);
     assert_eq!(
-        statuses,
-        [(first.action_ids[0].clone(), "PROCESSING".to_owned())]
+        (statuses[0].status.as_str(), statuses[0].finished),
+        ("PROCESSING", false)
     );
     sim.advance(SignedDuration::from_secs(10));
     let statuses = carrier.action_statuses(&ids).await.unwrap();
-    assert_eq!(statuses[0].1, "COMPLETED");
+    assert_eq!(
+        (statuses[0].status.as_str(), statuses[0].finished),
+        ("COMPLETED", true),
+        "finished: its end time is set"
+    );
     assert!(carrier.action_statuses(&[]).await.unwrap().is_empty());
 
     let forbidden = start(SimulatorConfig {
