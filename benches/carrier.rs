@@ -53,9 +53,11 @@ fn spec(
     }
 }
 
-#[tokio::main]
-async fn main() {
-    // 1. Observe 100,000 SIMs: every seeded tag, so the union is the whole fleet.
+/// A seeded 100,000-SIM simulator and a `provider: simulator` client of it.
+async fn fleet_of_100000() -> (
+    simfleet::simulator::SimulatorHandle,
+    std::sync::Arc<dyn simfleet::carrier::Carrier>,
+) {
     let sim = Simulator::start(SimulatorConfig::for_tests(
         100_000,
         SignedDuration::from_secs(10),
@@ -68,6 +70,13 @@ async fn main() {
         HttpSettings::default(),
     )
     .unwrap();
+    (sim, carrier)
+}
+
+#[tokio::main]
+async fn main() {
+    // 1. Observe 100,000 SIMs: every seeded tag, so the union is the whole fleet.
+    let (sim, carrier) = fleet_of_100000().await;
     let selection = Selection {
         tags: SEED_TAGS.iter().map(|t| t.to_string()).collect(),
         ..Default::default()
@@ -150,18 +159,7 @@ async fn main() {
     sim.stop().await;
 
     // 3. 20,000 listed ICCIDs in a 100,000-SIM fleet: multi-value lookups, not one call each.
-    let sim = Simulator::start(SimulatorConfig::for_tests(
-        100_000,
-        SignedDuration::from_secs(10),
-    ))
-    .await
-    .unwrap();
-    let carrier = connect(
-        &spec(Provider::Simulator, sim.base_url(), 10_000.0, 1_000, 8),
-        SecretString::from(simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY),
-        HttpSettings::default(),
-    )
-    .unwrap();
+    let (sim, carrier) = fleet_of_100000().await;
     // Every fifth SIM: spread over the whole fleet.
     let iccids: Vec<String> = (0..20_000u128)
         .map(|i| (8_944_500_000_000_000_001u128 + i * 5).to_string())

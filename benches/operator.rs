@@ -27,39 +27,7 @@ async fn main() {
         (100_000usize, "100,000 (5 disjoint tags)", disjoint),
         (1_000_000, "1,000,000 (6 overlapping tags)", &SEED_TAGS[..]),
     ] {
-        let simulator = Simulator::start(SimulatorConfig {
-            seed: SeedConfig {
-                sims,
-                paused_share: 0.0,
-                paused_by_system_share: 0.0,
-                deactivated_share: 0.0,
-                ..SeedConfig::default()
-            },
-            ..SimulatorConfig::for_tests(sims, SignedDuration::ZERO)
-        })
-        .await
-        .unwrap();
-        let account = CarrierAccountSpec {
-            provider: Provider::Simulator,
-            base_url: Some(simulator.base_url()),
-            secret_ref: SecretKeyRef {
-                name: "s".into(),
-                key: None,
-            },
-            org_id: None,
-            rate_limit: Some(RateLimit {
-                requests_per_second: 100_000.0,
-                burst: 10_000,
-            }),
-            concurrency: Some(8),
-            suspend_sim_on_pause: None,
-        };
-        let carrier = connect(
-            &account,
-            SecretString::from(simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY),
-            HttpSettings::default(),
-        )
-        .unwrap();
+        let (simulator, carrier) = live_simulator(sims, SignedDuration::ZERO).await;
         let spec = group(SimState::Paused, tags);
         let started = Instant::now();
         let Reconciled {
@@ -121,12 +89,15 @@ async fn main() {
     confirm_with_polls().await;
 }
 
-/// A 100,000-SIM change whose confirmation takes 10 minutes at the carrier, from submit to
-/// Ready, reconciled as the controller does: while actions are pending, one call to the jobs
-/// list per poll, and a full listing only once the carrier says an action has finished.
-async fn confirm_with_polls() {
-    use simfleet::plan::sim_group::{pending_backoff, poll_says_wait};
-    let sims = 100_000usize;
+/// A simulator of `sims` live SIMs whose changes land after `delay` (manual clock), and a
+/// `provider: simulator` client of it with no rate limit to speak of.
+async fn live_simulator(
+    sims: usize,
+    delay: SignedDuration,
+) -> (
+    simfleet::simulator::SimulatorHandle,
+    std::sync::Arc<dyn simfleet::carrier::Carrier>,
+) {
     let simulator = Simulator::start(SimulatorConfig {
         seed: SeedConfig {
             sims,
@@ -135,7 +106,7 @@ async fn confirm_with_polls() {
             deactivated_share: 0.0,
             ..SeedConfig::default()
         },
-        ..SimulatorConfig::for_tests(sims, SignedDuration::from_mins(10))
+        ..SimulatorConfig::for_tests(sims, delay)
     })
     .await
     .unwrap();
@@ -160,6 +131,15 @@ async fn confirm_with_polls() {
         HttpSettings::default(),
     )
     .unwrap();
+    (simulator, carrier)
+}
+
+/// A 100,000-SIM change whose confirmation takes 10 minutes at the carrier, from submit to
+/// Ready, reconciled as the controller does: while actions are pending, one call to the jobs
+/// list per poll, and a full listing only once the carrier says an action has finished.
+async fn confirm_with_polls() {
+    use simfleet::plan::sim_group::{pending_backoff, poll_says_wait};
+    let (simulator, carrier) = live_simulator(100_000, SignedDuration::from_mins(10)).await;
     let spec = group(SimState::Paused, &SEED_TAGS[..5]);
     let mut status = SimGroupStatus::default();
     let (mut listings, mut polls, mut submits) = (0u64, 0u64, 0u64);
