@@ -8,58 +8,64 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use base64::Engine;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::fleet::{Fleet, Target, device_id, link_id};
-use super::http::{
-    Answer, ApiError, Dialect, SimulatorState, json_response, parse_json, too_many_requests,
-};
-use super::world::{Job, JobKind, Surface, hologram_state_name};
-use super::{HologramVariants, JobIdShape, JobsRoute, OrgIdPlacement, TagShape, WarningShape};
+use super::TagShape;
+use super::fleet::{Fleet, device_id, link_id};
+use super::hologram_changes as changes;
+use super::hologram_tags as tags;
+use super::http::{Answer, ApiError, Dialect, SimulatorState, json_response, too_many_requests};
+use super::world::hologram_state_name;
 
-const DIALECT: Dialect = Dialect::Hologram;
+pub(super) const DIALECT: Dialect = Dialect::Hologram;
 /// Default page size of list routes.
 const DEFAULT_LIMIT: usize = 25;
 /// Largest page a list route serves.
 pub const MAX_LIMIT: usize = 1000;
-/// Most jobs one page of the jobs list shows.
-const JOBS_PAGE: usize = 100;
 
 /// The Hologram routes.
 pub fn routes() -> Router<Arc<SimulatorState>> {
     Router::new()
         .route("/api/1/devices", get(list_devices))
         .route("/api/1/devices/{id}", get(get_device))
-        .route("/api/1/devices/{id}/state", post(change_one))
-        .route("/api/1/devices/state", post(change_many))
+        .route("/api/1/devices/{id}/state", post(changes::change_one))
+        .route("/api/1/devices/state", post(changes::change_many))
         .route(
             "/api/1/devices/batch/state",
-            post(change_batch).get(list_jobs),
+            post(changes::change_batch).get(changes::list_jobs),
         )
         .route("/api/1/links/cellular", get(list_links))
-        .route("/api/1/links/cellular/{linkid}/state", post(change_link))
-        .route("/api/1/links/cellular/{linkid}/history", get(link_history))
-        .route("/api/1/devices/tags", get(list_tags).post(create_tag))
+        .route(
+            "/api/1/links/cellular/{linkid}/state",
+            post(changes::change_link),
+        )
+        .route(
+            "/api/1/links/cellular/{linkid}/history",
+            get(changes::link_history),
+        )
+        .route(
+            "/api/1/devices/tags",
+            get(tags::list_tags).post(tags::create_tag),
+        )
         .route(
             "/api/1/devices/tags/{tagid}",
-            axum::routing::delete(delete_tag),
+            axum::routing::delete(tags::delete_tag),
         )
-        .route("/api/1/devices/tags/{tagid}/link", post(link_tag))
-        .route("/api/1/devices/tags/{tagid}/unlink", post(unlink_tag))
+        .route("/api/1/devices/tags/{tagid}/link", post(tags::link_tag))
+        .route("/api/1/devices/tags/{tagid}/unlink", post(tags::unlink_tag))
 }
 
-type Params = Query<HashMap<String, String>>;
+pub(super) type Params = Query<HashMap<String, String>>;
 
 /// Checks the API key (HTTP Basic user `apikey`, or `?apikey=`) and takes a request from its
 /// rate budget.
-fn authorize(
+pub(super) fn authorize(
     state: &SimulatorState,
     headers: &HeaderMap,
     params: &HashMap<String, String>,
@@ -87,11 +93,14 @@ fn authorize(
         .map_err(|wait| too_many_requests(DIALECT, state.config.retry_after_header.then_some(wait)))
 }
 
-fn bad_request(message: impl Into<String>) -> ApiError {
+pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
     DIALECT.error(StatusCode::BAD_REQUEST, message)
 }
 
-fn param_u64(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+pub(super) fn param_u64(
+    params: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<u64>, ApiError> {
     params
         .get(name)
         .map(|v| {
@@ -102,7 +111,7 @@ fn param_u64(params: &HashMap<String, String>, name: &str) -> Result<Option<u64>
 }
 
 /// A comma-separated list of numbers (`ids=1,2,3`).
-fn param_u64_list(
+pub(super) fn param_u64_list(
     params: &HashMap<String, String>,
     name: &str,
 ) -> Result<Option<Vec<u64>>, ApiError> {
@@ -524,496 +533,9 @@ async fn get_device(
     }
 }
 
-/// Reads `{"state": "pause" | "live" | "deactivate"}` (`deactivate` is permanent).
-fn target_of(body: &Value) -> Result<Target, ApiError> {
-    match body.get("state").and_then(Value::as_str) {
-        Some("pause") => Ok(Target::Pause),
-        Some("live") => Ok(Target::Live),
-        Some("deactivate") => Ok(Target::Deactivate),
-        Some(other) => Err(bad_request(format!(
-            "state {other:?} is not valid: use \"pause\", \"live\" or \"deactivate\""
-        ))),
-        None => Err(bad_request(
-            "state is required: \"pause\", \"live\" or \"deactivate\"",
-        )),
-    }
-}
-
-/// The state name a change leads to while in flight (the bulk answer's `newstate`).
-fn new_state(target: Target) -> &'static str {
-    match target {
-        Target::Pause => "PAUSED-PENDING-USER",
-        Target::Live => "LIVE-PENDING",
-        Target::Deactivate => "DEAD",
-    }
-}
-
-async fn change_one(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(params): Params,
-    body: Bytes,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
-    let body = parse_json(&body).map_err(bad_request)?;
-    let target = target_of(&body)?;
-    let Ok(device) = id.parse::<u64>() else {
-        return Err(DIALECT.error(StatusCode::NOT_FOUND, format!("device {id} not found")));
-    };
-    let (mut world, now) = state.world();
-    if world.fleet.row_of_device(device).is_none() {
-        return Err(DIALECT.error(StatusCode::NOT_FOUND, format!("device {device} not found")));
-    }
-    let org = param_u64(&params, "orgid").ok().flatten();
-    let out = world.submit_hologram(&[device], target, org, now);
-    match out.invalid.first() {
-        Some((_, reason)) => {
-            Err(DIALECT.error(StatusCode::CONFLICT, format!("device {device}: {reason}")))
-        }
-        None => Ok(json_response(
-            StatusCode::OK,
-            json!({"success": true, "data": {"newstate": new_state(target)}}),
-        )),
-    }
-}
-
-/// The device ids of a state change body (`deviceids`: at most the bulk limit, no repeats).
-fn device_ids_of(body: &Value, max: usize) -> Result<Vec<u64>, ApiError> {
-    if body.get("deviceFilters").is_some() && body.get("deviceids").is_none() {
-        return Err(bad_request(
-            "deviceFilters is not served by the simulator: list deviceids",
-        ));
-    }
-    let Some(ids) = body.get("deviceids").and_then(Value::as_array) else {
-        return Err(bad_request("deviceids is required: a list of device ids"));
-    };
-    if ids.is_empty() {
-        return Err(bad_request(
-            "deviceids is empty: list at least one device id",
-        ));
-    }
-    if ids.len() > max {
-        return Err(bad_request(format!(
-            "too many devices: {} in one request, at most {max} per bulk action; split the change",
-            ids.len()
-        )));
-    }
-    let mut devices = Vec::with_capacity(ids.len());
-    let mut seen = HashSet::with_capacity(ids.len());
-    for (i, id) in ids.iter().enumerate() {
-        let Some(id) = id.as_u64() else {
-            return Err(bad_request(format!(
-                "deviceids[{i}] must be a positive integer, got {id}"
-            )));
-        };
-        if !seen.insert(id) {
-            return Err(bad_request(format!(
-                "deviceids[{i}]: device {id} is listed twice"
-            )));
-        }
-        devices.push(id);
-    }
-    Ok(devices)
-}
-
-/// The organisation a bulk request names: in the body, or (`OrgIdPlacement::Query`) in a
-/// required query parameter.
-fn org_of(
-    body: &Value,
-    params: &HashMap<String, String>,
-    placement: OrgIdPlacement,
-) -> Result<Option<u64>, ApiError> {
-    let query = param_u64(params, "orgid")?;
-    match placement {
-        OrgIdPlacement::Query => query.map(Some).ok_or_else(|| {
-            bad_request("orgid is a required query parameter of /devices/batch/state")
-        }),
-        OrgIdPlacement::Body => match body.get("orgid") {
-            None | Some(Value::Null) => Ok(query),
-            Some(v) => v
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| bad_request(format!("orgid must be a positive integer, got {v}"))),
-        },
-    }
-}
-
-/// A job id in the shape the variant says.
-fn job_id_json(id: &str, shape: JobIdShape) -> Value {
-    match (shape, id.parse::<u64>()) {
-        (JobIdShape::Number, Ok(n)) => json!(n),
-        _ => json!(id),
-    }
-}
-
-async fn change_batch(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Query(params): Params,
-    body: Bytes,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
-    let variants: HologramVariants = state.config.hologram;
-    let body = parse_json(&body).map_err(bad_request)?;
-    let target = target_of(&body)?;
-    let devices = device_ids_of(&body, state.config.max_bulk)?;
-    let org = org_of(&body, &params, variants.orgid)?;
-    if body.get("preview").and_then(Value::as_bool) == Some(true)
-        || params
-            .get("preview")
-            .is_some_and(|p| p == "1" || p == "true")
-    {
-        return Err(bad_request(
-            "preview is not served by the simulator: send the change itself",
-        ));
-    }
-    let (mut world, now) = state.world();
-    let out = world.submit_hologram(&devices, target, org, now);
-    let warnings: Vec<Value> = out
-        .invalid
-        .iter()
-        .map(|(device, reason)| {
-            let linkid = world.fleet.row_of_device(*device).map(link_id);
-            match variants.warnings {
-                WarningShape::Objects => {
-                    json!({"deviceid": device, "linkid": linkid, "message": reason})
-                }
-                WarningShape::Strings => json!(format!("device {device}: {reason}")),
-            }
-        })
-        .collect();
-    drop(world);
-    let jobid = out
-        .job_id
-        .as_deref()
-        .map_or(Value::Null, |id| job_id_json(id, variants.jobid));
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"success": true, "data": {
-            "jobid": jobid,
-            "preview": false,
-            "valid_tasks": [{"task_results": {
-                "warnings": warnings,
-                "devices_modified": out.accepted,
-                "profiles_modified": 0,
-                "newstate": new_state(target),
-            }}],
-        }}),
-    ))
-}
-
-/// `POST /devices/state`: the same change without a job id in the answer.
-async fn change_many(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Query(params): Params,
-    body: Bytes,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
-    let body = parse_json(&body).map_err(bad_request)?;
-    let target = target_of(&body)?;
-    let devices = device_ids_of(&body, state.config.max_bulk)?;
-    let org = org_of(&body, &params, OrgIdPlacement::Body)?;
-    let (mut world, now) = state.world();
-    world.submit_hologram(&devices, target, org, now);
-    Ok(json_response(StatusCode::OK, json!({"success": true})))
-}
-
-/// The row of a link id in the path, or 404.
-fn link_row(fleet: &Fleet, id: &str) -> Result<u32, ApiError> {
-    id.parse()
-        .ok()
-        .and_then(|id| fleet.row_of_link(id))
-        .filter(|&row| fleet.sim(row).has_sim)
-        .ok_or_else(|| DIALECT.error(StatusCode::NOT_FOUND, format!("link {id} not found")))
-}
-
-/// `POST /links/cellular/{linkid}/state` (the older per-link route): `pause` or `live`.
-async fn change_link(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(params): Params,
-    body: Bytes,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
-    let body = parse_json(&body).map_err(bad_request)?;
-    let target = match target_of(&body)? {
-        Target::Deactivate => {
-            return Err(bad_request(
-                "state \"deactivate\" is not taken here: use \"pause\" or \"live\"",
-            ));
-        }
-        target => target,
-    };
-    let (mut world, now) = state.world();
-    let row = link_row(&world.fleet, &id)?;
-    let out = world.submit_hologram(&[device_id(row)], target, None, now);
-    match out.invalid.first() {
-        Some((_, reason)) => {
-            Err(DIALECT.error(StatusCode::CONFLICT, format!("link {id}: {reason}")))
-        }
-        None => Ok(json_response(
-            StatusCode::OK,
-            json!({"success": true, "data": {"newstate": new_state(target)}}),
-        )),
-    }
-}
-
-/// `GET /links/cellular/{linkid}/history`: the link's state changes, oldest first.
-async fn link_history(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(params): Params,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
-    let (world, _) = state.world();
-    let row = link_row(&world.fleet, &id)?;
-    let data: Vec<Value> = world
-        .history_of(row)
-        .map(|h| {
-            json!({
-                "id": h.id,
-                "timestamp": h.at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
-                "linkid": link_id(h.row),
-                "oldstate": h.old.hologram_name(),
-                "newstate": h.new.hologram_name(),
-                "reason": "USER",
-            })
-        })
-        .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"success": true, "data": data}),
-    ))
-}
-
-/// A device tag as Hologram shows it: `{id, name, deviceids}`.
-fn tag_json(fleet: &Fleet, tag: u16) -> Value {
-    json!({
-        "id": u64::from(tag) + 1,
-        "name": fleet.tag_name(tag),
-        "deviceids": fleet.tag_rows(tag).iter().map(|&r| device_id(r)).collect::<Vec<_>>(),
-    })
-}
-
-/// The tag of a tag id in the path, or 404.
-fn tag_of(fleet: &Fleet, id: &str) -> Result<u16, ApiError> {
-    id.parse::<u64>()
-        .ok()
-        .and_then(|id| u16::try_from(id.checked_sub(1)?).ok())
-        .filter(|&t| fleet.tag_exists(t))
-        .ok_or_else(|| DIALECT.error(StatusCode::NOT_FOUND, format!("tag {id} not found")))
-}
-
-/// The rows of a body's `deviceids`, or 400 naming the unknown one.
-fn device_rows(fleet: &Fleet, body: &Value) -> Result<Vec<u32>, ApiError> {
-    let ids = device_ids_of(body, usize::MAX)?;
-    ids.iter()
-        .map(|&id| {
-            fleet
-                .row_of_device(id)
-                .ok_or_else(|| bad_request(format!("device {id} not found")))
-        })
-        .collect()
-}
-
-/// `GET /devices/tags{?orgid,id,deviceids,limit}`.
-async fn list_tags(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
-    let only = param_u64(&params, "id")?;
-    let devices = param_u64_list(&params, "deviceids")?;
-    let limit = param_u64(&params, "limit")?.unwrap_or(u64::MAX) as usize;
-    let (world, _) = state.world();
-    let fleet = &world.fleet;
-    let data: Vec<Value> = (0..fleet.tag_count() as u16)
-        .filter(|&t| fleet.tag_exists(t))
-        .filter(|&t| only.is_none_or(|id| id == u64::from(t) + 1))
-        .filter(|&t| {
-            devices.as_ref().is_none_or(|ids| {
-                ids.iter()
-                    .filter_map(|&d| fleet.row_of_device(d))
-                    .any(|row| fleet.sim(row).tags.contains(&t))
-            })
-        })
-        .take(limit)
-        .map(|t| tag_json(fleet, t))
-        .collect();
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"success": true, "data": data}),
-    ))
-}
-
-/// `POST /devices/tags {name, deviceids?}`: creates a tag (or names the existing one).
-async fn create_tag(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Query(params): Params,
-    body: Bytes,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
-    let body = parse_json(&body).map_err(bad_request)?;
-    let name = body
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty() && !n.contains(','))
-        .ok_or_else(|| bad_request("name is required: a tag name without commas"))?;
-    let (mut world, _) = state.world();
-    let rows = match body.get("deviceids") {
-        Some(_) => device_rows(&world.fleet, &body)?,
-        None => Vec::new(),
-    };
-    let tag = world
-        .fleet
-        .create_tag(name)
-        .ok_or_else(|| bad_request("too many tags"))?;
-    for row in rows {
-        world.fleet.link_tag(tag, row);
-    }
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"success": true, "data": tag_json(&world.fleet, tag)}),
-    ))
-}
-
-/// Links or unlinks a tag to the body's devices.
-async fn relink_tag(
-    state: Arc<SimulatorState>,
-    headers: HeaderMap,
-    id: String,
-    params: HashMap<String, String>,
-    body: Bytes,
-    link: bool,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
-    let body = parse_json(&body).map_err(bad_request)?;
-    let (mut world, _) = state.world();
-    let tag = tag_of(&world.fleet, &id)?;
-    for row in device_rows(&world.fleet, &body)? {
-        if link {
-            world.fleet.link_tag(tag, row);
-        } else {
-            world.fleet.unlink_tag(tag, row);
-        }
-    }
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"success": true, "data": tag_json(&world.fleet, tag)}),
-    ))
-}
-
-async fn link_tag(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(params): Params,
-    body: Bytes,
-) -> Answer {
-    relink_tag(state, headers, id, params, body, true).await
-}
-
-async fn unlink_tag(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(params): Params,
-    body: Bytes,
-) -> Answer {
-    relink_tag(state, headers, id, params, body, false).await
-}
-
-/// `DELETE /devices/tags/{tagid}`: the tag goes, and with it from every device.
-async fn delete_tag(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(params): Params,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
-    let (mut world, _) = state.world();
-    let tag = tag_of(&world.fleet, &id)?;
-    world.fleet.delete_tag(tag);
-    Ok(json_response(StatusCode::OK, json!({"success": true})))
-}
-
-/// A job as the jobs list shows it. Hologram documents the fields but not the `status` values:
-/// the simulator says `PROCESSING` until every device has changed, then `COMPLETED`.
-fn task_json(job: &Job, shape: JobIdShape) -> Value {
-    let time = |t: jiff::Timestamp| t.strftime("%Y-%m-%d %H:%M:%S").to_string();
-    json!({
-        "job_id": job_id_json(&job.id, shape),
-        "timestamp_start": time(job.submitted_at),
-        "timestamp_end": job.finished_at.map(time),
-        "device_count": job.sims,
-        "action": match job.kind {
-            JobKind::Pause => "pause",
-            JobKind::Deactivate => "deactivate",
-            _ => "live",
-        },
-        "status": if job.finished_at.is_some() { "COMPLETED" } else { "PROCESSING" },
-        "source": "api",
-    })
-}
-
-/// `GET /devices/batch/state`: the organisation's bulk jobs, newest first (403 without activity
-/// history).
-async fn list_jobs(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
-    if state.config.hologram.jobs == JobsRoute::Forbidden {
-        return Err(DIALECT.error(
-            StatusCode::FORBIDDEN,
-            "your organization's plan does not include activity history",
-        ));
-    }
-    let start_after = param_u64(&params, "startafter")?;
-    let shape = state.config.hologram.jobid;
-    let (world, _) = state.world();
-    let jobs: Vec<&Job> = world
-        .jobs
-        .iter()
-        .rev()
-        .filter(|j| j.surface == Surface::Hologram)
-        .filter(|j| start_after.is_none_or(|after| j.id.parse::<u64>().is_ok_and(|id| id < after)))
-        .collect();
-    let total = world
-        .jobs
-        .iter()
-        .filter(|j| j.surface == Surface::Hologram)
-        .count();
-    let page: Vec<Value> = jobs
-        .iter()
-        .take(JOBS_PAGE)
-        .map(|j| task_json(j, shape))
-        .collect();
-    let more = jobs.len() > JOBS_PAGE;
-    let next = jobs
-        .get(JOBS_PAGE - 1)
-        .filter(|_| more)
-        .map(|j| job_id_json(&j.id, shape));
-    Ok(json_response(
-        StatusCode::OK,
-        json!({"success": true, "data": {
-            "tasks": page,
-            "startAfterIds": next,
-            "totalPages": total.div_ceil(JOBS_PAGE).max(1),
-            "totalTasks": total,
-        }}),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::fleet::Target;
     use super::*;
 
     #[test]

@@ -8,6 +8,8 @@ pub mod clock;
 mod emnify;
 pub mod fleet;
 mod hologram;
+mod hologram_changes;
+mod hologram_tags;
 pub mod http;
 pub mod quota;
 pub mod world;
