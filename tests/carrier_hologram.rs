@@ -601,3 +601,32 @@ async fn listed_sims_are_looked_up_in_batches_through_the_multi_value_filters() 
             .all(|o| !o.tags.is_empty())
     );
 }
+
+#[tokio::test]
+async fn a_redirect_is_never_followed_so_credentials_stay_with_the_named_host() {
+    // A carrier URL that redirects elsewhere, and the elsewhere: it must see no connection.
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    elsewhere.set_nonblocking(true).unwrap();
+    let target = format!("http://{}/api/1/devices", elsewhere.local_addr().unwrap());
+    let app = axum::Router::new().fallback(move || {
+        let target = target.clone();
+        async move { axum::response::Redirect::temporary(&target) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/1", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let carrier = connect(
+        &account(Provider::Hologram, base),
+        SecretString::from(API_KEY),
+        fast_retries(),
+    )
+    .unwrap();
+    let err = carrier.verify().await.unwrap_err();
+    assert!(matches!(err, CarrierError::Protocol { .. }), "{err}");
+    assert!(err.to_string().contains("307"), "{err}");
+    assert!(
+        matches!(elsewhere.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the redirect was not followed"
+    );
+    server.abort();
+}

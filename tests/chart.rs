@@ -128,12 +128,46 @@ fn watch_namespace_mode_grants_a_role_there_and_the_service_monitor_is_optional(
 }
 
 #[test]
+fn the_allowed_carrier_urls_become_the_operator_s_allow_list() {
+    let documents = common::rendered(
+        &json!({"allowedCarrierUrls": ["https://cdn.emnify.net/api", "https://proxy.internal/hologram"]}),
+        None,
+    );
+    let container = &find(&documents, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    let args = container["args"].as_array().unwrap();
+    for url in [
+        "https://cdn.emnify.net/api",
+        "https://proxy.internal/hologram",
+    ] {
+        assert!(
+            args.contains(&json!(format!("--allowed-carrier-url={url}"))),
+            "{args:?}"
+        );
+    }
+    let default = common::rendered(&json!({}), None);
+    let args =
+        find(&default, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert!(
+        !args
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("--allowed-carrier-url")),
+        "by default the operator's own defaults apply: {args}"
+    );
+}
+
+#[test]
 fn values_that_do_not_fit_the_schema_are_refused_with_the_key() {
     for (values, key) in [
         (json!({"replicaCount": 0}), "replicaCount"),
         (json!({"logFormat": "xml"}), "logFormat"),
         (json!({"metrics": {"port": "http"}}), "port"),
         (json!({"typo": true}), "typo"),
+        (
+            json!({"allowedCarrierUrls": ["https://user:key@carrier.example"]}),
+            "allowedCarrierUrls",
+        ),
     ] {
         let err = common::chart("render", &values, None).unwrap_err();
         assert!(err.contains(key), "{values}: {err}");

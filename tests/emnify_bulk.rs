@@ -25,7 +25,13 @@ async fn pause_fleet(bulk: EmnifyBulk) -> (World, serde_json::Value) {
     )
     .await;
     create_emnify_account(&world, "emnify").await;
-    let _operator = Operator::start(&world.kubeconfig);
+    // The simulator's emnify surface is no official emnify URL: allowed explicitly.
+    let allowed = world.simulator.emnify_url();
+    let (_operator, _) = Operator::start_with(
+        &world.kubeconfig,
+        &["--allowed-carrier-url", allowed.as_str()],
+        "operator",
+    );
     let api = create_group(
         &world,
         "fleet",

@@ -611,3 +611,68 @@ async fn simfleet_run_stops_cleanly_on_sigterm_sent_as_soon_as_it_prints() {
     let exit = operator.terminate().await;
     assert!(exit.success(), "exit: {exit}");
 }
+
+#[tokio::test]
+async fn a_carrier_url_outside_the_allow_list_is_stalled_and_never_connected_to() {
+    let world = world("url-allow-list", 10).await;
+    // A listener where the account points: it must see no connection at all.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/api/1", listener.local_addr().unwrap());
+    let account: CarrierAccount = serde_json::from_value(json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "elsewhere"},
+        "spec": {"provider": "hologram", "baseUrl": url, "secretRef": {"name": "sim"}}
+    }))
+    .unwrap();
+    let accounts: Api<CarrierAccount> = Api::namespaced(world.sandbox.client(), "default");
+    accounts
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let _operator = Operator::start(&world.kubeconfig);
+    let stalled = until(
+        &accounts,
+        "elsewhere",
+        "UrlNotAllowed",
+        |a: &CarrierAccount| {
+            a.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "Stalled" && c.status == "True" && c.reason == "UrlNotAllowed"
+                })
+            })
+        },
+    )
+    .await;
+    let message = &stalled
+        .status
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Stalled")
+        .unwrap()
+        .message
+        .clone();
+    assert!(
+        message.contains("https://dashboard.hologram.io/api/1")
+            && message.contains("--allowed-carrier-url"),
+        "{message}"
+    );
+    // The simulator account (loopback, provider simulator) is allowed by default.
+    until(
+        &accounts,
+        "simulator",
+        "the simulator account Ready",
+        |a: &CarrierAccount| {
+            a.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        },
+    )
+    .await;
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "no connection reached the disallowed URL"
+    );
+}

@@ -214,6 +214,42 @@ impl CarrierAccountSpec {
     }
 }
 
+/// Which carrier base URLs the operator may send credentials to (`simfleet run
+/// --allowed-carrier-url PREFIX`, repeatable). Without any, each provider's official base URL,
+/// and loopback addresses for `provider: simulator`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CarrierUrlPolicy {
+    /// The allowed prefixes; empty: the defaults.
+    pub prefixes: Vec<String>,
+}
+
+impl CarrierUrlPolicy {
+    /// The prefixes allowed for a provider.
+    pub fn prefixes_for(&self, provider: Provider) -> Vec<String> {
+        if !self.prefixes.is_empty() {
+            return self.prefixes.clone();
+        }
+        match provider {
+            Provider::Simulator => ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .map(String::from)
+                .to_vec(),
+            _ => vec![provider.default_base_url().to_owned()],
+        }
+    }
+
+    /// True when `url` starts with an allowed prefix at a boundary (`https://host` allows
+    /// `https://host/api` and `https://host:8443`, never `https://host.example.org`).
+    pub fn allows(&self, provider: Provider, url: &str) -> bool {
+        let url = url.trim_end_matches('/');
+        self.prefixes_for(provider).iter().any(|prefix| {
+            let prefix = prefix.trim_end_matches('/');
+            url.strip_prefix(prefix).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('/') || rest.starts_with(':')
+            })
+        })
+    }
+}
+
 /// A carrier organisation as an account reaches it: provider, base URL and organisation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CarrierIdentity {
@@ -275,4 +311,42 @@ pub struct CarrierCapabilities {
     pub bulk_state_change_unavailable: Option<String>,
     /// True when the carrier supports per-device data quotas (DataQuota).
     pub data_quota: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn carrier_urls_are_allowed_by_prefix_at_a_boundary_with_per_provider_defaults() {
+        let defaults = CarrierUrlPolicy::default();
+        assert!(defaults.allows(Provider::Hologram, "https://dashboard.hologram.io/api/1"));
+        assert!(defaults.allows(Provider::Hologram, "https://dashboard.hologram.io/api/1/"));
+        assert!(defaults.allows(Provider::Emnify, "https://cdn.emnify.net/api"));
+        assert!(!defaults.allows(Provider::Emnify, "https://dashboard.hologram.io/api/1"));
+        assert!(!defaults.allows(
+            Provider::Hologram,
+            "https://dashboard.hologram.io.evil.example/api/1"
+        ));
+        assert!(!defaults.allows(Provider::Hologram, "http://10.0.0.5/api/1"));
+        assert!(defaults.allows(Provider::Simulator, "http://127.0.0.1:8080"));
+        assert!(defaults.allows(Provider::Simulator, "http://localhost:9000/x"));
+        assert!(!defaults.allows(Provider::Simulator, "http://127.0.0.1.evil.example"));
+        assert!(!defaults.allows(Provider::Simulator, "http://169.254.169.254"));
+        assert!(
+            !defaults.allows(Provider::Emnify, "http://127.0.0.1:8080/api"),
+            "loopback is for the simulator"
+        );
+        let listed = CarrierUrlPolicy {
+            prefixes: vec!["https://carrier-proxy.internal/".into()],
+        };
+        assert!(listed.allows(
+            Provider::Emnify,
+            "https://carrier-proxy.internal/emnify/api"
+        ));
+        assert!(
+            !listed.allows(Provider::Emnify, "https://cdn.emnify.net/api"),
+            "a list replaces the defaults"
+        );
+    }
 }

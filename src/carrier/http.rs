@@ -257,6 +257,9 @@ impl HttpCore {
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
             .user_agent(concat!("simfleet/", env!("CARGO_PKG_VERSION")))
+            // Carrier APIs do not redirect; a redirect is never followed, so credentials never
+            // reach a host the account did not name.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| CarrierError::Protocol {
                 message: format!("building the HTTP client: {e}"),

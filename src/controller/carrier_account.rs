@@ -82,78 +82,101 @@ async fn reconcile_once(
     let secret_name = account.spec.secret_ref.name.clone();
     let now = Timestamp::now();
     let previous = account.status.clone().unwrap_or_default();
-    let (ready, reason, message, capabilities) = match secrets.get_opt(&secret_name).await? {
-        None => {
-            let (r, reason, m) = stalled(
-                "SecretNotFound",
-                format!(
-                    "Secret {secret_name} not found in namespace {namespace}; create it with the key {key}"
-                ),
-            );
-            (r, reason, m, None)
-        }
-        Some(secret) => match secret_value(&secret, &key) {
+    let url = account.spec.effective_base_url().to_owned();
+    let verdict = if !context.carrier_urls.allows(account.spec.provider, &url) {
+        // Checked before the Secret is read or anything is built: no connection is made.
+        let (r, reason, m) = stalled(
+            "UrlNotAllowed",
+            format!(
+                "baseUrl {url} is not among the carrier URLs this operator may send credentials to ({}); use one of them, or ask the operator's administrator to allow it (simfleet run --allowed-carrier-url, Helm value allowedCarrierUrls)",
+                context
+                    .carrier_urls
+                    .prefixes_for(account.spec.provider)
+                    .join(", ")
+            ),
+        );
+        Some((r, reason, m, None))
+    } else {
+        None
+    };
+    let (ready, reason, message, capabilities) = if let Some(verdict) = verdict {
+        verdict
+    } else {
+        match secrets.get_opt(&secret_name).await? {
             None => {
                 let (r, reason, m) = stalled(
-                    "SecretKeyMissing",
-                    format!("Secret {secret_name} has no key {key}; add it or set secretRef.key"),
+                    "SecretNotFound",
+                    format!(
+                        "Secret {secret_name} not found in namespace {namespace}; create it with the key {key}"
+                    ),
                 );
                 (r, reason, m, None)
             }
-            Some(value) => {
-                let fingerprint = format!(
-                    "{}:{}",
-                    account.metadata.generation.unwrap_or(0),
-                    secret.resource_version().unwrap_or_default()
-                );
-                let carrier = context.carriers.get_or_build(
-                    &account,
-                    fingerprint,
-                    SecretString::from(value),
-                    &context.http,
-                )?;
-                match carrier.verify().await {
-                    Ok(()) => {
-                        let c = carrier.capabilities();
-                        let capabilities = CarrierCapabilities {
-                            max_sims_per_action: u32::try_from(c.max_sims_per_action)
-                                .unwrap_or(u32::MAX),
-                            bulk_state_change: c.bulk,
-                            bulk_state_change_unavailable: c.bulk_unavailable,
-                            data_quota: c.data_quota,
-                        };
-                        (
-                            true,
-                            "Verified",
-                            format!(
-                                "credentials accepted by {}",
-                                account.spec.effective_base_url()
-                            ),
-                            Some(capabilities),
-                        )
-                    }
-                    Err(
-                        CarrierError::Unauthorized { message }
-                        | CarrierError::Forbidden { message },
-                    ) => {
-                        let (r, reason, m) = stalled(
-                            "InvalidCredentials",
-                            format!(
-                                "the carrier refused the credentials in Secret {secret_name} (key {key}): {message}"
-                            ),
-                        );
-                        (r, reason, m, None)
-                    }
-                    Err(e) => {
-                        let (r, reason, m) = stalled(
-                            "Unreachable",
-                            format!("{}: {e}", account.spec.effective_base_url()),
-                        );
-                        (r, reason, m, None)
+            Some(secret) => match secret_value(&secret, &key) {
+                None => {
+                    let (r, reason, m) = stalled(
+                        "SecretKeyMissing",
+                        format!(
+                            "Secret {secret_name} has no key {key}; add it or set secretRef.key"
+                        ),
+                    );
+                    (r, reason, m, None)
+                }
+                Some(value) => {
+                    let fingerprint = format!(
+                        "{}:{}",
+                        account.metadata.generation.unwrap_or(0),
+                        secret.resource_version().unwrap_or_default()
+                    );
+                    let carrier = context.carriers.get_or_build(
+                        &account,
+                        fingerprint,
+                        SecretString::from(value),
+                        &context.http,
+                    )?;
+                    match carrier.verify().await {
+                        Ok(()) => {
+                            let c = carrier.capabilities();
+                            let capabilities = CarrierCapabilities {
+                                max_sims_per_action: u32::try_from(c.max_sims_per_action)
+                                    .unwrap_or(u32::MAX),
+                                bulk_state_change: c.bulk,
+                                bulk_state_change_unavailable: c.bulk_unavailable,
+                                data_quota: c.data_quota,
+                            };
+                            (
+                                true,
+                                "Verified",
+                                format!(
+                                    "credentials accepted by {}",
+                                    account.spec.effective_base_url()
+                                ),
+                                Some(capabilities),
+                            )
+                        }
+                        Err(
+                            CarrierError::Unauthorized { message }
+                            | CarrierError::Forbidden { message },
+                        ) => {
+                            let (r, reason, m) = stalled(
+                                "InvalidCredentials",
+                                format!(
+                                    "the carrier refused the credentials in Secret {secret_name} (key {key}): {message}"
+                                ),
+                            );
+                            (r, reason, m, None)
+                        }
+                        Err(e) => {
+                            let (r, reason, m) = stalled(
+                                "Unreachable",
+                                format!("{}: {e}", account.spec.effective_base_url()),
+                            );
+                            (r, reason, m, None)
+                        }
                     }
                 }
-            }
-        },
+            },
+        }
     };
     let generation = account.metadata.generation.unwrap_or(0);
     let mut status = CarrierAccountStatus {

@@ -300,6 +300,8 @@ pub struct Context {
     pub account_rechecks: AccountRechecks,
     /// When each group (`namespace/name`) was last observed in full, in this process.
     full_observations: Mutex<HashMap<String, jiff::Timestamp>>,
+    /// The carrier base URLs credentials may be sent to.
+    pub carrier_urls: crate::api::CarrierUrlPolicy,
 }
 
 /// Asks the CarrierAccount controller to look at its accounts again, e.g. when a client's
@@ -454,8 +456,16 @@ impl Context {
             .insert(group.to_owned(), at);
     }
 
-    /// A context for a client.
+    /// A context for a client, with the default carrier URL policy.
     pub fn new(client: Client) -> Arc<Self> {
+        Self::with_url_policy(client, crate::api::CarrierUrlPolicy::default())
+    }
+
+    /// A context for a client that sends credentials only to the URLs `carrier_urls` allows.
+    pub fn with_url_policy(
+        client: Client,
+        carrier_urls: crate::api::CarrierUrlPolicy,
+    ) -> Arc<Self> {
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -472,6 +482,7 @@ impl Context {
             backoff: ErrorBackoff::default(),
             account_rechecks: AccountRechecks::default(),
             full_observations: Mutex::new(HashMap::new()),
+            carrier_urls,
         })
     }
 }

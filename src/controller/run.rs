@@ -34,6 +34,11 @@ pub struct RunArgs {
     /// this when the leader dies.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=300))]
     pub lease_duration: u64,
+    /// A carrier base URL prefix the operator may send credentials to (repeat for several).
+    /// Without any: each provider's official base URL, and loopback addresses for provider
+    /// simulator. A CarrierAccount outside them is Stalled with reason UrlNotAllowed.
+    #[arg(long = "allowed-carrier-url", value_name = "PREFIX")]
+    pub allowed_carrier_urls: Vec<String>,
 }
 
 /// Runs the controllers until SIGTERM or Ctrl-C; in-flight reconciles finish first.
@@ -60,7 +65,12 @@ pub const USER_AGENT: &str = concat!("simfleet-operator/", env!("CARGO_PKG_VERSI
 pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String> {
     // Listening before anything is printed: whoever reads it may stop us at once.
     let stop = crate::shutdown::requested();
-    let context = Context::new(client.clone());
+    let context = Context::with_url_policy(
+        client.clone(),
+        crate::api::CarrierUrlPolicy {
+            prefixes: args.allowed_carrier_urls.clone(),
+        },
+    );
     if let Some(addr) = args.metrics_addr {
         let bound = metrics::serve(addr, context.metrics.clone(), context.health.clone()).await?;
         // On stdout, so that tools (and tests) can find a port chosen by the system.
