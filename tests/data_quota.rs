@@ -222,7 +222,19 @@ async fn a_top_up_is_applied_once_per_device_across_a_kill_9() {
 #[tokio::test]
 async fn mistakes_the_schema_cannot_catch_stall_with_the_field_and_the_fix() {
     let world = world("quota-mistakes", 20).await;
-    let _operator = Operator::start(&world.kubeconfig);
+    // One case is a Hologram account on the simulator (loopback, not Hologram's official URL):
+    // allowed explicitly, with the simulator's own.
+    let (hologram, base) = (world.simulator.hologram_url(), world.simulator.base_url());
+    let (_operator, _) = Operator::start_with(
+        &world.kubeconfig,
+        &[
+            "--allowed-carrier-url",
+            hologram.as_str(),
+            "--allowed-carrier-url",
+            base.as_str(),
+        ],
+        "operator",
+    );
     let cases = [
         (
             "past",
