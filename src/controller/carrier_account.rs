@@ -83,8 +83,11 @@ async fn reconcile_once(
     let now = Timestamp::now();
     let previous = account.status.clone().unwrap_or_default();
     let url = account.spec.effective_base_url().to_owned();
-    let verdict = if !context.carrier_urls.allows(account.spec.provider, &url) {
-        // Checked before the Secret is read or anything is built: no connection is made.
+    // The URL is checked before the Secret is read or anything is built: no connection is made.
+    let (ready, reason, message, capabilities) = if !context
+        .carrier_urls
+        .allows(account.spec.provider, &url)
+    {
         let (r, reason, m) = stalled(
             "UrlNotAllowed",
             format!(
@@ -95,12 +98,7 @@ async fn reconcile_once(
                     .join(", ")
             ),
         );
-        Some((r, reason, m, None))
-    } else {
-        None
-    };
-    let (ready, reason, message, capabilities) = if let Some(verdict) = verdict {
-        verdict
+        (r, reason, m, None)
     } else {
         match secrets.get_opt(&secret_name).await? {
             None => {
