@@ -682,6 +682,11 @@ async fn emnify_rate_limits_answer_429_with_emnify_s_error_code() {
     assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
+/// Sends `body` to emnify's bulk route, `PATCH /v2/endpoint/multi`.
+async fn patch_multi(sim: &SimulatorHandle, token: &str, body: &Value) -> (StatusCode, Value) {
+    send(sim, token, Method::PATCH, "/v2/endpoint/multi", body).await
+}
+
 /// `PATCH /v2/endpoint/multi` with `(id, status)` items.
 fn bulk(items: &[(u64, i64)]) -> Value {
     Value::Array(
@@ -697,14 +702,7 @@ async fn the_bulk_route_changes_up_to_2000_endpoints_and_answers_204() {
     let sim = live_fleet(2500).await;
     let token = emnify_token(&sim).await;
     let items: Vec<(u64, i64)> = (1001..3001).map(|id| (id, 1)).collect();
-    let (status, body) = send(
-        &sim,
-        &token,
-        Method::PATCH,
-        "/v2/endpoint/multi",
-        &bulk(&items),
-    )
-    .await;
+    let (status, body) = patch_multi(&sim, &token, &bulk(&items)).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
     assert_eq!(body, Value::Null, "204 has no body");
     // Asynchronous, like every change: the old status until the delay has passed.
@@ -722,44 +720,16 @@ async fn the_bulk_route_changes_up_to_2000_endpoints_and_answers_204() {
         0
     );
     // Only `id` is required: an item without a status changes nothing.
-    let (status, _) = send(
-        &sim,
-        &token,
-        Method::PATCH,
-        "/v2/endpoint/multi",
-        &json!([{"id": 1001, "name": "meter"}]),
-    )
-    .await;
+    let (status, _) = patch_multi(&sim, &token, &json!([{"id": 1001, "name": "meter"}])).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     // More than 2,000 items, or none, are refused whole.
     let too_many: Vec<(u64, i64)> = (1001..3002).map(|id| (id, 0)).collect();
-    let (status, body) = send(
-        &sim,
-        &token,
-        Method::PATCH,
-        "/v2/endpoint/multi",
-        &bulk(&too_many),
-    )
-    .await;
+    let (status, body) = patch_multi(&sim, &token, &bulk(&too_many)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(body["message"].as_str().unwrap().contains("2000"), "{body}");
-    let (status, _) = send(
-        &sim,
-        &token,
-        Method::PATCH,
-        "/v2/endpoint/multi",
-        &json!([]),
-    )
-    .await;
+    let (status, _) = patch_multi(&sim, &token, &json!([])).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, _) = send(
-        &sim,
-        &token,
-        Method::PATCH,
-        "/v2/endpoint/multi",
-        &json!({"id": 1001}),
-    )
-    .await;
+    let (status, _) = patch_multi(&sim, &token, &json!({"id": 1001})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "the body is an array");
     sim.advance(SignedDuration::from_secs(10));
     assert_eq!(
@@ -775,14 +745,7 @@ async fn a_bulk_request_with_bad_items_answers_422_naming_each_and_changes_nothi
     let token = emnify_token(&sim).await;
     admin_send(&sim, Method::PATCH, "/sims/1005", &json!({"state": "DEAD"})).await;
     let items = [(1001, 1), (99_999, 1), (1003, 7), (1004, 1), (1005, 1)];
-    let (status, body) = send(
-        &sim,
-        &token,
-        Method::PATCH,
-        "/v2/endpoint/multi",
-        &bulk(&items),
-    )
-    .await;
+    let (status, body) = patch_multi(&sim, &token, &bulk(&items)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     // emnify's documented 422 body: message, error_code, error_token and errors[].
     for field in ["message", "error_code", "error_token"] {
@@ -816,14 +779,7 @@ async fn a_bulk_request_with_bad_items_answers_422_naming_each_and_changes_nothi
         );
     }
     let non_integer = json!([{"id": "1001", "status": {"id": 1}}, {"id": 1002, "status": {"id": "1"}}, {"id": 1002, "status": {"id": 1}}]);
-    let (status, body) = send(
-        &sim,
-        &token,
-        Method::PATCH,
-        "/v2/endpoint/multi",
-        &non_integer,
-    )
-    .await;
+    let (status, body) = patch_multi(&sim, &token, &non_integer).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         body["errors"].as_array().unwrap().len(),
@@ -840,14 +796,7 @@ async fn with_emnify_bulk_forbidden_the_route_answers_403() {
     })
     .await;
     let token = emnify_token(&sim).await;
-    let (status, body) = send(
-        &sim,
-        &token,
-        Method::PATCH,
-        "/v2/endpoint/multi",
-        &bulk(&[(1001, 1)]),
-    )
-    .await;
+    let (status, body) = patch_multi(&sim, &token, &bulk(&[(1001, 1)])).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(
         (body["error_code"].clone(), body["error_token"].clone()),
@@ -887,31 +836,14 @@ async fn stats_report_the_most_emnify_writes_in_flight_at_once() {
         )
         .await;
     }
-    send(
-        &sim,
-        &token,
-        Method::PATCH,
-        "/v2/endpoint/multi",
-        &bulk(&[(1010, 1)]),
-    )
-    .await;
+    patch_multi(&sim, &token, &bulk(&[(1010, 1)])).await;
     // Reads do not count.
     let reads = (0..4).map(|_| get(&sim, &token, "/v1/endpoint/1001"));
     futures::future::join_all(reads).await;
     assert_eq!(in_flight().await, 1, "writes sent one after another");
     let writes = (1020..1028u64).map(|id| {
         let (sim, token) = (&sim, &token);
-        async move {
-            send(
-                sim,
-                token,
-                Method::PATCH,
-                "/v2/endpoint/multi",
-                &bulk(&[(id, 1)]),
-            )
-            .await
-            .0
-        }
+        async move { patch_multi(sim, token, &bulk(&[(id, 1)])).await.0 }
     });
     let answers = futures::future::join_all(writes).await;
     assert!(answers.iter().all(|s| *s == StatusCode::NO_CONTENT));
