@@ -40,15 +40,7 @@ async fn the_simulator_s_emnify_answers_match_emnify_s_openapi_file() {
     let document = openapi();
     let sim = live_fleet(50).await;
     // POST /api/v1/authenticate -> AuthenticationResponse.
-    let (status, auth) = status_and_json(
-        client()
-            .post(format!("{}/v1/authenticate", sim.emnify_url()))
-            .json(&json!({"application_token": APP_TOKEN}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, auth) = emnify_authenticate(&sim, APP_TOKEN).await;
     assert_eq!(status, 200);
     check(&document, "AuthenticationResponse", &auth);
     let token = auth["auth_token"].as_str().unwrap();

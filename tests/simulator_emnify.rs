@@ -32,15 +32,7 @@ async fn send(
 #[tokio::test]
 async fn authentication_issues_tokens_that_expire_with_the_virtual_clock() {
     let sim = simulator(10).await;
-    let (status, body) = status_and_json(
-        client()
-            .post(format!("{}/v1/authenticate", sim.emnify_url()))
-            .json(&json!({"application_token": "wrong"}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = emnify_authenticate(&sim, "wrong").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // emnify's documented error body and code (1102 InvalidToken).
     assert_eq!(body["error_code"], 1102);
@@ -81,15 +73,7 @@ async fn authentication_issues_tokens_that_expire_with_the_virtual_clock() {
     );
 
     // Application tokens get no refresh token: authenticate again.
-    let (status, fresh) = status_and_json(
-        client()
-            .post(format!("{}/v1/authenticate", sim.emnify_url()))
-            .json(&json!({"application_token": APP_TOKEN}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, fresh) = emnify_authenticate(&sim, APP_TOKEN).await;
     assert_eq!(status, StatusCode::OK);
     assert!(fresh.get("refresh_token").is_none(), "{fresh}");
     let new_token = fresh["auth_token"].as_str().unwrap();
@@ -104,40 +88,25 @@ async fn authentication_issues_tokens_that_expire_with_the_virtual_clock() {
     );
 }
 
-async fn authenticate(
-    sim: &simfleet::simulator::SimulatorHandle,
-    token: &str,
-) -> (StatusCode, Value) {
-    status_and_json(
-        client()
-            .post(format!("{}/v1/authenticate", sim.emnify_url()))
-            .json(&json!({"application_token": token}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn three_failed_authentications_in_a_row_lock_authentication_for_five_minutes() {
     let sim = simulator(10).await;
     // Two failures, then a success: the count starts again.
     for _ in 0..2 {
         assert_eq!(
-            authenticate(&sim, "wrong").await.0,
+            emnify_authenticate(&sim, "wrong").await.0,
             StatusCode::UNAUTHORIZED
         );
     }
-    assert_eq!(authenticate(&sim, APP_TOKEN).await.0, StatusCode::OK);
+    assert_eq!(emnify_authenticate(&sim, APP_TOKEN).await.0, StatusCode::OK);
     for _ in 0..3 {
         assert_eq!(
-            authenticate(&sim, "wrong").await.0,
+            emnify_authenticate(&sim, "wrong").await.0,
             StatusCode::UNAUTHORIZED
         );
     }
     // Locked: even the right token is refused, until five minutes have passed.
-    let (status, body) = authenticate(&sim, APP_TOKEN).await;
+    let (status, body) = emnify_authenticate(&sim, APP_TOKEN).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
         body["message"].as_str().unwrap().contains("locked"),
@@ -145,11 +114,11 @@ async fn three_failed_authentications_in_a_row_lock_authentication_for_five_minu
     );
     sim.advance(SignedDuration::from_mins(4));
     assert_eq!(
-        authenticate(&sim, APP_TOKEN).await.0,
+        emnify_authenticate(&sim, APP_TOKEN).await.0,
         StatusCode::UNAUTHORIZED
     );
     sim.advance(SignedDuration::from_mins(1));
-    assert_eq!(authenticate(&sim, APP_TOKEN).await.0, StatusCode::OK);
+    assert_eq!(emnify_authenticate(&sim, APP_TOKEN).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -157,10 +126,10 @@ async fn authentication_is_limited_per_ip_to_100_in_5_minutes() {
     let sim = simulator(10).await;
     let mut statuses = Vec::new();
     for _ in 0..102 {
-        statuses.push(authenticate(&sim, APP_TOKEN).await.0.as_u16());
+        statuses.push(emnify_authenticate(&sim, APP_TOKEN).await.0.as_u16());
     }
     assert!(statuses[..100].iter().all(|&s| s == 200), "{statuses:?}");
-    let (status, body) = authenticate(&sim, APP_TOKEN).await;
+    let (status, body) = emnify_authenticate(&sim, APP_TOKEN).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         (body["error_code"].clone(), body["error_token"].clone()),

@@ -65,17 +65,22 @@ pub async fn status_and_json(response: Response) -> (StatusCode, Value) {
     (status, body)
 }
 
-/// An emnify auth token for the default application token.
-pub async fn emnify_token(sim: &SimulatorHandle) -> String {
-    let (status, body) = status_and_json(
+/// emnify's `POST /v1/authenticate` with an application token: its status and body.
+pub async fn emnify_authenticate(sim: &SimulatorHandle, token: &str) -> (StatusCode, Value) {
+    status_and_json(
         client()
             .post(format!("{}/v1/authenticate", sim.emnify_url()))
-            .json(&serde_json::json!({"application_token": APP_TOKEN}))
+            .json(&serde_json::json!({"application_token": token}))
             .send()
             .await
             .unwrap(),
     )
-    .await;
+    .await
+}
+
+/// An emnify auth token for the default application token.
+pub async fn emnify_token(sim: &SimulatorHandle) -> String {
+    let (status, body) = emnify_authenticate(sim, APP_TOKEN).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body["auth_token"].as_str().unwrap().to_owned()
 }
