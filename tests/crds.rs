@@ -5,6 +5,9 @@ use std::path::Path;
 use serde_json::Value;
 use simfleet::api;
 
+mod common;
+use common::first_version_schema;
+
 /// Asserts that `dir` (relative to the repository) holds exactly the generated CRD files.
 fn assert_holds_generated_crds(relative: &str) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
@@ -76,17 +79,7 @@ fn undescribed(schema: &Value, path: &str, out: &mut Vec<String>) {
 #[test]
 fn every_field_has_a_description_for_kubectl_explain() {
     for crd in api::crds() {
-        let version = &crd.spec.versions[0];
-        let schema = serde_json::to_value(
-            version
-                .schema
-                .as_ref()
-                .unwrap()
-                .open_api_v3_schema
-                .as_ref()
-                .unwrap(),
-        )
-        .unwrap();
+        let schema = first_version_schema(&crd);
         let mut missing = Vec::new();
         undescribed(&schema, &crd.spec.names.kind, &mut missing);
         assert!(
@@ -151,16 +144,7 @@ fn crds_have_names_columns_category_and_status_subresource() {
 #[test]
 fn conditions_are_a_map_keyed_by_type_with_the_standard_shape() {
     for crd in api::crds() {
-        let schema = serde_json::to_value(
-            crd.spec.versions[0]
-                .schema
-                .as_ref()
-                .unwrap()
-                .open_api_v3_schema
-                .as_ref()
-                .unwrap(),
-        )
-        .unwrap();
+        let schema = first_version_schema(&crd);
         let conditions = &schema["properties"]["status"]["properties"]["conditions"];
         assert_eq!(conditions["x-kubernetes-list-type"], "map");
         assert_eq!(

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
+
+mod common;
+use common::first_version_schema;
 use simfleet::api::duration::DURATION_PATTERN;
 use simfleet::api::manifest::read_path;
 use simfleet::sandbox::{Sandbox, SandboxConfig};
@@ -32,16 +35,7 @@ fn spec_schema(kind: &str) -> Value {
         .into_iter()
         .find(|c| c.spec.names.kind == kind)
         .unwrap();
-    let schema = serde_json::to_value(
-        crd.spec.versions[0]
-            .schema
-            .as_ref()
-            .unwrap()
-            .open_api_v3_schema
-            .as_ref()
-            .unwrap(),
-    )
-    .unwrap();
+    let schema = first_version_schema(&crd);
     schema["properties"]["spec"].clone()
 }
 

@@ -1,4 +1,4 @@
-//! Shared set-up for the simulator tests: an in-process simulator on 127.0.0.1:0 and a client.
+//! Shared set-up for the tests: an in-process simulator on 127.0.0.1:0, a client, CRD schemas.
 #![allow(dead_code)]
 
 pub mod operator;
@@ -283,4 +283,12 @@ pub fn send_signal(child: &std::process::Child, name: &str) {
         .status()
         .unwrap();
     assert!(sent.success(), "kill -{name} {}", child.id());
+}
+
+/// The OpenAPI schema of a CRD's first version, as JSON.
+pub fn first_version_schema(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Value {
+    let schema = crd.spec.versions[0].schema.as_ref().unwrap();
+    serde_json::to_value(schema.open_api_v3_schema.as_ref().unwrap()).unwrap()
 }
