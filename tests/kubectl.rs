@@ -61,6 +61,12 @@ impl Cluster {
         );
         String::from_utf8(out.stdout).unwrap()
     }
+
+    /// `kubectl apply -f examples/<name>`, which must succeed.
+    async fn apply_example(&self, name: &str) -> String {
+        let path = repo("examples").join(name);
+        self.ok(&["apply", "-f", path.to_str().unwrap()]).await
+    }
 }
 
 impl Drop for Cluster {
@@ -196,13 +202,7 @@ async fn every_invalid_fixture_is_refused_with_its_field_named() {
 #[tokio::test]
 async fn wait_returns_once_the_condition_is_met_and_delete_removes() {
     let cluster = Cluster::start("wait").await;
-    cluster
-        .ok(&[
-            "apply",
-            "-f",
-            repo("examples/simgroup-by-tag.yaml").to_str().unwrap(),
-        ])
-        .await;
+    cluster.apply_example("simgroup-by-tag.yaml").await;
     let mut waiting = cluster.command(&[
         "wait",
         "--for=condition=Ready",
@@ -248,20 +248,8 @@ async fn describe_get_events_and_events_for_show_what_the_operator_recorded() {
     use kube::Resource;
     use kube::runtime::events::{Event, EventType, Recorder, Reporter};
     let cluster = Cluster::start("events").await;
-    cluster
-        .ok(&[
-            "apply",
-            "-f",
-            repo("examples/simgroup-by-tag.yaml").to_str().unwrap(),
-        ])
-        .await;
-    cluster
-        .ok(&[
-            "apply",
-            "-f",
-            repo("examples/simgroup-by-iccid.yaml").to_str().unwrap(),
-        ])
-        .await;
+    cluster.apply_example("simgroup-by-tag.yaml").await;
+    cluster.apply_example("simgroup-by-iccid.yaml").await;
     let api: Api<SimGroup> = Api::namespaced(cluster.sandbox.client(), "default");
     // Events written as the operator writes them: kube's recorder, through events.k8s.io/v1.
     let recorder = Recorder::new(
