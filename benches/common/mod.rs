@@ -36,6 +36,7 @@ pub fn group(state: SimState, tags: &[&str]) -> SimGroupSpec {
         system_paused: Default::default(),
         drift: Default::default(),
         on_delete: Default::default(),
+        management: Default::default(),
         guard: None,
     }
 }

@@ -145,6 +145,12 @@ pub struct DataQuotaSpec {
     /// DataQuota set. Removing a quota denies the device data service. Default Orphan.
     #[serde(default)]
     pub on_delete: QuotaDeletePolicy,
+
+    /// `Manage` (default) sets the quotas; `Observe` only reads them: status counts the devices
+    /// whose quota differs from the spec (`counts.wouldChange`, sampled in problemDevices),
+    /// `Ready` says whether every device already has it, and nothing is ever set or removed.
+    #[serde(default)]
+    pub management: super::Management,
 }
 
 /// Devices that get the quota: device ids and/or tags, or the SIMs of one SimGroup.
@@ -289,6 +295,10 @@ pub struct QuotaCounts {
     /// and sampled, not retried, and they do not keep `Ready` false.
     #[serde(default)]
     pub ineligible: u64,
+    /// With `management: Observe`, devices whose quota differs from the spec: those a managed
+    /// DataQuota would set or top up now.
+    #[serde(default)]
+    pub would_change: u64,
 }
 
 /// One device that needs attention.

@@ -39,6 +39,24 @@ pub const BASE_URL_PATTERN: &str = r"^https?://[^\s/?#@]+([/][^\s?#]*)?$";
 /// Annotation that approves a guarded SimGroup change for one generation.
 pub const APPROVED_GENERATION_ANNOTATION: &str = "simfleet.io/approved-generation";
 
+/// Annotation that pauses one resource: with the value `"true"`, the operator makes no carrier
+/// request for it (not even a read) and leaves its status as it was, until it is removed or set
+/// to `"false"`. Any other value is treated as paused and reported, so a typo never resumes.
+pub const PAUSED_ANNOTATION: &str = "simfleet.io/paused";
+
+/// Whether the operator acts on a resource or only observes it.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum Management {
+    /// Observe, plan and act: submit the changes the plan needs.
+    #[default]
+    Manage,
+    /// Observe and plan only: status shows what would change, and nothing is ever submitted or
+    /// set at the carrier (adopting an existing fleet, watching before trusting).
+    Observe,
+}
+
 /// Reference to another object in the same namespace, by name.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 pub struct LocalObjectRef {

@@ -8,7 +8,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{FriendlyDuration, LocalObjectRef};
+use super::{FriendlyDuration, LocalObjectRef, Management};
 
 /// Most SIMs a carrier accepts in one bulk action.
 pub const CARRIER_ACTION_LIMIT: u32 = 10_000;
@@ -181,6 +181,13 @@ pub struct SimGroupSpec {
     /// A safety catch for large changes: a change touching more SIMs than this waits for approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard: Option<ChangeGuard>,
+
+    /// `Manage` (default) submits the changes; `Observe` only observes and plans: status shows
+    /// the counts and the carrier actions that would be submitted (`wouldSubmit`), `Ready` says
+    /// whether the carrier already matches, and nothing is submitted, not even on deletion.
+    /// Switching to `Manage` acts on the next reconcile, under the approval guard.
+    #[serde(default)]
+    pub management: Management,
 }
 
 /// Which SIMs a group selects. At least one of the lists must be set.
@@ -262,6 +269,21 @@ pub struct SimGroupStatus {
     /// When the last carrier action was submitted (RFC 3339); `rollout.interval` counts from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_action_time: Option<Time>,
+
+    /// With `management: Observe`, the carrier actions that would be submitted now, in order
+    /// (each at most the carrier's and the rollout's limit). Empty when managing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub would_submit: Vec<WouldSubmit>,
+}
+
+/// A carrier action an observe-only SimGroup would submit.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WouldSubmit {
+    /// What the action would do: `Pause` or `Resume`.
+    pub action: StateChange,
+    /// Number of SIMs in the action.
+    pub sims: u32,
 }
 
 /// SIM counts of a SimGroup.

@@ -15,6 +15,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use secrecy::SecretString;
 
+use super::pause::{self, PauseCheck};
 use super::{Context, Error, api_for, write_status};
 use crate::api::conditions::{self, READY, Verdict};
 use crate::api::{CarrierAccount, CarrierAccountStatus, CarrierCapabilities};
@@ -77,6 +78,11 @@ async fn reconcile_once(
 ) -> Result<Action, Error> {
     let namespace = account.namespace().unwrap_or_default();
     let api: Api<CarrierAccount> = Api::namespaced(context.client.clone(), &namespace);
+    // A paused account is not verified (no carrier request); its cached client stays, and the
+    // resources using it pause with it.
+    if let PauseCheck::Paused(action) = pause::check(&context, &api, &*account, None).await? {
+        return Ok(action);
+    }
     let secrets: Api<Secret> = Api::namespaced(context.client.clone(), &namespace);
     let key = account.spec.effective_secret_key().to_owned();
     let secret_name = account.spec.secret_ref.name.clone();

@@ -14,16 +14,19 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
+use super::pause::{self, PauseCheck};
 use super::sim_group::selection_of;
 use super::{Context, Error, api_for, ready_carrier, write_status};
-use crate::api::{DataQuota, QuotaDeletePolicy, QuotaProgress, SimGroup, TopUpInFlight};
+use crate::api::{
+    DataQuota, Management, QuotaDeletePolicy, QuotaMode, QuotaProgress, SimGroup, TopUpInFlight,
+};
 use crate::carrier::{
     Carrier, CarrierError, ObservedState, QuotaEventKind, QuotaReading, QuotaSetting, QuotaState,
     Selection,
 };
 use crate::plan::data_quota::{
     self, DeviceAction, EventMark, Outcome, QuotaTally, RETRY_LIMIT, SpecProblem, decide,
-    progress_for,
+    decide_observed, progress_for,
 };
 
 /// Finalizer of DataQuotas (`onDelete` runs before it is removed).
@@ -46,7 +49,25 @@ pub async fn run(
     if let Some(labels) = labels {
         config = config.labels(&labels);
     }
+    let accounts: Api<crate::api::CarrierAccount> = api_for(&context.client, namespace.as_deref());
     let controller = Controller::new(quotas, config);
+    let users = controller.store();
+    // An account was paused, resumed, verified or broken: its quotas know at once.
+    let controller = controller.watches(
+        accounts,
+        watcher::Config::default(),
+        move |account: crate::api::CarrierAccount| {
+            users
+                .state()
+                .into_iter()
+                .filter(|q| {
+                    q.namespace() == account.namespace()
+                        && q.spec.carrier_ref.name == account.name_any()
+                })
+                .map(|q| kube::runtime::reflector::ObjectRef::from_obj(&*q))
+                .collect::<Vec<_>>()
+        },
+    );
     super::drive(controller, reconcile, error_policy, context, stop).await;
 }
 
@@ -71,6 +92,14 @@ async fn reconcile(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Actio
 async fn reconcile_once(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Action, Error> {
     let namespace = quota.namespace().unwrap_or_default();
     let api: Api<DataQuota> = Api::namespaced(context.client.clone(), &namespace);
+    // Before the finalizer: a paused quota is neither applied nor cleaned up. Every apply
+    // writes all three conditions, so a resumed one needs nothing special.
+    let account = quota.spec.carrier_ref.name.clone();
+    if let PauseCheck::Paused(action) =
+        pause::check(&context, &api, &*quota, Some(&account)).await?
+    {
+        return Ok(action);
+    }
     finalizer(&api, DATA_QUOTA_FINALIZER, quota, |event| async {
         match event {
             Finalizer::Apply(quota) => apply(quota, &context, &api).await,
@@ -279,8 +308,10 @@ async fn apply(
         Err(problem) => return stall(api, &quota, problem).await,
     };
     let mut written = previous.clone();
+    // Observe-only: read and plan, never set; the progress record is neither sent nor moved.
+    let observe = quota.spec.management == Management::Observe;
     // Top-ups journaled before a crash are sent again as they are: never read and added twice.
-    if !progress.top_ups_in_flight.is_empty() {
+    if !observe && !progress.top_ups_in_flight.is_empty() {
         for entry in progress.top_ups_in_flight.clone() {
             carrier
                 .set_quota(
@@ -326,6 +357,22 @@ async fn apply(
             };
             if reading.is_some_and(|r| may_have_events(r, quota.spec.volume_mb)) {
                 watch_events.push(*device);
+            }
+            if observe {
+                match decide_observed(&quota.spec, &progress, *device, reading) {
+                    DeviceAction::Keep => tally.add(*device, Outcome::Read(reading), now),
+                    DeviceAction::Missing => tally.add(*device, Outcome::Missing, now),
+                    DeviceAction::Set(setting) | DeviceAction::TopUp(setting) => tally.add(
+                        *device,
+                        Outcome::WouldChange {
+                            reading,
+                            setting: &setting,
+                            top_up: quota.spec.mode == QuotaMode::TopUp,
+                        },
+                        now,
+                    ),
+                }
+                continue;
             }
             match decide(&quota.spec, &progress, *device, reading) {
                 DeviceAction::Keep => tally.add(*device, Outcome::Read(reading), now),
@@ -381,7 +428,7 @@ async fn apply(
         if !progress.complete {
             progress.done_through = batch.last().copied().max(progress.done_through);
         }
-        if !results.is_empty() || !failed.is_empty() {
+        if !observe && (!results.is_empty() || !failed.is_empty()) {
             written = with_progress(&quota, api, &written, &progress).await?;
         }
     }
@@ -395,7 +442,11 @@ async fn apply(
         &mut tally,
     )
     .await;
-    let status = data_quota::status(&previous, generation, &tally, progress.clone(), newest, now);
+    let status = if observe {
+        data_quota::observed_status(&previous, generation, &tally, newest, now)
+    } else {
+        data_quota::status(&previous, generation, &tally, progress.clone(), newest, now)
+    };
     context
         .metrics
         .data_quota(&namespace, &quota.name_any(), tally.counts());
@@ -417,11 +468,11 @@ async fn apply(
         )
         .await;
     }
-    Ok(Action::requeue(data_quota::requeue_after(
-        &tally,
-        &progress,
-        Timestamp::now(),
-    )))
+    Ok(Action::requeue(if observe {
+        data_quota::observed_requeue_after(&tally, Timestamp::now())
+    } else {
+        data_quota::requeue_after(&tally, &progress, Timestamp::now())
+    }))
 }
 
 /// Writes the status with new progress (everything else as last written).
@@ -497,6 +548,17 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
         .metrics
         .forget_data_quota(&namespace, &quota.name_any());
     if quota.spec.on_delete != QuotaDeletePolicy::Remove {
+        return Ok(Action::await_change());
+    }
+    if quota.spec.management == Management::Observe {
+        publish(
+            context,
+            &quota,
+            EventType::Normal,
+            "QuotasLeft",
+            "management: Observe sets nothing, on deletion either; the quotas are left at the carrier".into(),
+        )
+        .await;
         return Ok(Action::await_change());
     }
     let account = &quota.spec.carrier_ref.name;

@@ -4,6 +4,7 @@
 pub mod carrier_account;
 pub mod data_quota;
 pub mod metrics;
+mod pause;
 mod restore;
 mod run;
 pub mod sim_group;

@@ -16,9 +16,12 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
+use super::pause::{self, PauseCheck};
 use super::{Context, Error, SIM_GROUP_FINALIZER, api_for, ready_carrier, restore, write_status};
 use crate::api::conditions::{self, READY, STALLED, Verdict};
-use crate::api::{APPROVED_GENERATION_ANNOTATION, CarrierAccount, SimGroup, SimGroupDeletePolicy};
+use crate::api::{
+    APPROVED_GENERATION_ANNOTATION, CarrierAccount, Management, SimGroup, SimGroupDeletePolicy,
+};
 use crate::carrier::Selection;
 use crate::plan::claims::ClaimIndex;
 use crate::plan::sim_group::{
@@ -38,13 +41,31 @@ pub async fn run(
     if let Some(labels) = labels {
         config = config.labels(&labels);
     }
+    let accounts: Api<CarrierAccount> = api_for(&context.client, namespace.as_deref());
     let controller = Controller::new(groups.clone(), config.clone());
     let peers = controller.store();
+    let users = controller.store();
     let controller = controller
         // A group's claims changed: re-plan the groups whose SIMs may overlap it.
         .watches(groups, config, move |changed: SimGroup| {
             overlapping(&peers, &changed)
-        });
+        })
+        // An account was paused, resumed, verified or broken: its groups know at once.
+        .watches(
+            accounts,
+            watcher::Config::default(),
+            move |account: CarrierAccount| {
+                users
+                    .state()
+                    .into_iter()
+                    .filter(|g| {
+                        g.namespace() == account.namespace()
+                            && g.spec.carrier_ref.name == account.name_any()
+                    })
+                    .map(|g| ObjectRef::from_obj(&*g))
+                    .collect::<Vec<_>>()
+            },
+        );
     super::drive(controller, reconcile, error_policy, context, stop).await;
 }
 
@@ -125,9 +146,16 @@ async fn reconcile(group: Arc<SimGroup>, context: Arc<Context>) -> Result<Action
 async fn reconcile_once(group: Arc<SimGroup>, context: Arc<Context>) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
+    // Before the finalizer: a paused group is neither applied nor cleaned up.
+    let account = group.spec.carrier_ref.name.clone();
+    let resumed = match pause::check(&context, &api, &*group, Some(&account)).await? {
+        PauseCheck::Paused(action) => return Ok(action),
+        PauseCheck::Resumed => true,
+        PauseCheck::Running => false,
+    };
     finalizer(&api, SIM_GROUP_FINALIZER, group, |event| async {
         match event {
-            Finalizer::Apply(group) => apply(group, &context, &api).await,
+            Finalizer::Apply(group) => apply(group, &context, &api, resumed).await,
             Finalizer::Cleanup(group) => cleanup(group, &context).await,
         }
     })
@@ -135,10 +163,13 @@ async fn reconcile_once(group: Arc<SimGroup>, context: Arc<Context>) -> Result<A
     .map_err(super::from_finalizer)
 }
 
+/// Observes, plans and submits. `resumed`: the group was paused until now, so status is
+/// rebuilt from a full observation.
 async fn apply(
     group: Arc<SimGroup>,
     context: &Context,
     api: &Api<SimGroup>,
+    resumed: bool,
 ) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let carrier = match ready_carrier(context, &namespace, &group.spec.carrier_ref.name).await? {
@@ -172,6 +203,7 @@ async fn apply(
         }
     };
     if previous.observed_generation == Some(generation)
+        && !resumed
         && poll_says_wait(
             &previous.pending_actions,
             &statuses,
@@ -215,6 +247,9 @@ async fn apply(
     drop(pages);
     context.observed_in_full(&key, now);
     let mut plan = planner.finish();
+    if group.spec.management == Management::Observe {
+        plan.observe_only();
+    }
     // The carrier's own word on its pending jobs, for people.
     plan.note_carrier_statuses(&statuses);
     if let Some(Hold::ApprovalRequired { changes, limit }) = &plan.hold
@@ -372,6 +407,17 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
             EventType::Warning,
             "CarrierAccountMissing",
             format!("CarrierAccount {account_name} is gone; the SIMs are left as they are"),
+        )
+        .await;
+    } else if group.spec.on_delete == SimGroupDeletePolicy::Restore
+        && group.spec.management == Management::Observe
+    {
+        publish(
+            context,
+            &group,
+            EventType::Normal,
+            "RestoreSkipped",
+            "management: Observe submits nothing, on deletion either; the SIMs are left as they are".into(),
         )
         .await;
     } else if group.spec.on_delete == SimGroupDeletePolicy::Restore {

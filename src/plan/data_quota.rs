@@ -153,19 +153,57 @@ pub fn decide(
             QuotaMode::TopUp => DeviceAction::Missing,
         };
     };
-    let same_threshold = match (reading.threshold_percentage, spec.threshold_percentage) {
-        (None, None) => true,
-        (Some(read), Some(want)) => (read - f64::from(want)).abs() < 0.001,
-        _ => false,
-    };
     let changed_outside = reading.expiry != Some(progress.expiry.0)
         || reading.auto_refill != spec.auto_refill
-        || !same_threshold;
+        || !same_threshold(spec, reading);
     if changed_outside {
         // The declared terms again, with the remaining volume kept: no free refill.
         DeviceAction::Set(declared(spec, progress, reading.volume_mb.max(0.0)))
     } else {
         DeviceAction::Keep
+    }
+}
+
+fn same_threshold(spec: &DataQuotaSpec, reading: &QuotaReading) -> bool {
+    match (reading.threshold_percentage, spec.threshold_percentage) {
+        (None, None) => true,
+        (Some(read), Some(want)) => (read - f64::from(want)).abs() < 0.001,
+        _ => false,
+    }
+}
+
+/// Decides one device for an observe-only DataQuota (`management: Observe`): as [`decide`],
+/// except that a device this generation has not been applied to, whose quota already is the
+/// declared one, is kept rather than set again. "Already declared" (`mode: Set` only; a top-up
+/// always changes the volume): not expired, `volumeMB`, auto-refill and threshold as declared,
+/// and the expiry `expiry.at`, or, for `expiry.after`, one ahead and no later than `after`
+/// from now.
+pub fn decide_observed(
+    spec: &DataQuotaSpec,
+    progress: &QuotaProgress,
+    device_id: u64,
+    reading: Option<&QuotaReading>,
+) -> DeviceAction {
+    let already_declared = |r: &QuotaReading| {
+        spec.mode == QuotaMode::Set
+            && r.state != QuotaState::Expired
+            && (r.volume_mb - spec.volume_mb).abs() < 0.001
+            && r.auto_refill == spec.auto_refill
+            && same_threshold(spec, r)
+            && match spec.expiry.at {
+                Some(_) => r.expiry == Some(progress.expiry.0),
+                None => r
+                    .expiry
+                    .is_some_and(|e| e > progress.started_at.0 && e <= progress.expiry.0),
+            }
+    };
+    match decide(spec, progress, device_id, reading) {
+        DeviceAction::Set(_)
+            if !is_done(progress, device_id) && reading.is_some_and(already_declared) =>
+        {
+            DeviceAction::Keep
+        }
+        other => other,
     }
 }
 
@@ -176,6 +214,15 @@ pub enum Outcome<'a> {
     Read(Option<&'a QuotaReading>),
     /// Set as given.
     Set(&'a QuotaSetting),
+    /// Observe-only: would be set as given (`top_up`: by a top-up); left as read.
+    WouldChange {
+        /// The quota as read (`None`: it has none).
+        reading: Option<&'a QuotaReading>,
+        /// What a managed DataQuota would set.
+        setting: &'a QuotaSetting,
+        /// The setting is a top-up (what is left plus `volumeMB`).
+        top_up: bool,
+    },
     /// A top-up's quota is gone at the carrier.
     Missing,
     /// The carrier cannot give this device a quota (its endpoint is deleted, it has no SIM,
@@ -198,6 +245,8 @@ pub struct QuotaTally {
     problems: Vec<ProblemDevice>,
     earliest_expiry: Option<Timestamp>,
     refused: u64,
+    /// Devices that would change and have a quota now (the others count as `none`).
+    would_change_with_quota: u64,
 }
 
 impl QuotaTally {
@@ -216,6 +265,37 @@ impl QuotaTally {
         self.counts.targeted += 1;
         let (state, expiry) = match outcome {
             Outcome::Set(setting) => (QuotaState::Active, Some(setting.expiry)),
+            Outcome::WouldChange {
+                reading,
+                setting,
+                top_up,
+            } => {
+                self.counts.would_change += 1;
+                self.problem(
+                    device_id,
+                    "WouldChange",
+                    format!(
+                        "has {}; a managed DataQuota would {} {} MB expiring {} (management: Observe sets nothing)",
+                        reading.map_or_else(
+                            || "no quota".to_owned(),
+                            |r| format!("{} MB left ({:?})", r.volume_mb, r.state)
+                        ),
+                        if top_up { "top it up to" } else { "set" },
+                        setting.volume_mb,
+                        setting.expiry
+                    ),
+                );
+                match reading {
+                    Some(r) => {
+                        self.would_change_with_quota += 1;
+                        (r.state.clone(), r.expiry)
+                    }
+                    None => {
+                        self.counts.none += 1;
+                        return;
+                    }
+                }
+            }
             Outcome::Read(Some(reading)) => (reading.state.clone(), reading.expiry),
             Outcome::Read(None) => {
                 self.counts.none += 1;
@@ -318,6 +398,19 @@ pub fn requeue_after(tally: &QuotaTally, progress: &QuotaProgress, now: Timestam
     if !progress.retry_device_ids.is_empty() {
         return Duration::from_secs(30);
     }
+    until_next_expiry(tally, now)
+}
+
+/// How soon to reconcile an observe-only DataQuota again: 30 s after a failed read, else at
+/// the next expiry, at most after [`RESYNC`].
+pub fn observed_requeue_after(tally: &QuotaTally, now: Timestamp) -> Duration {
+    if tally.counts.failed > 0 {
+        return Duration::from_secs(30);
+    }
+    until_next_expiry(tally, now)
+}
+
+fn until_next_expiry(tally: &QuotaTally, now: Timestamp) -> Duration {
     match tally.earliest_expiry {
         Some(expiry) => {
             let wait = expiry.duration_since(now).as_secs().max(1) as u64 + 1;
@@ -421,7 +514,7 @@ impl EventScan {
     }
 }
 
-/// The status to write. `stalled` is a problem that needs a human (reason, message).
+/// The status to write after applying `progress`.
 pub fn status(
     previous: &DataQuotaStatus,
     generation: i64,
@@ -430,10 +523,46 @@ pub fn status(
     events: EventMark,
     now: Timestamp,
 ) -> DataQuotaStatus {
+    status_of(previous, generation, tally, Some(progress), events, now)
+}
+
+/// The status of an observe-only DataQuota: `Ready` when every eligible device already has the
+/// declared quota, `Reconciling=False` with reason `ObserveOnly`, and the progress as it was
+/// (nothing was applied).
+pub fn observed_status(
+    previous: &DataQuotaStatus,
+    generation: i64,
+    tally: &QuotaTally,
+    events: EventMark,
+    now: Timestamp,
+) -> DataQuotaStatus {
+    status_of(previous, generation, tally, None, events, now)
+}
+
+/// The status to write; `progress` is `None` when observing only.
+fn status_of(
+    previous: &DataQuotaStatus,
+    generation: i64,
+    tally: &QuotaTally,
+    applied: Option<QuotaProgress>,
+    events: EventMark,
+    now: Timestamp,
+) -> DataQuotaStatus {
+    let observe = applied.is_none();
+    let progress = applied.clone().unwrap_or_else(|| QuotaProgress {
+        generation,
+        started_at: Time(now),
+        expiry: Time(now),
+        done_through: None,
+        complete: true,
+        retry_device_ids: Vec::new(),
+        top_ups_in_flight: Vec::new(),
+    });
     let c = &tally.counts;
     let eligible = c.targeted - c.ineligible;
-    let declared = eligible - c.none - c.failed;
-    let ready = progress.complete && c.none == 0 && c.failed == 0 && eligible > 0;
+    let declared = eligible - c.none - c.failed - tally.would_change_with_quota;
+    let ready =
+        progress.complete && c.none == 0 && c.failed == 0 && c.would_change == 0 && eligible > 0;
     let ineligible = if c.ineligible > 0 {
         format!("; {} ineligible (see problemDevices)", c.ineligible)
     } else {
@@ -443,7 +572,20 @@ pub fn status(
         "{declared} of {eligible} eligible devices have the declared quota ({} active, {} exhausted, {} expired){ineligible}",
         c.active, c.exhausted, c.expired
     );
-    let reconciling = if progress.complete && progress.retry_device_ids.is_empty() {
+    let reconciling = if observe {
+        Verdict::new(
+            false,
+            "ObserveOnly",
+            if c.would_change == 0 {
+                "management: Observe: the carrier matches the spec; nothing is set".to_owned()
+            } else {
+                format!(
+                    "management: Observe: {} devices would get a new quota (see problemDevices); nothing is set; set management: Manage to act",
+                    c.would_change
+                )
+            },
+        )
+    } else if progress.complete && progress.retry_device_ids.is_empty() {
         Verdict::new(false, "Idle", "this generation is applied")
     } else {
         Verdict::new(
@@ -483,6 +625,8 @@ pub fn status(
                     "Converged"
                 } else if refused {
                     "Refused"
+                } else if observe {
+                    "ObserveOnly"
                 } else {
                     "Progressing"
                 },
@@ -500,7 +644,11 @@ pub fn status(
         counts: Some(c.clone()),
         earliest_expiry: tally.earliest_expiry.map(Time),
         problem_devices: kept_notes(&tally.problems, &previous.problem_devices),
-        progress: Some(progress),
+        progress: if observe {
+            previous.progress.clone()
+        } else {
+            applied
+        },
         last_event_time: events.time.map(Time),
         last_event_ids: events.ids,
     }

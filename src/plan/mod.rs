@@ -3,5 +3,6 @@
 
 pub mod claims;
 pub mod data_quota;
+pub mod pause;
 pub mod restore;
 pub mod sim_group;

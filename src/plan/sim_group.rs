@@ -25,7 +25,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::api::conditions::{self, READY, Verdict};
 use crate::api::{
     DriftPolicy, PROBLEM_SAMPLE_LIMIT, PendingAction, ProblemReason, ProblemSim, SimCounts,
-    SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy,
+    SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy, WouldSubmit,
 };
 use crate::carrier::{
     ActionStatus, ObservedState, Refusal, RefusalKind, SimObservation, SimTarget,
@@ -122,6 +122,28 @@ pub struct Plan {
     now: Timestamp,
     last_action_time: Option<Time>,
     remaining_after_actions: usize,
+    /// `management: Observe`: nothing is submitted; the actions are only reported.
+    observe_only: Option<ObserveOnly>,
+}
+
+/// What an observe-only plan reports instead of submitting.
+#[derive(Debug)]
+struct ObserveOnly {
+    would_submit: Vec<WouldSubmit>,
+    /// The approval the change would need when managed: (SIMs, guard limit).
+    approval: Option<(usize, u32)>,
+}
+
+/// The actions `changes` SIMs make at `limit` per action, all at once (an observe-only plan
+/// reports every action the change needs, whatever the rollout interval).
+fn would_submit(changes: usize, limit: usize, change: StateChange) -> Vec<WouldSubmit> {
+    let limit = limit.max(1);
+    (0..changes.div_ceil(limit))
+        .map(|i| WouldSubmit {
+            action: change,
+            sims: u32::try_from(limit.min(changes - i * limit)).unwrap_or(u32::MAX),
+        })
+        .collect()
 }
 
 fn toward(state: SimState) -> StateChange {
@@ -443,11 +465,28 @@ impl<'a> SimGroupPlanner<'a> {
             generation: ctx.generation,
             now,
             last_action_time: ctx.previous.last_action_time.clone(),
+            observe_only: None,
         }
     }
 }
 
 impl Plan {
+    /// Makes this an observe-only plan (`management: Observe`): no action is submitted; status
+    /// reports the actions the change needs, and the approval it would need, instead.
+    pub fn observe_only(&mut self) {
+        let approval = match self.hold {
+            Some(Hold::ApprovalRequired { changes, limit }) => Some((changes, limit)),
+            _ => None,
+        };
+        self.actions.clear();
+        self.hold = None;
+        self.remaining_after_actions = self.changes;
+        self.observe_only = Some(ObserveOnly {
+            would_submit: would_submit(self.changes, self.batch_limit, toward(self.desired)),
+            approval,
+        });
+    }
+
     /// Records a submitted action (its id reaches status with the next write).
     pub fn record_submission(
         &mut self,
@@ -512,6 +551,9 @@ impl Plan {
 
     /// How soon to reconcile again.
     pub fn requeue_after(&self) -> Duration {
+        if self.observe_only.is_some() {
+            return pending_backoff(&self.pending, self.now).unwrap_or(RESYNC);
+        }
         if let Some(Hold::Interval { until }) = self.hold {
             // At most a resync away: a long rollout interval is still re-planned then (and
             // kube-runtime's scheduler refuses delays beyond about two years).
@@ -609,13 +651,20 @@ impl Plan {
             "Converged"
         } else if let Some((reason, _)) = &stalled {
             reason
+        } else if self.observe_only.is_some() {
+            "ObserveOnly"
         } else {
             "Progressing"
         };
-        let reconciling = if reconciling {
-            Verdict::new(true, "CarrierActionsPending", reconciling_message)
-        } else {
-            Verdict::new(false, "Idle", "no carrier action in flight")
+        let reconciling = match &self.observe_only {
+            Some(_) if !self.pending.is_empty() => {
+                Verdict::new(true, "CarrierActionsPending", reconciling_message)
+            }
+            Some(observe) => {
+                Verdict::new(false, "ObserveOnly", observe_message(observe, self.changes))
+            }
+            None if reconciling => Verdict::new(true, "CarrierActionsPending", reconciling_message),
+            None => Verdict::new(false, "Idle", "no carrier action in flight"),
         };
         let stalled = match stalled {
             Some((reason, message)) => Verdict::new(true, reason, message),
@@ -638,8 +687,31 @@ impl Plan {
             pending_actions: self.pending.clone(),
             problem_sims: self.problems.clone(),
             last_action_time: self.last_action_time.clone(),
+            would_submit: self
+                .observe_only
+                .as_ref()
+                .map(|o| o.would_submit.clone())
+                .unwrap_or_default(),
         }
     }
+}
+
+/// The `Reconciling` message of an observe-only group.
+fn observe_message(observe: &ObserveOnly, changes: usize) -> String {
+    if changes == 0 {
+        return "management: Observe: the carrier matches the spec; nothing is submitted".into();
+    }
+    let approval = observe.approval.map_or_else(String::new, |(_, limit)| {
+        format!(
+            "; more than guard.maxChangesWithoutApproval ({}), so managing it will need the annotation simfleet.io/approved-generation",
+            thousands(u64::from(limit))
+        )
+    });
+    format!(
+        "management: Observe: {} SIMs would change, in {} carrier actions (see wouldSubmit){approval}; nothing is submitted; set management: Manage to act",
+        thousands(changes as u64),
+        observe.would_submit.len()
+    )
 }
 
 #[cfg(test)]
