@@ -1,5 +1,6 @@
 //! The Argo CD health check (deploy/argocd/health.lua), run in Lua (PyPI lupa) on statuses the
-//! operator's own planners write: converged, pending, stalled, stale, and none yet.
+//! operator's own planners write: converged, pending, stalled, stale, paused, observe-only, and
+//! none yet.
 
 mod common;
 
@@ -77,6 +78,26 @@ fn planned(
     plan.status(previous)
 }
 
+/// The status an observe-only group writes for `page`.
+fn observe_only(spec: &SimGroupSpec, page: &[SimObservation]) -> SimGroupStatus {
+    let in_flight = HashSet::new();
+    let previous = SimGroupStatus::default();
+    let mut planner = SimGroupPlanner::new(PlanContext {
+        spec,
+        generation: 1,
+        approved_generation: None,
+        previous: &previous,
+        carrier_limit: 10_000,
+        in_flight: &in_flight,
+        claims: &NoClaims,
+        now: Timestamp::now(),
+    });
+    planner.observe(page);
+    let mut plan = planner.finish();
+    plan.observe_only();
+    plan.status(&previous)
+}
+
 fn object(kind: &str, generation: i64, status: Option<Value>) -> Value {
     json!({"apiVersion": "simfleet.io/v1alpha1", "kind": kind, "metadata": {"name": "x", "generation": generation}, "status": status})
 }
@@ -112,6 +133,23 @@ fn argo_cd_health_follows_the_kstatus_conditions_the_operator_writes() {
         },
         Timestamp::now(),
     );
+    // Paused by the annotation after converging, with generation 2 not observed: Suspended.
+    let mut paused = converged.clone();
+    paused.conditions = simfleet::plan::pause::paused_conditions(
+        &converged.conditions,
+        "SimGroup x carries simfleet.io/paused: \"true\"",
+        2,
+        Timestamp::now(),
+    );
+    let observing: SimGroupSpec = serde_json::from_value(json!({"carrierRef": {"name": "c"}, "state": "Paused", "selector": {"deviceIds": [1, 2]}, "management": "Observe"})).unwrap();
+    let observed = observe_only(
+        &observing,
+        &[sim(1, ObservedState::Active), sim(2, ObservedState::Paused)],
+    );
+    let observed_converged = observe_only(
+        &observing,
+        &[sim(1, ObservedState::Paused), sim(2, ObservedState::Paused)],
+    );
     let value = |s: &SimGroupStatus| Some(serde_json::to_value(s).unwrap());
     let results = health(&[
         object("SimGroup", 1, None),
@@ -124,6 +162,9 @@ fn argo_cd_health_follows_the_kstatus_conditions_the_operator_writes() {
             1,
             Some(serde_json::to_value(&quota_problem).unwrap()),
         ),
+        object("SimGroup", 2, value(&paused)),
+        object("SimGroup", 1, value(&observed)),
+        object("SimGroup", 1, value(&observed_converged)),
     ]);
     let statuses: Vec<&str> = results.iter().map(|(s, _)| s.as_str()).collect();
     assert_eq!(
@@ -134,8 +175,21 @@ fn argo_cd_health_follows_the_kstatus_conditions_the_operator_writes() {
             "Healthy",
             "Progressing",
             "Degraded",
-            "Degraded"
+            "Degraded",
+            "Suspended",
+            "Suspended",
+            "Healthy"
         ]
+    );
+    assert!(
+        results[6].1.contains("simfleet.io/paused"),
+        "{:?}",
+        results[6]
+    );
+    assert!(
+        results[7].1.contains("1 SIMs would change"),
+        "{:?}",
+        results[7]
     );
     assert!(
         results[1].1.contains("awaiting carrier confirmation"),
