@@ -170,6 +170,10 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         environment.simulator.admin_url()
     );
     println!("  kubeconfig   {kubeconfig}");
+    println!(
+        "  carrier URLs {} only (simfleet run --allowed-carrier-url)",
+        environment.simulator.base_url()
+    );
     println!("  applied      {}", environment.applied.join(", "));
     let operator = if args.no_operator {
         println!("  operator     not started (--no-operator)");
@@ -177,9 +181,13 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     } else {
         println!("  operator     running in this process");
         let client = environment.sandbox.client();
+        // Credentials go to this simulator only, whatever an account's provider says.
+        let args = crate::controller::RunArgs {
+            allowed_carrier_urls: vec![environment.simulator.base_url()],
+            ..Default::default()
+        };
         Some(tokio::spawn(crate::controller::run_with_client(
-            client,
-            crate::controller::RunArgs::default(),
+            client, args,
         )))
     };
     println!();

@@ -356,3 +356,250 @@ async fn an_observe_only_quota_never_sets_and_is_ready_once_the_carrier_matches(
     .await;
     assert_eq!(mutating_requests(&world).await, after_manage);
 }
+
+/// `simfleet dev` on free ports, driven with the real kubectl.
+struct Dev {
+    child: std::process::Child,
+    kubeconfig: std::path::PathBuf,
+    admin_url: String,
+    dir: std::path::PathBuf,
+}
+
+impl Dev {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader};
+        let dir = std::env::temp_dir().join(format!("simfleet-controls-{}", std::process::id()));
+        let kubeconfig = dir.join("kubeconfig");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simfleet"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["dev", "--api-listen", "127.0.0.1:0", "--sims", "200"])
+            .arg("--kubeconfig-out")
+            .arg(&kubeconfig)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut admin_url = String::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(rest) = line.split("(admin API: ").nth(1) {
+                admin_url = rest.trim_end_matches(")").trim_end_matches('/').to_owned();
+            }
+            if line.starts_with("Ctrl-C") {
+                break;
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        assert!(admin_url.starts_with("http://127.0.0.1:"), "{admin_url}");
+        Self {
+            child,
+            kubeconfig,
+            admin_url,
+            dir,
+        }
+    }
+
+    /// Runs kubectl (off the async runtime) and returns its stdout; it must succeed.
+    async fn kubectl(&self, args: &[&str]) -> String {
+        let mut command = std::process::Command::new(common::kubectl_binary());
+        command.arg("--kubeconfig").arg(&self.kubeconfig).args(args);
+        let line = format!("{args:?}");
+        let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs `kubectl get ... -o jsonpath=...` until `claim` holds (90 s at most).
+    async fn until(&self, args: &[&str], claim: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let out = self.kubectl(args).await;
+            if claim(&out) {
+                return out;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kubectl {args:?}: last printed {out:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn stats(&self) -> Value {
+        reqwest::get(format!("{}/stats", self.admin_url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn carrier_requests(&self) -> u64 {
+        self.stats().await["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                !r["route"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("/_sim/")
+            })
+            .map(|r| r["count"].as_u64().unwrap())
+            .sum()
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        common::send_signal(&self.child, "INT");
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const RECONCILING_REASON: &str = "jsonpath={.status.conditions[?(@.type==\"Reconciling\")].reason}";
+
+#[tokio::test]
+async fn the_three_controls_work_through_kubectl_in_simfleet_dev() {
+    let dev = Dev::start();
+    dev.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "sg/cold-chain",
+        "--timeout=90s",
+    ])
+    .await;
+
+    // 1. Pause the account: every resource using it pauses, and the carrier hears nothing.
+    dev.kubectl(&[
+        "annotate",
+        "carrier",
+        "simulator",
+        "simfleet.io/paused=true",
+    ])
+    .await;
+    let reasons = "jsonpath={range .items[*]}{.kind}/{.metadata.name}={.status.conditions[?(@.type==\"Reconciling\")].reason}{\"\\n\"}{end}";
+    dev.until(&["get", "simfleet", "-o", reasons], |out| {
+        out.lines().all(|l| l.ends_with("=Paused")) && out.lines().count() > 3
+    })
+    .await;
+    let before = dev.carrier_requests().await;
+    dev.kubectl(&[
+        "patch",
+        "sg",
+        "cold-chain",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"state":"Paused"}}"#,
+    ])
+    .await;
+    dev.until(
+        &[
+            "get",
+            "sg",
+            "cold-chain",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Reconciling\")].observedGeneration}",
+        ],
+        |out| out == "2",
+    )
+    .await;
+    assert_eq!(
+        dev.carrier_requests().await,
+        before,
+        "no carrier request while paused"
+    );
+    let events = dev
+        .kubectl(&[
+            "get",
+            "events",
+            "--field-selector",
+            "reason=Paused",
+            "-o",
+            "name",
+        ])
+        .await;
+    assert!(events.lines().count() > 3, "{events}");
+
+    // Resumed: the group acts on generation 2.
+    dev.kubectl(&["annotate", "carrier", "simulator", "simfleet.io/paused-"])
+        .await;
+    dev.until(
+        &["get", "sg", "cold-chain", "-o", "jsonpath={.status.observedGeneration}/{.status.conditions[?(@.type==\"Ready\")].status}"],
+        |out| out == "2/True",
+    )
+    .await;
+
+    // 2. Observe only: status shows the actions it would submit; nothing is submitted.
+    let submitted = dev.stats().await["changes"]["submittedSims"].clone();
+    dev.kubectl(&[
+        "patch",
+        "sg",
+        "cold-chain",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"state":"Active","management":"Observe"}}"#,
+    ])
+    .await;
+    let would = dev
+        .until(
+            &[
+                "get",
+                "sg",
+                "cold-chain",
+                "-o",
+                "jsonpath={.status.observedGeneration} {.status.wouldSubmit[*].action}",
+            ],
+            |out| out.starts_with("3 Resume"),
+        )
+        .await;
+    assert!(would.contains("Resume"), "{would}");
+    let reason = dev
+        .kubectl(&["get", "sg", "cold-chain", "-o", RECONCILING_REASON])
+        .await;
+    assert_eq!(reason, "ObserveOnly");
+    assert_eq!(
+        dev.stats().await["changes"]["submittedSims"],
+        submitted,
+        "Observe never submits"
+    );
+
+    // 3. A carrier URL outside the allow-list (dev allows its own simulator only): Stalled,
+    // and no connection is made.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let manifest = dev.dir.join("elsewhere.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: simfleet.io/v1alpha1\nkind: CarrierAccount\nmetadata:\n  name: elsewhere\nspec:\n  provider: simulator\n  baseUrl: http://{}\n  secretRef:\n    name: simulator-credentials\n",
+            listener.local_addr().unwrap()
+        ),
+    )
+    .unwrap();
+    dev.kubectl(&["apply", "-f", manifest.to_str().unwrap()])
+        .await;
+    dev.until(
+        &[
+            "get",
+            "carrier",
+            "elsewhere",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Stalled\")].reason}",
+        ],
+        |out| out == "UrlNotAllowed",
+    )
+    .await;
+    assert!(
+        matches!(listener.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "no connection reached the disallowed URL"
+    );
+}
