@@ -3,6 +3,9 @@
 
 pub mod claims;
 pub mod data_quota;
+mod observe_only;
 pub mod pause;
+pub mod pending;
+pub mod quota_events;
 pub mod restore;
 pub mod sim_group;

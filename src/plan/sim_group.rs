@@ -25,14 +25,18 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::api::conditions::{self, READY, Verdict};
 use crate::api::{
     DriftPolicy, PROBLEM_SAMPLE_LIMIT, PendingAction, ProblemReason, ProblemSim, SimCounts,
-    SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy, WouldSubmit,
+    SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy,
 };
 use crate::carrier::{
     ActionStatus, ObservedState, Refusal, RefusalKind, SimObservation, SimTarget,
 };
 
-/// How long an action may stay unconfirmed before the group is Stalled.
-pub const CONFIRMATION_DEADLINE: SignedDuration = SignedDuration::from_hours(24);
+use super::observe_only::{ObserveOnly, observe_message, would_submit};
+pub use super::pending::{
+    CONFIRMATION_DEADLINE, FULL_OBSERVATION_CEILING, note_carrier_statuses, pending_backoff,
+    poll_says_wait, still_pending,
+};
+
 /// Resync period of a converged group (drift detection).
 pub const RESYNC: Duration = Duration::from_secs(600);
 
@@ -126,26 +130,6 @@ pub struct Plan {
     observe_only: Option<ObserveOnly>,
 }
 
-/// What an observe-only plan reports instead of submitting.
-#[derive(Debug)]
-struct ObserveOnly {
-    would_submit: Vec<WouldSubmit>,
-    /// The approval the change would need when managed: (SIMs, guard limit).
-    approval: Option<(usize, u32)>,
-}
-
-/// The actions `changes` SIMs make at `limit` per action, all at once (an observe-only plan
-/// reports every action the change needs, whatever the rollout interval).
-fn would_submit(changes: usize, limit: usize, change: StateChange) -> Vec<WouldSubmit> {
-    let limit = limit.max(1);
-    (0..changes.div_ceil(limit))
-        .map(|i| WouldSubmit {
-            action: change,
-            sims: u32::try_from(limit.min(changes - i * limit)).unwrap_or(u32::MAX),
-        })
-        .collect()
-}
-
 fn toward(state: SimState) -> StateChange {
     match state {
         SimState::Active => StateChange::Resume,
@@ -153,7 +137,8 @@ fn toward(state: SimState) -> StateChange {
     }
 }
 
-fn thousands(n: u64) -> String {
+/// `n` with thousands separators, as status messages show counts.
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -163,65 +148,6 @@ fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// The actions of `listed` still unconfirmed when `pending` SIMs are observed in flight: the
-/// newest are kept while they account for pending SIMs (confirmation is by observed state, and
-/// the carrier confirms oldest first). Returned oldest first.
-pub fn still_pending(listed: &[PendingAction], pending: u64) -> Vec<PendingAction> {
-    let mut newest_first = listed.to_vec();
-    newest_first.sort_by_key(|a| std::cmp::Reverse(a.submitted_at.0));
-    let mut accounted = 0u64;
-    let mut kept = Vec::new();
-    for action in newest_first {
-        if accounted < pending {
-            accounted += u64::from(action.sims);
-            kept.push(action);
-        }
-    }
-    kept.reverse();
-    kept
-}
-
-/// Sets each listed action's `carrier_status` from the carrier's jobs list.
-pub fn note_carrier_statuses(pending: &mut [PendingAction], statuses: &[ActionStatus]) {
-    for action in pending {
-        if let Some(status) = statuses.iter().find(|s| s.id == action.id) {
-            action.carrier_status = Some(status.status.clone());
-        }
-    }
-}
-
-/// Longest time a group with pending actions goes without a full observation, whatever the
-/// carrier's jobs list says.
-pub const FULL_OBSERVATION_CEILING: SignedDuration = SignedDuration::from_mins(30);
-
-/// Whether a reconcile of a group with `pending` actions can skip the full observation: the
-/// carrier's jobs list shows every pending action unfinished (so no SIM has changed yet), and a
-/// full observation was made less than [`FULL_OBSERVATION_CEILING`] ago. Anything else (an
-/// action finished or not listed, no jobs list, the ceiling reached) observes in full.
-pub fn poll_says_wait(
-    pending: &[PendingAction],
-    statuses: &[ActionStatus],
-    last_full: Option<Timestamp>,
-    now: Timestamp,
-) -> bool {
-    let recent = last_full.is_some_and(|at| now.duration_since(at) < FULL_OBSERVATION_CEILING);
-    recent
-        && !pending.is_empty()
-        && pending
-            .iter()
-            .all(|action| statuses.iter().any(|s| s.id == action.id && !s.finished))
-}
-
-/// How long to wait while actions are pending: 10 s after a submit, a quarter of the oldest
-/// action's age after that, at most 5 minutes (carriers confirm in minutes, rarely a day).
-pub fn pending_backoff(pending: &[PendingAction], now: Timestamp) -> Option<Duration> {
-    pending
-        .iter()
-        .map(|a| now.duration_since(a.submitted_at.0))
-        .min()
-        .map(|age| Duration::from_secs((age.as_secs() / 4).clamp(10, 300) as u64))
 }
 
 /// Consumes observed pages one at a time, so a large group is never held whole.
@@ -694,24 +620,6 @@ impl Plan {
                 .unwrap_or_default(),
         }
     }
-}
-
-/// The `Reconciling` message of an observe-only group.
-fn observe_message(observe: &ObserveOnly, changes: usize) -> String {
-    if changes == 0 {
-        return "management: Observe: the carrier matches the spec; nothing is submitted".into();
-    }
-    let approval = observe.approval.map_or_else(String::new, |(_, limit)| {
-        format!(
-            "; more than guard.maxChangesWithoutApproval ({}), so managing it will need the annotation simfleet.io/approved-generation",
-            thousands(u64::from(limit))
-        )
-    });
-    format!(
-        "management: Observe: {} SIMs would change, in {} carrier actions (see wouldSubmit){approval}; nothing is submitted; set management: Manage to act",
-        thousands(changes as u64),
-        observe.would_submit.len()
-    )
 }
 
 #[cfg(test)]

@@ -549,46 +549,6 @@ fn the_carrier_s_job_status_shows_beside_a_pending_action_and_never_confirms_it(
 }
 
 #[test]
-fn a_poll_skips_the_full_observation_only_while_every_pending_action_is_unfinished() {
-    let now = now();
-    let pending = vec![action("10001", 5_000, 3), action("10002", 5_000, 2)];
-    let status = |id: &str, finished: bool| ActionStatus {
-        id: id.into(),
-        status: if finished { "COMPLETED" } else { "PROCESSING" }.into(),
-        finished,
-    };
-    let observed = now.checked_sub(SignedDuration::from_mins(3)).ok();
-    let both = [status("10001", false), status("10002", false)];
-    assert!(poll_says_wait(&pending, &both, observed, now));
-    // One finished: observe in full (its SIMs may have changed).
-    let one_done = [status("10001", true), status("10002", false)];
-    assert!(!poll_says_wait(&pending, &one_done, observed, now));
-    // One not listed (no jobs list, or an older job): observe in full.
-    assert!(!poll_says_wait(&pending, &both[..1], observed, now));
-    assert!(!poll_says_wait(&pending, &[], observed, now));
-    // No full observation yet in this process (a restart), or the ceiling reached.
-    assert!(!poll_says_wait(&pending, &both, None, now));
-    let long_ago = now.checked_sub(FULL_OBSERVATION_CEILING).ok();
-    assert!(!poll_says_wait(&pending, &both, long_ago, now));
-    // Nothing pending: nothing to wait for.
-    assert!(!poll_says_wait(&[], &both, observed, now));
-    // The wait grows with the oldest action's age: 10 s, then a quarter of it, at most 5 min.
-    assert_eq!(
-        pending_backoff(&pending, now),
-        Some(Duration::from_secs(30))
-    );
-    assert_eq!(
-        pending_backoff(&[action("x", 1, 0)], now),
-        Some(Duration::from_secs(10))
-    );
-    assert_eq!(
-        pending_backoff(&[action("x", 1, 600)], now),
-        Some(Duration::from_secs(300))
-    );
-    assert_eq!(pending_backoff(&[], now), None);
-}
-
-#[test]
 fn an_observe_only_plan_submits_nothing_and_reports_the_actions_it_would_submit() {
     let mut case = Case::new(SimState::Paused);
     case.carrier_limit = 1_000;

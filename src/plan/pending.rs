@@ -1,0 +1,137 @@
+//! The pending carrier actions of a SimGroup: which are still unconfirmed, when a poll may skip
+//! the full observation, and how long to wait. Pure: no I/O, no clock.
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::api::PendingAction;
+use crate::carrier::ActionStatus;
+
+/// How long an action may stay unconfirmed before the group is Stalled.
+pub const CONFIRMATION_DEADLINE: SignedDuration = SignedDuration::from_hours(24);
+
+/// The actions of `listed` still unconfirmed when `pending` SIMs are observed in flight: the
+/// newest are kept while they account for pending SIMs (confirmation is by observed state, and
+/// the carrier confirms oldest first). Returned oldest first.
+pub fn still_pending(listed: &[PendingAction], pending: u64) -> Vec<PendingAction> {
+    let mut newest_first = listed.to_vec();
+    newest_first.sort_by_key(|a| std::cmp::Reverse(a.submitted_at.0));
+    let mut accounted = 0u64;
+    let mut kept = Vec::new();
+    for action in newest_first {
+        if accounted < pending {
+            accounted += u64::from(action.sims);
+            kept.push(action);
+        }
+    }
+    kept.reverse();
+    kept
+}
+
+/// Sets each listed action's `carrier_status` from the carrier's jobs list.
+pub fn note_carrier_statuses(pending: &mut [PendingAction], statuses: &[ActionStatus]) {
+    for action in pending {
+        if let Some(status) = statuses.iter().find(|s| s.id == action.id) {
+            action.carrier_status = Some(status.status.clone());
+        }
+    }
+}
+
+/// Longest time a group with pending actions goes without a full observation, whatever the
+/// carrier's jobs list says.
+pub const FULL_OBSERVATION_CEILING: SignedDuration = SignedDuration::from_mins(30);
+
+/// Whether a reconcile of a group with `pending` actions can skip the full observation: the
+/// carrier's jobs list shows every pending action unfinished (so no SIM has changed yet), and a
+/// full observation was made less than [`FULL_OBSERVATION_CEILING`] ago. Anything else (an
+/// action finished or not listed, no jobs list, the ceiling reached) observes in full.
+pub fn poll_says_wait(
+    pending: &[PendingAction],
+    statuses: &[ActionStatus],
+    last_full: Option<Timestamp>,
+    now: Timestamp,
+) -> bool {
+    let recent = last_full.is_some_and(|at| now.duration_since(at) < FULL_OBSERVATION_CEILING);
+    recent
+        && !pending.is_empty()
+        && pending
+            .iter()
+            .all(|action| statuses.iter().any(|s| s.id == action.id && !s.finished))
+}
+
+/// How long to wait while actions are pending: 10 s after a submit, a quarter of the oldest
+/// action's age after that, at most 5 minutes (carriers confirm in minutes, rarely a day).
+pub fn pending_backoff(pending: &[PendingAction], now: Timestamp) -> Option<Duration> {
+    pending
+        .iter()
+        .map(|a| now.duration_since(a.submitted_at.0))
+        .min()
+        .map(|age| Duration::from_secs((age.as_secs() / 4).clamp(10, 300) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use crate::api::StateChange;
+
+    fn now() -> Timestamp {
+        "2026-11-20T12:00:00Z".parse().unwrap()
+    }
+
+    fn action(id: &str, sims: u32, minutes_ago: i64) -> PendingAction {
+        PendingAction {
+            carrier_status: None,
+            id: id.into(),
+            action: StateChange::Pause,
+            sims,
+            submitted_at: Time(
+                now()
+                    .checked_sub(SignedDuration::from_mins(minutes_ago))
+                    .unwrap(),
+            ),
+        }
+    }
+
+    #[test]
+    fn a_poll_skips_the_full_observation_only_while_every_pending_action_is_unfinished() {
+        let now = now();
+        let pending = vec![action("10001", 5_000, 3), action("10002", 5_000, 2)];
+        let status = |id: &str, finished: bool| ActionStatus {
+            id: id.into(),
+            status: if finished { "COMPLETED" } else { "PROCESSING" }.into(),
+            finished,
+        };
+        let observed = now.checked_sub(SignedDuration::from_mins(3)).ok();
+        let both = [status("10001", false), status("10002", false)];
+        assert!(poll_says_wait(&pending, &both, observed, now));
+        // One finished: observe in full (its SIMs may have changed).
+        let one_done = [status("10001", true), status("10002", false)];
+        assert!(!poll_says_wait(&pending, &one_done, observed, now));
+        // One not listed (no jobs list, or an older job): observe in full.
+        assert!(!poll_says_wait(&pending, &both[..1], observed, now));
+        assert!(!poll_says_wait(&pending, &[], observed, now));
+        // No full observation yet in this process (a restart), or the ceiling reached.
+        assert!(!poll_says_wait(&pending, &both, None, now));
+        let long_ago = now.checked_sub(FULL_OBSERVATION_CEILING).ok();
+        assert!(!poll_says_wait(&pending, &both, long_ago, now));
+        // Nothing pending: nothing to wait for.
+        assert!(!poll_says_wait(&[], &both, observed, now));
+        // The wait grows with the oldest action's age: 10 s, then a quarter of it, at most 5 min.
+        assert_eq!(
+            pending_backoff(&pending, now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            pending_backoff(&[action("x", 1, 0)], now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            pending_backoff(&[action("x", 1, 600)], now),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(pending_backoff(&[], now), None);
+    }
+}
