@@ -3,6 +3,7 @@
 pub mod api;
 pub mod carrier;
 pub mod cli;
+pub mod clock;
 pub mod controller;
 pub mod dev;
 pub mod plan;

@@ -318,3 +318,74 @@ async fn deleting_with_on_delete_remove_removes_the_quotas_and_orphan_leaves_the
     assert_eq!(quota_of(&world, 1002).await, Value::Null);
     assert_eq!(quota_of(&world, 1003).await["volume"], 10.0);
 }
+
+/// The simulator's count of a method and route, any status.
+fn calls(world: &World, method: &str, route: &str) -> u64 {
+    world
+        .simulator
+        .state()
+        .request_counts()
+        .iter()
+        .filter(|r| r.method == method && r.route == route)
+        .map(|r| r.count)
+        .sum()
+}
+
+#[tokio::test]
+async fn between_resyncs_only_the_devices_named_by_quota_events_are_read_again() {
+    let world = world("quota-steady", 1000).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_quota(&world, "fleet", json!({"carrierRef": {"name": "simulator"}, "target": {"tags": simfleet::simulator::fleet::SEED_TAGS}, "volumeMB": 100, "expiry": {"after": "30d"}})).await;
+    until(&api, "fleet", "Ready", quota_ready).await;
+    let reads_before = calls(&world, "GET", "/api/v1/endpoint/{id}/quota/data");
+    let listings_before = calls(&world, "GET", "/api/v1/event");
+    assert!(
+        reads_before >= 1000,
+        "the first pass read every device: {reads_before}"
+    );
+
+    // Device 1001 uses its quota up, and device 1002's quota is deleted in the portal.
+    consume(&world, 1001, 100.0).await;
+    let token = common::emnify_token(&world.simulator).await;
+    let deleted = common::emnify(
+        &world.simulator,
+        reqwest::Method::DELETE,
+        "/v1/endpoint/1002/quota/data",
+        &token,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert!(deleted.status().is_success());
+    touch(&api, "fleet", "changes").await;
+    until(
+        &api,
+        "fleet",
+        "used up seen, deleted quota set again",
+        |q| {
+            q.status
+                .as_ref()
+                .and_then(|s| s.counts.as_ref())
+                .is_some_and(|c| c.exhausted == 1 && c.none == 0 && c.active == 999)
+        },
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while quota_of(&world, 1002).await.is_null() {
+        assert!(Instant::now() < deadline, "device 1002 got its quota back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reads = calls(&world, "GET", "/api/v1/endpoint/{id}/quota/data") - reads_before;
+    let listings = calls(&world, "GET", "/api/v1/event") - listings_before;
+    // The two changed devices (the audit's slice of a few seconds is nothing): not 1,000.
+    assert!(
+        (2..=6).contains(&reads),
+        "read again: {reads} devices, organisation-wide listings: {listings}"
+    );
+    assert!(listings >= 1);
+    assert_eq!(
+        calls(&world, "GET", "/api/v1/endpoint/{id}/event"),
+        0,
+        "no per-device event scan"
+    );
+}

@@ -885,12 +885,25 @@ async fn events_are_listed_per_endpoint_and_organisation_wide_with_type_and_time
     let (_, quota_events) = get(
         &sim,
         &token,
-        "/v1/event?q=type:19,type:56,from:2026-06-01T00:05:00Z",
+        "/v1/event?q=type:19%7C56,from:2026-06-01T00:05:00Z,until:2026-06-02T00:00:00Z",
     )
     .await;
     assert_eq!(ids(&quota_events), [(1002, 19), (1002, 56)]);
-    let (_, early) = get(&sim, &token, "/v1/event?q=until:2026-06-01%2000:05:00").await;
+    let (_, repeated) = get(&sim, &token, "/v1/event?q=type:19,type:56").await;
+    assert_eq!(ids(&repeated), [(1002, 19), (1002, 56), (1001, 56)]);
+    let (_, early) = get(
+        &sim,
+        &token,
+        "/v1/event?q=from:2026-01-01T00:00:00Z,until:2026-06-01%2000:05:00",
+    )
+    .await;
     assert_eq!(ids(&early), [(1001, 56)]);
+    // emnify documents from and until as valid only together, and at most 6 types.
+    let (status, body) = get(&sim, &token, "/v1/event?q=from:2026-06-01T00:05:00Z").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("only valid together"), "{body}");
+    let (status, _) = get(&sim, &token, "/v1/event?q=type:1|2|3|4|5|6|7").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = get(&sim, &token, "/v1/event?q=kind:19").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     // Per endpoint; an endpoint that does not exist answers 200 [].

@@ -19,12 +19,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+mod quotas;
 mod writes;
 
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
 use super::{
-    Capabilities, Carrier, CarrierError, Lookup, ObservedState, QuotaEvent, QuotaEventKind,
-    QuotaReading, QuotaSetting, QuotaState, Selection, SimObservation, SimTarget, Submission,
+    Capabilities, Carrier, CarrierError, Lookup, ObservedState, OrgQuotaEvents, QuotaEvent,
+    QuotaReading, QuotaSetting, Selection, SimObservation, SimTarget, Submission,
 };
 use crate::api::StateChange;
 use writes::BulkPermission;
@@ -496,49 +497,7 @@ impl Carrier for EmnifyClient {
         &self,
         device_id: u64,
     ) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>> {
-        async move {
-            let path = format!("/v1/endpoint/{device_id}/quota/data");
-            let reply = match self
-                .send(|auth| {
-                    Call::new(
-                        Method::GET,
-                        "/v1/endpoint/{id}/quota/data",
-                        path.clone(),
-                        auth,
-                        Repeat::Safe,
-                    )
-                })
-                .await
-            {
-                Ok(reply) => reply,
-                Err(CarrierError::NotFound { .. }) => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let body = reply.json("/v1/endpoint/{id}/quota/data")?;
-            let state = match body.pointer("/status/id").and_then(Value::as_i64) {
-                Some(1) => QuotaState::Active,
-                Some(2) => QuotaState::Exhausted,
-                Some(3) => QuotaState::Expired,
-                other => QuotaState::Unknown(format!("{other:?}")),
-            };
-            let volume_mb = body
-                .get("volume")
-                .and_then(Value::as_f64)
-                .ok_or_else(|| protocol("quota: \"volume\" is not a number"))?;
-            let expiry = body
-                .get("expiry_date")
-                .and_then(Value::as_str)
-                .and_then(parse_expiry);
-            Ok(Some(QuotaReading {
-                state,
-                volume_mb,
-                expiry,
-                auto_refill: body.get("auto_refill").and_then(Value::as_i64) == Some(1),
-                threshold_percentage: body.get("threshold_percentage").and_then(Value::as_f64),
-                last_volume_added: body.get("last_volume_added").and_then(Value::as_f64),
-            }))
-        }
-        .boxed()
+        self.quota_reading(device_id)
     }
 
     fn set_quota<'a>(
@@ -546,33 +505,7 @@ impl Carrier for EmnifyClient {
         device_id: u64,
         quota: &'a QuotaSetting,
     ) -> BoxFuture<'a, Result<(), CarrierError>> {
-        async move {
-            let mut body = json!({
-                "status": {"id": 1},
-                "volume": quota.volume_mb,
-                "expiry_date": quota.expiry.strftime(EXPIRY_FORMAT).to_string(),
-                "action_on_exhaustion": {"id": 1},
-                "auto_refill": u8::from(quota.auto_refill),
-            });
-            if let Some(p) = quota.threshold_percentage {
-                body["threshold_percentage"] = json!(p);
-            }
-            let path = format!("/v1/endpoint/{device_id}/quota/data");
-            // Setting a quota replaces it: repeating the same POST is harmless.
-            self.write(|auth| {
-                Call::new(
-                    Method::POST,
-                    "/v1/endpoint/{id}/quota/data",
-                    path.clone(),
-                    auth,
-                    Repeat::Safe,
-                )
-                .json(body.clone())
-            })
-            .await
-            .map(|_| ())
-        }
-        .boxed()
+        self.quota_write(device_id, quota)
     }
 
     fn quota_events(
@@ -580,97 +513,18 @@ impl Carrier for EmnifyClient {
         device_id: u64,
         since: Option<Timestamp>,
     ) -> BoxFuture<'_, Result<Vec<QuotaEvent>, CarrierError>> {
-        async move {
-            let path = format!("/v1/endpoint/{device_id}/event");
-            let mut events = Vec::new();
-            // Newest first: stop at the first page reaching back past `since`.
-            for page in 1..=EVENT_PAGES {
-                let reply = self
-                    .send(|auth| {
-                        Call::new(
-                            Method::GET,
-                            "/v1/endpoint/{id}/event",
-                            path.clone(),
-                            auth,
-                            Repeat::Safe,
-                        )
-                        .query("page", page)
-                        .query("per_page", EVENT_PAGE)
-                    })
-                    .await?;
-                let pages = reply.header_u64("X-Total-Pages").unwrap_or(0) as usize;
-                let Value::Array(items) = reply.json("/v1/endpoint/{id}/event")? else {
-                    return Err(protocol(
-                        "/v1/endpoint/{id}/event: the answer is not a list",
-                    ));
-                };
-                let mut reached_since = false;
-                for item in &items {
-                    let at = item
-                        .get("timestamp")
-                        .and_then(Value::as_str)
-                        .and_then(|t| t.parse::<Timestamp>().ok().or_else(|| parse_expiry(t)))
-                        .ok_or_else(|| protocol("event: \"timestamp\" is not a time"))?;
-                    if since.is_some_and(|s| at < s) {
-                        reached_since = true;
-                        break;
-                    }
-                    let description = item
-                        .pointer("/event_type/description")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    // emnify's documented event type ids: 19 used up, 18 threshold reached.
-                    let kind = match (
-                        item.pointer("/event_type/id").and_then(Value::as_f64),
-                        description,
-                    ) {
-                        (Some(19.0), _) | (None, "Quota used up") => QuotaEventKind::UsedUp,
-                        (Some(18.0), _) | (None, "Quota threshold reached") => {
-                            QuotaEventKind::ThresholdReached
-                        }
-                        _ => continue,
-                    };
-                    events.push(QuotaEvent {
-                        id: item.get("id").and_then(Value::as_u64).unwrap_or(0),
-                        at,
-                        kind,
-                        description: item
-                            .get("description")
-                            .and_then(Value::as_str)
-                            .unwrap_or(description)
-                            .to_owned(),
-                    });
-                }
-                if reached_since || page >= pages || items.is_empty() {
-                    break;
-                }
-            }
-            Ok(events)
-        }
-        .boxed()
+        self.device_quota_events(device_id, since)
+    }
+
+    fn org_quota_events(
+        &self,
+        window: Option<(Timestamp, Timestamp)>,
+    ) -> BoxFuture<'_, Result<Option<OrgQuotaEvents>, CarrierError>> {
+        self.organisation_quota_events(window)
     }
 
     fn delete_quota(&self, device_id: u64) -> BoxFuture<'_, Result<bool, CarrierError>> {
-        async move {
-            let path = format!("/v1/endpoint/{device_id}/quota/data");
-            match self
-                .write(|auth| {
-                    Call::new(
-                        Method::DELETE,
-                        "/v1/endpoint/{id}/quota/data",
-                        path.clone(),
-                        auth,
-                        Repeat::Safe,
-                    )
-                })
-                .await
-            {
-                Ok(_) => Ok(true),
-                Err(CarrierError::NotFound { .. }) => Ok(false),
-                Err(e) => Err(e),
-            }
-        }
-        .boxed()
+        self.quota_removal(device_id)
     }
 
     fn last_lookup_plan(&self) -> Option<super::LookupPlan> {

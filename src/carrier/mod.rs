@@ -385,6 +385,31 @@ pub enum QuotaEventKind {
     UsedUp,
     /// "Quota threshold reached".
     ThresholdReached,
+    /// "Data quota expired".
+    Expired,
+    /// A quota was assigned (by anyone: this operator, the portal, another client).
+    Assigned,
+    /// A quota was deleted.
+    Deleted,
+}
+
+/// A quota event of the organisation, with the device it concerns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceQuotaEvent {
+    /// The carrier's device id.
+    pub device_id: u64,
+    /// The event.
+    pub event: QuotaEvent,
+}
+
+/// The quota events of an organisation in a time window, newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrgQuotaEvents {
+    /// The events.
+    pub events: Vec<DeviceQuotaEvent>,
+    /// False when the listing stopped at its page bound: older events of the window are
+    /// missing, so the caller cannot rely on it to say which devices changed.
+    pub complete: bool,
 }
 
 /// A quota event the carrier listed for a device.
@@ -541,6 +566,17 @@ pub trait Carrier: Send + Sync {
         device_id: u64,
         since: Option<Timestamp>,
     ) -> BoxFuture<'_, Result<Vec<QuotaEvent>, CarrierError>>;
+
+    /// Every quota event of the organisation in `window` (from, until), or the newest page of
+    /// them without one (threshold reached, used up, expired, assigned, deleted), newest
+    /// first, in one listing: it says which devices' quotas changed, so that only those are
+    /// read again. `None` when the carrier has no such listing.
+    fn org_quota_events(
+        &self,
+        _window: Option<(Timestamp, Timestamp)>,
+    ) -> BoxFuture<'_, Result<Option<OrgQuotaEvents>, CarrierError>> {
+        Box::pin(async { Ok(None) })
+    }
 
     /// How the last observation looked its listed SIMs up, and the calls that cost.
     fn last_lookup_plan(&self) -> Option<LookupPlan> {

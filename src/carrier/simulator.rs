@@ -83,6 +83,13 @@ impl Carrier for SimulatorClient {
         self.quotas.quota_events(device_id, since)
     }
 
+    fn org_quota_events(
+        &self,
+        window: Option<(Timestamp, Timestamp)>,
+    ) -> BoxFuture<'_, Result<Option<super::OrgQuotaEvents>, CarrierError>> {
+        self.quotas.org_quota_events(window)
+    }
+
     fn last_lookup_plan(&self) -> Option<super::LookupPlan> {
         self.states.last_lookup_plan()
     }

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
@@ -86,7 +85,7 @@ async fn reconcile_once(
     let secrets: Api<Secret> = Api::namespaced(context.client.clone(), &namespace);
     let key = account.spec.effective_secret_key().to_owned();
     let secret_name = account.spec.secret_ref.name.clone();
-    let now = Timestamp::now();
+    let now = context.clock.now();
     let previous = account.status.clone().unwrap_or_default();
     let url = account.spec.effective_base_url().to_owned();
     // The URL is checked before the Secret is read or anything is built: no connection is made.

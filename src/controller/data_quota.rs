@@ -2,11 +2,11 @@
 //! report the carrier's quota events once, and write status. Progress reaches status after every
 //! batch; a top-up's absolute result is journaled before it is sent (see `plan::data_quota`).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
-use jiff::Timestamp;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
@@ -21,12 +21,15 @@ use crate::api::{
     DataQuota, Management, QuotaDeletePolicy, QuotaMode, QuotaProgress, SimGroup, TopUpInFlight,
 };
 use crate::carrier::{
-    Carrier, CarrierError, ObservedState, QuotaEventKind, QuotaReading, QuotaSetting, QuotaState,
-    Selection,
+    Carrier, CarrierError, ObservedState, OrgQuotaEvents, QuotaEvent, QuotaEventKind, QuotaReading,
+    QuotaSetting, QuotaState, Selection,
 };
 use crate::plan::data_quota::{
     self, DeviceAction, EventMark, Outcome, QuotaTally, RETRY_LIMIT, SpecProblem, decide,
     decide_observed, progress_for,
+};
+use crate::plan::quota_watch::{
+    QuotaView, Seen, listing_window, newest, steady_reads, targets_digest,
 };
 
 /// Finalizer of DataQuotas (`onDelete` runs before it is removed).
@@ -117,13 +120,14 @@ fn error_policy(quota: Arc<DataQuota>, error: &Error, context: Arc<Context>) -> 
 /// Writes a Stalled status naming the problem; checks again in a minute (the fix may be
 /// elsewhere, e.g. a SimGroup created later).
 async fn stall(
+    context: &Context,
     api: &Api<DataQuota>,
     quota: &DataQuota,
     problem: SpecProblem,
 ) -> Result<Action, Error> {
     let previous = quota.status.clone().unwrap_or_default();
     let generation = quota.metadata.generation.unwrap_or(0);
-    let status = data_quota::stalled_status(&previous, generation, &problem, Timestamp::now());
+    let status = data_quota::stalled_status(&previous, generation, &problem, context.clock.now());
     write_status(api, quota, quota.status.as_ref(), &status).await?;
     Ok(Action::requeue(Duration::from_secs(60)))
 }
@@ -271,7 +275,7 @@ async fn apply(
     let Some(quota) = api.get_opt(&quota.name_any()).await?.map(Arc::new) else {
         return Ok(Action::await_change());
     };
-    let now = Timestamp::now();
+    let now = context.clock.now();
     let namespace = quota.namespace().unwrap_or_default();
     let generation = quota.metadata.generation.unwrap_or(0);
     let previous = quota.status.clone().unwrap_or_default();
@@ -283,7 +287,7 @@ async fn apply(
                 reason: problem.reason,
                 message: format!("carrierRef: {}", problem.message),
             };
-            return stall(api, &quota, problem).await;
+            return stall(context, api, &quota, problem).await;
         }
     };
     if !carrier.capabilities().data_quota {
@@ -293,19 +297,19 @@ async fn apply(
                 "carrierRef: CarrierAccount {account} is a Hologram account, and Hologram has no per-device data quota API; use an emnify (or simulator) account"
             ),
         };
-        return stall(api, &quota, problem).await;
+        return stall(context, api, &quota, problem).await;
     }
     let mut progress = match progress_for(&quota.spec, generation, previous.progress.as_ref(), now)
     {
         Ok(progress) => progress,
-        Err(problem) => return stall(api, &quota, problem).await,
+        Err(problem) => return stall(context, api, &quota, problem).await,
     };
     let Targets {
         devices,
         ineligible,
     } = match targets(context, &quota, carrier.as_ref()).await? {
         Ok(targets) => targets,
-        Err(problem) => return stall(api, &quota, problem).await,
+        Err(problem) => return stall(context, api, &quota, problem).await,
     };
     let mut written = previous.clone();
     // Observe-only: read and plan, never set; the progress record is neither sent nor moved.
@@ -325,12 +329,74 @@ async fn apply(
         progress.top_ups_in_flight.clear();
         written = with_progress(&quota, api, &written, &progress).await?;
     }
-    let mut tally = QuotaTally::default();
-    for (device, why) in ineligible {
-        tally.add(device, Outcome::Ineligible(why), now);
+    // Once the generation is applied, one organisation-wide listing of quota events says which
+    // devices changed since the last reconcile; only those are read again, with the audit's
+    // slice. Otherwise (no view in memory, the target or generation changed, the listing is
+    // unavailable or incomplete) every device is read.
+    let key = format!("{namespace}/{}", quota.name_any());
+    let digest = targets_digest(&devices, &ineligible);
+    let prior = context
+        .quota_views
+        .lock()
+        .expect("views lock")
+        .remove(&key)
+        .filter(|v| v.generation == generation && v.targets == digest && v.observe_only == observe);
+    let applied = progress.complete
+        && progress.retry_device_ids.is_empty()
+        && progress.top_ups_in_flight.is_empty();
+    let anchor = prior
+        .as_ref()
+        .and_then(|v| v.anchor)
+        .or(EventMark::of(&previous).time);
+    let listing = carrier
+        .org_quota_events(listing_window(anchor, now))
+        .await
+        .unwrap_or_else(|err| {
+            tracing::debug!(%err, "listing the organisation's quota events failed");
+            None
+        });
+    let listed_events = listing.as_ref().map_or(&[][..], |l| &l.events[..]);
+    let anchor = newest(anchor, listed_events);
+    let listed: BTreeSet<u64> = listed_events.iter().map(|e| e.event.id).collect();
+    let (to_read, mut view) = match (prior, &listing) {
+        (Some(view), Some(found)) if applied && found.complete => {
+            let (reads, cursor, audited_to) = steady_reads(
+                &view,
+                &devices,
+                &found.events,
+                now,
+                context.quota_audit_period,
+            );
+            tracing::debug!(quota = %key, reads = reads.len(), devices = devices.len(), "between resyncs: reading the changed devices and the audit's slice");
+            let view = QuotaView {
+                audit_cursor: cursor,
+                audited_to,
+                anchor,
+                listed,
+                ..view
+            };
+            (reads, view)
+        }
+        _ => (
+            devices.clone(),
+            QuotaView {
+                generation,
+                observe_only: observe,
+                targets: digest,
+                devices: BTreeMap::new(),
+                anchor,
+                listed,
+                audit_cursor: None,
+                audited_to: now,
+            },
+        ),
+    };
+    for (device, why) in &ineligible {
+        view.devices.insert(*device, Seen::Ineligible(why.clone()));
     }
     let mut watch_events = Vec::new();
-    for batch in devices.chunks(BATCH) {
+    let mut set_now = BTreeSet::new();
+    for batch in to_read.chunks(BATCH) {
         let readings: Vec<(u64, Result<Option<QuotaReading>, CarrierError>)> =
             stream::iter(batch.iter().copied())
                 .map(|device| {
@@ -351,7 +417,7 @@ async fn apply(
                     if matches!(outcome, Outcome::Failed { .. }) {
                         failed.push(*device);
                     }
-                    tally.add(*device, outcome, now);
+                    note(&mut view, *device, outcome);
                     continue;
                 }
             };
@@ -360,23 +426,23 @@ async fn apply(
             }
             if observe {
                 match decide_observed(&quota.spec, &progress, *device, reading) {
-                    DeviceAction::Keep => tally.add(*device, Outcome::Read(reading), now),
-                    DeviceAction::Missing => tally.add(*device, Outcome::Missing, now),
-                    DeviceAction::Set(setting) | DeviceAction::TopUp(setting) => tally.add(
+                    DeviceAction::Keep => note(&mut view, *device, Outcome::Read(reading)),
+                    DeviceAction::Missing => note(&mut view, *device, Outcome::Missing),
+                    DeviceAction::Set(setting) | DeviceAction::TopUp(setting) => note(
+                        &mut view,
                         *device,
                         Outcome::WouldChange {
                             reading,
                             setting: &setting,
                             top_up: quota.spec.mode == QuotaMode::TopUp,
                         },
-                        now,
                     ),
                 }
                 continue;
             }
             match decide(&quota.spec, &progress, *device, reading) {
-                DeviceAction::Keep => tally.add(*device, Outcome::Read(reading), now),
-                DeviceAction::Missing => tally.add(*device, Outcome::Missing, now),
+                DeviceAction::Keep => note(&mut view, *device, Outcome::Read(reading)),
+                DeviceAction::Missing => note(&mut view, *device, Outcome::Missing),
                 DeviceAction::Set(s) => sends.push((*device, s)),
                 DeviceAction::TopUp(s) => {
                     top_ups.push(TopUpInFlight {
@@ -405,13 +471,16 @@ async fn apply(
             .await;
         for (device, s, result) in &results {
             match result {
-                Ok(()) => tally.add(*device, Outcome::Set(s), now),
+                Ok(()) => {
+                    set_now.insert(*device);
+                    note(&mut view, *device, Outcome::Set(s));
+                }
                 Err(error) => {
                     let outcome = failure(error);
                     if matches!(outcome, Outcome::Failed { .. }) {
                         failed.push(*device);
                     }
-                    tally.add(*device, outcome, now);
+                    note(&mut view, *device, outcome);
                 }
             }
         }
@@ -433,15 +502,31 @@ async fn apply(
         }
     }
     progress.complete = true;
+    if !set_now.is_empty() && listing.is_some() {
+        absorb_own_assignments(carrier.as_ref(), &mut view, &set_now, context.clock.now()).await;
+    }
+    let mut tally = QuotaTally::default();
+    for (device, seen) in &view.devices {
+        tally.add(*device, seen.outcome(), now);
+    }
     let newest = report_events(
         context,
         &quota,
         carrier.as_ref(),
-        &watch_events,
+        EventSource {
+            listing: listing.as_ref(),
+            targets: &view.devices,
+            flagged: &watch_events,
+        },
         &previous,
         &mut tally,
     )
     .await;
+    context
+        .quota_views
+        .lock()
+        .expect("views lock")
+        .insert(key, view);
     let status = if observe {
         data_quota::observed_status(&previous, generation, &tally, newest, now)
     } else {
@@ -469,9 +554,9 @@ async fn apply(
         .await;
     }
     Ok(Action::requeue(if observe {
-        data_quota::observed_requeue_after(&tally, Timestamp::now())
+        data_quota::observed_requeue_after(&tally, context.clock.now())
     } else {
-        data_quota::requeue_after(&tally, &progress, Timestamp::now())
+        data_quota::requeue_after(&tally, &progress, context.clock.now())
     }))
 }
 
@@ -490,27 +575,96 @@ async fn with_progress(
     Ok(next)
 }
 
+/// Where a reconcile finds the carrier's quota events: the organisation-wide listing when the
+/// carrier has one (its events of the target devices), else one scan per flagged device.
+struct EventSource<'a> {
+    listing: Option<&'a OrgQuotaEvents>,
+    targets: &'a BTreeMap<u64, Seen>,
+    flagged: &'a [u64],
+}
+
+/// Marks the "quota assigned" events this reconcile's own sets caused as listed, so that the
+/// next reconcile does not read those devices again (one more listing, after the sets). Other
+/// events stay new; a portal assignment on a device set moments ago is left to the audit.
+async fn absorb_own_assignments(
+    carrier: &dyn Carrier,
+    view: &mut QuotaView,
+    set_now: &BTreeSet<u64>,
+    now: jiff::Timestamp,
+) {
+    match carrier
+        .org_quota_events(listing_window(view.anchor, now))
+        .await
+    {
+        Ok(Some(listing)) => {
+            let own: Vec<&crate::carrier::DeviceQuotaEvent> = listing
+                .events
+                .iter()
+                .filter(|e| {
+                    e.event.kind == QuotaEventKind::Assigned && set_now.contains(&e.device_id)
+                })
+                .collect();
+            // Without an anchor yet, the next window starts at the first of these sets, in the
+            // carrier's clock: whatever happened after it is listed again.
+            if view.anchor.is_none() {
+                view.anchor = own.iter().map(|e| e.event.at).min();
+            }
+            view.listed.extend(own.iter().map(|e| e.event.id));
+        }
+        Ok(None) => {}
+        Err(err) => tracing::debug!(%err, "listing the organisation's quota events failed"),
+    }
+}
+
+/// Records what became of a device.
+fn note(view: &mut QuotaView, device: u64, outcome: Outcome<'_>) {
+    view.devices.insert(device, Seen::of(&outcome));
+}
+
 /// Publishes each carrier quota event not reported yet, once; notes the newest "used up" event
 /// on each exhausted device (reported now or earlier); returns the new mark.
 async fn report_events(
     context: &Context,
     quota: &DataQuota,
     carrier: &dyn Carrier,
-    devices: &[u64],
+    source: EventSource<'_>,
     previous: &crate::api::DataQuotaStatus,
     tally: &mut QuotaTally,
 ) -> EventMark {
     let mark = EventMark::of(previous);
     let since = mark.since();
     let mut scan = mark.scan();
-    for &device in devices {
-        let events = match carrier.quota_events(device, since).await {
-            Ok(events) => events,
-            Err(err) => {
-                tracing::debug!(device, %err, "reading quota events failed");
-                continue;
+    let reported = |kind: QuotaEventKind| {
+        matches!(
+            kind,
+            QuotaEventKind::UsedUp | QuotaEventKind::ThresholdReached
+        )
+    };
+    let by_device: Vec<(u64, Vec<QuotaEvent>)> = match source.listing {
+        Some(listing) => {
+            let mut grouped: BTreeMap<u64, Vec<QuotaEvent>> = BTreeMap::new();
+            for e in &listing.events {
+                if source.targets.contains_key(&e.device_id) && reported(e.event.kind) {
+                    grouped
+                        .entry(e.device_id)
+                        .or_default()
+                        .push(e.event.clone());
+                }
             }
-        };
+            grouped.into_iter().collect()
+        }
+        None => {
+            let mut scanned = Vec::new();
+            for &device in source.flagged {
+                match carrier.quota_events(device, since).await {
+                    Ok(events) => scanned.push((device, events)),
+                    Err(err) => tracing::debug!(device, %err, "reading quota events failed"),
+                }
+            }
+            scanned
+        }
+    };
+    for (device, events) in by_device {
         // Oldest first, so that events are published in the order they happened.
         for event in events.iter().rev() {
             if !scan.take(event.id, event.at) {
@@ -518,7 +672,7 @@ async fn report_events(
             }
             let (reason, type_) = match event.kind {
                 QuotaEventKind::UsedUp => ("QuotaUsedUp", EventType::Warning),
-                QuotaEventKind::ThresholdReached => ("QuotaThresholdReached", EventType::Normal),
+                _ => ("QuotaThresholdReached", EventType::Normal),
             };
             let note = format!(
                 "device {device}: {} at {} (carrier event {})",
@@ -544,6 +698,11 @@ async fn report_events(
 
 async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
     let namespace = quota.namespace().unwrap_or_default();
+    context
+        .quota_views
+        .lock()
+        .expect("views lock")
+        .remove(&format!("{namespace}/{}", quota.name_any()));
     context
         .metrics
         .forget_data_quota(&namespace, &quota.name_any());

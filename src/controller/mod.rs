@@ -303,6 +303,12 @@ pub struct Context {
     full_observations: Mutex<HashMap<String, jiff::Timestamp>>,
     /// The carrier base URLs credentials may be sent to.
     pub carrier_urls: crate::api::CarrierUrlPolicy,
+    /// The one clock every reconcile reads.
+    pub clock: crate::clock::Clock,
+    /// What each DataQuota (`namespace/name`) last saw of its devices, in this process.
+    pub quota_views: Mutex<HashMap<String, crate::plan::quota_watch::QuotaView>>,
+    /// How long the audit of a DataQuota's devices takes to read each once.
+    pub quota_audit_period: jiff::SignedDuration,
 }
 
 /// Asks the CarrierAccount controller to look at its accounts again, e.g. when a client's
@@ -467,6 +473,15 @@ impl Context {
         client: Client,
         carrier_urls: crate::api::CarrierUrlPolicy,
     ) -> Arc<Self> {
+        Self::with_clock(client, carrier_urls, crate::clock::Clock::default())
+    }
+
+    /// A context whose reconciles read the time from `clock`.
+    pub fn with_clock(
+        client: Client,
+        carrier_urls: crate::api::CarrierUrlPolicy,
+        clock: crate::clock::Clock,
+    ) -> Arc<Self> {
         let reporter = Reporter {
             controller: MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -484,6 +499,9 @@ impl Context {
             account_rechecks: AccountRechecks::default(),
             full_observations: Mutex::new(HashMap::new()),
             carrier_urls,
+            clock,
+            quota_views: Mutex::new(HashMap::new()),
+            quota_audit_period: crate::plan::quota_watch::AUDIT_PERIOD,
         })
     }
 }

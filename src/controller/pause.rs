@@ -102,7 +102,7 @@ pub(super) async fn check<K: WithConditions>(
     let mut status = previous.clone();
     let generation = object.meta().generation.unwrap_or(0);
     let conditions = K::conditions(&mut status);
-    *conditions = paused_conditions(conditions, &message, generation, jiff::Timestamp::now());
+    *conditions = paused_conditions(conditions, &message, generation, context.clock.now());
     write_status(api, object, object.status(), &status).await?;
     if !was {
         publish(context, object, EventType::Normal, "Paused", message).await;

@@ -133,7 +133,7 @@ pub async fn step(
     }
     drop(pages);
     let (actions, counts) = planner.finish(carrier.capabilities().max_sims_per_action);
-    let now = Timestamp::now();
+    let now = context.clock.now();
     let mut pending = still_pending(&previous.pending_actions, counts.pending);
     let mut written = previous.clone();
     let mut submitted = 0u64;

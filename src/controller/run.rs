@@ -39,6 +39,14 @@ pub struct RunArgs {
     /// simulator. A CarrierAccount outside them is Stalled with reason UrlNotAllowed.
     #[arg(long = "allowed-carrier-url", value_name = "PREFIX")]
     pub allowed_carrier_urls: Vec<String>,
+    /// How long the audit of each DataQuota takes to read every device's quota once, spread
+    /// evenly (e.g. 24h, 6h; default 24h). Between audits, only the devices the carrier's quota
+    /// events name are read again.
+    #[arg(long, value_name = "DURATION")]
+    pub quota_audit_period: Option<crate::api::FriendlyDuration>,
+    /// The clock reconciles read (the system's; tests and benchmarks inject the simulator's).
+    #[arg(skip)]
+    pub clock: crate::clock::Clock,
 }
 
 /// Runs the controllers until SIGTERM or Ctrl-C; in-flight reconciles finish first.
@@ -65,12 +73,23 @@ pub const USER_AGENT: &str = concat!("simfleet-operator/", env!("CARGO_PKG_VERSI
 pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String> {
     // Listening before anything is printed: whoever reads it may stop us at once.
     let stop = crate::shutdown::requested();
-    let context = Context::with_url_policy(
+    let mut context = Context::with_clock(
         client.clone(),
         crate::api::CarrierUrlPolicy {
             prefixes: args.allowed_carrier_urls.clone(),
         },
+        args.clock.clone(),
     );
+    if let Some(period) = &args.quota_audit_period {
+        if period.as_duration() <= jiff::SignedDuration::ZERO {
+            return Err(format!(
+                "--quota-audit-period {period}: must be longer than zero, e.g. 24h"
+            ));
+        }
+        Arc::get_mut(&mut context)
+            .expect("the context is not shared yet")
+            .quota_audit_period = period.as_duration();
+    }
     if let Some(addr) = args.metrics_addr {
         let bound = metrics::serve(addr, context.metrics.clone(), context.health.clone()).await?;
         // On stdout, so that tools (and tests) can find a port chosen by the system.

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
@@ -114,12 +113,13 @@ pub(super) async fn publish(
 
 /// Writes a status that says why the group cannot start (no usable carrier account).
 async fn blocked(
+    context: &Context,
     api: &Api<SimGroup>,
     group: &SimGroup,
     reason: &str,
     message: String,
 ) -> Result<Action, Error> {
-    let now = Timestamp::now();
+    let now = context.clock.now();
     let generation = group.metadata.generation.unwrap_or(0);
     let previous = group.status.clone().unwrap_or_default();
     let mut status = previous.clone();
@@ -174,7 +174,9 @@ async fn apply(
     let namespace = group.namespace().unwrap_or_default();
     let carrier = match ready_carrier(context, &namespace, &group.spec.carrier_ref.name).await? {
         Ok(carrier) => carrier,
-        Err(problem) => return blocked(api, &group, problem.reason, problem.message).await,
+        Err(problem) => {
+            return blocked(context, api, &group, problem.reason, problem.message).await;
+        }
     };
     let key = format!("{namespace}/{}", group.name_any());
     let previous = group.status.clone().unwrap_or_default();
@@ -189,7 +191,7 @@ async fn apply(
     let generation = group.metadata.generation.unwrap_or(0);
     // While actions are pending, the carrier's jobs list (one call) says whether a full
     // observation could find anything new; until an action finishes it is skipped.
-    let now = Timestamp::now();
+    let now = context.clock.now();
     let pending_ids: Vec<String> = previous
         .pending_actions
         .iter()
@@ -425,6 +427,7 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
             // Deletion waits for a usable account; switching onDelete to Orphan lets it go.
             let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
             blocked(
+                context,
                 &api,
                 &group,
                 "RestoreBlocked",

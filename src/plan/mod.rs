@@ -7,5 +7,6 @@ mod observe_only;
 pub mod pause;
 pub mod pending;
 pub mod quota_events;
+pub mod quota_watch;
 pub mod restore;
 pub mod sim_group;

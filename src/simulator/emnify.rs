@@ -668,7 +668,8 @@ async fn delete_quota(
     }
 }
 
-/// The filters of an event list: `q=type:N,from:T,until:T` (`type:` may repeat).
+/// The filters of an event list: `q=type:N|M,from:T,until:T` (up to 6 types separated by `|`;
+/// `type:` may also repeat; `from` and `until` only together, as emnify documents).
 struct EventQuery {
     types: Vec<u32>,
     from: Option<jiff::Timestamp>,
@@ -700,12 +701,27 @@ fn event_query(params: &HashMap<String, String>) -> Result<EventQuery, ApiError>
     // A time holds ':' itself: split each term at its first ':' only.
     for term in q_terms(params) {
         match term.split_once(':') {
-            Some(("type", v)) => query.types.push(v.parse().map_err(|_| {
-                error(
-                    StatusCode::BAD_REQUEST,
-                    format!("type {v:?} must be an event type id, e.g. 19"),
-                )
-            })?),
+            // Up to 6 types, separated by '|', as emnify documents for `type`.
+            Some(("type", v)) => {
+                let values: Vec<&str> = v.split('|').collect();
+                if values.len() > 6 {
+                    return Err(error(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "type takes at most 6 values separated by '|', got {}",
+                            values.len()
+                        ),
+                    ));
+                }
+                for value in values {
+                    query.types.push(value.parse().map_err(|_| {
+                        error(
+                            StatusCode::BAD_REQUEST,
+                            format!("type {value:?} must be an event type id, e.g. 19"),
+                        )
+                    })?);
+                }
+            }
             Some(("from", v)) => query.from = Some(time("from", v)?),
             Some(("until", v)) => query.until = Some(time("until", v)?),
             _ => {
@@ -715,6 +731,13 @@ fn event_query(params: &HashMap<String, String>) -> Result<EventQuery, ApiError>
                 ));
             }
         }
+    }
+    // emnify documents each of from and until as "only valid with" the other.
+    if query.from.is_some() != query.until.is_some() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "from and until are only valid together: give both (YYYY-MM-DDTHH:mm:ssZ)",
+        ));
     }
     Ok(query)
 }

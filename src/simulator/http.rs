@@ -250,6 +250,13 @@ pub struct SimulatorState {
     auth_failures: Mutex<HashMap<std::net::IpAddr, AuthFailures>>,
 }
 
+/// The simulator's virtual clock drives an operator's clock in tests and benchmarks.
+impl crate::clock::TimeSource for SimulatorState {
+    fn now(&self) -> jiff::Timestamp {
+        self.clock.now()
+    }
+}
+
 /// Failed authentications in a row from one client IP.
 #[derive(Debug, Default, Clone, Copy)]
 struct AuthFailures {

@@ -1,0 +1,319 @@
+//! A DataQuota between resyncs: what the operator last saw of each target device, and which
+//! devices to read again. Once a generation is applied, one organisation-wide listing of the
+//! carrier's quota events says which devices changed (used up, threshold reached, expired,
+//! assigned or deleted, by anyone); only those are read, plus a slice of an audit that reads
+//! every device once per audit period, spread evenly. Pure: no I/O, no clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::data_quota::Outcome;
+use crate::carrier::{DeviceQuotaEvent, QuotaReading, QuotaSetting, QuotaState};
+
+/// The default audit period: every target device's quota is read once a day.
+pub const AUDIT_PERIOD: SignedDuration = SignedDuration::from_hours(24);
+
+/// What became of one device when it was last read (an owned [`Outcome`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Seen {
+    /// Its quota as read, or as set (`None`: it has none).
+    Quota(Option<QuotaReading>),
+    /// A top-up's quota is gone at the carrier.
+    Missing,
+    /// The carrier cannot give it a quota.
+    Ineligible(String),
+    /// The carrier failed.
+    Failed {
+        /// The carrier refused the values.
+        refused: bool,
+        /// What happened.
+        message: String,
+    },
+    /// Observe-only: would be set as given.
+    WouldChange {
+        /// The quota as read.
+        reading: Option<QuotaReading>,
+        /// What a managed DataQuota would set.
+        setting: QuotaSetting,
+        /// By a top-up.
+        top_up: bool,
+    },
+}
+
+impl Seen {
+    /// What was seen, from an outcome of this reconcile.
+    pub fn of(outcome: &Outcome<'_>) -> Self {
+        match outcome {
+            Outcome::Read(reading) => Seen::Quota(reading.cloned()),
+            Outcome::Set(setting) => Seen::Quota(Some(as_set(setting))),
+            Outcome::Missing => Seen::Missing,
+            Outcome::Ineligible(why) => Seen::Ineligible(why.clone()),
+            Outcome::Failed { refused, message } => Seen::Failed {
+                refused: *refused,
+                message: message.clone(),
+            },
+            Outcome::WouldChange {
+                reading,
+                setting,
+                top_up,
+            } => Seen::WouldChange {
+                reading: reading.cloned(),
+                setting: (*setting).clone(),
+                top_up: *top_up,
+            },
+        }
+    }
+
+    /// The outcome to count.
+    pub fn outcome(&self) -> Outcome<'_> {
+        match self {
+            Seen::Quota(reading) => Outcome::Read(reading.as_ref()),
+            Seen::Missing => Outcome::Missing,
+            Seen::Ineligible(why) => Outcome::Ineligible(why.clone()),
+            Seen::Failed { refused, message } => Outcome::Failed {
+                refused: *refused,
+                message: message.clone(),
+            },
+            Seen::WouldChange {
+                reading,
+                setting,
+                top_up,
+            } => Outcome::WouldChange {
+                reading: reading.as_ref(),
+                setting,
+                top_up: *top_up,
+            },
+        }
+    }
+}
+
+/// The quota a successful set leaves: active, with the volume, expiry and terms sent.
+fn as_set(setting: &QuotaSetting) -> QuotaReading {
+    QuotaReading {
+        state: QuotaState::Active,
+        volume_mb: setting.volume_mb,
+        expiry: Some(setting.expiry),
+        auto_refill: setting.auto_refill,
+        threshold_percentage: setting.threshold_percentage.map(f64::from),
+        last_volume_added: Some(setting.volume_mb),
+    }
+}
+
+/// What the operator last saw of one DataQuota's devices. Kept in memory: after a restart the
+/// first reconcile reads every device again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuotaView {
+    /// The generation these readings belong to.
+    pub generation: i64,
+    /// Observe-only (`management: Observe`) when read.
+    pub observe_only: bool,
+    /// A digest of the target devices (a changed target reads everything again).
+    pub targets: u64,
+    /// Each target device, as last seen.
+    pub devices: BTreeMap<u64, Seen>,
+    /// The newest quota event time listed so far, in the carrier's clock (listings are
+    /// windowed from it, so a skewed or virtual carrier clock misses nothing).
+    pub anchor: Option<Timestamp>,
+    /// The ids of the events the last listing returned: listed again in the overlap, they are
+    /// not new changes.
+    pub listed: BTreeSet<u64>,
+    /// The audit's position: the last device it read.
+    pub audit_cursor: Option<u64>,
+    /// How far the audit has come in time: devices are due at `n / period` per unit of time.
+    pub audited_to: Timestamp,
+}
+
+/// A digest of the target devices (eligible and ineligible), to tell a changed target.
+pub fn targets_digest(devices: &[u64], ineligible: &[(u64, String)]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    devices.hash(&mut hasher);
+    for (id, _) in ineligible {
+        id.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// Which devices a reconcile between resyncs reads: those whose quota events (in `events`, not
+/// listed before) say they changed, and the audit's slice. Returns the devices (ascending) and the view's new
+/// audit position.
+pub fn steady_reads(
+    view: &QuotaView,
+    devices: &[u64],
+    events: &[DeviceQuotaEvent],
+    now: Timestamp,
+    period: SignedDuration,
+) -> (Vec<u64>, Option<u64>, Timestamp) {
+    let targeted: BTreeSet<u64> = devices.iter().copied().collect();
+    let mut reads: BTreeSet<u64> = events
+        .iter()
+        .filter(|e| !view.listed.contains(&e.event.id))
+        .map(|e| e.device_id)
+        .filter(|d| targeted.contains(d))
+        .collect();
+    let (slice, cursor, audited_to) = audit_slice(devices, view, now, period);
+    reads.extend(slice);
+    (reads.into_iter().collect(), cursor, audited_to)
+}
+
+/// The audit's slice: the devices due since `view.audited_to` at `n / period`, after the
+/// cursor (wrapping), and the new position. Whole devices only: the time of a fraction of a
+/// device carries over, so the audit neither drifts nor bunches.
+fn audit_slice(
+    devices: &[u64],
+    view: &QuotaView,
+    now: Timestamp,
+    period: SignedDuration,
+) -> (Vec<u64>, Option<u64>, Timestamp) {
+    let n = devices.len() as i128;
+    let period_ns = period.as_nanos().max(1);
+    let elapsed_ns = now.duration_since(view.audited_to).as_nanos().max(0);
+    let due = (n * elapsed_ns / period_ns).min(n) as usize;
+    if due == 0 || devices.is_empty() {
+        return (Vec::new(), view.audit_cursor, view.audited_to);
+    }
+    let start = view
+        .audit_cursor
+        .map_or(0, |c| devices.partition_point(|&d| d <= c));
+    let slice: Vec<u64> = devices
+        .iter()
+        .cycle()
+        .skip(start % devices.len())
+        .take(due)
+        .copied()
+        .collect();
+    let advanced = if due as i128 == n {
+        now
+    } else {
+        let ns = i64::try_from(due as i128 * period_ns / n).unwrap_or(i64::MAX);
+        view.audited_to
+            .checked_add(SignedDuration::from_nanos(ns))
+            .unwrap_or(now)
+            .min(now)
+    };
+    (slice.clone(), slice.last().copied(), advanced)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carrier::{QuotaEvent, QuotaEventKind};
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn view(cursor: Option<u64>, audited_to: &str) -> QuotaView {
+        QuotaView {
+            generation: 1,
+            observe_only: false,
+            targets: 0,
+            devices: BTreeMap::new(),
+            anchor: None,
+            listed: BTreeSet::from([7]),
+            audit_cursor: cursor,
+            audited_to: at(audited_to),
+        }
+    }
+
+    fn event(device_id: u64) -> DeviceQuotaEvent {
+        DeviceQuotaEvent {
+            device_id,
+            event: QuotaEvent {
+                id: device_id,
+                at: at("2026-11-01T00:00:00Z"),
+                kind: QuotaEventKind::Deleted,
+                description: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_audit_reads_every_device_once_per_period_evenly_and_without_drift() {
+        let devices: Vec<u64> = (1..=10_000).collect();
+        let mut v = view(None, "2026-11-01T00:00:00Z");
+        let mut read = Vec::new();
+        // 144 reconciles 10 minutes apart: a day.
+        for step in 1..=144 {
+            let now = at("2026-11-01T00:00:00Z") + SignedDuration::from_mins(10 * step);
+            let (slice, cursor, audited_to) = audit_slice(&devices, &v, now, AUDIT_PERIOD);
+            assert!(slice.len() <= 70, "evenly: {}", slice.len());
+            read.extend(slice);
+            v.audit_cursor = cursor;
+            v.audited_to = audited_to;
+        }
+        read.sort_unstable();
+        read.dedup();
+        assert_eq!(read.len(), 10_000, "every device once a day");
+        assert_eq!(v.audited_to, at("2026-11-02T00:00:00Z"));
+        // The next day starts over from the first device.
+        let (slice, _, _) = audit_slice(&devices, &v, at("2026-11-02T00:10:00Z"), AUDIT_PERIOD);
+        assert_eq!(slice.first(), Some(&1));
+    }
+
+    #[test]
+    fn a_short_interval_carries_its_fraction_of_a_device_over() {
+        let devices: Vec<u64> = (1..=10).collect();
+        let v = view(Some(3), "2026-11-01T00:00:00Z");
+        // 10 devices a day: one is due every 2.4 h; after 1 h none is.
+        let (slice, cursor, audited_to) =
+            audit_slice(&devices, &v, at("2026-11-01T01:00:00Z"), AUDIT_PERIOD);
+        assert!(slice.is_empty());
+        assert_eq!((cursor, audited_to), (Some(3), v.audited_to));
+        let (slice, cursor, audited_to) =
+            audit_slice(&devices, &v, at("2026-11-01T05:00:00Z"), AUDIT_PERIOD);
+        assert_eq!(slice, [4, 5]);
+        assert_eq!(cursor, Some(5));
+        assert_eq!(audited_to, at("2026-11-01T04:48:00Z"));
+    }
+
+    #[test]
+    fn steady_reads_are_the_changed_target_devices_and_the_audit_slice() {
+        let devices: Vec<u64> = (1..=1_000).collect();
+        let v = view(None, "2026-11-01T00:00:00Z");
+        // Ten minutes: 6 devices of the audit, plus those new events name (not other devices',
+        // nor event 7, listed before).
+        let (reads, _, _) = steady_reads(
+            &v,
+            &devices,
+            &[event(500), event(5), event(424_242), event(7)],
+            at("2026-11-01T00:10:00Z"),
+            AUDIT_PERIOD,
+        );
+        assert_eq!(reads, [1, 2, 3, 4, 5, 6, 500]);
+    }
+
+    #[test]
+    fn a_digest_changes_with_the_target() {
+        let a = targets_digest(&[1, 2, 3], &[]);
+        assert_eq!(a, targets_digest(&[1, 2, 3], &[]));
+        assert_ne!(a, targets_digest(&[1, 2, 4], &[]));
+        assert_ne!(a, targets_digest(&[1, 2, 3], &[(9, "deleted".into())]));
+    }
+}
+
+/// How far past the later of the anchor and `now` a listing's window reaches: emnify takes
+/// `from` only with `until`, and nothing that happened may be left out, whatever the
+/// carrier's clock says, so the window is open-ended in practice.
+pub const WINDOW_AHEAD: SignedDuration = SignedDuration::from_hours(24 * 3650);
+
+/// The window of the next organisation-wide listing: from `EVENT_OVERLAP` before the newest
+/// event seen (the carrier's clock) to [`WINDOW_AHEAD`] past the later of it and `now`; `None`
+/// without any anchor yet: the newest events.
+pub fn listing_window(anchor: Option<Timestamp>, now: Timestamp) -> Option<(Timestamp, Timestamp)> {
+    anchor.map(|a| {
+        (
+            a.checked_sub(super::quota_events::EVENT_OVERLAP)
+                .unwrap_or(Timestamp::MIN),
+            a.max(now)
+                .checked_add(WINDOW_AHEAD)
+                .unwrap_or(Timestamp::MAX),
+        )
+    })
+}
+
+/// The newest event time among `events` and `anchor`.
+pub fn newest(anchor: Option<Timestamp>, events: &[DeviceQuotaEvent]) -> Option<Timestamp> {
+    events.iter().map(|e| e.event.at).chain(anchor).max()
+}
