@@ -299,6 +299,18 @@ async fn apply(
         };
         return stall(context, api, &quota, problem).await;
     }
+    // A reconcile triggered only by this controller's own status write (the watch sees every
+    // change) has nothing to do until the resync: it makes no carrier call.
+    let trigger = trigger_of(&quota);
+    if let Some(wait) = context
+        .quota_views
+        .lock()
+        .expect("views lock")
+        .get(&format!("{namespace}/{}", quota.name_any()))
+        .and_then(|view| view.until_resync(trigger, quota.status.as_ref(), now))
+    {
+        return Ok(Action::requeue(wait));
+    }
     let mut progress = match progress_for(&quota.spec, generation, previous.progress.as_ref(), now)
     {
         Ok(progress) => progress,
@@ -386,6 +398,9 @@ async fn apply(
                 devices: BTreeMap::new(),
                 anchor,
                 listed,
+                trigger,
+                written: None,
+                reconciled_at: now,
                 audit_cursor: None,
                 audited_to: now,
             },
@@ -522,11 +537,6 @@ async fn apply(
         &mut tally,
     )
     .await;
-    context
-        .quota_views
-        .lock()
-        .expect("views lock")
-        .insert(key, view);
     let status = if observe {
         data_quota::observed_status(&previous, generation, &tally, newest, now)
     } else {
@@ -540,6 +550,14 @@ async fn apply(
     let ready_before =
         crate::api::conditions::is_true(&previous.conditions, crate::api::conditions::READY);
     write_status(api, &quota, Some(&written), &status).await?;
+    view.written = Some(status.clone());
+    view.trigger = trigger;
+    view.reconciled_at = now;
+    context
+        .quota_views
+        .lock()
+        .expect("views lock")
+        .insert(key, view);
     if ready_now && !ready_before {
         publish(
             context,
@@ -614,6 +632,23 @@ async fn absorb_own_assignments(
         Ok(None) => {}
         Err(err) => tracing::debug!(%err, "listing the organisation's quota events failed"),
     }
+}
+
+/// What, besides status, makes a DataQuota worth reconciling: its generation, labels,
+/// annotations, finalizers and deletion.
+fn trigger_of(quota: &DataQuota) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let meta = &quota.metadata;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut hasher);
+    meta.labels.hash(&mut hasher);
+    meta.annotations.hash(&mut hasher);
+    meta.finalizers.hash(&mut hasher);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0)
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Records what became of a device.

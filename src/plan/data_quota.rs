@@ -26,8 +26,9 @@ use crate::carrier::{QuotaReading, QuotaSetting, QuotaState};
 
 pub use super::quota_events::{EVENT_IDS_LIMIT, EVENT_OVERLAP, EventMark, EventScan};
 
-/// Resync period when nothing expires sooner.
-pub const RESYNC: Duration = Duration::from_secs(600);
+/// Resync period when nothing expires sooner: each resync lists the carrier's quota events
+/// once and reads only the devices they name, and the audit's slice (`plan::quota_watch`).
+pub const RESYNC: Duration = Duration::from_secs(1200);
 /// Most devices a progress record lists for retry.
 pub const RETRY_LIMIT: usize = 1000;
 

@@ -314,8 +314,10 @@ fn status_counts_states_finds_the_earliest_expiry_and_requeues_at_it() {
     assert_eq!(again.problem_devices, status.problem_devices);
     assert_eq!(
         requeue_after(&tally, &progress, now),
-        Duration::from_secs(601).min(RESYNC)
+        // The expiry is 599.75 s away: a second past it, in whole seconds, before the resync.
+        Duration::from_secs(600)
     );
+    assert!(Duration::from_secs(600) < RESYNC);
 
     let mut tally = QuotaTally::default();
     let set = declared_for_test(progress.expiry.0);

@@ -10,6 +10,7 @@ use std::hash::{Hash, Hasher};
 use jiff::{SignedDuration, Timestamp};
 
 use super::data_quota::Outcome;
+use crate::api::DataQuotaStatus;
 use crate::carrier::{DeviceQuotaEvent, QuotaReading, QuotaSetting, QuotaState};
 
 /// The default audit period: every target device's quota is read once a day.
@@ -123,6 +124,43 @@ pub struct QuotaView {
     pub audit_cursor: Option<u64>,
     /// How far the audit has come in time: devices are due at `n / period` per unit of time.
     pub audited_to: Timestamp,
+    /// A digest of the object's generation, labels, annotations, finalizers and deletion when
+    /// last reconciled.
+    pub trigger: u64,
+    /// The status the last reconcile wrote.
+    pub written: Option<DataQuotaStatus>,
+    /// When the last reconcile started.
+    pub reconciled_at: Timestamp,
+}
+
+impl QuotaView {
+    /// How long until the next resync, when a reconcile has nothing to do: the object is as
+    /// it was (`trigger`), its status is the one last written (nobody else changed it, e.g. a
+    /// Stalled status written since), the generation was applied, and the resync is not due.
+    /// `None`: reconcile now.
+    pub fn until_resync(
+        &self,
+        trigger: u64,
+        status: Option<&DataQuotaStatus>,
+        now: Timestamp,
+    ) -> Option<std::time::Duration> {
+        let applied = status
+            .and_then(|s| s.progress.as_ref())
+            .is_none_or(|p| p.complete && p.retry_device_ids.is_empty());
+        let elapsed = now.duration_since(self.reconciled_at);
+        let resync = SignedDuration::try_from(super::data_quota::RESYNC).ok()?;
+        // As JSON: the status read back has whole-second times.
+        let same = |a: Option<&DataQuotaStatus>, b: Option<&DataQuotaStatus>| {
+            a.is_some() && serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
+        };
+        (trigger == self.trigger
+            && same(status, self.written.as_ref())
+            && applied
+            && elapsed >= SignedDuration::ZERO
+            && elapsed < resync)
+            .then(|| std::time::Duration::try_from(resync - elapsed).ok())
+            .flatten()
+    }
 }
 
 /// A digest of the target devices (eligible and ineligible), to tell a changed target.
@@ -212,6 +250,9 @@ mod tests {
             devices: BTreeMap::new(),
             anchor: None,
             listed: BTreeSet::from([7]),
+            trigger: 1,
+            written: Some(DataQuotaStatus::default()),
+            reconciled_at: at(audited_to),
             audit_cursor: cursor,
             audited_to: at(audited_to),
         }
@@ -316,4 +357,45 @@ pub fn listing_window(anchor: Option<Timestamp>, now: Timestamp) -> Option<(Time
 /// The newest event time among `events` and `anchor`.
 pub fn newest(anchor: Option<Timestamp>, events: &[DeviceQuotaEvent]) -> Option<Timestamp> {
     events.iter().map(|e| e.event.at).chain(anchor).max()
+}
+
+#[cfg(test)]
+mod resync_tests {
+    use super::*;
+
+    #[test]
+    fn a_reconcile_after_its_own_status_write_waits_for_the_resync() {
+        let t0: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        let written = DataQuotaStatus {
+            observed_generation: Some(1),
+            ..Default::default()
+        };
+        let view = QuotaView {
+            generation: 1,
+            observe_only: false,
+            targets: 0,
+            devices: BTreeMap::new(),
+            anchor: None,
+            listed: BTreeSet::new(),
+            audit_cursor: None,
+            audited_to: t0,
+            trigger: 42,
+            written: Some(written.clone()),
+            reconciled_at: t0,
+        };
+        let soon = t0 + SignedDuration::from_secs(5);
+        assert_eq!(
+            view.until_resync(42, Some(&written), soon),
+            Some(std::time::Duration::from_secs(1195))
+        );
+        // The object changed (a label, an annotation, the spec), or someone else wrote status,
+        // or the resync is due: reconcile.
+        assert_eq!(view.until_resync(43, Some(&written), soon), None);
+        let other = DataQuotaStatus::default();
+        assert_eq!(view.until_resync(42, Some(&other), soon), None);
+        assert_eq!(
+            view.until_resync(42, Some(&written), t0 + SignedDuration::from_mins(20)),
+            None
+        );
+    }
 }
