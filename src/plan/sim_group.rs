@@ -477,7 +477,9 @@ impl Plan {
 
     /// How soon to reconcile again.
     pub fn requeue_after(&self) -> Duration {
-        if self.observe_only.is_some() {
+        // Nothing is sent until a person acts (the annotation's change is itself a trigger), or
+        // ever (observe only): no fast requeue.
+        if self.observe_only.is_some() || matches!(self.hold, Some(Hold::ApprovalRequired { .. })) {
             return pending_backoff(&self.pending, self.now).unwrap_or(RESYNC);
         }
         if let Some(Hold::Interval { until }) = self.hold {

@@ -628,3 +628,21 @@ fn a_managed_plan_reports_no_would_submit() {
     assert_eq!(plan.actions.len(), 1);
     assert!(plan.status(&case.previous).would_submit.is_empty());
 }
+
+#[test]
+fn a_change_waiting_for_approval_is_looked_at_again_at_the_resync_not_every_few_seconds() {
+    let mut case = Case::new(SimState::Paused);
+    case.spec.guard = Some(ChangeGuard {
+        max_changes_without_approval: 10,
+    });
+    let plan = case.plan(&sims(100, ObservedState::Active));
+    assert!(matches!(plan.hold, Some(Hold::ApprovalRequired { .. })));
+    assert_eq!(plan.requeue_after(), RESYNC);
+    case.approved = Some(1);
+    let plan = case.plan(&sims(100, ObservedState::Active));
+    assert_eq!(
+        plan.requeue_after(),
+        Duration::from_secs(5),
+        "approved: submitted at once"
+    );
+}
