@@ -698,11 +698,6 @@ pub fn hologram_state_name(sim: &super::fleet::Sim) -> &'static str {
     }
 }
 
-/// The device id of a row (re-exported for the surfaces).
-pub fn row_device_id(row: u32) -> u64 {
-    device_id(row)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
