@@ -9,7 +9,7 @@ use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
-use super::fleet::{Fleet, LinkState, Pending, Target, device_id};
+use super::fleet::{Fleet, LinkState, Pending, Target};
 use super::quota::{EventKind, Quota, QuotaStatus};
 
 /// Which carrier surface a job came through.
