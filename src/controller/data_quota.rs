@@ -3,6 +3,8 @@
 //! batch; a top-up's absolute result is journaled before it is sent (see `plan::data_quota`).
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::SignedDuration;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -400,7 +402,7 @@ async fn apply(
                 listed,
                 trigger,
                 written: None,
-                reconciled_at: now,
+                due_at: now,
                 audit_cursor: None,
                 audited_to: now,
             },
@@ -550,9 +552,18 @@ async fn apply(
     let ready_before =
         crate::api::conditions::is_true(&previous.conditions, crate::api::conditions::READY);
     write_status(api, &quota, Some(&written), &status).await?;
+    let requeue = if observe {
+        data_quota::observed_requeue_after(&tally, context.clock.now())
+    } else {
+        data_quota::requeue_after(&tally, &progress, context.clock.now())
+    };
     view.written = Some(status.clone());
     view.trigger = trigger;
-    view.reconciled_at = now;
+    view.due_at = context
+        .clock
+        .now()
+        .checked_add(SignedDuration::try_from(requeue).unwrap_or(SignedDuration::ZERO))
+        .unwrap_or(now);
     context
         .quota_views
         .lock()
@@ -571,11 +582,7 @@ async fn apply(
         )
         .await;
     }
-    Ok(Action::requeue(if observe {
-        data_quota::observed_requeue_after(&tally, context.clock.now())
-    } else {
-        data_quota::requeue_after(&tally, &progress, context.clock.now())
-    }))
+    Ok(Action::requeue(requeue))
 }
 
 /// Writes the status with new progress (everything else as last written).

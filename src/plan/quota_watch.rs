@@ -129,14 +129,16 @@ pub struct QuotaView {
     pub trigger: u64,
     /// The status the last reconcile wrote.
     pub written: Option<DataQuotaStatus>,
-    /// When the last reconcile started.
-    pub reconciled_at: Timestamp,
+    /// When the last reconcile asked to be looked at again (its requeue: the resync, or a
+    /// sooner expiry).
+    pub due_at: Timestamp,
 }
 
 impl QuotaView {
     /// How long until the next resync, when a reconcile has nothing to do: the object is as
     /// it was (`trigger`), its status is the one last written (nobody else changed it, e.g. a
-    /// Stalled status written since), the generation was applied, and the resync is not due.
+    /// Stalled status written since), the generation was applied, and `due_at` is ahead (a
+    /// watch event replaces the requeue kube-runtime had scheduled, so it is asked for again).
     /// `None`: reconcile now.
     pub fn until_resync(
         &self,
@@ -147,8 +149,6 @@ impl QuotaView {
         let applied = status
             .and_then(|s| s.progress.as_ref())
             .is_none_or(|p| p.complete && p.retry_device_ids.is_empty());
-        let elapsed = now.duration_since(self.reconciled_at);
-        let resync = SignedDuration::try_from(super::data_quota::RESYNC).ok()?;
         // As JSON: the status read back has whole-second times.
         let same = |a: Option<&DataQuotaStatus>, b: Option<&DataQuotaStatus>| {
             a.is_some() && serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
@@ -156,9 +156,8 @@ impl QuotaView {
         (trigger == self.trigger
             && same(status, self.written.as_ref())
             && applied
-            && elapsed >= SignedDuration::ZERO
-            && elapsed < resync)
-            .then(|| std::time::Duration::try_from(resync - elapsed).ok())
+            && self.due_at > now)
+            .then(|| std::time::Duration::try_from(self.due_at.duration_since(now)).ok())
             .flatten()
     }
 }
@@ -252,7 +251,7 @@ mod tests {
             listed: BTreeSet::from([7]),
             trigger: 1,
             written: Some(DataQuotaStatus::default()),
-            reconciled_at: at(audited_to),
+            due_at: at(audited_to),
             audit_cursor: cursor,
             audited_to: at(audited_to),
         }
@@ -381,7 +380,7 @@ mod resync_tests {
             audited_to: t0,
             trigger: 42,
             written: Some(written.clone()),
-            reconciled_at: t0,
+            due_at: t0 + SignedDuration::from_mins(20),
         };
         let soon = t0 + SignedDuration::from_secs(5);
         assert_eq!(
