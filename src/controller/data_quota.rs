@@ -17,15 +17,14 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use super::pause::{self, PauseCheck};
-use super::sim_group::selection_of;
+use super::quota_events::{EventSource, absorb_own_assignments, report_events};
+use super::quota_targets::targets;
+pub use super::quota_targets::{Targets, target_devices};
 use super::{Context, Error, api_for, ready_carrier, write_status};
 use crate::api::{
-    DataQuota, Management, QuotaDeletePolicy, QuotaMode, QuotaProgress, SimGroup, TopUpInFlight,
+    DataQuota, Management, QuotaDeletePolicy, QuotaMode, QuotaProgress, TopUpInFlight,
 };
-use crate::carrier::{
-    Carrier, CarrierError, ObservedState, OrgQuotaEvents, QuotaEvent, QuotaEventKind, QuotaReading,
-    QuotaSetting, QuotaState, Selection,
-};
+use crate::carrier::{CarrierError, QuotaReading, QuotaSetting, QuotaState};
 use crate::plan::data_quota::{
     self, DeviceAction, EventMark, Outcome, QuotaTally, RETRY_LIMIT, SpecProblem, decide,
     decide_observed, progress_for,
@@ -76,7 +75,8 @@ pub async fn run(
     super::drive(controller, reconcile, error_policy, context, stop).await;
 }
 
-async fn publish(
+/// Publishes a Kubernetes Event about a DataQuota (a failure to publish is only logged).
+pub(super) async fn publish(
     context: &Context,
     quota: &DataQuota,
     type_: EventType,
@@ -132,113 +132,6 @@ async fn stall(
     let status = data_quota::stalled_status(&previous, generation, &problem, context.clock.now());
     write_status(api, quota, quota.status.as_ref(), &status).await?;
     Ok(Action::requeue(Duration::from_secs(60)))
-}
-
-/// The devices a DataQuota targets: those the carrier can give a quota (ascending, each
-/// once), and those it cannot, with the reason (observed as deleted, without a SIM, unknown).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Targets {
-    /// Devices to read and set.
-    pub devices: Vec<u64>,
-    /// Devices observed as ineligible, with the carrier's reason.
-    pub ineligible: Vec<(u64, String)>,
-}
-
-/// The target's devices, or what is wrong with the target.
-async fn targets(
-    context: &Context,
-    quota: &DataQuota,
-    carrier: &dyn Carrier,
-) -> Result<Result<Targets, SpecProblem>, Error> {
-    let namespace = quota.namespace().unwrap_or_default();
-    let group = match &quota.spec.target.sim_group_ref {
-        Some(group_ref) => {
-            let groups: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
-            groups.get_opt(&group_ref.name).await?
-        }
-        None => None,
-    };
-    Ok(target_devices(carrier, &quota.spec, group.as_ref(), &namespace).await?)
-}
-
-/// The devices a DataQuota targets, given the SimGroup its `simGroupRef` names (`None` when
-/// there is none by that name), or what is wrong with the target. Only reads from the carrier.
-pub async fn target_devices(
-    carrier: &dyn Carrier,
-    spec: &crate::api::DataQuotaSpec,
-    group: Option<&SimGroup>,
-    namespace: &str,
-) -> Result<Result<Targets, SpecProblem>, CarrierError> {
-    let target = &spec.target;
-    let mut ids: Vec<u64> = target.device_ids.clone().unwrap_or_default();
-    let (selection, what) = if let Some(group_ref) = &target.sim_group_ref {
-        let Some(group) = group else {
-            return Ok(Err(SpecProblem {
-                reason: "SimGroupNotFound",
-                message: format!(
-                    "target.simGroupRef: SimGroup {} not found in namespace {namespace}; create it or fix the name",
-                    group_ref.name
-                ),
-            }));
-        };
-        if group.spec.carrier_ref.name != spec.carrier_ref.name {
-            return Ok(Err(SpecProblem {
-                reason: "CarrierMismatch",
-                message: format!(
-                    "target.simGroupRef: SimGroup {} uses CarrierAccount {}, this DataQuota uses {}; set carrierRef.name to {}",
-                    group_ref.name,
-                    group.spec.carrier_ref.name,
-                    spec.carrier_ref.name,
-                    group.spec.carrier_ref.name
-                ),
-            }));
-        }
-        (
-            selection_of(group),
-            format!("the SIMs of SimGroup {}", group_ref.name),
-        )
-    } else {
-        let tags = target.tags.clone().unwrap_or_default();
-        let what = format!("tags {}", tags.join(", "));
-        (
-            Selection {
-                tags,
-                ..Default::default()
-            },
-            what,
-        )
-    };
-    let mut ineligible = Vec::new();
-    if selection != Selection::default() {
-        let mut pages = carrier.observe(&selection);
-        while let Some(page) = pages.try_next().await? {
-            for sim in page {
-                match (sim.device_id, sim.state) {
-                    (Some(id), ObservedState::Ineligible(why)) => ineligible.push((id, why)),
-                    (Some(id), _) => ids.push(id),
-                    (None, _) => {}
-                }
-            }
-        }
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    ineligible.sort_unstable();
-    ineligible.dedup_by_key(|(id, _)| *id);
-    // A device listed by id and also observed as ineligible is ineligible.
-    ids.retain(|id| ineligible.binary_search_by_key(id, |(i, _)| *i).is_err());
-    if ids.is_empty() && ineligible.is_empty() {
-        return Ok(Err(SpecProblem {
-            reason: "NoTargets",
-            message: format!(
-                "target: {what} select no device at the carrier; fix target (tags are matched exactly)"
-            ),
-        }));
-    }
-    Ok(Ok(Targets {
-        devices: ids,
-        ineligible,
-    }))
 }
 
 fn failure(error: &CarrierError) -> Outcome<'static> {
@@ -600,47 +493,6 @@ async fn with_progress(
     Ok(next)
 }
 
-/// Where a reconcile finds the carrier's quota events: the organisation-wide listing when the
-/// carrier has one (its events of the target devices), else one scan per flagged device.
-struct EventSource<'a> {
-    listing: Option<&'a OrgQuotaEvents>,
-    targets: &'a BTreeMap<u64, Seen>,
-    flagged: &'a [u64],
-}
-
-/// Marks the "quota assigned" events this reconcile's own sets caused as listed, so that the
-/// next reconcile does not read those devices again (one more listing, after the sets). Other
-/// events stay new; a portal assignment on a device set moments ago is left to the audit.
-async fn absorb_own_assignments(
-    carrier: &dyn Carrier,
-    view: &mut QuotaView,
-    set_now: &BTreeSet<u64>,
-    now: jiff::Timestamp,
-) {
-    match carrier
-        .org_quota_events(listing_window(view.anchor, now))
-        .await
-    {
-        Ok(Some(listing)) => {
-            let own: Vec<&crate::carrier::DeviceQuotaEvent> = listing
-                .events
-                .iter()
-                .filter(|e| {
-                    e.event.kind == QuotaEventKind::Assigned && set_now.contains(&e.device_id)
-                })
-                .collect();
-            // Without an anchor yet, the next window starts at the first of these sets, in the
-            // carrier's clock: whatever happened after it is listed again.
-            if view.anchor.is_none() {
-                view.anchor = own.iter().map(|e| e.event.at).min();
-            }
-            view.listed.extend(own.iter().map(|e| e.event.id));
-        }
-        Ok(None) => {}
-        Err(err) => tracing::debug!(%err, "listing the organisation's quota events failed"),
-    }
-}
-
 /// What, besides status, makes a DataQuota worth reconciling: its generation, labels,
 /// annotations, finalizers and deletion.
 fn trigger_of(quota: &DataQuota) -> u64 {
@@ -661,81 +513,6 @@ fn trigger_of(quota: &DataQuota) -> u64 {
 /// Records what became of a device.
 fn note(view: &mut QuotaView, device: u64, outcome: Outcome<'_>) {
     view.devices.insert(device, Seen::of(&outcome));
-}
-
-/// Publishes each carrier quota event not reported yet, once; notes the newest "used up" event
-/// on each exhausted device (reported now or earlier); returns the new mark.
-async fn report_events(
-    context: &Context,
-    quota: &DataQuota,
-    carrier: &dyn Carrier,
-    source: EventSource<'_>,
-    previous: &crate::api::DataQuotaStatus,
-    tally: &mut QuotaTally,
-) -> EventMark {
-    let mark = EventMark::of(previous);
-    let since = mark.since();
-    let mut scan = mark.scan();
-    let reported = |kind: QuotaEventKind| {
-        matches!(
-            kind,
-            QuotaEventKind::UsedUp | QuotaEventKind::ThresholdReached
-        )
-    };
-    let by_device: Vec<(u64, Vec<QuotaEvent>)> = match source.listing {
-        Some(listing) => {
-            let mut grouped: BTreeMap<u64, Vec<QuotaEvent>> = BTreeMap::new();
-            for e in &listing.events {
-                if source.targets.contains_key(&e.device_id) && reported(e.event.kind) {
-                    grouped
-                        .entry(e.device_id)
-                        .or_default()
-                        .push(e.event.clone());
-                }
-            }
-            grouped.into_iter().collect()
-        }
-        None => {
-            let mut scanned = Vec::new();
-            for &device in source.flagged {
-                match carrier.quota_events(device, since).await {
-                    Ok(events) => scanned.push((device, events)),
-                    Err(err) => tracing::debug!(device, %err, "reading quota events failed"),
-                }
-            }
-            scanned
-        }
-    };
-    for (device, events) in by_device {
-        // Oldest first, so that events are published in the order they happened.
-        for event in events.iter().rev() {
-            if !scan.take(event.id, event.at) {
-                continue;
-            }
-            let (reason, type_) = match event.kind {
-                QuotaEventKind::UsedUp => ("QuotaUsedUp", EventType::Warning),
-                _ => ("QuotaThresholdReached", EventType::Normal),
-            };
-            let note = format!(
-                "device {device}: {} at {} (carrier event {})",
-                event.description, event.at, event.id
-            );
-            publish(context, quota, type_, reason, note).await;
-        }
-        // The reading may predate an event this scan lists, or follow one reported earlier.
-        if let Some(used_up) = events
-            .iter()
-            .filter(|e| e.kind == QuotaEventKind::UsedUp)
-            .max_by_key(|e| (e.at, e.id))
-        {
-            tally.annotate(
-                device,
-                "Exhausted",
-                &format!("carrier event {}", used_up.id),
-            );
-        }
-    }
-    scan.finish()
 }
 
 async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {

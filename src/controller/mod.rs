@@ -5,6 +5,8 @@ pub mod carrier_account;
 pub mod data_quota;
 pub mod metrics;
 mod pause;
+mod quota_events;
+mod quota_targets;
 mod restore;
 mod run;
 pub mod sim_group;
