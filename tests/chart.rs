@@ -158,6 +158,27 @@ fn the_allowed_carrier_urls_become_the_operator_s_allow_list() {
 }
 
 #[test]
+fn the_quota_audit_period_becomes_the_operator_s_flag() {
+    let args = |values: serde_json::Value| {
+        find(&common::rendered(&values, None), "Deployment")["spec"]["template"]["spec"]
+            ["containers"][0]["args"]
+            .clone()
+    };
+    let set = args(json!({"quotaAuditPeriod": "6h"}));
+    assert!(
+        set.as_array()
+            .unwrap()
+            .contains(&json!("--quota-audit-period=6h")),
+        "{set}"
+    );
+    let default = args(json!({}));
+    assert!(
+        !default.to_string().contains("--quota-audit-period"),
+        "by default the operator's 24h applies: {default}"
+    );
+}
+
+#[test]
 fn values_that_do_not_fit_the_schema_are_refused_with_the_key() {
     for (values, key) in [
         (json!({"replicaCount": 0}), "replicaCount"),
@@ -168,6 +189,7 @@ fn values_that_do_not_fit_the_schema_are_refused_with_the_key() {
             json!({"allowedCarrierUrls": ["https://user:key@carrier.example"]}),
             "allowedCarrierUrls",
         ),
+        (json!({"quotaAuditPeriod": "1 day"}), "quotaAuditPeriod"),
     ] {
         let err = common::chart("render", &values, None).unwrap_err();
         assert!(err.contains(key), "{values}: {err}");

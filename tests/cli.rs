@@ -130,3 +130,17 @@ fn unknown_log_format_is_refused_with_the_choices() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_quota_audit_period_that_is_not_a_positive_duration_is_refused_naming_the_flag() {
+    for bad in ["0s", "1 day", "-5m"] {
+        let flag = format!("--quota-audit-period={bad}");
+        let out = simfleet(&["run", &flag]);
+        assert!(!out.status.success(), "{bad}");
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            stderr.contains("--quota-audit-period") && stderr.contains("24h"),
+            "{bad}: {stderr}"
+        );
+    }
+}

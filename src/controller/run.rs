@@ -42,11 +42,22 @@ pub struct RunArgs {
     /// How long the audit of each DataQuota takes to read every device's quota once, spread
     /// evenly (e.g. 24h, 6h; default 24h). Between audits, only the devices the carrier's quota
     /// events name are read again.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = audit_period)]
     pub quota_audit_period: Option<crate::api::FriendlyDuration>,
     /// The clock reconciles read (the system's; tests and benchmarks inject the simulator's).
     #[arg(skip)]
     pub clock: crate::clock::Clock,
+}
+
+/// Parses `--quota-audit-period`: a duration such as `24h` or `6h`, longer than zero.
+fn audit_period(text: &str) -> Result<crate::api::FriendlyDuration, String> {
+    let period: crate::api::FriendlyDuration = text
+        .parse()
+        .map_err(|e| format!("{e}; use e.g. 24h or 6h"))?;
+    if period.as_duration() <= jiff::SignedDuration::ZERO {
+        return Err("must be longer than zero, e.g. 24h".into());
+    }
+    Ok(period)
 }
 
 /// Runs the controllers until SIGTERM or Ctrl-C; in-flight reconciles finish first.
@@ -81,11 +92,6 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String
         args.clock.clone(),
     );
     if let Some(period) = &args.quota_audit_period {
-        if period.as_duration() <= jiff::SignedDuration::ZERO {
-            return Err(format!(
-                "--quota-audit-period {period}: must be longer than zero, e.g. 24h"
-            ));
-        }
         Arc::get_mut(&mut context)
             .expect("the context is not shared yet")
             .quota_audit_period = period.as_duration();
