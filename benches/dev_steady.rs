@@ -5,6 +5,9 @@
 //! spread over its resync period). The ceiling is 10 carrier requests per minute.
 //! Run: `cargo bench --bench dev_steady`.
 
+mod common;
+
+use common::carrier_calls;
 use std::time::{Duration, Instant};
 
 use kube::ResourceExt;
@@ -14,15 +17,6 @@ use simfleet::api::{CarrierAccount, DataQuota, SimGroup};
 use simfleet::controller::RunArgs;
 use simfleet::dev::DevArgs;
 use simfleet::simulator::SimulatorHandle;
-
-fn carrier_calls(sim: &SimulatorHandle) -> u64 {
-    sim.state()
-        .request_counts()
-        .iter()
-        .filter(|r| !r.route.starts_with("/_sim/"))
-        .map(|r| r.count)
-        .sum()
-}
 
 /// Waits until the carrier hears nothing for `quiet`; returns the calls heard meanwhile.
 async fn until_quiet(sim: &SimulatorHandle, quiet: Duration, within: Duration) -> u64 {

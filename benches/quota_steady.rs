@@ -5,6 +5,9 @@
 //! of 500 per hour, audit included.
 //! Run: `cargo bench --bench quota_steady`.
 
+mod common;
+
+use common::carrier_calls;
 use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
@@ -23,16 +26,6 @@ const DEVICES: usize = 10_000;
 const CHANGES_PER_STEP: u64 = 5;
 /// Resyncs in an hour, at the operator's resync period.
 const RESYNCS_PER_HOUR: u64 = 3600 / RESYNC.as_secs();
-
-/// Carrier calls the simulator answered (its admin routes left out).
-fn carrier_calls(sim: &simfleet::simulator::SimulatorHandle) -> u64 {
-    sim.state()
-        .request_counts()
-        .iter()
-        .filter(|r| !r.route.starts_with("/_sim/"))
-        .map(|r| r.count)
-        .sum()
-}
 
 fn calls(sim: &simfleet::simulator::SimulatorHandle, method: &str, route: &str) -> u64 {
     sim.state()

@@ -52,7 +52,8 @@ fn sim(id: u64, state: ObservedState) -> SimObservation {
     }
 }
 
-/// The status the planner writes for a group observing `page`.
+/// The status the planner writes for a group observing `page` (submitting what it plans,
+/// unless the group only observes).
 fn planned(
     spec: &SimGroupSpec,
     previous: &SimGroupStatus,
@@ -71,31 +72,14 @@ fn planned(
     });
     planner.observe(page);
     let mut plan = planner.finish();
+    if spec.management == simfleet::api::Management::Observe {
+        plan.observe_only();
+    }
     let actions = std::mem::take(&mut plan.actions);
     for action in &actions {
         plan.record_submission("job-1".into(), action.change, action.sims.len(), &[]);
     }
     plan.status(previous)
-}
-
-/// The status an observe-only group writes for `page`.
-fn observe_only(spec: &SimGroupSpec, page: &[SimObservation]) -> SimGroupStatus {
-    let in_flight = HashSet::new();
-    let previous = SimGroupStatus::default();
-    let mut planner = SimGroupPlanner::new(PlanContext {
-        spec,
-        generation: 1,
-        approved_generation: None,
-        previous: &previous,
-        carrier_limit: 10_000,
-        in_flight: &in_flight,
-        claims: &NoClaims,
-        now: Timestamp::now(),
-    });
-    planner.observe(page);
-    let mut plan = planner.finish();
-    plan.observe_only();
-    plan.status(&previous)
 }
 
 fn object(kind: &str, generation: i64, status: Option<Value>) -> Value {
@@ -142,12 +126,14 @@ fn argo_cd_health_follows_the_kstatus_conditions_the_operator_writes() {
         Timestamp::now(),
     );
     let observing: SimGroupSpec = serde_json::from_value(json!({"carrierRef": {"name": "c"}, "state": "Paused", "selector": {"deviceIds": [1, 2]}, "management": "Observe"})).unwrap();
-    let observed = observe_only(
+    let observed = planned(
         &observing,
+        &Default::default(),
         &[sim(1, ObservedState::Active), sim(2, ObservedState::Paused)],
     );
-    let observed_converged = observe_only(
+    let observed_converged = planned(
         &observing,
+        &Default::default(),
         &[sim(1, ObservedState::Paused), sim(2, ObservedState::Paused)],
     );
     let value = |s: &SimGroupStatus| Some(serde_json::to_value(s).unwrap());

@@ -13,9 +13,9 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use simfleet::api::{CarrierAccount, DataQuota, SimGroup};
 
-/// Carrier requests the simulator has answered (its admin routes left out).
-async fn carrier_requests(world: &World) -> u64 {
-    stats(&world.simulator).await["requests"]
+/// Carrier requests in a simulator's `/_sim/stats` (its admin routes left out).
+fn carrier_requests_in(stats: &Value) -> u64 {
+    stats["requests"]
         .as_array()
         .unwrap()
         .iter()
@@ -27,6 +27,11 @@ async fn carrier_requests(world: &World) -> u64 {
         })
         .map(|r| r["count"].as_u64().unwrap())
         .sum()
+}
+
+/// Carrier requests the world's simulator has answered.
+async fn carrier_requests(world: &World) -> u64 {
+    carrier_requests_in(&stats(&world.simulator).await)
 }
 
 async fn mutating_requests(world: &World) -> u64 {
@@ -442,18 +447,7 @@ impl Dev {
     }
 
     async fn carrier_requests(&self) -> u64 {
-        self.stats().await["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| {
-                !r["route"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .starts_with("/_sim/")
-            })
-            .map(|r| r["count"].as_u64().unwrap())
-            .sum()
+        carrier_requests_in(&self.stats().await)
     }
 }
 

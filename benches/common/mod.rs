@@ -121,3 +121,13 @@ pub async fn reconcile_at(
         peak_kib,
     }
 }
+
+/// Carrier calls a simulator answered (its admin routes left out).
+pub fn carrier_calls(sim: &simfleet::simulator::SimulatorHandle) -> u64 {
+    sim.state()
+        .request_counts()
+        .iter()
+        .filter(|r| !r.route.starts_with("/_sim/"))
+        .map(|r| r.count)
+        .sum()
+}

@@ -71,7 +71,7 @@ pub fn pending_backoff(pending: &[PendingAction], now: Timestamp) -> Option<Dura
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -82,14 +82,24 @@ mod tests {
     }
 
     fn action(id: &str, sims: u32, minutes_ago: i64) -> PendingAction {
+        pause_submitted(id, sims, minutes_ago, now())
+    }
+
+    /// A pending pause of `sims` SIMs submitted `minutes_ago` before `now` (for the planner's
+    /// tests too).
+    pub(in crate::plan) fn pause_submitted(
+        id: &str,
+        sims: u32,
+        minutes_ago: i64,
+        now: Timestamp,
+    ) -> PendingAction {
         PendingAction {
             carrier_status: None,
             id: id.into(),
             action: StateChange::Pause,
             sims,
             submitted_at: Time(
-                now()
-                    .checked_sub(SignedDuration::from_mins(minutes_ago))
+                now.checked_sub(SignedDuration::from_mins(minutes_ago))
                     .unwrap(),
             ),
         }

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
 use crate::api::conditions::{RECONCILING, STALLED};
@@ -98,17 +97,7 @@ fn condition<'a>(status: &'a SimGroupStatus, type_: &str) -> &'a Condition {
 }
 
 fn action(id: &str, sims: u32, minutes_ago: i64) -> PendingAction {
-    PendingAction {
-        carrier_status: None,
-        id: id.into(),
-        action: StateChange::Pause,
-        sims,
-        submitted_at: Time(
-            now()
-                .checked_sub(SignedDuration::from_mins(minutes_ago))
-                .unwrap(),
-        ),
-    }
+    crate::plan::pending::tests::pause_submitted(id, sims, minutes_ago, now())
 }
 
 #[test]
