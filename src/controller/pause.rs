@@ -3,6 +3,7 @@
 //! `Reconciling=False` reason `Paused`, and events `Paused` and `Resumed` mark the change.
 //! The check runs before the finalizer, so a paused resource's deletion waits too.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -23,9 +24,9 @@ pub(super) trait WithConditions:
     /// The status, if written.
     fn status(&self) -> Option<&Self::Status>;
     /// The status's conditions.
-    fn conditions(
-        status: &mut Self::Status,
-    ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>;
+    fn conditions(status: &Self::Status) -> &[Condition];
+    /// The status's conditions, to change.
+    fn conditions_mut(status: &mut Self::Status) -> &mut Vec<Condition>;
 }
 
 macro_rules! with_conditions {
@@ -35,9 +36,10 @@ macro_rules! with_conditions {
             fn status(&self) -> Option<&$status> {
                 self.status.as_ref()
             }
-            fn conditions(
-                status: &mut $status,
-            ) -> &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+            fn conditions(status: &$status) -> &[Condition] {
+                &status.conditions
+            }
+            fn conditions_mut(status: &mut $status) -> &mut Vec<Condition> {
                 &mut status.conditions
             }
         }
@@ -81,7 +83,7 @@ pub(super) async fn check<K: WithConditions>(
         }
     }
     let previous = object.status().cloned().unwrap_or_default();
-    let was = was_paused(K::conditions(&mut previous.clone()));
+    let was = was_paused(K::conditions(&previous));
     let Some(mut message) = reason else {
         if was {
             publish(
@@ -101,7 +103,7 @@ pub(super) async fn check<K: WithConditions>(
     }
     let mut status = previous.clone();
     let generation = object.meta().generation.unwrap_or(0);
-    let conditions = K::conditions(&mut status);
+    let conditions = K::conditions_mut(&mut status);
     *conditions = paused_conditions(conditions, &message, generation, context.clock.now());
     write_status(api, object, object.status(), &status).await?;
     if !was {

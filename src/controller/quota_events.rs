@@ -13,8 +13,9 @@ use crate::carrier::{Carrier, OrgQuotaEvents, QuotaEvent, QuotaEventKind};
 use crate::plan::data_quota::{EventMark, QuotaTally};
 use crate::plan::quota_watch::{QuotaView, Seen, listing_window};
 
-/// Where a reconcile finds the carrier's quota events: the organisation-wide listing when the
-/// carrier has one (its events of the target devices), else one scan per flagged device.
+/// Where a reconcile finds the carrier's quota events: the organisation-wide listing (its events
+/// of the target devices), or, when the carrier has none or it failed this time, one scan per
+/// device whose reading suggests an event.
 pub(super) struct EventSource<'a> {
     /// The organisation-wide listing, if the carrier has one.
     pub listing: Option<&'a OrgQuotaEvents>,
