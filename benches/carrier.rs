@@ -49,6 +49,7 @@ fn spec(
             burst,
         }),
         concurrency: Some(concurrency),
+        budget: None,
         suspend_sim_on_pause: None,
     }
 }
@@ -68,6 +69,7 @@ async fn fleet_of_100000() -> (
         &spec(Provider::Simulator, sim.base_url(), 10_000.0, 1_000, 8),
         SecretString::from(simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY),
         HttpSettings::default(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     (sim, carrier)
@@ -128,6 +130,7 @@ async fn main() {
             max_backoff: Duration::from_secs(2),
             ..HttpSettings::default()
         },
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     carrier.verify().await.unwrap();

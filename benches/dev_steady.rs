@@ -55,6 +55,7 @@ async fn main() {
         sims: 1000,
         examples: "examples".into(),
         no_operator: true,
+        metrics_addr: None,
     };
     let env = simfleet::dev::start(&args).await.unwrap();
     let sim = &env.simulator;

@@ -75,12 +75,14 @@ fn client(sim: &SimulatorHandle) -> std::sync::Arc<dyn Carrier> {
             burst: CLIENT_BURST,
         }),
         concurrency: Some(8),
+        budget: None,
         suspend_sim_on_pause: None,
     };
     connect(
         &account,
         SecretString::from(simfleet::simulator::DEFAULT_EMNIFY_APP_TOKEN),
         HttpSettings::default(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap()
 }

@@ -123,12 +123,14 @@ async fn live_simulator(
             burst: 10_000,
         }),
         concurrency: Some(8),
+        budget: None,
         suspend_sim_on_pause: None,
     };
     let carrier = connect(
         &account,
         SecretString::from(simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY),
         HttpSettings::default(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     (simulator, carrier)

@@ -48,6 +48,7 @@ async fn main() {
             burst: BURST,
         }),
         concurrency: Some(16),
+        budget: None,
         suspend_sim_on_pause: None,
     };
     let carrier = connect(
@@ -57,6 +58,7 @@ async fn main() {
             max_backoff: Duration::from_secs(2),
             ..HttpSettings::default()
         },
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     carrier.verify().await.unwrap();

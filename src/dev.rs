@@ -31,6 +31,10 @@ pub struct DevArgs {
     /// Do not run the operator (only the API server and the simulator).
     #[arg(long)]
     pub no_operator: bool,
+    /// Serve the operator's /metrics, /healthz and /readyz on this address (port 0 picks a
+    /// free one; the address is printed), e.g. for a local Prometheus and the dashboard.
+    #[arg(long, conflicts_with = "no_operator")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The documents of `examples/` that use the simulator, with each simulator account's
@@ -184,6 +188,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         // Credentials go to this simulator only, whatever an account's provider says.
         let args = crate::controller::RunArgs {
             allowed_carrier_urls: vec![environment.simulator.base_url()],
+            metrics_addr: args.metrics_addr,
             ..Default::default()
         };
         Some(tokio::spawn(crate::controller::run_with_client(

@@ -21,7 +21,13 @@ use simfleet::simulator::{EmnifyBulk, SimulatorConfig, SimulatorHandle};
 fn client_with(sim: &SimulatorHandle, suspend_sim: bool) -> Arc<dyn Carrier> {
     let mut spec = account(Provider::Emnify, sim.emnify_url());
     spec.suspend_sim_on_pause = Some(suspend_sim);
-    connect(&spec, SecretString::from(APP_TOKEN), fast_retries()).unwrap()
+    connect(
+        &spec,
+        SecretString::from(APP_TOKEN),
+        fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
+    )
+    .unwrap()
 }
 
 fn client(sim: &SimulatorHandle) -> Arc<dyn Carrier> {
@@ -52,6 +58,7 @@ async fn verify_authenticates_once_and_refuses_a_wrong_token() {
         &account(Provider::Emnify, sim.emnify_url()),
         SecretString::from("nope"),
         fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     assert!(matches!(
@@ -230,6 +237,7 @@ fn client_retrying_bulk_after(sim: &SimulatorHandle, wait: Duration) -> EmnifyCl
         1_000,
         8,
         fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     EmnifyClient::new(core, SecretString::from(APP_TOKEN), false).with_bulk_retry_after(wait)

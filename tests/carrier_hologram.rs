@@ -21,6 +21,7 @@ fn client(sim: &SimulatorHandle) -> Arc<dyn Carrier> {
         &account(Provider::Simulator, sim.base_url()),
         SecretString::from(API_KEY),
         fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap()
 }
@@ -40,6 +41,7 @@ async fn verify_accepts_the_key_and_refuses_a_wrong_one() {
         &account(Provider::Hologram, sim.hologram_url()),
         SecretString::from("nope"),
         fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     assert!(matches!(
@@ -271,6 +273,7 @@ async fn hologram_quotas_are_unsupported_and_say_so() {
         &account(Provider::Hologram, sim.hologram_url()),
         SecretString::from(API_KEY),
         fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     assert!(!carrier.capabilities().data_quota);
@@ -351,7 +354,13 @@ fn hologram_client(
 ) -> Arc<dyn Carrier> {
     let mut spec = account(Provider::Hologram, sim.hologram_url());
     spec.org_id = Some(1);
-    connect(&spec, SecretString::from(API_KEY), settings).unwrap()
+    connect(
+        &spec,
+        SecretString::from(API_KEY),
+        settings,
+        simfleet::carrier::budget::RequestLedger::unlimited(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -619,6 +628,7 @@ async fn a_redirect_is_never_followed_so_credentials_stay_with_the_named_host() 
         &account(Provider::Hologram, base),
         SecretString::from(API_KEY),
         fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     let err = carrier.verify().await.unwrap_err();

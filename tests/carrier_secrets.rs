@@ -49,12 +49,14 @@ async fn no_debug_output_error_or_log_line_shows_a_credential() {
         &account(Provider::Simulator, sim.base_url()),
         SecretString::from(HOLOGRAM_KEY),
         fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     let emnify = connect(
         &account(Provider::Emnify, sim.emnify_url()),
         SecretString::from(EMNIFY_TOKEN),
         fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     let mut texts = Vec::new();
@@ -96,6 +98,7 @@ async fn no_debug_output_error_or_log_line_shows_a_credential() {
         &account(Provider::Emnify, sim.emnify_url()),
         SecretString::from(format!("{EMNIFY_TOKEN}-wrong")),
         fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     let err = wrong.verify().await.unwrap_err();

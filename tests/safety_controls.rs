@@ -13,27 +13,6 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use simfleet::api::{CarrierAccount, DataQuota, SimGroup};
 
-/// Carrier requests in a simulator's `/_sim/stats` (its admin routes left out).
-fn carrier_requests_in(stats: &Value) -> u64 {
-    stats["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| {
-            !r["route"]
-                .as_str()
-                .unwrap_or_default()
-                .starts_with("/_sim/")
-        })
-        .map(|r| r["count"].as_u64().unwrap())
-        .sum()
-}
-
-/// Carrier requests the world's simulator has answered.
-async fn carrier_requests(world: &World) -> u64 {
-    carrier_requests_in(&stats(&world.simulator).await)
-}
-
 async fn mutating_requests(world: &World) -> u64 {
     stats(&world.simulator).await["totals"]["mutatingCarrierRequests"]
         .as_u64()

@@ -30,6 +30,15 @@ impl Provider {
         }
     }
 
+    /// Requests per calendar month (UTC) spent at most when `spec.budget` is not set: emnify's
+    /// documented 10 million per organisation; the others publish no monthly limit.
+    pub fn default_requests_per_month(self) -> Option<u64> {
+        match self {
+            Provider::Emnify => Some(10_000_000),
+            Provider::Hologram | Provider::Simulator => None,
+        }
+    }
+
     /// Secret key read when `spec.secretRef.key` is not set.
     pub fn default_secret_key(self) -> &'static str {
         match self {
@@ -137,6 +146,13 @@ pub struct CarrierAccountSpec {
     #[schemars(range(min = 1, max = 256))]
     pub concurrency: Option<u32>,
 
+    /// Requests the operator may spend at this carrier in a calendar month (UTC). Default: 10
+    /// million for emnify (its documented limit per organisation), none for the others.
+    /// Changes and polls of pending actions go first; re-reads of resources at rest are paced
+    /// to fit, and wait when the month is spent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+
     /// emnify only: when pausing, also suspend the SIM (stops SIM billing) besides disabling the
     /// endpoint (stops data). Costs a second API call per device against the rate limit.
     /// Default false.
@@ -157,6 +173,16 @@ pub struct SecretKeyRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[-._a-zA-Z0-9]+$"), length(min = 1, max = 253))]
     pub key: Option<String>,
+}
+
+/// A monthly request budget.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Budget {
+    /// Carrier requests per calendar month (UTC), retries included. It must cover at least
+    /// one observation of each group and quota using the account, or they stall with the cost.
+    #[schemars(range(min = 1))]
+    pub requests_per_month: u64,
 }
 
 /// A token-bucket rate limit.
@@ -193,6 +219,15 @@ impl CarrierAccountSpec {
         self.rate_limit
             .clone()
             .unwrap_or_else(|| self.provider.default_rate_limit())
+    }
+
+    /// Requests per month the operator may spend: `budget.requestsPerMonth`, or the provider's
+    /// default; `None`: no budget.
+    pub fn effective_requests_per_month(&self) -> Option<u64> {
+        self.budget
+            .as_ref()
+            .map(|b| b.requests_per_month)
+            .or_else(|| self.provider.default_requests_per_month())
     }
 
     /// The concurrency to use: `concurrency`, or 8.
@@ -293,6 +328,33 @@ pub struct CarrierAccountStatus {
     /// When the credentials were last verified against the carrier (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_verified_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+
+    /// Carrier requests spent this month and the month's projection (refreshed every few
+    /// minutes; the metrics `simfleet_carrier_budget_*` are live).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetStatus>,
+}
+
+/// What an account spent this month, as the operator counted it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetStatus {
+    /// The calendar month (UTC), `YYYY-MM`.
+    pub month: String,
+    /// The month's budget (`spec.budget`, or the provider's default); absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_month: Option<u64>,
+    /// Carrier requests made this month (retries included).
+    pub requests_spent: u64,
+    /// Requests the month will have cost at the rate seen since `since`.
+    pub projected_requests: u64,
+    /// Reads the budget held back this month (they ran later).
+    #[serde(default)]
+    pub deferred_reads: u64,
+    /// When counting began this month.
+    pub since: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
+    /// When these figures were taken.
+    pub updated_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 }
 
 /// A carrier's abilities, published in the CarrierAccount's status.

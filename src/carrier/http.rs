@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,10 +14,11 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tracing::Instrument;
 
 use super::CarrierError;
+use super::budget::RequestLedger;
 
 /// Timeouts and retry policy of the HTTP core.
 #[derive(Clone, Debug)]
@@ -215,6 +216,46 @@ impl CallCounters {
     }
 }
 
+/// Writes go before reads: while a write waits for the account's capacity, no read takes a
+/// concurrency permit or a rate-limit token, so a large group's listing never makes another
+/// group's submit wait for more than the reads already on their way.
+#[derive(Debug, Default)]
+struct WritesFirst {
+    waiting: AtomicUsize,
+    cleared: Notify,
+}
+
+/// A write waiting for capacity; reads wait while any exists.
+struct WaitingWrite<'a>(&'a WritesFirst);
+
+impl WritesFirst {
+    fn waiting(&self) -> WaitingWrite<'_> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        WaitingWrite(self)
+    }
+
+    /// Returns once no write is waiting.
+    async fn clear(&self) {
+        loop {
+            let cleared = self.cleared.notified();
+            tokio::pin!(cleared);
+            cleared.as_mut().enable();
+            if self.waiting.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            cleared.await;
+        }
+    }
+}
+
+impl Drop for WaitingWrite<'_> {
+    fn drop(&mut self) {
+        if self.0.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.cleared.notify_waiters();
+        }
+    }
+}
+
 /// The HTTP core of one carrier account.
 pub struct HttpCore {
     provider: &'static str,
@@ -226,6 +267,8 @@ pub struct HttpCore {
     concurrency: usize,
     settings: HttpSettings,
     counters: Arc<CallCounters>,
+    ledger: Arc<RequestLedger>,
+    writes_first: Arc<WritesFirst>,
 }
 
 impl std::fmt::Debug for HttpCore {
@@ -244,7 +287,8 @@ struct Failure {
 }
 
 impl HttpCore {
-    /// A core for `base` (no trailing slash) with a rate limit and a concurrency bound.
+    /// A core for `base` (no trailing slash) with a rate limit and a concurrency bound, counting
+    /// every request in `ledger`.
     pub fn new(
         provider: &'static str,
         base: String,
@@ -252,6 +296,7 @@ impl HttpCore {
         burst: u32,
         concurrency: usize,
         settings: HttpSettings,
+        ledger: Arc<RequestLedger>,
     ) -> Result<Self, CarrierError> {
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
@@ -280,11 +325,13 @@ impl HttpCore {
             concurrency: concurrency.max(1),
             settings,
             counters: Arc::new(CallCounters::default()),
+            ledger,
+            writes_first: Arc::default(),
         })
     }
 
     /// A core for another base URL of the same account: it shares this core's rate limit,
-    /// concurrency bound and counters.
+    /// concurrency bound, counters, ledger and write priority.
     pub fn sibling(&self, provider: &'static str, base: String) -> Self {
         Self {
             provider,
@@ -295,6 +342,8 @@ impl HttpCore {
             concurrency: self.concurrency,
             settings: self.settings.clone(),
             counters: self.counters.clone(),
+            ledger: self.ledger.clone(),
+            writes_first: self.writes_first.clone(),
         }
     }
 
@@ -362,6 +411,27 @@ impl HttpCore {
         result.map_err(|failure| failure.error)
     }
 
+    /// A concurrency permit and a rate-limit token; a read gives way to waiting writes.
+    async fn capacity(&self, read: bool) -> tokio::sync::SemaphorePermit<'_> {
+        if !read {
+            let _waiting = self.writes_first.waiting();
+            let permit = self.permits.acquire().await.expect("never closed");
+            self.limiter.until_ready().await;
+            return permit;
+        }
+        loop {
+            self.writes_first.clear().await;
+            let permit = self.permits.acquire().await.expect("never closed");
+            // A write began waiting while this read queued for a permit: it goes first.
+            if self.writes_first.waiting.load(Ordering::SeqCst) > 0 {
+                drop(permit);
+                continue;
+            }
+            self.limiter.until_ready().await;
+            return permit;
+        }
+    }
+
     async fn attempt(&self, call: &Call<'_>, attempt: u64) -> Result<Reply, Failure> {
         let span = tracing::debug_span!(
             "carrier_call",
@@ -372,12 +442,8 @@ impl HttpCore {
             duration_ms = tracing::field::Empty,
         );
         async {
-            let _permit = self
-                .permits
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
-            self.limiter.until_ready().await;
+            let _permit = self.capacity(call.method == Method::GET).await;
+            self.ledger.record();
             let started = Instant::now();
             let mut request = self
                 .client

@@ -5,6 +5,7 @@
 //! emnify client for data quotas (`{baseUrl}/api`): the simulator speaks both protocols, so no
 //! third protocol client is needed.
 
+pub mod budget;
 pub mod emnify;
 pub mod hologram;
 pub mod http;
@@ -587,11 +588,13 @@ pub trait Carrier: Send + Sync {
     fn counters(&self) -> Arc<CallCounters>;
 }
 
-/// Builds the client a CarrierAccount describes, with the credential read from its Secret.
+/// Builds the client a CarrierAccount describes, with the credential read from its Secret;
+/// every request it makes is counted in `ledger`.
 pub fn connect(
     spec: &CarrierAccountSpec,
     credential: SecretString,
     settings: HttpSettings,
+    ledger: Arc<budget::RequestLedger>,
 ) -> Result<Arc<dyn Carrier>, CarrierError> {
     let base = spec.effective_base_url().trim_end_matches('/');
     let rate = spec.effective_rate_limit();
@@ -604,6 +607,7 @@ pub fn connect(
             rate.burst,
             concurrency,
             settings.clone(),
+            ledger.clone(),
         )
     };
     Ok(match spec.provider {

@@ -15,10 +15,12 @@ use kube::{Resource, ResourceExt};
 use secrecy::SecretString;
 
 use super::pause::{self, PauseCheck};
+use super::resource_metrics::Shown;
 use super::{Context, Error, api_for, write_status};
 use crate::api::conditions::{self, READY, Verdict};
-use crate::api::{CarrierAccount, CarrierAccountStatus, CarrierCapabilities};
+use crate::api::{BudgetStatus, CarrierAccount, CarrierAccountStatus, CarrierCapabilities};
 use crate::carrier::CarrierError;
+use crate::carrier::budget::BudgetReading;
 
 /// Runs the CarrierAccount controller; a Secret change re-verifies the accounts using it.
 pub async fn run(
@@ -36,6 +38,14 @@ pub async fn run(
     let rechecks = context.account_rechecks.take();
     let controller = Controller::new(accounts, config);
     let store = controller.store();
+    context.metrics.watch(
+        "CarrierAccount",
+        controller.store(),
+        |account: &CarrierAccount| Shown {
+            conditions: account.status.as_ref().map_or(&[], |s| &s.conditions[..]),
+            oldest_pending: None,
+        },
+    );
     let controller = controller.reconcile_all_on(rechecks).watches(
         secrets,
         watcher::Config::default(),
@@ -88,6 +98,8 @@ async fn reconcile_once(
     let now = context.clock.now();
     let previous = account.status.clone().unwrap_or_default();
     let url = account.spec.effective_base_url().to_owned();
+    let key_of = format!("{namespace}/{}", account.name_any());
+    let mut verified_at = None;
     // The URL is checked before the Secret is read or anything is built: no connection is made.
     let (ready, reason, message, capabilities) = if !context
         .carrier_urls
@@ -133,11 +145,47 @@ async fn reconcile_once(
                     );
                     let carrier = context.carriers.get_or_build(
                         &account,
-                        fingerprint,
+                        fingerprint.clone(),
                         SecretString::from(value),
                         &context.http,
+                        &context.clock,
                     )?;
-                    match carrier.verify().await {
+                    if let (Some(ledger), Some(spent)) =
+                        (context.carriers.ledger(&key_of), previous.budget.as_ref())
+                    {
+                        // What the previous process counted this month still counts.
+                        ledger.seed(
+                            &spent.month,
+                            spent.requests_spent,
+                            spent.deferred_reads,
+                            spent.since.0,
+                        );
+                    }
+                    // Credentials accepted moments ago, for the same account and Secret, are
+                    // not checked again (the trigger was this controller's own status write,
+                    // or a recheck of capabilities, which the client knows without a call).
+                    let recently = context
+                        .carriers
+                        .verified_at(&key_of, &fingerprint)
+                        .filter(|at| now.duration_since(*at) < VERIFY_PERIOD)
+                        .filter(|_| {
+                            conditions::is_true(&previous.conditions, READY)
+                                && previous.observed_generation == account.metadata.generation
+                        });
+                    let verified = match recently {
+                        Some(at) => {
+                            verified_at = Some(at);
+                            Ok(())
+                        }
+                        None => {
+                            let verdict = carrier.verify().await;
+                            let at = verdict.is_ok().then_some(now);
+                            context.carriers.set_verified(&key_of, at);
+                            verified_at = at;
+                            verdict
+                        }
+                    };
+                    match verified {
                         Ok(()) => {
                             let c = carrier.capabilities();
                             let capabilities = CarrierCapabilities {
@@ -192,6 +240,11 @@ async fn reconcile_once(
             (true, false) => Some(Time(now)),
             (false, _) => previous.last_verified_time.clone(),
         },
+        budget: budget_status(
+            previous.budget.as_ref(),
+            context.carriers.ledger(&key_of).map(|l| l.reading()),
+            now,
+        ),
     };
     let stalled = if ready {
         Verdict::new(false, "Verified", "nothing needs a human")
@@ -226,11 +279,54 @@ async fn reconcile_once(
             .publish(&account.object_ref(&()), type_, reason, note)
             .await;
     }
-    Ok(Action::requeue(if ready {
-        Duration::from_secs(600)
-    } else {
-        Duration::from_secs(30)
-    }))
+    if !ready {
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+    // Again when the credentials are due for a check, or the budget figures for a refresh.
+    let verify_due = verified_at.unwrap_or(now) + VERIFY_PERIOD;
+    let budget_due = status
+        .budget
+        .as_ref()
+        .map_or(verify_due, |b| b.updated_time.0 + BUDGET_REFRESH);
+    let wait = verify_due.min(budget_due).duration_since(now);
+    Ok(Action::requeue(
+        wait.max(jiff::SignedDuration::from_secs(1)).unsigned_abs(),
+    ))
+}
+
+/// How often an account's credentials are checked against the carrier (one call).
+const VERIFY_PERIOD: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
+/// How often the month's figures in status are refreshed (a status write; no carrier call).
+const BUDGET_REFRESH: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
+/// The budget figures to publish: the ledger's, unless the published ones are of this month
+/// and fresher than `BUDGET_REFRESH` (so that a resync, or this controller's own status write,
+/// writes nothing), or there is no ledger yet.
+fn budget_status(
+    published: Option<&BudgetStatus>,
+    reading: Option<BudgetReading>,
+    now: jiff::Timestamp,
+) -> Option<BudgetStatus> {
+    let Some(reading) = reading else {
+        return published.cloned();
+    };
+    if let Some(published) = published
+        && published.month == reading.month
+        && published.requests_per_month == reading.limit
+        && now.duration_since(published.updated_time.0) < BUDGET_REFRESH
+    {
+        return Some(published.clone());
+    }
+    Some(BudgetStatus {
+        month: reading.month,
+        requests_per_month: reading.limit,
+        requests_spent: reading.spent,
+        projected_requests: reading.projected,
+        deferred_reads: reading.deferred_reads,
+        since: Time(reading.since),
+        updated_time: Time(now),
+    })
 }
 
 fn error_policy(account: Arc<CarrierAccount>, error: &Error, context: Arc<Context>) -> Action {

@@ -20,10 +20,12 @@ use super::pause::{self, PauseCheck};
 use super::quota_events::{EventSource, absorb_own_assignments, report_events};
 use super::quota_targets::targets;
 pub use super::quota_targets::{Targets, target_devices};
+use super::resource_metrics::Shown;
 use super::{Context, Error, api_for, ready_carrier, write_status};
 use crate::api::{
     DataQuota, Management, QuotaDeletePolicy, QuotaMode, QuotaProgress, TopUpInFlight,
 };
+use crate::carrier::budget::{self, ReadUrgency};
 use crate::carrier::{CarrierError, QuotaReading, QuotaSetting, QuotaState};
 use crate::plan::data_quota::{
     self, DeviceAction, EventMark, Outcome, QuotaTally, RETRY_LIMIT, SpecProblem, decide,
@@ -56,11 +58,21 @@ pub async fn run(
     let accounts: Api<crate::api::CarrierAccount> = api_for(&context.client, namespace.as_deref());
     let controller = Controller::new(quotas, config);
     let users = controller.store();
+    context
+        .metrics
+        .watch("DataQuota", controller.store(), |quota: &DataQuota| Shown {
+            conditions: quota.status.as_ref().map_or(&[], |s| &s.conditions[..]),
+            oldest_pending: None,
+        });
+    let changes = super::AccountChanges::default();
     // An account was paused, resumed, verified or broken: its quotas know at once.
     let controller = controller.watches(
         accounts,
         watcher::Config::default(),
         move |account: crate::api::CarrierAccount| {
+            if !changes.changed(&account) {
+                return Vec::new();
+            }
             users
                 .state()
                 .into_iter()
@@ -206,6 +218,66 @@ async fn apply(
     {
         return Ok(Action::requeue(wait));
     }
+    let key = format!("{namespace}/{}", quota.name_any());
+    let urgency = data_quota::read_urgency(&previous, generation);
+    if let Some(ledger) = context.carriers.ledger(&format!("{namespace}/{account}")) {
+        // Reading each target once is the least a DataQuota can cost.
+        let observation = previous.counts.as_ref().map_or(0, |c| c.targeted) + 1;
+        if let Some(limit) = ledger.reading().limit.filter(|limit| observation > *limit) {
+            let problem = SpecProblem {
+                reason: "BudgetTooSmall",
+                message: format!(
+                    "reading this DataQuota's {} devices once costs {observation} carrier requests, more than CarrierAccount {account}'s budget of {limit} a month; raise spec.budget.requestsPerMonth on the account or target fewer devices",
+                    observation - 1
+                ),
+            };
+            return stall(context, api, &quota, problem).await;
+        }
+        // A resync costs what the last one did; a needed read waits only for a spent month.
+        let cost = match urgency {
+            ReadUrgency::Resync => context.quota_requests(&key).unwrap_or(1),
+            ReadUrgency::Needed => 1,
+        };
+        if let Err(deferred) = ledger.admit_read(cost, urgency) {
+            tracing::info!(quota = %key, until = %deferred.until, "reads deferred: {}", deferred.reason);
+            publish(
+                context,
+                &quota,
+                EventType::Normal,
+                "ReadDeferred",
+                format!(
+                    "{}; the next read is at {}",
+                    deferred.reason, deferred.until
+                ),
+            )
+            .await;
+            let wait = deferred
+                .until
+                .duration_since(now)
+                .max(jiff::SignedDuration::from_secs(1));
+            return Ok(Action::requeue(wait.unsigned_abs()));
+        }
+    }
+    let (result, requests) =
+        budget::metered(apply_at(quota.clone(), context, api, carrier, now)).await;
+    if urgency == ReadUrgency::Resync && requests > 0 {
+        context.quota_requests_were(&key, requests);
+    }
+    result
+}
+
+/// The part of a DataQuota's reconcile that reads and writes the carrier.
+async fn apply_at(
+    quota: Arc<DataQuota>,
+    context: &Context,
+    api: &Api<DataQuota>,
+    carrier: Arc<dyn crate::carrier::Carrier>,
+    now: jiff::Timestamp,
+) -> Result<Action, Error> {
+    let namespace = quota.namespace().unwrap_or_default();
+    let generation = quota.metadata.generation.unwrap_or(0);
+    let previous = quota.status.clone().unwrap_or_default();
+    let trigger = trigger_of(&quota);
     let mut progress = match progress_for(&quota.spec, generation, previous.progress.as_ref(), now)
     {
         Ok(progress) => progress,

@@ -1,27 +1,24 @@
-//! Prometheus metrics and the health endpoints, served by axum on `--metrics-addr`:
-//! `/metrics` (OpenMetrics text), `/healthz` (the process answers) and `/readyz` (the watch
-//! caches are synced, or this replica is a leader-election follower).
+//! The operator's Prometheus metrics: reconciles, SIM and quota counts, and (through
+//! collectors read at scrape time) the carrier figures and the resources' conditions. Served
+//! by [`super::health`].
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::CarrierCache;
+use super::carrier_metrics::CarrierCollector;
+use super::health::Health;
+use super::resource_metrics::{ResourceCollector, Shown, WatchedResources};
 use crate::api::{QuotaCounts, SimCounts, SimState};
+use crate::clock::Clock;
 
 /// Labels of reconcile counts.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,22 +55,6 @@ struct QuotaLabels {
     namespace: String,
     data_quota: String,
     state: &'static str,
-}
-
-/// Labels of carrier calls.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CarrierLabels {
-    provider: String,
-    account: String,
-    route: String,
-    status: String,
-}
-
-/// Labels of one carrier account.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct AccountLabels {
-    provider: String,
-    account: String,
 }
 
 /// The `observed` label values of `simfleet_sims`.
@@ -148,59 +129,6 @@ fn quota_labels<'a>(namespace: &'a str, name: &'a str) -> impl Iterator<Item = Q
     })
 }
 
-/// Carrier call counters, read from the cached clients at scrape time (the clients count; the
-/// metrics only show).
-#[derive(Debug)]
-struct CarrierCollector {
-    carriers: Arc<CarrierCache>,
-}
-
-impl Collector for CarrierCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let clients = self.carriers.snapshot();
-        let requests = ConstCounter::new(0u64);
-        let mut family = encoder.encode_descriptor(
-            "simfleet_carrier_requests",
-            "Carrier HTTP requests by provider, account, route and status (or timeout/connect/network)",
-            None,
-            requests.metric_type(),
-        )?;
-        for (account, provider, counters) in &clients {
-            for (route, status, count) in counters.by_route() {
-                let labels = CarrierLabels {
-                    provider: provider.clone(),
-                    account: account.clone(),
-                    route: route.to_owned(),
-                    status,
-                };
-                ConstCounter::new(count).encode(family.encode_family(&labels)?)?;
-            }
-        }
-        for (name, help, read) in [
-            (
-                "simfleet_carrier_rate_limited",
-                "429 answers from the carrier",
-                (|c: &crate::carrier::CallCounters| c.rate_limited()) as fn(&_) -> u64,
-            ),
-            (
-                "simfleet_carrier_retries",
-                "Carrier requests repeated after a failure",
-                |c: &crate::carrier::CallCounters| c.retries(),
-            ),
-        ] {
-            let mut family = encoder.encode_descriptor(name, help, None, requests.metric_type())?;
-            for (account, provider, counters) in &clients {
-                let labels = AccountLabels {
-                    provider: provider.clone(),
-                    account: account.clone(),
-                };
-                ConstCounter::new(read(counters)).encode(family.encode_family(&labels)?)?;
-            }
-        }
-        Ok(())
-    }
-}
-
 /// The operator's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -209,6 +137,9 @@ pub struct Metrics {
     sims: Family<SimLabels, Gauge>,
     pending_actions: Family<GroupLabels, Gauge>,
     quotas: Family<QuotaLabels, Gauge>,
+    last_success: Family<KindLabels, Gauge<f64, AtomicU64>>,
+    resources: Arc<WatchedResources>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -218,8 +149,9 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// The metrics, with the carrier counters read from `carriers`.
-    pub fn new(carriers: Arc<CarrierCache>) -> Self {
+    /// The metrics, with the carrier counters read from `carriers`, leadership from `health`,
+    /// and times from `clock`.
+    pub fn new(carriers: Arc<CarrierCache>, health: Arc<Health>, clock: Clock) -> Self {
         let mut registry = Registry::default();
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         registry.register(
@@ -253,7 +185,19 @@ impl Metrics {
             "Devices of a DataQuota by carrier quota state (active, exhausted, expired, none, failed)",
             quotas.clone(),
         );
+        let last_success = Family::<KindLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "simfleet_reconcile_last_success_timestamp_seconds",
+            "When a reconcile of this kind last succeeded (Unix time)",
+            last_success.clone(),
+        );
         registry.register_collector(Box::new(CarrierCollector { carriers }));
+        let resources = Arc::new(WatchedResources::default());
+        registry.register_collector(Box::new(ResourceCollector {
+            resources: resources.clone(),
+            health,
+            clock: clock.clone(),
+        }));
         Self {
             registry,
             reconciles,
@@ -261,7 +205,22 @@ impl Metrics {
             sims,
             pending_actions,
             quotas,
+            last_success,
+            resources,
+            clock,
         }
+    }
+
+    /// Shows the objects of a kind's watch cache (conditions, oldest pending action).
+    pub fn watch<K>(
+        &self,
+        kind: &'static str,
+        store: kube::runtime::reflector::Store<K>,
+        show: fn(&K) -> Shown<'_>,
+    ) where
+        K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    {
+        self.resources.watch(kind, store, show);
     }
 
     /// Counts one reconcile of `kind` with its result and duration.
@@ -277,6 +236,14 @@ impl Metrics {
                 kind: kind.to_owned(),
             })
             .observe(took.as_secs_f64());
+        if result == "success" {
+            let now = self.clock.now().as_millisecond() as f64 / 1000.0;
+            self.last_success
+                .get_or_create(&KindLabels {
+                    kind: kind.to_owned(),
+                })
+                .set(now);
+        }
     }
 
     /// Sets a SimGroup's SIM counts and pending actions.
@@ -333,91 +300,4 @@ impl Metrics {
         }
         text
     }
-}
-
-/// Controllers whose watch caches must sync before `/readyz` says ready.
-const CONTROLLERS: u8 = 3;
-
-/// Readiness: the watch caches of the three kinds are synced, or this replica follows a
-/// leader (then it has no caches to sync and is ready to take over).
-#[derive(Debug, Default)]
-pub struct Health {
-    synced: AtomicU8,
-    follower: AtomicBool,
-}
-
-impl Health {
-    /// Notes that one controller's watch cache is synced.
-    pub fn synced(&self) {
-        self.synced.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Notes whether this replica is a leader-election follower.
-    pub fn following(&self, follower: bool) {
-        self.follower.store(follower, Ordering::SeqCst);
-    }
-
-    /// Whether `/readyz` answers 200.
-    pub fn ready(&self) -> bool {
-        self.follower.load(Ordering::SeqCst) || self.synced.load(Ordering::SeqCst) >= CONTROLLERS
-    }
-}
-
-#[derive(Clone)]
-struct Served {
-    metrics: Arc<Metrics>,
-    health: Arc<Health>,
-}
-
-async fn metrics(State(served): State<Served>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        served.metrics.encode(),
-    )
-}
-
-async fn healthz() -> &'static str {
-    "ok"
-}
-
-async fn readyz(State(served): State<Served>) -> (StatusCode, &'static str) {
-    if served.health.ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "watch caches not synced yet",
-        )
-    }
-}
-
-/// Binds `addr` and serves the endpoints in the background; returns the bound address.
-pub async fn serve(
-    addr: SocketAddr,
-    metrics_: Arc<Metrics>,
-    health: Arc<Health>,
-) -> Result<SocketAddr, String> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| format!("--metrics-addr {addr}: {e}"))?;
-    let router = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(Served {
-            metrics: metrics_,
-            health,
-        });
-    tokio::spawn(async move {
-        if let Err(err) = axum::serve(listener, router).await {
-            tracing::error!(%err, "metrics server stopped");
-        }
-    });
-    Ok(bound)
 }

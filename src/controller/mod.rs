@@ -2,11 +2,14 @@
 //! errors and the one status writer.
 
 pub mod carrier_account;
+pub mod carrier_metrics;
 pub mod data_quota;
+pub mod health;
 pub mod metrics;
 mod pause;
 mod quota_events;
 mod quota_targets;
+pub mod resource_metrics;
 mod restore;
 mod run;
 pub mod sim_group;
@@ -26,6 +29,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::CarrierAccount;
+use crate::carrier::budget::RequestLedger;
 use crate::carrier::{Carrier, CarrierError, HttpSettings};
 
 /// Finalizer of SimGroups (onDelete runs before it is removed).
@@ -175,7 +179,7 @@ async fn drive<K, F>(
 }
 
 /// Marks readiness once a controller's watch cache has its first full list.
-fn report_synced<K>(store: kube::runtime::reflector::Store<K>, health: Arc<metrics::Health>)
+fn report_synced<K>(store: kube::runtime::reflector::Store<K>, health: Arc<health::Health>)
 where
     K: kube::Resource + Clone + Send + Sync + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone + Default + Send + Sync,
@@ -207,12 +211,16 @@ struct CachedCarrier {
     fingerprint: String,
     provider: String,
     client: Arc<dyn Carrier>,
+    /// When this client's credentials were last accepted by the carrier.
+    verified_at: Option<jiff::Timestamp>,
 }
 
-/// Carrier clients built from CarrierAccounts, rebuilt when the account or its Secret changes.
+/// Carrier clients built from CarrierAccounts, rebuilt when the account or its Secret changes,
+/// and each account's request ledger, which outlives its clients.
 #[derive(Default)]
 pub struct CarrierCache {
     clients: Mutex<HashMap<String, CachedCarrier>>,
+    ledgers: Mutex<HashMap<String, Arc<RequestLedger>>>,
 }
 
 impl std::fmt::Debug for CarrierCache {
@@ -229,28 +237,80 @@ impl CarrierCache {
         fingerprint: String,
         credential: SecretString,
         settings: &HttpSettings,
+        clock: &crate::clock::Clock,
     ) -> Result<Arc<dyn Carrier>, CarrierError> {
         let key = format!(
             "{}/{}",
             account.namespace().unwrap_or_default(),
             account.name_any()
         );
+        let limit = account.spec.effective_requests_per_month();
+        let ledger = self
+            .ledgers
+            .lock()
+            .expect("cache lock")
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(RequestLedger::new(clock.clone(), limit)))
+            .clone();
+        ledger.set_limit(limit);
         let mut clients = self.clients.lock().expect("cache lock");
         if let Some(cached) = clients.get(&key)
             && cached.fingerprint == fingerprint
         {
             return Ok(cached.client.clone());
         }
-        let client = crate::carrier::connect(&account.spec, credential, settings.clone())?;
+        let client = crate::carrier::connect(&account.spec, credential, settings.clone(), ledger)?;
         clients.insert(
             key,
             CachedCarrier {
                 fingerprint,
                 provider: format!("{:?}", account.spec.provider).to_lowercase(),
                 client: client.clone(),
+                verified_at: None,
             },
         );
         Ok(client)
+    }
+
+    /// When the client built for `fingerprint` last had its credentials accepted.
+    fn verified_at(&self, key: &str, fingerprint: &str) -> Option<jiff::Timestamp> {
+        let clients = self.clients.lock().expect("cache lock");
+        let cached = clients.get(key)?;
+        (cached.fingerprint == fingerprint)
+            .then_some(cached.verified_at)
+            .flatten()
+    }
+
+    /// Notes that the carrier accepted the account's current credentials (`None`: it did not).
+    fn set_verified(&self, key: &str, at: Option<jiff::Timestamp>) {
+        if let Some(cached) = self.clients.lock().expect("cache lock").get_mut(key) {
+            cached.verified_at = at;
+        }
+    }
+
+    /// The request ledger of an account (`namespace/name`), once a client was built for it.
+    pub fn ledger(&self, key: &str) -> Option<Arc<RequestLedger>> {
+        self.ledgers.lock().expect("cache lock").get(key).cloned()
+    }
+
+    /// Each cached client's account (`namespace/name`), provider and month's figures.
+    pub fn budgets(&self) -> Vec<(String, String, crate::carrier::budget::BudgetReading)> {
+        let providers: Vec<(String, String)> = {
+            let clients = self.clients.lock().expect("cache lock");
+            clients
+                .iter()
+                .map(|(key, cached)| (key.clone(), cached.provider.clone()))
+                .collect()
+        };
+        let mut rows: Vec<_> = providers
+            .into_iter()
+            .filter_map(|(key, provider)| {
+                let reading = self.ledger(&key)?.reading();
+                Some((key, provider, reading))
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
     }
 
     /// Each cached client's account (`namespace/name`), provider and call counters.
@@ -280,6 +340,50 @@ impl CarrierCache {
     }
 }
 
+/// Which CarrierAccount changes concern the resources that use it: its spec, annotations
+/// (pause) and verdict, not the month's figures it refreshes every few minutes, which would
+/// otherwise make every group re-read the carrier each time.
+#[derive(Default)]
+pub(crate) struct AccountChanges {
+    seen: Mutex<HashMap<String, u64>>,
+}
+
+impl AccountChanges {
+    /// True when `account` differs from how this watch last saw it, the budget aside.
+    pub(crate) fn changed(&self, account: &CarrierAccount) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut status = account.status.clone();
+        if let Some(status) = status.as_mut() {
+            status.budget = None;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        account.metadata.generation.hash(&mut hasher);
+        account.metadata.uid.hash(&mut hasher);
+        account.metadata.annotations.hash(&mut hasher);
+        serde_json::to_string(&status)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        let fingerprint = hasher.finish();
+        let key = format!(
+            "{}/{}",
+            account.namespace().unwrap_or_default(),
+            account.name_any()
+        );
+        self.seen
+            .lock()
+            .expect("changes lock")
+            .insert(key, fingerprint)
+            != Some(fingerprint)
+    }
+}
+
+/// When a group was last observed in full, and what that cost in carrier requests.
+#[derive(Clone, Copy, Debug)]
+struct FullObservation {
+    at: jiff::Timestamp,
+    requests: u64,
+}
+
 /// What every reconcile shares.
 pub struct Context {
     /// The Kubernetes client.
@@ -298,11 +402,11 @@ pub struct Context {
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     /// Readiness.
-    pub health: Arc<metrics::Health>,
+    pub health: Arc<health::Health>,
     /// Accounts for the CarrierAccount controller to look at again.
     pub account_rechecks: AccountRechecks,
     /// When each group (`namespace/name`) was last observed in full, in this process.
-    full_observations: Mutex<HashMap<String, jiff::Timestamp>>,
+    full_observations: Mutex<HashMap<String, FullObservation>>,
     /// The carrier base URLs credentials may be sent to.
     pub carrier_urls: crate::api::CarrierUrlPolicy,
     /// The one clock every reconcile reads.
@@ -311,6 +415,8 @@ pub struct Context {
     pub quota_views: Mutex<HashMap<String, crate::plan::quota_watch::QuotaView>>,
     /// How long the audit of a DataQuota's devices takes to read each once.
     pub quota_audit_period: jiff::SignedDuration,
+    /// What each DataQuota's last reconcile that reached the carrier cost in requests.
+    quota_requests: Mutex<HashMap<String, u64>>,
 }
 
 /// Asks the CarrierAccount controller to look at its accounts again, e.g. when a client's
@@ -448,8 +554,8 @@ impl Context {
             );
     }
 
-    /// When a group was last observed in full by this process (none after a restart).
-    fn last_full_observation(&self, group: &str) -> Option<jiff::Timestamp> {
+    /// A group's last full observation by this process (none after a restart).
+    fn last_full_observation(&self, group: &str) -> Option<FullObservation> {
         self.full_observations
             .lock()
             .expect("observations lock")
@@ -458,11 +564,28 @@ impl Context {
     }
 
     /// Records a group's full observation.
-    fn observed_in_full(&self, group: &str, at: jiff::Timestamp) {
+    fn observed_in_full(&self, group: &str, observation: FullObservation) {
         self.full_observations
             .lock()
             .expect("observations lock")
-            .insert(group.to_owned(), at);
+            .insert(group.to_owned(), observation);
+    }
+
+    /// What a DataQuota's last reconcile that reached the carrier cost, in this process.
+    fn quota_requests(&self, quota: &str) -> Option<u64> {
+        self.quota_requests
+            .lock()
+            .expect("costs lock")
+            .get(quota)
+            .copied()
+    }
+
+    /// Records what a DataQuota's reconcile cost.
+    fn quota_requests_were(&self, quota: &str, requests: u64) {
+        self.quota_requests
+            .lock()
+            .expect("costs lock")
+            .insert(quota.to_owned(), requests);
     }
 
     /// A context for a client, with the default carrier URL policy.
@@ -489,11 +612,16 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         let carriers = Arc::new(CarrierCache::default());
+        let health = Arc::new(health::Health::default());
         Arc::new(Self {
             events: EventPublisher::new(client.clone(), reporter),
             client,
-            metrics: Arc::new(metrics::Metrics::new(carriers.clone())),
-            health: Arc::new(metrics::Health::default()),
+            metrics: Arc::new(metrics::Metrics::new(
+                carriers.clone(),
+                health.clone(),
+                clock.clone(),
+            )),
+            health,
             carriers,
             in_flight: Mutex::new(HashMap::new()),
             http: HttpSettings::default(),
@@ -504,6 +632,7 @@ impl Context {
             clock,
             quota_views: Mutex::new(HashMap::new()),
             quota_audit_period: crate::plan::quota_watch::AUDIT_PERIOD,
+            quota_requests: Mutex::new(HashMap::new()),
         })
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use kube::Client;
 
-use super::{Context, MANAGER, carrier_account, data_quota, metrics, sim_group};
+use super::{Context, MANAGER, carrier_account, data_quota, health, sim_group};
 use crate::shutdown::Stop;
 
 /// `simfleet run` flags.
@@ -97,7 +97,7 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String
             .quota_audit_period = period.as_duration();
     }
     if let Some(addr) = args.metrics_addr {
-        let bound = metrics::serve(addr, context.metrics.clone(), context.health.clone()).await?;
+        let bound = health::serve(addr, context.metrics.clone(), context.health.clone()).await?;
         // On stdout, so that tools (and tests) can find a port chosen by the system.
         println!("simfleet: metrics on http://{bound}");
         tracing::info!(%bound, "serving /metrics, /healthz and /readyz");

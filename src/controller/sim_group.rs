@@ -16,16 +16,21 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use super::pause::{self, PauseCheck};
-use super::{Context, Error, SIM_GROUP_FINALIZER, api_for, ready_carrier, restore, write_status};
+use super::resource_metrics::Shown;
+use super::{
+    Context, Error, FullObservation, SIM_GROUP_FINALIZER, api_for, ready_carrier, restore,
+    write_status,
+};
 use crate::api::conditions::{self, READY, STALLED, Verdict};
 use crate::api::{
     APPROVED_GENERATION_ANNOTATION, CarrierAccount, Management, SimGroup, SimGroupDeletePolicy,
 };
 use crate::carrier::Selection;
+use crate::carrier::budget;
 use crate::plan::claims::ClaimIndex;
 use crate::plan::sim_group::{
     Hold, PlanContext, RESYNC, SimGroupPlanner, note_carrier_statuses, pending_backoff,
-    poll_says_wait,
+    poll_says_wait, read_urgency,
 };
 
 /// Runs the SimGroup controller.
@@ -44,6 +49,17 @@ pub async fn run(
     let controller = Controller::new(groups.clone(), config.clone());
     let peers = controller.store();
     let users = controller.store();
+    context
+        .metrics
+        .watch("SimGroup", controller.store(), |group: &SimGroup| {
+            let status = group.status.as_ref();
+            Shown {
+                conditions: status.map_or(&[], |s| &s.conditions[..]),
+                oldest_pending: status
+                    .and_then(|s| s.pending_actions.iter().map(|a| a.submitted_at.0).min()),
+            }
+        });
+    let changes = super::AccountChanges::default();
     let controller = controller
         // A group's claims changed: re-plan the groups whose SIMs may overlap it.
         .watches(groups, config, move |changed: SimGroup| {
@@ -54,6 +70,9 @@ pub async fn run(
             accounts,
             watcher::Config::default(),
             move |account: CarrierAccount| {
+                if !changes.changed(&account) {
+                    return Vec::new();
+                }
                 users
                     .state()
                     .into_iter()
@@ -197,6 +216,38 @@ async fn apply(
         .iter()
         .map(|a| a.id.clone())
         .collect();
+    let account_key = format!("{namespace}/{}", group.spec.carrier_ref.name);
+    let last = context.last_full_observation(&key);
+    if let (Some(ledger), Some(last)) = (context.carriers.ledger(&account_key), last) {
+        let limit = ledger.reading().limit;
+        if let Some(limit) = limit.filter(|limit| last.requests > *limit) {
+            let monthly = last.requests * (31 * 86_400 / RESYNC.as_secs());
+            return blocked(context, api, &group, "BudgetTooSmall", format!(
+                "observing this group costs {} carrier requests, more than CarrierAccount {}'s budget of {limit} a month; raise spec.budget.requestsPerMonth to at least {monthly} (a resync every {} min for a month) or select fewer SIMs",
+                last.requests, group.spec.carrier_ref.name, RESYNC.as_secs() / 60,
+            )).await;
+        }
+        let urgency = read_urgency(&previous, generation, resumed);
+        if let Err(deferred) = ledger.admit_read(last.requests, urgency) {
+            tracing::info!(group = %key, until = %deferred.until, "read deferred: {}", deferred.reason);
+            publish(
+                context,
+                &group,
+                EventType::Normal,
+                "ReadDeferred",
+                format!(
+                    "{}; the next read is at {}",
+                    deferred.reason, deferred.until
+                ),
+            )
+            .await;
+            let wait = deferred
+                .until
+                .duration_since(now)
+                .max(jiff::SignedDuration::from_secs(1));
+            return Ok(Action::requeue(wait.unsigned_abs()));
+        }
+    }
     let statuses = match carrier.action_statuses(&pending_ids).await {
         Ok(statuses) => statuses,
         Err(err) => {
@@ -209,7 +260,7 @@ async fn apply(
         && poll_says_wait(
             &previous.pending_actions,
             &statuses,
-            context.last_full_observation(&key),
+            last.map(|o| o.at),
             now,
         )
     {
@@ -242,12 +293,16 @@ async fn apply(
         claims: &claims,
         now,
     });
-    let mut pages = carrier.observe(&selection);
-    while let Some(page) = pages.try_next().await? {
-        planner.observe(&page);
-    }
-    drop(pages);
-    context.observed_in_full(&key, now);
+    let (observed, requests) = budget::metered(async {
+        let mut pages = carrier.observe(&selection);
+        while let Some(page) = pages.try_next().await? {
+            planner.observe(&page);
+        }
+        Ok::<_, Error>(())
+    })
+    .await;
+    observed?;
+    context.observed_in_full(&key, FullObservation { at: now, requests });
     let mut plan = planner.finish();
     if group.spec.management == Management::Observe {
         plan.observe_only();

@@ -22,6 +22,7 @@ use crate::api::{
     DataQuotaSpec, DataQuotaStatus, ExhaustionAction, PROBLEM_SAMPLE_LIMIT, ProblemDevice,
     QuotaCounts, QuotaMode, QuotaProgress,
 };
+use crate::carrier::budget::ReadUrgency;
 use crate::carrier::{QuotaReading, QuotaSetting, QuotaState};
 
 pub use super::quota_events::{EVENT_IDS_LIMIT, EVENT_OVERLAP, EventMark, EventScan};
@@ -39,6 +40,24 @@ pub struct SpecProblem {
     pub reason: &'static str,
     /// The message, naming the field and the fix.
     pub message: String,
+}
+
+/// How much a DataQuota's next reads may wait for the account's budget: once its generation is
+/// applied in full (nothing to retry, no top-up journaled), its reads are resyncs, paced to the
+/// budget; until then they are needed.
+pub fn read_urgency(previous: &DataQuotaStatus, generation: i64) -> ReadUrgency {
+    let applied = previous.observed_generation == Some(generation)
+        && previous.progress.as_ref().is_some_and(|p| {
+            p.generation == generation
+                && p.complete
+                && p.retry_device_ids.is_empty()
+                && p.top_ups_in_flight.is_empty()
+        });
+    if applied {
+        ReadUrgency::Resync
+    } else {
+        ReadUrgency::Needed
+    }
 }
 
 /// The progress record of this generation: the previous one if it is this generation's,

@@ -513,3 +513,46 @@ fn an_ineligible_device_is_counted_and_sampled_and_does_not_keep_ready_false() {
 
 #[path = "data_quota_observe_tests.rs"]
 mod observe;
+
+#[test]
+fn a_quota_reads_at_resync_pace_only_once_its_generation_is_applied_in_full() {
+    let spec = spec(QuotaMode::Set, after("30d"));
+    let mut progress = progress_for(&spec, 2, None, at(NOW)).unwrap();
+    let status = |progress: &QuotaProgress| DataQuotaStatus {
+        observed_generation: Some(2),
+        progress: Some(progress.clone()),
+        ..DataQuotaStatus::default()
+    };
+    assert_eq!(
+        read_urgency(&status(&progress), 2),
+        ReadUrgency::Needed,
+        "still applying"
+    );
+    progress.complete = true;
+    assert_eq!(read_urgency(&status(&progress), 2), ReadUrgency::Resync);
+    assert_eq!(
+        read_urgency(&status(&progress), 3),
+        ReadUrgency::Needed,
+        "a new generation"
+    );
+    progress.retry_device_ids.push(2);
+    assert_eq!(
+        read_urgency(&status(&progress), 2),
+        ReadUrgency::Needed,
+        "a retry is due"
+    );
+    progress.retry_device_ids.clear();
+    progress.top_ups_in_flight.push(crate::api::TopUpInFlight {
+        device_id: 1,
+        volume_mb: 10.0,
+    });
+    assert_eq!(
+        read_urgency(&status(&progress), 2),
+        ReadUrgency::Needed,
+        "a journaled top-up"
+    );
+    assert_eq!(
+        read_urgency(&DataQuotaStatus::default(), 1),
+        ReadUrgency::Needed
+    );
+}

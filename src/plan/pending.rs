@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::api::PendingAction;
+use crate::api::conditions::{self, READY};
+use crate::api::{PendingAction, SimGroupStatus};
 use crate::carrier::ActionStatus;
+use crate::carrier::budget::ReadUrgency;
 
 /// How long an action may stay unconfirmed before the group is Stalled.
 pub const CONFIRMATION_DEADLINE: SignedDuration = SignedDuration::from_hours(24);
@@ -35,6 +37,22 @@ pub fn note_carrier_statuses(pending: &mut [PendingAction], statuses: &[ActionSt
         if let Some(status) = statuses.iter().find(|s| s.id == action.id) {
             action.carrier_status = Some(status.status.clone());
         }
+    }
+}
+
+/// How much the next observation of a group may wait for the account's budget: a converged
+/// group, unchanged since, with nothing pending, is only re-read (a resync, paced to the
+/// budget); anything else (a new generation, pending actions, a group not Ready, one just
+/// resumed) needs the read to make progress.
+pub fn read_urgency(previous: &SimGroupStatus, generation: i64, resumed: bool) -> ReadUrgency {
+    let at_rest = previous.observed_generation == Some(generation)
+        && previous.pending_actions.is_empty()
+        && !resumed
+        && conditions::is_true(&previous.conditions, READY);
+    if at_rest {
+        ReadUrgency::Resync
+    } else {
+        ReadUrgency::Needed
     }
 }
 
@@ -103,6 +121,48 @@ pub(super) mod tests {
                     .unwrap(),
             ),
         }
+    }
+
+    #[test]
+    fn only_a_converged_unchanged_group_with_nothing_pending_is_a_resync() {
+        let mut ready = SimGroupStatus {
+            observed_generation: Some(3),
+            ..SimGroupStatus::default()
+        };
+        conditions::set_kstatus(
+            &mut ready.conditions,
+            [
+                conditions::Verdict::new(true, "InDesiredState", "all in state"),
+                conditions::Verdict::new(false, "InDesiredState", "done"),
+                conditions::Verdict::new(false, "InDesiredState", "nothing needs a human"),
+            ],
+            3,
+            now(),
+        );
+        assert_eq!(read_urgency(&ready, 3, false), ReadUrgency::Resync);
+        assert_eq!(
+            read_urgency(&ready, 4, false),
+            ReadUrgency::Needed,
+            "a new generation"
+        );
+        assert_eq!(
+            read_urgency(&ready, 3, true),
+            ReadUrgency::Needed,
+            "just resumed"
+        );
+        let mut polling = ready.clone();
+        polling.pending_actions.push(action("10001", 5, 1));
+        assert_eq!(
+            read_urgency(&polling, 3, false),
+            ReadUrgency::Needed,
+            "a poll"
+        );
+        let fresh = SimGroupStatus::default();
+        assert_eq!(
+            read_urgency(&fresh, 1, false),
+            ReadUrgency::Needed,
+            "never observed"
+        );
     }
 
     #[test]

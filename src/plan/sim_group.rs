@@ -34,7 +34,7 @@ use crate::carrier::{
 use super::observe_only::{ObserveOnly, observe_message, would_submit};
 pub use super::pending::{
     CONFIRMATION_DEADLINE, FULL_OBSERVATION_CEILING, note_carrier_statuses, pending_backoff,
-    poll_says_wait, still_pending,
+    poll_says_wait, read_urgency, still_pending,
 };
 
 /// Resync period of a converged group (drift detection).

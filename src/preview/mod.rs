@@ -412,6 +412,7 @@ impl Accounts<'_> {
             &account.spec,
             SecretString::from(value),
             HttpSettings::default(),
+            crate::carrier::budget::RequestLedger::unlimited(),
         )
         .map_err(|e| format!("CarrierAccount {namespace}/{name}: {e}"))
     }

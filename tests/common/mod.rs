@@ -158,6 +158,7 @@ pub fn account(
             burst: 1_000,
         }),
         concurrency: Some(8),
+        budget: None,
         suspend_sim_on_pause: None,
     }
 }

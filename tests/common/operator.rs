@@ -204,6 +204,27 @@ pub async fn assert_each_sim_submitted_once(world: &World, expected: u64) {
     );
 }
 
+/// Carrier requests in a simulator's `/_sim/stats` (its admin routes left out).
+pub fn carrier_requests_in(stats: &Value) -> u64 {
+    stats["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            !r["route"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("/_sim/")
+        })
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum()
+}
+
+/// Carrier requests the world's simulator has answered.
+pub async fn carrier_requests(world: &World) -> u64 {
+    carrier_requests_in(&stats(&world.simulator).await)
+}
+
 pub async fn stats(simulator: &SimulatorHandle) -> Value {
     super::admin_get(simulator, "/stats").await
 }

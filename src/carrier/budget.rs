@@ -1,0 +1,381 @@
+//! What a carrier account may spend in a calendar month (UTC) and what it has spent: every
+//! request of the account is counted in one ledger, and reads that can wait (resyncs) are paced
+//! so that the month's spend fits the budget. Writes are never held back by the budget: they
+//! are what people asked for, and a pending action or a top-up is never dropped for it.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use jiff::{SignedDuration, Timestamp, ToSpan, tz::TimeZone};
+
+use crate::clock::Clock;
+
+tokio::task_local! {
+    /// The requests made by the task's current `metered` scope.
+    static METER: Arc<AtomicU64>;
+}
+
+/// Runs `work` and counts the carrier requests it makes (attempts, retries included), whatever
+/// else runs on the same account meanwhile.
+pub async fn metered<F: Future>(work: F) -> (F::Output, u64) {
+    let meter = Arc::new(AtomicU64::new(0));
+    let output = METER.scope(meter.clone(), work).await;
+    (output, meter.load(Ordering::Relaxed))
+}
+
+/// How much a read may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadUrgency {
+    /// A periodic re-read of something that has not changed: paced to the budget.
+    Resync,
+    /// A read that a change, a pending action or a new object needs: held back only when the
+    /// month's budget is spent.
+    Needed,
+}
+
+/// A read the budget holds back, and until when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deferred {
+    /// When the read fits the budget.
+    pub until: Timestamp,
+    /// Why, for logs and events (spent, limit and the fix).
+    pub reason: String,
+}
+
+/// The month's figures of one account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BudgetReading {
+    /// The month, `YYYY-MM` (UTC).
+    pub month: String,
+    /// Requests the account may spend in a month (`spec.budget`, or the provider's ceiling);
+    /// `None`: no budget.
+    pub limit: Option<u64>,
+    /// Requests counted this month.
+    pub spent: u64,
+    /// Requests the month will have cost at the rate seen since `since`.
+    pub projected: u64,
+    /// When counting began this month (the month's start, or when the operator first counted).
+    pub since: Timestamp,
+    /// Reads the budget held back this month.
+    pub deferred_reads: u64,
+}
+
+#[derive(Debug)]
+struct LedgerState {
+    month_start: Timestamp,
+    month_end: Timestamp,
+    spent: u64,
+    since: Timestamp,
+    seeded: bool,
+    limit: Option<u64>,
+    deferred_reads: u64,
+}
+
+/// The request ledger of one carrier account, shared by every client built for it.
+#[derive(Debug)]
+pub struct RequestLedger {
+    clock: Clock,
+    state: Mutex<LedgerState>,
+}
+
+/// The UTC calendar month holding `now`: its first instant and the next month's.
+pub fn month_bounds(now: Timestamp) -> (Timestamp, Timestamp) {
+    let date = now.to_zoned(TimeZone::UTC).date();
+    let first = date.first_of_month();
+    let start = first
+        .to_zoned(TimeZone::UTC)
+        .expect("midnight UTC exists")
+        .timestamp();
+    let end = first
+        .checked_add(1.month())
+        .expect("a month after a valid date")
+        .to_zoned(TimeZone::UTC)
+        .expect("midnight UTC exists")
+        .timestamp();
+    (start, end)
+}
+
+/// What resync reads may have spent by `now`: the budget spread evenly over the month, plus
+/// one day's share, so that a month's first reads are not held back.
+pub fn paced_allowance(limit: u64, start: Timestamp, end: Timestamp, now: Timestamp) -> u64 {
+    let length = end.duration_since(start).as_secs_f64();
+    let elapsed = now.duration_since(start).as_secs_f64() + 86_400.0;
+    (limit as f64 * (elapsed / length).min(1.0)) as u64
+}
+
+/// When the paced allowance reaches `needed` (at the latest, the month's end).
+fn paced_until(limit: u64, start: Timestamp, end: Timestamp, needed: u64) -> Timestamp {
+    let length = end.duration_since(start).as_secs_f64();
+    let at = needed as f64 / limit.max(1) as f64 * length - 86_400.0;
+    let at = start + SignedDuration::from_secs_f64(at.max(0.0).min(length));
+    at.min(end)
+}
+
+/// The month's spend if requests go on at the rate seen between `since` and `now`.
+pub fn projection(spent: u64, since: Timestamp, now: Timestamp, end: Timestamp) -> u64 {
+    let counted = now.duration_since(since).as_secs_f64();
+    // Under a minute of counting says nothing about a rate.
+    if counted < 60.0 {
+        return spent;
+    }
+    let rest = end.duration_since(now).as_secs_f64().max(0.0);
+    spent + (spent as f64 / counted * rest) as u64
+}
+
+impl RequestLedger {
+    /// A ledger with a monthly limit (`None`: no budget, nothing held back).
+    pub fn new(clock: Clock, limit: Option<u64>) -> Self {
+        let now = clock.now();
+        let (month_start, month_end) = month_bounds(now);
+        Self {
+            clock,
+            state: Mutex::new(LedgerState {
+                month_start,
+                month_end,
+                spent: 0,
+                since: now,
+                seeded: false,
+                limit,
+                deferred_reads: 0,
+            }),
+        }
+    }
+
+    /// A ledger without a budget, for clients built outside the operator (benches, tools).
+    pub fn unlimited() -> Arc<Self> {
+        Arc::new(Self::new(Clock::default(), None))
+    }
+
+    fn current(&self) -> (std::sync::MutexGuard<'_, LedgerState>, Timestamp) {
+        let now = self.clock.now();
+        let mut state = self.state.lock().expect("ledger lock");
+        if now >= state.month_end {
+            // A new month: the count starts again.
+            let (start, end) = month_bounds(now);
+            state.month_start = start;
+            state.month_end = end;
+            state.spent = 0;
+            state.since = start;
+            state.deferred_reads = 0;
+        }
+        (state, now)
+    }
+
+    /// Sets the monthly limit (the account's spec changed).
+    pub fn set_limit(&self, limit: Option<u64>) {
+        self.current().0.limit = limit;
+    }
+
+    /// Counts one request.
+    pub fn record(&self) {
+        self.current().0.spent += 1;
+        let _ = METER.try_with(|meter| meter.fetch_add(1, Ordering::Relaxed));
+    }
+
+    /// Adds what an earlier process counted this month (from the account's status), once: the
+    /// count survives a restart. Another month's figures are ignored.
+    pub fn seed(&self, month: &str, spent: u64, deferred_reads: u64, since: Timestamp) {
+        let (mut state, _) = self.current();
+        if state.seeded {
+            return;
+        }
+        state.seeded = true;
+        if month == month_name(state.month_start) {
+            state.spent += spent;
+            state.deferred_reads += deferred_reads;
+            state.since = state.since.min(since).max(state.month_start);
+        }
+    }
+
+    /// The month's figures now.
+    pub fn reading(&self) -> BudgetReading {
+        let (state, now) = self.current();
+        BudgetReading {
+            month: month_name(state.month_start),
+            limit: state.limit,
+            spent: state.spent,
+            projected: projection(state.spent, state.since, now, state.month_end),
+            since: state.since,
+            deferred_reads: state.deferred_reads,
+        }
+    }
+
+    /// Whether a read costing `cost` requests may go now; when it may not, it is counted as
+    /// deferred and the answer says until when.
+    pub fn admit_read(&self, cost: u64, urgency: ReadUrgency) -> Result<(), Deferred> {
+        let (mut state, now) = self.current();
+        let Some(limit) = state.limit else {
+            return Ok(());
+        };
+        let needed = state.spent.saturating_add(cost);
+        let deferred = match urgency {
+            ReadUrgency::Needed if needed > limit => Some(Deferred {
+                until: state.month_end,
+                reason: format!(
+                    "the month's budget is spent: {} of {limit} requests, and this read costs {cost}; reads resume on {} (raise spec.budget.requestsPerMonth to resume sooner)",
+                    state.spent,
+                    month_name(state.month_end)
+                ),
+            }),
+            ReadUrgency::Resync => {
+                let allowed = paced_allowance(limit, state.month_start, state.month_end, now);
+                (needed > allowed).then(|| Deferred {
+                    until: paced_until(limit, state.month_start, state.month_end, needed)
+                        .max(now + SignedDuration::from_mins(1)),
+                    reason: format!(
+                        "resync reads are paced to the budget: {} requests spent, {allowed} allowed by now of {limit} this month, and this read costs {cost}",
+                        state.spent
+                    ),
+                })
+            }
+            ReadUrgency::Needed => None,
+        };
+        match deferred {
+            Some(deferred) => {
+                state.deferred_reads += 1;
+                Err(deferred)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// `YYYY-MM` of an instant, in UTC.
+pub fn month_name(at: Timestamp) -> String {
+    at.strftime("%Y-%m").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::TimeSource;
+
+    struct Fixed(Mutex<Timestamp>);
+
+    impl TimeSource for Fixed {
+        fn now(&self) -> Timestamp {
+            *self.0.lock().unwrap()
+        }
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap()
+    }
+
+    fn ledger(now: &str, limit: Option<u64>) -> (RequestLedger, Arc<Fixed>) {
+        let source = Arc::new(Fixed(Mutex::new(at(now))));
+        (
+            RequestLedger::new(Clock::from_source(source.clone()), limit),
+            source,
+        )
+    }
+
+    #[test]
+    fn months_are_utc_calendar_months() {
+        let (start, end) = month_bounds(at("2026-02-14T23:59:00Z"));
+        assert_eq!(start, at("2026-02-01T00:00:00Z"));
+        assert_eq!(end, at("2026-03-01T00:00:00Z"));
+        let (start, end) = month_bounds(at("2026-12-31T23:59:59Z"));
+        assert_eq!(
+            (start, end),
+            (at("2026-12-01T00:00:00Z"), at("2027-01-01T00:00:00Z"))
+        );
+        assert_eq!(month_name(start), "2026-12");
+    }
+
+    #[test]
+    fn resync_reads_are_paced_and_needed_reads_only_stop_when_the_month_is_spent() {
+        // 30-day month, 3,000 requests: 100 a day, and one day's share at the start.
+        let (ledger, clock) = ledger("2026-11-01T00:00:00Z", Some(3_000));
+        for _ in 0..90 {
+            ledger.record();
+        }
+        assert_eq!(ledger.admit_read(10, ReadUrgency::Resync), Ok(()));
+        let held = ledger.admit_read(11, ReadUrgency::Resync).unwrap_err();
+        // 101 requests are allowed once 1.01 days' share has accrued: 0.01 day (14 min 24 s)
+        // after the start.
+        assert_eq!(held.until, at("2026-11-01T00:14:24Z"));
+        assert!(held.reason.contains("paced"), "{}", held.reason);
+        assert_eq!(ledger.admit_read(11, ReadUrgency::Needed), Ok(()));
+        assert_eq!(ledger.reading().deferred_reads, 1);
+        // Two weeks in (14 days and a day's share): 1,500 are allowed, 90 spent.
+        *clock.0.lock().unwrap() = at("2026-11-15T00:00:00Z");
+        assert_eq!(ledger.admit_read(1_410, ReadUrgency::Resync), Ok(()));
+        assert!(ledger.admit_read(1_411, ReadUrgency::Resync).is_err());
+        // The month's budget spent: even needed reads wait for the next month.
+        for _ in 0..2_910 {
+            ledger.record();
+        }
+        let held = ledger.admit_read(1, ReadUrgency::Needed).unwrap_err();
+        assert_eq!(held.until, at("2026-12-01T00:00:00Z"));
+        assert!(held.reason.contains("3000 of 3000"), "{}", held.reason);
+        // A new month starts from nothing.
+        *clock.0.lock().unwrap() = at("2026-12-01T00:00:01Z");
+        assert_eq!(ledger.reading().spent, 0);
+        assert_eq!(ledger.reading().month, "2026-12");
+        assert_eq!(ledger.admit_read(1, ReadUrgency::Needed), Ok(()));
+    }
+
+    #[test]
+    fn without_a_budget_nothing_is_held_back() {
+        let (ledger, _) = ledger("2026-11-01T00:00:00Z", None);
+        for _ in 0..1_000 {
+            ledger.record();
+        }
+        assert_eq!(ledger.admit_read(u64::MAX / 2, ReadUrgency::Resync), Ok(()));
+        assert_eq!(ledger.reading().limit, None);
+    }
+
+    #[test]
+    fn the_projection_extends_the_rate_seen_to_the_month_end() {
+        // 1,000 requests in the month's first 3 days: 10,000 by the end of a 30-day month.
+        let projected = projection(
+            1_000,
+            at("2026-11-01T00:00:00Z"),
+            at("2026-11-04T00:00:00Z"),
+            at("2026-12-01T00:00:00Z"),
+        );
+        assert_eq!(projected, 10_000);
+        // Counting began mid-month: the rate is taken over the counted time only.
+        let projected = projection(
+            100,
+            at("2026-11-29T00:00:00Z"),
+            at("2026-11-30T00:00:00Z"),
+            at("2026-12-01T00:00:00Z"),
+        );
+        assert_eq!(projected, 200);
+    }
+
+    #[test]
+    fn an_earlier_processs_count_is_added_once_and_only_for_the_same_month() {
+        let (ledger, _) = ledger("2026-11-20T00:00:00Z", Some(10));
+        ledger.record();
+        ledger.seed("2026-11", 500, 3, at("2026-11-02T00:00:00Z"));
+        ledger.seed("2026-11", 500, 3, at("2026-11-02T00:00:00Z"));
+        let reading = ledger.reading();
+        assert_eq!(reading.spent, 501);
+        assert_eq!(reading.since, at("2026-11-02T00:00:00Z"));
+        assert_eq!(reading.deferred_reads, 3);
+        let (ledger, _) = ledger_at_october();
+        ledger.seed("2026-09", 500, 3, at("2026-09-02T00:00:00Z"));
+        assert_eq!(ledger.reading().spent, 0);
+    }
+
+    fn ledger_at_october() -> (RequestLedger, Arc<Fixed>) {
+        ledger("2026-10-03T00:00:00Z", None)
+    }
+
+    #[tokio::test]
+    async fn a_metered_scope_counts_only_its_own_requests() {
+        let ledger = RequestLedger::unlimited();
+        ledger.record();
+        let ((), inside) = metered(async {
+            ledger.record();
+            ledger.record();
+        })
+        .await;
+        assert_eq!(inside, 2);
+        assert_eq!(ledger.reading().spent, 3);
+    }
+}
