@@ -26,7 +26,7 @@ fn find<'a>(documents: &'a [Value], kind: &str) -> &'a Value {
 fn the_chart_lints_strictly_with_default_and_other_values() {
     for values in [
         json!({}),
-        json!({"watchNamespace": "fleet", "replicaCount": 3, "serviceMonitor": {"enabled": true, "labels": {"release": "prom"}}, "podDisruptionBudget": {"enabled": false}, "leaderElection": {"enabled": false}, "logFormat": "text", "image": {"repository": "registry.example/simfleet", "tag": "1.2.3", "pullPolicy": "Always"}}),
+        json!({"watchNamespace": "fleet", "replicaCount": 3, "serviceMonitor": {"enabled": true, "labels": {"release": "prom"}}, "podDisruptionBudget": {"enabled": false}, "leaderElection": {"enabled": false}, "logFormat": "text", "image": {"repository": "registry.example/simfleet", "tag": "1.2.3", "pullPolicy": "Always"}, "grafanaDashboard": {"enabled": true, "namespace": "grafana", "labels": {"team": "fleet"}}, "prometheusRule": {"enabled": true, "labels": {"release": "prom"}, "stalledFor": "30m"}}),
     ] {
         let report = common::chart("lint", &values, None).unwrap();
         assert_eq!(report["errors"], json!([]), "{values}: {report}");
@@ -190,6 +190,15 @@ fn values_that_do_not_fit_the_schema_are_refused_with_the_key() {
             "allowedCarrierUrls",
         ),
         (json!({"quotaAuditPeriod": "1 day"}), "quotaAuditPeriod"),
+        (
+            json!({"prometheusRule": {"stalledFor": "a while"}}),
+            "stalledFor",
+        ),
+        (
+            json!({"prometheusRule": {"pendingActionMaxAgeSeconds": 1}}),
+            "pendingActionMaxAgeSeconds",
+        ),
+        (json!({"grafanaDashboard": {"enabled": "yes"}}), "enabled"),
     ] {
         let err = common::chart("render", &values, None).unwrap_err();
         assert!(err.contains(key), "{values}: {err}");
