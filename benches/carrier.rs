@@ -14,7 +14,8 @@ use futures::TryStreamExt;
 use jiff::SignedDuration;
 use secrecy::SecretString;
 use simfleet::api::{CarrierAccountSpec, Provider, RateLimit, SecretKeyRef, StateChange};
-use simfleet::carrier::{HttpSettings, Selection, SimTarget, connect};
+use simfleet::carrier::{HttpSettings, connect};
+use simfleet::model::{Selection, SimTarget};
 use simfleet::simulator::{
     EmnifyBulk, RateLimitSpec, SeedConfig, Simulator, SimulatorConfig, fleet::SEED_TAGS,
 };

@@ -9,7 +9,8 @@ use futures::{StreamExt, stream};
 use jiff::{SignedDuration, Timestamp};
 use secrecy::SecretString;
 use simfleet::api::{CarrierAccountSpec, Provider, RateLimit, SecretKeyRef};
-use simfleet::carrier::{HttpSettings, QuotaSetting, connect};
+use simfleet::carrier::{HttpSettings, connect};
+use simfleet::model::QuotaSetting;
 use simfleet::simulator::{RateLimitSpec, SeedConfig, Simulator, SimulatorConfig};
 
 const DEVICES: u64 = 10_000;

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clock;
 pub mod controller;
 pub mod dev;
+pub mod model;
 pub mod plan;
 pub mod preview;
 pub mod sandbox;

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use simfleet::api::{DataQuotaStatus, SimGroupSpec, SimGroupStatus};
-use simfleet::carrier::{ObservedState, SimObservation};
+use simfleet::model::{ObservedState, SimObservation};
 use simfleet::plan::data_quota::{SpecProblem, stalled_status};
 use simfleet::plan::sim_group::{NoClaims, PlanContext, SimGroupPlanner};
 

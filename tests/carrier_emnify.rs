@@ -12,10 +12,8 @@ use secrecy::SecretString;
 use serde_json::json;
 use simfleet::api::{Provider, StateChange};
 use simfleet::carrier::http::HttpCore;
-use simfleet::carrier::{
-    Carrier, CarrierError, EmnifyClient, ObservedState, QuotaSetting, QuotaState, RefusalKind,
-    Selection, SimTarget, connect,
-};
+use simfleet::carrier::{Carrier, CarrierError, EmnifyClient, connect};
+use simfleet::model::{ObservedState, QuotaSetting, QuotaState, RefusalKind, Selection, SimTarget};
 use simfleet::simulator::{EmnifyBulk, SimulatorConfig, SimulatorHandle};
 
 fn client_with(sim: &SimulatorHandle, suspend_sim: bool) -> Arc<dyn Carrier> {
@@ -484,7 +482,7 @@ async fn a_malformed_listing_is_a_protocol_error() {
 
 #[tokio::test]
 async fn listed_devices_are_looked_up_one_by_one_or_by_the_full_listing_whichever_is_cheaper() {
-    use simfleet::carrier::LookupPlan;
+    use simfleet::model::LookupPlan;
     let sim = live_fleet(1_000).await;
     let carrier = client(&sim);
     carrier.verify().await.unwrap();
@@ -527,7 +525,7 @@ async fn listed_devices_are_looked_up_one_by_one_or_by_the_full_listing_whicheve
 
 #[tokio::test]
 async fn a_few_listed_devices_in_a_large_organisation_are_looked_up_one_by_one() {
-    use simfleet::carrier::LookupPlan;
+    use simfleet::model::LookupPlan;
     let sim = live_fleet(20_000).await;
     let carrier = client(&sim);
     carrier.verify().await.unwrap();

@@ -10,9 +10,9 @@ use jiff::SignedDuration;
 use secrecy::SecretString;
 use serde_json::json;
 use simfleet::api::{Provider, StateChange};
-use simfleet::carrier::{
-    Carrier, CarrierError, ObservedState, QuotaEventKind, QuotaSetting, RefusalKind, Selection,
-    SimObservation, SimTarget, connect,
+use simfleet::carrier::{Carrier, CarrierError, connect};
+use simfleet::model::{
+    ObservedState, QuotaEventKind, QuotaSetting, RefusalKind, Selection, SimObservation, SimTarget,
 };
 use simfleet::simulator::SimulatorHandle;
 
@@ -576,7 +576,7 @@ async fn job_statuses_come_from_the_jobs_list_and_a_403_is_not_asked_again() {
 
 #[tokio::test]
 async fn listed_sims_are_looked_up_in_batches_through_the_multi_value_filters() {
-    use simfleet::carrier::LookupPlan;
+    use simfleet::model::LookupPlan;
     let sim = live_fleet(5_000).await;
     let carrier = hologram_client(&sim, fast_retries());
     let mut iccids: Vec<String> = (1..=1000)

@@ -10,7 +10,8 @@ use futures::TryStreamExt;
 use secrecy::SecretString;
 use serde_json::json;
 use simfleet::api::{Provider, StateChange};
-use simfleet::carrier::{Selection, SimTarget, connect};
+use simfleet::carrier::connect;
+use simfleet::model::{Selection, SimTarget};
 use simfleet::simulator::SimulatorConfig;
 
 #[derive(Clone, Default)]

@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use futures::TryStreamExt;
 use jiff::Timestamp;
 use simfleet::api::{LocalObjectRef, SimGroupSpec, SimGroupStatus, SimSelector, SimState};
-use simfleet::carrier::{Carrier, Selection};
+use simfleet::carrier::Carrier;
+use simfleet::model::Selection;
 use simfleet::plan::sim_group::{NoClaims, PlanContext, SimGroupPlanner};
 
 /// A `/proc/self/status` field in KiB (e.g. `VmRSS:`).

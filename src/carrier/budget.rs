@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use jiff::{SignedDuration, Timestamp, ToSpan, tz::TimeZone};
 
 use crate::clock::Clock;
+use crate::model::ReadUrgency;
 
 tokio::task_local! {
     /// The requests made by the task's current `metered` scope.
@@ -22,16 +23,6 @@ pub async fn metered<F: Future>(work: F) -> (F::Output, u64) {
     let meter = Arc::new(AtomicU64::new(0));
     let output = METER.scope(meter.clone(), work).await;
     (output, meter.load(Ordering::Relaxed))
-}
-
-/// How much a read may wait.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReadUrgency {
-    /// A periodic re-read of something that has not changed: paced to the budget.
-    Resync,
-    /// A read that a change, a pending action or a new object needs: held back only when the
-    /// month's budget is spent.
-    Needed,
 }
 
 /// A read the budget holds back, and until when.

@@ -23,11 +23,12 @@ mod quotas;
 mod writes;
 
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
-use super::{
-    Capabilities, Carrier, CarrierError, Lookup, ObservedState, OrgQuotaEvents, QuotaEvent,
-    QuotaReading, QuotaSetting, Selection, SimObservation, SimTarget, Submission,
-};
+use super::{Capabilities, Carrier, CarrierError};
 use crate::api::StateChange;
+use crate::model::{
+    Lookup, ObservedState, OrgQuotaEvents, QuotaEvent, QuotaReading, QuotaSetting, Selection,
+    SimObservation, SimTarget, Submission,
+};
 use writes::BulkPermission;
 
 /// Page size of list calls.
@@ -80,7 +81,7 @@ pub struct EmnifyClient {
     writes: Mutex<()>,
     bulk: SyncMutex<BulkPermission>,
     bulk_retry_after: Duration,
-    last_lookup: SyncMutex<Option<super::LookupPlan>>,
+    last_lookup: SyncMutex<Option<crate::model::LookupPlan>>,
 }
 
 impl std::fmt::Debug for EmnifyClient {
@@ -338,13 +339,15 @@ impl EmnifyClient {
                 None
             };
             let plan = match full {
-                Some(calls) if calls < one_by_one => super::LookupPlan::FullListing { calls },
-                _ => super::LookupPlan::OneByOne { calls: one_by_one },
+                Some(calls) if calls < one_by_one => {
+                    crate::model::LookupPlan::FullListing { calls }
+                }
+                _ => crate::model::LookupPlan::OneByOne { calls: one_by_one },
             };
             tracing::debug!(%plan, one_by_one, full_listing = ?full, "looking up listed SIMs");
             *self.last_lookup.lock().expect("lookup lock") = Some(plan);
             Ok::<_, CarrierError>(match plan {
-                super::LookupPlan::FullListing { .. } => self.full_listing(lookups),
+                crate::model::LookupPlan::FullListing { .. } => self.full_listing(lookups),
                 _ => super::one_by_one(lookups, self.core.concurrency(), move |key| {
                     self.lookup(key).boxed()
                 }),
@@ -527,7 +530,7 @@ impl Carrier for EmnifyClient {
         self.quota_removal(device_id)
     }
 
-    fn last_lookup_plan(&self) -> Option<super::LookupPlan> {
+    fn last_lookup_plan(&self) -> Option<crate::model::LookupPlan> {
         *self.last_lookup.lock().expect("lookup lock")
     }
 

@@ -17,11 +17,12 @@ use serde_json::{Value, json};
 #[cfg(test)]
 use super::http::Reply;
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
-use super::{
-    Capabilities, Carrier, CarrierError, Lookup, ObservedState, QuotaEvent, QuotaReading,
-    QuotaSetting, Refusal, RefusalKind, Selection, SimObservation, SimTarget, Submission,
-};
+use super::{Capabilities, Carrier, CarrierError};
 use crate::api::StateChange;
+use crate::model::{
+    Lookup, ObservedState, QuotaEvent, QuotaReading, QuotaSetting, Refusal, RefusalKind, Selection,
+    SimObservation, SimTarget, Submission,
+};
 
 /// Most devices in one Hologram bulk action.
 pub const BULK_LIMIT: usize = 10_000;
@@ -66,7 +67,7 @@ pub struct HologramClient {
     org_id: Option<u64>,
     // The jobs list answered 403 (a plan without activity history): not asked again.
     jobs_forbidden: AtomicBool,
-    last_lookup: std::sync::Mutex<Option<super::LookupPlan>>,
+    last_lookup: std::sync::Mutex<Option<crate::model::LookupPlan>>,
 }
 
 /// A job as the jobs list `GET /devices/batch/state` shows it (the fields read).
@@ -318,7 +319,7 @@ impl HologramClient {
                     .map(|b| (Listed::Devices, b)),
             )
             .collect();
-        let plan = super::LookupPlan::Batched {
+        let plan = crate::model::LookupPlan::Batched {
             calls: batches.len() as u64,
         };
         tracing::debug!(%plan, "looking up listed SIMs");
@@ -528,7 +529,7 @@ impl Carrier for HologramClient {
     fn action_statuses<'a>(
         &'a self,
         ids: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<super::ActionStatus>, CarrierError>> {
+    ) -> BoxFuture<'a, Result<Vec<crate::model::ActionStatus>, CarrierError>> {
         async move {
             if ids.is_empty() || self.jobs_forbidden.load(Ordering::Relaxed) {
                 return Ok(Vec::new());
@@ -561,7 +562,7 @@ impl Carrier for HologramClient {
                         Value::String(s) => s,
                         _ => return None,
                     };
-                    ids.contains(&id).then(|| super::ActionStatus {
+                    ids.contains(&id).then(|| crate::model::ActionStatus {
                         id,
                         // The status values are not documented: the end time is.
                         finished: task.timestamp_end.as_deref().is_some_and(|t| !t.is_empty()),
@@ -600,7 +601,7 @@ impl Carrier for HologramClient {
         async move { Err(self.no_quotas()) }.boxed()
     }
 
-    fn last_lookup_plan(&self) -> Option<super::LookupPlan> {
+    fn last_lookup_plan(&self) -> Option<crate::model::LookupPlan> {
         *self.last_lookup.lock().expect("lookup lock")
     }
 

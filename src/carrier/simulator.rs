@@ -8,11 +8,11 @@ use futures::stream::BoxStream;
 use jiff::Timestamp;
 
 use super::http::CallCounters;
-use super::{
-    Capabilities, Carrier, CarrierError, EmnifyClient, HologramClient, QuotaEvent, QuotaReading,
-    QuotaSetting, Selection, SimObservation, SimTarget, Submission,
-};
+use super::{Capabilities, Carrier, CarrierError, EmnifyClient, HologramClient};
 use crate::api::StateChange;
+use crate::model::{
+    QuotaEvent, QuotaReading, QuotaSetting, Selection, SimObservation, SimTarget, Submission,
+};
 
 /// The simulator's two protocol surfaces as one carrier.
 pub struct SimulatorClient {
@@ -52,7 +52,7 @@ impl Carrier for SimulatorClient {
     fn action_statuses<'a>(
         &'a self,
         ids: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<super::ActionStatus>, CarrierError>> {
+    ) -> BoxFuture<'a, Result<Vec<crate::model::ActionStatus>, CarrierError>> {
         self.states.action_statuses(ids)
     }
 
@@ -86,11 +86,11 @@ impl Carrier for SimulatorClient {
     fn org_quota_events(
         &self,
         window: Option<(Timestamp, Timestamp)>,
-    ) -> BoxFuture<'_, Result<Option<super::OrgQuotaEvents>, CarrierError>> {
+    ) -> BoxFuture<'_, Result<Option<crate::model::OrgQuotaEvents>, CarrierError>> {
         self.quotas.org_quota_events(window)
     }
 
-    fn last_lookup_plan(&self) -> Option<super::LookupPlan> {
+    fn last_lookup_plan(&self) -> Option<crate::model::LookupPlan> {
         self.states.last_lookup_plan()
     }
 

@@ -25,8 +25,10 @@ use super::{Context, Error, api_for, ready_carrier, write_status};
 use crate::api::{
     DataQuota, Management, QuotaDeletePolicy, QuotaMode, QuotaProgress, TopUpInFlight,
 };
-use crate::carrier::budget::{self, ReadUrgency};
-use crate::carrier::{CarrierError, QuotaReading, QuotaSetting, QuotaState};
+use crate::carrier::CarrierError;
+use crate::carrier::budget;
+use crate::model::ReadUrgency;
+use crate::model::{QuotaReading, QuotaSetting, QuotaState};
 use crate::plan::data_quota::{
     self, DeviceAction, EventMark, Outcome, QuotaTally, RETRY_LIMIT, SpecProblem, decide,
     decide_observed, progress_for,

@@ -536,8 +536,8 @@ impl Context {
         &self,
         group: &str,
         action_id: &str,
-        sims: &[crate::carrier::SimTarget],
-        refused: &[crate::carrier::Refusal],
+        sims: &[crate::model::SimTarget],
+        refused: &[crate::model::Refusal],
     ) {
         let refused: HashSet<u64> = refused.iter().map(|r| r.device_id).collect();
         self.in_flight

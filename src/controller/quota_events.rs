@@ -9,7 +9,8 @@ use kube::runtime::events::EventType;
 use super::Context;
 use super::data_quota::publish;
 use crate::api::DataQuota;
-use crate::carrier::{Carrier, OrgQuotaEvents, QuotaEvent, QuotaEventKind};
+use crate::carrier::Carrier;
+use crate::model::{OrgQuotaEvents, QuotaEvent, QuotaEventKind};
 use crate::plan::data_quota::{EventMark, QuotaTally};
 use crate::plan::quota_watch::{QuotaView, Seen, listing_window};
 
@@ -39,7 +40,7 @@ pub(super) async fn absorb_own_assignments(
         .await
     {
         Ok(Some(listing)) => {
-            let own: Vec<&crate::carrier::DeviceQuotaEvent> = listing
+            let own: Vec<&crate::model::DeviceQuotaEvent> = listing
                 .events
                 .iter()
                 .filter(|e| {

@@ -8,7 +8,8 @@ use kube::api::Api;
 use super::sim_group::selection_of;
 use super::{Context, Error};
 use crate::api::{DataQuota, SimGroup};
-use crate::carrier::{Carrier, CarrierError, ObservedState, Selection};
+use crate::carrier::{Carrier, CarrierError};
+use crate::model::{ObservedState, Selection};
 use crate::plan::data_quota::SpecProblem;
 
 /// The devices a DataQuota targets: those the carrier can give a quota (ascending, each

@@ -25,8 +25,8 @@ use crate::api::conditions::{self, READY, STALLED, Verdict};
 use crate::api::{
     APPROVED_GENERATION_ANNOTATION, CarrierAccount, Management, SimGroup, SimGroupDeletePolicy,
 };
-use crate::carrier::Selection;
 use crate::carrier::budget;
+use crate::model::Selection;
 use crate::plan::claims::ClaimIndex;
 use crate::plan::sim_group::{
     Hold, PlanContext, RESYNC, SimGroupPlanner, note_carrier_statuses, pending_backoff,

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use kube::ResourceExt;
 
 use crate::api::{CarrierAccount, SimGroup, SimState};
-use crate::carrier::SimObservation;
+use crate::model::SimObservation;
 use crate::plan::sim_group::Claims;
 
 /// Other groups' claims (ICCIDs, device ids and tags) in the same namespace.
@@ -127,7 +127,7 @@ mod tests {
             iccid: String::new(),
             device_id: Some(id),
             sim_id: None,
-            state: crate::carrier::ObservedState::Active,
+            state: crate::model::ObservedState::Active,
             tags: Vec::new(),
         }
     }

@@ -22,8 +22,8 @@ use crate::api::{
     DataQuotaSpec, DataQuotaStatus, ExhaustionAction, PROBLEM_SAMPLE_LIMIT, ProblemDevice,
     QuotaCounts, QuotaMode, QuotaProgress,
 };
-use crate::carrier::budget::ReadUrgency;
-use crate::carrier::{QuotaReading, QuotaSetting, QuotaState};
+use crate::model::ReadUrgency;
+use crate::model::{QuotaReading, QuotaSetting, QuotaState};
 
 pub use super::quota_events::{EVENT_IDS_LIMIT, EVENT_OVERLAP, EventMark, EventScan};
 

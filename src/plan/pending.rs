@@ -7,8 +7,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::api::conditions::{self, READY};
 use crate::api::{PendingAction, SimGroupStatus};
-use crate::carrier::ActionStatus;
-use crate::carrier::budget::ReadUrgency;
+use crate::model::ActionStatus;
+use crate::model::ReadUrgency;
 
 /// How long an action may stay unconfirmed before the group is Stalled.
 pub const CONFIRMATION_DEADLINE: SignedDuration = SignedDuration::from_hours(24);

@@ -11,7 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::data_quota::Outcome;
 use crate::api::DataQuotaStatus;
-use crate::carrier::{DeviceQuotaEvent, QuotaReading, QuotaSetting, QuotaState};
+use crate::model::{DeviceQuotaEvent, QuotaReading, QuotaSetting, QuotaState};
 
 /// The default audit period: every target device's quota is read once a day.
 pub const AUDIT_PERIOD: SignedDuration = SignedDuration::from_hours(24);
@@ -235,7 +235,7 @@ fn audit_slice(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::carrier::{QuotaEvent, QuotaEventKind};
+    use crate::model::{QuotaEvent, QuotaEventKind};
 
     fn at(text: &str) -> Timestamp {
         text.parse().unwrap()

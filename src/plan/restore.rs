@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crate::api::{SimState, StateChange};
-use crate::carrier::{ObservedState, SimObservation, SimTarget};
+use crate::model::{ObservedState, SimObservation, SimTarget};
 use crate::plan::sim_group::{Claims, PlannedAction};
 
 /// Entries per stored chunk: a ConfigMap holds at most 1 MiB, an entry takes about 15 bytes.

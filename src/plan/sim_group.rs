@@ -27,9 +27,7 @@ use crate::api::{
     DriftPolicy, PROBLEM_SAMPLE_LIMIT, PendingAction, ProblemReason, ProblemSim, SimCounts,
     SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy,
 };
-use crate::carrier::{
-    ActionStatus, ObservedState, Refusal, RefusalKind, SimObservation, SimTarget,
-};
+use crate::model::{ActionStatus, ObservedState, Refusal, RefusalKind, SimObservation, SimTarget};
 
 use super::observe_only::{ObserveOnly, observe_message, would_submit};
 pub use super::pending::{

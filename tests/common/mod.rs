@@ -211,8 +211,8 @@ pub async fn live_fleet(sims: usize) -> SimulatorHandle {
 /// Every SIM a selection observes, pages joined.
 pub async fn observe_all(
     carrier: &dyn simfleet::carrier::Carrier,
-    selection: &simfleet::carrier::Selection,
-) -> Result<Vec<simfleet::carrier::SimObservation>, simfleet::carrier::CarrierError> {
+    selection: &simfleet::model::Selection,
+) -> Result<Vec<simfleet::model::SimObservation>, simfleet::carrier::CarrierError> {
     use futures::TryStreamExt;
     let pages: Vec<Vec<_>> = carrier.observe(selection).try_collect().await?;
     Ok(pages.into_iter().flatten().collect())

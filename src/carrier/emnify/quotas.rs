@@ -8,12 +8,13 @@ use jiff::Timestamp;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use super::super::CarrierError;
 use super::super::http::{Call, Repeat};
-use super::super::{
-    CarrierError, DeviceQuotaEvent, OrgQuotaEvents, QuotaEvent, QuotaEventKind, QuotaReading,
-    QuotaSetting, QuotaState,
-};
 use super::{EVENT_PAGE, EVENT_PAGES, EXPIRY_FORMAT, EmnifyClient, PAGE, parse_expiry, protocol};
+use crate::model::{
+    DeviceQuotaEvent, OrgQuotaEvents, QuotaEvent, QuotaEventKind, QuotaReading, QuotaSetting,
+    QuotaState,
+};
 
 /// The quota event types one organisation-wide listing asks for (emnify takes up to 6 values of
 /// `type`, separated by `|`): 18 threshold reached, 19 used up, 60 expired, 56 assigned,

@@ -12,10 +12,11 @@ use jiff::Timestamp;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use super::super::CarrierError;
 use super::super::http::{Call, Repeat};
-use super::super::{CarrierError, Refusal, RefusalKind, SimTarget, Submission};
 use super::{BULK_LIMIT, EmnifyClient, endpoint_status_of};
 use crate::api::StateChange;
+use crate::model::{Refusal, RefusalKind, SimTarget, Submission};
 
 /// Whether an account may use the bulk route: emnify answers 403 to users without the bulk
 /// permission, and the account then writes per device until `retry_at`.
