@@ -1,0 +1,224 @@
+//! The carrier clients the controllers use: built from CarrierAccounts and their Secrets,
+//! cached until either changes, each account's request ledger, and which account changes
+//! concern the resources using it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kube::ResourceExt;
+use kube::api::Api;
+use secrecy::SecretString;
+
+use super::{Context, Error};
+use crate::api::CarrierAccount;
+use crate::carrier::budget::RequestLedger;
+use crate::carrier::{Carrier, CarrierError, HttpSettings};
+
+/// A client and the fingerprint (account generation, Secret version) it was built for.
+struct CachedCarrier {
+    fingerprint: String,
+    provider: String,
+    client: Arc<dyn Carrier>,
+    /// When this client's credentials were last accepted by the carrier.
+    verified_at: Option<jiff::Timestamp>,
+}
+
+/// Carrier clients built from CarrierAccounts, rebuilt when the account or its Secret changes,
+/// and each account's request ledger, which outlives its clients.
+#[derive(Default)]
+pub struct CarrierCache {
+    clients: Mutex<HashMap<String, CachedCarrier>>,
+    ledgers: Mutex<HashMap<String, Arc<RequestLedger>>>,
+}
+
+impl std::fmt::Debug for CarrierCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CarrierCache").finish_non_exhaustive()
+    }
+}
+
+impl CarrierCache {
+    /// The client of an account, built (or rebuilt) for this fingerprint.
+    pub(super) fn get_or_build(
+        &self,
+        account: &CarrierAccount,
+        fingerprint: String,
+        credential: SecretString,
+        settings: &HttpSettings,
+        clock: &crate::clock::Clock,
+    ) -> Result<Arc<dyn Carrier>, CarrierError> {
+        let key = format!(
+            "{}/{}",
+            account.namespace().unwrap_or_default(),
+            account.name_any()
+        );
+        let limit = account.spec.effective_requests_per_month();
+        let ledger = self
+            .ledgers
+            .lock()
+            .expect("cache lock")
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(RequestLedger::new(clock.clone(), limit)))
+            .clone();
+        ledger.set_limit(limit);
+        let mut clients = self.clients.lock().expect("cache lock");
+        if let Some(cached) = clients.get(&key)
+            && cached.fingerprint == fingerprint
+        {
+            return Ok(cached.client.clone());
+        }
+        let client = crate::carrier::connect(&account.spec, credential, settings.clone(), ledger)?;
+        clients.insert(
+            key,
+            CachedCarrier {
+                fingerprint,
+                provider: format!("{:?}", account.spec.provider).to_lowercase(),
+                client: client.clone(),
+                verified_at: None,
+            },
+        );
+        Ok(client)
+    }
+
+    /// When the client built for `fingerprint` last had its credentials accepted.
+    pub(super) fn verified_at(&self, key: &str, fingerprint: &str) -> Option<jiff::Timestamp> {
+        let clients = self.clients.lock().expect("cache lock");
+        let cached = clients.get(key)?;
+        (cached.fingerprint == fingerprint)
+            .then_some(cached.verified_at)
+            .flatten()
+    }
+
+    /// Notes that the carrier accepted the account's current credentials (`None`: it did not).
+    pub(super) fn set_verified(&self, key: &str, at: Option<jiff::Timestamp>) {
+        if let Some(cached) = self.clients.lock().expect("cache lock").get_mut(key) {
+            cached.verified_at = at;
+        }
+    }
+
+    /// The request ledger of an account (`namespace/name`), once a client was built for it.
+    pub fn ledger(&self, key: &str) -> Option<Arc<RequestLedger>> {
+        self.ledgers.lock().expect("cache lock").get(key).cloned()
+    }
+
+    /// Each cached client's account (`namespace/name`), provider and month's figures.
+    pub fn budgets(&self) -> Vec<(String, String, crate::carrier::budget::BudgetReading)> {
+        let providers: Vec<(String, String)> = {
+            let clients = self.clients.lock().expect("cache lock");
+            clients
+                .iter()
+                .map(|(key, cached)| (key.clone(), cached.provider.clone()))
+                .collect()
+        };
+        let mut rows: Vec<_> = providers
+            .into_iter()
+            .filter_map(|(key, provider)| {
+                let reading = self.ledger(&key)?.reading();
+                Some((key, provider, reading))
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    /// Each cached client's account (`namespace/name`), provider and call counters.
+    pub fn snapshot(&self) -> Vec<(String, String, Arc<crate::carrier::CallCounters>)> {
+        let clients = self.clients.lock().expect("cache lock");
+        let mut rows: Vec<_> = clients
+            .iter()
+            .map(|(key, cached)| {
+                (
+                    key.clone(),
+                    cached.provider.clone(),
+                    cached.client.counters(),
+                )
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows
+    }
+
+    /// The client of an account verified by the CarrierAccount controller, if any.
+    pub(super) fn verified(&self, namespace: &str, name: &str) -> Option<Arc<dyn Carrier>> {
+        self.clients
+            .lock()
+            .expect("cache lock")
+            .get(&format!("{namespace}/{name}"))
+            .map(|cached| cached.client.clone())
+    }
+}
+
+/// Which CarrierAccount changes concern the resources that use it: its spec, annotations
+/// (pause) and verdict, not the month's figures it refreshes every few minutes, which would
+/// otherwise make every group re-read the carrier each time.
+#[derive(Default)]
+pub(crate) struct AccountChanges {
+    seen: Mutex<HashMap<String, u64>>,
+}
+
+impl AccountChanges {
+    /// True when `account` differs from how this watch last saw it, the budget aside.
+    pub(crate) fn changed(&self, account: &CarrierAccount) -> bool {
+        use std::hash::{Hash, Hasher};
+        let mut status = account.status.clone();
+        if let Some(status) = status.as_mut() {
+            status.budget = None;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        account.metadata.generation.hash(&mut hasher);
+        account.metadata.uid.hash(&mut hasher);
+        account.metadata.annotations.hash(&mut hasher);
+        serde_json::to_string(&status)
+            .unwrap_or_default()
+            .hash(&mut hasher);
+        let fingerprint = hasher.finish();
+        let key = format!(
+            "{}/{}",
+            account.namespace().unwrap_or_default(),
+            account.name_any()
+        );
+        self.seen
+            .lock()
+            .expect("changes lock")
+            .insert(key, fingerprint)
+            != Some(fingerprint)
+    }
+}
+
+/// Why a resource cannot use its CarrierAccount: condition reason and message.
+pub struct AccountProblem {
+    /// Condition reason.
+    pub reason: &'static str,
+    /// Message naming the account and what is wrong.
+    pub message: String,
+}
+
+/// The verified carrier client of a CarrierAccount, or why there is none usable.
+pub(super) async fn ready_carrier(
+    context: &Context,
+    namespace: &str,
+    account_name: &str,
+) -> Result<Result<Arc<dyn Carrier>, AccountProblem>, Error> {
+    let accounts: Api<CarrierAccount> = Api::namespaced(context.client.clone(), namespace);
+    let Some(account) = accounts.get_opt(account_name).await? else {
+        return Ok(Err(AccountProblem {
+            reason: "CarrierAccountNotFound",
+            message: format!("CarrierAccount {account_name} not found in namespace {namespace}"),
+        }));
+    };
+    let ready = account.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == crate::api::conditions::READY)
+    });
+    match context.carriers.verified(namespace, account_name) {
+        Some(carrier) if ready.is_some_and(|c| c.status == "True") => Ok(Ok(carrier)),
+        _ => Ok(Err(AccountProblem {
+            reason: "CarrierAccountNotReady",
+            message: format!(
+                "CarrierAccount {account_name} is not ready: {}",
+                ready.map_or("not verified yet", |c| c.message.as_str())
+            ),
+        })),
+    }
+}

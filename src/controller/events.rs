@@ -1,0 +1,60 @@
+//! Kubernetes Events: what `kubectl describe` lists about each resource.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+/// Publishes Kubernetes Events through kube's recorder. The recorder folds every event of one
+/// reason on one object into a series that keeps the first note, so one recorder per (reason,
+/// note) is used: true repeats become a series, different events stay apart.
+pub struct EventPublisher {
+    client: Client,
+    reporter: Reporter,
+    recorders: Mutex<HashMap<(String, String), Recorder>>,
+}
+
+/// Distinct (reason, note) pairs remembered before the memory is cleared.
+const EVENT_RECORDERS: usize = 1000;
+
+impl EventPublisher {
+    pub(super) fn new(client: Client, reporter: Reporter) -> Self {
+        Self {
+            client,
+            reporter,
+            recorders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publishes an event about `object` (a failure to publish is only logged: events are
+    /// best effort).
+    pub async fn publish(
+        &self,
+        object: &k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let recorder = {
+            let mut recorders = self.recorders.lock().expect("recorders lock");
+            if recorders.len() >= EVENT_RECORDERS {
+                recorders.clear();
+            }
+            recorders
+                .entry((reason.to_owned(), note.clone()))
+                .or_insert_with(|| Recorder::new(self.client.clone(), self.reporter.clone()))
+                .clone()
+        };
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(err) = recorder.publish(&event, object).await {
+            tracing::debug!(%err, "publishing an event failed");
+        }
+    }
+}
