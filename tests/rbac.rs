@@ -134,7 +134,7 @@ async fn the_chart_grants_exactly_what_the_operator_uses_and_the_metrics_are_ser
     let used: BTreeSet<Permission> = world
         .sandbox
         .state()
-        .requests()
+        .distinct_requests()
         .into_iter()
         .filter(|r| r.user_agent.starts_with("simfleet-operator/"))
         .map(|r| (r.group, r.resource, r.verb))

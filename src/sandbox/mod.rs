@@ -6,6 +6,7 @@ pub mod events;
 mod openapi;
 mod owners;
 pub mod registry;
+pub mod request_log;
 pub mod selector;
 pub mod status;
 pub mod store;
@@ -27,8 +28,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use request_log::RequestRecord;
 use status::ApiStatus;
-use store::{FieldValidation, Filter, PatchKind, RequestRecord, Store, WriteOptions};
+use store::{FieldValidation, Filter, PatchKind, Store, WriteOptions};
 
 /// The sandbox's shared state.
 pub struct SandboxState {
@@ -36,9 +38,15 @@ pub struct SandboxState {
 }
 
 impl SandboxState {
-    /// Every request made so far (verb, resource, namespace, user agent).
+    /// The most recent requests (verb, resource, namespace, user agent), oldest first; the
+    /// log keeps the last `request_log::RECENT_REQUESTS`.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.store.lock().expect("store lock").requests.clone()
+        self.store.lock().expect("store lock").requests.recent()
+    }
+
+    /// Every distinct request made since the sandbox started, however many there were.
+    pub fn distinct_requests(&self) -> Vec<RequestRecord> {
+        self.store.lock().expect("store lock").requests.distinct()
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {

@@ -2,20 +2,23 @@
 //! resourceVersion, optimistic concurrency, `generation` bumped on spec changes only, the status
 //! subresource, finalizers and deletion, namespace cascade, and a change log for watches.
 
+mod admission;
+mod namespaces;
+mod objects;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use jiff::Timestamp;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use super::events::View;
 use super::registry::ResourceDef;
+use super::request_log::RequestLog;
 pub use super::selector::Filter;
 use super::status::ApiStatus;
-use crate::api::validation::{
-    FieldErrorKind, ManifestValidator, ValidationError, apply_defaults, prune_unknown,
-};
+use crate::api::validation::{FieldErrorKind, ManifestValidator};
+use objects::{meta, meta_mut, meta_str, now_text, random_suffix, spec_part, uid};
 
 /// Changes kept for watches to resume from, by default; older resourceVersions get 410 Gone.
 pub const DEFAULT_LOG_CAPACITY: usize = 20_000;
@@ -109,47 +112,6 @@ fn shown(view: Option<View>, object: Value) -> Value {
     }
 }
 
-/// Folds a Secret's write-only `stringData` into `data` (base64; `stringData` wins on a shared
-/// key) and drops it, as the API server does on every write.
-fn fold_string_data(secret: &mut Value) -> Result<(), ApiStatus> {
-    use base64::Engine;
-    let Some(string_data) = secret.as_object_mut().and_then(|o| o.remove("stringData")) else {
-        return Ok(());
-    };
-    let Value::Object(entries) = string_data else {
-        return Err(ApiStatus::bad_request(
-            "stringData must be a map of string keys to string values",
-        ));
-    };
-    if !secret.get("data").is_some_and(Value::is_object) {
-        secret["data"] = json!({});
-    }
-    for (key, value) in entries {
-        let Value::String(text) = value else {
-            return Err(ApiStatus::bad_request(format!(
-                "stringData.{key} must be a string"
-            )));
-        };
-        secret["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
-    }
-    Ok(())
-}
-
-/// A request made to the sandbox, for the RBAC check.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct RequestRecord {
-    /// Kubernetes verb (get, list, watch, create, update, patch, delete).
-    pub verb: String,
-    /// API group ("" for core).
-    pub group: String,
-    /// Resource (plural), with `/status` for the subresource.
-    pub resource: String,
-    /// Namespace, if any.
-    pub namespace: String,
-    /// The client's User-Agent.
-    pub user_agent: String,
-}
-
 /// The changes a watch replays, and the receiver of later ones.
 pub type WatchStart = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
 
@@ -172,57 +134,10 @@ pub struct Store {
     log_capacity: usize,
     tx: broadcast::Sender<Arc<Change>>,
     validator: ManifestValidator,
-    /// Every request, for the RBAC check.
-    pub requests: Vec<RequestRecord>,
+    /// The requests made, for the RBAC check and tests.
+    pub requests: RequestLog,
     /// Server-side apply field owners.
     pub owners: super::owners::FieldOwners,
-}
-
-fn now_text() -> String {
-    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-fn random_suffix(len: usize) -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    (0..len)
-        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
-        .collect()
-}
-
-fn uid() -> String {
-    let hex = |n: usize| {
-        (0..n)
-            .map(|_| format!("{:x}", fastrand::u8(..16)))
-            .collect::<String>()
-    };
-    format!("{}-{}-{}-{}-{}", hex(8), hex(4), hex(4), hex(4), hex(12))
-}
-
-fn meta<'a>(object: &'a Value, key: &str) -> Option<&'a Value> {
-    object.get("metadata").and_then(|m| m.get(key))
-}
-
-fn meta_str<'a>(object: &'a Value, key: &str) -> &'a str {
-    meta(object, key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn meta_mut(object: &mut Value) -> &mut Map<String, Value> {
-    if !object.get("metadata").is_some_and(Value::is_object) {
-        object["metadata"] = json!({});
-    }
-    object["metadata"]
-        .as_object_mut()
-        .expect("metadata is an object")
-}
-
-/// The part of an object whose change bumps `generation`: everything but metadata and status.
-fn spec_part(object: &Value) -> Value {
-    let mut copy = object.clone();
-    if let Some(map) = copy.as_object_mut() {
-        map.remove("metadata");
-        map.remove("status");
-    }
-    copy
 }
 
 impl Store {
@@ -237,7 +152,7 @@ impl Store {
             log_capacity: log_capacity.max(1),
             tx,
             validator: ManifestValidator::new().expect("the generated CRDs compile"),
-            requests: Vec::new(),
+            requests: RequestLog::default(),
             owners: Default::default(),
         };
         let ns = store
@@ -369,74 +284,6 @@ impl Store {
             .split_once('\u{0}')
             .ok_or_else(|| ApiStatus::bad_request("invalid continue token"))?;
         Ok((ns.to_owned(), name.to_owned()))
-    }
-
-    /// Validates, prunes and defaults a custom resource the way the API server admits it.
-    fn admit(
-        &self,
-        def: usize,
-        object: &mut Value,
-        validation: FieldValidation,
-    ) -> Result<Vec<String>, ApiStatus> {
-        let d = &self.defs[def];
-        if d.group.is_empty() && d.plural == "secrets" {
-            fold_string_data(object)?;
-        }
-        let Some(schema) = &d.schema else {
-            return Ok(Vec::new());
-        };
-        let mut warnings = Vec::new();
-        if validation != FieldValidation::Strict {
-            for field in prune_unknown(schema, object) {
-                if validation == FieldValidation::Warn {
-                    warnings.push(format!("unknown field \"{field}\""));
-                }
-            }
-        }
-        apply_defaults(schema, object);
-        match self.validator.validate(object) {
-            Ok(()) => Ok(warnings),
-            Err(ValidationError::Invalid { errors, name, .. }) => {
-                let unknown: Vec<_> = errors
-                    .iter()
-                    .filter(|e| e.kind == FieldErrorKind::Unknown)
-                    .collect();
-                if !unknown.is_empty() {
-                    let list: Vec<String> = unknown.iter().map(|e| e.to_string()).collect();
-                    return Err(ApiStatus::bad_request(format!(
-                        "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
-                        d.kind,
-                        d.version,
-                        d.kind,
-                        list.join(", ")
-                    )));
-                }
-                Err(ApiStatus::invalid(d, &name, &errors))
-            }
-            Err(other) => Err(ApiStatus::bad_request(other.to_string())),
-        }
-    }
-
-    fn namespace_check(&self, def: usize, namespace: &str) -> Result<(), ApiStatus> {
-        if !self.defs[def].namespaced {
-            return Ok(());
-        }
-        let ns = self
-            .def_index("", "namespaces")
-            .expect("namespaces are served");
-        match self.objects.get(&(ns, String::new(), namespace.to_owned())) {
-            None => Err(ApiStatus::not_found(&self.defs[ns], namespace)),
-            Some(n) if meta(n, "deletionTimestamp").is_some() => Err(ApiStatus {
-                code: 403,
-                reason: "Forbidden",
-                message: format!(
-                    "{} is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
-                    self.defs[def].qualified()
-                ),
-                details: None,
-            }),
-            Some(_) => Ok(()),
-        }
     }
 
     /// Creates an object.
@@ -766,57 +613,6 @@ impl Store {
         self.record(def, namespace, ChangeKind::Deleted, stored.clone());
         self.finish_namespace(namespace);
         Ok(stored)
-    }
-
-    /// Namespace deletion cascades to everything in it; the namespace goes once it is empty.
-    fn delete_namespace(
-        &mut self,
-        def: usize,
-        name: &str,
-        mut stored: Value,
-    ) -> Result<Value, ApiStatus> {
-        if meta(&stored, "deletionTimestamp").is_none() {
-            let rv = self.next_rv();
-            meta_mut(&mut stored).insert("deletionTimestamp".into(), json!(now_text()));
-            meta_mut(&mut stored).insert("resourceVersion".into(), json!(rv));
-            stored["status"] = json!({"phase": "Terminating"});
-            self.objects
-                .insert((def, String::new(), name.to_owned()), stored.clone());
-            self.record(def, "", ChangeKind::Modified, stored.clone());
-        }
-        let inside: Vec<(usize, String)> = self
-            .objects
-            .keys()
-            .filter(|(_, ns, _)| ns == name)
-            .map(|(d, _, n)| (*d, n.clone()))
-            .collect();
-        for (d, object) in inside {
-            self.delete(d, name, &object)?;
-        }
-        self.finish_namespace(name);
-        Ok(self.get(def, "", name).unwrap_or(stored))
-    }
-
-    /// Removes a terminating namespace that has become empty.
-    fn finish_namespace(&mut self, namespace: &str) {
-        if namespace.is_empty() {
-            return;
-        }
-        let ns = self
-            .def_index("", "namespaces")
-            .expect("namespaces are served");
-        let key = (ns, String::new(), namespace.to_owned());
-        let terminating = self
-            .objects
-            .get(&key)
-            .is_some_and(|n| meta(n, "deletionTimestamp").is_some());
-        let empty = !self.objects.keys().any(|(_, n, _)| n == namespace);
-        if terminating && empty {
-            let mut object = self.objects.remove(&key).expect("checked");
-            let rv = self.next_rv();
-            meta_mut(&mut object).insert("resourceVersion".into(), json!(rv));
-            self.record(ns, "", ChangeKind::Deleted, object);
-        }
     }
 
     /// The changes after `rv` for a watch, and a receiver for later ones; `Err` when `rv` is
