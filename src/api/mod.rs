@@ -8,6 +8,7 @@ pub mod conditions;
 mod data_quota;
 pub mod duration;
 pub mod manifest;
+pub mod schema_engine;
 mod sim_group;
 pub mod validation;
 

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::registry::ResourceDef;
-use crate::api::validation::FieldError;
+use crate::api::schema_engine::FieldError;
 
 /// An API error, answered as a `Status` object.
 #[derive(Debug, Clone)]
@@ -167,7 +167,7 @@ impl ApiStatus {
 }
 
 fn cause_reason(error: &FieldError) -> &'static str {
-    use crate::api::validation::FieldErrorKind as K;
+    use crate::api::schema_engine::FieldErrorKind as K;
     match error.kind {
         K::Required(_) => "FieldValueRequired",
         K::NotSupported { .. } => "FieldValueNotSupported",

@@ -5,7 +5,8 @@
 use serde_json::{Value, json};
 
 use super::{FieldValidation, Store};
-use crate::api::validation::{FieldErrorKind, ValidationError, apply_defaults, prune_unknown};
+use crate::api::schema_engine::{FieldErrorKind, apply_defaults, prune_unknown};
+use crate::api::validation::ValidationError;
 use crate::sandbox::status::ApiStatus;
 
 impl Store {

@@ -17,7 +17,8 @@ use super::registry::ResourceDef;
 use super::request_log::RequestLog;
 pub use super::selector::Filter;
 use super::status::ApiStatus;
-use crate::api::validation::{FieldErrorKind, ManifestValidator};
+use crate::api::schema_engine::FieldErrorKind;
+use crate::api::validation::ManifestValidator;
 use objects::{meta, meta_mut, meta_str, now_text, random_suffix, spec_part, uid};
 
 /// Changes kept for watches to resume from, by default; older resourceVersions get 410 Gone.
@@ -324,7 +325,7 @@ impl Store {
             return Err(ApiStatus::invalid(
                 &d,
                 "",
-                &[crate::api::validation::FieldError {
+                &[crate::api::schema_engine::FieldError {
                     field: "metadata.name".into(),
                     kind: FieldErrorKind::Required("name or generateName is required".into()),
                 }],
@@ -404,7 +405,7 @@ impl Store {
             return Err(ApiStatus::invalid(
                 &d,
                 name,
-                &[crate::api::validation::FieldError {
+                &[crate::api::schema_engine::FieldError {
                     field: "metadata.resourceVersion".into(),
                     kind: FieldErrorKind::Invalid {
                         value: "0x0".into(),
