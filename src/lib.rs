@@ -9,6 +9,7 @@ pub mod dev;
 pub mod model;
 pub mod plan;
 pub mod preview;
+pub mod resolve;
 pub mod sandbox;
 pub mod shutdown;
 pub mod simulator;

@@ -21,6 +21,7 @@ use crate::api::conditions::{self, READY, Verdict};
 use crate::api::{BudgetStatus, CarrierAccount, CarrierAccountStatus, CarrierCapabilities};
 use crate::carrier::CarrierError;
 use crate::carrier::budget::BudgetReading;
+use crate::resolve::secret_value;
 
 /// Runs the CarrierAccount controller; a Secret change re-verifies the accounts using it.
 pub async fn run(
@@ -331,22 +332,4 @@ fn budget_status(
 
 fn error_policy(account: Arc<CarrierAccount>, error: &Error, context: Arc<Context>) -> Action {
     super::retry_policy(&*account, error, &context)
-}
-
-/// A Secret's value under `key` (from `data`, or `stringData` as written), trimmed; `None` when
-/// absent or empty.
-pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
-    secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
-        .or_else(|| {
-            secret
-                .string_data
-                .as_ref()
-                .and_then(|d| d.get(key))
-                .map(|s| s.trim().to_owned())
-        })
-        .filter(|v| !v.is_empty())
 }

@@ -9,17 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
 
+use super::events::publish;
 use super::pause::{self, PauseCheck};
 use super::quota_events::{EventSource, absorb_own_assignments, report_events};
 use super::quota_targets::targets;
-pub use super::quota_targets::{Targets, target_devices};
 use super::resource_metrics::Shown;
 use super::{Context, Error, api_for, ready_carrier, write_status};
 use crate::api::{
@@ -36,6 +36,7 @@ use crate::plan::data_quota::{
 use crate::plan::quota_watch::{
     QuotaView, Seen, listing_window, newest, steady_reads, targets_digest,
 };
+use crate::resolve::Targets;
 
 /// Finalizer of DataQuotas (`onDelete` runs before it is removed).
 pub const DATA_QUOTA_FINALIZER: &str = "simfleet.io/data-quota";
@@ -87,20 +88,6 @@ pub async fn run(
         },
     );
     super::drive(controller, reconcile, error_policy, context, stop).await;
-}
-
-/// Publishes a Kubernetes Event about a DataQuota (a failure to publish is only logged).
-pub(super) async fn publish(
-    context: &Context,
-    quota: &DataQuota,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    context
-        .events
-        .publish(&quota.object_ref(&()), type_, reason, note)
-        .await;
 }
 
 async fn reconcile(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Action, Error> {
@@ -244,7 +231,7 @@ async fn apply(
             tracing::info!(quota = %key, until = %deferred.until, "reads deferred: {}", deferred.reason);
             publish(
                 context,
-                &quota,
+                &*quota,
                 EventType::Normal,
                 "ReadDeferred",
                 format!(
@@ -539,7 +526,7 @@ async fn apply_at(
     if ready_now && !ready_before {
         publish(
             context,
-            &quota,
+            &*quota,
             EventType::Normal,
             "Converged",
             format!(
@@ -605,7 +592,7 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
     if quota.spec.management == Management::Observe {
         publish(
             context,
-            &quota,
+            &*quota,
             EventType::Normal,
             "QuotasLeft",
             "management: Observe sets nothing, on deletion either; the quotas are left at the carrier".into(),
@@ -630,7 +617,7 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
         Err(why) => {
             publish(
                 context,
-                &quota,
+                &*quota,
                 EventType::Warning,
                 "QuotasLeft",
                 format!(
@@ -652,7 +639,7 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
         .await?;
     publish(
         context,
-        &quota,
+        &*quota,
         EventType::Normal,
         "QuotasRemoved",
         format!(

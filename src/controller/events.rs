@@ -3,8 +3,24 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::{Client, Resource};
+
+use super::Context;
+
+/// Publishes a Kubernetes Event about an object (a failure to publish is only logged).
+pub(super) async fn publish<K: Resource<DynamicType = ()>>(
+    context: &Context,
+    object: &K,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    context
+        .events
+        .publish(&object.object_ref(&()), type_, reason, note)
+        .await;
+}
 
 /// Publishes Kubernetes Events through kube's recorder. The recorder folds every event of one
 /// reason on one object into a series that keeps the first note, so one recorder per (reason,

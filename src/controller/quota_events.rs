@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::runtime::events::EventType;
 
 use super::Context;
-use super::data_quota::publish;
+use super::events::publish;
 use crate::api::DataQuota;
 use crate::carrier::Carrier;
 use crate::model::{OrgQuotaEvents, QuotaEvent, QuotaEventKind};

@@ -13,7 +13,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
-use super::sim_group::{publish, selection_of};
+use super::events::publish;
 use super::{Context, Error, MANAGER, write_status};
 use crate::api::conditions::{self, Verdict};
 use crate::api::{CarrierAccount, PendingAction, SimGroup, SimState};
@@ -21,6 +21,7 @@ use crate::carrier::Carrier;
 use crate::plan::claims::ClaimIndex;
 use crate::plan::restore::{ENTRIES_PER_CHUNK, RestorePlanner, RestoreRecord};
 use crate::plan::sim_group::still_pending;
+use crate::resolve::selection_of;
 
 /// Label on a restore record's ConfigMaps: the SimGroup they belong to.
 pub const RECORD_LABEL: &str = "simfleet.io/restore-record-of";

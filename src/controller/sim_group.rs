@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
+use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
 
+use super::events::publish;
 use super::pause::{self, PauseCheck};
 use super::resource_metrics::Shown;
 use super::{
@@ -26,12 +27,12 @@ use crate::api::{
     APPROVED_GENERATION_ANNOTATION, CarrierAccount, Management, SimGroup, SimGroupDeletePolicy,
 };
 use crate::carrier::budget;
-use crate::model::Selection;
 use crate::plan::claims::ClaimIndex;
 use crate::plan::sim_group::{
     Hold, PlanContext, RESYNC, SimGroupPlanner, note_carrier_statuses, pending_backoff,
     poll_says_wait, read_urgency,
 };
+use crate::resolve::{approved_generation, selection_of};
 
 /// Runs the SimGroup controller.
 pub async fn run(
@@ -114,20 +115,6 @@ fn overlapping(store: &Store<SimGroup>, changed: &SimGroup) -> Vec<ObjectRef<Sim
         })
         .map(|g| ObjectRef::from_obj(&*g))
         .collect()
-}
-
-/// Publishes a Kubernetes Event about a group (a failure to publish is only logged).
-pub(super) async fn publish(
-    context: &Context,
-    group: &SimGroup,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    context
-        .events
-        .publish(&group.object_ref(&()), type_, reason, note)
-        .await;
 }
 
 /// Writes a status that says why the group cannot start (no usable carrier account).
@@ -232,7 +219,7 @@ async fn apply(
             tracing::info!(group = %key, until = %deferred.until, "read deferred: {}", deferred.reason);
             publish(
                 context,
-                &group,
+                &*group,
                 EventType::Normal,
                 "ReadDeferred",
                 format!(
@@ -279,10 +266,7 @@ async fn apply(
         .await?
         .items;
     let claims = ClaimIndex::build(&peers, &accounts, &group);
-    let approved = group
-        .annotations()
-        .get(APPROVED_GENERATION_ANNOTATION)
-        .and_then(|v| v.trim().parse().ok());
+    let approved = approved_generation(&group);
     let mut planner = SimGroupPlanner::new(PlanContext {
         spec: &group.spec,
         generation,
@@ -316,7 +300,7 @@ async fn apply(
                 && c.observed_generation == Some(generation)
         })
     {
-        publish(context, &group, EventType::Warning, "ApprovalRequired", format!("{changes} SIMs would change, more than {limit}; annotate {APPROVED_GENERATION_ANNOTATION}={generation} to approve")).await;
+        publish(context, &*group, EventType::Warning, "ApprovalRequired", format!("{changes} SIMs would change, more than {limit}; annotate {APPROVED_GENERATION_ANNOTATION}={generation} to approve")).await;
     }
     let mut written = previous.clone();
     let actions = std::mem::take(&mut plan.actions);
@@ -352,7 +336,7 @@ async fn apply(
                 written = status;
                 publish(
                     context,
-                    &group,
+                    &*group,
                     EventType::Normal,
                     "ActionSubmitted",
                     format!(
@@ -364,7 +348,7 @@ async fn apply(
                 if !submission.refused.is_empty() {
                     publish(
                         context,
-                        &group,
+                        &*group,
                         EventType::Warning,
                         "SimsRefused",
                         format!(
@@ -380,7 +364,7 @@ async fn apply(
                 plan.record_unsubmitted(action.sims.len());
                 publish(
                     context,
-                    &group,
+                    &*group,
                     EventType::Warning,
                     "SubmitFailed",
                     format!("{:?} of {} SIMs: {err}", action.change, action.sims.len()),
@@ -402,7 +386,7 @@ async fn apply(
     if conflicts(&status) > 0 && conflicts(&previous) == 0 {
         publish(
             context,
-            &group,
+            &*group,
             EventType::Warning,
             "Conflict",
             format!("{} SIMs are claimed by another SimGroup with the opposite state; they are left unchanged", conflicts(&status)),
@@ -424,7 +408,7 @@ async fn apply(
     if converged {
         publish(
             context,
-            &group,
+            &*group,
             EventType::Normal,
             "Converged",
             status
@@ -439,16 +423,6 @@ async fn apply(
     Ok(Action::requeue(plan.requeue_after()))
 }
 
-/// The selection of a group, as the carrier client takes it.
-pub fn selection_of(group: &SimGroup) -> Selection {
-    let selector = &group.spec.selector;
-    Selection {
-        iccids: selector.iccids.clone().unwrap_or_default(),
-        device_ids: selector.device_ids.clone().unwrap_or_default(),
-        tags: selector.tags.clone().unwrap_or_default(),
-    }
-}
-
 async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let key = format!("{namespace}/{}", group.name_any());
@@ -460,7 +434,7 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
     if accounts.get_opt(account_name).await?.is_none() {
         publish(
             context,
-            &group,
+            &*group,
             EventType::Warning,
             "CarrierAccountMissing",
             format!("CarrierAccount {account_name} is gone; the SIMs are left as they are"),
@@ -471,7 +445,7 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
     {
         publish(
             context,
-            &group,
+            &*group,
             EventType::Normal,
             "RestoreSkipped",
             "management: Observe submits nothing, on deletion either; the SIMs are left as they are".into(),

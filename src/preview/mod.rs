@@ -22,12 +22,11 @@ use crate::api::manifest::{Document, is_manifest_file, kustomization_in, read_pa
 use crate::api::validation::{ManifestValidator, SimfleetObject, ValidationError};
 use crate::api::{APPROVED_GENERATION_ANNOTATION, CarrierAccount, DataQuota, SimGroup};
 use crate::carrier::{Carrier, HttpSettings, connect};
-use crate::controller::data_quota::target_devices;
-use crate::controller::sim_group::selection_of;
 use crate::model::{ObservedState, SimObservation};
 use crate::plan::claims::ClaimIndex;
 use crate::plan::data_quota::{DeviceAction, decide, progress_for};
 use crate::plan::sim_group::{Hold, PlanContext, SimGroupPlanner};
+use crate::resolve::{approved_generation, secret_value, selection_of, target_devices};
 
 /// Exit code when there is nothing wrong (changes allowed).
 pub const EXIT_OK: i32 = 0;
@@ -407,7 +406,7 @@ impl Accounts<'_> {
                 ));
             }
         };
-        let value = crate::controller::carrier_account::secret_value(&secret, &key)
+        let value = secret_value(&secret, &key)
             .ok_or_else(|| format!("Secret {namespace}/{secret_name} has no key {key}"))?;
         connect(
             &account.spec,
@@ -552,10 +551,7 @@ async fn plan_group(
         .unwrap_or_default();
     let claims = ClaimIndex::build(&inputs.groups, &inputs.accounts, group);
     let in_flight = Default::default();
-    let approved = group
-        .annotations()
-        .get(APPROVED_GENERATION_ANNOTATION)
-        .and_then(|v| v.trim().parse().ok());
+    let approved = approved_generation(group);
     let mut planner = SimGroupPlanner::new(PlanContext {
         spec: &group.spec,
         generation,
