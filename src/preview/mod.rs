@@ -3,30 +3,28 @@
 //! what applying them would change. Nothing is ever written: not at the carrier (only list and
 //! read calls), not in the cluster (only get and list).
 
+mod inputs;
 mod render;
+mod report;
+
+use inputs::{Accounts, Inputs, generation_after_apply, live, namespace_of, read_inputs};
+pub use report::{DataQuotaPreview, ManifestProblem, PlanReport, SimGroupPreview};
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use futures::TryStreamExt;
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
-use secrecy::SecretString;
-use serde::Serialize;
 
-use crate::api::manifest::{Document, is_manifest_file, kustomization_in, read_path};
-use crate::api::validation::{ManifestValidator, SimfleetObject, ValidationError};
-use crate::api::{APPROVED_GENERATION_ANNOTATION, CarrierAccount, DataQuota, SimGroup};
-use crate::carrier::{Carrier, HttpSettings, connect};
+use crate::api::{APPROVED_GENERATION_ANNOTATION, DataQuota, SimGroup};
 use crate::model::{ObservedState, SimObservation};
 use crate::plan::claims::ClaimIndex;
 use crate::plan::data_quota::{DeviceAction, decide, progress_for};
 use crate::plan::sim_group::{Hold, PlanContext, SimGroupPlanner};
-use crate::resolve::{approved_generation, secret_value, selection_of, target_devices};
+use crate::resolve::{approved_generation, selection_of, target_devices};
 
 /// Exit code when there is nothing wrong (changes allowed).
 pub const EXIT_OK: i32 = 0;
@@ -75,116 +73,6 @@ pub struct PlanArgs {
     pub csv: Option<PathBuf>,
 }
 
-/// One manifest problem: where, and what.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct ManifestProblem {
-    /// The file.
-    pub file: String,
-    /// The document's index in the file (from 0), when the problem is in one document.
-    pub document: Option<usize>,
-    /// `Kind/name`, when known.
-    pub object: Option<String>,
-    /// The field, when the problem is in one.
-    pub field: Option<String>,
-    /// What is wrong and how to fix it.
-    pub message: String,
-}
-
-/// What applying one SimGroup would do.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct SimGroupPreview {
-    /// `namespace/name`.
-    pub name: String,
-    /// Desired state.
-    pub state: String,
-    /// SIMs the selector selects.
-    pub selected: u64,
-    /// Already in the desired state.
-    pub in_state: u64,
-    /// SIMs that would change.
-    pub to_change: u64,
-    /// Carrier actions that would carry them.
-    pub actions: u64,
-    /// When the actions would go, with `rollout.interval` (RFC 3339, from now).
-    pub schedule: Vec<String>,
-    /// Already pending at the carrier.
-    pub pending: u64,
-    /// Paused by the carrier's system.
-    pub paused_by_system: u64,
-    /// Cannot change.
-    pub ineligible: u64,
-    /// Claimed by another SimGroup in DIR with the opposite state.
-    pub conflicts: u64,
-    /// Why changes would wait (approval), if they would.
-    pub held: Option<String>,
-    /// How the listed SIMs were looked up and what that cost in carrier calls (the cheaper of
-    /// the carrier's ways), when the group lists SIMs.
-    pub lookup: Option<String>,
-    /// Why this group cannot be planned.
-    pub error: Option<String>,
-}
-
-/// What applying one DataQuota would do.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct DataQuotaPreview {
-    /// `namespace/name`.
-    pub name: String,
-    /// `Set` or `TopUp`.
-    pub mode: String,
-    /// Devices targeted.
-    pub devices: u64,
-    /// Quotas that would be set.
-    pub to_set: u64,
-    /// Quotas that would be topped up.
-    pub to_top_up: u64,
-    /// Already as declared.
-    pub unchanged: u64,
-    /// Devices without a quota now (denied data until it is set).
-    pub without_quota: u64,
-    /// Devices the carrier cannot give a quota (deleted endpoint, no SIM): left out.
-    pub ineligible: u64,
-    /// The expiry that would be sent.
-    pub expiry: Option<String>,
-    /// Why this quota cannot be planned.
-    pub error: Option<String>,
-}
-
-/// The whole plan.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanReport {
-    /// Invalid manifests (nothing else is planned when there are any).
-    pub errors: Vec<ManifestProblem>,
-    /// SimGroups, in manifest order.
-    pub sim_groups: Vec<SimGroupPreview>,
-    /// DataQuotas, in manifest order.
-    pub data_quotas: Vec<DataQuotaPreview>,
-    /// SIM changes plus quota sets and top-ups.
-    pub total_changes: u64,
-    /// Documents of other kinds, not planned.
-    pub skipped_documents: Vec<String>,
-}
-
-impl PlanReport {
-    /// The exit code for these flags.
-    pub fn exit_code(&self, fail_on_change: bool, max_changes: Option<u64>) -> i32 {
-        let resource_errors = self.sim_groups.iter().any(|g| g.error.is_some())
-            || self.data_quotas.iter().any(|q| q.error.is_some());
-        if !self.errors.is_empty() || resource_errors {
-            EXIT_INVALID
-        } else if (fail_on_change && self.total_changes > 0)
-            || max_changes.is_some_and(|max| self.total_changes > max)
-        {
-            EXIT_REFUSED
-        } else {
-            EXIT_OK
-        }
-    }
-}
-
 /// Runs `simfleet plan`; returns the exit code.
 pub async fn run(args: PlanArgs) -> i32 {
     let report = match plan(&args).await {
@@ -206,243 +94,6 @@ pub async fn run(args: PlanArgs) -> i32 {
         return EXIT_INVALID;
     }
     report.exit_code(args.fail_on_change, args.max_changes)
-}
-
-/// Validated inputs: the simfleet objects of DIR and the Secrets given.
-#[derive(Default)]
-struct Inputs {
-    accounts: Vec<CarrierAccount>,
-    groups: Vec<SimGroup>,
-    quotas: Vec<DataQuota>,
-    secrets: Vec<Secret>,
-}
-
-fn namespace_of<K: ResourceExt>(object: &K) -> String {
-    object.namespace().unwrap_or_else(|| "default".into())
-}
-
-/// Reads and validates every manifest; all problems are returned, not only the first.
-fn read_inputs(args: &PlanArgs, report: &mut PlanReport) -> Inputs {
-    let validator = match ManifestValidator::new() {
-        Ok(v) => v,
-        Err(err) => {
-            report.errors.push(ManifestProblem {
-                file: String::new(),
-                document: None,
-                object: None,
-                field: None,
-                message: format!("compiling the CRD schemas (a bug): {err}"),
-            });
-            return Inputs::default();
-        }
-    };
-    let mut inputs = Inputs::default();
-    let mut documents = Vec::new();
-    for path in [
-        Some(&args.dir),
-        args.carrier_account.as_ref(),
-        args.secret.as_ref(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        documents.extend(read_documents(path, report));
-    }
-    for document in documents {
-        let file = document.source.display().to_string();
-        let kind = document.value["kind"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let name = document.value["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if document.value["apiVersion"] == "v1" && kind == "Secret" {
-            match serde_json::from_value::<Secret>(document.value.clone()) {
-                Ok(secret) => inputs.secrets.push(secret),
-                Err(err) => report.errors.push(ManifestProblem {
-                    file,
-                    document: Some(document.index),
-                    object: Some(format!("Secret/{name}")),
-                    field: None,
-                    message: format!("not a valid Secret: {err}"),
-                }),
-            }
-            continue;
-        }
-        if !validator.knows(&document.value) {
-            report.skipped_documents.push(format!(
-                "{} ({}/{kind} {name})",
-                document.location(),
-                document.value["apiVersion"].as_str().unwrap_or_default()
-            ));
-            continue;
-        }
-        match validator.parse(&document.value) {
-            Ok(SimfleetObject::CarrierAccount(a)) => inputs.accounts.push(*a),
-            Ok(SimfleetObject::SimGroup(g)) => inputs.groups.push(*g),
-            Ok(SimfleetObject::DataQuota(q)) => inputs.quotas.push(*q),
-            Err(ValidationError::Invalid { kind, name, errors }) => {
-                for error in errors {
-                    report.errors.push(ManifestProblem {
-                        file: file.clone(),
-                        document: Some(document.index),
-                        object: Some(format!("{kind}/{name}")),
-                        field: Some(error.field.clone()),
-                        message: error.to_string(),
-                    });
-                }
-            }
-            Err(err @ ValidationError::NotSimfleet { .. }) => report.errors.push(ManifestProblem {
-                file,
-                document: Some(document.index),
-                object: None,
-                field: None,
-                message: err.to_string(),
-            }),
-        }
-    }
-    inputs
-}
-
-/// The documents of a path; a directory without a kustomization is read file by file, so that
-/// one broken file does not hide the others' problems.
-fn read_documents(path: &Path, report: &mut PlanReport) -> Vec<Document> {
-    let mut files = vec![path.to_owned()];
-    if path.is_dir() && kustomization_in(path).is_none() {
-        files = match std::fs::read_dir(path) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_dir() || is_manifest_file(p))
-                .collect(),
-            Err(err) => {
-                report
-                    .errors
-                    .push(problem(path, format!("cannot read: {err}")));
-                return Vec::new();
-            }
-        };
-        files.sort();
-    }
-    let mut documents = Vec::new();
-    for file in files {
-        match read_path(&file) {
-            Ok(docs) => documents.extend(docs),
-            Err(err) => report.errors.push(problem(&file, err.to_string())),
-        }
-    }
-    documents
-}
-
-fn problem(path: &Path, message: String) -> ManifestProblem {
-    ManifestProblem {
-        file: path.display().to_string(),
-        document: None,
-        object: None,
-        field: None,
-        message,
-    }
-}
-
-/// Carrier clients by account, built on first use from DIR, the flags or the cluster.
-struct Accounts<'a> {
-    inputs: &'a Inputs,
-    cluster: Option<Client>,
-    clients: HashMap<(String, String), Result<Arc<dyn Carrier>, String>>,
-}
-
-impl Accounts<'_> {
-    async fn client(&mut self, namespace: &str, name: &str) -> Result<Arc<dyn Carrier>, String> {
-        let key = (namespace.to_owned(), name.to_owned());
-        if let Some(found) = self.clients.get(&key) {
-            return found.clone();
-        }
-        let built = self.build(namespace, name).await;
-        self.clients.insert(key, built.clone());
-        built
-    }
-
-    async fn build(&self, namespace: &str, name: &str) -> Result<Arc<dyn Carrier>, String> {
-        let listed = self
-            .inputs
-            .accounts
-            .iter()
-            .find(|a| a.name_any() == name && namespace_of(*a) == namespace)
-            .cloned();
-        let account = match (listed, &self.cluster) {
-            (Some(account), _) => account,
-            (None, Some(client)) => Api::<CarrierAccount>::namespaced(client.clone(), namespace)
-                .get_opt(name)
-                .await
-                .map_err(|e| format!("reading CarrierAccount {namespace}/{name}: {e}"))?
-                .ok_or_else(|| {
-                    format!("CarrierAccount {namespace}/{name} is neither in DIR, --carrier-account nor the cluster")
-                })?,
-            (None, None) => {
-                return Err(format!(
-                    "CarrierAccount {namespace}/{name} is not in DIR; pass --carrier-account FILE or --kubeconfig"
-                ));
-            }
-        };
-        let secret_name = &account.spec.secret_ref.name;
-        let key = account.spec.effective_secret_key().to_owned();
-        let listed = self
-            .inputs
-            .secrets
-            .iter()
-            .find(|s| s.name_any() == *secret_name && namespace_of(*s) == namespace)
-            .cloned();
-        let secret = match (listed, &self.cluster) {
-            (Some(secret), _) => secret,
-            (None, Some(client)) => Api::<Secret>::namespaced(client.clone(), namespace)
-                .get_opt(secret_name)
-                .await
-                .map_err(|e| format!("reading Secret {namespace}/{secret_name}: {e}"))?
-                .ok_or_else(|| format!("Secret {namespace}/{secret_name} not found"))?,
-            (None, None) => {
-                return Err(format!(
-                    "Secret {namespace}/{secret_name} (for CarrierAccount {name}) is not in DIR; pass --secret FILE or --kubeconfig"
-                ));
-            }
-        };
-        let value = secret_value(&secret, &key)
-            .ok_or_else(|| format!("Secret {namespace}/{secret_name} has no key {key}"))?;
-        connect(
-            &account.spec,
-            SecretString::from(value),
-            HttpSettings::default(),
-            crate::carrier::budget::RequestLedger::unlimited(),
-        )
-        .map_err(|e| format!("CarrierAccount {namespace}/{name}: {e}"))
-    }
-}
-
-/// The live object of the same name, when planning against a cluster.
-async fn live<K>(cluster: Option<&Client>, object: &K) -> Option<K>
-where
-    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K::DynamicType: Default,
-{
-    let client = cluster?;
-    Api::<K>::namespaced(client.clone(), &namespace_of(object))
-        .get_opt(&object.name_any())
-        .await
-        .ok()
-        .flatten()
-}
-
-/// The generation the manifest would have once applied: the live one if the spec is
-/// unchanged, the next one if it changed, 1 for a new object.
-fn generation_after_apply<K: kube::Resource>(live: Option<&K>, same_spec: bool) -> i64 {
-    match live.and_then(|l| l.meta().generation) {
-        Some(g) if same_spec => g,
-        Some(g) => g + 1,
-        None => 1,
-    }
 }
 
 /// Plans everything; an `Err` is a problem with the flags themselves.
