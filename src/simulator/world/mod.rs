@@ -2,15 +2,20 @@
 //! deadlines, quota events and emnify tokens. Time only moves when `settle` is called with the
 //! virtual clock's reading, at the start of every request.
 
+mod emnify_changes;
+mod quotas;
+mod tokens;
+
+use tokens::Token;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 
-use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
 use super::fleet::{Fleet, LinkState, Pending, Target};
-use super::quota::{EventKind, Quota, QuotaStatus};
+use super::quota::EventKind;
 
 /// Which carrier surface a job came through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -127,13 +132,6 @@ pub struct StateChangeRecord {
 /// State changes kept for the links' histories (the oldest are forgotten).
 pub const HISTORY_LIMIT: usize = 100_000;
 
-/// An issued emnify token.
-#[derive(Clone, Debug)]
-struct Token {
-    credential: String,
-    expires_at: Timestamp,
-}
-
 /// The outcome of a bulk or single state change.
 #[derive(Debug, Default)]
 pub struct Submitted {
@@ -243,7 +241,7 @@ impl World {
     }
 
     /// Applies one due SIM change, unless a later change superseded it.
-    fn apply(&mut self, row: u32, job: u32, at: Timestamp) {
+    pub(super) fn apply(&mut self, row: u32, job: u32, at: Timestamp) {
         let kind = self.jobs[job as usize].kind;
         let sim = self.fleet.sim_mut(row);
         let current = match kind {
@@ -300,7 +298,7 @@ impl World {
         self.finish_one(job, at);
     }
 
-    fn finish_one(&mut self, job: u32, at: Timestamp) {
+    pub(super) fn finish_one(&mut self, job: u32, at: Timestamp) {
         let job = &mut self.jobs[job as usize];
         job.pending_sims = job.pending_sims.saturating_sub(1);
         if job.pending_sims == 0 && job.finished_at.is_none() {
@@ -308,7 +306,7 @@ impl World {
         }
     }
 
-    fn new_job(&mut self, surface: Surface, kind: JobKind, now: Timestamp) -> u32 {
+    pub(super) fn new_job(&mut self, surface: Surface, kind: JobKind, now: Timestamp) -> u32 {
         let index = u32::try_from(self.jobs.len()).expect("fewer than 4 billion jobs");
         let id = match surface {
             // Hologram's job ids are numbers.
@@ -329,7 +327,7 @@ impl World {
     }
 
     /// Draws one job's delay.
-    fn job_delay(&mut self) -> SignedDuration {
+    pub(super) fn job_delay(&mut self) -> SignedDuration {
         let (min, max) = (self.delays.min.as_millis(), self.delays.max.as_millis());
         let millis = if max > min {
             self.rng.i64(min as i64..=max as i64)
@@ -340,7 +338,13 @@ impl World {
     }
 
     /// Schedules one SIM of a job.
-    fn schedule(&mut self, row: u32, job: u32, now: Timestamp, job_delay: SignedDuration) {
+    pub(super) fn schedule(
+        &mut self,
+        row: u32,
+        job: u32,
+        now: Timestamp,
+        job_delay: SignedDuration,
+    ) {
         let delay = if self.delays.slow_share > 0.0 && self.rng.f64() < self.delays.slow_share {
             self.delays.slow
         } else {
@@ -414,192 +418,6 @@ impl World {
         out
     }
 
-    /// emnify `PATCH /v1/endpoint/{id}` with a status id: 0 Enabled, 1 Disabled.
-    pub fn patch_endpoint(
-        &mut self,
-        row: u32,
-        status: i64,
-        now: Timestamp,
-    ) -> Result<(), ChangeRefusal> {
-        let target = self.endpoint_target(row, status)?;
-        let job = self.new_job(Surface::Emnify, JobKind::of(target), now);
-        let delay = self.job_delay();
-        self.change_endpoint(row, target, job, now, delay);
-        Ok(())
-    }
-
-    /// emnify `PATCH /v2/endpoint/multi`: `(row, status id)` items. Every item is checked
-    /// first: when any is refused, nothing changes and the refusals come back with the item's
-    /// index. The accepted items form one job per direction.
-    pub fn patch_endpoints(
-        &mut self,
-        items: &[(u32, i64)],
-        now: Timestamp,
-    ) -> Result<(), Vec<(usize, ChangeRefusal)>> {
-        let mut targets = Vec::with_capacity(items.len());
-        let mut refused = Vec::new();
-        for (index, &(row, status)) in items.iter().enumerate() {
-            match self.endpoint_target(row, status) {
-                Ok(target) => targets.push((row, target)),
-                Err(refusal) => refused.push((index, refusal)),
-            }
-        }
-        if !refused.is_empty() {
-            return Err(refused);
-        }
-        let mut jobs: [Option<(u32, SignedDuration)>; 2] = [None, None];
-        for (row, target) in targets {
-            let slot = &mut jobs[usize::from(target == Target::Live)];
-            let (job, delay) = match *slot {
-                Some(job) => job,
-                None => {
-                    let job = (
-                        self.new_job(Surface::Emnify, JobKind::of(target), now),
-                        self.job_delay(),
-                    );
-                    *slot = Some(job);
-                    job
-                }
-            };
-            self.change_endpoint(row, target, job, now, delay);
-        }
-        Ok(())
-    }
-
-    /// The target of an endpoint status id, or why the endpoint cannot take it.
-    pub fn endpoint_target(&self, row: u32, status: i64) -> Result<Target, ChangeRefusal> {
-        let target = match status {
-            0 => Target::Live,
-            1 => Target::Pause,
-            other => return Err(ChangeRefusal::UnknownStatus(other)),
-        };
-        if self.fleet.sim(row).state == LinkState::Dead {
-            return Err(ChangeRefusal::Deleted);
-        }
-        Ok(target)
-    }
-
-    /// Starts one endpoint's change as part of `job`.
-    fn change_endpoint(
-        &mut self,
-        row: u32,
-        target: Target,
-        job: u32,
-        now: Timestamp,
-        delay: SignedDuration,
-    ) {
-        let sim = self.fleet.sim(row);
-        let on_its_way = sim
-            .pending
-            .map(|p| p.to)
-            .unwrap_or_else(|| match sim.state {
-                LinkState::Live => Target::Live,
-                _ => Target::Pause,
-            });
-        if on_its_way == target {
-            self.counters.redundant_sims += 1;
-        }
-        // A later PATCH supersedes one in flight, as the last write wins at the carrier.
-        self.fleet.sim_mut(row).pending = Some(Pending { to: target, job });
-        self.schedule(row, job, now, delay);
-    }
-
-    /// emnify `PATCH /v1/sim/{id}` with a status id: 1 Activated, 2 Suspended.
-    pub fn patch_sim(
-        &mut self,
-        row: u32,
-        status: i64,
-        now: Timestamp,
-    ) -> Result<(), ChangeRefusal> {
-        let suspend = match status {
-            1 => false,
-            2 => true,
-            other => return Err(ChangeRefusal::UnknownStatus(other)),
-        };
-        let sim = self.fleet.sim(row);
-        if sim.state == LinkState::Dead {
-            return Err(ChangeRefusal::Deleted);
-        }
-        if sim.pending_sim.map_or(sim.sim_suspended, |p| p.to) == suspend {
-            self.counters.redundant_sims += 1;
-        }
-        let kind = if suspend {
-            JobKind::SuspendSim
-        } else {
-            JobKind::ActivateSim
-        };
-        let job = self.new_job(Surface::Emnify, kind, now);
-        self.fleet.sim_mut(row).pending_sim = Some(Pending { to: suspend, job });
-        let delay = self.job_delay();
-        self.schedule(row, job, now, delay);
-        Ok(())
-    }
-
-    /// Sets (replaces) a device's quota ("Quota assigned").
-    pub fn set_quota(&mut self, row: u32, mut quota: Quota, now: Timestamp) {
-        self.forget_deadline(row);
-        if let Some(next) = quota.next_deadline() {
-            self.quota_deadlines.insert((next, row));
-        }
-        quota.id = self.next_quota;
-        self.next_quota += 1;
-        self.fleet.sim_mut(row).quota = Some(Box::new(quota));
-        self.record_event(row, EventKind::QuotaAssigned, now);
-    }
-
-    /// Deletes a device's quota ("Quota deleted"); false when it had none.
-    pub fn delete_quota(&mut self, row: u32, now: Timestamp) -> bool {
-        self.forget_deadline(row);
-        let had = self.fleet.sim_mut(row).quota.take().is_some();
-        if had {
-            self.record_event(row, EventKind::QuotaDeleted, now);
-        }
-        had
-    }
-
-    /// Records an event about a row.
-    fn record_event(&mut self, row: u32, kind: EventKind, at: Timestamp) {
-        let id = self.next_event;
-        self.next_event += 1;
-        self.events_of
-            .entry(row)
-            .or_default()
-            .push(self.events.len());
-        self.events.push(Event { id, at, kind, row });
-    }
-
-    fn forget_deadline(&mut self, row: u32) {
-        if let Some(next) = self
-            .fleet
-            .sim(row)
-            .quota
-            .as_deref()
-            .and_then(Quota::next_deadline)
-        {
-            self.quota_deadlines.remove(&(next, row));
-        }
-    }
-
-    /// Uses data on a device; the error says why data cannot flow.
-    pub fn consume(&mut self, row: u32, mb: f64, now: Timestamp) -> Result<&Quota, String> {
-        let sim = self.fleet.sim_mut(row);
-        let quota = sim
-            .quota
-            .as_deref_mut()
-            .ok_or("the device has no data quota, so it is denied data")?;
-        if quota.status != QuotaStatus::Active {
-            return Err(format!(
-                "the device's quota is {}, so it is denied data",
-                quota.status.description()
-            ));
-        }
-        let raised = quota.consume(mb, now);
-        for kind in raised {
-            self.record_event(row, kind, now);
-        }
-        Ok(self.fleet.sim(row).quota.as_deref().expect("checked above"))
-    }
-
     /// A device's events, oldest first.
     pub fn events_of(&self, row: u32) -> impl DoubleEndedIterator<Item = &Event> + '_ {
         self.events_of
@@ -625,58 +443,6 @@ impl World {
         sim.state = state;
         sim.pending = None;
     }
-
-    /// Issues an emnify auth token for a credential (application tokens get no refresh token).
-    pub fn issue_token(
-        &mut self,
-        credential: &str,
-        now: Timestamp,
-        lifetime: SignedDuration,
-    ) -> String {
-        let expires_at = now.saturating_add(lifetime).unwrap_or(now);
-        let serial = self.next_token;
-        self.next_token += 1;
-        let encode = |v: &serde_json::Value| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
-        };
-        // A JWT shape, so clients can read `exp`; the signature is not checked by anyone.
-        let auth = format!(
-            "{}.{}.{}",
-            encode(&serde_json::json!({"alg": "HS512", "typ": "JWT"})),
-            encode(
-                &serde_json::json!({"exp": expires_at.as_second(), "iat": now.as_second(), "jti": serial, "sub": "simfleet-simulator"})
-            ),
-            encode(&serde_json::json!(format!("sig-{serial}"))),
-        );
-        self.tokens.insert(
-            auth.clone(),
-            Token {
-                credential: credential.to_owned(),
-                expires_at,
-            },
-        );
-        auth
-    }
-
-    /// The credential behind an auth token: `Err` once it has expired, `None` for a token this
-    /// simulator never issued.
-    pub fn check_token(&self, token: &str, now: Timestamp) -> Option<Result<&str, ()>> {
-        self.tokens.get(token).map(|t| {
-            if t.expires_at > now {
-                Ok(t.credential.as_str())
-            } else {
-                Err(())
-            }
-        })
-    }
-
-    /// Expires every issued auth token now (fault injection).
-    pub fn expire_tokens(&mut self, now: Timestamp) -> usize {
-        for token in self.tokens.values_mut() {
-            token.expires_at = token.expires_at.min(now);
-        }
-        self.tokens.len()
-    }
 }
 
 /// Device ids of a job's refusals, for responses.
@@ -699,15 +465,15 @@ pub fn hologram_state_name(sim: &super::fleet::Sim) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::simulator::fleet::{FleetFile, SeedConfig};
 
-    fn t(s: &str) -> Timestamp {
+    pub(super) fn t(s: &str) -> Timestamp {
         s.parse().unwrap()
     }
 
-    fn world() -> World {
+    pub(super) fn world() -> World {
         let fleet = Fleet::seeded(&SeedConfig {
             sims: 100,
             paused_share: 0.0,
@@ -791,21 +557,5 @@ mod tests {
         assert!(w.jobs.iter().all(|j| j.finished_at.is_some()));
         w.force_state(1, LinkState::Dead);
         assert_eq!(w.patch_sim(1, 2, now), Err(ChangeRefusal::Deleted));
-    }
-
-    #[test]
-    fn tokens_expire_with_the_clock_and_on_demand() {
-        let mut w = world();
-        let now = t("2026-01-01T00:00:00Z");
-        let auth = w.issue_token("app", now, SignedDuration::from_hours(1));
-        assert_eq!(w.check_token(&auth, now), Some(Ok("app")));
-        assert_eq!(
-            w.check_token(&auth, t("2026-01-01T01:00:00Z")),
-            Some(Err(()))
-        );
-        assert_eq!(w.check_token("never-issued", now), None);
-        let auth = w.issue_token("app", now, SignedDuration::from_hours(1));
-        w.expire_tokens(now);
-        assert_eq!(w.check_token(&auth, now), Some(Err(())));
     }
 }
