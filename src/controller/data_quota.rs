@@ -28,11 +28,12 @@ use crate::api::{
 use crate::carrier::CarrierError;
 use crate::carrier::budget;
 use crate::model::ReadUrgency;
-use crate::model::{QuotaReading, QuotaSetting, QuotaState};
+use crate::model::{QuotaReading, QuotaSetting};
 use crate::plan::data_quota::{
     self, DeviceAction, EventMark, Outcome, QuotaTally, RETRY_LIMIT, SpecProblem, decide,
     decide_observed, progress_for,
 };
+use crate::plan::quota_events;
 use crate::plan::quota_watch::{
     QuotaView, Seen, listing_window, newest, steady_reads, targets_digest,
 };
@@ -149,15 +150,6 @@ fn failure(error: &CarrierError) -> Outcome<'static> {
         ),
         message: error.to_string(),
     }
-}
-
-/// Whether a reading suggests a quota event worth listing (used up, or at its threshold).
-fn may_have_events(reading: &QuotaReading, declared_mb: f64) -> bool {
-    reading.state == QuotaState::Exhausted
-        || reading.threshold_percentage.is_some_and(|p| {
-            let base = reading.last_volume_added.unwrap_or(declared_mb);
-            reading.volume_mb <= base * p / 100.0
-        })
 }
 
 async fn apply(
@@ -392,7 +384,7 @@ async fn apply_at(
                     continue;
                 }
             };
-            if reading.is_some_and(|r| may_have_events(r, quota.spec.volume_mb)) {
+            if reading.is_some_and(|r| quota_events::may_have_events(r, quota.spec.volume_mb)) {
                 watch_events.push(*device);
             }
             if observe {

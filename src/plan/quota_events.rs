@@ -4,6 +4,7 @@
 use jiff::{SignedDuration, Timestamp};
 
 use crate::api::DataQuotaStatus;
+use crate::model::{QuotaReading, QuotaState};
 
 /// How far back each scan of the carrier's quota events reads again. Devices are read one
 /// after another, so an event raised on an already-read device during a scan can be older than
@@ -96,5 +97,56 @@ impl EventScan {
         let excess = ids.len().saturating_sub(EVENT_IDS_LIMIT);
         ids.drain(..excess);
         EventMark { time, ids }
+    }
+}
+
+/// Whether a reading suggests a quota event worth listing (used up, or at its threshold).
+pub fn may_have_events(reading: &QuotaReading, declared_mb: f64) -> bool {
+    reading.state == QuotaState::Exhausted
+        || reading.threshold_percentage.is_some_and(|p| {
+            let base = reading.last_volume_added.unwrap_or(declared_mb);
+            reading.volume_mb <= base * p / 100.0
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(state: QuotaState, left: f64, threshold: Option<f64>) -> QuotaReading {
+        QuotaReading {
+            state,
+            volume_mb: left,
+            expiry: None,
+            auto_refill: false,
+            threshold_percentage: threshold,
+            last_volume_added: Some(500.0),
+        }
+    }
+
+    #[test]
+    fn a_used_up_quota_or_one_at_its_threshold_may_have_events() {
+        assert!(may_have_events(
+            &reading(QuotaState::Exhausted, 0.0, None),
+            500.0
+        ));
+        // 20% of the last 500 MB added is 100 MB.
+        assert!(may_have_events(
+            &reading(QuotaState::Active, 100.0, Some(20.0)),
+            1.0
+        ));
+        assert!(!may_have_events(
+            &reading(QuotaState::Active, 101.0, Some(20.0)),
+            1.0
+        ));
+        assert!(!may_have_events(
+            &reading(QuotaState::Active, 1.0, None),
+            500.0
+        ));
+        // Without a last volume, the declared one is the base.
+        let mut unknown_base = reading(QuotaState::Active, 50.0, Some(20.0));
+        unknown_base.last_volume_added = None;
+        assert!(may_have_events(&unknown_base, 250.0));
+        assert!(!may_have_events(&unknown_base, 200.0));
     }
 }
