@@ -10,7 +10,7 @@ use kube::runtime::events::Reporter;
 use super::carriers::CarrierCache;
 use super::errors::ErrorBackoff;
 use super::events::EventPublisher;
-use super::{MANAGER, health, metrics};
+use super::{MANAGER, metrics, readiness};
 use crate::carrier::HttpSettings;
 
 /// When a group was last observed in full, and what that cost in carrier requests.
@@ -38,7 +38,7 @@ pub struct Context {
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     /// Readiness.
-    pub health: Arc<health::Health>,
+    pub health: Arc<readiness::Health>,
     /// Accounts for the CarrierAccount controller to look at again.
     pub account_rechecks: AccountRechecks,
     /// When each group (`namespace/name`) was last observed in full, in this process.
@@ -174,7 +174,7 @@ impl Context {
             instance: std::env::var("POD_NAME").ok(),
         };
         let carriers = Arc::new(CarrierCache::default());
-        let health = Arc::new(health::Health::default());
+        let health = Arc::new(readiness::Health::default());
         Arc::new(Self {
             events: EventPublisher::new(client.clone(), reporter),
             client,

@@ -15,7 +15,7 @@ use prometheus_client::registry::Registry;
 
 use super::CarrierCache;
 use super::carrier_metrics::CarrierCollector;
-use super::health::Health;
+use super::readiness::Health;
 use super::resource_metrics::{ResourceCollector, Shown, WatchedResources};
 use crate::api::{QuotaCounts, SimCounts, SimState};
 use crate::clock::Clock;

@@ -14,6 +14,7 @@ pub mod metrics;
 mod pause;
 mod quota_events;
 mod quota_targets;
+pub mod readiness;
 pub mod resource_metrics;
 mod restore;
 mod run;
@@ -139,7 +140,7 @@ async fn drive<K, F>(
 }
 
 /// Marks readiness once a controller's watch cache has its first full list.
-fn report_synced<K>(store: kube::runtime::reflector::Store<K>, health: Arc<health::Health>)
+fn report_synced<K>(store: kube::runtime::reflector::Store<K>, health: Arc<readiness::Health>)
 where
     K: kube::Resource + Clone + Send + Sync + 'static,
     K::DynamicType: std::hash::Hash + Eq + Clone + Default + Send + Sync,

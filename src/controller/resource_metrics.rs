@@ -12,7 +12,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::gauge::ConstGauge;
 
-use super::health::Health;
+use super::readiness::Health;
 use crate::clock::Clock;
 
 /// Labels of one condition of one object.

@@ -3,6 +3,7 @@
 
 pub mod claims;
 pub mod data_quota;
+pub mod numbers;
 mod observe_only;
 pub mod pause;
 pub mod pending;

@@ -1,7 +1,7 @@
 //! What an observe-only SimGroup (`management: Observe`) reports instead of submitting: the
 //! carrier actions the change needs, and the `Reconciling` message. Pure.
 
-use super::sim_group::thousands;
+use super::numbers::thousands;
 use crate::api::{StateChange, WouldSubmit};
 
 /// What an observe-only plan reports instead of submitting.

@@ -29,6 +29,7 @@ use crate::api::{
 };
 use crate::model::{ActionStatus, ObservedState, Refusal, RefusalKind, SimObservation, SimTarget};
 
+use super::numbers::thousands;
 use super::observe_only::{ObserveOnly, observe_message, would_submit};
 pub use super::pending::{
     CONFIRMATION_DEADLINE, FULL_OBSERVATION_CEILING, note_carrier_statuses, pending_backoff,
@@ -133,19 +134,6 @@ fn toward(state: SimState) -> StateChange {
         SimState::Active => StateChange::Resume,
         SimState::Paused => StateChange::Pause,
     }
-}
-
-/// `n` with thousands separators, as status messages show counts.
-pub(crate) fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Consumes observed pages one at a time, so a large group is never held whole.

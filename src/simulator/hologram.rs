@@ -12,18 +12,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
-use base64::Engine;
 use serde::Serialize;
 use serde_json::json;
 
 use super::TagShape;
 use super::fleet::{Fleet, device_id, link_id};
 use super::hologram_changes as changes;
+use super::hologram_requests::{
+    DIALECT, Params, authorize, bad_request, param_u64, param_u64_list,
+};
 use super::hologram_tags as tags;
-use super::http::{Answer, ApiError, Dialect, SimulatorState, json_response, too_many_requests};
+use super::http::{Answer, ApiError, SimulatorState, json_response};
 use super::world::hologram_state_name;
 
-pub(super) const DIALECT: Dialect = Dialect::Hologram;
 /// Default page size of list routes.
 const DEFAULT_LIMIT: usize = 25;
 /// Largest page a list route serves.
@@ -59,78 +60,6 @@ pub fn routes() -> Router<Arc<SimulatorState>> {
         )
         .route("/api/1/devices/tags/{tagid}/link", post(tags::link_tag))
         .route("/api/1/devices/tags/{tagid}/unlink", post(tags::unlink_tag))
-}
-
-pub(super) type Params = Query<HashMap<String, String>>;
-
-/// Checks the API key (HTTP Basic user `apikey`, or `?apikey=`) and takes a request from its
-/// rate budget.
-pub(super) fn authorize(
-    state: &SimulatorState,
-    headers: &HeaderMap,
-    params: &HashMap<String, String>,
-) -> Result<(), ApiError> {
-    let from_header = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|pair| pair.strip_prefix("apikey:").map(str::to_owned));
-    let key = from_header.or_else(|| params.get("apikey").cloned());
-    let Some(key) = key.filter(|k| state.config.hologram_api_keys.contains(k)) else {
-        return Err(DIALECT.error(
-            StatusCode::UNAUTHORIZED,
-            "missing or invalid API key: use HTTP Basic auth with user \"apikey\" and your API key as password",
-        ));
-    };
-    state
-        .take_carrier_budget(&format!("hologram:{key}"))
-        .map_err(|wait| too_many_requests(DIALECT, state.config.retry_after_header.then_some(wait)))
-}
-
-pub(super) fn bad_request(message: impl Into<String>) -> ApiError {
-    DIALECT.error(StatusCode::BAD_REQUEST, message)
-}
-
-pub(super) fn param_u64(
-    params: &HashMap<String, String>,
-    name: &str,
-) -> Result<Option<u64>, ApiError> {
-    params
-        .get(name)
-        .map(|v| {
-            v.parse::<u64>()
-                .map_err(|_| bad_request(format!("{name} must be a positive integer, got {v:?}")))
-        })
-        .transpose()
-}
-
-/// A comma-separated list of numbers (`ids=1,2,3`).
-pub(super) fn param_u64_list(
-    params: &HashMap<String, String>,
-    name: &str,
-) -> Result<Option<Vec<u64>>, ApiError> {
-    params
-        .get(name)
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    s.parse::<u64>().map_err(|_| {
-                        bad_request(format!(
-                            "{name} must be comma-separated positive integers, got {s:?}"
-                        ))
-                    })
-                })
-                .collect()
-        })
-        .transpose()
 }
 
 /// The filters and page of a list request.

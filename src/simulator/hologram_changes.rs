@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::fleet::{Fleet, Target, device_id, link_id};
-use super::hologram::{DIALECT, Params, authorize, bad_request, param_u64};
+use super::hologram_requests::{DIALECT, Params, authorize, bad_request, param_u64};
 use super::http::{Answer, ApiError, SimulatorState, json_response, parse_json};
 use super::world::{Job, JobKind, Surface};
 use super::{HologramVariants, JobIdShape, JobsRoute, OrgIdPlacement, WarningShape};

@@ -9,8 +9,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::fleet::{Fleet, device_id};
-use super::hologram::{DIALECT, Params, authorize, bad_request, param_u64, param_u64_list};
 use super::hologram_changes::device_ids_of;
+use super::hologram_requests::{
+    DIALECT, Params, authorize, bad_request, param_u64, param_u64_list,
+};
 use super::http::{Answer, ApiError, SimulatorState, json_response, parse_json};
 
 /// A device tag as Hologram shows it: `{id, name, deviceids}`.

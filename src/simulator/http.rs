@@ -568,17 +568,6 @@ fn cut_connection() -> Response {
         .expect("static response")
 }
 
-/// A JSON number that is a whole number, written `1` or `1.0` (emnify's official client sends
-/// status ids as floats).
-pub fn whole_number(value: &Value) -> Option<i64> {
-    value.as_i64().or_else(|| {
-        value
-            .as_f64()
-            .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
-            .map(|f| f as i64)
-    })
-}
-
 /// Parses a JSON body, or says what is wrong with it.
 pub fn parse_json(body: &Bytes) -> Result<Value, String> {
     if body.is_empty() {

@@ -9,6 +9,7 @@ mod emnify;
 pub mod fleet;
 mod hologram;
 mod hologram_changes;
+mod hologram_requests;
 mod hologram_tags;
 pub mod http;
 pub mod quota;

@@ -87,7 +87,7 @@ impl Quota {
             .get("status")
             .ok_or("status is required, e.g. {\"id\": 1}")?
             .get("id")
-            .and_then(super::http::whole_number)
+            .and_then(whole_number)
             .ok_or("status.id must be an integer")?;
         let status = QuotaStatus::from_id(status_id).ok_or_else(|| {
             format!(
@@ -117,7 +117,7 @@ impl Quota {
             .get("action_on_exhaustion")
             .ok_or("action_on_exhaustion is required, e.g. {\"id\": 1} (Block)")?
             .get("id")
-            .and_then(super::http::whole_number)
+            .and_then(whole_number)
             .ok_or("action_on_exhaustion.id must be an integer")?;
         match action {
             1 => {}
@@ -140,7 +140,7 @@ impl Quota {
         }
         let auto_refill = match object.get("auto_refill") {
             None => false,
-            Some(v) => match super::http::whole_number(v) {
+            Some(v) => match whole_number(v) {
                 Some(0) => false,
                 Some(1) => true,
                 _ => return Err("auto_refill must be 0 or 1".into()),
@@ -300,6 +300,17 @@ impl EventKind {
             EventKind::EndpointDisabled => "Endpoint disabled",
         }
     }
+}
+
+/// A JSON number that is a whole number, written `1` or `1.0` (emnify's official client sends
+/// status ids as floats).
+pub fn whole_number(value: &Value) -> Option<i64> {
+    value.as_i64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9e15)
+            .map(|f| f as i64)
+    })
 }
 
 #[cfg(test)]

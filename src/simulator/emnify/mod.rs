@@ -21,9 +21,9 @@ use super::EmnifyBulk;
 use super::fleet::{Fleet, LinkState, device_id, sim_id};
 use super::http::{
     AUTH_FAILURES_BEFORE_LOCK, Answer, ApiError, Dialect, SimulatorState, json_response,
-    parse_json, too_many_requests, whole_number,
+    parse_json, too_many_requests,
 };
-use super::quota::{EventKind, Quota};
+use super::quota::{EventKind, Quota, whole_number};
 use super::world::{ChangeRefusal, Event, World};
 
 mod events;
