@@ -153,6 +153,11 @@ impl RequestLedger {
         (state, now)
     }
 
+    /// The time, by the operator's clock (the carrier clients read it here).
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// Sets the monthly limit (the account's spec changed).
     pub fn set_limit(&self, limit: Option<u64>) {
         self.current().0.limit = limit;

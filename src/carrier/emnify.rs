@@ -101,7 +101,7 @@ fn protocol(message: impl Into<String>) -> CarrierError {
 }
 
 /// The lifetime a JWT states (`exp - iat`, or `exp - now` without `iat`).
-fn token_lifetime(token: &str) -> Option<Duration> {
+fn token_lifetime(token: &str, now: Timestamp) -> Option<Duration> {
     let payload = token.split('.').nth(1)?;
     let claims: Value = serde_json::from_slice(
         &base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -113,7 +113,7 @@ fn token_lifetime(token: &str) -> Option<Duration> {
     let issued = claims
         .get("iat")
         .and_then(Value::as_i64)
-        .unwrap_or_else(|| Timestamp::now().as_second());
+        .unwrap_or_else(|| now.as_second());
     u64::try_from(exp - issued).ok().map(Duration::from_secs)
 }
 
@@ -211,8 +211,8 @@ impl EmnifyClient {
             .and_then(Value::as_str)
             .ok_or_else(|| protocol("/v1/authenticate: no \"auth_token\" in the answer"))?
             .to_owned();
-        let renew_at =
-            token_lifetime(&value).map(|life| Instant::now() + life.saturating_sub(RENEW_MARGIN));
+        let renew_at = token_lifetime(&value, self.core.now())
+            .map(|life| Instant::now() + life.saturating_sub(RENEW_MARGIN));
         let value = SecretString::from(value);
         *cached = Some(CachedToken {
             value: value.clone(),
@@ -586,7 +586,21 @@ mod tests {
             encode(json!({"alg": "HS512"})),
             encode(json!({"iat": 1000, "exp": 4600}))
         );
-        assert_eq!(token_lifetime(&token), Some(Duration::from_secs(3600)));
-        assert_eq!(token_lifetime("opaque-token"), None);
+        assert_eq!(
+            token_lifetime(&token, Timestamp::UNIX_EPOCH),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(token_lifetime("opaque-token", Timestamp::UNIX_EPOCH), None);
+        // Without `iat`, the lifetime counts from now, by the operator's clock.
+        let no_iat = format!(
+            "{}.{}.sig",
+            encode(json!({"alg": "HS512"})),
+            encode(json!({"exp": 4600}))
+        );
+        let now = Timestamp::from_second(1600).unwrap();
+        assert_eq!(
+            token_lifetime(&no_iat, now),
+            Some(Duration::from_secs(3000))
+        );
     }
 }

@@ -347,6 +347,11 @@ impl HttpCore {
         }
     }
 
+    /// The time, by the operator's clock.
+    pub fn now(&self) -> jiff::Timestamp {
+        self.ledger.now()
+    }
+
     /// The counters of this core.
     pub fn counters(&self) -> Arc<CallCounters> {
         self.counters.clone()

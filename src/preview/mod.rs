@@ -123,7 +123,8 @@ pub async fn plan(args: &PlanArgs) -> Result<PlanReport, String> {
         cluster: cluster.clone(),
         clients: HashMap::new(),
     };
-    let now = Timestamp::now();
+    // `simfleet plan` runs on the system's clock.
+    let now = crate::clock::Clock::default().now();
     for group in &inputs.groups {
         let preview = plan_group(
             group,

@@ -72,7 +72,8 @@ fn find_close(text: &str) -> Option<usize> {
 
 /// A duration as kubectl shows ages: `45s`, `12m`, `5h`, `3d`.
 pub fn human_age(since: Timestamp) -> String {
-    let seconds = Timestamp::now()
+    let seconds = crate::clock::Clock::default()
+        .now()
         .as_second()
         .saturating_sub(since.as_second())
         .max(0);

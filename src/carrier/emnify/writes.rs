@@ -38,8 +38,14 @@ impl BulkPermission {
     }
 
     /// Remembers a 403 at `now`, with the carrier's words and the wall-clock time of the retry.
-    pub(super) fn forbid(&mut self, now: Instant, retry_after: Duration, message: &str) {
-        let retry_wall = Timestamp::now()
+    pub(super) fn forbid(
+        &mut self,
+        now: Instant,
+        wall: Timestamp,
+        retry_after: Duration,
+        message: &str,
+    ) {
+        let retry_wall = wall
             .checked_add(jiff::SignedDuration::try_from(retry_after).unwrap_or_default())
             .map_or_else(
                 |_| "later".to_owned(),
@@ -223,7 +229,7 @@ impl EmnifyClient {
         // emnify has no job ids: the client names each submission so that status can list it.
         let action = format!(
             "emnify-{}-{}",
-            Timestamp::now().as_millisecond(),
+            self.core.now().as_millisecond(),
             self.actions.fetch_add(1, Ordering::Relaxed)
         );
         let mut refused = Vec::new();
@@ -234,6 +240,7 @@ impl EmnifyClient {
                     tracing::warn!(%message, "emnify's bulk route is forbidden for this account; writing one endpoint at a time");
                     self.bulk.lock().expect("bulk lock").forbid(
                         Instant::now(),
+                        self.core.now(),
                         self.bulk_retry_after,
                         &message,
                     );
@@ -279,7 +286,12 @@ mod tests {
         let start = Instant::now();
         assert!(bulk.allows(start));
         assert_eq!(bulk.unavailable(start), None);
-        bulk.forbid(start, Duration::from_secs(86_400), "no bulk permission");
+        bulk.forbid(
+            start,
+            "2026-11-20T12:00:00Z".parse().unwrap(),
+            Duration::from_secs(86_400),
+            "no bulk permission",
+        );
         assert!(!bulk.allows(start + Duration::from_secs(86_399)));
         let note = bulk.unavailable(start).unwrap();
         assert!(note.contains("403 (no bulk permission)"), "{note}");

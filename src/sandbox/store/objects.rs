@@ -1,10 +1,12 @@
 //! Helpers on stored objects: metadata access, generated names and uids, timestamps.
 
-use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
 pub(super) fn now_text() -> String {
-    Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    crate::clock::Clock::default()
+        .now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 pub(super) fn random_suffix(len: usize) -> String {
