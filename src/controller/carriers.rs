@@ -96,6 +96,20 @@ impl CarrierCache {
         }
     }
 
+    /// Hands `client` out as the verified client of `key` (`namespace/name`), for tests.
+    #[cfg(test)]
+    pub(super) fn install(&self, key: &str, client: Arc<dyn Carrier>) {
+        self.clients.lock().expect("cache lock").insert(
+            key.to_owned(),
+            CachedCarrier {
+                fingerprint: "installed".into(),
+                provider: "fake".into(),
+                client,
+                verified_at: None,
+            },
+        );
+    }
+
     /// The request ledger of an account (`namespace/name`), once a client was built for it.
     pub fn ledger(&self, key: &str) -> Option<Arc<RequestLedger>> {
         self.ledgers.lock().expect("cache lock").get(key).cloned()

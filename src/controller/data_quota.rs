@@ -643,3 +643,7 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
     .await;
     Ok(Action::await_change())
 }
+
+#[cfg(test)]
+#[path = "data_quota_reconcile_tests.rs"]
+mod tests;

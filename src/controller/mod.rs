@@ -9,6 +9,8 @@ mod context;
 pub mod data_quota;
 mod errors;
 mod events;
+#[cfg(test)]
+mod fake_carrier;
 pub mod health;
 pub mod metrics;
 mod pause;
@@ -20,6 +22,8 @@ mod restore;
 mod run;
 pub mod sim_group;
 mod status;
+#[cfg(test)]
+mod test_world;
 
 pub use carriers::{AccountProblem, CarrierCache};
 pub use context::{AccountRechecks, Context};

@@ -112,13 +112,14 @@ pub async fn step(
         return Ok(());
     }
     let previous = group.status.clone().unwrap_or_default();
-    let in_flight: HashSet<u64> = context
-        .in_flight
-        .lock()
-        .expect("in-flight lock")
-        .get(key)
-        .map(|actions| actions.values().flatten().copied().collect())
-        .unwrap_or_default();
+    // As in apply: actions that status no longer lists are confirmed, their SIMs no longer in
+    // flight (a group deleted right after it converged would otherwise wait forever).
+    let in_flight: HashSet<u64> = {
+        let mut all = context.in_flight.lock().expect("in-flight lock");
+        let actions = all.entry(key.to_owned()).or_default();
+        actions.retain(|id, _| previous.pending_actions.iter().any(|a| &a.id == id));
+        actions.values().flatten().copied().collect()
+    };
     let peers = api.list(&ListParams::default()).await?.items;
     let accounts = Api::<CarrierAccount>::namespaced(context.client.clone(), &namespace)
         .list(&ListParams::default())

@@ -478,3 +478,7 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
 fn error_policy(group: Arc<SimGroup>, error: &Error, context: Arc<Context>) -> Action {
     super::retry_policy(&*group, error, &context)
 }
+
+#[cfg(test)]
+#[path = "sim_group_tests.rs"]
+mod tests;
