@@ -90,6 +90,29 @@ pub fn set_kstatus(
     }
 }
 
+/// Sets the kstatus conditions of a resource that cannot go on without a human: `Stalled` with
+/// the reason and the message (which names the fix), `Ready` false with the same, and
+/// `Reconciling` false, saying what it waits for. Every kind is stalled this one way.
+pub fn set_stalled(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    message: &str,
+    waiting_for: &str,
+    generation: i64,
+    now: Timestamp,
+) {
+    set_kstatus(
+        conditions,
+        [
+            Verdict::new(false, reason, message),
+            Verdict::new(false, reason, waiting_for),
+            Verdict::new(true, reason, message),
+        ],
+        generation,
+        now,
+    );
+}
+
 /// True when the condition is present with status `True`.
 pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions
@@ -100,6 +123,40 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stalled_resource_says_why_in_all_three_conditions() {
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut conditions = Vec::new();
+        set_stalled(
+            &mut conditions,
+            "BudgetTooSmall",
+            "raise it",
+            "waiting",
+            4,
+            now,
+        );
+        let shown: Vec<(&str, &str, &str, &str, Option<i64>)> = conditions
+            .iter()
+            .map(|c| {
+                (
+                    c.type_.as_str(),
+                    c.status.as_str(),
+                    c.reason.as_str(),
+                    c.message.as_str(),
+                    c.observed_generation,
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (READY, "False", "BudgetTooSmall", "raise it", Some(4)),
+                (RECONCILING, "False", "BudgetTooSmall", "waiting", Some(4)),
+                (STALLED, "True", "BudgetTooSmall", "raise it", Some(4)),
+            ]
+        );
+    }
 
     #[test]
     fn the_transition_time_moves_only_when_the_status_changes() {

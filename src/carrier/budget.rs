@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use jiff::{SignedDuration, Timestamp, ToSpan, tz::TimeZone};
 
 use crate::clock::Clock;
-use crate::model::ReadUrgency;
+use crate::model::{BudgetReading, ReadUrgency};
 
 tokio::task_local! {
     /// The requests made by the task's current `metered` scope.
@@ -32,24 +32,6 @@ pub struct Deferred {
     pub until: Timestamp,
     /// Why, for logs and events (spent, limit and the fix).
     pub reason: String,
-}
-
-/// The month's figures of one account.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BudgetReading {
-    /// The month, `YYYY-MM` (UTC).
-    pub month: String,
-    /// Requests the account may spend in a month (`spec.budget`, or the provider's ceiling);
-    /// `None`: no budget.
-    pub limit: Option<u64>,
-    /// Requests counted this month.
-    pub spent: u64,
-    /// Requests the month will have cost at the rate seen since `since`.
-    pub projected: u64,
-    /// When counting began this month (the month's start, or when the operator first counted).
-    pub since: Timestamp,
-    /// Reads the budget held back this month.
-    pub deferred_reads: u64,
 }
 
 #[derive(Debug)]

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
@@ -17,10 +16,10 @@ use secrecy::SecretString;
 use super::pause::{self, PauseCheck};
 use super::resource_metrics::Shown;
 use super::{Context, Error, api_for, write_status};
-use crate::api::conditions::{self, READY, Verdict};
-use crate::api::{BudgetStatus, CarrierAccount, CarrierAccountStatus, CarrierCapabilities};
+use crate::api::conditions::{self, READY};
+use crate::api::{CarrierAccount, CarrierCapabilities};
 use crate::carrier::CarrierError;
-use crate::carrier::budget::BudgetReading;
+use crate::plan::carrier_account::{BUDGET_REFRESH, account_status, budget_status};
 use crate::resolve::secret_value;
 
 /// Runs the CarrierAccount controller; a Secret change re-verifies the accounts using it.
@@ -231,35 +230,19 @@ async fn reconcile_once(
         }
     };
     let generation = account.metadata.generation.unwrap_or(0);
-    let mut status = CarrierAccountStatus {
-        observed_generation: Some(generation),
-        conditions: previous.conditions.clone(),
-        capabilities,
-        // Kept while the account stays verified, so a resync writes nothing.
-        last_verified_time: match (ready, conditions::is_true(&previous.conditions, READY)) {
-            (true, true) => previous.last_verified_time.clone(),
-            (true, false) => Some(Time(now)),
-            (false, _) => previous.last_verified_time.clone(),
-        },
-        budget: budget_status(
+    let verdict = match capabilities {
+        Some(capabilities) if ready => Ok((message.clone(), capabilities)),
+        _ => Err((reason, message.clone())),
+    };
+    let status = account_status(
+        &previous,
+        generation,
+        verdict,
+        budget_status(
             previous.budget.as_ref(),
             context.carriers.ledger(&key_of).map(|l| l.reading()),
             now,
         ),
-    };
-    let stalled = if ready {
-        Verdict::new(false, "Verified", "nothing needs a human")
-    } else {
-        Verdict::new(true, reason, message.clone())
-    };
-    conditions::set_kstatus(
-        &mut status.conditions,
-        [
-            Verdict::new(ready, reason, message.clone()),
-            Verdict::new(false, "Idle", "verified"),
-            stalled,
-        ],
-        generation,
         now,
     );
     let was = previous
@@ -297,38 +280,6 @@ async fn reconcile_once(
 
 /// How often an account's credentials are checked against the carrier (one call).
 const VERIFY_PERIOD: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
-
-/// How often the month's figures in status are refreshed (a status write; no carrier call).
-const BUDGET_REFRESH: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
-
-/// The budget figures to publish: the ledger's, unless the published ones are of this month
-/// and fresher than `BUDGET_REFRESH` (so that a resync, or this controller's own status write,
-/// writes nothing), or there is no ledger yet.
-fn budget_status(
-    published: Option<&BudgetStatus>,
-    reading: Option<BudgetReading>,
-    now: jiff::Timestamp,
-) -> Option<BudgetStatus> {
-    let Some(reading) = reading else {
-        return published.cloned();
-    };
-    if let Some(published) = published
-        && published.month == reading.month
-        && published.requests_per_month == reading.limit
-        && now.duration_since(published.updated_time.0) < BUDGET_REFRESH
-    {
-        return Some(published.clone());
-    }
-    Some(BudgetStatus {
-        month: reading.month,
-        requests_per_month: reading.limit,
-        requests_spent: reading.spent,
-        projected_requests: reading.projected,
-        deferred_reads: reading.deferred_reads,
-        since: Time(reading.since),
-        updated_time: Time(now),
-    })
-}
 
 fn error_policy(account: Arc<CarrierAccount>, error: &Error, context: Arc<Context>) -> Action {
     super::retry_policy(&*account, error, &context)

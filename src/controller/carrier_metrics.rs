@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use super::CarrierCache;
-use crate::carrier::budget::BudgetReading;
+use crate::model::BudgetReading;
 
 /// Labels of one carrier account.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

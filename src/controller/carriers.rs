@@ -116,7 +116,7 @@ impl CarrierCache {
     }
 
     /// Each cached client's account (`namespace/name`), provider and month's figures.
-    pub fn budgets(&self) -> Vec<(String, String, crate::carrier::budget::BudgetReading)> {
+    pub fn budgets(&self) -> Vec<(String, String, crate::model::BudgetReading)> {
         let providers: Vec<(String, String)> = {
             let clients = self.clients.lock().expect("cache lock");
             clients

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use futures::TryStreamExt;
-use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
@@ -15,11 +14,10 @@ use kube::{Resource, ResourceExt};
 
 use super::events::publish;
 use super::{Context, Error, MANAGER, write_status};
-use crate::api::conditions::{self, Verdict};
 use crate::api::{CarrierAccount, PendingAction, SimGroup, SimState};
 use crate::carrier::Carrier;
 use crate::plan::claims::ClaimIndex;
-use crate::plan::restore::{ENTRIES_PER_CHUNK, RestorePlanner, RestoreRecord};
+use crate::plan::restore::{ENTRIES_PER_CHUNK, RestorePlanner, RestoreRecord, restoring_status};
 use crate::plan::sim_group::still_pending;
 use crate::resolve::selection_of;
 
@@ -154,7 +152,13 @@ pub async fn step(
             });
         }
         // As for any change: the action id reaches status before anything else is sent.
-        let status = restoring_status(&previous, group, &pending, counts.pending + submitted, now);
+        let status = restoring_status(
+            &previous,
+            group.metadata.generation.unwrap_or(0),
+            &pending,
+            counts.pending + submitted,
+            now,
+        );
         write_status(&api, group, Some(&written), &status).await?;
         written = status;
         publish(
@@ -171,7 +175,13 @@ pub async fn step(
     }
     let waiting = counts.pending + submitted;
     if waiting > 0 {
-        let status = restoring_status(&previous, group, &pending, waiting, now);
+        let status = restoring_status(
+            &previous,
+            group.metadata.generation.unwrap_or(0),
+            &pending,
+            waiting,
+            now,
+        );
         write_status(&api, group, Some(&written), &status).await?;
         return Err(Error::Restoring(waiting));
     }
@@ -194,32 +204,4 @@ pub async fn step(
     }
     publish(context, group, EventType::Normal, "Restored", note).await;
     Ok(())
-}
-
-fn restoring_status(
-    previous: &crate::api::SimGroupStatus,
-    group: &SimGroup,
-    pending: &[PendingAction],
-    waiting: u64,
-    now: Timestamp,
-) -> crate::api::SimGroupStatus {
-    let generation = group.metadata.generation.unwrap_or(0);
-    let mut status = previous.clone();
-    status.pending_actions = pending.to_vec();
-    let ids: Vec<&str> = pending.iter().map(|a| a.id.as_str()).collect();
-    let message = format!(
-        "deleting: {waiting} SIMs being returned to their earlier state; actions {}",
-        ids.join(", ")
-    );
-    conditions::set_kstatus(
-        &mut status.conditions,
-        [
-            Verdict::new(false, "Restoring", message.clone()),
-            Verdict::new(true, "Restoring", message),
-            Verdict::new(false, "Restoring", "nothing needs a human"),
-        ],
-        generation,
-        now,
-    );
-    status
 }

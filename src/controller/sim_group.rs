@@ -22,15 +22,15 @@ use super::{
     Context, Error, FullObservation, SIM_GROUP_FINALIZER, api_for, ready_carrier, restore,
     write_status,
 };
-use crate::api::conditions::{self, READY, STALLED, Verdict};
+use crate::api::conditions::{self, READY, STALLED};
 use crate::api::{
     APPROVED_GENERATION_ANNOTATION, CarrierAccount, Management, SimGroup, SimGroupDeletePolicy,
 };
 use crate::carrier::budget;
 use crate::plan::claims::ClaimIndex;
 use crate::plan::sim_group::{
-    Hold, PlanContext, RESYNC, SimGroupPlanner, note_carrier_statuses, pending_backoff,
-    poll_says_wait, read_urgency,
+    Hold, PlanContext, RESYNC, SimGroupPlanner, blocked_status, note_carrier_statuses,
+    pending_backoff, poll_says_wait, read_urgency,
 };
 use crate::resolve::{approved_generation, selection_of};
 
@@ -125,20 +125,12 @@ async fn blocked(
     reason: &str,
     message: String,
 ) -> Result<Action, Error> {
-    let now = context.clock.now();
-    let generation = group.metadata.generation.unwrap_or(0);
-    let previous = group.status.clone().unwrap_or_default();
-    let mut status = previous.clone();
-    status.observed_generation = Some(generation);
-    conditions::set_kstatus(
-        &mut status.conditions,
-        [
-            Verdict::new(false, reason, message.clone()),
-            Verdict::new(false, reason, "waiting for the carrier account"),
-            Verdict::new(true, reason, message),
-        ],
-        generation,
-        now,
+    let status = blocked_status(
+        &group.status.clone().unwrap_or_default(),
+        group.metadata.generation.unwrap_or(0),
+        reason,
+        &message,
+        context.clock.now(),
     );
     write_status(api, group, group.status.as_ref(), &status).await?;
     Ok(Action::requeue(Duration::from_secs(30)))

@@ -2,6 +2,8 @@
 //! of their quotas, and how urgent a read is. The planner, the carrier clients and the
 //! controllers all speak it; it imports none of them.
 
+use jiff::Timestamp;
+
 mod quotas;
 mod sims;
 
@@ -16,4 +18,22 @@ pub enum ReadUrgency {
     /// A read that a change, a pending action or a new object needs: held back only when the
     /// month's budget is spent.
     Needed,
+}
+
+/// The month's figures of one account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BudgetReading {
+    /// The month, `YYYY-MM` (UTC).
+    pub month: String,
+    /// Requests the account may spend in a month (`spec.budget`, or the provider's ceiling);
+    /// `None`: no budget.
+    pub limit: Option<u64>,
+    /// Requests counted this month.
+    pub spent: u64,
+    /// Requests the month will have cost at the rate seen since `since`.
+    pub projected: u64,
+    /// When counting began this month (the month's start, or when the operator first counted).
+    pub since: Timestamp,
+    /// Reads the budget held back this month.
+    pub deferred_reads: u64,
 }

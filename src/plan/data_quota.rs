@@ -613,13 +613,11 @@ pub fn stalled_status(
 ) -> DataQuotaStatus {
     let mut status = previous.clone();
     status.observed_generation = Some(generation);
-    conditions::set_kstatus(
+    conditions::set_stalled(
         &mut status.conditions,
-        [
-            Verdict::new(false, problem.reason, problem.message.clone()),
-            Verdict::new(false, problem.reason, "waiting for the spec to be fixed"),
-            Verdict::new(true, problem.reason, problem.message.clone()),
-        ],
+        problem.reason,
+        &problem.message,
+        "waiting for the spec to be fixed",
         generation,
         now,
     );

@@ -1,6 +1,7 @@
 //! Pure planning: what to change at the carrier, and what status says, from the spec, the
 //! observed state and `now`. No I/O and no clock reads, so every rule is tested without a network.
 
+pub mod carrier_account;
 pub mod claims;
 pub mod data_quota;
 pub mod numbers;

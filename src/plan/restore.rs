@@ -4,7 +4,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::api::{SimState, StateChange};
+use jiff::Timestamp;
+
+use crate::api::conditions::{self, Verdict};
+use crate::api::{PendingAction, SimGroupStatus, SimState, StateChange};
 use crate::model::{ObservedState, SimObservation, SimTarget};
 use crate::plan::sim_group::{Claims, PlannedAction};
 
@@ -244,10 +247,69 @@ impl<'a> RestorePlanner<'a> {
     }
 }
 
+/// The status of a group being deleted while its SIMs go back to their earlier states:
+/// Reconciling, with the actions in flight.
+pub fn restoring_status(
+    previous: &SimGroupStatus,
+    generation: i64,
+    pending: &[PendingAction],
+    waiting: u64,
+    now: Timestamp,
+) -> SimGroupStatus {
+    let mut status = previous.clone();
+    status.pending_actions = pending.to_vec();
+    let ids: Vec<&str> = pending.iter().map(|a| a.id.as_str()).collect();
+    let message = format!(
+        "deleting: {waiting} SIMs being returned to their earlier state; actions {}",
+        ids.join(", ")
+    );
+    conditions::set_kstatus(
+        &mut status.conditions,
+        [
+            Verdict::new(false, "Restoring", message.clone()),
+            Verdict::new(true, "Restoring", message),
+            Verdict::new(false, "Restoring", "nothing needs a human"),
+        ],
+        generation,
+        now,
+    );
+    status
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::sim_group::NoClaims;
+
+    #[test]
+    fn a_restoring_group_is_reconciling_with_its_actions_listed() {
+        let now: Timestamp = "2026-11-20T12:00:00Z".parse().unwrap();
+        let pending = vec![PendingAction {
+            id: "job-7".into(),
+            action: StateChange::Resume,
+            sims: 3,
+            submitted_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+            carrier_status: None,
+        }];
+        let status = restoring_status(&SimGroupStatus::default(), 2, &pending, 3, now);
+        assert_eq!(status.pending_actions, pending);
+        assert!(conditions::is_true(
+            &status.conditions,
+            conditions::RECONCILING
+        ));
+        assert!(!conditions::is_true(
+            &status.conditions,
+            conditions::STALLED
+        ));
+        assert!(!conditions::is_true(&status.conditions, conditions::READY));
+        let reconciling = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == conditions::RECONCILING)
+            .unwrap();
+        assert_eq!(reconciling.reason, "Restoring");
+        assert!(reconciling.message.contains("3 SIMs") && reconciling.message.contains("job-7"));
+    }
 
     fn target(device_id: u64, sim_id: Option<u64>) -> SimTarget {
         SimTarget { device_id, sim_id }

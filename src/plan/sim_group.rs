@@ -39,6 +39,28 @@ pub use super::pending::{
 /// Resync period of a converged group (drift detection).
 pub const RESYNC: Duration = Duration::from_secs(600);
 
+/// The status of a group that cannot start (no usable carrier account, a budget too small):
+/// Stalled with the reason and the message, the rest of the last status kept.
+pub fn blocked_status(
+    previous: &SimGroupStatus,
+    generation: i64,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> SimGroupStatus {
+    let mut status = previous.clone();
+    status.observed_generation = Some(generation);
+    conditions::set_stalled(
+        &mut status.conditions,
+        reason,
+        message,
+        "waiting for what the message names",
+        generation,
+        now,
+    );
+    status
+}
+
 /// Which other SimGroup claims a SIM, and the state it wants.
 pub trait Claims: Sync {
     /// The other group's name and desired state, if another group claims this SIM.

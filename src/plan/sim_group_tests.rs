@@ -635,3 +635,42 @@ fn a_change_waiting_for_approval_is_looked_at_again_at_the_resync_not_every_few_
         "approved: submitted at once"
     );
 }
+
+#[test]
+fn a_blocked_group_is_stalled_with_the_reason_and_keeps_its_last_counts() {
+    let mut previous = SimGroupStatus {
+        counts: Some(SimCounts {
+            selected: 4,
+            in_desired_state: 4,
+            ..SimCounts::default()
+        }),
+        ..SimGroupStatus::default()
+    };
+    previous.observed_generation = Some(1);
+    let status = blocked_status(
+        &previous,
+        2,
+        "CarrierAccountNotReady",
+        "fix the account",
+        now(),
+    );
+    assert_eq!(status.observed_generation, Some(2));
+    assert_eq!(
+        status.counts, previous.counts,
+        "what was last observed stays"
+    );
+    let stalled = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == STALLED)
+        .unwrap();
+    assert_eq!(
+        (
+            stalled.status.as_str(),
+            stalled.reason.as_str(),
+            stalled.message.as_str()
+        ),
+        ("True", "CarrierAccountNotReady", "fix the account")
+    );
+    assert!(!conditions::is_true(&status.conditions, READY));
+}
