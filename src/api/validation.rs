@@ -64,13 +64,16 @@ pub enum SimfleetObject {
 
 /// The compiled schema and rules of one kind.
 struct KindValidator {
+    /// `group/version` of the served version the object must name.
+    api_version: String,
     schema: jsonschema::Validator,
     cel: kube_cel::CompiledSchema,
     /// The structural schema as the CRD holds it (for list semantics).
     structural: Value,
 }
 
-/// Validates simfleet objects against the CRDs this build generates. Build once, use often.
+/// Validates objects against CRDs: simfleet's (`new`), or any given (`from_crds`, as the
+/// sandbox does). Build once, use often.
 pub struct ManifestValidator {
     kinds: BTreeMap<String, KindValidator>,
     cel: kube_cel::Validator,
@@ -107,11 +110,13 @@ impl ManifestValidator {
                 kind: kind.clone(),
                 message,
             };
-            let structural = crd
-                .spec
-                .versions
-                .iter()
-                .find(|v| v.served)
+            let served = crd.spec.versions.iter().find(|v| v.served);
+            let api_version = format!(
+                "{}/{}",
+                crd.spec.group,
+                served.map_or("", |v| v.name.as_str())
+            );
+            let structural = served
                 .and_then(|v| v.schema.as_ref())
                 .and_then(|s| s.open_api_v3_schema.as_ref())
                 .ok_or_else(|| compile_error("no served version has a schema".into()))
@@ -129,6 +134,7 @@ impl ManifestValidator {
             kinds.insert(
                 kind,
                 KindValidator {
+                    api_version,
                     schema,
                     cel,
                     structural,
@@ -143,11 +149,12 @@ impl ManifestValidator {
 
     /// True when `apiVersion`/`kind` name a kind this validator knows.
     pub fn knows(&self, object: &Value) -> bool {
-        object.get("apiVersion").and_then(Value::as_str) == Some(API_VERSION)
-            && object
-                .get("kind")
-                .and_then(Value::as_str)
-                .is_some_and(|k| self.kinds.contains_key(k))
+        let api_version = object.get("apiVersion").and_then(Value::as_str);
+        object
+            .get("kind")
+            .and_then(Value::as_str)
+            .and_then(|k| self.kinds.get(k))
+            .is_some_and(|v| Some(v.api_version.as_str()) == api_version)
     }
 
     /// Checks an object against its CRD's schema and rules, reporting every problem found.
@@ -155,7 +162,7 @@ impl ManifestValidator {
         let api_version = str_at(object, "apiVersion");
         let kind = str_at(object, "kind");
         let validator = match self.kinds.get(kind) {
-            Some(v) if api_version == API_VERSION => v,
+            Some(v) if api_version == v.api_version => v,
             _ => {
                 return Err(ValidationError::NotSimfleet {
                     api_version: api_version.to_owned(),

@@ -28,7 +28,10 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 pub use request_log::RequestRecord;
+
+use crate::api::validation::ManifestValidator;
 use status::ApiStatus;
 use store::{FieldValidation, Filter, PatchKind, Store, WriteOptions};
 
@@ -545,6 +548,9 @@ pub struct SandboxConfig {
     pub listen: SocketAddr,
     /// Changes kept for watches to resume from; older resourceVersions get 410 Gone.
     pub watch_log: usize,
+    /// The custom resources to serve, validated with their schemas and CEL rules as the API
+    /// server would. By default, simfleet's three.
+    pub crds: Vec<CustomResourceDefinition>,
 }
 
 impl Default for SandboxConfig {
@@ -552,6 +558,7 @@ impl Default for SandboxConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             watch_log: store::DEFAULT_LOG_CAPACITY,
+            crds: crate::api::crds(),
         }
     }
 }
@@ -562,10 +569,20 @@ pub struct Sandbox;
 impl Sandbox {
     /// Binds and serves until the handle is stopped or dropped.
     pub async fn start(config: SandboxConfig) -> std::io::Result<SandboxHandle> {
+        let validator = ManifestValidator::from_crds(&config.crds).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("the sandbox's CRDs: {e}"),
+            )
+        })?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(SandboxState {
-            store: Mutex::new(Store::new(registry::all(), config.watch_log)),
+            store: Mutex::new(Store::new(
+                registry::all(&config.crds),
+                config.watch_log,
+                validator,
+            )),
         });
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(state.clone());

@@ -1,4 +1,5 @@
-//! The resources the sandbox serves: simfleet's CRDs (from the same code that writes `crds/`)
+//! The resources the sandbox serves: the CRDs it is started with (by default simfleet's, from the
+//! same code that writes `crds/`)
 //! and the core resources the operator and kubectl use.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -173,8 +174,8 @@ pub fn from_crd(crd: &CustomResourceDefinition) -> ResourceDef {
     }
 }
 
-/// Every resource the sandbox serves.
-pub fn all() -> Vec<ResourceDef> {
+/// Every resource the sandbox serves: the built-in kinds, and the custom resources of `crds`.
+pub fn all(crds: &[CustomResourceDefinition]) -> Vec<ResourceDef> {
     let mut defs = vec![
         {
             let mut ns = core(
@@ -255,6 +256,6 @@ pub fn all() -> Vec<ResourceDef> {
             stored_as: None,
         },
     ];
-    defs.extend(crate::api::crds().iter().map(from_crd));
+    defs.extend(crds.iter().map(from_crd));
     defs
 }

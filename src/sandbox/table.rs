@@ -179,7 +179,7 @@ mod tests {
 
     #[test]
     fn tables_carry_the_printer_columns() {
-        let def = crate::sandbox::registry::all()
+        let def = crate::sandbox::registry::all(&crate::api::crds())
             .into_iter()
             .find(|d| d.kind == "SimGroup")
             .unwrap();

@@ -220,6 +220,59 @@ async fn a_failed_json_patch_test_changes_nothing() {
     assert_eq!(now, created);
 }
 
+/// The sandbox serves the CRDs it is started with, validated by their schemas and rules, and
+/// nothing of simfleet's unless asked.
+#[tokio::test]
+async fn the_sandbox_serves_the_crds_it_is_given() {
+    let widgets: k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition =
+        serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+                "versions": [{"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "required": ["size"], "properties": {"size": {"type": "integer", "minimum": 1}}},
+                        "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}
+        }))
+        .unwrap();
+    let sandbox = Sandbox::start(SandboxConfig {
+        crds: vec![widgets],
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let path = "/apis/example.com/v1/namespaces/default/widgets";
+    let widget = |size: i64| json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": format!("w{size}")}, "spec": {"size": size}});
+    let (status, body, _) = call(
+        &sandbox,
+        Method::POST,
+        path,
+        Some(("application/json", widget(3))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body, _) = call(
+        &sandbox,
+        Method::POST,
+        path,
+        Some(("application/json", widget(0))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("spec.size"),
+        "{body}"
+    );
+    let (status, _, _) = call(&sandbox, Method::GET, GROUPS, None).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "simfleet's kinds were not given"
+    );
+    sandbox.stop().await;
+}
+
 /// Watch: resuming from a resourceVersion replays later changes; one older than the server
 /// keeps gives a 410 Gone (Expired) ERROR event.
 #[tokio::test]

@@ -142,8 +142,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// A store with the `default` and `kube-system` namespaces.
-    pub fn new(defs: Vec<ResourceDef>, log_capacity: usize) -> Self {
+    /// A store with the `default` and `kube-system` namespaces, validating custom resources
+    /// with `validator` (compiled from the CRDs that `defs` serve).
+    pub fn new(defs: Vec<ResourceDef>, log_capacity: usize, validator: ManifestValidator) -> Self {
         let (tx, _) = broadcast::channel(4096);
         let mut store = Self {
             defs,
@@ -152,7 +153,7 @@ impl Store {
             log: VecDeque::new(),
             log_capacity: log_capacity.max(1),
             tx,
-            validator: ManifestValidator::new().expect("the generated CRDs compile"),
+            validator,
             requests: RequestLog::default(),
             owners: Default::default(),
         };
