@@ -294,23 +294,113 @@ async fn apply(
     {
         publish(context, &*group, EventType::Warning, "ApprovalRequired", format!("{changes} SIMs would change, more than {limit}; annotate {APPROVED_GENERATION_ANNOTATION}={generation} to approve")).await;
     }
+    let capabilities = carrier.capabilities();
+    let written = submit_changes(
+        context,
+        api,
+        &group,
+        carrier.as_ref(),
+        &key,
+        &mut plan,
+        &previous,
+    )
+    .await?;
+    if carrier.capabilities() != capabilities {
+        // E.g. emnify's bulk route was refused: the account's status says so now.
+        context.account_rechecks.request();
+    }
+    report(
+        context,
+        api,
+        &group,
+        plan.status(&previous),
+        &previous,
+        &written,
+    )
+    .await?;
+    Ok(Action::requeue(plan.requeue_after()))
+}
+
+/// Report: the final status, by the one writer, and the events and metrics that follow a
+/// change of verdict.
+async fn report(
+    context: &Context,
+    api: &Api<SimGroup>,
+    group: &SimGroup,
+    status: crate::api::SimGroupStatus,
+    previous: &crate::api::SimGroupStatus,
+    written: &crate::api::SimGroupStatus,
+) -> Result<(), Error> {
+    let conflicts = |s: &crate::api::SimGroupStatus| s.counts.as_ref().map_or(0, |c| c.conflicting);
+    if conflicts(&status) > 0 && conflicts(previous) == 0 {
+        publish(
+            context,
+            group,
+            EventType::Warning,
+            "Conflict",
+            format!("{} SIMs are claimed by another SimGroup with the opposite state; they are left unchanged", conflicts(&status)),
+        )
+        .await;
+    }
+    if let Some(counts) = &status.counts {
+        context.metrics.sim_group(
+            &group.namespace().unwrap_or_default(),
+            &group.name_any(),
+            group.spec.state,
+            counts,
+            status.pending_actions.len(),
+        );
+    }
+    let converged = conditions::is_true(&status.conditions, READY)
+        && !conditions::is_true(&previous.conditions, READY);
+    write_status(api, group, Some(written), &status).await?;
+    if converged {
+        publish(
+            context,
+            group,
+            EventType::Normal,
+            "Converged",
+            status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == READY)
+                .map(|c| c.message.clone())
+                .unwrap_or_default(),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Act: submits the plan's actions in order, each action's id written to status before the
+/// next is sent; with `onDelete: Restore`, the SIMs' earlier states are recorded first. After a
+/// failed submit nothing more is sent (the next reconcile observes first). Returns the status
+/// last written.
+async fn submit_changes(
+    context: &Context,
+    api: &Api<SimGroup>,
+    group: &SimGroup,
+    carrier: &dyn crate::carrier::Carrier,
+    key: &str,
+    plan: &mut crate::plan::sim_group::Plan,
+    previous: &crate::api::SimGroupStatus,
+) -> Result<crate::api::SimGroupStatus, Error> {
     let mut written = previous.clone();
     let actions = std::mem::take(&mut plan.actions);
     // With onDelete: Restore, the SIMs' earlier states are recorded before they change (drift
     // corrections are not first claims: those SIMs were recorded, or were in state, before).
     let mut record = match group.spec.on_delete {
         SimGroupDeletePolicy::Restore if !actions.is_empty() && !plan.corrects_drift => {
-            Some(restore::load(&context.client, &group).await?)
+            Some(restore::load(&context.client, group).await?)
         }
         _ => None,
     };
-    let capabilities = carrier.capabilities();
     let mut remaining = actions.iter();
     for action in remaining.by_ref() {
         if let Some(record) = record.as_mut()
             && record.note(action.change, &action.sims)
         {
-            restore::save(&context.client, &group, record).await?;
+            restore::save(&context.client, group, record).await?;
         }
         match carrier.submit(action.change, &action.sims).await {
             Ok(submission) => {
@@ -321,14 +411,14 @@ async fn apply(
                     submission.accepted,
                     &submission.refused,
                 );
-                context.remember_in_flight(&key, &id, &action.sims, &submission.refused);
+                context.remember_in_flight(key, &id, &action.sims, &submission.refused);
                 // The action id reaches status before anything else is sent (crash safety).
-                let status = plan.status(&previous);
-                write_status(api, &group, Some(&written), &status).await?;
+                let status = plan.status(previous);
+                write_status(api, group, Some(&written), &status).await?;
                 written = status;
                 publish(
                     context,
-                    &*group,
+                    group,
                     EventType::Normal,
                     "ActionSubmitted",
                     format!(
@@ -340,7 +430,7 @@ async fn apply(
                 if !submission.refused.is_empty() {
                     publish(
                         context,
-                        &*group,
+                        group,
                         EventType::Warning,
                         "SimsRefused",
                         format!(
@@ -356,7 +446,7 @@ async fn apply(
                 plan.record_unsubmitted(action.sims.len());
                 publish(
                     context,
-                    &*group,
+                    group,
                     EventType::Warning,
                     "SubmitFailed",
                     format!("{:?} of {} SIMs: {err}", action.change, action.sims.len()),
@@ -369,50 +459,7 @@ async fn apply(
     for action in remaining {
         plan.record_unsubmitted(action.sims.len());
     }
-    if carrier.capabilities() != capabilities {
-        // E.g. emnify's bulk route was refused: the account's status says so now.
-        context.account_rechecks.request();
-    }
-    let status = plan.status(&previous);
-    let conflicts = |s: &crate::api::SimGroupStatus| s.counts.as_ref().map_or(0, |c| c.conflicting);
-    if conflicts(&status) > 0 && conflicts(&previous) == 0 {
-        publish(
-            context,
-            &*group,
-            EventType::Warning,
-            "Conflict",
-            format!("{} SIMs are claimed by another SimGroup with the opposite state; they are left unchanged", conflicts(&status)),
-        )
-        .await;
-    }
-    if let Some(counts) = &status.counts {
-        context.metrics.sim_group(
-            &namespace,
-            &group.name_any(),
-            group.spec.state,
-            counts,
-            status.pending_actions.len(),
-        );
-    }
-    let converged = conditions::is_true(&status.conditions, READY)
-        && !conditions::is_true(&previous.conditions, READY);
-    write_status(api, &group, Some(&written), &status).await?;
-    if converged {
-        publish(
-            context,
-            &*group,
-            EventType::Normal,
-            "Converged",
-            status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == READY)
-                .map(|c| c.message.clone())
-                .unwrap_or_default(),
-        )
-        .await;
-    }
-    Ok(Action::requeue(plan.requeue_after()))
+    Ok(written)
 }
 
 async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Error> {
