@@ -16,7 +16,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
 
-use super::events::publish;
+use super::events::{publish, read_deferred};
 use super::pause::{self, PauseCheck};
 use super::quota_events::{EventSource, absorb_own_assignments, report_events};
 use super::quota_targets::targets;
@@ -220,23 +220,7 @@ async fn apply(
             ReadUrgency::Needed => 1,
         };
         if let Err(deferred) = ledger.admit_read(cost, urgency) {
-            tracing::info!(quota = %key, until = %deferred.until, "reads deferred: {}", deferred.reason);
-            publish(
-                context,
-                &*quota,
-                EventType::Normal,
-                "ReadDeferred",
-                format!(
-                    "{}; the next read is at {}",
-                    deferred.reason, deferred.until
-                ),
-            )
-            .await;
-            let wait = deferred
-                .until
-                .duration_since(now)
-                .max(jiff::SignedDuration::from_secs(1));
-            return Ok(Action::requeue(wait.unsigned_abs()));
+            return Ok(read_deferred(context, &*quota, deferred, now).await);
         }
     }
     let (result, requests) =

@@ -8,6 +8,39 @@ use kube::{Client, Resource};
 
 use super::Context;
 
+/// A read the budget holds back: logged, published as a `ReadDeferred` event on the object,
+/// and the requeue for when it fits.
+pub(super) async fn read_deferred<K: Resource<DynamicType = ()>>(
+    context: &Context,
+    object: &K,
+    deferred: crate::carrier::budget::Deferred,
+    now: jiff::Timestamp,
+) -> kube::runtime::controller::Action {
+    tracing::info!(
+        kind = %K::kind(&()),
+        name = object.meta().name.as_deref().unwrap_or_default(),
+        until = %deferred.until,
+        "read deferred: {}",
+        deferred.reason
+    );
+    publish(
+        context,
+        object,
+        EventType::Normal,
+        "ReadDeferred",
+        format!(
+            "{}; the next read is at {}",
+            deferred.reason, deferred.until
+        ),
+    )
+    .await;
+    let wait = deferred
+        .until
+        .duration_since(now)
+        .max(jiff::SignedDuration::from_secs(1));
+    kube::runtime::controller::Action::requeue(wait.unsigned_abs())
+}
+
 /// Publishes a Kubernetes Event about an object (a failure to publish is only logged).
 pub(super) async fn publish<K: Resource<DynamicType = ()>>(
     context: &Context,

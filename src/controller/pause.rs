@@ -11,6 +11,7 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::events::publish;
 use super::{Context, Error, write_status};
 use crate::api::{CarrierAccount, DataQuota, SimGroup};
 use crate::plan::pause::{pause_reason, paused_conditions, was_paused};
@@ -111,17 +112,4 @@ pub(super) async fn check<K: WithConditions>(
     }
     tracing::debug!(object = %whose, "paused; no carrier request");
     Ok(PauseCheck::Paused(Action::await_change()))
-}
-
-async fn publish<K: Resource<DynamicType = ()>>(
-    context: &Context,
-    object: &K,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    context
-        .events
-        .publish(&object.object_ref(&()), type_, reason, note)
-        .await;
 }

@@ -15,7 +15,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
-use super::events::publish;
+use super::events::{publish, read_deferred};
 use super::pause::{self, PauseCheck};
 use super::resource_metrics::Shown;
 use super::{
@@ -208,23 +208,7 @@ async fn apply(
         }
         let urgency = read_urgency(&previous, generation, resumed);
         if let Err(deferred) = ledger.admit_read(last.requests, urgency) {
-            tracing::info!(group = %key, until = %deferred.until, "read deferred: {}", deferred.reason);
-            publish(
-                context,
-                &*group,
-                EventType::Normal,
-                "ReadDeferred",
-                format!(
-                    "{}; the next read is at {}",
-                    deferred.reason, deferred.until
-                ),
-            )
-            .await;
-            let wait = deferred
-                .until
-                .duration_since(now)
-                .max(jiff::SignedDuration::from_secs(1));
-            return Ok(Action::requeue(wait.unsigned_abs()));
+            return Ok(read_deferred(context, &*group, deferred, now).await);
         }
     }
     let statuses = match carrier.action_statuses(&pending_ids).await {
