@@ -2,6 +2,7 @@
 //! drives each of them (reconcile with metrics, the error policy, readiness). Their shared
 //! context, carrier clients, errors, events and the one status writer have a file each.
 
+mod act;
 pub mod carrier_account;
 pub mod carrier_metrics;
 mod carriers;

@@ -6,12 +6,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use futures::TryStreamExt;
+use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
+use super::act::{ActionLog, Failed, Sent, act};
 use super::events::publish;
 use super::{Context, Error, MANAGER, write_status};
 use crate::api::{CarrierAccount, PendingAction, SimGroup, SimState};
@@ -134,45 +136,28 @@ pub async fn step(
     drop(pages);
     let (actions, counts) = planner.finish(carrier.capabilities().max_sims_per_action);
     let now = context.clock.now();
-    let mut pending = still_pending(&previous.pending_actions, counts.pending);
-    let mut written = previous.clone();
-    let mut submitted = 0u64;
-    for action in &actions {
-        let submission = carrier.submit(action.change, &action.sims).await?;
-        let id = submission.action_ids.join(",");
-        context.remember_in_flight(key, &id, &action.sims, &submission.refused);
-        submitted += submission.accepted as u64;
-        if submission.accepted > 0 {
-            pending.push(PendingAction {
-                id: id.clone(),
-                action: action.change,
-                sims: u32::try_from(submission.accepted).unwrap_or(u32::MAX),
-                submitted_at: Time(now),
-                carrier_status: None,
-            });
-        }
-        // As for any change: the action id reaches status before anything else is sent.
-        let status = restoring_status(
-            &previous,
-            group.metadata.generation.unwrap_or(0),
-            &pending,
-            counts.pending + submitted,
-            now,
-        );
-        write_status(&api, group, Some(&written), &status).await?;
-        written = status;
-        publish(
-            context,
-            group,
-            EventType::Normal,
-            "RestoreSubmitted",
-            format!(
-                "{:?} of {} SIMs submitted as carrier action {id} to restore their earlier state",
-                action.change, submission.accepted
-            ),
-        )
-        .await;
+    let mut log = RestoreLog {
+        context,
+        api: &api,
+        group,
+        previous: &previous,
+        pending: still_pending(&previous.pending_actions, counts.pending),
+        written: previous.clone(),
+        waiting_before: counts.pending,
+        submitted: 0,
+        now,
+    };
+    if let Some(Failed { error, .. }) =
+        act(context, carrier.as_ref(), key, &actions, &mut log).await?
+    {
+        return Err(error.into());
     }
+    let RestoreLog {
+        pending,
+        written,
+        submitted,
+        ..
+    } = log;
     let waiting = counts.pending + submitted;
     if waiting > 0 {
         let status = restoring_status(
@@ -204,4 +189,63 @@ pub async fn step(
     }
     publish(context, group, EventType::Normal, "Restored", note).await;
     Ok(())
+}
+
+/// A restore's submits: each action joins the pending list in status, with an event.
+struct RestoreLog<'a> {
+    context: &'a Context,
+    api: &'a Api<SimGroup>,
+    group: &'a SimGroup,
+    previous: &'a crate::api::SimGroupStatus,
+    pending: Vec<PendingAction>,
+    written: crate::api::SimGroupStatus,
+    /// SIMs already on their way back when this pass began.
+    waiting_before: u64,
+    /// SIMs the carrier accepted in this pass.
+    submitted: u64,
+    now: jiff::Timestamp,
+}
+
+impl ActionLog for RestoreLog<'_> {
+    fn sent<'a>(&'a mut self, sent: Sent<'a>) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let Sent {
+                action,
+                id,
+                submission,
+            } = sent;
+            self.submitted += submission.accepted as u64;
+            if submission.accepted > 0 {
+                self.pending.push(PendingAction {
+                    id: id.clone(),
+                    action: action.change,
+                    sims: u32::try_from(submission.accepted).unwrap_or(u32::MAX),
+                    submitted_at: Time(self.now),
+                    carrier_status: None,
+                });
+            }
+            // As for any change: the action id reaches status before anything else is sent.
+            let status = restoring_status(
+                self.previous,
+                self.group.metadata.generation.unwrap_or(0),
+                &self.pending,
+                self.waiting_before + self.submitted,
+                self.now,
+            );
+            write_status(self.api, self.group, Some(&self.written), &status).await?;
+            self.written = status;
+            publish(
+                self.context,
+                self.group,
+                EventType::Normal,
+                "RestoreSubmitted",
+                format!(
+                    "{:?} of {} SIMs submitted as carrier action {id} to restore their earlier state",
+                    action.change, submission.accepted
+                ),
+            )
+            .await;
+            Ok(())
+        })
+    }
 }

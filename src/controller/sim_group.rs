@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
+use futures::future::BoxFuture;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
@@ -15,6 +16,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
+use super::act::{ActionLog, Failed, Sent, act};
 use super::events::{publish, read_deferred};
 use super::pause::{self, PauseCheck};
 use super::resource_metrics::Shown;
@@ -369,81 +371,113 @@ async fn submit_changes(
     plan: &mut crate::plan::sim_group::Plan,
     previous: &crate::api::SimGroupStatus,
 ) -> Result<crate::api::SimGroupStatus, Error> {
-    let mut written = previous.clone();
     let actions = std::mem::take(&mut plan.actions);
     // With onDelete: Restore, the SIMs' earlier states are recorded before they change (drift
     // corrections are not first claims: those SIMs were recorded, or were in state, before).
-    let mut record = match group.spec.on_delete {
+    let record = match group.spec.on_delete {
         SimGroupDeletePolicy::Restore if !actions.is_empty() && !plan.corrects_drift => {
             Some(restore::load(&context.client, group).await?)
         }
         _ => None,
     };
-    let mut remaining = actions.iter();
-    for action in remaining.by_ref() {
-        if let Some(record) = record.as_mut()
-            && record.note(action.change, &action.sims)
-        {
-            restore::save(&context.client, group, record).await?;
+    let mut log = ChangeLog {
+        context,
+        api,
+        group,
+        plan,
+        previous,
+        written: previous.clone(),
+        record,
+    };
+    let failed = act(context, carrier, key, &actions, &mut log).await?;
+    let ChangeLog { plan, written, .. } = log;
+    if let Some(Failed { at, error }) = failed {
+        let action = &actions[at];
+        publish(
+            context,
+            group,
+            EventType::Warning,
+            "SubmitFailed",
+            format!("{:?} of {} SIMs: {error}", action.change, action.sims.len()),
+        )
+        .await;
+        for unsent in &actions[at..] {
+            plan.record_unsubmitted(unsent.sims.len());
         }
-        match carrier.submit(action.change, &action.sims).await {
-            Ok(submission) => {
-                let id = submission.action_ids.join(",");
-                plan.record_submission(
-                    id.clone(),
-                    action.change,
-                    submission.accepted,
-                    &submission.refused,
-                );
-                context.remember_in_flight(key, &id, &action.sims, &submission.refused);
-                // The action id reaches status before anything else is sent (crash safety).
-                let status = plan.status(previous);
-                write_status(api, group, Some(&written), &status).await?;
-                written = status;
+    }
+    Ok(written)
+}
+
+/// A group's submits: the restore record before each, the plan's status and events after.
+struct ChangeLog<'a> {
+    context: &'a Context,
+    api: &'a Api<SimGroup>,
+    group: &'a SimGroup,
+    plan: &'a mut crate::plan::sim_group::Plan,
+    previous: &'a crate::api::SimGroupStatus,
+    written: crate::api::SimGroupStatus,
+    record: Option<crate::plan::restore::RestoreRecord>,
+}
+
+impl ActionLog for ChangeLog<'_> {
+    fn before<'a>(
+        &'a mut self,
+        action: &'a crate::plan::sim_group::PlannedAction,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            if let Some(record) = self.record.as_mut()
+                && record.note(action.change, &action.sims)
+            {
+                restore::save(&self.context.client, self.group, record).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn sent<'a>(&'a mut self, sent: Sent<'a>) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let Sent {
+                action,
+                id,
+                submission,
+            } = sent;
+            self.plan.record_submission(
+                id.clone(),
+                action.change,
+                submission.accepted,
+                &submission.refused,
+            );
+            // The action id reaches status before anything else is sent (crash safety).
+            let status = self.plan.status(self.previous);
+            write_status(self.api, self.group, Some(&self.written), &status).await?;
+            self.written = status;
+            publish(
+                self.context,
+                self.group,
+                EventType::Normal,
+                "ActionSubmitted",
+                format!(
+                    "{:?} of {} SIMs submitted as carrier action {id}",
+                    action.change, submission.accepted
+                ),
+            )
+            .await;
+            if !submission.refused.is_empty() {
                 publish(
-                    context,
-                    group,
-                    EventType::Normal,
-                    "ActionSubmitted",
+                    self.context,
+                    self.group,
+                    EventType::Warning,
+                    "SimsRefused",
                     format!(
-                        "{:?} of {} SIMs submitted as carrier action {id}",
-                        action.change, submission.accepted
+                        "the carrier refused {} SIMs of action {id}",
+                        submission.refused.len()
                     ),
                 )
                 .await;
-                if !submission.refused.is_empty() {
-                    publish(
-                        context,
-                        group,
-                        EventType::Warning,
-                        "SimsRefused",
-                        format!(
-                            "the carrier refused {} SIMs of action {id}",
-                            submission.refused.len()
-                        ),
-                    )
-                    .await;
-                }
             }
-            Err(err) => {
-                // After an unclear outcome nothing more is sent: the next reconcile observes first.
-                plan.record_unsubmitted(action.sims.len());
-                publish(
-                    context,
-                    group,
-                    EventType::Warning,
-                    "SubmitFailed",
-                    format!("{:?} of {} SIMs: {err}", action.change, action.sims.len()),
-                )
-                .await;
-                break;
-            }
-        }
+            Ok(())
+        })
     }
-    for action in remaining {
-        plan.record_unsubmitted(action.sims.len());
-    }
-    Ok(written)
 }
 
 async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Error> {
