@@ -327,21 +327,17 @@ mod tests {
 
     #[test]
     fn an_earlier_processs_count_is_added_once_and_only_for_the_same_month() {
-        let (ledger, _) = ledger("2026-11-20T00:00:00Z", Some(10));
-        ledger.record();
-        ledger.seed("2026-11", 500, 3, at("2026-11-02T00:00:00Z"));
-        ledger.seed("2026-11", 500, 3, at("2026-11-02T00:00:00Z"));
-        let reading = ledger.reading();
+        let (november, _) = ledger("2026-11-20T00:00:00Z", Some(10));
+        november.record();
+        november.seed("2026-11", 500, 3, at("2026-11-02T00:00:00Z"));
+        november.seed("2026-11", 500, 3, at("2026-11-02T00:00:00Z"));
+        let reading = november.reading();
         assert_eq!(reading.spent, 501);
         assert_eq!(reading.since, at("2026-11-02T00:00:00Z"));
         assert_eq!(reading.deferred_reads, 3);
-        let (ledger, _) = ledger_at_october();
-        ledger.seed("2026-09", 500, 3, at("2026-09-02T00:00:00Z"));
-        assert_eq!(ledger.reading().spent, 0);
-    }
-
-    fn ledger_at_october() -> (RequestLedger, Arc<Fixed>) {
-        ledger("2026-10-03T00:00:00Z", None)
+        let (october, _) = ledger("2026-10-03T00:00:00Z", None);
+        october.seed("2026-09", 500, 3, at("2026-09-02T00:00:00Z"));
+        assert_eq!(october.reading().spent, 0);
     }
 
     #[tokio::test]

@@ -66,11 +66,6 @@ pub async fn run(
     super::drive(controller, reconcile, error_policy, context, stop).await;
 }
 
-/// Why an account is not usable, as a condition reason and message.
-fn stalled(reason: &str, message: String) -> (bool, &str, String) {
-    (false, reason, message)
-}
-
 async fn reconcile(account: Arc<CarrierAccount>, context: Arc<Context>) -> Result<Action, Error> {
     let (object, measured_context) = (account.clone(), context.clone());
     super::reconciled(
@@ -101,11 +96,12 @@ async fn reconcile_once(
     let key_of = format!("{namespace}/{}", account.name_any());
     let mut verified_at = None;
     // The URL is checked before the Secret is read or anything is built: no connection is made.
-    let (ready, reason, message, capabilities) = if !context
+    // Verified: the message and the capabilities; or why not: the reason and the message.
+    let verdict: Result<(String, CarrierCapabilities), (&str, String)> = if !context
         .carrier_urls
         .allows(account.spec.provider, &url)
     {
-        let (r, reason, m) = stalled(
+        Err((
             "UrlNotAllowed",
             format!(
                 "baseUrl {url} is not among the carrier URLs this operator may send credentials to ({}); use one of them, or ask the operator's administrator to allow it (simfleet run --allowed-carrier-url, Helm value allowedCarrierUrls)",
@@ -114,29 +110,20 @@ async fn reconcile_once(
                     .prefixes_for(account.spec.provider)
                     .join(", ")
             ),
-        );
-        (r, reason, m, None)
+        ))
     } else {
         match secrets.get_opt(&secret_name).await? {
-            None => {
-                let (r, reason, m) = stalled(
-                    "SecretNotFound",
-                    format!(
-                        "Secret {secret_name} not found in namespace {namespace}; create it with the key {key}"
-                    ),
-                );
-                (r, reason, m, None)
-            }
+            None => Err((
+                "SecretNotFound",
+                format!(
+                    "Secret {secret_name} not found in namespace {namespace}; create it with the key {key}"
+                ),
+            )),
             Some(secret) => match secret_value(&secret, &key) {
-                None => {
-                    let (r, reason, m) = stalled(
-                        "SecretKeyMissing",
-                        format!(
-                            "Secret {secret_name} has no key {key}; add it or set secretRef.key"
-                        ),
-                    );
-                    (r, reason, m, None)
-                }
+                None => Err((
+                    "SecretKeyMissing",
+                    format!("Secret {secret_name} has no key {key}; add it or set secretRef.key"),
+                )),
                 Some(value) => {
                     let fingerprint = format!(
                         "{}:{}",
@@ -195,44 +182,37 @@ async fn reconcile_once(
                                 bulk_state_change_unavailable: c.bulk_unavailable,
                                 data_quota: c.data_quota,
                             };
-                            (
-                                true,
-                                "Verified",
+                            Ok((
                                 format!(
                                     "credentials accepted by {}",
                                     account.spec.effective_base_url()
                                 ),
-                                Some(capabilities),
-                            )
+                                capabilities,
+                            ))
                         }
                         Err(
                             CarrierError::Unauthorized { message }
                             | CarrierError::Forbidden { message },
-                        ) => {
-                            let (r, reason, m) = stalled(
-                                "InvalidCredentials",
-                                format!(
-                                    "the carrier refused the credentials in Secret {secret_name} (key {key}): {message}"
-                                ),
-                            );
-                            (r, reason, m, None)
-                        }
-                        Err(e) => {
-                            let (r, reason, m) = stalled(
-                                "Unreachable",
-                                format!("{}: {e}", account.spec.effective_base_url()),
-                            );
-                            (r, reason, m, None)
-                        }
+                        ) => Err((
+                            "InvalidCredentials",
+                            format!(
+                                "the carrier refused the credentials in Secret {secret_name} (key {key}): {message}"
+                            ),
+                        )),
+                        Err(e) => Err((
+                            "Unreachable",
+                            format!("{}: {e}", account.spec.effective_base_url()),
+                        )),
                     }
                 }
             },
         }
     };
     let generation = account.metadata.generation.unwrap_or(0);
-    let verdict = match capabilities {
-        Some(capabilities) if ready => Ok((message.clone(), capabilities)),
-        _ => Err((reason, message.clone())),
+    let ready = verdict.is_ok();
+    let (reason, message) = match &verdict {
+        Ok((message, _)) => ("Verified", message.clone()),
+        Err((reason, message)) => (*reason, message.clone()),
     };
     let status = account_status(
         &previous,
@@ -253,14 +233,14 @@ async fn reconcile_once(
     write_status(&api, &account, account.status.as_ref(), &status).await?;
     // An event when the verdict changes (not at every resync): what `kubectl describe` lists.
     if was.as_ref().map(|(r, why)| (*r, why.as_str())) != Some((ready, reason)) {
-        let (type_, note) = if ready {
-            (EventType::Normal, message)
+        let type_ = if ready {
+            EventType::Normal
         } else {
-            (EventType::Warning, message)
+            EventType::Warning
         };
         context
             .events
-            .publish(&account.object_ref(&()), type_, reason, note)
+            .publish(&account.object_ref(&()), type_, reason, message)
             .await;
     }
     if !ready {

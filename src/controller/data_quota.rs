@@ -27,8 +27,7 @@ use crate::api::{
 };
 use crate::carrier::CarrierError;
 use crate::carrier::budget;
-use crate::model::ReadUrgency;
-use crate::model::{QuotaReading, QuotaSetting};
+use crate::model::{QuotaReading, QuotaSetting, ReadUrgency};
 use crate::plan::data_quota::{
     self, DeviceAction, EventMark, Outcome, QuotaTally, RETRY_LIMIT, SpecProblem, decide,
     decide_observed, progress_for,
@@ -189,17 +188,17 @@ async fn apply(
     }
     // A reconcile triggered only by this controller's own status write (the watch sees every
     // change) has nothing to do until the resync: it makes no carrier call.
+    let key = format!("{namespace}/{}", quota.name_any());
     let trigger = trigger_of(&quota);
     if let Some(wait) = context
         .quota_views
         .lock()
         .expect("views lock")
-        .get(&format!("{namespace}/{}", quota.name_any()))
+        .get(&key)
         .and_then(|view| view.until_resync(trigger, quota.status.as_ref(), now))
     {
         return Ok(Action::requeue(wait));
     }
-    let key = format!("{namespace}/{}", quota.name_any());
     let urgency = data_quota::read_urgency(&previous, generation);
     if let Some(ledger) = context.carriers.ledger(&format!("{namespace}/{account}")) {
         // Reading each target once is the least a DataQuota can cost.

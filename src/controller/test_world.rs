@@ -41,9 +41,10 @@ impl TestWorld {
             .create(&PostParams::default(), &account)
             .await
             .unwrap();
+        let now = context.clock.now();
         let mut status = CarrierAccountStatus {
             observed_generation: account.metadata.generation,
-            last_verified_time: Some(Time(jiff::Timestamp::now())),
+            last_verified_time: Some(Time(now)),
             ..Default::default()
         };
         conditions::set_kstatus(
@@ -54,7 +55,7 @@ impl TestWorld {
                 Verdict::new(false, "Verified", "nothing needs a human"),
             ],
             account.metadata.generation.unwrap_or(0),
-            jiff::Timestamp::now(),
+            now,
         );
         write_status(&accounts, &account, None, &status)
             .await
