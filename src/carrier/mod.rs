@@ -22,8 +22,8 @@ use secrecy::SecretString;
 
 use crate::api::{CarrierAccountSpec, Provider, StateChange};
 use crate::model::{
-    ActionStatus, Lookup, LookupPlan, OrgQuotaEvents, QuotaEvent, QuotaReading, QuotaSetting,
-    Selection, SimObservation, SimTarget, Submission,
+    ActionStatus, CallFailure, Lookup, LookupPlan, OrgQuotaEvents, QuotaEvent, QuotaReading,
+    QuotaSetting, Selection, SimObservation, SimTarget, Submission,
 };
 pub use emnify::EmnifyClient;
 pub use hologram::HologramClient;
@@ -248,6 +248,21 @@ pub enum CarrierError {
     },
 }
 
+impl CarrierError {
+    /// The failure as the planner tells failures apart.
+    pub fn failure(&self) -> CallFailure {
+        match self {
+            CarrierError::Conflict { message } | CarrierError::NotFound { message } => {
+                CallFailure::Gone(message.clone())
+            }
+            CarrierError::Rejected { .. } | CarrierError::Unprocessable { .. } => {
+                CallFailure::Refused(self.to_string())
+            }
+            _ => CallFailure::Other(self.to_string()),
+        }
+    }
+}
+
 /// The external carrier API, narrow and carrier-neutral.
 pub trait Carrier: Send + Sync {
     /// What the carrier can do.
@@ -366,4 +381,45 @@ pub fn connect(
             spec.suspend_sim_on_pause.unwrap_or(false),
         )),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_says_whether_to_try_again() {
+        let gone = CarrierError::Conflict {
+            message: "endpoint 3 is deleted".into(),
+        };
+        assert_eq!(
+            gone.failure(),
+            CallFailure::Gone("endpoint 3 is deleted".into())
+        );
+        let unknown = CarrierError::NotFound {
+            message: "no device 9".into(),
+        };
+        assert_eq!(unknown.failure(), CallFailure::Gone("no device 9".into()));
+        let refused = CarrierError::Unprocessable {
+            message: "volume out of bounds".into(),
+        };
+        assert_eq!(
+            refused.failure(),
+            CallFailure::Refused(
+                "the carrier cannot process the request: volume out of bounds".into()
+            )
+        );
+        let rejected = CarrierError::Rejected {
+            field: Some("volume".into()),
+            message: "too large".into(),
+        };
+        assert!(matches!(rejected.failure(), CallFailure::Refused(_)));
+        let down = CarrierError::Transient {
+            message: "503".into(),
+            request_sent: true,
+        };
+        assert!(
+            matches!(down.failure(), CallFailure::Other(m) if m.contains("may have been applied"))
+        );
+    }
 }

@@ -2,13 +2,12 @@
 //! report the carrier's quota events once, and write status. Progress reaches status after every
 //! batch; a top-up's absolute result is journaled before it is sent (see `plan::data_quota`).
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use jiff::SignedDuration;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt, stream};
+use jiff::SignedDuration;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
@@ -22,19 +21,16 @@ use super::quota_events::{EventSource, absorb_own_assignments, report_events};
 use super::quota_targets::targets;
 use super::resource_metrics::Shown;
 use super::{Context, Error, api_for, ready_carrier, write_status};
-use crate::api::{
-    DataQuota, Management, QuotaDeletePolicy, QuotaMode, QuotaProgress, TopUpInFlight,
-};
-use crate::carrier::CarrierError;
-use crate::carrier::budget;
-use crate::model::{QuotaReading, QuotaSetting, ReadUrgency};
-use crate::plan::data_quota::{
-    self, DeviceAction, EventMark, Outcome, QuotaTally, RETRY_LIMIT, SpecProblem, decide,
-    decide_observed, progress_for,
-};
-use crate::plan::quota_events;
+use crate::api::conditions::{READY, is_true};
+use crate::api::{DataQuota, DataQuotaStatus, Management, QuotaDeletePolicy, QuotaProgress};
+use crate::carrier::Carrier;
+use crate::carrier::budget::metered;
+use crate::model::{CallFailure, OrgQuotaEvents, QuotaReading, ReadUrgency};
+use crate::plan::budget_floor;
+use crate::plan::data_quota::{self, EventMark, QuotaTally, SpecProblem, progress_for};
+use crate::plan::quota_batch::{self, QuotaBatch};
 use crate::plan::quota_watch::{
-    QuotaView, Seen, listing_window, newest, steady_reads, targets_digest,
+    PassStart, QuotaView, ViewKey, listing_window, read_scope, targets_digest,
 };
 use crate::resolve::Targets;
 
@@ -135,22 +131,6 @@ async fn stall(
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 
-fn failure(error: &CarrierError) -> Outcome<'static> {
-    // The endpoint is deleted (409) or unknown (404): no quota can be set; not retried.
-    if let CarrierError::Conflict { message } | CarrierError::NotFound { message } = error {
-        return Outcome::Ineligible(format!(
-            "the carrier cannot give this device a quota: {message}"
-        ));
-    }
-    Outcome::Failed {
-        refused: matches!(
-            error,
-            CarrierError::Rejected { .. } | CarrierError::Unprocessable { .. }
-        ),
-        message: error.to_string(),
-    }
-}
-
 async fn apply(
     quota: Arc<DataQuota>,
     context: &Context,
@@ -188,7 +168,7 @@ async fn apply(
     }
     // A reconcile triggered only by this controller's own status write (the watch sees every
     // change) has nothing to do until the resync: it makes no carrier call.
-    let key = format!("{namespace}/{}", quota.name_any());
+    let key = quota_key(&quota);
     let trigger = trigger_of(&quota);
     if let Some(wait) = context
         .quota_views
@@ -201,16 +181,12 @@ async fn apply(
     }
     let urgency = data_quota::read_urgency(&previous, generation);
     if let Some(ledger) = context.carriers.ledger(&format!("{namespace}/{account}")) {
-        // Reading each target once is the least a DataQuota can cost.
-        let observation = previous.counts.as_ref().map_or(0, |c| c.targeted) + 1;
-        if let Some(limit) = ledger.reading().limit.filter(|limit| observation > *limit) {
-            let problem = SpecProblem {
-                reason: "BudgetTooSmall",
-                message: format!(
-                    "reading this DataQuota's {} devices once costs {observation} carrier requests, more than CarrierAccount {account}'s budget of {limit} a month; raise spec.budget.requestsPerMonth on the account or target fewer devices",
-                    observation - 1
-                ),
-            };
+        let targeted = previous.counts.as_ref().map_or(0, |c| c.targeted);
+        if let Some(problem) = ledger
+            .reading()
+            .limit
+            .and_then(|limit| budget_floor::quota_over_budget(targeted, limit, account))
+        {
             return stall(context, api, &quota, problem).await;
         }
         // A resync costs what the last one did; a needed read waits only for a spent month.
@@ -222,26 +198,24 @@ async fn apply(
             return Ok(read_deferred(context, &*quota, deferred, now).await);
         }
     }
-    let (result, requests) =
-        budget::metered(apply_at(quota.clone(), context, api, carrier, now)).await;
+    let (result, requests) = metered(apply_at(quota.clone(), context, api, carrier, now)).await;
     if urgency == ReadUrgency::Resync && requests > 0 {
         context.quota_requests_were(&key, requests);
     }
     result
 }
 
-/// The part of a DataQuota's reconcile that reads and writes the carrier.
+/// The part of a DataQuota's reconcile that reads and writes the carrier: resolve the targets,
+/// send a journal left by a crash, observe, then plan and act a batch at a time, and report.
 async fn apply_at(
     quota: Arc<DataQuota>,
     context: &Context,
     api: &Api<DataQuota>,
-    carrier: Arc<dyn crate::carrier::Carrier>,
+    carrier: Arc<dyn Carrier>,
     now: jiff::Timestamp,
 ) -> Result<Action, Error> {
-    let namespace = quota.namespace().unwrap_or_default();
     let generation = quota.metadata.generation.unwrap_or(0);
     let previous = quota.status.clone().unwrap_or_default();
-    let trigger = trigger_of(&quota);
     let mut progress = match progress_for(&quota.spec, generation, previous.progress.as_ref(), now)
     {
         Ok(progress) => progress,
@@ -254,264 +228,263 @@ async fn apply_at(
         Ok(targets) => targets,
         Err(problem) => return stall(context, api, &quota, problem).await,
     };
-    let mut written = previous.clone();
-    // Observe-only: read and plan, never set; the progress record is neither sent nor moved.
-    let observe = quota.spec.management == Management::Observe;
-    // Top-ups journaled before a crash are sent again as they are: never read and added twice.
-    if !observe && !progress.top_ups_in_flight.is_empty() {
-        for entry in progress.top_ups_in_flight.clone() {
-            carrier
-                .set_quota(
-                    entry.device_id,
-                    &data_quota::declared(&quota.spec, &progress, entry.volume_mb),
-                )
-                .await?;
-            progress.done_through = progress.done_through.max(Some(entry.device_id));
-            progress.retry_device_ids.retain(|d| *d != entry.device_id);
-        }
-        progress.top_ups_in_flight.clear();
-        written = with_progress(&quota, api, &written, &progress).await?;
-    }
-    // Once the generation is applied, one organisation-wide listing of quota events says which
-    // devices changed since the last reconcile; only those are read again, with the audit's
-    // slice. Otherwise (no view in memory, the target or generation changed, the listing is
-    // unavailable or incomplete) every device is read.
-    let key = format!("{namespace}/{}", quota.name_any());
-    let digest = targets_digest(&devices, &ineligible);
-    let prior = context
-        .quota_views
-        .lock()
-        .expect("views lock")
-        .remove(&key)
-        .filter(|v| v.generation == generation && v.targets == digest && v.observe_only == observe);
-    let applied = progress.complete
-        && progress.retry_device_ids.is_empty()
-        && progress.top_ups_in_flight.is_empty();
-    let anchor = prior
-        .as_ref()
-        .and_then(|v| v.anchor)
-        .or(EventMark::of(&previous).time);
-    let listing = carrier
-        .org_quota_events(listing_window(anchor, now))
-        .await
-        .unwrap_or_else(|err| {
-            tracing::debug!(%err, "listing the organisation's quota events failed");
-            None
-        });
-    let listed_events = listing.as_ref().map_or(&[][..], |l| &l.events[..]);
-    let anchor = newest(anchor, listed_events);
-    let listed: BTreeSet<u64> = listed_events.iter().map(|e| e.event.id).collect();
-    let (to_read, mut view) = match (prior, &listing) {
-        (Some(view), Some(found)) if applied && found.complete => {
-            let (reads, cursor, audited_to) = steady_reads(
-                &view,
-                &devices,
-                &found.events,
-                now,
-                context.quota_audit_period,
-            );
-            tracing::debug!(quota = %key, reads = reads.len(), devices = devices.len(), "between resyncs: reading the changed devices and the audit's slice");
-            let view = QuotaView {
-                audit_cursor: cursor,
-                audited_to,
-                anchor,
-                listed,
-                ..view
-            };
-            (reads, view)
-        }
-        _ => (
-            devices.clone(),
-            QuotaView {
-                generation,
-                observe_only: observe,
-                targets: digest,
-                devices: BTreeMap::new(),
-                anchor,
-                listed,
-                trigger,
-                written: None,
-                due_at: now,
-                audit_cursor: None,
-                audited_to: now,
-            },
-        ),
+    let pass = QuotaPass {
+        quota: &quota,
+        context,
+        api,
+        carrier,
+        // Observe-only: read and plan, never set; the progress record is neither sent nor moved.
+        observe: quota.spec.management == Management::Observe,
+        now,
     };
-    for (device, why) in &ineligible {
-        view.devices.insert(*device, Seen::Ineligible(why.clone()));
+    let mut written = previous.clone();
+    if !pass.observe && !progress.top_ups_in_flight.is_empty() {
+        written = pass.resend_journal(&mut progress, &written).await?;
     }
-    let mut watch_events = Vec::new();
+    let start = PassStart {
+        key: ViewKey {
+            generation,
+            observe_only: pass.observe,
+            targets: targets_digest(&devices, &ineligible),
+        },
+        trigger: trigger_of(&quota),
+        devices: &devices,
+        ineligible: &ineligible,
+        now,
+        audit_period: context.quota_audit_period,
+    };
+    let (listing, to_read, mut view) = pass.observe_scope(&start, &previous, &progress).await;
+    let mut flagged = Vec::new();
     let mut set_now = BTreeSet::new();
-    for batch in to_read.chunks(BATCH) {
-        let readings: Vec<(u64, Result<Option<QuotaReading>, CarrierError>)> =
-            stream::iter(batch.iter().copied())
-                .map(|device| {
-                    let carrier = carrier.clone();
-                    async move { (device, carrier.read_quota(device).await) }
-                })
-                .buffered(IN_FLIGHT)
-                .collect()
-                .await;
-        let mut sends: Vec<(u64, QuotaSetting)> = Vec::new();
-        let mut top_ups = Vec::new();
-        let mut failed = Vec::new();
-        for (device, reading) in &readings {
-            let reading = match reading {
-                Ok(reading) => reading.as_ref(),
-                Err(error) => {
-                    let outcome = failure(error);
-                    if matches!(outcome, Outcome::Failed { .. }) {
-                        failed.push(*device);
-                    }
-                    note(&mut view, *device, outcome);
-                    continue;
-                }
-            };
-            if reading.is_some_and(|r| quota_events::may_have_events(r, quota.spec.volume_mb)) {
-                watch_events.push(*device);
-            }
-            if observe {
-                match decide_observed(&quota.spec, &progress, *device, reading) {
-                    DeviceAction::Keep => note(&mut view, *device, Outcome::Read(reading)),
-                    DeviceAction::Missing => note(&mut view, *device, Outcome::Missing),
-                    DeviceAction::Set(setting) | DeviceAction::TopUp(setting) => note(
-                        &mut view,
-                        *device,
-                        Outcome::WouldChange {
-                            reading,
-                            setting: &setting,
-                            top_up: quota.spec.mode == QuotaMode::TopUp,
-                        },
-                    ),
-                }
-                continue;
-            }
-            match decide(&quota.spec, &progress, *device, reading) {
-                DeviceAction::Keep => note(&mut view, *device, Outcome::Read(reading)),
-                DeviceAction::Missing => note(&mut view, *device, Outcome::Missing),
-                DeviceAction::Set(s) => sends.push((*device, s)),
-                DeviceAction::TopUp(s) => {
-                    top_ups.push(TopUpInFlight {
-                        device_id: *device,
-                        volume_mb: s.volume_mb,
-                    });
-                    sends.push((*device, s));
-                }
-            }
-        }
-        if !top_ups.is_empty() {
+    for devices in to_read.chunks(BATCH) {
+        let readings = pass.read(devices).await;
+        let mut batch = QuotaBatch::plan(&quota.spec, &progress, pass.observe, &readings);
+        if !batch.journal.is_empty() {
             // The journal reaches status before any top-up of the batch is sent.
-            progress.top_ups_in_flight = top_ups;
+            progress.top_ups_in_flight = batch.journal.clone();
             written = with_progress(&quota, api, &written, &progress).await?;
         }
-        let results: Vec<(u64, QuotaSetting, Result<(), CarrierError>)> = stream::iter(sends)
-            .map(|(device, s)| {
+        pass.send(&mut batch).await;
+        quota_batch::advance(&mut progress, devices, &batch.failed);
+        if !pass.observe && batch.moved() {
+            written = with_progress(&quota, api, &written, &progress).await?;
+        }
+        view.devices.extend(batch.seen);
+        flagged.extend(batch.flagged);
+        set_now.extend(batch.set);
+    }
+    progress.complete = true;
+    pass.report(PassEnd {
+        previous,
+        written,
+        progress,
+        listing,
+        view,
+        flagged,
+        set_now,
+    })
+    .await
+}
+
+/// One DataQuota's pass over its devices: what its steps share.
+struct QuotaPass<'a> {
+    quota: &'a DataQuota,
+    context: &'a Context,
+    api: &'a Api<DataQuota>,
+    carrier: Arc<dyn Carrier>,
+    observe: bool,
+    now: jiff::Timestamp,
+}
+
+/// What a pass leaves for its report.
+struct PassEnd {
+    /// The status before this reconcile.
+    previous: DataQuotaStatus,
+    /// The status as last written by this pass.
+    written: DataQuotaStatus,
+    progress: QuotaProgress,
+    /// The organisation's quota events listed at the start (`None`: unavailable).
+    listing: Option<OrgQuotaEvents>,
+    view: QuotaView,
+    /// Devices whose quota may have events to report.
+    flagged: Vec<u64>,
+    /// Devices set in this pass.
+    set_now: BTreeSet<u64>,
+}
+
+impl QuotaPass<'_> {
+    /// Sends again, as they are, the top-ups journaled before a crash: never read and added
+    /// twice. Returns the status written.
+    async fn resend_journal(
+        &self,
+        progress: &mut QuotaProgress,
+        written: &DataQuotaStatus,
+    ) -> Result<DataQuotaStatus, Error> {
+        for entry in progress.top_ups_in_flight.clone() {
+            let setting = data_quota::declared(&self.quota.spec, progress, entry.volume_mb);
+            self.carrier.set_quota(entry.device_id, &setting).await?;
+            quota_batch::journal_resent(progress, entry.device_id);
+        }
+        progress.top_ups_in_flight.clear();
+        with_progress(self.quota, self.api, written, progress).await
+    }
+
+    /// Lists the organisation's quota events once and says which devices to read: once the
+    /// generation is applied, those the events name and the audit's slice; otherwise (no view
+    /// in memory, the target or generation changed, the listing unavailable or incomplete)
+    /// every device.
+    async fn observe_scope(
+        &self,
+        start: &PassStart<'_>,
+        previous: &DataQuotaStatus,
+        progress: &QuotaProgress,
+    ) -> (Option<OrgQuotaEvents>, Vec<u64>, QuotaView) {
+        let prior = self
+            .context
+            .quota_views
+            .lock()
+            .expect("views lock")
+            .remove(&self.key())
+            .filter(|view| view.matches(&start.key));
+        let applied = progress.complete
+            && progress.retry_device_ids.is_empty()
+            && progress.top_ups_in_flight.is_empty();
+        let anchor = prior
+            .as_ref()
+            .and_then(|v| v.anchor)
+            .or(EventMark::of(previous).time);
+        let listing = self
+            .carrier
+            .org_quota_events(listing_window(anchor, self.now))
+            .await
+            .unwrap_or_else(|err| {
+                tracing::debug!(%err, "listing the organisation's quota events failed");
+                None
+            });
+        let (reads, view) = read_scope(start, prior, listing.as_ref(), applied, anchor);
+        tracing::debug!(quota = %self.key(), reads = reads.len(), devices = start.devices.len(), "devices to read");
+        (listing, reads, view)
+    }
+
+    /// Reads a batch's quotas, up to [`IN_FLIGHT`] at once.
+    async fn read(&self, devices: &[u64]) -> Vec<(u64, Result<Option<QuotaReading>, CallFailure>)> {
+        let carrier = &self.carrier;
+        stream::iter(devices.to_vec())
+            .map(|device| {
                 let carrier = carrier.clone();
                 async move {
-                    let result = carrier.set_quota(device, &s).await;
-                    (device, s, result)
+                    let reading = carrier.read_quota(device).await;
+                    (device, reading.map_err(|e| e.failure()))
+                }
+            })
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await
+    }
+
+    /// Sets the batch's planned quotas, up to [`IN_FLIGHT`] at once, and records each result.
+    async fn send(&self, batch: &mut QuotaBatch) {
+        let sends = batch.sends.clone();
+        let carrier = &self.carrier;
+        let results: Vec<Result<(), CallFailure>> = stream::iter(sends.clone())
+            .map(|(device, setting)| {
+                let carrier = carrier.clone();
+                async move {
+                    let result = carrier.set_quota(device, &setting).await;
+                    result.map_err(|e| e.failure())
                 }
             })
             .buffered(IN_FLIGHT)
             .collect()
             .await;
-        for (device, s, result) in &results {
-            match result {
-                Ok(()) => {
-                    set_now.insert(*device);
-                    note(&mut view, *device, Outcome::Set(s));
-                }
-                Err(error) => {
-                    let outcome = failure(error);
-                    if matches!(outcome, Outcome::Failed { .. }) {
-                        failed.push(*device);
-                    }
-                    note(&mut view, *device, outcome);
-                }
-            }
-        }
-        progress.top_ups_in_flight.clear();
-        // Failed devices not yet applied are tried again; applied ones are re-checked anyway.
-        let retry: Vec<u64> = failed
-            .iter()
-            .copied()
-            .filter(|d| !data_quota::is_done(&progress, *d))
-            .collect();
-        progress.retry_device_ids.retain(|d| !batch.contains(d));
-        progress.retry_device_ids.extend(retry);
-        progress.retry_device_ids.truncate(RETRY_LIMIT);
-        if !progress.complete {
-            progress.done_through = batch.last().copied().max(progress.done_through);
-        }
-        if !observe && (!results.is_empty() || !failed.is_empty()) {
-            written = with_progress(&quota, api, &written, &progress).await?;
+        for ((device, setting), result) in sends.iter().zip(&results) {
+            batch.record_set(*device, setting, result.as_ref().map(|_| ()));
         }
     }
-    progress.complete = true;
-    if !set_now.is_empty() && listing.is_some() {
-        absorb_own_assignments(carrier.as_ref(), &mut view, &set_now, context.clock.now()).await;
-    }
-    let mut tally = QuotaTally::default();
-    for (device, seen) in &view.devices {
-        tally.add(*device, seen.outcome(), now);
-    }
-    let newest = report_events(
-        context,
-        &quota,
-        carrier.as_ref(),
-        EventSource {
+
+    /// Counts the devices, reports the carrier's quota events once, writes the final status,
+    /// and remembers the view until the next resync.
+    async fn report(&self, end: PassEnd) -> Result<Action, Error> {
+        let PassEnd {
+            previous,
+            written,
+            progress,
+            listing,
+            mut view,
+            flagged,
+            set_now,
+        } = end;
+        let (context, quota, now) = (self.context, self.quota, self.now);
+        let generation = quota.metadata.generation.unwrap_or(0);
+        if !set_now.is_empty() && listing.is_some() {
+            absorb_own_assignments(
+                self.carrier.as_ref(),
+                &mut view,
+                &set_now,
+                context.clock.now(),
+            )
+            .await;
+        }
+        let mut tally = QuotaTally::default();
+        for (device, seen) in &view.devices {
+            tally.add(*device, seen.outcome(), now);
+        }
+        let source = EventSource {
             listing: listing.as_ref(),
             targets: &view.devices,
-            flagged: &watch_events,
-        },
-        &previous,
-        &mut tally,
-    )
-    .await;
-    let status = if observe {
-        data_quota::observed_status(&previous, generation, &tally, newest, now)
-    } else {
-        data_quota::status(&previous, generation, &tally, progress.clone(), newest, now)
-    };
-    context
-        .metrics
-        .data_quota(&namespace, &quota.name_any(), tally.counts());
-    let ready_now =
-        crate::api::conditions::is_true(&status.conditions, crate::api::conditions::READY);
-    let ready_before =
-        crate::api::conditions::is_true(&previous.conditions, crate::api::conditions::READY);
-    write_status(api, &quota, Some(&written), &status).await?;
-    let requeue = if observe {
-        data_quota::observed_requeue_after(&tally, context.clock.now())
-    } else {
-        data_quota::requeue_after(&tally, &progress, context.clock.now())
-    };
-    view.written = Some(status.clone());
-    view.trigger = trigger;
-    view.due_at = context
-        .clock
-        .now()
-        .checked_add(SignedDuration::try_from(requeue).unwrap_or(SignedDuration::ZERO))
-        .unwrap_or(now);
-    context
-        .quota_views
-        .lock()
-        .expect("views lock")
-        .insert(key, view);
-    if ready_now && !ready_before {
-        publish(
+            flagged: &flagged,
+        };
+        let newest = report_events(
             context,
-            &*quota,
-            EventType::Normal,
-            "Converged",
-            format!(
-                "{} devices have the declared quota",
-                tally.counts().targeted
-            ),
+            quota,
+            self.carrier.as_ref(),
+            source,
+            &previous,
+            &mut tally,
         )
         .await;
+        let status = if self.observe {
+            data_quota::observed_status(&previous, generation, &tally, newest, now)
+        } else {
+            data_quota::status(&previous, generation, &tally, progress.clone(), newest, now)
+        };
+        let namespace = quota.namespace().unwrap_or_default();
+        context
+            .metrics
+            .data_quota(&namespace, &quota.name_any(), tally.counts());
+        write_status(self.api, quota, Some(&written), &status).await?;
+        let requeue = if self.observe {
+            data_quota::observed_requeue_after(&tally, context.clock.now())
+        } else {
+            data_quota::requeue_after(&tally, &progress, context.clock.now())
+        };
+        let converged = is_true(&status.conditions, READY) && !is_true(&previous.conditions, READY);
+        view.written = Some(status);
+        view.trigger = trigger_of(quota);
+        view.due_at = context
+            .clock
+            .now()
+            .checked_add(SignedDuration::try_from(requeue).unwrap_or(SignedDuration::ZERO))
+            .unwrap_or(now);
+        context
+            .quota_views
+            .lock()
+            .expect("views lock")
+            .insert(self.key(), view);
+        if converged {
+            let message = format!(
+                "{} devices have the declared quota",
+                tally.counts().targeted
+            );
+            publish(context, quota, EventType::Normal, "Converged", message).await;
+        }
+        Ok(Action::requeue(requeue))
     }
-    Ok(Action::requeue(requeue))
+
+    /// The key of this DataQuota's view and request count: `namespace/name`.
+    fn key(&self) -> String {
+        quota_key(self.quota)
+    }
 }
 
 /// Writes the status with new progress (everything else as last written).
@@ -527,6 +500,16 @@ async fn with_progress(
     next.progress = Some(progress.clone());
     write_status(api, quota, Some(written), &next).await?;
     Ok(next)
+}
+
+/// A DataQuota's key in the operator's memory (its view, its last resync's cost):
+/// `namespace/name`.
+fn quota_key(quota: &DataQuota) -> String {
+    format!(
+        "{}/{}",
+        quota.namespace().unwrap_or_default(),
+        quota.name_any()
+    )
 }
 
 /// What, besides status, makes a DataQuota worth reconciling: its generation, labels,
@@ -546,18 +529,13 @@ fn trigger_of(quota: &DataQuota) -> u64 {
     hasher.finish()
 }
 
-/// Records what became of a device.
-fn note(view: &mut QuotaView, device: u64, outcome: Outcome<'_>) {
-    view.devices.insert(device, Seen::of(&outcome));
-}
-
 async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
     let namespace = quota.namespace().unwrap_or_default();
     context
         .quota_views
         .lock()
         .expect("views lock")
-        .remove(&format!("{namespace}/{}", quota.name_any()));
+        .remove(&quota_key(&quota));
     context
         .metrics
         .forget_data_quota(&namespace, &quota.name_any());

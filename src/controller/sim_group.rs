@@ -29,6 +29,7 @@ use crate::api::{
     APPROVED_GENERATION_ANNOTATION, CarrierAccount, Management, SimGroup, SimGroupDeletePolicy,
 };
 use crate::carrier::budget;
+use crate::plan::budget_floor;
 use crate::plan::claims::ClaimIndex;
 use crate::plan::sim_group::{
     Hold, PlanContext, RESYNC, SimGroupPlanner, blocked_status, note_carrier_statuses,
@@ -200,13 +201,13 @@ async fn apply(
     let account_key = format!("{namespace}/{}", group.spec.carrier_ref.name);
     let last = context.last_full_observation(&key);
     if let (Some(ledger), Some(last)) = (context.carriers.ledger(&account_key), last) {
-        let limit = ledger.reading().limit;
-        if let Some(limit) = limit.filter(|limit| last.requests > *limit) {
-            let monthly = last.requests * (31 * 86_400 / RESYNC.as_secs());
-            return blocked(context, api, &group, "BudgetTooSmall", format!(
-                "observing this group costs {} carrier requests, more than CarrierAccount {}'s budget of {limit} a month; raise spec.budget.requestsPerMonth to at least {monthly} (a resync every {} min for a month) or select fewer SIMs",
-                last.requests, group.spec.carrier_ref.name, RESYNC.as_secs() / 60,
-            )).await;
+        let account = &group.spec.carrier_ref.name;
+        if let Some(problem) = ledger
+            .reading()
+            .limit
+            .and_then(|limit| budget_floor::group_over_budget(last.requests, limit, account))
+        {
+            return blocked(context, api, &group, problem.reason, problem.message).await;
         }
         let urgency = read_urgency(&previous, generation, resumed);
         if let Err(deferred) = ledger.admit_read(last.requests, urgency) {

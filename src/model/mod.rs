@@ -20,6 +20,18 @@ pub enum ReadUrgency {
     Needed,
 }
 
+/// How a carrier call failed, as far as planning tells failures apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallFailure {
+    /// The carrier does not know the thing asked for, or it is gone (404, 409): the reason in
+    /// the carrier's words. Trying again changes nothing.
+    Gone(String),
+    /// The carrier refused the request's content (400, 422): a human must look.
+    Refused(String),
+    /// Anything else (unavailable, rate limited, an answer not understood): tried again.
+    Other(String),
+}
+
 /// The month's figures of one account.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BudgetReading {

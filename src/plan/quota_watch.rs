@@ -11,7 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::data_quota::Outcome;
 use crate::api::DataQuotaStatus;
-use crate::model::{DeviceQuotaEvent, QuotaReading, QuotaSetting, QuotaState};
+use crate::model::{DeviceQuotaEvent, OrgQuotaEvents, QuotaReading, QuotaSetting, QuotaState};
 
 /// The default audit period: every target device's quota is read once a day.
 pub const AUDIT_PERIOD: SignedDuration = SignedDuration::from_hours(24);
@@ -172,6 +172,103 @@ pub fn targets_digest(devices: &[u64], ineligible: &[(u64, String)]) -> u64 {
     hasher.finish()
 }
 
+/// What a view must share with a pass for the pass to go on from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ViewKey {
+    /// The generation.
+    pub generation: i64,
+    /// Observe-only (`management: Observe`).
+    pub observe_only: bool,
+    /// The digest of the target devices ([`targets_digest`]).
+    pub targets: u64,
+}
+
+impl QuotaView {
+    /// Whether a pass with this key may go on from this view.
+    pub fn matches(&self, key: &ViewKey) -> bool {
+        self.generation == key.generation
+            && self.observe_only == key.observe_only
+            && self.targets == key.targets
+    }
+}
+
+/// What a DataQuota pass knows before it reads.
+#[derive(Clone, Copy, Debug)]
+pub struct PassStart<'a> {
+    /// The view's key.
+    pub key: ViewKey,
+    /// The object's trigger digest (generation, labels, annotations, finalizers, deletion).
+    pub trigger: u64,
+    /// The target devices that can hold a quota, ascending.
+    pub devices: &'a [u64],
+    /// The target devices that cannot, and why.
+    pub ineligible: &'a [(u64, String)],
+    /// Now.
+    pub now: Timestamp,
+    /// The audit period: every device is read once per period.
+    pub audit_period: SignedDuration,
+}
+
+/// The devices a pass reads (ascending) and the view it fills in. Once the generation is
+/// applied (`applied`), with the view of the last pass (`prior`, matching) and a complete
+/// listing of the organisation's quota events, only the devices the new events name and the
+/// audit's slice; otherwise every device, into a new view. `anchor` is the newest event time
+/// known before the listing; the view keeps the listing's newest and its ids. The ineligible
+/// devices are in the view either way.
+pub fn read_scope(
+    start: &PassStart<'_>,
+    prior: Option<QuotaView>,
+    listing: Option<&OrgQuotaEvents>,
+    applied: bool,
+    anchor: Option<Timestamp>,
+) -> (Vec<u64>, QuotaView) {
+    let PassStart {
+        key,
+        trigger,
+        devices,
+        ineligible,
+        now,
+        audit_period,
+    } = *start;
+    let events = listing.map_or(&[][..], |l| &l.events[..]);
+    let anchor = newest(anchor, events);
+    let listed: BTreeSet<u64> = events.iter().map(|e| e.event.id).collect();
+    let (reads, mut view) = match (prior.filter(|v| v.matches(&key)), listing) {
+        (Some(view), Some(found)) if applied && found.complete => {
+            let (reads, cursor, audited_to) =
+                steady_reads(&view, devices, events, now, audit_period);
+            let view = QuotaView {
+                audit_cursor: cursor,
+                audited_to,
+                anchor,
+                listed,
+                ..view
+            };
+            (reads, view)
+        }
+        _ => (
+            devices.to_vec(),
+            QuotaView {
+                generation: key.generation,
+                observe_only: key.observe_only,
+                targets: key.targets,
+                devices: BTreeMap::new(),
+                anchor,
+                listed,
+                trigger,
+                written: None,
+                due_at: now,
+                audit_cursor: None,
+                audited_to: now,
+            },
+        ),
+    };
+    for (device, why) in ineligible {
+        view.devices.insert(*device, Seen::Ineligible(why.clone()));
+    }
+    (reads, view)
+}
+
 /// Which devices a reconcile between resyncs reads: those whose quota events (in `events`, not
 /// listed before) say they changed, and the audit's slice. Returns the devices (ascending) and the view's new
 /// audit position.
@@ -322,6 +419,124 @@ mod tests {
             AUDIT_PERIOD,
         );
         assert_eq!(reads, [1, 2, 3, 4, 5, 6, 500]);
+    }
+
+    fn key(generation: i64) -> ViewKey {
+        ViewKey {
+            generation,
+            observe_only: false,
+            targets: 0,
+        }
+    }
+
+    fn start<'a>(devices: &'a [u64], ineligible: &'a [(u64, String)]) -> PassStart<'a> {
+        PassStart {
+            key: key(1),
+            trigger: 9,
+            devices,
+            ineligible,
+            now: at("2026-11-01T00:10:00Z"),
+            audit_period: AUDIT_PERIOD,
+        }
+    }
+
+    #[test]
+    fn an_applied_quota_with_a_complete_listing_reads_only_what_changed() {
+        let devices: Vec<u64> = (1..=1_000).collect();
+        let ineligible = [(2_000, "deleted".to_string())];
+        let mut prior = view(None, "2026-11-01T00:00:00Z");
+        prior.devices.insert(3, Seen::Missing);
+        let listing = OrgQuotaEvents {
+            events: vec![event(500), event(7)],
+            complete: true,
+        };
+        let (reads, view) = read_scope(
+            &start(&devices, &ineligible),
+            Some(prior),
+            Some(&listing),
+            true,
+            None,
+        );
+        assert_eq!(reads, [1, 2, 3, 4, 5, 6, 500]);
+        assert_eq!(
+            view.devices.get(&3),
+            Some(&Seen::Missing),
+            "kept from the last pass"
+        );
+        assert_eq!(
+            view.devices.get(&2_000),
+            Some(&Seen::Ineligible("deleted".into()))
+        );
+        assert_eq!(view.listed, BTreeSet::from([500, 7]));
+        assert_eq!(view.anchor, Some(at("2026-11-01T00:00:00Z")));
+        assert_eq!(view.audit_cursor, Some(6));
+    }
+
+    #[test]
+    fn otherwise_every_device_is_read_into_a_new_view() {
+        let devices: Vec<u64> = (1..=20).collect();
+        let complete = OrgQuotaEvents {
+            events: vec![event(5)],
+            complete: true,
+        };
+        let partial = OrgQuotaEvents {
+            events: vec![event(5)],
+            complete: false,
+        };
+        let prior = || {
+            let mut v = view(None, "2026-11-01T00:00:00Z");
+            v.devices.insert(3, Seen::Missing);
+            v
+        };
+        let mut other_generation = start(&devices, &[]);
+        other_generation.key = key(2);
+        let cases = [
+            (
+                "no view in memory",
+                start(&devices, &[]),
+                None,
+                Some(&complete),
+                true,
+            ),
+            (
+                "another generation",
+                other_generation,
+                Some(prior()),
+                Some(&complete),
+                true,
+            ),
+            (
+                "not yet applied",
+                start(&devices, &[]),
+                Some(prior()),
+                Some(&complete),
+                false,
+            ),
+            (
+                "listing incomplete",
+                start(&devices, &[]),
+                Some(prior()),
+                Some(&partial),
+                true,
+            ),
+            (
+                "listing unavailable",
+                start(&devices, &[]),
+                Some(prior()),
+                None,
+                true,
+            ),
+        ];
+        for (why, start, prior, listing, applied) in cases {
+            let (reads, view) = read_scope(&start, prior, listing, applied, None);
+            assert_eq!(reads, devices, "{why}");
+            assert!(view.devices.is_empty(), "{why}: a new view");
+            assert_eq!(
+                (view.generation, view.trigger),
+                (start.key.generation, 9),
+                "{why}"
+            );
+        }
     }
 
     #[test]
