@@ -4,11 +4,11 @@
 //! the CRD list and its YAML rendering.
 
 mod carrier_account;
-pub mod conditions;
+pub(crate) mod conditions;
 mod data_quota;
 pub mod duration;
 pub mod manifest;
-pub mod schema_engine;
+pub(crate) mod schema_engine;
 mod sim_group;
 pub mod validation;
 

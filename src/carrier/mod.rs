@@ -6,8 +6,8 @@
 //! third protocol client is needed.
 
 pub mod budget;
-pub mod emnify;
-pub mod hologram;
+pub(crate) mod emnify;
+pub(crate) mod hologram;
 pub mod http;
 mod simulator;
 

@@ -4,7 +4,7 @@
 
 mod act;
 pub mod carrier_account;
-pub mod carrier_metrics;
+pub(crate) mod carrier_metrics;
 mod carriers;
 mod context;
 pub mod data_quota;
@@ -12,16 +12,16 @@ mod errors;
 mod events;
 #[cfg(test)]
 mod fake_carrier;
-pub mod health;
-pub mod metrics;
+pub(crate) mod health;
+pub(crate) mod metrics;
 mod pause;
 mod quota_events;
 mod quota_targets;
-pub mod readiness;
-pub mod resource_metrics;
+pub(crate) mod readiness;
+pub(crate) mod resource_metrics;
 mod restore;
 mod run;
-pub mod sim_group;
+pub(crate) mod sim_group;
 mod status;
 #[cfg(test)]
 mod test_world;

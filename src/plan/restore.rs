@@ -42,11 +42,6 @@ pub struct RecordError {
 }
 
 impl RestoreRecord {
-    /// How many SIMs the record holds.
-    pub fn len(&self) -> usize {
-        self.prior.len()
-    }
-
     /// Whether the record holds no SIM.
     pub fn is_empty(&self) -> bool {
         self.prior.is_empty()
@@ -342,7 +337,7 @@ mod tests {
         assert_eq!(record.prior(1).unwrap().state, SimState::Active);
         assert_eq!(record.prior(2).unwrap().sim_id, Some(9));
         assert_eq!(record.prior(3).unwrap().state, SimState::Paused);
-        assert_eq!(record.len(), 3);
+        assert!(record.prior(4).is_none());
     }
 
     #[test]

@@ -2,15 +2,15 @@
 //! `simfleet dev` and end-to-end tests. It is for trying out, never a production control plane;
 //! where it differs from a real API server, that is a bug here.
 
-pub mod events;
+pub(crate) mod events;
 mod openapi;
 mod owners;
-pub mod registry;
-pub mod request_log;
-pub mod selector;
-pub mod status;
-pub mod store;
-pub mod table;
+pub(crate) mod registry;
+pub(crate) mod request_log;
+pub(crate) mod selector;
+pub(crate) mod status;
+pub(crate) mod store;
+pub(crate) mod table;
 mod watch;
 
 use std::collections::HashMap;

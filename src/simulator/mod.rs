@@ -4,16 +4,16 @@
 //! Run it with `simfleet simulator`, or in-process with [`Simulator::start`].
 
 mod admin;
-pub mod clock;
+pub(crate) mod clock;
 mod emnify;
 pub mod fleet;
 mod hologram;
 mod hologram_changes;
 mod hologram_requests;
 mod hologram_tags;
-pub mod http;
-pub mod quota;
-pub mod world;
+pub(crate) mod http;
+pub(crate) mod quota;
+pub(crate) mod world;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

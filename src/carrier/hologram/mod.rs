@@ -22,7 +22,6 @@ use crate::model::{
     Lookup, QuotaEvent, QuotaReading, QuotaSetting, Selection, SimObservation, SimTarget,
     Submission,
 };
-pub use wire::normalise;
 use wire::{
     Device, Envelope, Link, NextPage, bulk_answer, device_observation, link_observation, protocol,
     state_word,

@@ -445,14 +445,6 @@ impl World {
     }
 }
 
-/// Device ids of a job's refusals, for responses.
-pub fn refused_json(invalid: &[(u64, String)]) -> Vec<serde_json::Value> {
-    invalid
-        .iter()
-        .map(|(id, reason)| serde_json::json!({"deviceid": id, "reason": reason}))
-        .collect()
-}
-
 /// A link's state as Hologram names it: `PAUSED-PENDING-USER` or `LIVE-PENDING` while a pause or
 /// resume is in flight (Hologram documents no pending name for a deactivation: the link shows
 /// its state until it is `DEAD`).
