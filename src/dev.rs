@@ -39,7 +39,7 @@ pub struct DevArgs {
 
 /// The documents of `examples/` that use the simulator, with each simulator account's
 /// `baseUrl` set to the running simulator.
-pub fn simulator_documents(documents: Vec<Document>, simulator_url: &str) -> Vec<Document> {
+pub(crate) fn simulator_documents(documents: Vec<Document>, simulator_url: &str) -> Vec<Document> {
     let is = |d: &Document, kind: &str| d.value["kind"] == kind;
     let accounts: HashSet<String> = documents
         .iter()

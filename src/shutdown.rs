@@ -4,12 +4,12 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
 /// A request to stop: resolves on SIGTERM or Ctrl-C; clones resolve together.
-pub type Stop = Shared<BoxFuture<'static, ()>>;
+pub(crate) type Stop = Shared<BoxFuture<'static, ()>>;
 
 /// Listens for SIGTERM and Ctrl-C from this call on, not from the first await: a signal that
 /// arrives in between (say, right after a command printed its addresses) is a request to stop
 /// cleanly, not the default of dying at once. Must be called inside the tokio runtime.
-pub fn requested() -> Stop {
+pub(crate) fn requested() -> Stop {
     #[cfg(unix)]
     let signals = {
         use tokio::signal::unix::{SignalKind, signal};

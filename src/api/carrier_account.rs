@@ -22,7 +22,7 @@ pub enum Provider {
 
 impl Provider {
     /// Base URL used when `spec.baseUrl` is not set.
-    pub fn default_base_url(self) -> &'static str {
+    pub(crate) fn default_base_url(self) -> &'static str {
         match self {
             Provider::Hologram => "https://dashboard.hologram.io/api/1",
             Provider::Emnify => "https://cdn.emnify.net/api",
@@ -32,7 +32,7 @@ impl Provider {
 
     /// Requests per calendar month (UTC) spent at most when `spec.budget` is not set: emnify's
     /// documented 10 million per organisation; the others publish no monthly limit.
-    pub fn default_requests_per_month(self) -> Option<u64> {
+    pub(crate) fn default_requests_per_month(self) -> Option<u64> {
         match self {
             Provider::Emnify => Some(10_000_000),
             Provider::Hologram | Provider::Simulator => None,
@@ -40,7 +40,7 @@ impl Provider {
     }
 
     /// Secret key read when `spec.secretRef.key` is not set.
-    pub fn default_secret_key(self) -> &'static str {
+    pub(crate) fn default_secret_key(self) -> &'static str {
         match self {
             Provider::Hologram | Provider::Simulator => "apiKey",
             Provider::Emnify => "applicationToken",
@@ -51,7 +51,7 @@ impl Provider {
     ///
     /// emnify allows 2,000 requests per IP in any 5 minutes (about 6.7/s); Hologram publishes
     /// no limit, so a conservative rate is used.
-    pub fn default_rate_limit(self) -> RateLimit {
+    pub(crate) fn default_rate_limit(self) -> RateLimit {
         match self {
             Provider::Hologram => RateLimit {
                 requests_per_second: 5.0,
@@ -200,14 +200,14 @@ pub struct RateLimit {
 
 impl CarrierAccountSpec {
     /// The base URL to use: `baseUrl`, or the provider's default.
-    pub fn effective_base_url(&self) -> &str {
+    pub(crate) fn effective_base_url(&self) -> &str {
         self.base_url
             .as_deref()
             .unwrap_or_else(|| self.provider.default_base_url())
     }
 
     /// The Secret key to read: `secretRef.key`, or the provider's default.
-    pub fn effective_secret_key(&self) -> &str {
+    pub(crate) fn effective_secret_key(&self) -> &str {
         self.secret_ref
             .key
             .as_deref()
@@ -215,7 +215,7 @@ impl CarrierAccountSpec {
     }
 
     /// The rate limit to keep: `rateLimit`, or the provider's default.
-    pub fn effective_rate_limit(&self) -> RateLimit {
+    pub(crate) fn effective_rate_limit(&self) -> RateLimit {
         self.rate_limit
             .clone()
             .unwrap_or_else(|| self.provider.default_rate_limit())
@@ -223,7 +223,7 @@ impl CarrierAccountSpec {
 
     /// Requests per month the operator may spend: `budget.requestsPerMonth`, or the provider's
     /// default; `None`: no budget.
-    pub fn effective_requests_per_month(&self) -> Option<u64> {
+    pub(crate) fn effective_requests_per_month(&self) -> Option<u64> {
         self.budget
             .as_ref()
             .map(|b| b.requests_per_month)
@@ -231,7 +231,7 @@ impl CarrierAccountSpec {
     }
 
     /// The concurrency to use: `concurrency`, or 8.
-    pub fn effective_concurrency(&self) -> u32 {
+    pub(crate) fn effective_concurrency(&self) -> u32 {
         self.concurrency.unwrap_or(8)
     }
 
@@ -260,7 +260,7 @@ pub struct CarrierUrlPolicy {
 
 impl CarrierUrlPolicy {
     /// The prefixes allowed for a provider.
-    pub fn prefixes_for(&self, provider: Provider) -> Vec<String> {
+    pub(crate) fn prefixes_for(&self, provider: Provider) -> Vec<String> {
         if !self.prefixes.is_empty() {
             return self.prefixes.clone();
         }
@@ -300,7 +300,7 @@ pub struct CarrierIdentity {
 impl CarrierIdentity {
     /// True when both may reach the same SIMs: same provider and base URL, and the same
     /// organisation (or one of them not scoped to any).
-    pub fn same_carrier(&self, other: &CarrierIdentity) -> bool {
+    pub(crate) fn same_carrier(&self, other: &CarrierIdentity) -> bool {
         self.provider == other.provider
             && self.base_url == other.base_url
             && (self.org_id == other.org_id || self.org_id.is_none() || other.org_id.is_none())

@@ -7,9 +7,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 /// The overall verdict (kstatus).
 pub const READY: &str = "Ready";
 /// Work in progress (kstatus).
-pub const RECONCILING: &str = "Reconciling";
+pub(crate) const RECONCILING: &str = "Reconciling";
 /// Cannot progress without a human (kstatus).
-pub const STALLED: &str = "Stalled";
+pub(crate) const STALLED: &str = "Stalled";
 
 /// Sets a condition, keeping `lastTransitionTime` when its status does not change.
 pub fn set(
@@ -46,7 +46,7 @@ pub fn set(
 
 /// One condition's status, reason and message.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// True or False.
     pub status: bool,
     /// CamelCase reason.
@@ -67,7 +67,7 @@ impl Verdict {
 }
 
 /// Sets the three kstatus conditions at once.
-pub fn set_kstatus(
+pub(crate) fn set_kstatus(
     conditions: &mut Vec<Condition>,
     [ready, reconciling, stalled]: [Verdict; 3],
     generation: i64,
@@ -93,7 +93,7 @@ pub fn set_kstatus(
 /// Sets the kstatus conditions of a resource that cannot go on without a human: `Stalled` with
 /// the reason and the message (which names the fix), `Ready` false with the same, and
 /// `Reconciling` false, saying what it waits for. Every kind is stalled this one way.
-pub fn set_stalled(
+pub(crate) fn set_stalled(
     conditions: &mut Vec<Condition>,
     reason: &str,
     message: &str,
@@ -114,7 +114,7 @@ pub fn set_stalled(
 }
 
 /// True when the condition is present with status `True`.
-pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+pub(crate) fn is_true(conditions: &[Condition], type_: &str) -> bool {
     conditions
         .iter()
         .any(|c| c.type_ == type_ && c.status == "True")

@@ -42,11 +42,6 @@ impl FriendlyDuration {
     pub fn as_duration(&self) -> SignedDuration {
         self.duration
     }
-
-    /// The text as written in the manifest.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
 }
 
 /// The seconds `text` stands for, when it follows [`DURATION_PATTERN`] (kept in step with it).

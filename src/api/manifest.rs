@@ -106,7 +106,7 @@ pub fn parse_documents(source: &Path, text: &str) -> Result<Vec<Document>, Manif
 }
 
 /// The kustomization file of a directory, if it has one.
-pub fn kustomization_in(dir: &Path) -> Option<PathBuf> {
+pub(crate) fn kustomization_in(dir: &Path) -> Option<PathBuf> {
     KUSTOMIZATION_FILES
         .iter()
         .map(|name| dir.join(name))
@@ -114,7 +114,7 @@ pub fn kustomization_in(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Whether a path is a file this reader takes (`.yaml`, `.yml`, `.json`).
-pub fn is_manifest_file(path: &Path) -> bool {
+pub(crate) fn is_manifest_file(path: &Path) -> bool {
     path.is_file()
         && path
             .extension()

@@ -14,7 +14,7 @@ pub mod validation;
 
 pub use carrier_account::*;
 pub use data_quota::*;
-pub use duration::{DurationError, FriendlyDuration};
+pub use duration::FriendlyDuration;
 pub use sim_group::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -22,28 +22,24 @@ use kube::CustomResourceExt;
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
-/// API group of every simfleet kind.
-pub const GROUP: &str = "simfleet.io";
-/// API version of every simfleet kind.
-pub const VERSION: &str = "v1alpha1";
 /// `apiVersion` written in manifests.
 pub const API_VERSION: &str = "simfleet.io/v1alpha1";
 /// Schema pattern of an ICCID: 19 to 22 digits starting with 89.
-pub const ICCID_PATTERN: &str = "^89[0-9]{17,20}$";
+pub(crate) const ICCID_PATTERN: &str = "^89[0-9]{17,20}$";
 /// Schema pattern of a carrier tag name: emnify stores tags comma-separated, so no commas.
-pub const TAG_PATTERN: &str = "^[^,]+$";
+pub(crate) const TAG_PATTERN: &str = "^[^,]+$";
 /// Schema pattern of a carrier API base URL: no query, no fragment, and no user information
 /// (`https://user:secret@host`): credentials belong in the Secret, never in the spec, where
 /// `kubectl get` and the operator's messages would show them.
-pub const BASE_URL_PATTERN: &str = r"^https?://[^\s/?#@]+([/][^\s?#]*)?$";
+pub(crate) const BASE_URL_PATTERN: &str = r"^https?://[^\s/?#@]+([/][^\s?#]*)?$";
 
 /// Annotation that approves a guarded SimGroup change for one generation.
-pub const APPROVED_GENERATION_ANNOTATION: &str = "simfleet.io/approved-generation";
+pub(crate) const APPROVED_GENERATION_ANNOTATION: &str = "simfleet.io/approved-generation";
 
 /// Annotation that pauses one resource: with the value `"true"`, the operator makes no carrier
 /// request for it (not even a read) and leaves its status as it was, until it is removed or set
 /// to `"false"`. Any other value is treated as paused and reported, so a typo never resumes.
-pub const PAUSED_ANNOTATION: &str = "simfleet.io/paused";
+pub(crate) const PAUSED_ANNOTATION: &str = "simfleet.io/paused";
 
 /// Whether the operator acts on a resource or only observes it.
 #[derive(

@@ -70,7 +70,7 @@ impl fmt::Display for FieldError {
 
 /// Removes fields a structural schema does not declare, as the API server prunes them, and
 /// returns their paths. The root's `apiVersion`, `kind` and `metadata` are always kept.
-pub fn prune_unknown(schema: &Value, object: &mut Value) -> Vec<String> {
+pub(crate) fn prune_unknown(schema: &Value, object: &mut Value) -> Vec<String> {
     let mut pruned = Vec::new();
     prune_at(schema, object, String::new(), true, &mut pruned);
     pruned
@@ -117,7 +117,7 @@ fn prune_at(schema: &Value, value: &mut Value, path: String, root: bool, pruned:
 
 /// Fills in the schema's `default`s for absent fields of present objects, as the API server
 /// defaults on admission.
-pub fn apply_defaults(schema: &Value, value: &mut Value) {
+pub(crate) fn apply_defaults(schema: &Value, value: &mut Value) {
     match value {
         Value::Object(fields) => {
             let Some(props) = schema.get("properties").and_then(Value::as_object) else {

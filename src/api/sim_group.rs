@@ -10,13 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{FriendlyDuration, LocalObjectRef, Management};
 
-/// Most SIMs a carrier accepts in one bulk action.
-pub const CARRIER_ACTION_LIMIT: u32 = 10_000;
-/// Most ICCIDs or device ids listed in one SimGroup (etcd limits an object to about 1.5 MB;
-/// larger fleets are selected by tag).
-pub const MAX_LISTED_SIMS: usize = 20_000;
 /// Most problem SIMs kept as a sample in status.
-pub const PROBLEM_SAMPLE_LIMIT: usize = 20;
+pub(crate) const PROBLEM_SAMPLE_LIMIT: usize = 20;
 
 /// Desired connectivity of the SIMs in a group.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]

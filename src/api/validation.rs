@@ -102,7 +102,7 @@ impl ManifestValidator {
     }
 
     /// Compiles the schemas and CEL rules of the given CRDs (their first served version).
-    pub fn from_crds(crds: &[CustomResourceDefinition]) -> Result<Self, SchemaCompileError> {
+    pub(crate) fn from_crds(crds: &[CustomResourceDefinition]) -> Result<Self, SchemaCompileError> {
         let mut kinds = BTreeMap::new();
         for crd in crds {
             let kind = crd.spec.names.kind.clone();

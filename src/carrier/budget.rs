@@ -27,7 +27,7 @@ pub async fn metered<F: Future>(work: F) -> (F::Output, u64) {
 
 /// A read the budget holds back, and until when.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Deferred {
+pub(crate) struct Deferred {
     /// When the read fits the budget.
     pub until: Timestamp,
     /// Why, for logs and events (spent, limit and the fix).
@@ -53,7 +53,7 @@ pub struct RequestLedger {
 }
 
 /// The UTC calendar month holding `now`: its first instant and the next month's.
-pub fn month_bounds(now: Timestamp) -> (Timestamp, Timestamp) {
+pub(crate) fn month_bounds(now: Timestamp) -> (Timestamp, Timestamp) {
     let date = now.to_zoned(TimeZone::UTC).date();
     let first = date.first_of_month();
     let start = first
@@ -71,7 +71,7 @@ pub fn month_bounds(now: Timestamp) -> (Timestamp, Timestamp) {
 
 /// What resync reads may have spent by `now`: the budget spread evenly over the month, plus
 /// one day's share, so that a month's first reads are not held back.
-pub fn paced_allowance(limit: u64, start: Timestamp, end: Timestamp, now: Timestamp) -> u64 {
+pub(crate) fn paced_allowance(limit: u64, start: Timestamp, end: Timestamp, now: Timestamp) -> u64 {
     let length = end.duration_since(start).as_secs_f64();
     let elapsed = now.duration_since(start).as_secs_f64() + 86_400.0;
     (limit as f64 * (elapsed / length).min(1.0)) as u64
@@ -86,7 +86,7 @@ fn paced_until(limit: u64, start: Timestamp, end: Timestamp, needed: u64) -> Tim
 }
 
 /// The month's spend if requests go on at the rate seen between `since` and `now`.
-pub fn projection(spent: u64, since: Timestamp, now: Timestamp, end: Timestamp) -> u64 {
+pub(crate) fn projection(spent: u64, since: Timestamp, now: Timestamp, end: Timestamp) -> u64 {
     let counted = now.duration_since(since).as_secs_f64();
     // Under a minute of counting says nothing about a rate.
     if counted < 60.0 {
@@ -141,7 +141,7 @@ impl RequestLedger {
     }
 
     /// Sets the monthly limit (the account's spec changed).
-    pub fn set_limit(&self, limit: Option<u64>) {
+    pub(crate) fn set_limit(&self, limit: Option<u64>) {
         self.current().0.limit = limit;
     }
 
@@ -181,7 +181,7 @@ impl RequestLedger {
 
     /// Whether a read costing `cost` requests may go now; when it may not, it is counted as
     /// deferred and the answer says until when.
-    pub fn admit_read(&self, cost: u64, urgency: ReadUrgency) -> Result<(), Deferred> {
+    pub(crate) fn admit_read(&self, cost: u64, urgency: ReadUrgency) -> Result<(), Deferred> {
         let (mut state, now) = self.current();
         let Some(limit) = state.limit else {
             return Ok(());
@@ -220,7 +220,7 @@ impl RequestLedger {
 }
 
 /// `YYYY-MM` of an instant, in UTC.
-pub fn month_name(at: Timestamp) -> String {
+pub(crate) fn month_name(at: Timestamp) -> String {
     at.strftime("%Y-%m").to_string()
 }
 

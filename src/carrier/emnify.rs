@@ -34,9 +34,9 @@ use writes::BulkPermission;
 /// Page size of list calls.
 const PAGE: usize = 1000;
 /// Endpoints one `PATCH /v2/endpoint/multi` takes (emnify's documented maximum).
-pub const BULK_LIMIT: usize = 2000;
+pub(crate) const BULK_LIMIT: usize = 2000;
 /// SIMs one `submit` takes while the account writes per device (one PATCH each, in turn).
-pub const PER_DEVICE_LIMIT: usize = 1000;
+pub(crate) const PER_DEVICE_LIMIT: usize = 1000;
 /// How long a 403 from the bulk route keeps an account on per-device writes.
 const BULK_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Renew a token this long before it lapses.

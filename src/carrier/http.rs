@@ -129,8 +129,6 @@ impl<'a> Call<'a> {
 /// A successful answer.
 #[derive(Debug)]
 pub struct Reply {
-    /// Status code (2xx).
-    pub status: StatusCode,
     /// Headers.
     pub headers: reqwest::header::HeaderMap,
     /// Body bytes.
@@ -164,7 +162,7 @@ impl Reply {
     }
 
     /// A numeric header, if present and readable.
-    pub fn header_u64(&self, name: &str) -> Option<u64> {
+    pub(crate) fn header_u64(&self, name: &str) -> Option<u64> {
         self.headers.get(name)?.to_str().ok()?.trim().parse().ok()
     }
 }
@@ -188,7 +186,7 @@ impl CallCounters {
     }
 
     /// Calls by route and outcome (status code, or `timeout` / `connect` / `network`).
-    pub fn by_route(&self) -> Vec<(&'static str, String, u64)> {
+    pub(crate) fn by_route(&self) -> Vec<(&'static str, String, u64)> {
         let mut rows: Vec<_> = self
             .by_route
             .lock()
@@ -332,7 +330,7 @@ impl HttpCore {
 
     /// A core for another base URL of the same account: it shares this core's rate limit,
     /// concurrency bound, counters, ledger and write priority.
-    pub fn sibling(&self, provider: &'static str, base: String) -> Self {
+    pub(crate) fn sibling(&self, provider: &'static str, base: String) -> Self {
         Self {
             provider,
             base,
@@ -490,11 +488,7 @@ impl HttpCore {
                         .record(call.route, status.as_u16().to_string());
                     tracing::debug!("carrier call answered");
                     if status.is_success() {
-                        return Ok(Reply {
-                            status,
-                            headers,
-                            body,
-                        });
+                        return Ok(Reply { headers, body });
                     }
                     if status == StatusCode::TOO_MANY_REQUESTS {
                         self.counters.rate_limited.fetch_add(1, Ordering::Relaxed);

@@ -26,8 +26,9 @@ use crate::model::{
     QuotaSetting, Selection, SimObservation, SimTarget, Submission,
 };
 pub use emnify::EmnifyClient;
-pub use hologram::HologramClient;
-pub use http::{CallCounters, HttpSettings};
+pub(crate) use hologram::HologramClient;
+pub(crate) use http::CallCounters;
+pub use http::HttpSettings;
 use simulator::SimulatorClient;
 
 /// The union of a selection as a stream of pages, each SIM once: the listed SIMs first (the
@@ -250,7 +251,7 @@ pub enum CarrierError {
 
 impl CarrierError {
     /// The failure as the planner tells failures apart.
-    pub fn failure(&self) -> CallFailure {
+    pub(crate) fn failure(&self) -> CallFailure {
         match self {
             CarrierError::Conflict { message } | CarrierError::NotFound { message } => {
                 CallFailure::Gone(message.clone())

@@ -15,7 +15,7 @@ use crate::model::{
 };
 
 /// The simulator's two protocol surfaces as one carrier.
-pub struct SimulatorClient {
+pub(crate) struct SimulatorClient {
     /// SIM states and bulk actions (Hologram protocol).
     pub(super) states: HologramClient,
     /// Data quotas and quota events (emnify protocol; the simulator takes the API key there).

@@ -116,7 +116,7 @@ impl CarrierCache {
     }
 
     /// Each cached client's account (`namespace/name`), provider and month's figures.
-    pub fn budgets(&self) -> Vec<(String, String, crate::model::BudgetReading)> {
+    pub(crate) fn budgets(&self) -> Vec<(String, String, crate::model::BudgetReading)> {
         let providers: Vec<(String, String)> = {
             let clients = self.clients.lock().expect("cache lock");
             clients
@@ -136,7 +136,7 @@ impl CarrierCache {
     }
 
     /// Each cached client's account (`namespace/name`), provider and call counters.
-    pub fn snapshot(&self) -> Vec<(String, String, Arc<crate::carrier::CallCounters>)> {
+    pub(crate) fn snapshot(&self) -> Vec<(String, String, Arc<crate::carrier::CallCounters>)> {
         let clients = self.clients.lock().expect("cache lock");
         let mut rows: Vec<_> = clients
             .iter()
@@ -200,7 +200,7 @@ impl AccountChanges {
 }
 
 /// Why a resource cannot use its CarrierAccount: condition reason and message.
-pub struct AccountProblem {
+pub(crate) struct AccountProblem {
     /// Condition reason.
     pub reason: &'static str,
     /// Message naming the account and what is wrong.

@@ -156,7 +156,7 @@ impl Context {
     }
 
     /// A context for a client that sends credentials only to the URLs `carrier_urls` allows.
-    pub fn with_url_policy(
+    pub(crate) fn with_url_policy(
         client: Client,
         carrier_urls: crate::api::CarrierUrlPolicy,
     ) -> Arc<Self> {

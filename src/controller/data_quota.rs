@@ -27,15 +27,16 @@ use crate::carrier::Carrier;
 use crate::carrier::budget::metered;
 use crate::model::{CallFailure, OrgQuotaEvents, QuotaReading, ReadUrgency};
 use crate::plan::budget_floor;
-use crate::plan::data_quota::{self, EventMark, QuotaTally, SpecProblem, progress_for};
+use crate::plan::data_quota::{self, QuotaTally, SpecProblem, progress_for};
 use crate::plan::quota_batch::{self, QuotaBatch};
+use crate::plan::quota_events::EventMark;
 use crate::plan::quota_watch::{
     PassStart, QuotaView, ViewKey, listing_window, read_scope, targets_digest,
 };
 use crate::resolve::Targets;
 
 /// Finalizer of DataQuotas (`onDelete` runs before it is removed).
-pub const DATA_QUOTA_FINALIZER: &str = "simfleet.io/data-quota";
+pub(crate) const DATA_QUOTA_FINALIZER: &str = "simfleet.io/data-quota";
 /// Devices per batch: progress reaches status after each.
 const BATCH: usize = 100;
 /// Per-device calls queued at once; the carrier client's own bound (the account's

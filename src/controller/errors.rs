@@ -68,7 +68,7 @@ impl ErrorBackoff {
     }
 
     /// Forgets an object's failures after a successful reconcile.
-    pub fn succeeded(&self, key: &str) {
+    pub(crate) fn succeeded(&self, key: &str) {
         self.failures.lock().expect("failures lock").remove(key);
     }
 }

@@ -270,7 +270,7 @@ impl Metrics {
     }
 
     /// Forgets a deleted SimGroup's series.
-    pub fn forget_sim_group(&self, namespace: &str, name: &str) {
+    pub(crate) fn forget_sim_group(&self, namespace: &str, name: &str) {
         for labels in sim_labels(namespace, name) {
             self.sims.remove(&labels);
         }
@@ -286,14 +286,14 @@ impl Metrics {
     }
 
     /// Forgets a deleted DataQuota's series.
-    pub fn forget_data_quota(&self, namespace: &str, name: &str) {
+    pub(crate) fn forget_data_quota(&self, namespace: &str, name: &str) {
         for labels in quota_labels(namespace, name) {
             self.quotas.remove(&labels);
         }
     }
 
     /// The metrics in the OpenMetrics text format.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut text = String::new();
         if let Err(err) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::warn!(%err, "encoding metrics failed");

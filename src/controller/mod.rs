@@ -26,12 +26,11 @@ mod status;
 #[cfg(test)]
 mod test_world;
 
-pub use carriers::{AccountProblem, CarrierCache};
-pub use context::{AccountRechecks, Context};
-pub use errors::{Error, ErrorBackoff};
-pub use events::EventPublisher;
-pub use run::{RunArgs, USER_AGENT, run, run_with_client};
-pub use status::write_status;
+pub(crate) use carriers::CarrierCache;
+pub use context::Context;
+pub use errors::Error;
+pub use run::{RunArgs, run, run_with_client};
+pub(crate) use status::write_status;
 
 use carriers::{AccountChanges, ready_carrier};
 use context::FullObservation;

@@ -11,7 +11,8 @@ use super::events::publish;
 use crate::api::DataQuota;
 use crate::carrier::Carrier;
 use crate::model::{OrgQuotaEvents, QuotaEvent, QuotaEventKind};
-use crate::plan::data_quota::{EventMark, QuotaTally};
+use crate::plan::data_quota::QuotaTally;
+use crate::plan::quota_events::EventMark;
 use crate::plan::quota_watch::{QuotaView, Seen, listing_window};
 
 /// Where a reconcile finds the carrier's quota events: the organisation-wide listing (its events

@@ -16,7 +16,7 @@ pub struct Health {
 
 impl Health {
     /// Notes that one controller's watch cache is synced.
-    pub fn synced(&self) {
+    pub(crate) fn synced(&self) {
         self.synced.fetch_add(1, Ordering::SeqCst);
     }
 

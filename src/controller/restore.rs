@@ -24,14 +24,14 @@ use crate::plan::sim_group::still_pending;
 use crate::resolve::selection_of;
 
 /// Label on a restore record's ConfigMaps: the SimGroup they belong to.
-pub const RECORD_LABEL: &str = "simfleet.io/restore-record-of";
+pub(crate) const RECORD_LABEL: &str = "simfleet.io/restore-record-of";
 
 fn chunk_name(group: &str, index: usize) -> String {
     format!("{group}-restore-{index}")
 }
 
 /// Reads a group's restore record (empty when none was written).
-pub async fn load(client: &kube::Client, group: &SimGroup) -> Result<RestoreRecord, Error> {
+pub(crate) async fn load(client: &kube::Client, group: &SimGroup) -> Result<RestoreRecord, Error> {
     let api: Api<ConfigMap> =
         Api::namespaced(client.clone(), &group.namespace().unwrap_or_default());
     let params = ListParams::default().labels(&format!("{RECORD_LABEL}={}", group.name_any()));
@@ -43,7 +43,7 @@ pub async fn load(client: &kube::Client, group: &SimGroup) -> Result<RestoreReco
 }
 
 /// Writes a group's restore record (before the action it describes is submitted).
-pub async fn save(
+pub(crate) async fn save(
     client: &kube::Client,
     group: &SimGroup,
     record: &RestoreRecord,

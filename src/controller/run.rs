@@ -76,7 +76,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
 }
 
 /// The User-Agent of the operator's Kubernetes requests.
-pub const USER_AGENT: &str = concat!("simfleet-operator/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT: &str = concat!("simfleet-operator/", env!("CARGO_PKG_VERSION"));
 
 /// Runs the controllers with a given client until SIGTERM or Ctrl-C (used by `simfleet dev`).
 /// With leader election, waits to lead first, and returns an error if leadership is lost (the

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use super::Error;
 
 /// Writes a status, unless it is unchanged: the one place status is written.
-pub async fn write_status<K, S>(
+pub(crate) async fn write_status<K, S>(
     api: &Api<K>,
     object: &K,
     current: Option<&S>,

@@ -12,7 +12,7 @@ pub use sims::*;
 
 /// How much a read may wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReadUrgency {
+pub(crate) enum ReadUrgency {
     /// A periodic re-read of something that has not changed: paced to the budget.
     Resync,
     /// A read that a change, a pending action or a new object needs: held back only when the
@@ -22,7 +22,7 @@ pub enum ReadUrgency {
 
 /// How a carrier call failed, as far as planning tells failures apart.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CallFailure {
+pub(crate) enum CallFailure {
     /// The carrier does not know the thing asked for, or it is gone (404, 409): the reason in
     /// the carrier's words. Trying again changes nothing.
     Gone(String),

@@ -51,7 +51,7 @@ pub struct SimObservation {
 
 /// One explicitly listed SIM to look up.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// By ICCID.
     Iccid(String),
     /// By device (endpoint) id.

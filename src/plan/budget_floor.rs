@@ -6,11 +6,11 @@ use super::data_quota::SpecProblem;
 use super::sim_group::RESYNC;
 
 /// Condition reason of a resource the budget cannot pay for.
-pub const BUDGET_TOO_SMALL: &str = "BudgetTooSmall";
+pub(crate) const BUDGET_TOO_SMALL: &str = "BudgetTooSmall";
 
 /// A SimGroup whose last full observation cost `requests`: refused when that is more than the
 /// account's `limit` a month. The fix names what a resync at the group's period needs.
-pub fn group_over_budget(requests: u64, limit: u64, account: &str) -> Option<SpecProblem> {
+pub(crate) fn group_over_budget(requests: u64, limit: u64, account: &str) -> Option<SpecProblem> {
     (requests > limit).then(|| {
         let monthly = requests * (31 * 86_400 / RESYNC.as_secs());
         SpecProblem {
@@ -25,7 +25,7 @@ pub fn group_over_budget(requests: u64, limit: u64, account: &str) -> Option<Spe
 
 /// A DataQuota targeting `targeted` devices: reading each once (and listing the quota events
 /// once) is the least it can cost; refused when that is more than the account's `limit`.
-pub fn quota_over_budget(targeted: u64, limit: u64, account: &str) -> Option<SpecProblem> {
+pub(crate) fn quota_over_budget(targeted: u64, limit: u64, account: &str) -> Option<SpecProblem> {
     let observation = targeted + 1;
     (observation > limit).then(|| SpecProblem {
         reason: BUDGET_TOO_SMALL,

@@ -9,12 +9,12 @@ use crate::api::{BudgetStatus, CarrierAccountStatus, CarrierCapabilities};
 use crate::model::BudgetReading;
 
 /// How often the month's figures in status are refreshed (a status write; no carrier call).
-pub const BUDGET_REFRESH: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+pub(crate) const BUDGET_REFRESH: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
 
 /// The account's status: verified (`Ok`: the message and the capabilities) or not (`Err`: the
 /// reason and the message naming the fix). `lastVerifiedTime` is kept while the account stays
 /// verified, so a resync writes nothing.
-pub fn account_status(
+pub(crate) fn account_status(
     previous: &CarrierAccountStatus,
     generation: i64,
     verdict: Result<(String, CarrierCapabilities), (&str, String)>,
@@ -61,7 +61,7 @@ pub fn account_status(
 /// The budget figures to publish: the ledger's, unless the published ones are of this month
 /// and fresher than `BUDGET_REFRESH` (so that a resync, or this controller's own status write,
 /// writes nothing), or there is no ledger yet.
-pub fn budget_status(
+pub(crate) fn budget_status(
     published: Option<&BudgetStatus>,
     reading: Option<BudgetReading>,
     now: jiff::Timestamp,

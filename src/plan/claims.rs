@@ -11,7 +11,7 @@ use crate::model::SimObservation;
 use crate::plan::sim_group::Claims;
 
 /// Other groups' claims (ICCIDs, device ids and tags) in the same namespace.
-pub struct ClaimIndex {
+pub(crate) struct ClaimIndex {
     by_iccid: HashMap<String, (String, SimState)>,
     by_device: HashMap<u64, (String, SimState)>,
     by_tag: HashMap<String, (String, SimState)>,
@@ -30,7 +30,7 @@ impl ClaimIndex {
 
     /// The claims of the other groups (same namespace, same carrier, not being deleted)
     /// wanting `state`.
-    pub fn wanting(
+    pub(crate) fn wanting(
         groups: &[SimGroup],
         accounts: &[CarrierAccount],
         this: &SimGroup,

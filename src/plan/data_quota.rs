@@ -17,6 +17,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use super::quota_events::EventMark;
 use crate::api::conditions::{self, Verdict};
 use crate::api::{
     DataQuotaSpec, DataQuotaStatus, ExhaustionAction, PROBLEM_SAMPLE_LIMIT, ProblemDevice,
@@ -25,13 +26,11 @@ use crate::api::{
 use crate::model::ReadUrgency;
 use crate::model::{QuotaReading, QuotaSetting, QuotaState};
 
-pub use super::quota_events::{EVENT_IDS_LIMIT, EVENT_OVERLAP, EventMark, EventScan};
-
 /// Resync period when nothing expires sooner: each resync lists the carrier's quota events
 /// once and reads only the devices they name, and the audit's slice (`plan::quota_watch`).
 pub const RESYNC: Duration = Duration::from_secs(1200);
 /// Most devices a progress record lists for retry.
-pub const RETRY_LIMIT: usize = 1000;
+pub(crate) const RETRY_LIMIT: usize = 1000;
 
 /// A mistake in the spec that the schema cannot catch: the field and the fix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +44,7 @@ pub struct SpecProblem {
 /// How much a DataQuota's next reads may wait for the account's budget: once its generation is
 /// applied in full (nothing to retry, no top-up journaled), its reads are resyncs, paced to the
 /// budget; until then they are needed.
-pub fn read_urgency(previous: &DataQuotaStatus, generation: i64) -> ReadUrgency {
+pub(crate) fn read_urgency(previous: &DataQuotaStatus, generation: i64) -> ReadUrgency {
     let applied = previous.observed_generation == Some(generation)
         && previous.progress.as_ref().is_some_and(|p| {
             p.generation == generation
@@ -62,7 +61,7 @@ pub fn read_urgency(previous: &DataQuotaStatus, generation: i64) -> ReadUrgency 
 
 /// The progress record of this generation: the previous one if it is this generation's,
 /// otherwise a new one started `now` (refused when its expiry would already be past).
-pub fn progress_for(
+pub(crate) fn progress_for(
     spec: &DataQuotaSpec,
     generation: i64,
     previous: Option<&QuotaProgress>,
@@ -122,14 +121,14 @@ fn whole_seconds(t: Timestamp) -> Timestamp {
 }
 
 /// Whether a device already has this generation applied.
-pub fn is_done(progress: &QuotaProgress, device_id: u64) -> bool {
+pub(crate) fn is_done(progress: &QuotaProgress, device_id: u64) -> bool {
     (progress.complete || progress.done_through.is_some_and(|d| device_id <= d))
         && !progress.retry_device_ids.contains(&device_id)
 }
 
 /// What to do with one device.
 #[derive(Clone, Debug, PartialEq)]
-pub enum DeviceAction {
+pub(crate) enum DeviceAction {
     /// Its quota is as declared.
     Keep,
     /// Set this quota (idempotent: sending it twice changes nothing).
@@ -151,7 +150,7 @@ pub fn declared(spec: &DataQuotaSpec, progress: &QuotaProgress, volume_mb: f64) 
 }
 
 /// Decides one device from its quota as read.
-pub fn decide(
+pub(crate) fn decide(
     spec: &DataQuotaSpec,
     progress: &QuotaProgress,
     device_id: u64,
@@ -200,7 +199,7 @@ fn same_threshold(spec: &DataQuotaSpec, reading: &QuotaReading) -> bool {
 /// always changes the volume): not expired, `volumeMB`, auto-refill and threshold as declared,
 /// and the expiry `expiry.at`, or, for `expiry.after`, one ahead and no later than `after`
 /// from now.
-pub fn decide_observed(
+pub(crate) fn decide_observed(
     spec: &DataQuotaSpec,
     progress: &QuotaProgress,
     device_id: u64,
@@ -405,15 +404,14 @@ impl QuotaTally {
     pub fn counts(&self) -> &QuotaCounts {
         &self.counts
     }
-
-    /// The next expiry ahead, if any.
-    pub fn earliest_expiry(&self) -> Option<Timestamp> {
-        self.earliest_expiry
-    }
 }
 
 /// How soon to reconcile again: at the next expiry, at most after [`RESYNC`].
-pub fn requeue_after(tally: &QuotaTally, progress: &QuotaProgress, now: Timestamp) -> Duration {
+pub(crate) fn requeue_after(
+    tally: &QuotaTally,
+    progress: &QuotaProgress,
+    now: Timestamp,
+) -> Duration {
     if !progress.complete {
         return Duration::from_secs(1);
     }
@@ -425,7 +423,7 @@ pub fn requeue_after(tally: &QuotaTally, progress: &QuotaProgress, now: Timestam
 
 /// How soon to reconcile an observe-only DataQuota again: 30 s after a failed read, else at
 /// the next expiry, at most after [`RESYNC`].
-pub fn observed_requeue_after(tally: &QuotaTally, now: Timestamp) -> Duration {
+pub(crate) fn observed_requeue_after(tally: &QuotaTally, now: Timestamp) -> Duration {
     if tally.counts.failed > 0 {
         return Duration::from_secs(30);
     }
@@ -457,7 +455,7 @@ pub fn status(
 /// The status of an observe-only DataQuota: `Ready` when every eligible device already has the
 /// declared quota, `Reconciling=False` with reason `ObserveOnly`, and the progress as it was
 /// (nothing was applied).
-pub fn observed_status(
+pub(crate) fn observed_status(
     previous: &DataQuotaStatus,
     generation: i64,
     tally: &QuotaTally,

@@ -2,6 +2,7 @@ use super::*;
 use crate::api::{
     ExhaustionAction, FriendlyDuration, LocalObjectRef, QuotaDeletePolicy, QuotaExpiry, QuotaTarget,
 };
+use crate::plan::quota_events::EVENT_IDS_LIMIT;
 
 fn at(text: &str) -> Timestamp {
     text.parse().unwrap()

@@ -16,7 +16,7 @@ pub const PAUSED: &str = "Paused";
 /// `"true"` pauses and `"false"` does not (either case); any other value pauses too, and the
 /// message names the fix, so that a typo never lets the operator touch a fleet meant to be left
 /// alone.
-pub fn pause_reason(annotations: &BTreeMap<String, String>, whose: &str) -> Option<String> {
+pub(crate) fn pause_reason(annotations: &BTreeMap<String, String>, whose: &str) -> Option<String> {
     let value = annotations.get(PAUSED_ANNOTATION)?;
     match value.trim().to_ascii_lowercase().as_str() {
         "false" => None,
@@ -30,7 +30,7 @@ pub fn pause_reason(annotations: &BTreeMap<String, String>, whose: &str) -> Opti
 }
 
 /// Whether the conditions say the resource was paused when they were written.
-pub fn was_paused(conditions: &[Condition]) -> bool {
+pub(crate) fn was_paused(conditions: &[Condition]) -> bool {
     conditions
         .iter()
         .any(|c| c.type_ == RECONCILING && c.reason == PAUSED)

@@ -11,12 +11,12 @@ use crate::model::ActionStatus;
 use crate::model::ReadUrgency;
 
 /// How long an action may stay unconfirmed before the group is Stalled.
-pub const CONFIRMATION_DEADLINE: SignedDuration = SignedDuration::from_hours(24);
+pub(crate) const CONFIRMATION_DEADLINE: SignedDuration = SignedDuration::from_hours(24);
 
 /// The actions of `listed` still unconfirmed when `pending` SIMs are observed in flight: the
 /// newest are kept while they account for pending SIMs (confirmation is by observed state, and
 /// the carrier confirms oldest first). Returned oldest first.
-pub fn still_pending(listed: &[PendingAction], pending: u64) -> Vec<PendingAction> {
+pub(crate) fn still_pending(listed: &[PendingAction], pending: u64) -> Vec<PendingAction> {
     let mut newest_first = listed.to_vec();
     newest_first.sort_by_key(|a| std::cmp::Reverse(a.submitted_at.0));
     let mut accounted = 0u64;
@@ -32,7 +32,7 @@ pub fn still_pending(listed: &[PendingAction], pending: u64) -> Vec<PendingActio
 }
 
 /// Sets each listed action's `carrier_status` from the carrier's jobs list.
-pub fn note_carrier_statuses(pending: &mut [PendingAction], statuses: &[ActionStatus]) {
+pub(crate) fn note_carrier_statuses(pending: &mut [PendingAction], statuses: &[ActionStatus]) {
     for action in pending {
         if let Some(status) = statuses.iter().find(|s| s.id == action.id) {
             action.carrier_status = Some(status.status.clone());
@@ -44,7 +44,11 @@ pub fn note_carrier_statuses(pending: &mut [PendingAction], statuses: &[ActionSt
 /// group, unchanged since, with nothing pending, is only re-read (a resync, paced to the
 /// budget); anything else (a new generation, pending actions, a group not Ready, one just
 /// resumed) needs the read to make progress.
-pub fn read_urgency(previous: &SimGroupStatus, generation: i64, resumed: bool) -> ReadUrgency {
+pub(crate) fn read_urgency(
+    previous: &SimGroupStatus,
+    generation: i64,
+    resumed: bool,
+) -> ReadUrgency {
     let at_rest = previous.observed_generation == Some(generation)
         && previous.pending_actions.is_empty()
         && !resumed
@@ -58,7 +62,7 @@ pub fn read_urgency(previous: &SimGroupStatus, generation: i64, resumed: bool) -
 
 /// Longest time a group with pending actions goes without a full observation, whatever the
 /// carrier's jobs list says.
-pub const FULL_OBSERVATION_CEILING: SignedDuration = SignedDuration::from_mins(30);
+pub(crate) const FULL_OBSERVATION_CEILING: SignedDuration = SignedDuration::from_mins(30);
 
 /// Whether a reconcile of a group with `pending` actions can skip the full observation: the
 /// carrier's jobs list shows every pending action unfinished (so no SIM has changed yet), and a

@@ -12,7 +12,7 @@ use super::quota_watch::Seen;
 /// What became of a device whose call failed: a device the carrier does not know, or whose
 /// endpoint is deleted, can hold no quota (not retried); anything else failed, refused (a human
 /// must look) or transient (tried again).
-pub fn failure_outcome(failure: &CallFailure) -> Outcome<'static> {
+pub(crate) fn failure_outcome(failure: &CallFailure) -> Outcome<'static> {
     match failure {
         CallFailure::Gone(message) => Outcome::Ineligible(format!(
             "the carrier cannot give this device a quota: {message}"
@@ -30,7 +30,7 @@ pub fn failure_outcome(failure: &CallFailure) -> Outcome<'static> {
 
 /// A batch of devices: planned from their readings, completed by the results of the sets.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct QuotaBatch {
+pub(crate) struct QuotaBatch {
     /// What became of each device so far (a device to set gets its entry when the set ends).
     pub seen: Vec<(u64, Seen)>,
     /// The quotas to set, in device order.
@@ -105,7 +105,7 @@ impl QuotaBatch {
     }
 
     /// Records how one set ended.
-    pub fn record_set(
+    pub(crate) fn record_set(
         &mut self,
         device: u64,
         setting: &QuotaSetting,
@@ -154,7 +154,7 @@ pub fn advance(progress: &mut QuotaProgress, devices: &[u64], failed: &[u64]) {
 
 /// Moves the progress record past a journaled top-up sent again (after a restart): the device
 /// is applied and leaves the retry list.
-pub fn journal_resent(progress: &mut QuotaProgress, device: u64) {
+pub(crate) fn journal_resent(progress: &mut QuotaProgress, device: u64) {
     progress.done_through = progress.done_through.max(Some(device));
     progress.retry_device_ids.retain(|d| *d != device);
 }

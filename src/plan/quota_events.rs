@@ -10,9 +10,9 @@ use crate::model::{QuotaReading, QuotaState};
 /// after another, so an event raised on an already-read device during a scan can be older than
 /// the newest event of a device read later; reading this far back again finds it, and the ids
 /// keep it from being reported twice.
-pub const EVENT_OVERLAP: SignedDuration = SignedDuration::from_mins(15);
+pub(crate) const EVENT_OVERLAP: SignedDuration = SignedDuration::from_mins(15);
 /// Most reported event ids kept in status.
-pub const EVENT_IDS_LIMIT: usize = 1000;
+pub(crate) const EVENT_IDS_LIMIT: usize = 1000;
 
 /// How far the carrier's quota events have been reported: the newest reported event's time, and
 /// the ids of the reported events from `EVENT_OVERLAP` before it on.
@@ -101,7 +101,7 @@ impl EventScan {
 }
 
 /// Whether a reading suggests a quota event worth listing (used up, or at its threshold).
-pub fn may_have_events(reading: &QuotaReading, declared_mb: f64) -> bool {
+pub(crate) fn may_have_events(reading: &QuotaReading, declared_mb: f64) -> bool {
     reading.state == QuotaState::Exhausted
         || reading.threshold_percentage.is_some_and(|p| {
             let base = reading.last_volume_added.unwrap_or(declared_mb);

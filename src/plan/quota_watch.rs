@@ -14,7 +14,7 @@ use crate::api::DataQuotaStatus;
 use crate::model::{DeviceQuotaEvent, OrgQuotaEvents, QuotaReading, QuotaSetting, QuotaState};
 
 /// The default audit period: every target device's quota is read once a day.
-pub const AUDIT_PERIOD: SignedDuration = SignedDuration::from_hours(24);
+pub(crate) const AUDIT_PERIOD: SignedDuration = SignedDuration::from_hours(24);
 
 /// What became of one device when it was last read (an owned [`Outcome`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -68,7 +68,7 @@ impl Seen {
     }
 
     /// The outcome to count.
-    pub fn outcome(&self) -> Outcome<'_> {
+    pub(crate) fn outcome(&self) -> Outcome<'_> {
         match self {
             Seen::Quota(reading) => Outcome::Read(reading.as_ref()),
             Seen::Missing => Outcome::Missing,
@@ -140,7 +140,7 @@ impl QuotaView {
     /// Stalled status written since), the generation was applied, and `due_at` is ahead (a
     /// watch event replaces the requeue kube-runtime had scheduled, so it is asked for again).
     /// `None`: reconcile now.
-    pub fn until_resync(
+    pub(crate) fn until_resync(
         &self,
         trigger: u64,
         status: Option<&DataQuotaStatus>,
@@ -163,7 +163,7 @@ impl QuotaView {
 }
 
 /// A digest of the target devices (eligible and ineligible), to tell a changed target.
-pub fn targets_digest(devices: &[u64], ineligible: &[(u64, String)]) -> u64 {
+pub(crate) fn targets_digest(devices: &[u64], ineligible: &[(u64, String)]) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     devices.hash(&mut hasher);
     for (id, _) in ineligible {
@@ -194,7 +194,7 @@ impl QuotaView {
 
 /// What a DataQuota pass knows before it reads.
 #[derive(Clone, Copy, Debug)]
-pub struct PassStart<'a> {
+pub(crate) struct PassStart<'a> {
     /// The view's key.
     pub key: ViewKey,
     /// The object's trigger digest (generation, labels, annotations, finalizers, deletion).
@@ -215,7 +215,7 @@ pub struct PassStart<'a> {
 /// audit's slice; otherwise every device, into a new view. `anchor` is the newest event time
 /// known before the listing; the view keeps the listing's newest and its ids. The ineligible
 /// devices are in the view either way.
-pub fn read_scope(
+pub(crate) fn read_scope(
     start: &PassStart<'_>,
     prior: Option<QuotaView>,
     listing: Option<&OrgQuotaEvents>,
@@ -272,7 +272,7 @@ pub fn read_scope(
 /// Which devices a reconcile between resyncs reads: those whose quota events (in `events`, not
 /// listed before) say they changed, and the audit's slice. Returns the devices (ascending) and the view's new
 /// audit position.
-pub fn steady_reads(
+pub(crate) fn steady_reads(
     view: &QuotaView,
     devices: &[u64],
     events: &[DeviceQuotaEvent],

@@ -12,15 +12,15 @@ use crate::model::{ObservedState, SimObservation, SimTarget};
 use crate::plan::sim_group::{Claims, PlannedAction};
 
 /// Entries per stored chunk: a ConfigMap holds at most 1 MiB, an entry takes about 15 bytes.
-pub const ENTRIES_PER_CHUNK: usize = 50_000;
+pub(crate) const ENTRIES_PER_CHUNK: usize = 50_000;
 /// Chunk key listing the devices that were Active before the group changed them.
-pub const WERE_ACTIVE: &str = "wereActive";
+pub(crate) const WERE_ACTIVE: &str = "wereActive";
 /// Chunk key listing the devices that were Paused before the group changed them.
-pub const WERE_PAUSED: &str = "werePaused";
+pub(crate) const WERE_PAUSED: &str = "werePaused";
 
 /// A SIM's state before the group first changed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Prior {
+pub(crate) struct Prior {
     /// emnify SIM id, when the carrier has one (needed to restore a suspended SIM).
     pub sim_id: Option<u64>,
     /// The state to return to.
@@ -29,14 +29,14 @@ pub struct Prior {
 
 /// The SIMs a group changed, by device id, and the state each had before.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RestoreRecord {
+pub(crate) struct RestoreRecord {
     prior: BTreeMap<u64, Prior>,
 }
 
 /// A stored record could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("restore record, key {key}: {entry:?} is not a device id (expected DEVICE or DEVICE:SIM)")]
-pub struct RecordError {
+pub(crate) struct RecordError {
     key: String,
     entry: String,
 }
@@ -48,7 +48,7 @@ impl RestoreRecord {
     }
 
     /// The state a device had before the group first changed it.
-    pub fn prior(&self, device_id: u64) -> Option<Prior> {
+    pub(crate) fn prior(&self, device_id: u64) -> Option<Prior> {
         self.prior.get(&device_id).copied()
     }
 
@@ -74,7 +74,7 @@ impl RestoreRecord {
     }
 
     /// The record as chunks of string data (one ConfigMap each).
-    pub fn to_chunks(&self, per_chunk: usize) -> Vec<BTreeMap<String, String>> {
+    pub(crate) fn to_chunks(&self, per_chunk: usize) -> Vec<BTreeMap<String, String>> {
         let entries: Vec<(&u64, &Prior)> = self.prior.iter().collect();
         entries
             .chunks(per_chunk.max(1))
@@ -100,7 +100,7 @@ impl RestoreRecord {
     }
 
     /// Reads a record back from its chunks.
-    pub fn from_chunks<'a>(
+    pub(crate) fn from_chunks<'a>(
         chunks: impl IntoIterator<Item = &'a BTreeMap<String, String>>,
     ) -> Result<Self, RecordError> {
         let mut record = Self::default();
@@ -129,7 +129,7 @@ impl RestoreRecord {
 
 /// Counts of a restore in progress.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RestoreCounts {
+pub(crate) struct RestoreCounts {
     /// Recorded SIMs observed (still selected).
     pub observed: u64,
     /// Already back in their earlier state.
@@ -143,7 +143,7 @@ pub struct RestoreCounts {
 }
 
 /// Plans a restore page by page: which recorded SIMs to return to their earlier state.
-pub struct RestorePlanner<'a> {
+pub(crate) struct RestorePlanner<'a> {
     record: &'a RestoreRecord,
     in_flight: &'a HashSet<u64>,
     /// Groups that want each state, so a restore never undoes another group's claim.
@@ -244,7 +244,7 @@ impl<'a> RestorePlanner<'a> {
 
 /// The status of a group being deleted while its SIMs go back to their earlier states:
 /// Reconciling, with the actions in flight.
-pub fn restoring_status(
+pub(crate) fn restoring_status(
     previous: &SimGroupStatus,
     generation: i64,
     pending: &[PendingAction],

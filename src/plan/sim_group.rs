@@ -31,17 +31,17 @@ use crate::model::{ActionStatus, ObservedState, Refusal, RefusalKind, SimObserva
 
 use super::numbers::thousands;
 use super::observe_only::{ObserveOnly, observe_message, would_submit};
-pub use super::pending::{
-    CONFIRMATION_DEADLINE, FULL_OBSERVATION_CEILING, note_carrier_statuses, pending_backoff,
-    poll_says_wait, read_urgency, still_pending,
+pub(crate) use super::pending::{
+    CONFIRMATION_DEADLINE, note_carrier_statuses, read_urgency, still_pending,
 };
+pub use super::pending::{pending_backoff, poll_says_wait};
 
 /// Resync period of a converged group (drift detection).
 pub const RESYNC: Duration = Duration::from_secs(600);
 
 /// The status of a group that cannot start (no usable carrier account, a budget too small):
 /// Stalled with the reason and the message, the rest of the last status kept.
-pub fn blocked_status(
+pub(crate) fn blocked_status(
     previous: &SimGroupStatus,
     generation: i64,
     reason: &str,
@@ -204,7 +204,7 @@ impl<'a> SimGroupPlanner<'a> {
 
     /// A planner that counts the SIMs to change without keeping them (no actions are built):
     /// for previews of very large selections, which need the numbers, not the targets.
-    pub fn counting_only(mut self) -> Self {
+    pub(crate) fn counting_only(mut self) -> Self {
         self.keep_targets = false;
         self
     }
@@ -215,7 +215,7 @@ impl<'a> SimGroupPlanner<'a> {
     }
 
     /// Takes one page of observed SIMs, calling `planned` for each SIM planned to change.
-    pub fn observe_each(
+    pub(crate) fn observe_each(
         &mut self,
         page: &[SimObservation],
         mut planned: impl FnMut(&SimObservation),
@@ -468,7 +468,7 @@ impl Plan {
 
     /// Shows the carrier's own status of each pending action it lists; the others keep what
     /// they showed. Never a confirmation: observed SIM states are.
-    pub fn note_carrier_statuses(&mut self, statuses: &[ActionStatus]) {
+    pub(crate) fn note_carrier_statuses(&mut self, statuses: &[ActionStatus]) {
         note_carrier_statuses(&mut self.pending, statuses);
     }
 
@@ -484,7 +484,7 @@ impl Plan {
     }
 
     /// How soon to reconcile again.
-    pub fn requeue_after(&self) -> Duration {
+    pub(crate) fn requeue_after(&self) -> Duration {
         // Nothing is sent until a person acts (the annotation's change is itself a trigger), or
         // ever (observe only): no fast requeue.
         if self.observe_only.is_some() || matches!(self.hold, Some(Hold::ApprovalRequired { .. })) {

@@ -8,7 +8,7 @@ mod render;
 mod report;
 
 use inputs::{Accounts, Inputs, generation_after_apply, live, namespace_of, read_inputs};
-pub use report::{DataQuotaPreview, ManifestProblem, PlanReport, SimGroupPreview};
+pub(crate) use report::{DataQuotaPreview, ManifestProblem, PlanReport, SimGroupPreview};
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -27,9 +27,9 @@ use crate::plan::sim_group::{Hold, PlanContext, SimGroupPlanner};
 use crate::resolve::{approved_generation, selection_of, target_devices};
 
 /// Exit code when there is nothing wrong (changes allowed).
-pub const EXIT_OK: i32 = 0;
+pub(crate) const EXIT_OK: i32 = 0;
 /// Exit code when `--fail-on-change` or `--max-changes` refuses the changes.
-pub const EXIT_REFUSED: i32 = 1;
+pub(crate) const EXIT_REFUSED: i32 = 1;
 /// Exit code for invalid manifests or a resource that cannot be planned.
 pub const EXIT_INVALID: i32 = 2;
 

@@ -152,7 +152,7 @@ pub fn table(out: &mut impl Write, report: &PlanReport, args: &PlanArgs) -> std:
 
 /// The CSV of affected SIMs and devices, written as they are found (a large fleet is never
 /// held whole).
-pub struct CsvWriter {
+pub(crate) struct CsvWriter {
     path: PathBuf,
     out: BufWriter<File>,
 }
@@ -183,7 +183,7 @@ impl CsvWriter {
     }
 
     /// One affected SIM or device.
-    pub fn row(
+    pub(crate) fn row(
         &mut self,
         kind: &str,
         resource: &str,

@@ -100,7 +100,7 @@ pub struct PlanReport {
 
 impl PlanReport {
     /// The exit code for these flags.
-    pub fn exit_code(&self, fail_on_change: bool, max_changes: Option<u64>) -> i32 {
+    pub(crate) fn exit_code(&self, fail_on_change: bool, max_changes: Option<u64>) -> i32 {
         let resource_errors = self.sim_groups.iter().any(|g| g.error.is_some())
             || self.data_quotas.iter().any(|q| q.error.is_some());
         if !self.errors.is_empty() || resource_errors {

@@ -10,10 +10,10 @@ use kube::ResourceExt;
 
 use crate::api::{APPROVED_GENERATION_ANNOTATION, SimGroup};
 use crate::model::Selection;
-pub use quota_targets::{Targets, target_devices};
+pub(crate) use quota_targets::{Targets, target_devices};
 
 /// The selection of a group, as the carrier client takes it.
-pub fn selection_of(group: &SimGroup) -> Selection {
+pub(crate) fn selection_of(group: &SimGroup) -> Selection {
     let selector = &group.spec.selector;
     Selection {
         iccids: selector.iccids.clone().unwrap_or_default(),
@@ -33,7 +33,7 @@ pub fn approved_generation(group: &SimGroup) -> Option<i64> {
 
 /// A Secret's value under `key` (from `data`, or `stringData` as written), trimmed; `None` when
 /// absent or empty.
-pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+pub(crate) fn secret_value(secret: &Secret, key: &str) -> Option<String> {
     secret
         .data
         .as_ref()

@@ -12,7 +12,7 @@ use crate::plan::data_quota::SpecProblem;
 /// The devices a DataQuota targets: those the carrier can give a quota (ascending, each
 /// once), and those it cannot, with the reason (observed as deleted, without a SIM, unknown).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Targets {
+pub(crate) struct Targets {
     /// Devices to read and set.
     pub devices: Vec<u64>,
     /// Devices observed as ineligible, with the carrier's reason.
@@ -21,7 +21,7 @@ pub struct Targets {
 
 /// The devices a DataQuota targets, given the SimGroup its `simGroupRef` names (`None` when
 /// there is none by that name), or what is wrong with the target. Only reads from the carrier.
-pub async fn target_devices(
+pub(crate) async fn target_devices(
     carrier: &dyn Carrier,
     spec: &crate::api::DataQuotaSpec,
     group: Option<&SimGroup>,

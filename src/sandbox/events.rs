@@ -20,14 +20,14 @@ const RENAMED: [(&str, &str); 7] = [
 
 /// A view of stored objects under another API version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum View {
+pub(crate) enum View {
     /// `events.k8s.io/v1` Events over core/v1 Events.
     EventsV1,
 }
 
 impl View {
     /// An object written through the view, as it is stored.
-    pub fn to_stored(self, object: Value) -> Value {
+    pub(crate) fn to_stored(self, object: Value) -> Value {
         match self {
             View::EventsV1 => rename(object, "v1", |field| {
                 RENAMED.iter().find(|(v, _)| *v == field).map(|(_, c)| *c)
@@ -36,7 +36,7 @@ impl View {
     }
 
     /// A stored object, as the view shows it.
-    pub fn to_view(self, object: Value) -> Value {
+    pub(crate) fn to_view(self, object: Value) -> Value {
         match self {
             View::EventsV1 => rename(object, "events.k8s.io/v1", |field| {
                 RENAMED.iter().find(|(_, c)| *c == field).map(|(v, _)| *v)
@@ -76,7 +76,7 @@ fn rename(
 
 /// Which field selectors a resource takes, as kube-apiserver registers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum FieldLabels {
+pub(crate) enum FieldLabels {
     /// `metadata.name` and `metadata.namespace` only.
     #[default]
     Metadata,

@@ -29,7 +29,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-pub use request_log::RequestRecord;
+pub(crate) use request_log::RequestRecord;
 
 use crate::api::validation::ManifestValidator;
 use status::ApiStatus;
@@ -58,7 +58,7 @@ impl SandboxState {
 }
 
 /// The routes of the sandbox API server.
-pub fn router(state: Arc<SandboxState>) -> Router {
+pub(crate) fn router(state: Arc<SandboxState>) -> Router {
     Router::new()
         .route("/version", get(version))
         .route("/api", get(core_versions))

@@ -27,7 +27,7 @@ fn group_versions(state: &SandboxState) -> Vec<(String, String)> {
 }
 
 /// `GET /openapi/v3`: where each group-version's document is.
-pub async fn root(State(state): State<Arc<SandboxState>>) -> Response {
+pub(crate) async fn root(State(state): State<Arc<SandboxState>>) -> Response {
     let mut paths = Map::new();
     for (group, version) in group_versions(&state) {
         let path = if group.is_empty() {
@@ -54,7 +54,7 @@ fn schema_name(group: &str, version: &str, kind: &str) -> String {
 }
 
 /// `GET /openapi/v3/apis/{group}/{version}`.
-pub async fn group_version(
+pub(crate) async fn group_version(
     State(state): State<Arc<SandboxState>>,
     Path(path): Path<String>,
 ) -> Response {

@@ -22,7 +22,7 @@ const UNOWNED: [&str; 10] = [
 ];
 
 /// Identifies an object: resource definition index, namespace, name.
-pub type ObjectKey = (usize, String, String);
+pub(crate) type ObjectKey = (usize, String, String);
 
 /// The leaf fields of a value by JSON pointer (objects recurse; lists and scalars are leaves).
 fn leaves(value: &Value, prefix: &str, out: &mut BTreeMap<String, Value>) {
@@ -49,7 +49,7 @@ fn dotted(path: &str) -> String {
 
 /// Field owners of every object.
 #[derive(Debug, Default)]
-pub struct FieldOwners {
+pub(crate) struct FieldOwners {
     by_object: HashMap<ObjectKey, BTreeMap<String, String>>,
 }
 
@@ -76,7 +76,7 @@ impl FieldOwners {
     }
 
     /// Forgets a deleted object.
-    pub fn forget(&mut self, key: &ObjectKey) {
+    pub(crate) fn forget(&mut self, key: &ObjectKey) {
         self.by_object.remove(key);
     }
 

@@ -9,7 +9,7 @@ use super::events::{FieldLabels, View};
 
 /// A printer column of a resource (from its CRD, or built in).
 #[derive(Clone, Debug)]
-pub struct Column {
+pub(crate) struct Column {
     /// Header.
     pub name: String,
     /// `string`, `integer`, `number`, `boolean` or `date`.
@@ -24,7 +24,7 @@ pub struct Column {
 
 /// One resource type.
 #[derive(Clone, Debug)]
-pub struct ResourceDef {
+pub(crate) struct ResourceDef {
     /// API group ("" for core).
     pub group: String,
     /// Version.
@@ -58,7 +58,7 @@ pub struct ResourceDef {
 
 impl ResourceDef {
     /// `group/version`, or `version` for core.
-    pub fn api_version(&self) -> String {
+    pub(crate) fn api_version(&self) -> String {
         if self.group.is_empty() {
             self.version.clone()
         } else {
@@ -67,7 +67,7 @@ impl ResourceDef {
     }
 
     /// `plural.group`, or `plural` for core: how the API server names the resource in messages.
-    pub fn qualified(&self) -> String {
+    pub(crate) fn qualified(&self) -> String {
         if self.group.is_empty() {
             self.plural.clone()
         } else {
@@ -76,7 +76,7 @@ impl ResourceDef {
     }
 
     /// The discovery entry (`APIResource`).
-    pub fn discovery(&self) -> Value {
+    pub(crate) fn discovery(&self) -> Value {
         let verbs = [
             "create", "delete", "get", "list", "patch", "update", "watch",
         ];
@@ -126,7 +126,7 @@ fn age() -> Column {
 }
 
 /// The resource definition of a CRD's served version.
-pub fn from_crd(crd: &CustomResourceDefinition) -> ResourceDef {
+pub(crate) fn from_crd(crd: &CustomResourceDefinition) -> ResourceDef {
     let version = crd
         .spec
         .versions

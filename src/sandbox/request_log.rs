@@ -20,11 +20,11 @@ pub struct RequestRecord {
 }
 
 /// Requests kept in order; older ones are dropped (their kinds stay in the distinct set).
-pub const RECENT_REQUESTS: usize = 50_000;
+pub(crate) const RECENT_REQUESTS: usize = 50_000;
 
 /// The request log: bounded in memory however long the sandbox runs.
 #[derive(Debug, Default)]
-pub struct RequestLog {
+pub(crate) struct RequestLog {
     recent: VecDeque<RequestRecord>,
     distinct: BTreeSet<RequestRecord>,
 }
@@ -42,7 +42,7 @@ impl RequestLog {
     }
 
     /// The most recent requests (at most [`RECENT_REQUESTS`]), oldest first.
-    pub fn recent(&self) -> Vec<RequestRecord> {
+    pub(crate) fn recent(&self) -> Vec<RequestRecord> {
         self.recent.iter().cloned().collect()
     }
 

@@ -10,7 +10,7 @@ use super::status::ApiStatus;
 
 /// Parsed label and field selectors of a list or watch.
 #[derive(Debug, Default)]
-pub struct Filter {
+pub(crate) struct Filter {
     labels: Option<Selector>,
     fields: Vec<(String, bool, String)>,
 }

@@ -10,7 +10,7 @@ use crate::api::schema_engine::FieldError;
 
 /// An API error, answered as a `Status` object.
 #[derive(Debug, Clone)]
-pub struct ApiStatus {
+pub(crate) struct ApiStatus {
     /// HTTP code.
     pub code: u16,
     /// Machine reason (`NotFound`, `AlreadyExists`, `Conflict`, `Invalid`, ...).
@@ -37,7 +37,7 @@ impl ApiStatus {
     }
 
     /// 404 for an object.
-    pub fn not_found(def: &ResourceDef, name: &str) -> Self {
+    pub(crate) fn not_found(def: &ResourceDef, name: &str) -> Self {
         Self::new(
             404,
             "NotFound",
@@ -47,7 +47,7 @@ impl ApiStatus {
     }
 
     /// 404 for a path that names no resource.
-    pub fn no_resource(path: &str) -> Self {
+    pub(crate) fn no_resource(path: &str) -> Self {
         Self::new(
             404,
             "NotFound",
@@ -57,7 +57,7 @@ impl ApiStatus {
     }
 
     /// 409 for a name in use.
-    pub fn already_exists(def: &ResourceDef, name: &str) -> Self {
+    pub(crate) fn already_exists(def: &ResourceDef, name: &str) -> Self {
         Self::new(
             409,
             "AlreadyExists",
@@ -80,7 +80,11 @@ impl ApiStatus {
     }
 
     /// 409 for a server-side apply that would change fields other managers own.
-    pub fn apply_conflict(def: &ResourceDef, name: &str, conflicts: &[(String, String)]) -> Self {
+    pub(crate) fn apply_conflict(
+        def: &ResourceDef,
+        name: &str,
+        conflicts: &[(String, String)],
+    ) -> Self {
         let list: Vec<String> = conflicts
             .iter()
             .map(|(field, manager)| format!("conflict with \"{manager}\": {field}"))
@@ -129,12 +133,12 @@ impl ApiStatus {
     }
 
     /// 400.
-    pub fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
 
     /// 405.
-    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+    pub(crate) fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(405, "MethodNotAllowed", message)
     }
 
@@ -144,7 +148,7 @@ impl ApiStatus {
     }
 
     /// 415.
-    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+    pub(crate) fn unsupported_media_type(message: impl Into<String>) -> Self {
         Self::new(415, "UnsupportedMediaType", message)
     }
 

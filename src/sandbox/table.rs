@@ -8,7 +8,7 @@ use super::registry::{Column, ResourceDef};
 
 /// Evaluates the JSONPath subset printer columns use: `.a.b`, `.a[0]`, and
 /// `.a[?(@.k=="v")].b` filters. Returns the matching values.
-pub fn json_path<'a>(object: &'a Value, path: &str) -> Vec<&'a Value> {
+pub(crate) fn json_path<'a>(object: &'a Value, path: &str) -> Vec<&'a Value> {
     let mut current = vec![object];
     let mut rest = path
         .trim()
@@ -71,7 +71,7 @@ fn find_close(text: &str) -> Option<usize> {
 }
 
 /// A duration as kubectl shows ages: `45s`, `12m`, `5h`, `3d`.
-pub fn human_age(since: Timestamp) -> String {
+pub(crate) fn human_age(since: Timestamp) -> String {
     let seconds = crate::clock::Clock::default()
         .now()
         .as_second()
@@ -151,7 +151,7 @@ pub fn table(def: &ResourceDef, objects: &[Value], list_meta: Value) -> Value {
 }
 
 /// True when the client asked for a Table.
-pub fn wants_table(accept: &str) -> bool {
+pub(crate) fn wants_table(accept: &str) -> bool {
     accept
         .split(',')
         .next()

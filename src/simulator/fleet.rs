@@ -12,13 +12,13 @@ use serde::{Deserialize, Serialize};
 use super::quota::Quota;
 
 /// Device (Hologram) and endpoint (emnify) id of row 0.
-pub const DEVICE_ID_BASE: u64 = 1001;
+pub(crate) const DEVICE_ID_BASE: u64 = 1001;
 /// Hologram cellular link id of row 0.
-pub const LINK_ID_BASE: u64 = 500_001;
+pub(crate) const LINK_ID_BASE: u64 = 500_001;
 /// emnify SIM id of row 0.
-pub const SIM_ID_BASE: u64 = 700_001;
+pub(crate) const SIM_ID_BASE: u64 = 700_001;
 /// ICCID of row 0 in a seeded fleet (19 digits).
-pub const ICCID_BASE: u128 = 8_944_500_000_000_000_001;
+pub(crate) const ICCID_BASE: u128 = 8_944_500_000_000_000_001;
 /// Tags a seeded fleet draws from.
 pub const SEED_TAGS: [&str; 6] = [
     "cold-chain",
@@ -48,7 +48,7 @@ pub enum LinkState {
 
 impl LinkState {
     /// Hologram's name for the state.
-    pub fn hologram_name(self) -> &'static str {
+    pub(crate) fn hologram_name(self) -> &'static str {
         match self {
             LinkState::Live => "LIVE",
             LinkState::PausedUser => "PAUSED-USER",
@@ -163,7 +163,7 @@ impl Default for SeedConfig {
 /// A fleet file: SIMs listed by hand (`--fleet FILE`).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FleetFile {
+pub(crate) struct FleetFile {
     /// Organisation of SIMs that do not name one.
     #[serde(default = "default_org")]
     pub org_id: u64,
@@ -178,7 +178,7 @@ fn default_org() -> u64 {
 /// One SIM of a fleet file.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct FleetFileSim {
+pub(crate) struct FleetFileSim {
     /// ICCID, 19 to 22 digits starting with 89.
     pub iccid: String,
     /// Tag names.
@@ -225,7 +225,7 @@ pub enum FleetError {
 }
 
 /// Parses an ICCID: 19 to 22 digits starting with 89.
-pub fn parse_iccid(text: &str) -> Option<u128> {
+pub(crate) fn parse_iccid(text: &str) -> Option<u128> {
     let valid = (19..=22).contains(&text.len())
         && text.starts_with("89")
         && text.bytes().all(|b| b.is_ascii_digit());
@@ -272,7 +272,7 @@ impl Fleet {
     }
 
     /// A fleet read from a YAML fleet file.
-    pub fn from_file(path: &Path) -> Result<Self, FleetError> {
+    pub(crate) fn from_file(path: &Path) -> Result<Self, FleetError> {
         let read_error = |message: String| FleetError::Read {
             path: path.display().to_string(),
             message,
@@ -284,7 +284,7 @@ impl Fleet {
     }
 
     /// A fleet from parsed fleet-file rows.
-    pub fn from_fleet_file(file: FleetFile) -> Result<Self, FleetError> {
+    pub(crate) fn from_fleet_file(file: FleetFile) -> Result<Self, FleetError> {
         let mut fleet = Fleet::default();
         for (row, entry) in file.sims.into_iter().enumerate() {
             let iccid = parse_iccid(&entry.iccid).ok_or_else(|| FleetError::Row {
@@ -374,22 +374,22 @@ impl Fleet {
     }
 
     /// The SIM in a row, to change it.
-    pub fn sim_mut(&mut self, row: u32) -> &mut Sim {
+    pub(crate) fn sim_mut(&mut self, row: u32) -> &mut Sim {
         &mut self.sims[row as usize]
     }
 
     /// Row of a Hologram device id or emnify endpoint id.
-    pub fn row_of_device(&self, device_id: u64) -> Option<u32> {
+    pub(crate) fn row_of_device(&self, device_id: u64) -> Option<u32> {
         self.row_from(device_id, DEVICE_ID_BASE)
     }
 
     /// Row of a Hologram link id.
-    pub fn row_of_link(&self, link_id: u64) -> Option<u32> {
+    pub(crate) fn row_of_link(&self, link_id: u64) -> Option<u32> {
         self.row_from(link_id, LINK_ID_BASE)
     }
 
     /// Row of an emnify SIM id.
-    pub fn row_of_sim_id(&self, sim_id: u64) -> Option<u32> {
+    pub(crate) fn row_of_sim_id(&self, sim_id: u64) -> Option<u32> {
         self.row_from(sim_id, SIM_ID_BASE)
     }
 
@@ -399,7 +399,7 @@ impl Fleet {
     }
 
     /// Row of an ICCID.
-    pub fn row_of_iccid(&self, iccid: &str) -> Option<u32> {
+    pub(crate) fn row_of_iccid(&self, iccid: &str) -> Option<u32> {
         parse_iccid(iccid).and_then(|n| self.by_iccid.get(&n).copied())
     }
 
@@ -409,27 +409,27 @@ impl Fleet {
     }
 
     /// Number of distinct tags.
-    pub fn tag_count(&self) -> usize {
+    pub(crate) fn tag_count(&self) -> usize {
         self.tag_names.len()
     }
 
     /// Name of a tag id.
-    pub fn tag_name(&self, id: u16) -> &str {
+    pub(crate) fn tag_name(&self, id: u16) -> &str {
         &self.tag_names[usize::from(id)]
     }
 
     /// Rows carrying a tag, ascending.
-    pub fn tag_rows(&self, id: u16) -> &[u32] {
+    pub(crate) fn tag_rows(&self, id: u16) -> &[u32] {
         &self.tag_members[usize::from(id)]
     }
 
     /// Whether a tag id names a tag (not deleted).
-    pub fn tag_exists(&self, id: u16) -> bool {
+    pub(crate) fn tag_exists(&self, id: u16) -> bool {
         self.tag_deleted.get(usize::from(id)).is_some_and(|d| !d)
     }
 
     /// Creates a tag (or finds the one with this name); `None` when the table is full.
-    pub fn create_tag(&mut self, name: &str) -> Option<u16> {
+    pub(crate) fn create_tag(&mut self, name: &str) -> Option<u16> {
         if let Some(&id) = self.tag_ids.get(name) {
             return Some(id);
         }
@@ -440,7 +440,7 @@ impl Fleet {
     }
 
     /// Adds a tag to a SIM (a no-op when it carries it).
-    pub fn link_tag(&mut self, tag: u16, row: u32) {
+    pub(crate) fn link_tag(&mut self, tag: u16, row: u32) {
         let sim = &mut self.sims[row as usize];
         if let Err(at) = sim.tags.binary_search(&tag) {
             let mut tags = sim.tags.to_vec();
@@ -454,7 +454,7 @@ impl Fleet {
     }
 
     /// Removes a tag from a SIM (a no-op when it does not carry it).
-    pub fn unlink_tag(&mut self, tag: u16, row: u32) {
+    pub(crate) fn unlink_tag(&mut self, tag: u16, row: u32) {
         let sim = &mut self.sims[row as usize];
         if let Ok(at) = sim.tags.binary_search(&tag) {
             let mut tags = sim.tags.to_vec();
@@ -468,7 +468,7 @@ impl Fleet {
     }
 
     /// Deletes a tag: it is removed from every SIM carrying it.
-    pub fn delete_tag(&mut self, tag: u16) {
+    pub(crate) fn delete_tag(&mut self, tag: u16) {
         for row in std::mem::take(&mut self.tag_members[usize::from(tag)]) {
             self.unlink_tag(tag, row);
         }
@@ -478,7 +478,7 @@ impl Fleet {
     }
 
     /// Names of a SIM's tags.
-    pub fn tag_names_of(&self, row: u32) -> Vec<&str> {
+    pub(crate) fn tag_names_of(&self, row: u32) -> Vec<&str> {
         self.sim(row)
             .tags
             .iter()
@@ -487,7 +487,11 @@ impl Fleet {
     }
 
     /// Rows from `from` on, in ascending order, among all rows or among one tag's rows.
-    pub fn rows_from(&self, tag: Option<u16>, from: u32) -> Box<dyn Iterator<Item = u32> + '_> {
+    pub(crate) fn rows_from(
+        &self,
+        tag: Option<u16>,
+        from: u32,
+    ) -> Box<dyn Iterator<Item = u32> + '_> {
         match tag {
             Some(tag) => {
                 let rows = self.tag_rows(tag);
@@ -505,7 +509,7 @@ pub fn device_id(row: u32) -> u64 {
 }
 
 /// Hologram link id of a row.
-pub fn link_id(row: u32) -> u64 {
+pub(crate) fn link_id(row: u32) -> u64 {
     LINK_ID_BASE + u64::from(row)
 }
 

@@ -28,7 +28,7 @@ use super::world::hologram_state_name;
 /// Default page size of list routes.
 const DEFAULT_LIMIT: usize = 25;
 /// Largest page a list route serves.
-pub const MAX_LIMIT: usize = 1000;
+pub(crate) const MAX_LIMIT: usize = 1000;
 
 /// The Hologram routes.
 pub fn routes() -> Router<Arc<SimulatorState>> {

@@ -102,7 +102,7 @@ impl FaultRule {
 
 /// Request counts by method, route template and status code.
 #[derive(Debug, Default)]
-pub struct RequestStats {
+pub(crate) struct RequestStats {
     counts: HashMap<(String, String, u16), u64>,
 }
 
@@ -140,7 +140,7 @@ impl RequestStats {
 
 /// Which carrier's error format a path answers in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
+pub(crate) enum Dialect {
     /// `{"success": false, "error": "..."}`.
     Hologram,
     /// `{"error_code": N, "error_token": "...", "message": "..."}`.
@@ -151,7 +151,7 @@ pub enum Dialect {
 
 impl Dialect {
     /// The dialect of a request path.
-    pub fn of_path(path: &str) -> Self {
+    pub(crate) fn of_path(path: &str) -> Self {
         if path.starts_with("/api/1/") || path == "/api/1" {
             Dialect::Hologram
         } else if path.starts_with("/api/") {
@@ -175,7 +175,7 @@ impl Dialect {
 
 /// An error answered in a carrier's (or the admin API's) own format.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     dialect: Dialect,
     status: StatusCode,
     message: String,
@@ -186,7 +186,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// With emnify's error code and token (e.g. 1103 `TokenExpired`).
-    pub fn with_code(self, code: u32, token: &'static str) -> Self {
+    pub(crate) fn with_code(self, code: u32, token: &'static str) -> Self {
         Self {
             code: Some((code, token)),
             ..self
@@ -216,7 +216,7 @@ impl IntoResponse for ApiError {
 }
 
 /// What a handler answers: a response, or an error in the surface's format.
-pub type Answer = Result<Response, ApiError>;
+pub(crate) type Answer = Result<Response, ApiError>;
 
 /// emnify's error code and token of a status: the documented ones for 401 (1102
 /// `InvalidToken`), 403 (1104 `Forbidden`) and 429 (1105 `TooManyRequests`); emnify documents
@@ -265,9 +265,9 @@ struct AuthFailures {
 }
 
 /// Failed authentications in a row that lock emnify authentication.
-pub const AUTH_FAILURES_BEFORE_LOCK: u32 = 3;
+pub(crate) const AUTH_FAILURES_BEFORE_LOCK: u32 = 3;
 /// How long the lock lasts (virtual time).
-pub const AUTH_LOCK: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+pub(crate) const AUTH_LOCK: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
 
 impl std::fmt::Debug for SimulatorState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -304,7 +304,7 @@ impl SimulatorState {
     }
 
     /// Replaces the world (reset).
-    pub fn replace_world(&self, world: World) {
+    pub(crate) fn replace_world(&self, world: World) {
         *self.world.lock().expect("world lock") = world;
         self.auth_failures.lock().expect("auth lock").clear();
         self.clear_request_counts();
@@ -324,7 +324,7 @@ impl SimulatorState {
 
     /// The most emnify write requests (PATCH, POST, DELETE) in flight at once since the
     /// statistics were cleared: emnify asks for writes to be sent one after another.
-    pub fn max_emnify_writes_in_flight(&self) -> u64 {
+    pub(crate) fn max_emnify_writes_in_flight(&self) -> u64 {
         self.emnify_writes.max.load(Ordering::Relaxed)
     }
 
@@ -339,18 +339,22 @@ impl SimulatorState {
     }
 
     /// Takes one request from a credential's carrier budget; `Err` holds the seconds to wait.
-    pub fn take_carrier_budget(&self, credential: &str) -> Result<(), u64> {
+    pub(crate) fn take_carrier_budget(&self, credential: &str) -> Result<(), u64> {
         take(self.carrier_limiter.as_ref(), credential)
     }
 
     /// Takes one request from a client IP's authentication budget (emnify: 100 per IP per 5
     /// minutes).
-    pub fn take_auth_budget(&self, ip: std::net::IpAddr) -> Result<(), u64> {
+    pub(crate) fn take_auth_budget(&self, ip: std::net::IpAddr) -> Result<(), u64> {
         take(self.auth_limiter.as_ref(), &ip.to_string())
     }
 
     /// When authentication from `ip` is locked (after three failures in a row), until when.
-    pub fn auth_locked_until(&self, ip: std::net::IpAddr, now: Timestamp) -> Option<Timestamp> {
+    pub(crate) fn auth_locked_until(
+        &self,
+        ip: std::net::IpAddr,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
         self.auth_failures
             .lock()
             .expect("auth lock")
@@ -361,7 +365,12 @@ impl SimulatorState {
 
     /// Counts an authentication's outcome from `ip`: a success clears the count, the third
     /// failure in a row locks authentication for five minutes.
-    pub fn record_authentication(&self, ip: std::net::IpAddr, succeeded: bool, now: Timestamp) {
+    pub(crate) fn record_authentication(
+        &self,
+        ip: std::net::IpAddr,
+        succeeded: bool,
+        now: Timestamp,
+    ) {
         let mut failures = self.auth_failures.lock().expect("auth lock");
         if succeeded {
             failures.remove(&ip);
@@ -480,7 +489,7 @@ struct Injected {
 /// A 429 in the request's dialect, in each carrier's documented body (Hologram `{"success":
 /// false, "error": "API rate limit exceeded"}`, emnify error code 1105), with `Retry-After`
 /// only when asked for (neither carrier documents one).
-pub fn too_many_requests(dialect: Dialect, retry_after: Option<u64>) -> ApiError {
+pub(crate) fn too_many_requests(dialect: Dialect, retry_after: Option<u64>) -> ApiError {
     let message = match dialect {
         Dialect::Hologram => "API rate limit exceeded".to_owned(),
         _ => match retry_after {
@@ -569,7 +578,7 @@ fn cut_connection() -> Response {
 }
 
 /// Parses a JSON body, or says what is wrong with it.
-pub fn parse_json(body: &Bytes) -> Result<Value, String> {
+pub(crate) fn parse_json(body: &Bytes) -> Result<Value, String> {
     if body.is_empty() {
         return Err("the request body is empty; send a JSON object".into());
     }
@@ -577,6 +586,6 @@ pub fn parse_json(body: &Bytes) -> Result<Value, String> {
 }
 
 /// A JSON response with a status.
-pub fn json_response(status: StatusCode, body: impl serde::Serialize) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: impl serde::Serialize) -> Response {
     (status, axum::Json(body)).into_response()
 }

@@ -27,17 +27,19 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::FriendlyDuration;
-pub use clock::ClockMode;
+pub(crate) use clock::ClockMode;
 pub use fleet::{Fleet, SeedConfig};
-pub use http::{Dialect, FaultRule, RateLimitSpec, RequestCount, SimulatorState};
-pub use world::{DelayModel, World};
+pub use http::RateLimitSpec;
+pub(crate) use http::{Dialect, FaultRule, SimulatorState};
+pub(crate) use world::DelayModel;
+pub use world::World;
 
 /// API key the simulator accepts when none is configured (also in `examples/`).
 pub const DEFAULT_HOLOGRAM_API_KEY: &str = "simulator-api-key";
 /// emnify application token the simulator accepts when none is configured.
 pub const DEFAULT_EMNIFY_APP_TOKEN: &str = "simulator-app-token";
 /// Most devices in one Hologram bulk action.
-pub const BULK_LIMIT: usize = 10_000;
+pub(crate) const BULK_LIMIT: usize = 10_000;
 
 /// Everything the simulator starts from.
 #[derive(Clone, Debug)]
@@ -223,7 +225,7 @@ pub enum StartError {
 }
 
 /// Builds the world the configuration describes.
-pub fn build_world(config: &SimulatorConfig) -> Result<World, fleet::FleetError> {
+pub(crate) fn build_world(config: &SimulatorConfig) -> Result<World, fleet::FleetError> {
     let fleet = match &config.fleet_file {
         Some(path) => Fleet::from_file(path)?,
         None => Fleet::seeded(&config.seed),
@@ -232,7 +234,7 @@ pub fn build_world(config: &SimulatorConfig) -> Result<World, fleet::FleetError>
 }
 
 /// The simulator's routes.
-pub fn router(state: Arc<SimulatorState>) -> Router {
+pub(crate) fn router(state: Arc<SimulatorState>) -> Router {
     Router::new()
         .merge(hologram::routes())
         .merge(emnify::routes())
@@ -456,7 +458,7 @@ fn share(text: &str) -> Result<f64, String> {
 
 impl SimulatorArgs {
     /// The configuration these flags describe.
-    pub fn to_config(&self) -> Result<SimulatorConfig, String> {
+    pub(crate) fn to_config(&self) -> Result<SimulatorConfig, String> {
         if self.delay_max.as_duration() < self.delay_min.as_duration() {
             return Err("--delay-max must not be shorter than --delay-min".into());
         }

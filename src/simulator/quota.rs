@@ -5,7 +5,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 /// emnify's expiry format (`YYYY-MM-DD HH:MM:SS`, UTC).
-pub const EXPIRY_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+pub(crate) const EXPIRY_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// A quota's state (emnify status ids 1, 2, 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,12 +66,12 @@ pub struct Quota {
 }
 
 /// Formats a time the way emnify writes expiry dates.
-pub fn format_expiry(t: Timestamp) -> String {
+pub(crate) fn format_expiry(t: Timestamp) -> String {
     t.strftime(EXPIRY_FORMAT).to_string()
 }
 
 /// Reads an emnify expiry date (`YYYY-MM-DD HH:MM:SS`, UTC).
-pub fn parse_expiry(text: &str) -> Option<Timestamp> {
+pub(crate) fn parse_expiry(text: &str) -> Option<Timestamp> {
     jiff::civil::DateTime::strptime(EXPIRY_FORMAT, text)
         .ok()
         .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
@@ -81,7 +81,7 @@ pub fn parse_expiry(text: &str) -> Option<Timestamp> {
 impl Quota {
     /// Reads a `POST /v1/endpoint/{id}/quota/data` body with emnify's validation; the error
     /// names the field.
-    pub fn from_request(body: &Value, now: Timestamp) -> Result<Quota, String> {
+    pub(crate) fn from_request(body: &Value, now: Timestamp) -> Result<Quota, String> {
         let object = body.as_object().ok_or("the body must be a JSON object")?;
         let status_id = object
             .get("status")
@@ -180,7 +180,7 @@ impl Quota {
 
     /// The quota as emnify's GET returns it (unset thresholds left out: the documented schema
     /// types them as numbers).
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut quota = json!({
             "id": self.id,
             "status": {"id": self.status as u8, "description": self.status.description()},
@@ -201,7 +201,7 @@ impl Quota {
     }
 
     /// The next time this quota changes by itself (expiry or refill), if any.
-    pub fn next_deadline(&self) -> Option<Timestamp> {
+    pub(crate) fn next_deadline(&self) -> Option<Timestamp> {
         if self.status == QuotaStatus::Expired {
             return None;
         }
@@ -212,7 +212,7 @@ impl Quota {
     }
 
     /// Applies what is due at `now`: expiry, then refills. True when it expired now.
-    pub fn settle(&mut self, now: Timestamp) -> bool {
+    pub(crate) fn settle(&mut self, now: Timestamp) -> bool {
         if self.status == QuotaStatus::Expired {
             return false;
         }
@@ -276,7 +276,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// emnify's event type id.
-    pub fn type_id(self) -> u32 {
+    pub(crate) fn type_id(self) -> u32 {
         match self {
             EventKind::ThresholdReached => 18,
             EventKind::UsedUp => 19,
@@ -304,7 +304,7 @@ impl EventKind {
 
 /// A JSON number that is a whole number, written `1` or `1.0` (emnify's official client sends
 /// status ids as floats).
-pub fn whole_number(value: &Value) -> Option<i64> {
+pub(crate) fn whole_number(value: &Value) -> Option<i64> {
     value.as_i64().or_else(|| {
         value
             .as_f64()

@@ -28,7 +28,7 @@ use wire::{
 };
 
 /// Most devices in one Hologram bulk action.
-pub const BULK_LIMIT: usize = 10_000;
+pub(crate) const BULK_LIMIT: usize = 10_000;
 /// Page size of list calls (Hologram's maximum).
 const PAGE: usize = 1000;
 /// Bytes of multi-value filter values in one call: the documents advise keeping the URL well
@@ -64,7 +64,7 @@ fn url_batches(values: Vec<String>) -> Vec<Vec<String>> {
 }
 
 /// A client of one Hologram account.
-pub struct HologramClient {
+pub(crate) struct HologramClient {
     core: HttpCore,
     api_key: SecretString,
     org_id: Option<u64>,

@@ -16,7 +16,7 @@ use crate::model::{ObservedState, Refusal, RefusalKind, SimObservation, Submissi
 /// writes it, `PAUSED-BY-SYS` as one guide spells it), and the pending states
 /// `PAUSED-PENDING-USER` (a pause in flight) and `LIVE-PENDING` (a resume in flight). Anything
 /// else is unknown: never success.
-pub fn normalise(state: &str) -> ObservedState {
+pub(crate) fn normalise(state: &str) -> ObservedState {
     match state {
         "LIVE" => ObservedState::Active,
         "PAUSED-USER" | "PAUSED" => ObservedState::Paused,
@@ -319,7 +319,6 @@ mod tests {
         ] {
             let text = body(tags, tail);
             let reply = Reply {
-                status: reqwest::StatusCode::OK,
                 headers: Default::default(),
                 body: text.into(),
             };
@@ -378,7 +377,6 @@ mod tests {
         let err = link_observation(&link).unwrap_err();
         assert!(err.to_string().contains("no \"sim\""), "{err}");
         let reply = |body: &str| Reply {
-            status: reqwest::StatusCode::OK,
             headers: Default::default(),
             body: body.to_owned().into(),
         };

@@ -15,18 +15,18 @@ use tokio::sync::broadcast;
 use super::events::View;
 use super::registry::ResourceDef;
 use super::request_log::RequestLog;
-pub use super::selector::Filter;
+pub(crate) use super::selector::Filter;
 use super::status::ApiStatus;
 use crate::api::schema_engine::FieldErrorKind;
 use crate::api::validation::ManifestValidator;
 use objects::{meta, meta_mut, meta_str, now_text, random_suffix, spec_part, uid};
 
 /// Changes kept for watches to resume from, by default; older resourceVersions get 410 Gone.
-pub const DEFAULT_LOG_CAPACITY: usize = 20_000;
+pub(crate) const DEFAULT_LOG_CAPACITY: usize = 20_000;
 
 /// What happened to an object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChangeKind {
+pub(crate) enum ChangeKind {
     /// Created.
     Added,
     /// Changed.
@@ -48,7 +48,7 @@ impl ChangeKind {
 
 /// One change, as watches see it.
 #[derive(Debug)]
-pub struct Change {
+pub(crate) struct Change {
     /// The resourceVersion it produced.
     pub rv: u64,
     /// Index of the resource definition.
@@ -63,7 +63,7 @@ pub struct Change {
 
 /// How a write treats fields the schema does not declare (`fieldValidation`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FieldValidation {
+pub(crate) enum FieldValidation {
     /// Drop them silently.
     Ignore,
     /// Drop them with a warning.
@@ -74,7 +74,7 @@ pub enum FieldValidation {
 
 /// The kinds of patch the API server takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PatchKind {
+pub(crate) enum PatchKind {
     /// RFC 7386 JSON merge patch.
     Merge,
     /// RFC 6902 JSON patch (with `test`).
@@ -86,7 +86,7 @@ pub enum PatchKind {
 }
 
 /// A successful write: the object and any warnings.
-pub struct Written {
+pub(crate) struct Written {
     /// The stored object.
     pub object: Value,
     /// Warnings for the `Warning` header.
@@ -114,11 +114,11 @@ fn shown(view: Option<View>, object: Value) -> Value {
 }
 
 /// The changes a watch replays, and the receiver of later ones.
-pub type WatchStart = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
+pub(crate) type WatchStart = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
 
 /// How a write is made.
 #[derive(Clone, Copy, Debug)]
-pub struct WriteOptions {
+pub(crate) struct WriteOptions {
     /// Through the status subresource.
     pub status: bool,
     /// How undeclared fields are treated.
@@ -126,7 +126,7 @@ pub struct WriteOptions {
 }
 
 /// The store.
-pub struct Store {
+pub(crate) struct Store {
     /// Resource definitions (indexes are stable).
     pub defs: Vec<ResourceDef>,
     objects: BTreeMap<(usize, String, String), Value>,
@@ -170,14 +170,14 @@ impl Store {
     }
 
     /// The index of a resource by group and plural.
-    pub fn def_index(&self, group: &str, plural: &str) -> Option<usize> {
+    pub(crate) fn def_index(&self, group: &str, plural: &str) -> Option<usize> {
         self.defs
             .iter()
             .position(|d| d.group == group && d.plural == plural)
     }
 
     /// The current resourceVersion.
-    pub fn resource_version(&self) -> u64 {
+    pub(crate) fn resource_version(&self) -> u64 {
         self.rv
     }
 
@@ -203,7 +203,7 @@ impl Store {
 
     /// Where the objects of `def` are stored: the definition they are kept under, and the view
     /// that converts them when `def` shows another resource's objects (events.k8s.io Events).
-    pub fn stored_as(&self, def: usize) -> (usize, Option<View>) {
+    pub(crate) fn stored_as(&self, def: usize) -> (usize, Option<View>) {
         match self.defs[def].stored_as {
             Some((group, plural, view)) => (
                 self.def_index(group, plural)
@@ -275,7 +275,7 @@ impl Store {
     }
 
     /// Decodes a continue token.
-    pub fn decode_continue(token: &str) -> Result<(String, String), ApiStatus> {
+    pub(crate) fn decode_continue(token: &str) -> Result<(String, String), ApiStatus> {
         use base64::Engine;
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(token)
@@ -619,7 +619,7 @@ impl Store {
 
     /// The changes after `rv` for a watch, and a receiver for later ones; `Err` when `rv` is
     /// older than the log holds (410 Gone).
-    pub fn watch_from(&self, rv: u64) -> Result<WatchStart, ApiStatus> {
+    pub(crate) fn watch_from(&self, rv: u64) -> Result<WatchStart, ApiStatus> {
         let oldest = self.log.front().map_or(self.rv, |c| c.rv);
         if rv + 1 < oldest && self.log.len() == self.log_capacity {
             return Err(ApiStatus::gone(format!(
@@ -632,7 +632,7 @@ impl Store {
     }
 
     /// A receiver for changes from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
         self.tx.subscribe()
     }
 }

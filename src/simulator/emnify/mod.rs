@@ -40,7 +40,7 @@ const SIM_PAGE: (usize, usize) = (2000, 2500);
 /// Page sizes of event lists (not documented: the endpoint list's).
 const EVENT_PAGE: (usize, usize) = (1000, 1000);
 /// Most endpoints one `PATCH /v2/endpoint/multi` changes.
-pub const MAX_BULK_ENDPOINTS: usize = 2000;
+pub(crate) const MAX_BULK_ENDPOINTS: usize = 2000;
 
 /// The emnify routes.
 pub fn routes() -> Router<Arc<SimulatorState>> {

@@ -5,7 +5,7 @@ use super::*;
 
 impl World {
     /// emnify `PATCH /v1/endpoint/{id}` with a status id: 0 Enabled, 1 Disabled.
-    pub fn patch_endpoint(
+    pub(crate) fn patch_endpoint(
         &mut self,
         row: u32,
         status: i64,
@@ -21,7 +21,7 @@ impl World {
     /// emnify `PATCH /v2/endpoint/multi`: `(row, status id)` items. Every item is checked
     /// first: when any is refused, nothing changes and the refusals come back with the item's
     /// index. The accepted items form one job per direction.
-    pub fn patch_endpoints(
+    pub(crate) fn patch_endpoints(
         &mut self,
         items: &[(u32, i64)],
         now: Timestamp,
@@ -57,7 +57,7 @@ impl World {
     }
 
     /// The target of an endpoint status id, or why the endpoint cannot take it.
-    pub fn endpoint_target(&self, row: u32, status: i64) -> Result<Target, ChangeRefusal> {
+    pub(crate) fn endpoint_target(&self, row: u32, status: i64) -> Result<Target, ChangeRefusal> {
         let target = match status {
             0 => Target::Live,
             1 => Target::Pause,
@@ -95,7 +95,7 @@ impl World {
     }
 
     /// emnify `PATCH /v1/sim/{id}` with a status id: 1 Activated, 2 Suspended.
-    pub fn patch_sim(
+    pub(crate) fn patch_sim(
         &mut self,
         row: u32,
         status: i64,

@@ -116,7 +116,7 @@ pub struct Event {
 
 /// One change of a Hologram link's state (`GET /links/cellular/{linkid}/history`).
 #[derive(Clone, Debug)]
-pub struct StateChangeRecord {
+pub(crate) struct StateChangeRecord {
     /// Unique id.
     pub id: u64,
     /// When it landed.
@@ -130,11 +130,11 @@ pub struct StateChangeRecord {
 }
 
 /// State changes kept for the links' histories (the oldest are forgotten).
-pub const HISTORY_LIMIT: usize = 100_000;
+pub(crate) const HISTORY_LIMIT: usize = 100_000;
 
 /// The outcome of a bulk or single state change.
 #[derive(Debug, Default)]
-pub struct Submitted {
+pub(crate) struct Submitted {
     /// The job id, when any SIM was accepted or already in the target state.
     pub job_id: Option<String>,
     /// Devices accepted.
@@ -145,7 +145,7 @@ pub struct Submitted {
 
 /// Why a single-device change was refused (emnify semantics).
 #[derive(Debug, PartialEq, Eq)]
-pub enum ChangeRefusal {
+pub(crate) enum ChangeRefusal {
     /// The endpoint or SIM is deleted: 409.
     Deleted,
     /// The status id is not one this route takes: 422.
@@ -215,7 +215,7 @@ impl World {
     }
 
     /// Applies every change and quota transition due at `now`.
-    pub fn settle(&mut self, now: Timestamp) {
+    pub(crate) fn settle(&mut self, now: Timestamp) {
         while let Some(&Reverse((at, row, job))) = self.due.peek() {
             if at > now {
                 break;
@@ -360,7 +360,7 @@ impl World {
 
     /// A Hologram state change (bulk or single), after the request itself was checked: each
     /// device is accepted or refused with a reason; the change lands after a delay.
-    pub fn submit_hologram(
+    pub(crate) fn submit_hologram(
         &mut self,
         device_ids: &[u64],
         target: Target,
@@ -419,7 +419,7 @@ impl World {
     }
 
     /// A device's events, oldest first.
-    pub fn events_of(&self, row: u32) -> impl DoubleEndedIterator<Item = &Event> + '_ {
+    pub(crate) fn events_of(&self, row: u32) -> impl DoubleEndedIterator<Item = &Event> + '_ {
         self.events_of
             .get(&row)
             .into_iter()
@@ -428,17 +428,17 @@ impl World {
     }
 
     /// A link's state changes, oldest first (within the newest [`HISTORY_LIMIT`] of all).
-    pub fn history_of(&self, row: u32) -> impl Iterator<Item = &StateChangeRecord> + '_ {
+    pub(crate) fn history_of(&self, row: u32) -> impl Iterator<Item = &StateChangeRecord> + '_ {
         self.history.iter().filter(move |h| h.row == row)
     }
 
     /// The organisation's events, oldest first.
-    pub fn all_events(&self) -> &[Event] {
+    pub(crate) fn all_events(&self) -> &[Event] {
         &self.events
     }
 
     /// Forces a SIM's state, as a person in the carrier's dashboard would (drift).
-    pub fn force_state(&mut self, row: u32, state: LinkState) {
+    pub(crate) fn force_state(&mut self, row: u32, state: LinkState) {
         let sim = self.fleet.sim_mut(row);
         sim.state = state;
         sim.pending = None;
@@ -448,7 +448,7 @@ impl World {
 /// A link's state as Hologram names it: `PAUSED-PENDING-USER` or `LIVE-PENDING` while a pause or
 /// resume is in flight (Hologram documents no pending name for a deactivation: the link shows
 /// its state until it is `DEAD`).
-pub fn hologram_state_name(sim: &super::fleet::Sim) -> &'static str {
+pub(crate) fn hologram_state_name(sim: &super::fleet::Sim) -> &'static str {
     match sim.pending.map(|p| p.to) {
         Some(Target::Pause) => "PAUSED-PENDING-USER",
         Some(Target::Live) => "LIVE-PENDING",

@@ -15,7 +15,7 @@ pub(super) struct Token {
 
 impl World {
     /// Issues an emnify auth token for a credential (application tokens get no refresh token).
-    pub fn issue_token(
+    pub(crate) fn issue_token(
         &mut self,
         credential: &str,
         now: Timestamp,
@@ -48,7 +48,7 @@ impl World {
 
     /// The credential behind an auth token: `Err` once it has expired, `None` for a token this
     /// simulator never issued.
-    pub fn check_token(&self, token: &str, now: Timestamp) -> Option<Result<&str, ()>> {
+    pub(crate) fn check_token(&self, token: &str, now: Timestamp) -> Option<Result<&str, ()>> {
         self.tokens.get(token).map(|t| {
             if t.expires_at > now {
                 Ok(t.credential.as_str())
@@ -59,7 +59,7 @@ impl World {
     }
 
     /// Expires every issued auth token now (fault injection).
-    pub fn expire_tokens(&mut self, now: Timestamp) -> usize {
+    pub(crate) fn expire_tokens(&mut self, now: Timestamp) -> usize {
         for token in self.tokens.values_mut() {
             token.expires_at = token.expires_at.min(now);
         }
