@@ -31,6 +31,20 @@ pub(crate) use http::CallCounters;
 pub use http::HttpSettings;
 use simulator::SimulatorClient;
 
+/// Reads a selection's observation to its end, handing each page to `each` in order; the first
+/// failure ends it. One full observation: what a reconcile plans from.
+pub(crate) async fn observe_each(
+    carrier: &dyn Carrier,
+    selection: &Selection,
+    mut each: impl FnMut(Vec<SimObservation>),
+) -> Result<(), CarrierError> {
+    let mut pages = carrier.observe(selection);
+    while let Some(page) = pages.try_next().await? {
+        each(page);
+    }
+    Ok(())
+}
+
 /// The union of a selection as a stream of pages, each SIM once: the listed SIMs first (the
 /// client streams them from `listed`, looked up the cheapest way it has), then each tag's pages.
 /// `tagged(i, listed)` pages tag `i`, skipping SIMs that carry an earlier tag or whose device id

@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -17,7 +16,7 @@ use super::act::{ActionLog, Failed, Sent, act};
 use super::events::publish;
 use super::{Context, Error, MANAGER, write_status};
 use crate::api::{CarrierAccount, PendingAction, SimGroup, SimState};
-use crate::carrier::Carrier;
+use crate::carrier::{Carrier, observe_each};
 use crate::plan::claims::ClaimIndex;
 use crate::plan::restore::{ENTRIES_PER_CHUNK, RestorePlanner, RestoreRecord, restoring_status};
 use crate::plan::sim_group::still_pending;
@@ -129,11 +128,7 @@ pub async fn step(
     let wanting_paused = ClaimIndex::wanting(&peers, &accounts, group, SimState::Paused);
     let mut planner = RestorePlanner::new(&record, &in_flight, &wanting_active, &wanting_paused);
     let selection = selection_of(group);
-    let mut pages = carrier.observe(&selection);
-    while let Some(page) = pages.try_next().await? {
-        planner.observe(&page);
-    }
-    drop(pages);
+    observe_each(carrier.as_ref(), &selection, |page| planner.observe(&page)).await?;
     let (actions, counts) = planner.finish(carrier.capabilities().max_sims_per_action);
     let now = context.clock.now();
     let mut log = RestoreLog {

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
@@ -28,7 +27,7 @@ use crate::api::conditions::{self, READY, STALLED};
 use crate::api::{
     APPROVED_GENERATION_ANNOTATION, CarrierAccount, Management, SimGroup, SimGroupDeletePolicy,
 };
-use crate::carrier::budget;
+use crate::carrier::{budget, observe_each};
 use crate::plan::budget_floor;
 use crate::plan::claims::ClaimIndex;
 use crate::plan::sim_group::{
@@ -256,14 +255,11 @@ async fn apply(
         claims: &claims,
         now,
     });
-    let (observed, requests) = budget::metered(async {
-        let mut pages = carrier.observe(&selection);
-        while let Some(page) = pages.try_next().await? {
-            planner.observe(&page);
-        }
-        Ok::<_, Error>(())
-    })
-    .await;
+    let (observed, requests) =
+        budget::metered(observe_each(carrier.as_ref(), &selection, |page| {
+            planner.observe(&page)
+        }))
+        .await;
     observed?;
     context.observed_in_full(&key, FullObservation { at: now, requests });
     let mut plan = planner.finish();

@@ -1,11 +1,9 @@
 //! The devices a DataQuota targets: device ids, tags, or the SIMs of a SimGroup, resolved at the
 //! carrier (only reads), with those that cannot hold a quota set apart.
 
-use futures::TryStreamExt;
-
 use super::selection_of;
 use crate::api::SimGroup;
-use crate::carrier::{Carrier, CarrierError};
+use crate::carrier::{Carrier, CarrierError, observe_each};
 use crate::model::{ObservedState, Selection};
 use crate::plan::data_quota::SpecProblem;
 
@@ -68,8 +66,7 @@ pub(crate) async fn target_devices(
     };
     let mut ineligible = Vec::new();
     if selection != Selection::default() {
-        let mut pages = carrier.observe(&selection);
-        while let Some(page) = pages.try_next().await? {
+        observe_each(carrier, &selection, |page| {
             for sim in page {
                 match (sim.device_id, sim.state) {
                     (Some(id), ObservedState::Ineligible(why)) => ineligible.push((id, why)),
@@ -77,7 +74,8 @@ pub(crate) async fn target_devices(
                     (None, _) => {}
                 }
             }
-        }
+        })
+        .await?;
     }
     ids.sort_unstable();
     ids.dedup();
