@@ -418,13 +418,7 @@ impl QuotaPass<'_> {
         let (context, quota, now) = (self.context, self.quota, self.now);
         let generation = quota.metadata.generation.unwrap_or(0);
         if !set_now.is_empty() && listing.is_some() {
-            absorb_own_assignments(
-                self.carrier.as_ref(),
-                &mut view,
-                &set_now,
-                context.clock.now(),
-            )
-            .await;
+            absorb_own_assignments(self.carrier.as_ref(), &mut view, &set_now, now).await;
         }
         let mut tally = QuotaTally::default();
         for (device, seen) in &view.devices {
@@ -454,19 +448,20 @@ impl QuotaPass<'_> {
             .metrics
             .data_quota(&namespace, &quota.name_any(), tally.counts());
         write_status(self.api, quota, Some(&written), &status).await?;
+        // Status says what the pass saw, at its start; when to come back counts from its end
+        // (a first pass over many devices takes a while, and the next expiry does not wait).
+        let ended = context.clock.now();
         let requeue = if self.observe {
-            data_quota::observed_requeue_after(&tally, context.clock.now())
+            data_quota::observed_requeue_after(&tally, ended)
         } else {
-            data_quota::requeue_after(&tally, &progress, context.clock.now())
+            data_quota::requeue_after(&tally, &progress, ended)
         };
         let converged = is_true(&status.conditions, READY) && !is_true(&previous.conditions, READY);
         view.written = Some(status);
         view.trigger = trigger_of(quota);
-        view.due_at = context
-            .clock
-            .now()
+        view.due_at = ended
             .checked_add(SignedDuration::try_from(requeue).unwrap_or(SignedDuration::ZERO))
-            .unwrap_or(now);
+            .unwrap_or(ended);
         context
             .quota_views
             .lock()

@@ -102,3 +102,139 @@ async fn a_target_the_carrier_cannot_give_a_quota_is_ineligible_and_not_retried(
     );
     world.stop().await;
 }
+
+fn progress(quota: &DataQuota) -> crate::api::QuotaProgress {
+    quota.status.clone().unwrap().progress.unwrap()
+}
+
+#[tokio::test]
+async fn a_failed_set_is_listed_for_retry_and_set_at_the_next_pass() {
+    let fake = FakeCarrier::with(&[
+        (1, ObservedState::Active, &[]),
+        (2, ObservedState::Active, &[]),
+        (3, ObservedState::Active, &[]),
+    ]);
+    fake.failing_sets
+        .lock()
+        .unwrap()
+        .push_back(crate::carrier::CarrierError::Transient {
+            message: "503".into(),
+            request_sent: false,
+        });
+    let world = TestWorld::start(fake.clone()).await;
+    world
+        .create::<DataQuota>("pilot", json!({"carrierRef": {"name": ACCOUNT}, "target": {"deviceIds": [1, 2, 3]}, "volumeMB": 100, "expiry": {"after": "30d"}}))
+        .await;
+    pass(&world, "pilot").await; // the finalizer
+    let quota = pass(&world, "pilot").await;
+    // The first set (device 1) failed: the others are set, and 1 waits for a retry.
+    let set: Vec<u64> = fake
+        .quota_sets
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(d, _)| *d)
+        .collect();
+    assert_eq!(set, [2, 3]);
+    assert_eq!(progress(&quota).retry_device_ids, [1]);
+    assert_eq!(
+        quota
+            .status
+            .as_ref()
+            .unwrap()
+            .counts
+            .as_ref()
+            .unwrap()
+            .failed,
+        1
+    );
+    assert_ne!(ready(&quota), "True");
+    let quota = pass(&world, "pilot").await;
+    let set: Vec<u64> = fake
+        .quota_sets
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(d, _)| *d)
+        .collect();
+    assert_eq!(set, [2, 3, 1], "only the failed device is set again");
+    assert!(progress(&quota).retry_device_ids.is_empty());
+    assert_eq!(ready(&quota), "True");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_top_up_journaled_before_a_crash_is_sent_as_journaled_not_read_and_added_again() {
+    let fake = FakeCarrier::with(&[
+        (1, ObservedState::Active, &[]),
+        (2, ObservedState::Active, &[]),
+    ]);
+    let world = TestWorld::start(fake.clone()).await;
+    let quota = world
+        .create::<DataQuota>("top-up", json!({"carrierRef": {"name": ACCOUNT}, "target": {"deviceIds": [1, 2]}, "volumeMB": 250, "mode": "TopUp", "expiry": {"at": "2030-01-01T00:00:00Z"}}))
+        .await;
+    // The last process journaled device 1's top-up (120 left + 250), sent it, and stopped
+    // before it recorded the send: the carrier already holds 370.
+    fake.quotas.lock().unwrap().insert(1, left(370.0));
+    fake.quotas.lock().unwrap().insert(2, left(30.0));
+    let api: Api<DataQuota> = world.api();
+    let generation = quota.metadata.generation.unwrap();
+    api.patch_status(
+        "top-up",
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"status": {"progress": {
+            "generation": generation,
+            "startedAt": "2026-11-01T00:00:00Z",
+            "expiry": "2030-01-01T00:00:00Z",
+            "topUpsInFlight": [{"deviceId": 1, "volumeMB": 370.0}],
+        }}})),
+    )
+    .await
+    .unwrap();
+    pass(&world, "top-up").await; // the finalizer
+    let quota = pass(&world, "top-up").await;
+    let volumes: Vec<(u64, f64)> = fake
+        .quota_sets
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(d, q)| (*d, q.volume_mb))
+        .collect();
+    assert_eq!(
+        volumes,
+        [(1, 370.0), (2, 280.0)],
+        "device 1 as journaled (not 370 + 250), device 2 topped up once"
+    );
+    let progress = progress(&quota);
+    assert!(progress.top_ups_in_flight.is_empty());
+    assert!(progress.complete);
+    assert_eq!(ready(&quota), "True");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn an_observe_only_quota_sets_nothing_and_counts_what_it_would_change() {
+    let fake = FakeCarrier::with(&[
+        (1, ObservedState::Active, &[]),
+        (2, ObservedState::Active, &[]),
+    ]);
+    fake.quotas.lock().unwrap().insert(1, left(120.0));
+    let world = TestWorld::start(fake.clone()).await;
+    world
+        .create::<DataQuota>("watch", json!({"carrierRef": {"name": ACCOUNT}, "target": {"deviceIds": [1, 2]}, "volumeMB": 100, "expiry": {"after": "30d"}, "management": "Observe"}))
+        .await;
+    pass(&world, "watch").await; // the finalizer
+    let quota = pass(&world, "watch").await;
+    assert!(fake.quota_sets.lock().unwrap().is_empty(), "nothing is set");
+    let status = quota.status.clone().unwrap();
+    let counts = status.counts.unwrap();
+    assert_eq!(counts.targeted, 2);
+    let message = status
+        .conditions
+        .iter()
+        .map(|c| format!("{} {} {}", c.type_, c.reason, c.message))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(message.contains("2 devices"), "{message}");
+    world.stop().await;
+}

@@ -48,6 +48,8 @@ pub(super) struct FakeCarrier {
     pub(super) refusing: Mutex<HashSet<u64>>,
     pub(super) quotas: Mutex<BTreeMap<u64, QuotaReading>>,
     pub(super) quota_sets: Mutex<Vec<(u64, QuotaSetting)>>,
+    /// Errors the next quota sets answer with, in order (a failed set changes nothing).
+    pub(super) failing_sets: Mutex<VecDeque<CarrierError>>,
     /// Devices whose quota reads answer "endpoint deleted" (409).
     pub(super) deleted: Mutex<HashSet<u64>>,
     pub(super) on_submit: Mutex<Option<OnSubmit>>,
@@ -225,6 +227,9 @@ impl Carrier for FakeCarrier {
         quota: &'a QuotaSetting,
     ) -> BoxFuture<'a, Result<(), CarrierError>> {
         Box::pin(async move {
+            if let Some(error) = self.failing_sets.lock().unwrap().pop_front() {
+                return Err(error);
+            }
             self.quota_sets
                 .lock()
                 .unwrap()
