@@ -192,6 +192,18 @@ pub struct Capabilities {
     pub data_quota: bool,
 }
 
+impl Capabilities {
+    /// The capabilities as a CarrierAccount's status publishes them.
+    pub(crate) fn published(&self) -> crate::api::CarrierCapabilities {
+        crate::api::CarrierCapabilities {
+            max_sims_per_action: u32::try_from(self.max_sims_per_action).unwrap_or(u32::MAX),
+            bulk_state_change: self.bulk,
+            bulk_state_change_unavailable: self.bulk_unavailable.clone(),
+            data_quota: self.data_quota,
+        }
+    }
+}
+
 /// Why a carrier call failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CarrierError {

@@ -2,7 +2,6 @@
 //! credentials with one cheap call, and publish Ready or Stalled with the carrier's capabilities.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -16,10 +15,12 @@ use secrecy::SecretString;
 use super::pause::{self, PauseCheck};
 use super::resource_metrics::Shown;
 use super::{Context, Error, api_for, write_status};
-use crate::api::conditions::{self, READY};
+use crate::api::conditions::READY;
 use crate::api::{CarrierAccount, CarrierCapabilities};
 use crate::carrier::CarrierError;
-use crate::plan::carrier_account::{BUDGET_REFRESH, account_status, budget_status};
+use crate::plan::carrier_account::{
+    AccountFinding, account_status, budget_status, next_check, still_verified, verdict,
+};
 use crate::resolve::secret_value;
 
 /// Runs the CarrierAccount controller; a Secret change re-verifies the accounts using it.
@@ -87,151 +88,115 @@ async fn reconcile_once(
     if let PauseCheck::Paused(action) = pause::check(&context, &api, &*account, None).await? {
         return Ok(action);
     }
-    let secrets: Api<Secret> = Api::namespaced(context.client.clone(), &namespace);
-    let key = account.spec.effective_secret_key().to_owned();
-    let secret_name = account.spec.secret_ref.name.clone();
     let now = context.clock.now();
-    let previous = account.status.clone().unwrap_or_default();
-    let url = account.spec.effective_base_url().to_owned();
-    let key_of = format!("{namespace}/{}", account.name_any());
-    let mut verified_at = None;
+    let (finding, verified_at) = check(&context, &account, &namespace, now).await?;
+    let verdict = verdict(&account.spec, &namespace, finding);
+    report(&context, &api, &account, verdict, verified_at, now).await
+}
+
+/// Checks the account: its URL, then its Secret, then (building or reusing its client) the
+/// credentials at the carrier, unless they were accepted moments ago. Returns what it found
+/// and when the credentials were last accepted.
+async fn check(
+    context: &Context,
+    account: &CarrierAccount,
+    namespace: &str,
+    now: jiff::Timestamp,
+) -> Result<(AccountFinding, Option<jiff::Timestamp>), Error> {
+    let spec = &account.spec;
     // The URL is checked before the Secret is read or anything is built: no connection is made.
-    // Verified: the message and the capabilities; or why not: the reason and the message.
-    let verdict: Result<(String, CarrierCapabilities), (&str, String)> = if !context
+    if !context
         .carrier_urls
-        .allows(account.spec.provider, &url)
+        .allows(spec.provider, spec.effective_base_url())
     {
-        Err((
-            "UrlNotAllowed",
-            format!(
-                "baseUrl {url} is not among the carrier URLs this operator may send credentials to ({}); use one of them, or ask the operator's administrator to allow it (simfleet run --allowed-carrier-url, Helm value allowedCarrierUrls)",
-                context
-                    .carrier_urls
-                    .prefixes_for(account.spec.provider)
-                    .join(", ")
-            ),
-        ))
-    } else {
-        match secrets.get_opt(&secret_name).await? {
-            None => Err((
-                "SecretNotFound",
-                format!(
-                    "Secret {secret_name} not found in namespace {namespace}; create it with the key {key}"
-                ),
-            )),
-            Some(secret) => match secret_value(&secret, &key) {
-                None => Err((
-                    "SecretKeyMissing",
-                    format!("Secret {secret_name} has no key {key}; add it or set secretRef.key"),
-                )),
-                Some(value) => {
-                    let fingerprint = format!(
-                        "{}:{}",
-                        account.metadata.generation.unwrap_or(0),
-                        secret.resource_version().unwrap_or_default()
-                    );
-                    let carrier = context.carriers.get_or_build(
-                        &account,
-                        fingerprint.clone(),
-                        SecretString::from(value),
-                        &context.http,
-                        &context.clock,
-                    )?;
-                    if let (Some(ledger), Some(spent)) =
-                        (context.carriers.ledger(&key_of), previous.budget.as_ref())
-                    {
-                        // What the previous process counted this month still counts.
-                        ledger.seed(
-                            &spent.month,
-                            spent.requests_spent,
-                            spent.deferred_reads,
-                            spent.since.0,
-                        );
-                    }
-                    // Credentials accepted moments ago, for the same account and Secret, are
-                    // not checked again (the trigger was this controller's own status write,
-                    // or a recheck of capabilities, which the client knows without a call).
-                    let recently = context
-                        .carriers
-                        .verified_at(&key_of, &fingerprint)
-                        .filter(|at| now.duration_since(*at) < VERIFY_PERIOD)
-                        .filter(|_| {
-                            conditions::is_true(&previous.conditions, READY)
-                                && previous.observed_generation == account.metadata.generation
-                        });
-                    let verified = match recently {
-                        Some(at) => {
-                            verified_at = Some(at);
-                            Ok(())
-                        }
-                        None => {
-                            let verdict = carrier.verify().await;
-                            let at = verdict.is_ok().then_some(now);
-                            context.carriers.set_verified(&key_of, at);
-                            verified_at = at;
-                            verdict
-                        }
-                    };
-                    match verified {
-                        Ok(()) => {
-                            let c = carrier.capabilities();
-                            let capabilities = CarrierCapabilities {
-                                max_sims_per_action: u32::try_from(c.max_sims_per_action)
-                                    .unwrap_or(u32::MAX),
-                                bulk_state_change: c.bulk,
-                                bulk_state_change_unavailable: c.bulk_unavailable,
-                                data_quota: c.data_quota,
-                            };
-                            Ok((
-                                format!(
-                                    "credentials accepted by {}",
-                                    account.spec.effective_base_url()
-                                ),
-                                capabilities,
-                            ))
-                        }
-                        Err(
-                            CarrierError::Unauthorized { message }
-                            | CarrierError::Forbidden { message },
-                        ) => Err((
-                            "InvalidCredentials",
-                            format!(
-                                "the carrier refused the credentials in Secret {secret_name} (key {key}): {message}"
-                            ),
-                        )),
-                        Err(e) => Err((
-                            "Unreachable",
-                            format!("{}: {e}", account.spec.effective_base_url()),
-                        )),
-                    }
-                }
-            },
-        }
+        let allowed = context.carrier_urls.prefixes_for(spec.provider);
+        return Ok((AccountFinding::UrlNotAllowed { allowed }, None));
+    }
+    let secrets: Api<Secret> = Api::namespaced(context.client.clone(), namespace);
+    let Some(secret) = secrets.get_opt(&spec.secret_ref.name).await? else {
+        return Ok((AccountFinding::SecretNotFound, None));
+    };
+    let Some(value) = secret_value(&secret, spec.effective_secret_key()) else {
+        return Ok((AccountFinding::SecretKeyMissing, None));
     };
     let generation = account.metadata.generation.unwrap_or(0);
+    let fingerprint = format!(
+        "{generation}:{}",
+        secret.resource_version().unwrap_or_default()
+    );
+    let carrier = context.carriers.get_or_build(
+        account,
+        fingerprint.clone(),
+        SecretString::from(value),
+        &context.http,
+        &context.clock,
+    )?;
+    let key = format!("{namespace}/{}", account.name_any());
+    let previous = account.status.clone().unwrap_or_default();
+    if let (Some(ledger), Some(spent)) = (context.carriers.ledger(&key), previous.budget.as_ref()) {
+        // What the previous process counted this month still counts.
+        ledger.seed(
+            &spent.month,
+            spent.requests_spent,
+            spent.deferred_reads,
+            spent.since.0,
+        );
+    }
+    let recently = context.carriers.verified_at(&key, &fingerprint);
+    if let Some(at) = still_verified(recently, &previous, generation, now) {
+        return Ok((
+            AccountFinding::Accepted(carrier.capabilities().published()),
+            Some(at),
+        ));
+    }
+    let verified = carrier.verify().await;
+    let at = verified.is_ok().then_some(now);
+    context.carriers.set_verified(&key, at);
+    let finding = match verified {
+        Ok(()) => AccountFinding::Accepted(carrier.capabilities().published()),
+        Err(CarrierError::Unauthorized { message } | CarrierError::Forbidden { message }) => {
+            AccountFinding::Refused(message)
+        }
+        Err(error) => AccountFinding::Unreachable(error.to_string()),
+    };
+    Ok((finding, at))
+}
+
+/// Writes the account's status (with the month's figures), publishes an event when the
+/// verdict changes (not at every resync: what `kubectl describe` lists), and says when to look
+/// again.
+async fn report(
+    context: &Context,
+    api: &Api<CarrierAccount>,
+    account: &CarrierAccount,
+    verdict: Result<(String, CarrierCapabilities), (&'static str, String)>,
+    verified_at: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+) -> Result<Action, Error> {
+    let previous = account.status.clone().unwrap_or_default();
+    let generation = account.metadata.generation.unwrap_or(0);
+    let key = format!(
+        "{}/{}",
+        account.namespace().unwrap_or_default(),
+        account.name_any()
+    );
     let ready = verdict.is_ok();
     let (reason, message) = match &verdict {
         Ok((message, _)) => ("Verified", message.clone()),
         Err((reason, message)) => (*reason, message.clone()),
     };
-    let status = account_status(
-        &previous,
-        generation,
-        verdict,
-        budget_status(
-            previous.budget.as_ref(),
-            context.carriers.ledger(&key_of).map(|l| l.reading()),
-            now,
-        ),
+    let budget = budget_status(
+        previous.budget.as_ref(),
+        context.carriers.ledger(&key).map(|l| l.reading()),
         now,
     );
+    let status = account_status(&previous, generation, verdict, budget, now);
     let was = previous
         .conditions
         .iter()
         .find(|c| c.type_ == READY)
         .map(|c| (c.status == "True", c.reason.clone()));
-    write_status(&api, &account, account.status.as_ref(), &status).await?;
-    // An event when the verdict changes (not at every resync): what `kubectl describe` lists.
+    write_status(api, account, account.status.as_ref(), &status).await?;
     if was.as_ref().map(|(r, why)| (*r, why.as_str())) != Some((ready, reason)) {
         let type_ = if ready {
             EventType::Normal
@@ -243,23 +208,8 @@ async fn reconcile_once(
             .publish(&account.object_ref(&()), type_, reason, message)
             .await;
     }
-    if !ready {
-        return Ok(Action::requeue(Duration::from_secs(30)));
-    }
-    // Again when the credentials are due for a check, or the budget figures for a refresh.
-    let verify_due = verified_at.unwrap_or(now) + VERIFY_PERIOD;
-    let budget_due = status
-        .budget
-        .as_ref()
-        .map_or(verify_due, |b| b.updated_time.0 + BUDGET_REFRESH);
-    let wait = verify_due.min(budget_due).duration_since(now);
-    Ok(Action::requeue(
-        wait.max(jiff::SignedDuration::from_secs(1)).unsigned_abs(),
-    ))
+    Ok(Action::requeue(next_check(&status, verified_at, now)))
 }
-
-/// How often an account's credentials are checked against the carrier (one call).
-const VERIFY_PERIOD: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
 
 fn error_policy(account: Arc<CarrierAccount>, error: &Error, context: Arc<Context>) -> Action {
     super::retry_policy(&*account, error, &context)

@@ -1,15 +1,122 @@
-//! A CarrierAccount's status from what verifying it found: the kstatus verdict, the carrier's
-//! capabilities, when it was last verified, and the month's request figures. Pure.
+//! A CarrierAccount's status from what checking it found: the verdict and its words, the
+//! kstatus conditions, the carrier's capabilities, when it was last verified, the month's
+//! request figures, and when to check again. Pure.
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::conditions::{self, READY, Verdict};
-use crate::api::{BudgetStatus, CarrierAccountStatus, CarrierCapabilities};
+use crate::api::{BudgetStatus, CarrierAccountSpec, CarrierAccountStatus, CarrierCapabilities};
 use crate::model::BudgetReading;
 
 /// How often the month's figures in status are refreshed (a status write; no carrier call).
 pub(crate) const BUDGET_REFRESH: jiff::SignedDuration = jiff::SignedDuration::from_mins(5);
+
+/// How often an account's credentials are checked against the carrier (one call).
+pub(crate) const VERIFY_PERIOD: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+/// How soon an account that is not verified is looked at again.
+pub(crate) const NOT_READY_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What checking an account found, in the order it is checked: the URL before the Secret is
+/// read, the Secret before anything is built, and the carrier's answer last.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum AccountFinding {
+    /// `baseUrl` is not among the carrier URLs the operator may send credentials to.
+    UrlNotAllowed {
+        /// The prefixes allowed for this provider.
+        allowed: Vec<String>,
+    },
+    /// The Secret `secretRef` names does not exist.
+    SecretNotFound,
+    /// The Secret has no such key.
+    SecretKeyMissing,
+    /// The carrier accepted the credentials.
+    Accepted(CarrierCapabilities),
+    /// The carrier refused the credentials (401 or 403): its words.
+    Refused(String),
+    /// The carrier could not be asked (unreachable, 5xx, an answer not understood): what
+    /// happened.
+    Unreachable(String),
+}
+
+/// The account's verdict, in words that name the fix: verified (`Ok`: the message and the
+/// capabilities), or not (`Err`: the reason and the message).
+pub(crate) fn verdict(
+    spec: &CarrierAccountSpec,
+    namespace: &str,
+    finding: AccountFinding,
+) -> Result<(String, CarrierCapabilities), (&'static str, String)> {
+    let url = spec.effective_base_url();
+    let secret = &spec.secret_ref.name;
+    let key = spec.effective_secret_key();
+    match finding {
+        AccountFinding::UrlNotAllowed { allowed } => Err((
+            "UrlNotAllowed",
+            format!(
+                "baseUrl {url} is not among the carrier URLs this operator may send credentials to ({}); use one of them, or ask the operator's administrator to allow it (simfleet run --allowed-carrier-url, Helm value allowedCarrierUrls)",
+                allowed.join(", ")
+            ),
+        )),
+        AccountFinding::SecretNotFound => Err((
+            "SecretNotFound",
+            format!(
+                "Secret {secret} not found in namespace {namespace}; create it with the key {key}"
+            ),
+        )),
+        AccountFinding::SecretKeyMissing => Err((
+            "SecretKeyMissing",
+            format!("Secret {secret} has no key {key}; add it or set secretRef.key"),
+        )),
+        AccountFinding::Accepted(capabilities) => {
+            Ok((format!("credentials accepted by {url}"), capabilities))
+        }
+        AccountFinding::Refused(message) => Err((
+            "InvalidCredentials",
+            format!(
+                "the carrier refused the credentials in Secret {secret} (key {key}): {message}"
+            ),
+        )),
+        AccountFinding::Unreachable(message) => Err(("Unreachable", format!("{url}: {message}"))),
+    }
+}
+
+/// When the credentials were last accepted, if that still stands without a new call: less
+/// than [`VERIFY_PERIOD`] ago, for the same account and Secret (`verified_at` is kept per
+/// fingerprint), with the account Ready for this generation. A reconcile that this
+/// controller's own status write caused then makes no carrier call.
+pub(crate) fn still_verified(
+    verified_at: Option<Timestamp>,
+    previous: &CarrierAccountStatus,
+    generation: i64,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    verified_at
+        .filter(|at| now.duration_since(*at) < VERIFY_PERIOD)
+        .filter(|_| {
+            conditions::is_true(&previous.conditions, READY)
+                && previous.observed_generation == Some(generation)
+        })
+}
+
+/// How long until the account is looked at again: soon while it is not verified; otherwise
+/// when the credentials are due for a check or the budget figures for a refresh, whichever
+/// comes first (at least a second).
+pub(crate) fn next_check(
+    status: &CarrierAccountStatus,
+    verified_at: Option<Timestamp>,
+    now: Timestamp,
+) -> std::time::Duration {
+    if !conditions::is_true(&status.conditions, READY) {
+        return NOT_READY_RECHECK;
+    }
+    let verify_due = verified_at.unwrap_or(now) + VERIFY_PERIOD;
+    let budget_due = status
+        .budget
+        .as_ref()
+        .map_or(verify_due, |b| b.updated_time.0 + BUDGET_REFRESH);
+    let wait = verify_due.min(budget_due).duration_since(now);
+    wait.max(jiff::SignedDuration::from_secs(1)).unsigned_abs()
+}
 
 /// The account's status: verified (`Ok`: the message and the capabilities) or not (`Err`: the
 /// reason and the message naming the fix). `lastVerifiedTime` is kept while the account stays
@@ -152,6 +259,128 @@ mod tests {
             reconciling.reason, "InvalidCredentials",
             "not Idle/verified"
         );
+    }
+
+    fn spec() -> CarrierAccountSpec {
+        serde_json::from_value(serde_json::json!({
+            "provider": "emnify",
+            "secretRef": {"name": "emnify-token"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_finding_has_its_reason_and_names_the_fix() {
+        let cases = [
+            (
+                AccountFinding::UrlNotAllowed {
+                    allowed: vec!["https://cdn.emnify.net".into()],
+                },
+                "UrlNotAllowed",
+                "(https://cdn.emnify.net); use one of them, or ask the operator's administrator to allow it (simfleet run --allowed-carrier-url, Helm value allowedCarrierUrls)",
+            ),
+            (
+                AccountFinding::SecretNotFound,
+                "SecretNotFound",
+                "Secret emnify-token not found in namespace fleet; create it with the key",
+            ),
+            (
+                AccountFinding::SecretKeyMissing,
+                "SecretKeyMissing",
+                "Secret emnify-token has no key",
+            ),
+            (
+                AccountFinding::Refused("bad token".into()),
+                "InvalidCredentials",
+                "the carrier refused the credentials in Secret emnify-token (key",
+            ),
+            (
+                AccountFinding::Unreachable("connection refused".into()),
+                "Unreachable",
+                ": connection refused",
+            ),
+        ];
+        for (finding, reason, words) in cases {
+            let (got, message) = verdict(&spec(), "fleet", finding).unwrap_err();
+            assert_eq!(got, reason);
+            assert!(message.contains(words), "{reason}: {message}");
+        }
+        let (message, caps) =
+            verdict(&spec(), "fleet", AccountFinding::Accepted(capabilities())).unwrap();
+        assert!(
+            message.starts_with("credentials accepted by https://"),
+            "{message}"
+        );
+        assert_eq!(caps, capabilities());
+    }
+
+    #[test]
+    fn credentials_accepted_moments_ago_stand_only_for_a_ready_account_of_this_generation() {
+        let t0 = at("2026-11-01T00:00:00Z");
+        let ready = account_status(
+            &CarrierAccountStatus::default(),
+            3,
+            Ok(("ok".into(), capabilities())),
+            None,
+            t0,
+        );
+        let soon = t0 + jiff::SignedDuration::from_mins(9);
+        assert_eq!(still_verified(Some(t0), &ready, 3, soon), Some(t0));
+        assert_eq!(
+            still_verified(None, &ready, 3, soon),
+            None,
+            "never verified"
+        );
+        assert_eq!(
+            still_verified(Some(t0), &ready, 4, soon),
+            None,
+            "a new generation"
+        );
+        let due = t0 + VERIFY_PERIOD;
+        assert_eq!(still_verified(Some(t0), &ready, 3, due), None, "due again");
+        let broken = account_status(&ready, 3, Err(("Unreachable", "down".into())), None, t0);
+        assert_eq!(
+            still_verified(Some(t0), &broken, 3, soon),
+            None,
+            "not Ready"
+        );
+    }
+
+    #[test]
+    fn the_next_check_is_at_the_verification_or_the_budget_refresh_whichever_is_first() {
+        let t0 = at("2026-11-01T00:00:00Z");
+        let mut ready = account_status(
+            &CarrierAccountStatus::default(),
+            1,
+            Ok(("ok".into(), capabilities())),
+            None,
+            t0,
+        );
+        assert_eq!(
+            next_check(&ready, Some(t0), t0),
+            VERIFY_PERIOD.unsigned_abs()
+        );
+        let reading = BudgetReading {
+            month: "2026-11".into(),
+            limit: Some(100),
+            spent: 1,
+            projected: 30,
+            since: t0,
+            deferred_reads: 0,
+        };
+        ready.budget = budget_status(None, Some(reading), t0);
+        assert_eq!(
+            next_check(&ready, Some(t0), t0),
+            BUDGET_REFRESH.unsigned_abs()
+        );
+        // Past due: at least a second, not a busy loop.
+        let late = t0 + jiff::SignedDuration::from_hours(1);
+        assert_eq!(
+            next_check(&ready, Some(t0), late),
+            std::time::Duration::from_secs(1)
+        );
+        let broken = account_status(&ready, 1, Err(("Unreachable", "down".into())), None, t0);
+        assert_eq!(next_check(&broken, Some(t0), t0), NOT_READY_RECHECK);
     }
 
     #[test]
