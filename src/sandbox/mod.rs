@@ -2,6 +2,7 @@
 //! `simfleet dev` and end-to-end tests. It is for trying out, never a production control plane;
 //! where it differs from a real API server, that is a bug here.
 
+mod discovery;
 pub(crate) mod events;
 mod openapi;
 mod owners;
@@ -60,11 +61,11 @@ impl SandboxState {
 /// The routes of the sandbox API server.
 pub(crate) fn router(state: Arc<SandboxState>) -> Router {
     Router::new()
-        .route("/version", get(version))
-        .route("/api", get(core_versions))
-        .route("/apis", get(groups))
-        .route("/api/{version}", get(core_resources))
-        .route("/apis/{group}/{version}", get(group_resources))
+        .route("/version", get(discovery::version))
+        .route("/api", get(discovery::core_versions))
+        .route("/apis", get(discovery::groups))
+        .route("/api/{version}", get(discovery::core_resources))
+        .route("/apis/{group}/{version}", get(discovery::group_resources))
         .route("/openapi/v3", get(openapi::root))
         .route("/openapi/v3/{*path}", get(openapi::group_version))
         .route("/api/{version}/{*rest}", axum::routing::any(core_request))
@@ -74,73 +75,6 @@ pub(crate) fn router(state: Arc<SandboxState>) -> Router {
         )
         .fallback(|uri: axum::http::Uri| async move { ApiStatus::no_resource(uri.path()) })
         .with_state(state)
-}
-
-async fn version() -> Response {
-    axum::Json(json!({
-        "major": "1", "minor": "33", "gitVersion": "v1.33.0-simfleet-sandbox",
-        "gitCommit": "sandbox", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
-        "goVersion": "n/a", "compiler": "rustc", "platform": "linux/amd64",
-    }))
-    .into_response()
-}
-
-async fn core_versions() -> Response {
-    axum::Json(json!({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]})).into_response()
-}
-
-async fn groups(State(state): State<Arc<SandboxState>>) -> Response {
-    let store = state.store();
-    let mut seen: Vec<(String, String)> = Vec::new();
-    for def in store.defs.iter().filter(|d| !d.group.is_empty()) {
-        if !seen.iter().any(|(g, _)| *g == def.group) {
-            seen.push((def.group.clone(), def.version.clone()));
-        }
-    }
-    let groups: Vec<Value> = seen
-        .iter()
-        .map(|(g, v)| {
-            let gv = json!({"groupVersion": format!("{g}/{v}"), "version": v});
-            json!({"name": g, "versions": [gv.clone()], "preferredVersion": gv})
-        })
-        .collect();
-    axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
-        .into_response()
-}
-
-fn resource_list(store: &Store, group: &str, version: &str) -> Response {
-    let defs: Vec<_> = store
-        .defs
-        .iter()
-        .filter(|d| d.group == group && d.version == version)
-        .collect();
-    if defs.is_empty() {
-        return ApiStatus::no_resource(&format!("{group}/{version}")).into_response();
-    }
-    let mut resources: Vec<Value> = defs.iter().map(|d| d.discovery()).collect();
-    for def in defs.iter().filter(|d| d.status_subresource) {
-        resources.push(json!({"name": format!("{}/status", def.plural), "singularName": "", "namespaced": def.namespaced, "kind": def.kind, "verbs": ["get", "patch", "update"]}));
-    }
-    let group_version = if group.is_empty() {
-        version.to_owned()
-    } else {
-        format!("{group}/{version}")
-    };
-    axum::Json(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})).into_response()
-}
-
-async fn core_resources(
-    State(state): State<Arc<SandboxState>>,
-    Path(version): Path<String>,
-) -> Response {
-    resource_list(&state.store(), "", &version)
-}
-
-async fn group_resources(
-    State(state): State<Arc<SandboxState>>,
-    Path((group, version)): Path<(String, String)>,
-) -> Response {
-    resource_list(&state.store(), &group, &version)
 }
 
 /// What a resource path names.
