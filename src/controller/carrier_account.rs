@@ -64,23 +64,10 @@ pub async fn run(
                 .collect::<Vec<_>>()
         },
     );
-    super::drive(controller, reconcile, error_policy, context, stop).await;
+    super::drive(controller, reconcile, context, stop).await;
 }
 
 async fn reconcile(account: Arc<CarrierAccount>, context: Arc<Context>) -> Result<Action, Error> {
-    let (object, measured_context) = (account.clone(), context.clone());
-    super::reconciled(
-        &measured_context,
-        &*object,
-        reconcile_once(account, context),
-    )
-    .await
-}
-
-async fn reconcile_once(
-    account: Arc<CarrierAccount>,
-    context: Arc<Context>,
-) -> Result<Action, Error> {
     let namespace = account.namespace().unwrap_or_default();
     let api: Api<CarrierAccount> = Api::namespaced(context.client.clone(), &namespace);
     // A paused account is not verified (no carrier request); its cached client stays, and the
@@ -209,8 +196,4 @@ async fn report(
             .await;
     }
     Ok(Action::requeue(next_check(&status, verified_at, now)))
-}
-
-fn error_policy(account: Arc<CarrierAccount>, error: &Error, context: Arc<Context>) -> Action {
-    super::retry_policy(&*account, error, &context)
 }

@@ -84,15 +84,10 @@ pub async fn run(
                 .collect::<Vec<_>>()
         },
     );
-    super::drive(controller, reconcile, error_policy, context, stop).await;
+    super::drive(controller, reconcile, context, stop).await;
 }
 
 async fn reconcile(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Action, Error> {
-    let (object, measured_context) = (quota.clone(), context.clone());
-    super::reconciled(&measured_context, &*object, reconcile_once(quota, context)).await
-}
-
-async fn reconcile_once(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Action, Error> {
     let namespace = quota.namespace().unwrap_or_default();
     let api: Api<DataQuota> = Api::namespaced(context.client.clone(), &namespace);
     // Before the finalizer: a paused quota is neither applied nor cleaned up. Every apply
@@ -111,10 +106,6 @@ async fn reconcile_once(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<
     })
     .await
     .map_err(super::from_finalizer)
-}
-
-fn error_policy(quota: Arc<DataQuota>, error: &Error, context: Arc<Context>) -> Action {
-    super::retry_policy(&*quota, error, &context)
 }
 
 /// Writes a Stalled status naming the problem; checks again in a minute (the fix may be

@@ -98,13 +98,14 @@ fn retry_policy<K: Resource<DynamicType = ()>>(
 }
 
 /// Runs a controller until `stop`, marking readiness when its watch cache syncs; in-flight
-/// reconciles finish first. kube-runtime holds its runner until the watch cache is ready, and
-/// a stop that comes first (a pod deleted while starting) would leave it waiting for a cache
-/// that never fills; no reconcile can be in flight then, so the controller is dropped at once.
+/// reconciles finish first. Every reconcile is measured ([`reconciled`]) and every error
+/// retried after the object's backoff ([`retry_policy`]), whatever the kind. kube-runtime holds
+/// its runner until the watch cache is ready, and a stop that comes first (a pod deleted while
+/// starting) would leave it waiting for a cache that never fills; no reconcile can be in flight
+/// then, so the controller is dropped at once.
 async fn drive<K, F>(
     controller: kube::runtime::Controller<K>,
-    reconcile: impl FnMut(Arc<K>, Arc<Context>) -> F,
-    error_policy: impl Fn(Arc<K>, &Error, Arc<Context>) -> Action,
+    reconcile: fn(Arc<K>, Arc<Context>) -> F,
     context: Arc<Context>,
     stop: crate::shutdown::Stop,
 ) where
@@ -117,11 +118,18 @@ async fn drive<K, F>(
         + 'static,
     F: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
+    let measured = move |object: Arc<K>, context: Arc<Context>| {
+        let work = reconcile(object.clone(), context.clone());
+        async move { reconciled(&context, &*object, work).await }
+    };
+    let policy = |object: Arc<K>, error: &Error, context: Arc<Context>| {
+        retry_policy(&*object, error, &context)
+    };
     let store = controller.store();
     report_synced(store.clone(), context.health.clone());
     let run = controller
         .graceful_shutdown_on(stop.clone())
-        .run(reconcile, error_policy, context)
+        .run(measured, policy, context)
         .for_each(|result| async move {
             if let Err(err) = result {
                 tracing::warn!(kind = %K::kind(&()), %err, "reconcile failed");

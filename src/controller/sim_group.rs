@@ -87,7 +87,7 @@ pub async fn run(
                     .collect::<Vec<_>>()
             },
         );
-    super::drive(controller, reconcile, error_policy, context, stop).await;
+    super::drive(controller, reconcile, context, stop).await;
 }
 
 /// The other groups in the same namespace that list a SIM or tag `changed` also lists.
@@ -139,11 +139,6 @@ async fn blocked(
 }
 
 async fn reconcile(group: Arc<SimGroup>, context: Arc<Context>) -> Result<Action, Error> {
-    let (object, measured_context) = (group.clone(), context.clone());
-    super::reconciled(&measured_context, &*object, reconcile_once(group, context)).await
-}
-
-async fn reconcile_once(group: Arc<SimGroup>, context: Arc<Context>) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
     // Before the finalizer: a paused group is neither applied nor cleaned up.
@@ -527,10 +522,6 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
         .expect("in-flight lock")
         .remove(&key);
     Ok(Action::await_change())
-}
-
-fn error_policy(group: Arc<SimGroup>, error: &Error, context: Arc<Context>) -> Action {
-    super::retry_policy(&*group, error, &context)
 }
 
 #[cfg(test)]
