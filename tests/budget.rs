@@ -1,45 +1,29 @@
-//! A CarrierAccount's monthly budget end to end (the operator in this process, on a clock the
-//! test sets, against the sandbox API and the simulator): resync reads are paced to it while
-//! changes still go through, the month's figures reach status and survive a restart, and a
-//! budget below one observation stalls the group with the cost and the fix.
+//! A CarrierAccount's monthly budget end to end (the operator in this process, against the
+//! sandbox API and the simulator, on the simulator's virtual clock, which the test moves):
+//! resync reads are paced to it while changes still go through, the month's figures reach
+//! status and survive a restart, and a budget below one observation stalls the group with the
+//! cost and the fix.
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::operator::*;
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use simfleet::api::{CarrierAccount, SimGroup};
-use simfleet::clock::{Clock, TimeSource};
+use simfleet::clock::Clock;
 use simfleet::controller::RunArgs;
 
-/// A clock that stands still until the test moves it.
-struct TestClock(Mutex<Timestamp>);
-
-impl TimeSource for TestClock {
-    fn now(&self) -> Timestamp {
-        *self.0.lock().unwrap()
-    }
-}
-
-impl TestClock {
-    fn advance(&self, by: SignedDuration) {
-        let mut now = self.0.lock().unwrap();
-        *now += by;
-    }
-}
-
-/// The operator in this process, reading `clock`; aborted when dropped.
+/// The operator in this process, reading the simulator's virtual clock; aborted when dropped.
 struct InProcess(tokio::task::JoinHandle<Result<(), String>>);
 
 impl InProcess {
-    fn start(world: &World, clock: &Arc<TestClock>) -> Self {
+    fn start(world: &World) -> Self {
         let args = RunArgs {
             allowed_carrier_urls: vec![world.simulator.base_url()],
-            clock: Clock::from_source(clock.clone()),
+            clock: Clock::from_source(world.simulator.state().clone()),
             ..Default::default()
         };
         Self(tokio::spawn(simfleet::controller::run_with_client(
@@ -83,13 +67,14 @@ fn budget_of(account: &CarrierAccount) -> Option<simfleet::api::BudgetStatus> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resyncs_are_paced_to_the_budget_changes_go_through_and_the_count_survives_a_restart() {
-    let world = world("budget", 50).await;
     // November has 30 days: 300 requests a month are 10 a day, and a day's share is allowed
-    // at once.
-    let clock = Arc::new(TestClock(Mutex::new(
-        "2026-11-01T00:00:00Z".parse().unwrap(),
-    )));
-    let operator = InProcess::start(&world, &clock);
+    // at once. The simulator's clock stands still until the test moves it.
+    let config = simfleet::simulator::SimulatorConfig {
+        start_time: Some("2026-11-01T00:00:00Z".parse().unwrap()),
+        ..common::live_config(50)
+    };
+    let world = world_with("budget", config).await;
+    let operator = InProcess::start(&world);
     let accounts: Api<CarrierAccount> = Api::namespaced(world.sandbox.client(), "default");
     let account: CarrierAccount = serde_json::from_value(json!({
         "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "metered"},
@@ -140,7 +125,7 @@ async fn resyncs_are_paced_to_the_budget_changes_go_through_and_the_count_surviv
     );
 
     // Five minutes on, the account publishes the month's figures again.
-    clock.advance(SignedDuration::from_mins(6));
+    world.simulator.advance(SignedDuration::from_mins(6));
     touch(&accounts, "metered", 1).await;
     let before_restart = until(&accounts, "metered", "figures refreshed", |a| {
         budget_of(a).is_some_and(|b| b.deferred_reads >= 1)
@@ -152,8 +137,8 @@ async fn resyncs_are_paced_to_the_budget_changes_go_through_and_the_count_surviv
 
     // A new process goes on counting from the published figures.
     drop(operator);
-    let _operator = InProcess::start(&world, &clock);
-    clock.advance(SignedDuration::from_mins(6));
+    let _operator = InProcess::start(&world);
+    world.simulator.advance(SignedDuration::from_mins(6));
     touch(&accounts, "metered", 2).await;
     let after = until(&accounts, "metered", "figures after the restart", |a| {
         budget_of(a).is_some_and(|b| b.updated_time != before_restart.updated_time)
