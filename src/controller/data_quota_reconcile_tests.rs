@@ -31,6 +31,17 @@ fn left(volume_mb: f64) -> QuotaReading {
     }
 }
 
+/// The devices the fake carrier was asked to set, in order.
+fn set_devices(fake: &FakeCarrier) -> Vec<u64> {
+    set_volumes(fake).into_iter().map(|(d, _)| d).collect()
+}
+
+/// Each quota set the fake carrier was asked for: the device and the volume.
+fn set_volumes(fake: &FakeCarrier) -> Vec<(u64, f64)> {
+    let sets = fake.quota_sets.lock().unwrap();
+    sets.iter().map(|(d, q)| (*d, q.volume_mb)).collect()
+}
+
 fn ready(quota: &DataQuota) -> String {
     quota
         .status
@@ -54,8 +65,7 @@ async fn a_top_up_is_applied_once_per_generation_across_resyncs_and_restarts() {
         .await;
     pass(&world, "top-up").await;
     let quota = pass(&world, "top-up").await;
-    let sets = fake.quota_sets.lock().unwrap().clone();
-    let volumes: Vec<(u64, f64)> = sets.iter().map(|(d, q)| (*d, q.volume_mb)).collect();
+    let volumes = set_volumes(&fake);
     assert_eq!(volumes, [(1, 370.0), (2, 280.0)], "what was left, plus 250");
     assert_eq!(ready(&quota), "True");
     // A resync, and a new process: the same generation is not topped up again.
@@ -87,13 +97,7 @@ async fn a_target_the_carrier_cannot_give_a_quota_is_ineligible_and_not_retried(
         "True",
         "an ineligible target does not keep Ready false"
     );
-    let sets: Vec<u64> = fake
-        .quota_sets
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(d, _)| *d)
-        .collect();
+    let sets = set_devices(&fake);
     assert_eq!(sets, [1]);
     let progress = status.progress.unwrap();
     assert!(
@@ -128,35 +132,14 @@ async fn a_failed_set_is_listed_for_retry_and_set_at_the_next_pass() {
     pass(&world, "pilot").await; // the finalizer
     let quota = pass(&world, "pilot").await;
     // The first set (device 1) failed: the others are set, and 1 waits for a retry.
-    let set: Vec<u64> = fake
-        .quota_sets
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(d, _)| *d)
-        .collect();
+    let set = set_devices(&fake);
     assert_eq!(set, [2, 3]);
     assert_eq!(progress(&quota).retry_device_ids, [1]);
-    assert_eq!(
-        quota
-            .status
-            .as_ref()
-            .unwrap()
-            .counts
-            .as_ref()
-            .unwrap()
-            .failed,
-        1
-    );
+    let counts = quota.status.clone().unwrap().counts.unwrap();
+    assert_eq!(counts.failed, 1);
     assert_ne!(ready(&quota), "True");
     let quota = pass(&world, "pilot").await;
-    let set: Vec<u64> = fake
-        .quota_sets
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(d, _)| *d)
-        .collect();
+    let set = set_devices(&fake);
     assert_eq!(set, [2, 3, 1], "only the failed device is set again");
     assert!(progress(&quota).retry_device_ids.is_empty());
     assert_eq!(ready(&quota), "True");
@@ -193,13 +176,7 @@ async fn a_top_up_journaled_before_a_crash_is_sent_as_journaled_not_read_and_add
     .unwrap();
     pass(&world, "top-up").await; // the finalizer
     let quota = pass(&world, "top-up").await;
-    let volumes: Vec<(u64, f64)> = fake
-        .quota_sets
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(d, q)| (*d, q.volume_mb))
-        .collect();
+    let volumes = set_volumes(&fake);
     assert_eq!(
         volumes,
         [(1, 370.0), (2, 280.0)],
