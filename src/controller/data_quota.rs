@@ -251,9 +251,8 @@ async fn apply_at(
     for devices in to_read.chunks(BATCH) {
         let readings = pass.read(devices).await;
         let mut batch = QuotaBatch::plan(&quota.spec, &progress, pass.observe, &readings);
-        if !batch.journal.is_empty() {
+        if quota_batch::journal(&mut progress, &batch) {
             // The journal reaches status before any top-up of the batch is sent.
-            progress.top_ups_in_flight = batch.journal.clone();
             written = with_progress(&quota, api, &written, &progress).await?;
         }
         pass.send(&mut batch).await;
@@ -265,7 +264,7 @@ async fn apply_at(
         flagged.extend(batch.flagged);
         set_now.extend(batch.set);
     }
-    progress.complete = true;
+    quota_batch::finish(&mut progress);
     pass.report(PassEnd {
         previous,
         written,
@@ -317,7 +316,6 @@ impl QuotaPass<'_> {
             self.carrier.set_quota(entry.device_id, &setting).await?;
             quota_batch::journal_resent(progress, entry.device_id);
         }
-        progress.top_ups_in_flight.clear();
         with_progress(self.quota, self.api, written, progress).await
     }
 

@@ -152,11 +152,27 @@ pub fn advance(progress: &mut QuotaProgress, devices: &[u64], failed: &[u64]) {
     }
 }
 
+/// Journals a batch's top-ups in the progress record, to be written before any is sent;
+/// false when the batch has none (nothing to write).
+pub(crate) fn journal(progress: &mut QuotaProgress, batch: &QuotaBatch) -> bool {
+    if batch.journal.is_empty() {
+        return false;
+    }
+    progress.top_ups_in_flight = batch.journal.clone();
+    true
+}
+
 /// Moves the progress record past a journaled top-up sent again (after a restart): the device
-/// is applied and leaves the retry list.
+/// is applied, leaves the retry list and the journal.
 pub(crate) fn journal_resent(progress: &mut QuotaProgress, device: u64) {
     progress.done_through = progress.done_through.max(Some(device));
     progress.retry_device_ids.retain(|d| *d != device);
+    progress.top_ups_in_flight.retain(|e| e.device_id != device);
+}
+
+/// Marks the generation applied to every target device, once a pass has gone through them all.
+pub(crate) fn finish(progress: &mut QuotaProgress) {
+    progress.complete = true;
 }
 
 #[cfg(test)]

@@ -217,8 +217,18 @@ fn the_retry_list_is_bounded() {
 }
 
 #[test]
-fn a_journaled_top_up_sent_again_is_applied() {
+fn a_batch_journals_its_top_ups_and_a_journaled_top_up_sent_again_is_applied() {
     let mut p = progress();
+    let sets = QuotaBatch::plan(&spec(QuotaMode::Set), &p, false, &[(1, Ok(None))]);
+    assert!(!journal(&mut p, &sets), "a set needs no journal");
+    let top_ups = QuotaBatch::plan(
+        &spec(QuotaMode::TopUp),
+        &p,
+        false,
+        &[(5, Ok(None)), (7, Ok(Some(left(20.0))))],
+    );
+    assert!(journal(&mut p, &top_ups));
+    assert_eq!(p.top_ups_in_flight, top_ups.journal);
     p.done_through = Some(2);
     p.retry_device_ids = vec![7];
     journal_resent(&mut p, 7);
@@ -226,4 +236,10 @@ fn a_journaled_top_up_sent_again_is_applied() {
     assert!(p.retry_device_ids.is_empty());
     journal_resent(&mut p, 5);
     assert_eq!(p.done_through, Some(7), "never backwards");
+    assert!(
+        p.top_ups_in_flight.is_empty(),
+        "each left the journal once sent"
+    );
+    finish(&mut p);
+    assert!(p.complete && is_done(&p, 1_000));
 }
