@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
 use secrecy::SecretString;
 
+use super::events::publish;
 use super::pause::{self, PauseCheck};
 use super::resource_metrics::Shown;
 use super::{Context, Error, api_for, write_status};
@@ -190,10 +191,7 @@ async fn report(
         } else {
             EventType::Warning
         };
-        context
-            .events
-            .publish(&account.object_ref(&()), type_, reason, message)
-            .await;
+        publish(context, account, type_, reason, message).await;
     }
     Ok(Action::requeue(next_check(&status, verified_at, now)))
 }
