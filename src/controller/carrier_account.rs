@@ -119,7 +119,7 @@ async fn check(
         &context.http,
         &context.clock,
     )?;
-    let key = format!("{namespace}/{}", account.name_any());
+    let key = super::memory_key(account);
     let previous = account.status.clone().unwrap_or_default();
     if let (Some(ledger), Some(spent)) = (context.carriers.ledger(&key), previous.budget.as_ref()) {
         // What the previous process counted this month still counts.
@@ -163,11 +163,7 @@ async fn report(
 ) -> Result<Action, Error> {
     let previous = account.status.clone().unwrap_or_default();
     let generation = account.metadata.generation.unwrap_or(0);
-    let key = format!(
-        "{}/{}",
-        account.namespace().unwrap_or_default(),
-        account.name_any()
-    );
+    let key = super::memory_key(account);
     let ready = verdict.is_ok();
     let (reason, message) = match &verdict {
         Ok((message, _)) => ("Verified", message.clone()),

@@ -25,7 +25,7 @@ use crate::api::conditions::{READY, is_true};
 use crate::api::{DataQuota, DataQuotaStatus, Management, QuotaDeletePolicy, QuotaProgress};
 use crate::carrier::Carrier;
 use crate::carrier::budget::metered;
-use crate::model::{CallFailure, OrgQuotaEvents, QuotaReading, ReadUrgency};
+use crate::model::{CallFailure, OrgQuotaEvents, QuotaReading, QuotaSetting, ReadUrgency};
 use crate::plan::budget_floor;
 use crate::plan::data_quota::{self, QuotaTally, SpecProblem, progress_for};
 use crate::plan::quota_batch::{self, QuotaBatch};
@@ -160,7 +160,7 @@ async fn apply(
     }
     // A reconcile triggered only by this controller's own status write (the watch sees every
     // change) has nothing to do until the resync: it makes no carrier call.
-    let key = quota_key(&quota);
+    let key = super::memory_key(&*quota);
     let trigger = trigger_of(&quota);
     if let Some(wait) = context
         .quota_views
@@ -222,6 +222,7 @@ async fn apply_at(
     };
     let pass = QuotaPass {
         quota: &quota,
+        previous: &previous,
         context,
         api,
         carrier,
@@ -245,7 +246,7 @@ async fn apply_at(
         now,
         audit_period: context.quota_audit_period,
     };
-    let (listing, to_read, mut view) = pass.observe_scope(&start, &previous, &progress).await;
+    let (listing, to_read, mut view) = pass.observe_scope(&start, &progress).await;
     let mut flagged = Vec::new();
     let mut set_now = BTreeSet::new();
     for devices in to_read.chunks(BATCH) {
@@ -266,7 +267,6 @@ async fn apply_at(
     }
     quota_batch::finish(&mut progress);
     pass.report(PassEnd {
-        previous,
         written,
         progress,
         listing,
@@ -280,6 +280,8 @@ async fn apply_at(
 /// One DataQuota's pass over its devices: what its steps share.
 struct QuotaPass<'a> {
     quota: &'a DataQuota,
+    /// The status before this reconcile.
+    previous: &'a DataQuotaStatus,
     context: &'a Context,
     api: &'a Api<DataQuota>,
     carrier: Arc<dyn Carrier>,
@@ -289,8 +291,6 @@ struct QuotaPass<'a> {
 
 /// What a pass leaves for its report.
 struct PassEnd {
-    /// The status before this reconcile.
-    previous: DataQuotaStatus,
     /// The status as last written by this pass.
     written: DataQuotaStatus,
     progress: QuotaProgress,
@@ -326,7 +326,6 @@ impl QuotaPass<'_> {
     async fn observe_scope(
         &self,
         start: &PassStart<'_>,
-        previous: &DataQuotaStatus,
         progress: &QuotaProgress,
     ) -> (Option<OrgQuotaEvents>, Vec<u64>, QuotaView) {
         let prior = self
@@ -336,13 +335,11 @@ impl QuotaPass<'_> {
             .expect("views lock")
             .remove(&self.key())
             .filter(|view| view.matches(&start.key));
-        let applied = progress.complete
-            && progress.retry_device_ids.is_empty()
-            && progress.top_ups_in_flight.is_empty();
+        let applied = data_quota::applied_in_full(progress);
         let anchor = prior
             .as_ref()
             .and_then(|v| v.anchor)
-            .or(EventMark::of(previous).time);
+            .or(EventMark::of(self.previous).time);
         let listing = self
             .carrier
             .org_quota_events(listing_window(anchor, self.now))
@@ -374,20 +371,20 @@ impl QuotaPass<'_> {
 
     /// Sets the batch's planned quotas, up to [`IN_FLIGHT`] at once, and records each result.
     async fn send(&self, batch: &mut QuotaBatch) {
-        let sends = batch.sends.clone();
         let carrier = &self.carrier;
-        let results: Vec<Result<(), CallFailure>> = stream::iter(sends.clone())
-            .map(|(device, setting)| {
-                let carrier = carrier.clone();
-                async move {
-                    let result = carrier.set_quota(device, &setting).await;
-                    result.map_err(|e| e.failure())
-                }
-            })
-            .buffered(IN_FLIGHT)
-            .collect()
-            .await;
-        for ((device, setting), result) in sends.iter().zip(&results) {
+        let results: Vec<(u64, QuotaSetting, Result<(), CallFailure>)> =
+            stream::iter(batch.sends.clone())
+                .map(|(device, setting)| {
+                    let carrier = carrier.clone();
+                    async move {
+                        let result = carrier.set_quota(device, &setting).await;
+                        (device, setting, result.map_err(|e| e.failure()))
+                    }
+                })
+                .buffered(IN_FLIGHT)
+                .collect()
+                .await;
+        for (device, setting, result) in &results {
             batch.record_set(*device, setting, result.as_ref().map(|_| ()));
         }
     }
@@ -396,7 +393,6 @@ impl QuotaPass<'_> {
     /// and remembers the view until the next resync.
     async fn report(&self, end: PassEnd) -> Result<Action, Error> {
         let PassEnd {
-            previous,
             written,
             progress,
             listing,
@@ -404,7 +400,7 @@ impl QuotaPass<'_> {
             flagged,
             set_now,
         } = end;
-        let (context, quota, now) = (self.context, self.quota, self.now);
+        let (context, quota, previous, now) = (self.context, self.quota, self.previous, self.now);
         let generation = quota.metadata.generation.unwrap_or(0);
         if !set_now.is_empty() && listing.is_some() {
             absorb_own_assignments(self.carrier.as_ref(), &mut view, &set_now, now).await;
@@ -423,14 +419,14 @@ impl QuotaPass<'_> {
             quota,
             self.carrier.as_ref(),
             source,
-            &previous,
+            previous,
             &mut tally,
         )
         .await;
         let status = if self.observe {
-            data_quota::observed_status(&previous, generation, &tally, newest, now)
+            data_quota::observed_status(previous, generation, &tally, newest, now)
         } else {
-            data_quota::status(&previous, generation, &tally, progress.clone(), newest, now)
+            data_quota::status(previous, generation, &tally, progress.clone(), newest, now)
         };
         let namespace = quota.namespace().unwrap_or_default();
         context
@@ -468,7 +464,7 @@ impl QuotaPass<'_> {
 
     /// The key of this DataQuota's view and request count: `namespace/name`.
     fn key(&self) -> String {
-        quota_key(self.quota)
+        super::memory_key(self.quota)
     }
 }
 
@@ -485,16 +481,6 @@ async fn with_progress(
     next.progress = Some(progress.clone());
     write_status(api, quota, Some(written), &next).await?;
     Ok(next)
-}
-
-/// A DataQuota's key in the operator's memory (its view, its last resync's cost):
-/// `namespace/name`.
-fn quota_key(quota: &DataQuota) -> String {
-    format!(
-        "{}/{}",
-        quota.namespace().unwrap_or_default(),
-        quota.name_any()
-    )
 }
 
 /// What, besides status, makes a DataQuota worth reconciling: its generation, labels,
@@ -520,7 +506,7 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
         .quota_views
         .lock()
         .expect("views lock")
-        .remove(&quota_key(&quota));
+        .remove(&super::memory_key(&*quota));
     context
         .metrics
         .forget_data_quota(&namespace, &quota.name_any());

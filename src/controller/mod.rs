@@ -49,14 +49,19 @@ pub const SIM_GROUP_FINALIZER: &str = "simfleet.io/sim-group";
 /// Name under which the operator writes status and events.
 pub const MANAGER: &str = "simfleet";
 
-/// An object's name for the error backoff and logs: `Kind/namespace/name`.
-fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+/// An object's key in the operator's memory (in-flight actions, views, request costs):
+/// `namespace/name`.
+fn memory_key<K: Resource>(object: &K) -> String {
     format!(
-        "{}/{}/{}",
-        K::kind(&()),
+        "{}/{}",
         object.namespace().unwrap_or_default(),
         object.name_any()
     )
+}
+
+/// An object's name for the error backoff and logs: `Kind/namespace/name`.
+fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!("{}/{}", K::kind(&()), memory_key(object))
 }
 
 /// Runs one reconcile of `object`: counts it and its duration in the metrics, and forgets the

@@ -173,7 +173,7 @@ async fn apply(
             return blocked(context, api, &group, problem.reason, problem.message).await;
         }
     };
-    let key = format!("{namespace}/{}", group.name_any());
+    let key = super::memory_key(&*group);
     let previous = group.status.clone().unwrap_or_default();
     // Forget in-flight actions that status no longer lists (confirmed).
     let in_flight: HashSet<u64> = {
@@ -474,7 +474,7 @@ impl ActionLog for ChangeLog<'_> {
 
 async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
-    let key = format!("{namespace}/{}", group.name_any());
+    let key = super::memory_key(&*group);
     context
         .metrics
         .forget_sim_group(&namespace, &group.name_any());

@@ -46,17 +46,23 @@ pub struct SpecProblem {
 /// budget; until then they are needed.
 pub(crate) fn read_urgency(previous: &DataQuotaStatus, generation: i64) -> ReadUrgency {
     let applied = previous.observed_generation == Some(generation)
-        && previous.progress.as_ref().is_some_and(|p| {
-            p.generation == generation
-                && p.complete
-                && p.retry_device_ids.is_empty()
-                && p.top_ups_in_flight.is_empty()
-        });
+        && previous
+            .progress
+            .as_ref()
+            .is_some_and(|p| p.generation == generation && applied_in_full(p));
     if applied {
         ReadUrgency::Resync
     } else {
         ReadUrgency::Needed
     }
+}
+
+/// Whether a progress record's generation is applied in full: every device, nothing to retry,
+/// no top-up journaled.
+pub(crate) fn applied_in_full(progress: &QuotaProgress) -> bool {
+    progress.complete
+        && progress.retry_device_ids.is_empty()
+        && progress.top_ups_in_flight.is_empty()
 }
 
 /// The progress record of this generation: the previous one if it is this generation's,
