@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -59,7 +58,7 @@ fn planned(
     previous: &SimGroupStatus,
     page: &[SimObservation],
 ) -> SimGroupStatus {
-    let in_flight = HashSet::new();
+    let in_flight = simfleet::plan::sim_group::InFlight::default();
     let mut planner = SimGroupPlanner::new(PlanContext {
         spec,
         generation: 1,

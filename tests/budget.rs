@@ -96,12 +96,13 @@ async fn resyncs_are_paced_to_the_budget_changes_go_through_and_the_count_surviv
 
     let groups = create_group(&world, "fleet", json!({"carrierRef": {"name": "metered"}, "state": "Paused", "selector": {"tags": all_tags()}})).await;
     until_confirmed(&world, &groups, "fleet", "paused").await;
-    // Each touch is a resync of a converged group: it reads the carrier while the day's share
-    // lasts, then waits.
+    // Each ten minutes on the virtual clock make the group's drift check due, and the touch
+    // wakes it: it reads the carrier while the day's share lasts, then waits.
     let mut touches = 0;
     while event_count(&world, "fleet", "ReadDeferred").await == 0 {
         touches += 1;
         assert!(touches < 400, "no resync was ever deferred");
+        world.simulator.advance(SignedDuration::from_mins(10));
         touch(&groups, "fleet", touches).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -133,7 +134,6 @@ async fn resyncs_are_paced_to_the_budget_changes_go_through_and_the_count_surviv
     .await;
     let before_restart = budget_of(&before_restart).unwrap();
     assert!(before_restart.requests_spent > 10, "{before_restart:?}");
-    assert!(before_restart.projected_requests >= before_restart.requests_spent);
 
     // A new process goes on counting from the published figures.
     drop(operator);

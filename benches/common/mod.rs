@@ -2,8 +2,6 @@
 //! (observe every page, plan, submit), and the process's memory.
 #![allow(dead_code)]
 
-use std::collections::HashSet;
-
 use futures::TryStreamExt;
 use jiff::Timestamp;
 use simfleet::api::{LocalObjectRef, SimGroupSpec, SimGroupStatus, SimSelector, SimState};
@@ -35,6 +33,7 @@ pub fn group(state: SimState, tags: &[&str]) -> SimGroupSpec {
         },
         rollout: None,
         system_paused: Default::default(),
+        drift_check: None,
         drift: Default::default(),
         on_delete: Default::default(),
         management: Default::default(),
@@ -71,7 +70,7 @@ pub async fn reconcile_at(
     previous: &SimGroupStatus,
     now: Timestamp,
 ) -> Reconciled {
-    let in_flight = HashSet::new();
+    let in_flight = simfleet::plan::sim_group::InFlight::default();
     let selection = Selection {
         tags: spec.selector.tags.clone().unwrap(),
         ..Default::default()

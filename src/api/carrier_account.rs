@@ -333,6 +333,12 @@ pub struct CarrierAccountStatus {
     /// minutes; the metrics `simfleet_carrier_budget_*` are live).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<BudgetStatus>,
+
+    /// How many SimGroups and DataQuotas (same namespace) use this account. A deleted account
+    /// waits, with its finalizer, until they are gone, so that their `onDelete` (restore,
+    /// quota removal) still has the carrier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_by: Option<u32>,
 }
 
 /// What an account spent this month, as the operator counted it.
@@ -346,8 +352,10 @@ pub struct BudgetStatus {
     pub requests_per_month: Option<u64>,
     /// Carrier requests made this month (retries included).
     pub requests_spent: u64,
-    /// Requests the month will have cost at the rate seen since `since`.
-    pub projected_requests: u64,
+    /// Requests the month will cost at the steady rate: the rate measured after the operator's
+    /// first hour (its start-up reads are a burst, not a rate). Absent until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected_requests: Option<u64>,
     /// Reads the budget held back this month (they ran later).
     #[serde(default)]
     pub deferred_reads: u64,

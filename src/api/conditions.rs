@@ -7,9 +7,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 /// The overall verdict (kstatus).
 pub const READY: &str = "Ready";
 /// Work in progress (kstatus).
-pub(crate) const RECONCILING: &str = "Reconciling";
+pub const RECONCILING: &str = "Reconciling";
 /// Cannot progress without a human (kstatus).
-pub(crate) const STALLED: &str = "Stalled";
+pub const STALLED: &str = "Stalled";
 
 /// Sets a condition, keeping `lastTransitionTime` when its status does not change.
 pub fn set(

@@ -98,6 +98,13 @@ pub enum QuotaDeletePolicy {
         description = "Every target device has the declared quota"
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1,
+        description = "Why Ready is what it is (e.g. Converged, NoSimsSelected, ApprovalRequired)"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"

@@ -103,9 +103,12 @@ impl JsonSchema for FriendlyDuration {
     }
 
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        // The longest text the pattern admits (`9999d99999h999999m9999999s`); a bound also keeps
+        // the API server's CEL cost estimate of rules that read the field small.
         json_schema!({
             "type": "string",
             "minLength": 2,
+            "maxLength": 26,
             "pattern": DURATION_PATTERN,
         })
     }

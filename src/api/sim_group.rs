@@ -105,6 +105,13 @@ pub enum SimGroupDeletePolicy {
         description = "Every eligible SIM is in the desired state"
     ),
     printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1,
+        description = "Why Ready is what it is (e.g. Converged, NoSimsSelected, ApprovalRequired)"
+    ),
+    printcolumn(
         name = "Failed",
         type_ = "integer",
         json_path = ".status.counts.failed",
@@ -138,6 +145,7 @@ pub enum SimGroupDeletePolicy {
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(validation = Rule::new("!has(self.driftCheck) || !self.driftCheck.matches('^(0+[dhms])+$')").message("driftCheck: must be longer than zero, e.g. 10m").field_path(".driftCheck"))]
 #[serde(rename_all = "camelCase")]
 pub struct SimGroupSpec {
     /// The CarrierAccount (same namespace) that owns these SIMs.
@@ -159,10 +167,19 @@ pub struct SimGroupSpec {
     #[serde(default)]
     pub system_paused: SystemPausedPolicy,
 
-    /// SIMs changed outside simfleet (e.g. in the carrier's dashboard): `Correct` changes them
-    /// back on the next resync; `Report` only reports them.
+    /// SIMs changed outside simfleet (e.g. in the carrier's dashboard) after the group's change
+    /// was carried out: both policies list them in `problemSims` (reason `Drift`) and emit a
+    /// `DriftDetected` Warning event; `Correct` changes them back, `Report` never submits for them.
     #[serde(default)]
     pub drift: DriftPolicy,
+
+    /// How often a group at rest is read again to find drift, e.g. `1m`, `10m` (the default),
+    /// `1h`. Each check is one observation of the selection: one carrier request per page of
+    /// SIMs (Hologram 1,000 SIMs a page, emnify 1,000 devices a page; ICCID and device-id lists
+    /// are looked up 100 at a time). Other events (status writes, other groups' changes) do not
+    /// bring it forward; a spec change, a resumed pause or an operator restart reads at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_check: Option<FriendlyDuration>,
 
     /// On deletion: `Orphan` leaves SIMs as they are; `Restore` returns them to the state they
     /// had before this group first changed them. With `Restore`, the operator records each SIM's
@@ -207,6 +224,35 @@ pub struct SimSelector {
     #[schemars(length(min = 1, max = 100), inner(regex(pattern = super::TAG_PATTERN), length(min = 1, max = 128)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub tags: Option<Vec<String>>,
+}
+
+impl SimGroupSpec {
+    /// How often a group at rest is read again to find drift (`driftCheck`, 10 minutes unless set).
+    pub fn drift_check(&self) -> std::time::Duration {
+        self.drift_check
+            .as_ref()
+            .map_or(DEFAULT_DRIFT_CHECK, |d| d.as_duration().unsigned_abs())
+    }
+}
+
+/// How often a group at rest is read again to find drift, unless `driftCheck` says otherwise.
+pub const DEFAULT_DRIFT_CHECK: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl SimSelector {
+    /// The selector in words, for messages: `tags smart-meter, cold-chain; 3 ICCIDs`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(tags) = self.tags.as_ref().filter(|t| !t.is_empty()) {
+            parts.push(format!("tags {}", tags.join(", ")));
+        }
+        if let Some(iccids) = self.iccids.as_ref().filter(|i| !i.is_empty()) {
+            parts.push(format!("{} ICCIDs", iccids.len()));
+        }
+        if let Some(devices) = self.device_ids.as_ref().filter(|d| !d.is_empty()) {
+            parts.push(format!("{} device ids", devices.len()));
+        }
+        parts.join("; ")
+    }
 }
 
 /// Pacing of state changes.
@@ -300,6 +346,10 @@ pub struct SimCounts {
     /// SIMs also claimed by another SimGroup with the opposite state (left unchanged).
     #[serde(default)]
     pub conflicting: u64,
+    /// SIMs found in another state after this generation's change was carried out (changed
+    /// outside simfleet): corrected with `drift: Correct`, only reported with `drift: Report`.
+    #[serde(default)]
+    pub drifted: u64,
 }
 
 /// Direction of a carrier state change.

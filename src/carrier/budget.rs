@@ -43,6 +43,10 @@ struct LedgerState {
     seeded: bool,
     limit: Option<u64>,
     deferred_reads: u64,
+    /// When this ledger began (the process's start, for this account).
+    started: Timestamp,
+    /// The time and count once the start-up burst was over, that the steady rate counts from.
+    baseline: Option<(Timestamp, u64)>,
 }
 
 /// The request ledger of one carrier account, shared by every client built for it.
@@ -85,15 +89,30 @@ fn paced_until(limit: u64, start: Timestamp, end: Timestamp, needed: u64) -> Tim
     at.min(end)
 }
 
-/// The month's spend if requests go on at the rate seen between `since` and `now`.
-pub(crate) fn projection(spent: u64, since: Timestamp, now: Timestamp, end: Timestamp) -> u64 {
-    let counted = now.duration_since(since).as_secs_f64();
-    // Under a minute of counting says nothing about a rate.
-    if counted < 60.0 {
-        return spent;
+/// How long after a process starts its requests are a start-up burst (every resource read
+/// once, every account verified), not a rate to extrapolate.
+const WARM_UP: SignedDuration = SignedDuration::from_hours(1);
+
+/// The least time over which a steady rate is measured.
+const RATE_WINDOW: SignedDuration = SignedDuration::from_mins(15);
+
+/// The month's spend if requests go on at the steady rate: the rate seen since `baseline` (the
+/// time and count once the start-up burst was over). `None` while that rate is not known yet
+/// (within [`WARM_UP`] of the start, and for [`RATE_WINDOW`] after).
+pub(crate) fn projection(
+    spent: u64,
+    baseline: Option<(Timestamp, u64)>,
+    now: Timestamp,
+    end: Timestamp,
+) -> Option<u64> {
+    let (from, counted_then) = baseline?;
+    let window = now.duration_since(from);
+    if window < RATE_WINDOW {
+        return None;
     }
+    let rate = spent.saturating_sub(counted_then) as f64 / window.as_secs_f64();
     let rest = end.duration_since(now).as_secs_f64().max(0.0);
-    spent + (spent as f64 / counted * rest) as u64
+    Some(spent + (rate * rest) as u64)
 }
 
 impl RequestLedger {
@@ -111,6 +130,8 @@ impl RequestLedger {
                 seeded: false,
                 limit,
                 deferred_reads: 0,
+                started: now,
+                baseline: None,
             }),
         }
     }
@@ -131,6 +152,10 @@ impl RequestLedger {
             state.spent = 0;
             state.since = start;
             state.deferred_reads = 0;
+            state.baseline = None;
+        }
+        if state.baseline.is_none() && now.duration_since(state.started) >= WARM_UP {
+            state.baseline = Some((now, state.spent));
         }
         (state, now)
     }
@@ -162,6 +187,9 @@ impl RequestLedger {
         if month == month_name(state.month_start) {
             state.spent += spent;
             state.deferred_reads += deferred_reads;
+            if let Some((_, counted)) = state.baseline.as_mut() {
+                *counted += spent;
+            }
             state.since = state.since.min(since).max(state.month_start);
         }
     }
@@ -173,7 +201,7 @@ impl RequestLedger {
             month: month_name(state.month_start),
             limit: state.limit,
             spent: state.spent,
-            projected: projection(state.spent, state.since, now, state.month_end),
+            projected: projection(state.spent, state.baseline, now, state.month_end),
             since: state.since,
             deferred_reads: state.deferred_reads,
         }
@@ -306,23 +334,63 @@ mod tests {
     }
 
     #[test]
-    fn the_projection_extends_the_rate_seen_to_the_month_end() {
-        // 1,000 requests in the month's first 3 days: 10,000 by the end of a 30-day month.
+    fn the_projection_extends_the_steady_rate_not_the_start_up_burst() {
+        // 1,000 requests a day since the baseline (3 days): 27 more days at that rate.
         let projected = projection(
-            1_000,
-            at("2026-11-01T00:00:00Z"),
+            5_000,
+            Some((at("2026-11-01T00:00:00Z"), 2_000)),
             at("2026-11-04T00:00:00Z"),
             at("2026-12-01T00:00:00Z"),
         );
-        assert_eq!(projected, 10_000);
-        // Counting began mid-month: the rate is taken over the counted time only.
-        let projected = projection(
-            100,
-            at("2026-11-29T00:00:00Z"),
-            at("2026-11-30T00:00:00Z"),
+        assert_eq!(projected, Some(5_000 + 27_000));
+        // Too short a window: no estimate yet.
+        let early = projection(
+            5_000,
+            Some((at("2026-11-01T00:00:00Z"), 2_000)),
+            at("2026-11-01T00:10:00Z"),
             at("2026-12-01T00:00:00Z"),
         );
-        assert_eq!(projected, 200);
+        assert_eq!(early, None);
+        assert_eq!(
+            projection(
+                5_000,
+                None,
+                at("2026-11-04T00:00:00Z"),
+                at("2026-12-01T00:00:00Z")
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_start_up_burst_is_not_projected_over_the_month() {
+        let (ledger, clock) = ledger("2026-11-02T00:00:00Z", Some(1_000_000));
+        // Ten minutes of first reads: 6,000 requests. No estimate while warming up.
+        for _ in 0..6_000 {
+            ledger.record();
+        }
+        let advance = |by: SignedDuration| {
+            let mut now = clock.0.lock().unwrap();
+            *now = now.checked_add(by).unwrap();
+        };
+        advance(SignedDuration::from_mins(10));
+        assert_eq!(ledger.reading().projected, None);
+        // After the warm-up, a steady 1 request a minute: about 1 a minute for the rest.
+        advance(SignedDuration::from_mins(50));
+        assert_eq!(
+            ledger.reading().projected,
+            None,
+            "the window has just begun"
+        );
+        for _ in 0..60 {
+            advance(SignedDuration::from_mins(1));
+            ledger.record();
+        }
+        let projected = ledger.reading().projected.unwrap();
+        let rest_minutes = at("2026-12-01T00:00:00Z")
+            .duration_since(at("2026-11-02T02:00:00Z"))
+            .as_mins() as u64;
+        assert_eq!(projected, 6_060 + rest_minutes);
     }
 
     #[test]

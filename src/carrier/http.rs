@@ -525,10 +525,28 @@ fn network_failure(error: &reqwest::Error, sent: bool) -> (&'static str, Failure
     )
 }
 
+/// The error with its URL shown as host and path (the query, which may hold credentials, is left
+/// out), and its underlying causes (e.g. "connection refused", a DNS failure), which reqwest's
+/// own message omits.
 fn strip_url(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     if let Some(url) = error.url() {
-        text = text.replace(url.as_str(), url.path());
+        let shown = format!(
+            "{}://{}{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port().map(|p| format!(":{p}")).unwrap_or_default()
+        ) + url.path();
+        text = text.replace(url.as_str(), &shown);
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
     }
     text
 }

@@ -54,7 +54,7 @@ pub(super) async fn act(
             Err(error) => return Ok(Some(Failed { at, error })),
         };
         let id = submission.action_ids.join(",");
-        context.remember_in_flight(key, &id, &action.sims, &submission.refused);
+        context.remember_in_flight(key, &id, action.change, &action.sims, &submission.refused);
         log.sent(Sent {
             action,
             id,

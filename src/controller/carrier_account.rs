@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::Api;
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use secrecy::SecretString;
@@ -15,12 +16,13 @@ use secrecy::SecretString;
 use super::events::publish;
 use super::pause::{self, PauseCheck};
 use super::resource_metrics::Shown;
-use super::{Context, Error, api_for, write_status};
-use crate::api::conditions::READY;
-use crate::api::{CarrierAccount, CarrierCapabilities};
+use super::{ACCOUNT_FINALIZER, Context, Error, api_for, write_status};
+use crate::api::conditions::{self, READY};
+use crate::api::{CarrierAccount, CarrierCapabilities, DataQuota, SimGroup};
 use crate::carrier::CarrierError;
 use crate::plan::carrier_account::{
-    AccountFinding, account_status, budget_status, next_check, still_verified, verdict,
+    AccountFinding, account_status, budget_status, deletion_waits_status, next_check,
+    still_verified, verdict,
 };
 use crate::resolve::secret_value;
 
@@ -72,14 +74,103 @@ async fn reconcile(account: Arc<CarrierAccount>, context: Arc<Context>) -> Resul
     let namespace = account.namespace().unwrap_or_default();
     let api: Api<CarrierAccount> = Api::namespaced(context.client.clone(), &namespace);
     // A paused account is not verified (no carrier request); its cached client stays, and the
-    // resources using it pause with it.
+    // resources using it pause with it. Its deletion waits too.
     if let PauseCheck::Paused(action) = pause::check(&context, &api, &*account, None).await? {
         return Ok(action);
     }
+    finalizer(&api, ACCOUNT_FINALIZER, account, |event| async {
+        match event {
+            Finalizer::Apply(account) => apply(&account, &context, &api, &namespace).await,
+            Finalizer::Cleanup(account) => release(&account, &context, &api, &namespace).await,
+        }
+    })
+    .await
+    .map_err(super::from_finalizer)
+}
+
+async fn apply(
+    account: &CarrierAccount,
+    context: &Context,
+    api: &Api<CarrierAccount>,
+    namespace: &str,
+) -> Result<Action, Error> {
     let now = context.clock.now();
-    let (finding, verified_at) = check(&context, &account, &namespace, now).await?;
-    let verdict = verdict(&account.spec, &namespace, finding);
-    report(&context, &api, &account, verdict, verified_at, now).await
+    let (finding, verified_at) = check(context, account, namespace, now).await?;
+    let verdict = verdict(&account.spec, namespace, finding);
+    let users = users_of(context, namespace, &account.name_any()).await?;
+    report(
+        context,
+        api,
+        account,
+        verdict,
+        verified_at,
+        users.len(),
+        now,
+    )
+    .await
+}
+
+/// The SimGroups and DataQuotas (`Kind name`) that name `account` as their carrierRef.
+async fn users_of(context: &Context, namespace: &str, account: &str) -> Result<Vec<String>, Error> {
+    let groups: Api<SimGroup> = Api::namespaced(context.client.clone(), namespace);
+    let quotas: Api<DataQuota> = Api::namespaced(context.client.clone(), namespace);
+    let mut users: Vec<String> = groups
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|g| g.spec.carrier_ref.name == account)
+        .map(|g| format!("SimGroup {}", g.name_any()))
+        .collect();
+    users.extend(
+        quotas
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|q| q.spec.carrier_ref.name == account)
+            .map(|q| format!("DataQuota {}", q.name_any())),
+    );
+    Ok(users)
+}
+
+/// A deleted account goes once nothing uses it: until then its client stays cached (a deleted
+/// Secret does not stop a restore that is under way) and status says what the deletion waits for.
+async fn release(
+    account: &CarrierAccount,
+    context: &Context,
+    api: &Api<CarrierAccount>,
+    namespace: &str,
+) -> Result<Action, Error> {
+    let users = users_of(context, namespace, &account.name_any()).await?;
+    if users.is_empty() {
+        context.carriers.forget(&super::memory_key(account));
+        return Ok(Action::await_change());
+    }
+    let previous = account.status.clone().unwrap_or_default();
+    let status = deletion_waits_status(
+        &previous,
+        account.metadata.generation.unwrap_or(0),
+        &users,
+        context.clock.now(),
+    );
+    if status != previous {
+        publish(
+            context,
+            account,
+            EventType::Normal,
+            "DeletionWaitsForUsers",
+            status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == conditions::RECONCILING)
+                .map(|c| c.message.clone())
+                .unwrap_or_default(),
+        )
+        .await;
+    }
+    write_status(context, api, account, account.status.as_ref(), &status).await?;
+    Err(Error::InUse(users.len()))
 }
 
 /// Checks the account: its URL, then its Secret, then (building or reusing its client) the
@@ -159,6 +250,7 @@ async fn report(
     account: &CarrierAccount,
     verdict: Result<(String, CarrierCapabilities), (&'static str, String)>,
     verified_at: Option<jiff::Timestamp>,
+    users: usize,
     now: jiff::Timestamp,
 ) -> Result<Action, Error> {
     let previous = account.status.clone().unwrap_or_default();
@@ -174,14 +266,18 @@ async fn report(
         context.carriers.ledger(&key).map(|l| l.reading()),
         now,
     );
-    let status = account_status(&previous, generation, verdict, budget, now);
+    let mut status = account_status(&previous, generation, verdict, budget, now);
+    status.used_by = Some(u32::try_from(users).unwrap_or(u32::MAX));
     let was = previous
         .conditions
         .iter()
         .find(|c| c.type_ == READY)
         .map(|c| (c.status == "True", c.reason.clone()));
-    write_status(api, account, account.status.as_ref(), &status).await?;
-    if was.as_ref().map(|(r, why)| (*r, why.as_str())) != Some((ready, reason)) {
+    write_status(context, api, account, account.status.as_ref(), &status).await?;
+    // A turn to Stalled has its Warning from the status writer already.
+    if was.as_ref().map(|(r, why)| (*r, why.as_str())) != Some((ready, reason))
+        && (ready || !conditions::is_true(&status.conditions, conditions::STALLED))
+    {
         let type_ = if ready {
             EventType::Normal
         } else {

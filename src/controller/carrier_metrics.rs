@@ -96,7 +96,7 @@ fn encode_budgets(
         (
             "simfleet_carrier_budget_projected_requests",
             "Carrier requests the month will have cost at the rate seen so far",
-            |b: &BudgetReading| Some(b.projected),
+            |b: &BudgetReading| b.projected,
         ),
         (
             "simfleet_carrier_budget_limit_requests",

@@ -152,8 +152,14 @@ impl CarrierCache {
         rows
     }
 
-    /// The client of an account verified by the CarrierAccount controller, if any.
-    pub(super) fn verified(&self, namespace: &str, name: &str) -> Option<Arc<dyn Carrier>> {
+    /// Drops a deleted account's client (its ledger stays: the month's count is the account's).
+    pub(super) fn forget(&self, key: &str) {
+        self.clients.lock().expect("cache lock").remove(key);
+    }
+
+    /// The cached client of an account, verified or not (whether it is usable is the account's
+    /// `Ready` condition: see [`ready_carrier`]).
+    pub(super) fn cached(&self, namespace: &str, name: &str) -> Option<Arc<dyn Carrier>> {
         self.clients
             .lock()
             .expect("cache lock")
@@ -225,7 +231,7 @@ pub(super) async fn ready_carrier(
             .iter()
             .find(|c| c.type_ == crate::api::conditions::READY)
     });
-    match context.carriers.verified(namespace, account_name) {
+    match context.carriers.cached(namespace, account_name) {
         Some(carrier) if ready.is_some_and(|c| c.status == "True") => Ok(Ok(carrier)),
         _ => Ok(Err(AccountProblem {
             reason: "CarrierAccountNotReady",

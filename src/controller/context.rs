@@ -12,6 +12,7 @@ use super::errors::ErrorBackoff;
 use super::events::EventPublisher;
 use super::{MANAGER, metrics, readiness};
 use crate::carrier::HttpSettings;
+use crate::plan::in_flight::InFlight;
 
 /// When a group was last observed in full, and what that cost in carrier requests.
 #[derive(Clone, Copy, Debug)]
@@ -28,9 +29,9 @@ pub struct Context {
     pub carriers: Arc<CarrierCache>,
     /// Kubernetes Events.
     pub events: EventPublisher,
-    /// Device ids in actions this process submitted and has not seen confirmed, by group and
-    /// action id (carriers that do not show pending states are covered by this).
-    pub in_flight: Mutex<HashMap<String, HashMap<String, HashSet<u64>>>>,
+    /// The actions each group (`namespace/name`) submitted from this process and has not seen
+    /// land (carriers that do not show pending states are covered by this).
+    in_flight: Mutex<HashMap<String, InFlight>>,
     /// HTTP settings of carrier clients.
     pub http: HttpSettings,
     /// Retry delays after failed reconciles.
@@ -93,11 +94,12 @@ impl AccountRechecks {
 
 impl Context {
     /// Remembers the SIMs of a submitted action (those the carrier did not refuse) as in flight
-    /// for a group, until status no longer lists the action.
+    /// for a group, until they are seen in the action's target state.
     pub(super) fn remember_in_flight(
         &self,
         group: &str,
         action_id: &str,
+        change: crate::api::StateChange,
         sims: &[crate::model::SimTarget],
         refused: &[crate::model::Refusal],
     ) {
@@ -107,13 +109,44 @@ impl Context {
             .expect("in-flight lock")
             .entry(group.to_owned())
             .or_default()
-            .insert(
-                action_id.to_owned(),
+            .remember(
+                action_id,
+                change,
                 sims.iter()
                     .map(|s| s.device_id)
-                    .filter(|d| !refused.contains(d))
-                    .collect(),
+                    .filter(|d| !refused.contains(d)),
             );
+    }
+
+    /// A group's actions in flight, less those status no longer lists and those the carrier's
+    /// jobs list shows finished.
+    pub(super) fn in_flight(
+        &self,
+        group: &str,
+        listed: &[crate::api::PendingAction],
+        statuses: &[crate::model::ActionStatus],
+    ) -> InFlight {
+        let mut all = self.in_flight.lock().expect("in-flight lock");
+        let memory = all.entry(group.to_owned()).or_default();
+        memory.retain_unfinished(listed, statuses);
+        memory.clone()
+    }
+
+    /// Forgets the SIMs of a group whose actions reached them.
+    pub(super) fn landed(&self, group: &str, devices: &[u64]) {
+        if let Some(memory) = self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .get_mut(group)
+        {
+            memory.landed(devices);
+        }
+    }
+
+    /// Forgets a deleted group's actions.
+    pub(super) fn forget_in_flight(&self, group: &str) {
+        self.in_flight.lock().expect("in-flight lock").remove(group);
     }
 
     /// A group's last full observation by this process (none after a restart).

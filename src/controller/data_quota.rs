@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use jiff::SignedDuration;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -18,6 +18,7 @@ use kube::runtime::watcher;
 use super::events::{publish, read_deferred};
 use super::pause::{self, PauseCheck};
 use super::quota_events::{EventSource, absorb_own_assignments, report_events};
+use super::quota_record;
 use super::quota_targets::targets;
 use super::resource_metrics::Shown;
 use super::{Context, Error, api_for, ready_carrier, write_status};
@@ -119,7 +120,7 @@ async fn stall(
     let previous = quota.status.clone().unwrap_or_default();
     let generation = quota.metadata.generation.unwrap_or(0);
     let status = data_quota::stalled_status(&previous, generation, &problem, context.clock.now());
-    write_status(api, quota, quota.status.as_ref(), &status).await?;
+    write_status(context, api, quota, quota.status.as_ref(), &status).await?;
     Ok(Action::requeue(Duration::from_secs(60)))
 }
 
@@ -247,6 +248,11 @@ async fn apply_at(
         audit_period: context.quota_audit_period,
     };
     let (listing, to_read, mut view) = pass.observe_scope(&start, &progress).await;
+    // The devices given this DataQuota's quota, for onDelete: Remove (read only when managing).
+    let mut record = match pass.observe {
+        true => None,
+        false => Some(quota_record::load(&context.client, &quota).await?),
+    };
     let mut flagged = Vec::new();
     let mut set_now = BTreeSet::new();
     for devices in to_read.chunks(BATCH) {
@@ -254,12 +260,16 @@ async fn apply_at(
         let mut batch = QuotaBatch::plan(&quota.spec, &progress, pass.observe, &readings);
         if quota_batch::journal(&mut progress, &batch) {
             // The journal reaches status before any top-up of the batch is sent.
-            written = with_progress(&quota, api, &written, &progress).await?;
+            written = with_progress(context, &quota, api, &written, &progress).await?;
+        }
+        if let Some(record) = record.as_mut() {
+            // Recorded before the sends: a crash between the two leaves nothing unrecorded.
+            quota_record::note(&context.client, &quota, record, &batch.ours).await?;
         }
         pass.send(&mut batch).await;
         quota_batch::advance(&mut progress, devices, &batch.failed);
         if !pass.observe && batch.moved() {
-            written = with_progress(&quota, api, &written, &progress).await?;
+            written = with_progress(context, &quota, api, &written, &progress).await?;
         }
         view.devices.extend(batch.seen);
         flagged.extend(batch.flagged);
@@ -316,7 +326,7 @@ impl QuotaPass<'_> {
             self.carrier.set_quota(entry.device_id, &setting).await?;
             quota_batch::journal_resent(progress, entry.device_id);
         }
-        with_progress(self.quota, self.api, written, progress).await
+        with_progress(self.context, self.quota, self.api, written, progress).await
     }
 
     /// Lists the organisation's quota events once and says which devices to read: once the
@@ -432,7 +442,7 @@ impl QuotaPass<'_> {
         context
             .metrics
             .data_quota(&namespace, &quota.name_any(), tally.counts());
-        write_status(self.api, quota, Some(&written), &status).await?;
+        write_status(self.context, self.api, quota, Some(&written), &status).await?;
         // Status says what the pass saw, at its start; when to come back counts from its end
         // (a first pass over many devices takes a while, and the next expiry does not wait).
         let ended = context.clock.now();
@@ -442,6 +452,13 @@ impl QuotaPass<'_> {
             data_quota::requeue_after(&tally, &progress, ended)
         };
         let converged = is_true(&status.conditions, READY) && !is_true(&previous.conditions, READY);
+        // The event says what status says (its counts leave the ineligible devices apart).
+        let converged_message = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
         view.written = Some(status);
         view.trigger = trigger_of(quota);
         view.due_at = ended
@@ -453,11 +470,14 @@ impl QuotaPass<'_> {
             .expect("views lock")
             .insert(self.key(), view);
         if converged {
-            let message = format!(
-                "{} devices have the declared quota",
-                tally.counts().targeted
-            );
-            publish(context, quota, EventType::Normal, "Converged", message).await;
+            publish(
+                context,
+                quota,
+                EventType::Normal,
+                "Converged",
+                converged_message,
+            )
+            .await;
         }
         Ok(Action::requeue(requeue))
     }
@@ -470,6 +490,7 @@ impl QuotaPass<'_> {
 
 /// Writes the status with new progress (everything else as last written).
 async fn with_progress(
+    context: &Context,
     quota: &DataQuota,
     api: &Api<DataQuota>,
     written: &crate::api::DataQuotaStatus,
@@ -479,7 +500,7 @@ async fn with_progress(
     // conditions describe the previous generation and say so.
     let mut next = written.clone();
     next.progress = Some(progress.clone());
-    write_status(api, quota, Some(written), &next).await?;
+    write_status(context, api, quota, Some(written), &next).await?;
     Ok(next)
 }
 
@@ -525,54 +546,56 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
         return Ok(Action::await_change());
     }
     let account = &quota.spec.carrier_ref.name;
-    let resolved = match ready_carrier(context, &namespace, account).await? {
-        Ok(carrier) if !carrier.capabilities().data_quota => return Ok(Action::await_change()),
-        Ok(carrier) => match targets(context, &quota, carrier.as_ref()).await? {
-            Ok(devices) => Ok((carrier, devices)),
-            Err(problem) => Err(format!(
-                "could not resolve the devices: {}",
-                problem.message
-            )),
-        },
-        Err(problem) => Err(problem.message),
-    };
-    let (carrier, devices) = match resolved {
-        Ok(resolved) => resolved,
-        Err(why) => {
-            publish(
-                context,
-                &*quota,
-                EventType::Warning,
-                "QuotasLeft",
-                format!(
-                    "onDelete: Remove could not run ({why}); the quotas are left at the carrier"
+    // Only the devices this DataQuota gave a quota, from its record: not today's targets (a
+    // device that joined the tag later, or whose quota someone else set, keeps its quota), and
+    // readable when the targeted SimGroup is already gone.
+    let record = quota_record::load(&context.client, &quota).await?.record;
+    if record.is_empty() {
+        publish(
+            context,
+            &*quota,
+            EventType::Normal,
+            "QuotasRemoved",
+            "this DataQuota set no quota; nothing to remove".into(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let carrier = match ready_carrier(context, &namespace, account).await? {
+        Ok(carrier) => carrier,
+        Err(problem) => {
+            // The deletion waits for a usable account, as a SimGroup's restore does; onDelete:
+            // Orphan lets it go.
+            let api: Api<DataQuota> = Api::namespaced(context.client.clone(), &namespace);
+            let problem = SpecProblem {
+                reason: "RemoveBlocked",
+                message: format!(
+                    "cannot remove the {} quotas this DataQuota set: {}; fix the account, or set onDelete: Orphan to delete it without removing them",
+                    record.len(),
+                    problem.message
                 ),
-            )
-            .await;
-            return Ok(Action::await_change());
+            };
+            stall(context, &api, &quota, problem).await?;
+            return Err(Error::RestoreBlocked);
         }
     };
-    // Only the devices that can hold a quota: the ineligible ones have none to remove.
-    let removed: Vec<bool> = stream::iter(devices.devices.iter().copied())
-        .map(|device| {
-            let carrier = carrier.clone();
-            async move { carrier.delete_quota(device).await }
-        })
-        .buffered(IN_FLIGHT)
-        .try_collect()
-        .await?;
-    publish(
-        context,
-        &*quota,
-        EventType::Normal,
-        "QuotasRemoved",
-        format!(
-            "removed the quota of {} devices (their data is now denied); {} had none",
-            removed.iter().filter(|r| **r).count(),
-            removed.iter().filter(|r| !**r).count()
-        ),
-    )
-    .await;
+    let removal =
+        quota_record::remove_recorded(context, &quota, carrier.as_ref(), &record, IN_FLIGHT)
+            .await?;
+    let mut note = format!(
+        "removed the quota this DataQuota set on {} devices (their data is now denied)",
+        removal.removed
+    );
+    if removal.kept > 0 {
+        note.push_str(&format!(
+            "; {} kept, because someone else set their quota since",
+            removal.kept
+        ));
+    }
+    if removal.absent > 0 {
+        note.push_str(&format!("; {} had no quota any more", removal.absent));
+    }
+    publish(context, &*quota, EventType::Normal, "QuotasRemoved", note).await;
     Ok(Action::await_change())
 }
 

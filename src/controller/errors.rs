@@ -23,6 +23,14 @@ pub enum Error {
     /// A deleted group's SIMs are being restored (not a failure: the finalizer waits).
     #[error("restoring the SIMs' earlier states: {0} SIMs awaiting the carrier")]
     Restoring(u64),
+    /// A deleted group cannot restore its SIMs: its account is missing or not ready (status
+    /// says `RestoreBlocked`; retried with the error backoff).
+    #[error("the restore waits for a usable carrier account")]
+    RestoreBlocked,
+    /// A deleted CarrierAccount waits for the resources that use it (not a failure: the
+    /// finalizer waits).
+    #[error("deletion waits for {0} resources that use this account")]
+    InUse(usize),
     /// A stored restore record could not be read.
     #[error("{0}")]
     RestoreRecord(String),
@@ -47,6 +55,8 @@ impl Error {
             Error::Finalizer(_) => "finalizer_error",
             Error::Encode(_) => "encode_error",
             Error::Restoring(_) => "restoring",
+            Error::InUse(_) => "in_use",
+            Error::RestoreBlocked => "restore_blocked",
             Error::RestoreRecord(_) => "restore_record_error",
         }
     }

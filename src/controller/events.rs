@@ -55,6 +55,23 @@ pub(super) async fn publish<K: Resource<DynamicType = ()>>(
         .await;
 }
 
+/// The longest Event note the API server accepts (1 KiB).
+const NOTE_LIMIT: usize = 1024;
+
+/// A note cut to [`NOTE_LIMIT`] bytes at a character boundary, ending in "…" when cut (the API
+/// server refuses a longer one, and the event would be lost).
+fn bounded_note(note: String) -> String {
+    if note.len() <= NOTE_LIMIT {
+        return note;
+    }
+    let ellipsis = "…";
+    let mut end = NOTE_LIMIT - ellipsis.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &note[..end])
+}
+
 /// Publishes Kubernetes Events through kube's recorder. The recorder folds every event of one
 /// reason on one object into a series that keeps the first note, so one recorder per (reason,
 /// note) is used: true repeats become a series, different events stay apart.
@@ -85,6 +102,7 @@ impl EventPublisher {
         reason: &str,
         note: String,
     ) {
+        let note = bounded_note(note);
         let recorder = {
             let mut recorders = self.recorders.lock().expect("recorders lock");
             if recorders.len() >= EVENT_RECORDERS {
@@ -105,5 +123,20 @@ impl EventPublisher {
         if let Err(err) = recorder.publish(&event, object).await {
             tracing::debug!(%err, "publishing an event failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_event_note_stays_within_the_api_servers_limit() {
+        let long = "é".repeat(2000);
+        let cut = super::bounded_note(long);
+        assert!(
+            cut.len() <= super::NOTE_LIMIT && cut.ends_with('…'),
+            "{}",
+            cut.len()
+        );
+        assert_eq!(super::bounded_note("short".into()), "short");
     }
 }

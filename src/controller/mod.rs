@@ -16,8 +16,10 @@ pub(crate) mod health;
 pub(crate) mod metrics;
 mod pause;
 mod quota_events;
+mod quota_record;
 mod quota_targets;
 pub(crate) mod readiness;
+mod records;
 pub(crate) mod resource_metrics;
 mod restore;
 mod run;
@@ -46,6 +48,8 @@ use serde::de::DeserializeOwned;
 
 /// Finalizer of SimGroups (onDelete runs before it is removed).
 pub const SIM_GROUP_FINALIZER: &str = "simfleet.io/sim-group";
+/// The finalizer that keeps a CarrierAccount until no SimGroup or DataQuota uses it.
+pub const ACCOUNT_FINALIZER: &str = "simfleet.io/carrier-account-in-use";
 /// Name under which the operator writes status and events.
 pub const MANAGER: &str = "simfleet";
 
@@ -95,6 +99,10 @@ fn retry_policy<K: Resource<DynamicType = ()>>(
     let key = object_key(object);
     if let Error::Restoring(waiting) = error {
         tracing::debug!(object = %key, waiting, "restore in progress");
+        return Action::requeue(std::time::Duration::from_secs(5));
+    }
+    if let Error::InUse(users) = error {
+        tracing::debug!(object = %key, users, "deletion waits for the resources using it");
         return Action::requeue(std::time::Duration::from_secs(5));
     }
     let wait = context.backoff.failed(&key);

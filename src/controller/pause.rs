@@ -3,52 +3,16 @@
 //! `Reconciling=False` reason `Paused`, and events `Paused` and `Resumed` mark the change.
 //! The check runs before the finalizer, so a paused resource's deletion waits too.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::{Resource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::events::publish;
+use super::status::WithConditions;
 use super::{Context, Error, write_status};
-use crate::api::{CarrierAccount, DataQuota, SimGroup};
+use crate::api::CarrierAccount;
 use crate::plan::pause::{pause_reason, paused_conditions, was_paused};
-
-/// A kind whose status carries kstatus conditions.
-pub(super) trait WithConditions:
-    Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug
-{
-    /// The status type.
-    type Status: Serialize + PartialEq + Clone + Default;
-    /// The status, if written.
-    fn status(&self) -> Option<&Self::Status>;
-    /// The status's conditions.
-    fn conditions(status: &Self::Status) -> &[Condition];
-    /// The status's conditions, to change.
-    fn conditions_mut(status: &mut Self::Status) -> &mut Vec<Condition>;
-}
-
-macro_rules! with_conditions {
-    ($kind:ty, $status:ty) => {
-        impl WithConditions for $kind {
-            type Status = $status;
-            fn status(&self) -> Option<&$status> {
-                self.status.as_ref()
-            }
-            fn conditions(status: &$status) -> &[Condition] {
-                &status.conditions
-            }
-            fn conditions_mut(status: &mut $status) -> &mut Vec<Condition> {
-                &mut status.conditions
-            }
-        }
-    };
-}
-with_conditions!(SimGroup, crate::api::SimGroupStatus);
-with_conditions!(DataQuota, crate::api::DataQuotaStatus);
-with_conditions!(CarrierAccount, crate::api::CarrierAccountStatus);
 
 /// What the pause check found.
 pub(super) enum PauseCheck {
@@ -106,7 +70,7 @@ pub(super) async fn check<K: WithConditions>(
     let generation = object.meta().generation.unwrap_or(0);
     let conditions = K::conditions_mut(&mut status);
     *conditions = paused_conditions(conditions, &message, generation, context.clock.now());
-    write_status(api, object, object.status(), &status).await?;
+    write_status(context, api, object, object.status(), &status).await?;
     if !was {
         publish(context, object, EventType::Normal, "Paused", message).await;
     }

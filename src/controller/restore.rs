@@ -2,43 +2,41 @@
 //! the group (status must stay small; the record can hold a whole fleet), and on deletion the
 //! recorded SIMs are returned to their earlier state before the finalizer is removed.
 
-use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::ConfigMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
 use kube::runtime::events::EventType;
-use kube::{Resource, ResourceExt};
 
 use super::act::{ActionLog, Failed, Sent, act};
 use super::events::publish;
-use super::{Context, Error, MANAGER, write_status};
+use super::records::{self, RecordKind};
+use super::{Context, Error, write_status};
 use crate::api::{CarrierAccount, PendingAction, SimGroup, SimState};
 use crate::carrier::{Carrier, observe_each};
 use crate::plan::claims::ClaimIndex;
-use crate::plan::restore::{ENTRIES_PER_CHUNK, RestorePlanner, RestoreRecord, restoring_status};
-use crate::plan::sim_group::still_pending;
+use crate::plan::restore::{
+    CHUNK_BYTES, RestorePlan, RestorePlanner, RestoreRecord, restoring_status,
+};
 use crate::resolve::selection_of;
 
 /// Label on a restore record's ConfigMaps: the SimGroup they belong to.
 pub(crate) const RECORD_LABEL: &str = "simfleet.io/restore-record-of";
 
-fn chunk_name(group: &str, index: usize) -> String {
-    format!("{group}-restore-{index}")
-}
+/// Where a group's restore record is kept: ConfigMaps `<group>-restore-<n>`.
+const RESTORE_RECORD: RecordKind = RecordKind {
+    label: RECORD_LABEL,
+    suffix: "restore",
+    description: "The SIMs this SimGroup changed and their earlier states, for onDelete: Restore. Kept by the operator; do not edit.",
+};
 
 /// Reads a group's restore record (empty when none was written).
 pub(crate) async fn load(client: &kube::Client, group: &SimGroup) -> Result<RestoreRecord, Error> {
-    let api: Api<ConfigMap> =
-        Api::namespaced(client.clone(), &group.namespace().unwrap_or_default());
-    let params = ListParams::default().labels(&format!("{RECORD_LABEL}={}", group.name_any()));
-    let mut maps = api.list(&params).await?.items;
-    maps.sort_by_key(|m| m.name_any());
-    let empty = BTreeMap::new();
-    RestoreRecord::from_chunks(maps.iter().map(|m| m.data.as_ref().unwrap_or(&empty)))
-        .map_err(|e| Error::RestoreRecord(e.to_string()))
+    let chunks = records::load(client, &RESTORE_RECORD, group).await?;
+    RestoreRecord::from_chunks(&chunks).map_err(|e| Error::RestoreRecord(e.to_string()))
 }
 
 /// Writes a group's restore record (before the action it describes is submitted).
@@ -47,44 +45,19 @@ pub(crate) async fn save(
     group: &SimGroup,
     record: &RestoreRecord,
 ) -> Result<(), Error> {
-    let api: Api<ConfigMap> =
-        Api::namespaced(client.clone(), &group.namespace().unwrap_or_default());
-    let owner = group.controller_owner_ref(&());
-    for (index, data) in record.to_chunks(ENTRIES_PER_CHUNK).into_iter().enumerate() {
-        let name = chunk_name(&group.name_any(), index);
-        let map = ConfigMap {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some(BTreeMap::from([(RECORD_LABEL.to_owned(), group.name_any())])),
-                owner_references: owner.clone().map(|o| vec![o]),
-                annotations: Some(BTreeMap::from([(
-                    "simfleet.io/description".to_owned(),
-                    "The SIMs this SimGroup changed and their earlier states, for onDelete: Restore. Kept by the operator; do not edit.".to_owned(),
-                )])),
-                ..Default::default()
-            },
-            data: Some(data),
-            ..Default::default()
-        };
-        api.patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&map),
-        )
-        .await?;
-    }
+    records::save(
+        client,
+        &RESTORE_RECORD,
+        group,
+        &[],
+        record.to_chunks(CHUNK_BYTES),
+    )
+    .await?;
     Ok(())
 }
 
 async fn remove(client: &kube::Client, group: &SimGroup) -> Result<(), Error> {
-    let api: Api<ConfigMap> =
-        Api::namespaced(client.clone(), &group.namespace().unwrap_or_default());
-    let params = ListParams::default().labels(&format!("{RECORD_LABEL}={}", group.name_any()));
-    for map in api.list(&params).await?.items {
-        api.delete(&map.name_any(), &DeleteParams::default())
-            .await?;
-    }
-    Ok(())
+    records::remove(client, &RESTORE_RECORD, group).await
 }
 
 /// One restore step of a deleted group: observe, submit what is still to return, record the
@@ -95,30 +68,13 @@ pub async fn step(
     context: &Context,
     carrier: Arc<dyn Carrier>,
     key: &str,
+    record: &RestoreRecord,
 ) -> Result<(), Error> {
     let namespace = group.namespace().unwrap_or_default();
     let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
-    let record = load(&context.client, group).await?;
-    if record.is_empty() {
-        publish(
-            context,
-            group,
-            EventType::Normal,
-            "Restored",
-            "no SIM was changed by this group; nothing to restore".into(),
-        )
-        .await;
-        return Ok(());
-    }
     let previous = group.status.clone().unwrap_or_default();
-    // As in apply: actions that status no longer lists are confirmed, their SIMs no longer in
-    // flight (a group deleted right after it converged would otherwise wait forever).
-    let in_flight: HashSet<u64> = {
-        let mut all = context.in_flight.lock().expect("in-flight lock");
-        let actions = all.entry(key.to_owned()).or_default();
-        actions.retain(|id, _| previous.pending_actions.iter().any(|a| &a.id == id));
-        actions.values().flatten().copied().collect()
-    };
+    // Restores do not read the jobs list: SIM states confirm their actions.
+    let in_flight = context.in_flight(key, &previous.pending_actions, &[]);
     let peers = api.list(&ListParams::default()).await?.items;
     let accounts = Api::<CarrierAccount>::namespaced(context.client.clone(), &namespace)
         .list(&ListParams::default())
@@ -126,17 +82,26 @@ pub async fn step(
         .items;
     let wanting_active = ClaimIndex::wanting(&peers, &accounts, group, SimState::Active);
     let wanting_paused = ClaimIndex::wanting(&peers, &accounts, group, SimState::Paused);
-    let mut planner = RestorePlanner::new(&record, &in_flight, &wanting_active, &wanting_paused);
+    let mut planner = RestorePlanner::new(record, &in_flight, &wanting_active, &wanting_paused);
     let selection = selection_of(group);
     observe_each(carrier.as_ref(), &selection, |page| planner.observe(&page)).await?;
-    let (actions, counts) = planner.finish(carrier.capabilities().max_sims_per_action);
+    let RestorePlan {
+        actions,
+        counts,
+        still_pending,
+        landed,
+    } = planner.finish(
+        carrier.capabilities().max_sims_per_action,
+        &previous.pending_actions,
+    );
+    context.landed(key, &landed);
     let now = context.clock.now();
     let mut log = RestoreLog {
         context,
         api: &api,
         group,
         previous: &previous,
-        pending: still_pending(&previous.pending_actions, counts.pending),
+        pending: still_pending,
         written: previous.clone(),
         waiting_before: counts.pending,
         submitted: 0,
@@ -162,7 +127,7 @@ pub async fn step(
             waiting,
             now,
         );
-        write_status(&api, group, Some(&written), &status).await?;
+        write_status(context, &api, group, Some(&written), &status).await?;
         return Err(Error::Restoring(waiting));
     }
     remove(&context.client, group).await?;
@@ -227,7 +192,14 @@ impl ActionLog for RestoreLog<'_> {
                 self.waiting_before + self.submitted,
                 self.now,
             );
-            write_status(self.api, self.group, Some(&self.written), &status).await?;
+            write_status(
+                self.context,
+                self.api,
+                self.group,
+                Some(&self.written),
+                &status,
+            )
+            .await?;
             self.written = status;
             publish(
                 self.context,

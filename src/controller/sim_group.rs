@@ -23,18 +23,17 @@ use super::{
     Context, Error, FullObservation, SIM_GROUP_FINALIZER, api_for, ready_carrier, restore,
     write_status,
 };
-use crate::api::conditions::{self, READY, STALLED};
-use crate::api::{
-    APPROVED_GENERATION_ANNOTATION, CarrierAccount, Management, SimGroup, SimGroupDeletePolicy,
-};
+use crate::api::conditions::{self, READY};
+use crate::api::{CarrierAccount, Management, ProblemReason, SimGroup, SimGroupDeletePolicy};
 use crate::carrier::{budget, observe_each};
+use crate::model::ReadUrgency;
 use crate::plan::budget_floor;
 use crate::plan::claims::ClaimIndex;
 use crate::plan::sim_group::{
-    Hold, PlanContext, RESYNC, SimGroupPlanner, blocked_status, note_carrier_statuses,
+    PlanContext, RESYNC, SimGroupPlanner, blocked_status, drift_check_wait, note_carrier_statuses,
     pending_backoff, poll_says_wait, read_urgency,
 };
-use crate::resolve::{approved_generation, selection_of};
+use crate::resolve::{approval_annotation_problem, approved_generation, selection_of};
 
 /// Runs the SimGroup controller.
 pub async fn run(
@@ -134,7 +133,7 @@ async fn blocked(
         &message,
         context.clock.now(),
     );
-    write_status(api, group, group.status.as_ref(), &status).await?;
+    write_status(context, api, group, group.status.as_ref(), &status).await?;
     Ok(Action::requeue(Duration::from_secs(30)))
 }
 
@@ -175,13 +174,6 @@ async fn apply(
     };
     let key = super::memory_key(&*group);
     let previous = group.status.clone().unwrap_or_default();
-    // Forget in-flight actions that status no longer lists (confirmed).
-    let in_flight: HashSet<u64> = {
-        let mut all = context.in_flight.lock().expect("in-flight lock");
-        let actions = all.entry(key.clone()).or_default();
-        actions.retain(|id, _| previous.pending_actions.iter().any(|a| &a.id == id));
-        actions.values().flatten().copied().collect()
-    };
     let selection = selection_of(&group);
     let generation = group.metadata.generation.unwrap_or(0);
     // While actions are pending, the carrier's jobs list (one call) says whether a full
@@ -194,7 +186,9 @@ async fn apply(
         .collect();
     let account_key = format!("{namespace}/{}", group.spec.carrier_ref.name);
     let last = context.last_full_observation(&key);
-    if let (Some(ledger), Some(last)) = (context.carriers.ledger(&account_key), last) {
+    let urgency = read_urgency(&previous, generation, resumed);
+    let ledger = context.carriers.ledger(&account_key);
+    if let (Some(ledger), Some(last)) = (&ledger, last) {
         let account = &group.spec.carrier_ref.name;
         if let Some(problem) = ledger
             .reading()
@@ -203,10 +197,19 @@ async fn apply(
         {
             return blocked(context, api, &group, problem.reason, problem.message).await;
         }
-        let urgency = read_urgency(&previous, generation, resumed);
-        if let Err(deferred) = ledger.admit_read(last.requests, urgency) {
-            return Ok(read_deferred(context, &*group, deferred, now).await);
-        }
+    }
+    // At rest, the SIMs are read again only when the drift check is due: events that change
+    // nothing the group depends on (its own status writes, other groups) do not bring it forward.
+    if urgency == ReadUrgency::Resync
+        && let Some(last) = last
+        && let Some(wait) = drift_check_wait(last.at, group.spec.drift_check(), now)
+    {
+        return Ok(Action::requeue(wait));
+    }
+    if let (Some(ledger), Some(last)) = (&ledger, last)
+        && let Err(deferred) = ledger.admit_read(last.requests, urgency)
+    {
+        return Ok(read_deferred(context, &*group, deferred, now).await);
     }
     let statuses = match carrier.action_statuses(&pending_ids).await {
         Ok(statuses) => statuses,
@@ -226,12 +229,13 @@ async fn apply(
     {
         let mut status = previous.clone();
         note_carrier_statuses(&mut status.pending_actions, &statuses);
-        write_status(api, &group, Some(&previous), &status).await?;
+        write_status(context, api, &group, Some(&previous), &status).await?;
         tracing::debug!(group = %key, "every pending action unfinished at the carrier; observing later");
         return Ok(Action::requeue(
             pending_backoff(&status.pending_actions, now).unwrap_or(RESYNC),
         ));
     }
+    let in_flight = context.in_flight(&key, &previous.pending_actions, &statuses);
     // Read fresh, not from the watch cache: a group created a moment ago must be seen.
     let peers = api.list(&ListParams::default()).await?.items;
     let accounts = Api::<CarrierAccount>::namespaced(context.client.clone(), &namespace)
@@ -240,6 +244,16 @@ async fn apply(
         .items;
     let claims = ClaimIndex::build(&peers, &accounts, &group);
     let approved = approved_generation(&group);
+    if let Some(problem) = approval_annotation_problem(&group) {
+        publish(
+            context,
+            &*group,
+            EventType::Warning,
+            "InvalidAnnotation",
+            problem,
+        )
+        .await;
+    }
     let mut planner = SimGroupPlanner::new(PlanContext {
         spec: &group.spec,
         generation,
@@ -258,20 +272,12 @@ async fn apply(
     observed?;
     context.observed_in_full(&key, FullObservation { at: now, requests });
     let mut plan = planner.finish();
+    context.landed(&key, &plan.landed);
     if group.spec.management == Management::Observe {
         plan.observe_only();
     }
     // The carrier's own word on its pending jobs, for people.
     plan.note_carrier_statuses(&statuses);
-    if let Some(Hold::ApprovalRequired { changes, limit }) = &plan.hold
-        && !previous.conditions.iter().any(|c| {
-            c.type_ == STALLED
-                && c.reason == "ApprovalRequired"
-                && c.observed_generation == Some(generation)
-        })
-    {
-        publish(context, &*group, EventType::Warning, "ApprovalRequired", format!("{changes} SIMs would change, more than {limit}; annotate {APPROVED_GENERATION_ANNOTATION}={generation} to approve")).await;
-    }
     let capabilities = carrier.capabilities();
     let written = submit_changes(
         context,
@@ -320,6 +326,42 @@ async fn report(
         )
         .await;
     }
+    let drifted = |s: &crate::api::SimGroupStatus| {
+        s.problem_sims
+            .iter()
+            .filter(|p| p.reason == ProblemReason::Drift)
+            .map(|p| (p.device_id, p.iccid.clone()))
+            .collect::<Vec<_>>()
+    };
+    let found = drifted(&status);
+    if !found.is_empty() && found != drifted(previous) {
+        let sample: Vec<String> = status
+            .problem_sims
+            .iter()
+            .filter(|p| p.reason == ProblemReason::Drift)
+            .take(3)
+            .map(|p| {
+                format!(
+                    "{} (device {}): {}",
+                    p.iccid,
+                    p.device_id.unwrap_or(0),
+                    p.message
+                )
+            })
+            .collect();
+        let total = status.counts.as_ref().map_or(0, |c| c.drifted);
+        publish(
+            context,
+            group,
+            EventType::Warning,
+            "DriftDetected",
+            format!(
+                "{total} SIMs were changed outside simfleet; {}",
+                sample.join("; ")
+            ),
+        )
+        .await;
+    }
     if let Some(counts) = &status.counts {
         context.metrics.sim_group(
             &group.namespace().unwrap_or_default(),
@@ -331,7 +373,7 @@ async fn report(
     }
     let converged = conditions::is_true(&status.conditions, READY)
         && !conditions::is_true(&previous.conditions, READY);
-    write_status(api, group, Some(written), &status).await?;
+    write_status(context, api, group, Some(written), &status).await?;
     if converged {
         publish(
             context,
@@ -441,7 +483,14 @@ impl ActionLog for ChangeLog<'_> {
             );
             // The action id reaches status before anything else is sent (crash safety).
             let status = self.plan.status(self.previous);
-            write_status(self.api, self.group, Some(&self.written), &status).await?;
+            write_status(
+                self.context,
+                self.api,
+                self.group,
+                Some(&self.written),
+                &status,
+            )
+            .await?;
             self.written = status;
             publish(
                 self.context,
@@ -475,21 +524,8 @@ impl ActionLog for ChangeLog<'_> {
 async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let key = super::memory_key(&*group);
-    context
-        .metrics
-        .forget_sim_group(&namespace, &group.name_any());
-    let accounts: Api<CarrierAccount> = Api::namespaced(context.client.clone(), &namespace);
     let account_name = &group.spec.carrier_ref.name;
-    if accounts.get_opt(account_name).await?.is_none() {
-        publish(
-            context,
-            &*group,
-            EventType::Warning,
-            "CarrierAccountMissing",
-            format!("CarrierAccount {account_name} is gone; the SIMs are left as they are"),
-        )
-        .await;
-    } else if group.spec.on_delete == SimGroupDeletePolicy::Restore
+    if group.spec.on_delete == SimGroupDeletePolicy::Restore
         && group.spec.management == Management::Observe
     {
         publish(
@@ -501,26 +537,40 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
         )
         .await;
     } else if group.spec.on_delete == SimGroupDeletePolicy::Restore {
-        let Some(carrier) = context.carriers.verified(&namespace, account_name) else {
-            // Deletion waits for a usable account; switching onDelete to Orphan lets it go.
-            let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
-            blocked(
+        let record = restore::load(&context.client, &group).await?;
+        if record.is_empty() {
+            publish(
                 context,
-                &api,
-                &group,
-                "RestoreBlocked",
-                format!("cannot restore the SIMs: CarrierAccount {account_name} is not ready; fix it, or set onDelete: Orphan to delete the group without restoring"),
+                &*group,
+                EventType::Normal,
+                "Restored",
+                "no SIM was changed by this group; nothing to restore".into(),
             )
-            .await?;
-            return Err(Error::Restoring(0));
-        };
-        restore::step(&group, context, carrier, &key).await?;
+            .await;
+        } else {
+            let carrier = match ready_carrier(context, &namespace, account_name).await? {
+                Ok(carrier) => carrier,
+                Err(problem) => {
+                    // Deletion waits for a usable account; onDelete: Orphan lets it go.
+                    let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
+                    blocked(
+                        context,
+                        &api,
+                        &group,
+                        "RestoreBlocked",
+                        format!("cannot restore the SIMs: {}; fix the account, or set onDelete: Orphan to delete the group without restoring", problem.message),
+                    )
+                    .await?;
+                    return Err(Error::RestoreBlocked);
+                }
+            };
+            restore::step(&group, context, carrier, &key, &record).await?;
+        }
     }
     context
-        .in_flight
-        .lock()
-        .expect("in-flight lock")
-        .remove(&key);
+        .metrics
+        .forget_sim_group(&namespace, &group.name_any());
+    context.forget_in_flight(&key);
     Ok(Action::await_change())
 }
 

@@ -192,44 +192,100 @@ async fn a_sim_paused_by_the_system_is_counted_and_not_resumed() {
     world.stop().await;
 }
 
-/// A converged group whose SIM 1 is then paused at the carrier's dashboard.
+/// A converged group whose SIM 1 is then paused at the carrier's dashboard, reconciled once
+/// before its drift check is due (nothing is read) and once when it is.
 async fn drifted(drift: &str) -> (TestWorld, Arc<FakeCarrier>, SimGroup) {
     let fake = FakeCarrier::with(&sims(&[1, 2], ACTIVE));
     let world = TestWorld::start(fake.clone()).await;
     let mut spec = group_spec("Active");
     spec["drift"] = json!(drift);
+    spec["driftCheck"] = json!("5m");
     world.create::<SimGroup>("fleet", spec).await;
     let group = settle(&world, "fleet").await;
     assert_eq!(condition(&group, "Ready").0, "True");
     fake.force(1, ObservedState::Paused);
+    // An unrelated wake-up before the check is due reads nothing and finds nothing.
+    world.advance(jiff::SignedDuration::from_mins(4));
+    let early = pass(&world, "fleet").await;
+    assert_eq!(
+        early.status, group.status,
+        "no read before the drift check is due"
+    );
+    world.advance(jiff::SignedDuration::from_mins(1));
     let group = pass(&world, "fleet").await;
     (world, fake, group)
+}
+
+fn drift_entry(group: &SimGroup) -> crate::api::ProblemSim {
+    let status = group.status.clone().unwrap();
+    assert_eq!(status.counts.unwrap().drifted, 1);
+    status
+        .problem_sims
+        .into_iter()
+        .find(|p| p.device_id == Some(1) && p.reason == ProblemReason::Drift)
+        .expect("a Drift entry for SIM 1")
 }
 
 #[tokio::test]
 async fn drift_is_only_reported_with_drift_report() {
     let (world, fake, group) = drifted("Report").await;
     assert!(fake.received().is_empty(), "nothing is changed back");
+    let entry = drift_entry(&group);
     assert!(
-        group
-            .status
-            .unwrap()
-            .problem_sims
-            .iter()
-            .any(|p| p.device_id == Some(1) && p.reason == ProblemReason::Drift)
+        entry
+            .message
+            .contains("Paused at the carrier, the spec wants Active")
+            && entry.message.contains("drift: Report leaves it so"),
+        "{}",
+        entry.message
     );
+    assert_eq!(
+        condition(&group, "Stalled"),
+        ("True".into(), "Drift".into())
+    );
+    // Reported, and still never corrected at the next checks.
+    world.advance(jiff::SignedDuration::from_mins(5));
+    let group = pass(&world, "fleet").await;
+    assert!(fake.received().is_empty());
+    drift_entry(&group);
     world.stop().await;
 }
 
 #[tokio::test]
 async fn drift_is_corrected_by_default() {
-    let (world, fake, _) = drifted("Correct").await;
+    let (world, fake, group) = drifted("Correct").await;
     let received = fake.received();
     assert_eq!(received.len(), 1);
     assert_eq!(
         (received[0].change, received[0].devices.clone()),
         (StateChange::Resume, vec![1])
     );
+    let entry = drift_entry(&group);
+    assert!(
+        entry.message.contains("drift: Correct changes it back"),
+        "{}",
+        entry.message
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn drift_is_drift_even_when_something_else_keeps_the_group_from_ready() {
+    // SIM 3 is paused by the carrier's system (reported, so the group is never Ready); a SIM
+    // paused in the dashboard after the change was carried out is still drift, not a change.
+    let fake = FakeCarrier::with(&sims(&[1, 2, 3], ACTIVE));
+    fake.force(3, ObservedState::PausedBySystem);
+    let world = TestWorld::start(fake.clone()).await;
+    let mut spec = group_spec("Active");
+    spec["drift"] = json!("Report");
+    world.create::<SimGroup>("fleet", spec).await;
+    let group = settle(&world, "fleet").await;
+    assert_eq!(condition(&group, "Ready").0, "False");
+    fake.force(1, ObservedState::Paused);
+    world.advance(jiff::SignedDuration::from_mins(10));
+    let group = pass(&world, "fleet").await;
+    assert!(fake.received().is_empty(), "drift: Report never submits");
+    drift_entry(&group);
     world.stop().await;
 }
 

@@ -1,25 +1,86 @@
-//! The one status writer: a merge patch of the status subresource, skipped when nothing changed.
+//! The one status writer: a merge patch of the status subresource, skipped when nothing changed;
+//! a status that turns Stalled (or changes why) is announced with a Warning event.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::Error;
+use super::events::publish;
+use super::{Context, Error};
+use crate::api::conditions::STALLED;
+use crate::api::{CarrierAccount, DataQuota, SimGroup};
 
-/// Writes a status, unless it is unchanged: the one place status is written.
-pub(crate) async fn write_status<K, S>(
+/// A kind whose status carries kstatus conditions.
+pub(crate) trait WithConditions:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug
+{
+    /// The status type.
+    type Status: Serialize + PartialEq + Clone + Default;
+    /// The status, if written.
+    fn status(&self) -> Option<&Self::Status>;
+    /// The status's conditions.
+    fn conditions(status: &Self::Status) -> &[Condition];
+    /// The status's conditions, to change.
+    fn conditions_mut(status: &mut Self::Status) -> &mut Vec<Condition>;
+}
+
+macro_rules! with_conditions {
+    ($kind:ty, $status:ty) => {
+        impl WithConditions for $kind {
+            type Status = $status;
+            fn status(&self) -> Option<&$status> {
+                self.status.as_ref()
+            }
+            fn conditions(status: &$status) -> &[Condition] {
+                &status.conditions
+            }
+            fn conditions_mut(status: &mut $status) -> &mut Vec<Condition> {
+                &mut status.conditions
+            }
+        }
+    };
+}
+with_conditions!(SimGroup, crate::api::SimGroupStatus);
+with_conditions!(DataQuota, crate::api::DataQuotaStatus);
+with_conditions!(CarrierAccount, crate::api::CarrierAccountStatus);
+
+/// The Stalled condition's reason and message when it is True.
+fn stalled(conditions: &[Condition]) -> Option<(&str, &str)> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == STALLED && c.status == "True")
+        .map(|c| (c.reason.as_str(), c.message.as_str()))
+}
+
+/// Writes a status, unless it is unchanged: the one place status is written. Every turn to
+/// Stalled (or to another Stalled reason) gets a Warning event with the reason and message, so
+/// that `kubectl get events` shows what needs a human.
+pub(crate) async fn write_status<K: WithConditions>(
+    context: &Context,
     api: &Api<K>,
     object: &K,
-    current: Option<&S>,
-    next: &S,
-) -> Result<(), Error>
-where
-    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
-    S: Serialize + PartialEq,
-{
+    current: Option<&K::Status>,
+    next: &K::Status,
+) -> Result<(), Error> {
     if current == Some(next) {
         return Ok(());
+    }
+    let was = current.and_then(|c| stalled(K::conditions(c)));
+    let now = stalled(K::conditions(next));
+    if let Some((reason, message)) = now
+        && was.map(|(r, _)| r) != Some(reason)
+    {
+        publish(
+            context,
+            object,
+            EventType::Warning,
+            reason,
+            message.to_owned(),
+        )
+        .await;
     }
     // A merge patch removes a field only when it says null: fields the new status leaves out
     // (an emptied list is not serialised), at any depth, are nulled explicitly.

@@ -24,13 +24,33 @@ pub(super) struct TestWorld {
     pub(super) sandbox: SandboxHandle,
     pub(super) context: Arc<Context>,
     pub(super) fake: Arc<FakeCarrier>,
+    /// The operator's clock, which the test moves.
+    pub(super) time: Arc<TestTime>,
+}
+
+/// A clock that stands still until the test moves it.
+pub(super) struct TestTime(std::sync::Mutex<jiff::Timestamp>);
+
+impl crate::clock::TimeSource for TestTime {
+    fn now(&self) -> jiff::Timestamp {
+        *self.0.lock().expect("time lock")
+    }
+}
+
+fn context_on(client: kube::Client, time: &Arc<TestTime>) -> Arc<Context> {
+    Context::with_clock(
+        client,
+        crate::api::CarrierUrlPolicy::default(),
+        crate::clock::Clock::from_source(time.clone()),
+    )
 }
 
 impl TestWorld {
     /// A world whose carrier is `fake`, with a verified CarrierAccount `fake` in `default`.
     pub(super) async fn start(fake: Arc<FakeCarrier>) -> Self {
         let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-        let context = Context::new(sandbox.client());
+        let time = Arc::new(TestTime(std::sync::Mutex::new(jiff::Timestamp::now())));
+        let context = context_on(sandbox.client(), &time);
         let accounts: Api<CarrierAccount> = Api::namespaced(sandbox.client(), "default");
         let account: CarrierAccount = serde_json::from_value(json!({
             "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": ACCOUNT},
@@ -57,7 +77,7 @@ impl TestWorld {
             account.metadata.generation.unwrap_or(0),
             now,
         );
-        write_status(&accounts, &account, None, &status)
+        write_status(&context, &accounts, &account, None, &status)
             .await
             .unwrap();
         fake.install(&context.carriers, "default", ACCOUNT);
@@ -65,12 +85,19 @@ impl TestWorld {
             sandbox,
             context,
             fake,
+            time,
         }
+    }
+
+    /// Moves the operator's clock forward.
+    pub(super) fn advance(&self, by: jiff::SignedDuration) {
+        let mut now = self.time.0.lock().expect("time lock");
+        *now = now.checked_add(by).expect("a time within range");
     }
 
     /// A new operator process: a fresh context (nothing remembered), the same cluster and carrier.
     pub(super) fn restart(&mut self) {
-        self.context = Context::new(self.sandbox.client());
+        self.context = context_on(self.sandbox.client(), &self.time);
         self.fake
             .install(&self.context.carriers, "default", ACCOUNT);
     }

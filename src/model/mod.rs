@@ -42,8 +42,9 @@ pub struct BudgetReading {
     pub limit: Option<u64>,
     /// Requests counted this month.
     pub spent: u64,
-    /// Requests the month will have cost at the rate seen since `since`.
-    pub projected: u64,
+    /// Requests the month will cost at the steady rate; `None` while the operator's start-up
+    /// burst is not over (no rate to extrapolate yet).
+    pub projected: Option<u64>,
     /// When counting began this month (the month's start, or when the operator first counted).
     pub since: Timestamp,
     /// Reads the budget held back this month.

@@ -121,6 +121,39 @@ pub(crate) fn next_check(
 /// The account's status: verified (`Ok`: the message and the capabilities) or not (`Err`: the
 /// reason and the message naming the fix). `lastVerifiedTime` is kept while the account stays
 /// verified, so a resync writes nothing.
+/// The status of an account being deleted while resources still use it: `Reconciling` says
+/// what the deletion waits for; `Ready` is kept, since its users need the carrier to clean up.
+pub(crate) fn deletion_waits_status(
+    previous: &CarrierAccountStatus,
+    generation: i64,
+    users: &[String],
+    now: Timestamp,
+) -> CarrierAccountStatus {
+    let mut status = previous.clone();
+    status.used_by = Some(u32::try_from(users.len()).unwrap_or(u32::MAX));
+    let named: Vec<&str> = users.iter().take(5).map(String::as_str).collect();
+    let more = users.len().saturating_sub(named.len());
+    conditions::set(
+        &mut status.conditions,
+        conditions::RECONCILING,
+        true,
+        "DeletionWaitsForUsers",
+        format!(
+            "deleting: waits until the {} resources that use this account are gone ({}{}); their onDelete runs with it",
+            users.len(),
+            named.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        ),
+        generation,
+        now,
+    );
+    status
+}
+
 pub(crate) fn account_status(
     previous: &CarrierAccountStatus,
     generation: i64,
@@ -135,6 +168,7 @@ pub(crate) fn account_status(
         capabilities: None,
         last_verified_time: previous.last_verified_time.clone(),
         budget,
+        used_by: previous.used_by,
     };
     match verdict {
         Ok((message, capabilities)) => {
@@ -364,7 +398,7 @@ mod tests {
             month: "2026-11".into(),
             limit: Some(100),
             spent: 1,
-            projected: 30,
+            projected: Some(30),
             since: t0,
             deferred_reads: 0,
         };
@@ -389,13 +423,16 @@ mod tests {
             month: month.into(),
             limit,
             spent,
-            projected: spent * 10,
+            projected: Some(spent * 10),
             since: at("2026-11-01T00:00:00Z"),
             deferred_reads: 0,
         };
         let t0 = at("2026-11-03T00:00:00Z");
         let first = budget_status(None, Some(reading(10, "2026-11", Some(100))), t0).unwrap();
-        assert_eq!((first.requests_spent, first.projected_requests), (10, 100));
+        assert_eq!(
+            (first.requests_spent, first.projected_requests),
+            (10, Some(100))
+        );
         let soon = t0 + jiff::SignedDuration::from_mins(4);
         assert_eq!(
             budget_status(Some(&first), Some(reading(20, "2026-11", Some(100))), soon),

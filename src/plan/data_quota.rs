@@ -621,7 +621,7 @@ pub fn stalled_status(
         &mut status.conditions,
         problem.reason,
         &problem.message,
-        "waiting for the spec to be fixed",
+        "waiting for what the message names (the spec, the carrier account or its Secret, the SimGroup)",
         generation,
         now,
     );

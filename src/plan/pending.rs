@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::api::conditions::{self, READY};
+use crate::api::conditions;
 use crate::api::{PendingAction, SimGroupStatus};
 use crate::model::ActionStatus;
 use crate::model::ReadUrgency;
@@ -13,22 +13,21 @@ use crate::model::ReadUrgency;
 /// How long an action may stay unconfirmed before the group is Stalled.
 pub(crate) const CONFIRMATION_DEADLINE: SignedDuration = SignedDuration::from_hours(24);
 
-/// The actions of `listed` still unconfirmed when `pending` SIMs are observed in flight: the
-/// newest are kept while they account for pending SIMs (confirmation is by observed state, and
-/// the carrier confirms oldest first). Returned oldest first.
-pub(crate) fn still_pending(listed: &[PendingAction], pending: u64) -> Vec<PendingAction> {
-    let mut newest_first = listed.to_vec();
-    newest_first.sort_by_key(|a| std::cmp::Reverse(a.submitted_at.0));
-    let mut accounted = 0u64;
-    let mut kept = Vec::new();
-    for action in newest_first {
-        if accounted < pending {
-            accounted += u64::from(action.sims);
-            kept.push(action);
-        }
-    }
-    kept.reverse();
-    kept
+/// The `Reconciling` reason of a group with nothing to submit and nothing in flight.
+pub(crate) const IDLE: &str = "Idle";
+
+/// Whether `generation`'s change was carried out: a status at that generation said nothing was
+/// left to submit and nothing was in flight. From then on, a SIM found in another state was
+/// changed outside simfleet (drift), whatever else keeps the group from Ready (paused by the
+/// system, conflicts, failures).
+pub(crate) fn change_carried_out(previous: &SimGroupStatus, generation: i64) -> bool {
+    previous.observed_generation == Some(generation)
+        && previous.conditions.iter().any(|c| {
+            c.type_ == conditions::RECONCILING
+                && c.status == "False"
+                && c.reason == IDLE
+                && c.observed_generation == Some(generation)
+        })
 }
 
 /// Sets each listed action's `carrier_status` from the carrier's jobs list.
@@ -40,24 +39,35 @@ pub(crate) fn note_carrier_statuses(pending: &mut [PendingAction], statuses: &[A
     }
 }
 
-/// How much the next observation of a group may wait for the account's budget: a converged
-/// group, unchanged since, with nothing pending, is only re-read (a resync, paced to the
-/// budget); anything else (a new generation, pending actions, a group not Ready, one just
-/// resumed) needs the read to make progress.
+/// How much the next observation of a group may wait: a group that carried out its change,
+/// unchanged since, with nothing pending, is at rest and only re-read to find drift (a resync,
+/// paced to `driftCheck` and the budget); anything else (a new generation, pending actions, a
+/// change not carried out, one just resumed) needs the read to make progress.
 pub(crate) fn read_urgency(
     previous: &SimGroupStatus,
     generation: i64,
     resumed: bool,
 ) -> ReadUrgency {
-    let at_rest = previous.observed_generation == Some(generation)
-        && previous.pending_actions.is_empty()
-        && !resumed
-        && conditions::is_true(&previous.conditions, READY);
+    let at_rest =
+        change_carried_out(previous, generation) && previous.pending_actions.is_empty() && !resumed;
     if at_rest {
         ReadUrgency::Resync
     } else {
         ReadUrgency::Needed
     }
+}
+
+/// How long a group at rest, last read in full at `last_read`, waits for its drift check; `None`
+/// when the check is due.
+pub fn drift_check_wait(
+    last_read: Timestamp,
+    drift_check: Duration,
+    now: Timestamp,
+) -> Option<Duration> {
+    let due = last_read
+        .checked_add(SignedDuration::try_from(drift_check).ok()?)
+        .ok()?;
+    (due > now).then(|| due.duration_since(now).unsigned_abs())
 }
 
 /// Longest time a group with pending actions goes without a full observation, whatever the
@@ -137,7 +147,7 @@ pub(super) mod tests {
             &mut ready.conditions,
             [
                 conditions::Verdict::new(true, "InDesiredState", "all in state"),
-                conditions::Verdict::new(false, "InDesiredState", "done"),
+                conditions::Verdict::new(false, IDLE, "done"),
                 conditions::Verdict::new(false, "InDesiredState", "nothing needs a human"),
             ],
             3,
@@ -166,6 +176,26 @@ pub(super) mod tests {
             read_urgency(&fresh, 1, false),
             ReadUrgency::Needed,
             "never observed"
+        );
+    }
+
+    #[test]
+    fn a_drift_check_waits_its_period_from_the_last_read_whatever_wakes_the_group() {
+        let read = now();
+        let ten = Duration::from_secs(600);
+        let later = |s: i64| read.checked_add(SignedDuration::from_secs(s)).unwrap();
+        assert_eq!(
+            drift_check_wait(read, ten, later(1)),
+            Some(Duration::from_secs(599))
+        );
+        assert_eq!(
+            drift_check_wait(read, ten, later(599)),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(drift_check_wait(read, ten, later(600)), None);
+        assert_eq!(
+            drift_check_wait(read, Duration::from_secs(60), later(61)),
+            None
         );
     }
 

@@ -43,6 +43,9 @@ pub(crate) struct QuotaBatch {
     pub flagged: Vec<u64>,
     /// Devices set in this batch.
     pub set: Vec<u64>,
+    /// Devices that have (or are about to be sent) this DataQuota's quota, with its expiry:
+    /// for the record that `onDelete: Remove` reads (written before the sends).
+    pub ours: Vec<(u64, jiff::Timestamp)>,
 }
 
 impl QuotaBatch {
@@ -89,10 +92,22 @@ impl QuotaBatch {
                 continue;
             }
             match decide(spec, progress, device, reading) {
-                DeviceAction::Keep => batch.record(device, Outcome::Read(reading)),
+                DeviceAction::Keep => {
+                    // Found with the quota this generation declares (set by an earlier pass).
+                    if reading.and_then(|r| r.expiry).map(|e| e.as_second())
+                        == Some(progress.expiry.0.as_second())
+                    {
+                        batch.ours.push((device, progress.expiry.0));
+                    }
+                    batch.record(device, Outcome::Read(reading));
+                }
                 DeviceAction::Missing => batch.record(device, Outcome::Missing),
-                DeviceAction::Set(setting) => batch.sends.push((device, setting)),
+                DeviceAction::Set(setting) => {
+                    batch.ours.push((device, setting.expiry));
+                    batch.sends.push((device, setting));
+                }
                 DeviceAction::TopUp(setting) => {
+                    batch.ours.push((device, setting.expiry));
                     batch.journal.push(TopUpInFlight {
                         device_id: device,
                         volume_mb: setting.volume_mb,

@@ -2,17 +2,19 @@
 //! (kept from the first change on, written before each submit), and the plan that returns them
 //! to it when the group is deleted. Pure: no I/O, no clock.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
 use crate::api::conditions::{self, Verdict};
 use crate::api::{PendingAction, SimGroupStatus, SimState, StateChange};
 use crate::model::{ObservedState, SimObservation, SimTarget};
+use crate::plan::in_flight::{InFlight, PendingTally};
 use crate::plan::sim_group::{Claims, PlannedAction};
 
-/// Entries per stored chunk: a ConfigMap holds at most 1 MiB, an entry takes about 15 bytes.
-pub(crate) const ENTRIES_PER_CHUNK: usize = 50_000;
+/// Bytes of entries per stored chunk: a ConfigMap holds at most 1 MiB in all, and an entry
+/// (`DEVICE:SIM`) can take 41 bytes, so chunks are cut by size, not by count.
+pub(crate) const CHUNK_BYTES: usize = 900 * 1024;
 /// Chunk key listing the devices that were Active before the group changed them.
 pub(crate) const WERE_ACTIVE: &str = "wereActive";
 /// Chunk key listing the devices that were Paused before the group changed them.
@@ -73,24 +75,31 @@ impl RestoreRecord {
         changed
     }
 
-    /// The record as chunks of string data (one ConfigMap each).
-    pub(crate) fn to_chunks(&self, per_chunk: usize) -> Vec<BTreeMap<String, String>> {
-        let entries: Vec<(&u64, &Prior)> = self.prior.iter().collect();
-        entries
-            .chunks(per_chunk.max(1))
-            .map(|chunk| {
-                let mut active = String::new();
-                let mut paused = String::new();
-                for (device, prior) in chunk {
-                    let out = match prior.state {
-                        SimState::Active => &mut active,
-                        SimState::Paused => &mut paused,
-                    };
-                    match prior.sim_id {
-                        Some(sim) => out.push_str(&format!("{device}:{sim}\n")),
-                        None => out.push_str(&format!("{device}\n")),
-                    }
-                }
+    /// The record as chunks of string data (one ConfigMap each), each at most `max_bytes`.
+    pub(crate) fn to_chunks(&self, max_bytes: usize) -> Vec<BTreeMap<String, String>> {
+        let mut chunks = Vec::new();
+        let (mut active, mut paused) = (String::new(), String::new());
+        for (device, prior) in &self.prior {
+            let line = match prior.sim_id {
+                Some(sim) => format!("{device}:{sim}\n"),
+                None => format!("{device}\n"),
+            };
+            if active.len() + paused.len() + line.len() > max_bytes
+                && !(active.is_empty() && paused.is_empty())
+            {
+                chunks.push((std::mem::take(&mut active), std::mem::take(&mut paused)));
+            }
+            match prior.state {
+                SimState::Active => active.push_str(&line),
+                SimState::Paused => paused.push_str(&line),
+            }
+        }
+        if !(active.is_empty() && paused.is_empty()) || chunks.is_empty() {
+            chunks.push((active, paused));
+        }
+        chunks
+            .into_iter()
+            .map(|(active, paused)| {
                 BTreeMap::from([
                     (WERE_ACTIVE.to_owned(), active),
                     (WERE_PAUSED.to_owned(), paused),
@@ -145,7 +154,8 @@ pub(crate) struct RestoreCounts {
 /// Plans a restore page by page: which recorded SIMs to return to their earlier state.
 pub(crate) struct RestorePlanner<'a> {
     record: &'a RestoreRecord,
-    in_flight: &'a HashSet<u64>,
+    in_flight: &'a InFlight,
+    pending: PendingTally,
     /// Groups that want each state, so a restore never undoes another group's claim.
     claims_active: &'a dyn Claims,
     claims_paused: &'a dyn Claims,
@@ -159,13 +169,14 @@ impl<'a> RestorePlanner<'a> {
     /// each state.
     pub fn new(
         record: &'a RestoreRecord,
-        in_flight: &'a HashSet<u64>,
+        in_flight: &'a InFlight,
         claims_active: &'a dyn Claims,
         claims_paused: &'a dyn Claims,
     ) -> Self {
         Self {
             record,
             in_flight,
+            pending: PendingTally::default(),
             claims_active,
             claims_paused,
             counts: RestoreCounts::default(),
@@ -184,13 +195,19 @@ impl<'a> RestorePlanner<'a> {
                 continue;
             };
             self.counts.observed += 1;
+            // In an action that has not reached it yet (or pending at the carrier): wait.
+            if self
+                .pending
+                .observe(self.in_flight, Some(device_id), &sim.state)
+            {
+                self.counts.pending += 1;
+                continue;
+            }
             let now_active = match &sim.state {
                 ObservedState::Active => true,
                 ObservedState::Paused | ObservedState::PausedBySystem => false,
-                ObservedState::Pending(_) => {
-                    self.counts.pending += 1;
-                    continue;
-                }
+                // Counted as pending by the tally above.
+                ObservedState::Pending(_) => continue,
                 ObservedState::Ineligible(_) | ObservedState::Unknown(_) => {
                     self.counts.not_restorable += 1;
                     continue;
@@ -198,10 +215,6 @@ impl<'a> RestorePlanner<'a> {
             };
             if now_active == (prior.state == SimState::Active) {
                 self.counts.restored += 1;
-                continue;
-            }
-            if self.in_flight.contains(&device_id) {
-                self.counts.pending += 1;
                 continue;
             }
             // Another group wanting the state it is in now keeps it: no tug of war.
@@ -227,7 +240,7 @@ impl<'a> RestorePlanner<'a> {
     }
 
     /// The actions (split at `limit` SIMs) and the counts.
-    pub fn finish(self, limit: usize) -> (Vec<PlannedAction>, RestoreCounts) {
+    pub fn finish(self, limit: usize, listed: &[PendingAction]) -> RestorePlan {
         let mut actions = Vec::new();
         for (change, sims) in [
             (StateChange::Resume, self.to_resume),
@@ -238,8 +251,25 @@ impl<'a> RestorePlanner<'a> {
                 sims: c.to_vec(),
             }));
         }
-        (actions, self.counts)
+        RestorePlan {
+            actions,
+            counts: self.counts,
+            still_pending: self.pending.still_pending(listed, self.in_flight),
+            landed: self.pending.landed,
+        }
     }
+}
+
+/// What a restore pass does.
+pub(crate) struct RestorePlan {
+    /// The actions to submit, in order.
+    pub actions: Vec<PlannedAction>,
+    /// The counts.
+    pub counts: RestoreCounts,
+    /// The listed actions still pending.
+    pub still_pending: Vec<PendingAction>,
+    /// SIMs whose remembered action reached them.
+    pub landed: Vec<u64>,
 }
 
 /// The status of a group being deleted while its SIMs go back to their earlier states:
@@ -348,9 +378,26 @@ mod tests {
             .collect();
         record.note(StateChange::Pause, &sims[..4]);
         record.note(StateChange::Resume, &sims[4..]);
-        let chunks = record.to_chunks(3);
+        let chunks = record.to_chunks(10);
         assert_eq!(chunks.len(), 3);
         assert_eq!(chunks[0][WERE_ACTIVE], "1\n2:102\n3\n");
+        assert_eq!(RestoreRecord::from_chunks(&chunks).unwrap(), record);
+    }
+
+    #[test]
+    fn chunks_stay_under_a_configmaps_limit_whatever_the_ids_lengths() {
+        // The longest entries (20-digit device and SIM ids): a count bound would overflow 1 MiB.
+        let mut record = RestoreRecord::default();
+        let sims: Vec<SimTarget> = (0..60_000u64)
+            .map(|d| target(u64::MAX - d, Some(u64::MAX - d)))
+            .collect();
+        record.note(StateChange::Pause, &sims);
+        let chunks = record.to_chunks(CHUNK_BYTES);
+        assert!(chunks.len() >= 3);
+        for chunk in &chunks {
+            let bytes: usize = chunk.iter().map(|(k, v)| k.len() + v.len()).sum();
+            assert!(bytes < 1024 * 1024 - 4096, "{bytes} bytes");
+        }
         assert_eq!(RestoreRecord::from_chunks(&chunks).unwrap(), record);
     }
 
@@ -374,7 +421,9 @@ mod tests {
             &[target(1, None), target(2, None), target(3, None)],
         );
         record.note(StateChange::Resume, &[target(4, None), target(5, None)]);
-        let in_flight = HashSet::from([3]);
+        // The restore's own resume of SIM 3 has not reached it yet.
+        let mut in_flight = InFlight::default();
+        in_flight.remember("r1", StateChange::Resume, [3]);
         let mut planner = RestorePlanner::new(&record, &in_flight, &NoClaims, &NoClaims);
         planner.observe(&[
             sim(1, ObservedState::Paused),                      // to resume
@@ -384,7 +433,9 @@ mod tests {
             sim(5, ObservedState::Pending(StateChange::Pause)), // pending
             sim(6, ObservedState::Paused),                      // not the group's change
         ]);
-        let (actions, counts) = planner.finish(10);
+        let RestorePlan {
+            actions, counts, ..
+        } = planner.finish(10, &[]);
         assert_eq!(
             actions,
             vec![
@@ -416,20 +467,22 @@ mod tests {
         let sims: Vec<SimTarget> = (1..=5).map(|d| target(d, None)).collect();
         record.note(StateChange::Pause, &sims);
         record.note(StateChange::Resume, &[target(9, None)]);
-        let none = HashSet::new();
+        let none = InFlight::default();
         // Another group wants Paused SIMs paused: the recorded-Active ones stay paused.
         let mut planner = RestorePlanner::new(&record, &none, &NoClaims, &ClaimAll);
         let page: Vec<SimObservation> = (1..=5).map(|d| sim(d, ObservedState::Paused)).collect();
         planner.observe(&page);
         planner.observe(&[sim(9, ObservedState::Ineligible("DEAD".into()))]);
-        let (actions, counts) = planner.finish(2);
+        let RestorePlan {
+            actions, counts, ..
+        } = planner.finish(2, &[]);
         assert!(actions.is_empty());
         assert_eq!(counts.kept_for_other_group, 5);
         assert_eq!(counts.not_restorable, 1);
 
         let mut planner = RestorePlanner::new(&record, &none, &ClaimAll, &NoClaims);
         planner.observe(&page);
-        let (actions, _) = planner.finish(2);
+        let actions = planner.finish(2, &[]).actions;
         let sizes: Vec<usize> = actions.iter().map(|a| a.sims.len()).collect();
         assert_eq!(sizes, [2, 2, 1]);
         assert!(actions.iter().all(|a| a.change == StateChange::Resume));

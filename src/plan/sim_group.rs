@@ -16,28 +16,29 @@
 //! - changes are split into actions of at most the carrier's and the rollout's limit, spaced by
 //!   `rollout.interval`.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::conditions::{self, READY, Verdict};
+use crate::api::conditions::{self, Verdict};
 use crate::api::{
     DriftPolicy, PROBLEM_SAMPLE_LIMIT, PendingAction, ProblemReason, ProblemSim, SimCounts,
     SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy,
 };
 use crate::model::{ActionStatus, ObservedState, Refusal, RefusalKind, SimObservation, SimTarget};
 
+pub use super::in_flight::InFlight;
+use super::in_flight::PendingTally;
 use super::numbers::thousands;
 use super::observe_only::{ObserveOnly, observe_message, would_submit};
 pub(crate) use super::pending::{
-    CONFIRMATION_DEADLINE, note_carrier_statuses, read_urgency, still_pending,
+    CONFIRMATION_DEADLINE, IDLE, change_carried_out, note_carrier_statuses, read_urgency,
 };
-pub use super::pending::{pending_backoff, poll_says_wait};
+pub use super::pending::{drift_check_wait, pending_backoff, poll_says_wait};
 
-/// Resync period of a converged group (drift detection).
-pub const RESYNC: Duration = Duration::from_secs(600);
+/// Resync period of a converged group (drift detection) unless its `driftCheck` says otherwise.
+pub const RESYNC: Duration = crate::api::DEFAULT_DRIFT_CHECK;
 
 /// The status of a group that cannot start (no usable carrier account, a budget too small):
 /// Stalled with the reason and the message, the rest of the last status kept.
@@ -88,9 +89,9 @@ pub struct PlanContext<'a> {
     pub previous: &'a SimGroupStatus,
     /// Most SIMs the carrier takes in one action.
     pub carrier_limit: usize,
-    /// Device ids this process submitted in actions not yet confirmed (carriers that do not
-    /// show pending states are covered by this).
-    pub in_flight: &'a HashSet<u64>,
+    /// The actions this process submitted and has not seen land (carriers that do not show
+    /// pending states are covered by this).
+    pub in_flight: &'a InFlight,
     /// Other groups' claims.
     pub claims: &'a dyn Claims,
     /// The time of this reconcile.
@@ -138,17 +139,35 @@ pub struct Plan {
     pub batch_limit: usize,
     /// Pause between actions (`rollout.interval`).
     pub interval: Option<SignedDuration>,
+    /// SIMs whose remembered action reached them: the in-flight memory forgets them.
+    pub landed: Vec<u64>,
     counts: SimCounts,
     problems: Vec<ProblemSim>,
     pending: Vec<PendingAction>,
     stalled_action: Option<PendingAction>,
     desired: SimState,
+    drift_policy: DriftPolicy,
+    /// How often a group at rest is read again (`driftCheck`).
+    pub drift_check: Duration,
+    selector: String,
     generation: i64,
     now: Timestamp,
     last_action_time: Option<Time>,
     remaining_after_actions: usize,
     /// `management: Observe`: nothing is submitted; the actions are only reported.
     observe_only: Option<ObserveOnly>,
+}
+
+/// How a SIM's observed state reads in a message.
+fn observed_name(state: &ObservedState) -> &'static str {
+    match state {
+        ObservedState::Active => "Active",
+        ObservedState::Paused => "Paused",
+        ObservedState::PausedBySystem => "paused by the carrier's system",
+        ObservedState::Pending(_) => "pending",
+        ObservedState::Ineligible(_) => "ineligible",
+        ObservedState::Unknown(_) => "in an unknown state",
+    }
 }
 
 fn toward(state: SimState) -> StateChange {
@@ -162,9 +181,10 @@ fn toward(state: SimState) -> StateChange {
 pub struct SimGroupPlanner<'a> {
     ctx: PlanContext<'a>,
     desired: SimState,
-    drift_report_only: bool,
+    /// This generation's change was carried out: SIMs out of state are drift.
     converged_before: bool,
     counts: SimCounts,
+    pending: PendingTally,
     problems: Vec<ProblemSim>,
     candidates: Vec<SimTarget>,
     /// SIMs planned to change (equals `candidates.len()` unless targets are not kept).
@@ -176,13 +196,12 @@ pub struct SimGroupPlanner<'a> {
 impl<'a> SimGroupPlanner<'a> {
     /// A planner for one reconcile.
     pub fn new(ctx: PlanContext<'a>) -> Self {
-        let converged_before = ctx.previous.observed_generation == Some(ctx.generation)
-            && conditions::is_true(&ctx.previous.conditions, READY);
+        let converged_before = change_carried_out(ctx.previous, ctx.generation);
         Self {
             desired: ctx.spec.state,
-            drift_report_only: ctx.spec.drift == DriftPolicy::Report && converged_before,
             converged_before,
             counts: SimCounts::default(),
+            pending: PendingTally::default(),
             problems: Vec::new(),
             candidates: Vec::new(),
             changes: 0,
@@ -241,6 +260,15 @@ impl<'a> SimGroupPlanner<'a> {
                 );
                 continue;
             }
+            // A SIM in an action that has not reached it is pending, whatever the spec wants
+            // now: the reverse is planned once the action lands.
+            if self
+                .pending
+                .observe(self.ctx.in_flight, sim.device_id, &state)
+            {
+                self.counts.pending += 1;
+                continue;
+            }
             let in_state = match (&state, self.desired) {
                 (ObservedState::Active, SimState::Active) => true,
                 (ObservedState::Paused | ObservedState::PausedBySystem, SimState::Paused) => true,
@@ -248,10 +276,8 @@ impl<'a> SimGroupPlanner<'a> {
                     ObservedState::Active | ObservedState::Paused | ObservedState::PausedBySystem,
                     _,
                 ) => false,
-                (ObservedState::Pending(_), _) => {
-                    self.counts.pending += 1;
-                    continue;
-                }
+                // Counted as pending by the tally above.
+                (ObservedState::Pending(_), _) => continue,
                 (ObservedState::Ineligible(reason), _) => {
                     self.counts.ineligible += 1;
                     self.problem(sim, ProblemReason::Ineligible, reason.clone());
@@ -283,10 +309,6 @@ impl<'a> SimGroupPlanner<'a> {
                 );
                 continue;
             };
-            if self.ctx.in_flight.contains(&device_id) {
-                self.counts.pending += 1;
-                continue;
-            }
             if state == ObservedState::PausedBySystem
                 && self.ctx.spec.system_paused == SystemPausedPolicy::Report
             {
@@ -297,20 +319,27 @@ impl<'a> SimGroupPlanner<'a> {
                 );
                 continue;
             }
-            if self.drift_report_only {
+            if self.converged_before {
+                // Changed outside simfleet: reported in both modes, corrected only by Correct.
+                self.counts.drifted += 1;
+                let report_only = self.ctx.spec.drift == DriftPolicy::Report;
                 self.problem(
                     sim,
                     ProblemReason::Drift,
                     format!(
-                        "changed outside simfleet; drift: Report leaves it {}",
-                        if self.desired == SimState::Active {
-                            "paused"
+                        "changed outside simfleet: {} at the carrier, the spec wants {}; {}",
+                        observed_name(&state),
+                        self.desired.as_str(),
+                        if report_only {
+                            "drift: Report leaves it so"
                         } else {
-                            "active"
+                            "drift: Correct changes it back"
                         }
                     ),
                 );
-                continue;
+                if report_only {
+                    continue;
+                }
             }
             self.changes += 1;
             planned(sim);
@@ -327,7 +356,9 @@ impl<'a> SimGroupPlanner<'a> {
     pub fn finish(self) -> Plan {
         let ctx = &self.ctx;
         let now = ctx.now;
-        let pending = still_pending(&ctx.previous.pending_actions, self.counts.pending);
+        let pending = self
+            .pending
+            .still_pending(&ctx.previous.pending_actions, ctx.in_flight);
         let stalled_action = pending
             .iter()
             .find(|a| now.duration_since(a.submitted_at.0) > CONFIRMATION_DEADLINE)
@@ -384,6 +415,7 @@ impl<'a> SimGroupPlanner<'a> {
         }
         let submitted: usize = actions.iter().map(|a: &PlannedAction| a.sims.len()).sum();
         Plan {
+            landed: self.pending.landed,
             remaining_after_actions: total - submitted,
             actions,
             hold,
@@ -396,6 +428,9 @@ impl<'a> SimGroupPlanner<'a> {
             pending,
             stalled_action,
             desired: self.desired,
+            drift_policy: ctx.spec.drift,
+            drift_check: ctx.spec.drift_check(),
+            selector: ctx.spec.selector.describe(),
             generation: ctx.generation,
             now,
             last_action_time: ctx.previous.last_action_time.clone(),
@@ -488,18 +523,18 @@ impl Plan {
         // Nothing is sent until a person acts (the annotation's change is itself a trigger), or
         // ever (observe only): no fast requeue.
         if self.observe_only.is_some() || matches!(self.hold, Some(Hold::ApprovalRequired { .. })) {
-            return pending_backoff(&self.pending, self.now).unwrap_or(RESYNC);
+            return pending_backoff(&self.pending, self.now).unwrap_or(self.drift_check);
         }
         if let Some(Hold::Interval { until }) = self.hold {
             // At most a resync away: a long rollout interval is still re-planned then (and
             // kube-runtime's scheduler refuses delays beyond about two years).
             let wait = until.duration_since(self.now).as_secs().max(1);
-            return Duration::from_secs(wait as u64).min(RESYNC);
+            return Duration::from_secs(wait as u64).min(self.drift_check);
         }
         if !self.actions.is_empty() || self.remaining_after_actions > 0 {
             return Duration::from_secs(5);
         }
-        pending_backoff(&self.pending, self.now).unwrap_or(RESYNC)
+        pending_backoff(&self.pending, self.now).unwrap_or(self.drift_check)
     }
 
     /// The status to write, with conditions set from `previous` (transition times kept).
@@ -560,6 +595,20 @@ impl Plan {
                     action.id, action.sims, action.submitted_at.0
                 ),
             )),
+            _ if c.selected == 0 => Some((
+                "NoSimsSelected",
+                format!(
+                    "the selector ({}) matches no SIM at the carrier; check it for a typo",
+                    self.selector
+                ),
+            )),
+            _ if eligible == 0 => Some((
+                "NoEligibleSims",
+                format!(
+                    "none of the {} selected SIMs can change (all ineligible; see problemSims)",
+                    thousands(c.selected)
+                ),
+            )),
             _ if c.conflicting > 0 => Some((
                 "Conflict",
                 format!(
@@ -581,26 +630,68 @@ impl Plan {
                     ),
                 ))
             }
+            _ if c.drifted > 0 && self.drift_policy == DriftPolicy::Report => Some((
+                "Drift",
+                format!(
+                    "{} SIMs were changed outside simfleet (see problemSims); drift: Report leaves them so; change them back at the carrier, or set drift: Correct",
+                    thousands(c.drifted)
+                ),
+            )),
             _ => None,
         };
+        let ready = ready && stalled.is_none();
         let ready_reason = if ready {
             "Converged"
         } else if let Some((reason, _)) = &stalled {
             reason
         } else if self.observe_only.is_some() {
             "ObserveOnly"
+        } else if c.drifted > 0 {
+            "DriftCorrecting"
         } else {
             "Progressing"
         };
-        let reconciling = match &self.observe_only {
-            Some(_) if !self.pending.is_empty() => {
+        let reconciling = match (&self.observe_only, &self.hold) {
+            (Some(_), _) if !self.pending.is_empty() => {
                 Verdict::new(true, "CarrierActionsPending", reconciling_message)
             }
-            Some(observe) => {
+            (Some(observe), _) => {
                 Verdict::new(false, "ObserveOnly", observe_message(observe, self.changes))
             }
-            None if reconciling => Verdict::new(true, "CarrierActionsPending", reconciling_message),
-            None => Verdict::new(false, "Idle", "no carrier action in flight"),
+            (None, Some(Hold::ApprovalRequired { changes, .. })) => Verdict::new(
+                true,
+                "AwaitingApproval",
+                format!(
+                    "{} SIMs wait for approval (annotation simfleet.io/approved-generation={}); nothing is sent until then{}",
+                    thousands(*changes as u64),
+                    self.generation,
+                    if self.pending.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {reconciling_message}")
+                    }
+                ),
+            ),
+            (None, Some(Hold::Interval { until })) => Verdict::new(
+                true,
+                "RolloutInterval",
+                format!(
+                    "{} SIMs still to change; the next carrier action goes at {until} (rollout.interval){}",
+                    thousands(self.remaining_after_actions as u64),
+                    if self.pending.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {reconciling_message}")
+                    }
+                ),
+            ),
+            (None, _) if reconciling && self.pending.is_empty() && self.actions.is_empty() => {
+                Verdict::new(true, "ChangesQueued", reconciling_message)
+            }
+            (None, _) if reconciling => {
+                Verdict::new(true, "CarrierActionsPending", reconciling_message)
+            }
+            (None, _) => Verdict::new(false, IDLE, "no carrier action in flight or to send"),
         };
         let stalled = match stalled {
             Some((reason, message)) => Verdict::new(true, reason, message),
@@ -635,3 +726,11 @@ impl Plan {
 #[cfg(test)]
 #[path = "sim_group_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "sim_group_reversal_tests.rs"]
+mod reversal_tests;
+
+#[cfg(test)]
+#[path = "sim_group_condition_tests.rs"]
+mod condition_tests;

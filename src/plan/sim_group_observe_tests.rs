@@ -1,6 +1,7 @@
 //! The planner in observe-only management: nothing submitted, what would be submitted shown.
 
 use super::*;
+use crate::api::conditions::READY;
 
 #[test]
 fn an_observe_only_plan_submits_nothing_and_reports_the_actions_it_would_submit() {

@@ -1,18 +1,16 @@
 //! The planner's rules, one scenario each.
 
-use std::collections::HashSet;
-
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
-use crate::api::conditions::{RECONCILING, STALLED};
+use crate::api::conditions::{READY, RECONCILING, STALLED};
 use crate::api::{ChangeGuard, LocalObjectRef, Rollout, SimSelector};
 
-fn now() -> Timestamp {
+pub(super) fn now() -> Timestamp {
     "2026-06-01T12:00:00Z".parse().unwrap()
 }
 
-fn spec(state: SimState) -> SimGroupSpec {
+pub(super) fn spec(state: SimState) -> SimGroupSpec {
     SimGroupSpec {
         carrier_ref: LocalObjectRef {
             name: "simulator".into(),
@@ -24,6 +22,7 @@ fn spec(state: SimState) -> SimGroupSpec {
         },
         rollout: None,
         system_paused: SystemPausedPolicy::Report,
+        drift_check: None,
         drift: DriftPolicy::Correct,
         on_delete: Default::default(),
         management: Default::default(),
@@ -31,7 +30,7 @@ fn spec(state: SimState) -> SimGroupSpec {
     }
 }
 
-fn sim(device: u64, state: ObservedState) -> SimObservation {
+pub(super) fn sim(device: u64, state: ObservedState) -> SimObservation {
     SimObservation {
         iccid: format!("89445{device:014}"),
         device_id: Some(device),
@@ -41,29 +40,29 @@ fn sim(device: u64, state: ObservedState) -> SimObservation {
     }
 }
 
-fn sims(n: u64, state: ObservedState) -> Vec<SimObservation> {
+pub(super) fn sims(n: u64, state: ObservedState) -> Vec<SimObservation> {
     (1..=n).map(|d| sim(d, state.clone())).collect()
 }
 
 /// Plans one reconcile with the given previous status, in-flight set and claims.
-struct Case {
-    spec: SimGroupSpec,
-    generation: i64,
-    approved: Option<i64>,
-    previous: SimGroupStatus,
-    in_flight: HashSet<u64>,
-    carrier_limit: usize,
-    now: Timestamp,
+pub(super) struct Case {
+    pub(super) spec: SimGroupSpec,
+    pub(super) generation: i64,
+    pub(super) approved: Option<i64>,
+    pub(super) previous: SimGroupStatus,
+    pub(super) in_flight: InFlight,
+    pub(super) carrier_limit: usize,
+    pub(super) now: Timestamp,
 }
 
 impl Case {
-    fn new(state: SimState) -> Self {
+    pub(super) fn new(state: SimState) -> Self {
         Self {
             spec: spec(state),
             generation: 1,
             approved: None,
             previous: SimGroupStatus::default(),
-            in_flight: HashSet::new(),
+            in_flight: InFlight::default(),
             carrier_limit: 10_000,
             now: now(),
         }
@@ -87,12 +86,12 @@ impl Case {
         planner.finish()
     }
 
-    fn plan(&self, observed: &[SimObservation]) -> Plan {
+    pub(super) fn plan(&self, observed: &[SimObservation]) -> Plan {
         self.plan_with(observed, &NoClaims)
     }
 }
 
-fn condition<'a>(status: &'a SimGroupStatus, type_: &str) -> &'a Condition {
+pub(super) fn condition<'a>(status: &'a SimGroupStatus, type_: &str) -> &'a Condition {
     status.conditions.iter().find(|c| c.type_ == type_).unwrap()
 }
 
@@ -193,7 +192,7 @@ fn a_long_rollout_interval_is_waited_for_a_resync_at_a_time() {
 #[test]
 fn sims_pending_at_the_carrier_or_in_flight_are_never_resubmitted() {
     let mut case = Case::new(SimState::Paused);
-    case.in_flight = (3..=4).collect();
+    case.in_flight.remember("p", StateChange::Pause, 3..=4);
     let observed = vec![
         sim(1, ObservedState::Pending(StateChange::Pause)),
         sim(2, ObservedState::Pending(StateChange::Pause)),

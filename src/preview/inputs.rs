@@ -11,7 +11,7 @@ use kube::api::Api;
 use kube::{Client, ResourceExt};
 use secrecy::SecretString;
 
-use super::{ManifestProblem, PlanArgs, PlanReport};
+use super::{AccountSource, ManifestProblem, PlanArgs, PlanReport};
 use crate::api::manifest::{Document, is_manifest_file, kustomization_in, read_path};
 use crate::api::validation::{ManifestValidator, SimfleetObject, ValidationError};
 use crate::api::{CarrierAccount, DataQuota, SimGroup};
@@ -159,7 +159,11 @@ pub(super) fn problem(path: &Path, message: String) -> ManifestProblem {
 pub(super) struct Accounts<'a> {
     pub(super) inputs: &'a Inputs,
     pub(super) cluster: Option<Client>,
+    /// Which to prefer when DIR and the cluster both hold an account.
+    pub(super) source: AccountSource,
     pub(super) clients: HashMap<(String, String), Result<Arc<dyn Carrier>, String>>,
+    /// Each account used, where it came from and its URL, for the report.
+    pub(super) used: Vec<String>,
 }
 
 impl Accounts<'_> {
@@ -177,22 +181,30 @@ impl Accounts<'_> {
         built
     }
 
-    async fn build(&self, namespace: &str, name: &str) -> Result<Arc<dyn Carrier>, String> {
+    async fn build(&mut self, namespace: &str, name: &str) -> Result<Arc<dyn Carrier>, String> {
         let listed = self
             .inputs
             .accounts
             .iter()
             .find(|a| a.name_any() == name && namespace_of(*a) == namespace)
             .cloned();
-        let account = match (listed, &self.cluster) {
-            (Some(account), _) => account,
-            (None, Some(client)) => Api::<CarrierAccount>::namespaced(client.clone(), namespace)
-                .get_opt(name)
-                .await
-                .map_err(|e| format!("reading CarrierAccount {namespace}/{name}: {e}"))?
-                .ok_or_else(|| {
-                    format!("CarrierAccount {namespace}/{name} is neither in DIR, --carrier-account nor the cluster")
-                })?,
+        let from_cluster = match (&self.cluster, self.source, &listed) {
+            (Some(client), AccountSource::Cluster, _) | (Some(client), _, None) => {
+                Api::<CarrierAccount>::namespaced(client.clone(), namespace)
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| format!("reading CarrierAccount {namespace}/{name}: {e}"))?
+            }
+            _ => None,
+        };
+        let (account, origin) = match (from_cluster, listed) {
+            (Some(account), _) => (account, Origin::Cluster),
+            (None, Some(account)) => (account, Origin::Dir),
+            (None, None) if self.cluster.is_some() => {
+                return Err(format!(
+                    "CarrierAccount {namespace}/{name} is neither in DIR, --carrier-account nor the cluster"
+                ));
+            }
             (None, None) => {
                 return Err(format!(
                     "CarrierAccount {namespace}/{name} is not in DIR; pass --carrier-account FILE or --kubeconfig"
@@ -207,13 +219,21 @@ impl Accounts<'_> {
             .iter()
             .find(|s| s.name_any() == *secret_name && namespace_of(*s) == namespace)
             .cloned();
-        let secret = match (listed, &self.cluster) {
-            (Some(secret), _) => secret,
-            (None, Some(client)) => Api::<Secret>::namespaced(client.clone(), namespace)
-                .get_opt(secret_name)
-                .await
-                .map_err(|e| format!("reading Secret {namespace}/{secret_name}: {e}"))?
-                .ok_or_else(|| format!("Secret {namespace}/{secret_name} not found"))?,
+        // The Secret comes from where the account came from, then from the other place.
+        let from_cluster = match (&self.cluster, origin, &listed) {
+            (Some(client), Origin::Cluster, _) | (Some(client), _, None) => {
+                Api::<Secret>::namespaced(client.clone(), namespace)
+                    .get_opt(secret_name)
+                    .await
+                    .map_err(|e| format!("reading Secret {namespace}/{secret_name}: {e}"))?
+            }
+            _ => None,
+        };
+        let secret = match (from_cluster, listed) {
+            (Some(secret), _) | (None, Some(secret)) => secret,
+            (None, None) if self.cluster.is_some() => {
+                return Err(format!("Secret {namespace}/{secret_name} not found"));
+            }
             (None, None) => {
                 return Err(format!(
                     "Secret {namespace}/{secret_name} (for CarrierAccount {name}) is not in DIR; pass --secret FILE or --kubeconfig"
@@ -222,6 +242,14 @@ impl Accounts<'_> {
         };
         let value = secret_value(&secret, &key)
             .ok_or_else(|| format!("Secret {namespace}/{secret_name} has no key {key}"))?;
+        self.used.push(format!(
+            "CarrierAccount {namespace}/{name}: {} ({})",
+            match origin {
+                Origin::Cluster => "from the cluster",
+                Origin::Dir => "from DIR",
+            },
+            account.spec.effective_base_url()
+        ));
         connect(
             &account.spec,
             SecretString::from(value),
@@ -230,6 +258,13 @@ impl Accounts<'_> {
         )
         .map_err(|e| format!("CarrierAccount {namespace}/{name}: {e}"))
     }
+}
+
+/// Where an account was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    Cluster,
+    Dir,
 }
 
 /// The live object of the same name, when planning against a cluster.

@@ -24,7 +24,9 @@ use crate::model::{ObservedState, SimObservation};
 use crate::plan::claims::ClaimIndex;
 use crate::plan::data_quota::{DeviceAction, decide, progress_for};
 use crate::plan::sim_group::{Hold, PlanContext, SimGroupPlanner};
-use crate::resolve::{approved_generation, selection_of, target_devices};
+use crate::resolve::{
+    approval_annotation_problem, approved_generation, selection_of, target_devices,
+};
 
 /// Exit code when there is nothing wrong (changes allowed).
 pub(crate) const EXIT_OK: i32 = 0;
@@ -40,6 +42,15 @@ pub enum OutputFormat {
     Table,
     /// One JSON document for CI bots.
     Json,
+}
+
+/// Where `simfleet plan` takes CarrierAccounts and their Secrets from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccountSource {
+    /// The cluster in --kubeconfig, falling back to DIR.
+    Cluster,
+    /// DIR (and --carrier-account, --secret), falling back to the cluster.
+    Dir,
 }
 
 /// `simfleet plan` flags.
@@ -59,6 +70,11 @@ pub struct PlanArgs {
     /// A Secret manifest holding the carrier credentials.
     #[arg(long, value_name = "FILE")]
     pub secret: Option<PathBuf>,
+    /// Which CarrierAccount (and Secret) to use when both DIR and the cluster hold one of that
+    /// name: `cluster` (the default with --kubeconfig: the account the operator uses) or `dir`
+    /// (the default without). The plan says which was used.
+    #[arg(long, value_enum, value_name = "SOURCE")]
+    pub accounts_from: Option<AccountSource>,
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value = "table")]
     pub output: OutputFormat,
@@ -93,7 +109,20 @@ pub async fn run(args: PlanArgs) -> i32 {
         eprintln!("error: writing the plan: {err}");
         return EXIT_INVALID;
     }
-    report.exit_code(args.fail_on_change, args.max_changes)
+    let code = report.exit_code(args.fail_on_change, args.max_changes);
+    if code == EXIT_REFUSED {
+        match args.max_changes {
+            Some(max) if report.total_changes > max => eprintln!(
+                "refused: {} changes, more than --max-changes {max}",
+                report.total_changes
+            ),
+            _ => eprintln!(
+                "refused: {} changes, and --fail-on-change allows none",
+                report.total_changes
+            ),
+        }
+    }
+    code
 }
 
 /// Plans everything; an `Err` is a problem with the flags themselves.
@@ -118,10 +147,17 @@ pub async fn plan(args: &PlanArgs) -> Result<PlanReport, String> {
         Some(path) => Some(render::CsvWriter::create(path)?),
         None => None,
     };
+    let source = args.accounts_from.unwrap_or(if cluster.is_some() {
+        AccountSource::Cluster
+    } else {
+        AccountSource::Dir
+    });
     let mut accounts = Accounts {
         inputs: &inputs,
         cluster: cluster.clone(),
+        source,
         clients: HashMap::new(),
+        used: Vec::new(),
     };
     // `simfleet plan` runs on the system's clock.
     let now = crate::clock::Clock::default().now();
@@ -154,6 +190,7 @@ pub async fn plan(args: &PlanArgs) -> Result<PlanReport, String> {
     if let Some(csv) = csv {
         csv.finish()?;
     }
+    report.accounts = accounts.used;
     Ok(report)
 }
 
@@ -252,6 +289,13 @@ async fn plan_group(
     preview.lookup = carrier.last_lookup_plan().map(|plan| plan.to_string());
     let plan = planner.finish();
     let counts = plan.counts();
+    if counts.selected == 0 {
+        preview.warnings.push(format!(
+            "the selector ({}) matches no SIM at the carrier; check it for a typo",
+            group.spec.selector.describe()
+        ));
+    }
+    preview.warnings.extend(approval_annotation_problem(group));
     preview.selected = counts.selected;
     preview.in_state = counts.in_desired_state;
     preview.pending = counts.pending;

@@ -139,11 +139,37 @@ pub fn table(out: &mut impl Write, report: &PlanReport, args: &PlanArgs) -> std:
     for skipped in &report.skipped_documents {
         writeln!(out, "skipped (not a simfleet kind): {skipped}")?;
     }
+    for group in &report.sim_groups {
+        for warning in &group.warnings {
+            writeln!(out, "warning: SimGroup {}: {warning}", group.name)?;
+        }
+    }
+    for account in &report.accounts {
+        writeln!(out, "{account}")?;
+    }
+    let resources = report.sim_groups.len() + report.data_quotas.len();
+    let failed = report
+        .sim_groups
+        .iter()
+        .filter(|g| g.error.is_some())
+        .count()
+        + report
+            .data_quotas
+            .iter()
+            .filter(|q| q.error.is_some())
+            .count();
     write!(
         out,
-        "{} changes in all (SIM state changes plus quota sets and top-ups); nothing was changed",
+        "{} changes in all (SIM state changes plus quota sets and top-ups)",
         report.total_changes
     )?;
+    if failed > 0 {
+        write!(
+            out,
+            "; {failed} of {resources} resources could not be planned (see their errors above), so the count leaves them out"
+        )?;
+    }
+    write!(out, "; nothing was changed")?;
     if let Some(path) = &args.csv {
         write!(out, "; affected SIMs and devices in {}", path.display())?;
     }

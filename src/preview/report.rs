@@ -54,6 +54,8 @@ pub struct SimGroupPreview {
     pub lookup: Option<String>,
     /// Why this group cannot be planned.
     pub error: Option<String>,
+    /// What looks wrong without stopping the plan (an empty selection, a malformed annotation).
+    pub warnings: Vec<String>,
 }
 
 /// What applying one DataQuota would do.
@@ -94,6 +96,8 @@ pub struct PlanReport {
     pub data_quotas: Vec<DataQuotaPreview>,
     /// SIM changes plus quota sets and top-ups.
     pub total_changes: u64,
+    /// The CarrierAccounts used, each with where it was read from and its URL.
+    pub accounts: Vec<String>,
     /// Documents of other kinds, not planned.
     pub skipped_documents: Vec<String>,
 }

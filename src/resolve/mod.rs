@@ -31,6 +31,19 @@ pub fn approved_generation(group: &SimGroup) -> Option<i64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// What is wrong with a group's `simfleet.io/approved-generation` annotation, when it is set but
+/// holds no generation number (it then approves nothing).
+pub fn approval_annotation_problem(group: &SimGroup) -> Option<String> {
+    let value = group.annotations().get(APPROVED_GENERATION_ANNOTATION)?;
+    if value.trim().parse::<i64>().is_ok() {
+        return None;
+    }
+    Some(format!(
+        "annotation {APPROVED_GENERATION_ANNOTATION}={value:?} is not a generation number, so it approves nothing; write the group's metadata.generation, e.g. {APPROVED_GENERATION_ANNOTATION}={}",
+        group.metadata.generation.unwrap_or(1)
+    ))
+}
+
 /// A Secret's value under `key` (from `data`, or `stringData` as written), trimmed; `None` when
 /// absent or empty.
 pub(crate) fn secret_value(secret: &Secret, key: &str) -> Option<String> {
