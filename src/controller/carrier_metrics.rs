@@ -95,8 +95,8 @@ fn encode_budgets(
         ),
         (
             "simfleet_carrier_budget_projected_requests",
-            "Carrier requests the month will have cost at the rate seen so far",
-            |b: &BudgetReading| b.projected,
+            "Carrier requests the month will cost at the steady rate; in the operator's first hour (a start-up burst, not a rate) the requests spent so far",
+            |b: &BudgetReading| Some(b.projected.unwrap_or(b.spent)),
         ),
         (
             "simfleet_carrier_budget_limit_requests",

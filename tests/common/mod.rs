@@ -1,7 +1,9 @@
 //! Shared set-up for the tests: an in-process simulator on 127.0.0.1:0, a client, CRD schemas.
 #![allow(dead_code)]
 
+pub mod e2e;
 pub mod operator;
+pub mod promises;
 
 use jiff::SignedDuration;
 use reqwest::{Client, Response, StatusCode};
