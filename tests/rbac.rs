@@ -115,12 +115,20 @@ async fn the_chart_grants_exactly_what_the_operator_uses_and_the_metrics_are_ser
     ] {
         assert!(text.contains(series), "{series} in:\n{text}");
     }
+    // Readiness follows the watch caches' sync, which is reported within a second or so.
     for path in ["/healthz", "/readyz"] {
-        let status = reqwest::get(format!("{metrics}{path}"))
-            .await
-            .unwrap()
-            .status();
-        assert!(status.is_success(), "{path}: {status}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = reqwest::get(format!("{metrics}{path}"))
+                .await
+                .unwrap()
+                .status();
+            if status.is_success() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{path}: {status}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     // The quota first: removing it resolves its target through the group.

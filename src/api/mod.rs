@@ -118,6 +118,14 @@ fn bound_integers(
                     let maximum = given("maximum").map_or(high, |m| m.min(high));
                     fields.insert("minimum".into(), minimum.into());
                     fields.insert("maximum".into(), maximum.into());
+                    // kube-apiserver knows int32 and int64 only (it warns "unrecognized format"
+                    // on uint8 ... uint64); the bounds above carry the unsigned range.
+                    let known = if high <= f64::from(i32::MAX) && low >= f64::from(i32::MIN) {
+                        "int32"
+                    } else {
+                        "int64"
+                    };
+                    fields.insert("format".into(), known.into());
                 }
                 fields.values_mut().for_each(walk);
             }

@@ -19,6 +19,10 @@ use crate::plan::in_flight::InFlight;
 pub(super) struct FullObservation {
     pub(super) at: jiff::Timestamp,
     pub(super) requests: u64,
+    /// The other groups' claims it was planned with ([`ClaimIndex::fingerprint`]).
+    ///
+    /// [`ClaimIndex::fingerprint`]: crate::plan::claims::ClaimIndex::fingerprint
+    pub(super) claims: u64,
 }
 
 /// What every reconcile shares.

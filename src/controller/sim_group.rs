@@ -198,10 +198,19 @@ async fn apply(
             return blocked(context, api, &group, problem.reason, problem.message).await;
         }
     }
+    // Read fresh, not from the watch cache: a group created a moment ago must be seen.
+    let peers = api.list(&ListParams::default()).await?.items;
+    let accounts = Api::<CarrierAccount>::namespaced(context.client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let claims = ClaimIndex::build(&peers, &accounts, &group);
     // At rest, the SIMs are read again only when the drift check is due: events that change
-    // nothing the group depends on (its own status writes, other groups) do not bring it forward.
+    // nothing the group depends on (its own status writes, other groups' unrelated changes) do
+    // not bring it forward; a changed claim of another group does.
     if urgency == ReadUrgency::Resync
         && let Some(last) = last
+        && last.claims == claims.fingerprint()
         && let Some(wait) = drift_check_wait(last.at, group.spec.drift_check(), now)
     {
         return Ok(Action::requeue(wait));
@@ -236,13 +245,6 @@ async fn apply(
         ));
     }
     let in_flight = context.in_flight(&key, &previous.pending_actions, &statuses);
-    // Read fresh, not from the watch cache: a group created a moment ago must be seen.
-    let peers = api.list(&ListParams::default()).await?.items;
-    let accounts = Api::<CarrierAccount>::namespaced(context.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await?
-        .items;
-    let claims = ClaimIndex::build(&peers, &accounts, &group);
     let approved = approved_generation(&group);
     if let Some(problem) = approval_annotation_problem(&group) {
         publish(
@@ -270,7 +272,14 @@ async fn apply(
         }))
         .await;
     observed?;
-    context.observed_in_full(&key, FullObservation { at: now, requests });
+    context.observed_in_full(
+        &key,
+        FullObservation {
+            at: now,
+            requests,
+            claims: claims.fingerprint(),
+        },
+    );
     let mut plan = planner.finish();
     context.landed(&key, &plan.landed);
     if group.spec.management == Management::Observe {

@@ -67,6 +67,38 @@ impl ClaimIndex {
     }
 }
 
+impl ClaimIndex {
+    /// A fingerprint of the claims: it changes when another group's claim on these SIMs does
+    /// (its selector, its state, its account), so a group at rest re-plans then, and only then.
+    pub(crate) fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let sorted = |map: &HashMap<_, (String, SimState)>| {
+            let mut entries: Vec<String> = map
+                .values()
+                .map(|(name, state)| format!("{name}:{state:?}"))
+                .collect();
+            entries.sort();
+            entries
+        };
+        let mut keys: Vec<String> = self.by_iccid.keys().cloned().collect();
+        keys.extend(self.by_device.keys().map(u64::to_string));
+        keys.extend(self.by_tag.keys().map(|t| format!("tag:{t}")));
+        keys.sort();
+        keys.hash(&mut hasher);
+        sorted(&self.by_iccid).hash(&mut hasher);
+        let mut devices: Vec<String> = self
+            .by_device
+            .iter()
+            .map(|(d, (n, s))| format!("{d}:{n}:{s:?}"))
+            .collect();
+        devices.sort();
+        devices.hash(&mut hasher);
+        sorted(&self.by_tag).hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
 /// The names of the accounts (in `this` group's namespace) on the same carrier organisation as
 /// its own account. An account that is not known is only the same as itself.
 fn accounts_on_the_carrier_of<'a>(
@@ -130,6 +162,26 @@ mod tests {
             state: crate::model::ObservedState::Active,
             tags: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_a_peers_claim_and_only_then() {
+        let accounts = [account("sim", "simulator", "http://127.0.0.1:1", None)];
+        let this = group("this", "sim", "Active");
+        let paused = group("other", "sim", "Paused");
+        let active = group("other", "sim", "Active");
+        let none = ClaimIndex::build(&[this.clone(), active], &accounts, &this).fingerprint();
+        let one = ClaimIndex::build(&[this.clone(), paused.clone()], &accounts, &this);
+        assert_ne!(
+            none,
+            one.fingerprint(),
+            "a peer now wants the opposite state"
+        );
+        assert_eq!(
+            one.fingerprint(),
+            ClaimIndex::build(&[paused, this.clone()], &accounts, &this).fingerprint(),
+            "the same claims in another order"
+        );
     }
 
     #[test]

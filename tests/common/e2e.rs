@@ -23,6 +23,8 @@ pub struct ControlPlane {
     pub dir: tempfile_dir::Dir,
     pub kubeconfig: PathBuf,
     pub version: String,
+    /// What `kubectl apply --server-side -f crds/` printed on standard error (warnings).
+    pub crd_warnings: String,
 }
 
 /// A temporary directory removed when dropped (std only).
@@ -72,6 +74,7 @@ impl ControlPlane {
             version: String::new(),
             kubeconfig,
             dir,
+            crd_warnings: String::new(),
         };
         let version = plane.kubectl_ok(&["version", "-o", "json"]);
         let version: Value = serde_json::from_str(&version).unwrap();

@@ -4,6 +4,7 @@
 pub mod e2e;
 pub mod operator;
 pub mod promises;
+pub mod verdicts;
 
 use jiff::SignedDuration;
 use reqwest::{Client, Response, StatusCode};

@@ -139,7 +139,8 @@ async fn a_system_paused_sim_is_reported_then_resumed_when_the_spec_allows() {
     let _operator = Operator::start(&world.kubeconfig);
     let api = create_group(&world, "live", json!({"carrierRef": {"name": "simulator"}, "state": "Active", "selector": {"tags": all_tags()}})).await;
     let reported = until(&api, "live", "PausedBySystem reported", |g| {
-        condition(g, "Stalled").is_some_and(|(s, _)| s == "True")
+        condition(g, "Stalled")
+            .is_some_and(|(s, m)| s == "True" && m.contains("paused by the carrier's system"))
     })
     .await;
     let status = reported.status.unwrap();
@@ -164,10 +165,10 @@ async fn a_system_paused_sim_is_reported_then_resumed_when_the_spec_allows() {
 async fn drift_made_at_the_carrier_is_corrected() {
     let world = world("drift", 50).await;
     let _operator = Operator::start(&world.kubeconfig);
-    let api = create_group(&world, "paused", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"deviceIds": [1001, 1002, 1003]}})).await;
+    let api = create_group(&world, "paused", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"deviceIds": [1001, 1002, 1003]}, "driftCheck": "2s"})).await;
     until_confirmed(&world, &api, "paused", "pause").await;
-    // Someone resumes a SIM in the carrier's dashboard; a spec touch triggers the resync now
-    // (the periodic resync would find it later).
+    // Someone resumes a SIM in the carrier's dashboard; the next drift check (driftCheck: 2s)
+    // finds it.
     admin(
         &world,
         reqwest::Method::PATCH,
@@ -175,13 +176,6 @@ async fn drift_made_at_the_carrier_is_corrected() {
         json!({"state": "LIVE"}),
     )
     .await;
-    api.patch(
-        "paused",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"labels": {"resync": "now"}}})),
-    )
-    .await
-    .unwrap();
     until_confirmed(&world, &api, "paused", "drift corrected").await;
     assert_eq!(stats(&world.simulator).await["changes"]["submittedSims"], 4);
 }
@@ -441,7 +435,7 @@ async fn kubectl_wait_returns_when_the_operator_has_converged() {
 }
 
 #[tokio::test]
-async fn deleting_groups_leaves_sims_as_they_are_even_without_their_account() {
+async fn deleting_groups_leaves_sims_as_they_are_and_their_account_goes_last() {
     let world = world("delete", 20).await;
     let _operator = Operator::start(&world.kubeconfig);
     let api = create_group(&world, "a", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"deviceIds": [1001]}})).await;
@@ -457,20 +451,32 @@ async fn deleting_groups_leaves_sims_as_they_are_even_without_their_account() {
     }
     world.simulator.advance(SignedDuration::from_secs(10));
     api.delete("a", &Default::default()).await.unwrap();
-    // Without its CarrierAccount a group can still be deleted.
-    Api::<CarrierAccount>::namespaced(world.sandbox.client(), "default")
+    // The account is deleted while b still uses it: it waits for b (its finalizer), saying so.
+    let accounts = Api::<CarrierAccount>::namespaced(world.sandbox.client(), "default");
+    accounts
         .delete("simulator", &Default::default())
         .await
         .unwrap();
+    until(
+        &accounts,
+        "simulator",
+        "deletion waits for its users",
+        |a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.conditions.iter().any(|c| {
+                    c.type_ == "Reconciling"
+                        && c.reason == "DeletionWaitsForUsers"
+                        && c.message.contains("SimGroup b")
+                })
+            })
+        },
+    )
+    .await;
     api.delete("b", &Default::default()).await.unwrap();
     until_empty(&api, "groups").await;
+    until_empty(&accounts, "accounts").await;
     let table = common::admin_get(&world.simulator, "/sims?state=PAUSED-USER&limit=100").await;
     assert_eq!(table["total"], 2, "onDelete: Orphan leaves the SIMs paused");
-    let events = Value::from(events(&world).await);
-    assert!(
-        events.to_string().contains("CarrierAccountMissing"),
-        "a warning event says why: {events}"
-    );
 }
 
 #[tokio::test]
