@@ -190,7 +190,7 @@ pub struct Budget {
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
     /// Sustained requests per second (may be fractional, e.g. 6.5).
-    #[schemars(range(min = 0.01, max = 10000.0))]
+    #[schemars(range(min = 0.0, max = 10000.0), extend("exclusiveMinimum" = true))]
     pub requests_per_second: f64,
 
     /// Requests that may be sent at once after a quiet period.

@@ -122,7 +122,7 @@ pub struct DataQuotaSpec {
 
     /// Data volume in MB: the quota to set (`mode: Set`) or to add (`mode: TopUp`). Above 0.
     #[serde(rename = "volumeMB")]
-    #[schemars(range(min = 0.001, max = 100000000.0))]
+    #[schemars(range(min = 0.0, max = 100000000.0), extend("exclusiveMinimum" = true))]
     pub volume_mb: f64,
 
     /// When the quota expires: an absolute time (`at`) or a duration (`after`), exactly one.

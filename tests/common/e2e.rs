@@ -156,6 +156,8 @@ pub struct E2e<'a> {
     pub client: kube::Client,
     pub kubeconfig: PathBuf,
     pub namespace: String,
+    /// The kubeconfig `simfleet run` uses, when not the admin's (e.g. a ServiceAccount's).
+    pub operator_kubeconfig: Option<PathBuf>,
     _kubeconfig_dir: Option<tempfile_dir::Dir>,
 }
 
@@ -172,6 +174,7 @@ impl<'a> E2e<'a> {
             simulator: Simulator::start(config).await.unwrap(),
             kubeconfig,
             namespace: "default".into(),
+            operator_kubeconfig: None,
             _kubeconfig_dir: Some(dir),
         }
     }
@@ -179,12 +182,22 @@ impl<'a> E2e<'a> {
     /// A world in a new namespace `name` of the real control plane.
     pub async fn real(plane: &'a ControlPlane, name: &str, config: SimulatorConfig) -> E2e<'a> {
         plane.kubectl_ok(&["create", "namespace", name]);
+        Self::real_existing(plane, name, config).await
+    }
+
+    /// A world in the existing namespace `name` of the real control plane.
+    pub async fn real_existing(
+        plane: &'a ControlPlane,
+        name: &str,
+        config: SimulatorConfig,
+    ) -> E2e<'a> {
         E2e {
             client: plane.client().await,
             server: Server::Real(plane),
             simulator: Simulator::start(config).await.unwrap(),
             kubeconfig: plane.kubeconfig.clone(),
             namespace: name.into(),
+            operator_kubeconfig: None,
             _kubeconfig_dir: None,
         }
     }
@@ -199,9 +212,17 @@ impl<'a> E2e<'a> {
 
     /// `simfleet run` for this world's namespace, allowed to reach the simulator.
     pub fn operator(&self) -> Operator {
+        self.operator_with(&[])
+    }
+
+    /// `simfleet run` with extra flags.
+    pub fn operator_with(&self, flags: &[&str]) -> Operator {
         let allowed = format!("--allowed-carrier-url={}", self.simulator.base_url());
         let namespace = format!("--namespace={}", self.namespace);
-        Operator::start_with(&self.kubeconfig, &[&allowed, &namespace], "operator").0
+        let mut all = vec![allowed.as_str(), namespace.as_str()];
+        all.extend_from_slice(flags);
+        let kubeconfig = self.operator_kubeconfig.as_ref().unwrap_or(&self.kubeconfig);
+        Operator::start_with(kubeconfig, &all, "operator").0
     }
 
     /// Runs kubectl in this world's namespace (off the async runtime), with `stdin` piped in.

@@ -208,8 +208,8 @@ pub struct Verdicts {
     pub disagreements: Vec<String>,
 }
 
-/// Asks `simfleet plan` and the API server behind `client` (a server-side dry run in
-/// `namespace`, `fieldValidation=Strict`) about every case.
+/// Asks `simfleet plan` and the API server behind `client` (a create in `namespace`, with
+/// `fieldValidation=Strict`) about every case.
 pub async fn compare(client: kube::Client, namespace: &str) -> Verdicts {
     let cases = cases();
     let dir = std::env::temp_dir().join(format!(
@@ -269,10 +269,10 @@ pub async fn compare(client: kube::Client, namespace: &str) -> Verdicts {
         if object["metadata"].is_object() {
             object["metadata"]["namespace"] = json!(namespace);
         }
-        // Strict, as `kubectl apply` sends it: unknown fields are refused, not dropped; a dry
-        // run, so that nothing is stored.
+        // Strict, as `kubectl apply` sends it: unknown fields are refused, not dropped. Each case
+        // has a name of its own, so the accepted ones are created side by side.
         let request = http::Request::post(format!(
-            "/apis/simfleet.io/v1alpha1/namespaces/{namespace}/{}?fieldValidation=Strict&dryRun=All",
+            "/apis/simfleet.io/v1alpha1/namespaces/{namespace}/{}?fieldValidation=Strict",
             plural(kind)
         ))
         .header("content-type", "application/json")

@@ -127,6 +127,105 @@ async fn kstatus_reads_the_status_as_documented(e2e: &E2e<'_>) {
     drop(operator);
 }
 
+fn helm_binary() -> std::path::PathBuf {
+    kstatus_binary().with_file_name("helm")
+}
+
+/// A kubeconfig for the ServiceAccount `name` in `namespace`: a TokenRequest token (what a pod
+/// of the chart's Deployment would mount), so the API server enforces its RBAC.
+fn service_account_kubeconfig(plane: &ControlPlane, namespace: &str, name: &str) -> std::path::PathBuf {
+    let token = plane.kubectl_ok(&["create", "token", name, "-n", namespace, "--duration=1h"]);
+    let server = std::fs::read_to_string(plane.dir.0.join("server")).unwrap();
+    let path = plane.dir.0.join(format!("kubeconfig-{name}"));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: {}, certificate-authority: {}}}\nusers:\n- name: sa\n  user: {{token: {}}}\ncontexts:\n- name: sa\n  context: {{cluster: c, user: sa, namespace: {namespace}}}\ncurrent-context: sa\n",
+            server.trim(),
+            plane.dir.0.join("pki/ca.crt").display(),
+            token.trim()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The real `helm install` of the chart (CRDs, RBAC, ServiceAccount), then the operator as a
+/// process with a token of that ServiceAccount: RBAC is enforced, and a group, a restore and a
+/// DataQuota converge under it. With a verb the operator needs dropped from the role, it fails.
+async fn the_chart_installs_and_its_rbac_is_enough(plane: &ControlPlane) {
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/simfleet");
+    let out = Command::new(helm_binary())
+        .args(["install", "simfleet", chart, "--namespace", "fleet", "--create-namespace"])
+        .args(["--set", "watchNamespace=fleet", "--set", "replicaCount=1"])
+        .arg("--kubeconfig")
+        .arg(&plane.kubeconfig)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "helm install: {}", String::from_utf8_lossy(&out.stderr));
+    let kubeconfig = service_account_kubeconfig(plane, "fleet", "simfleet");
+    let mut e2e = E2e::real_existing(plane, "fleet", common::live_config(100)).await;
+    e2e.apply(&e2e.accounts_yaml()).await;
+    e2e.operator_kubeconfig = Some(kubeconfig.clone());
+    let operator = e2e.operator_with(&["--leader-election", "--lease-namespace=fleet"]);
+    e2e.apply("apiVersion: simfleet.io/v1alpha1\nkind: SimGroup\nmetadata: {name: restore}\nspec:\n  carrierRef: {name: emnify}\n  state: Paused\n  onDelete: Restore\n  selector: {deviceIds: [1001, 1002]}\n---\napiVersion: simfleet.io/v1alpha1\nkind: DataQuota\nmetadata: {name: quota}\nspec:\n  carrierRef: {name: emnify}\n  target: {simGroupRef: {name: restore}}\n  volumeMB: 10\n  expiry: {after: 30d}\n  onDelete: Remove\n").await;
+    e2e.until::<simfleet::api::SimGroup>("restore", "Ready under the chart's RBAC", Some(jiff::SignedDuration::from_secs(5)), |g| {
+        g.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+    .await;
+    e2e.until::<simfleet::api::DataQuota>("quota", "Ready under the chart's RBAC", None, |q| {
+        q.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+    .await;
+    e2e.until_event("simgroup", "restore", "ActionSubmitted").await;
+    // Deletion: the quota removed, the SIMs restored, the finalizers released, all under RBAC.
+    e2e.kubectl(&["delete", "dataquota", "quota", "--wait=false"]).await;
+    e2e.kubectl(&["delete", "simgroup", "restore", "--wait=false"]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while e2e.api::<simfleet::api::SimGroup>().get_opt("restore").await.unwrap().is_some()
+        || e2e.api::<simfleet::api::DataQuota>().get_opt("quota").await.unwrap().is_some()
+    {
+        assert!(std::time::Instant::now() < deadline, "the deletions never finished under the chart's RBAC");
+        e2e.simulator.advance(jiff::SignedDuration::from_secs(5));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(e2e.sim_state(1001).await, "LIVE");
+    drop(operator);
+
+    // Without `patch` on simgroups/status the operator cannot report: the group never gets a
+    // status, and the API server says why.
+    let role: Value = serde_json::from_str(&plane.kubectl_ok(&["get", "role", "simfleet", "-n", "fleet", "-o", "json"])).unwrap();
+    let mut reduced = role.clone();
+    for rule in reduced["rules"].as_array_mut().unwrap() {
+        if rule["resources"].as_array().unwrap().iter().any(|r| r == "simgroups/status") {
+            rule["verbs"] = serde_json::json!(["get"]);
+        }
+    }
+    reduced["metadata"] = serde_json::json!({"name": "simfleet", "namespace": "fleet"});
+    e2e.kubectl_with(&["replace", "-f", "-"], Some(reduced.to_string())).await;
+    let operator = e2e.operator_with(&["--leader-election", "--lease-namespace=fleet"]);
+    e2e.apply("apiVersion: simfleet.io/v1alpha1\nkind: SimGroup\nmetadata: {name: unreported}\nspec:\n  carrierRef: {name: simulator}\n  state: Paused\n  selector: {deviceIds: [1010]}\n").await;
+    // The carrier is changed (the submit needs no Kubernetes write), status never comes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let stats = common::admin_get(&e2e.simulator, "/stats").await;
+        if stats["changes"]["submittedSims"].as_u64().unwrap_or(0) >= 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the operator never reached the carrier: {stats}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let group: simfleet::api::SimGroup = e2e.api().get("unreported").await.unwrap();
+    assert!(group.status.is_none(), "no status without patch on simgroups/status: {:?}", group.status);
+    drop(operator);
+    // Put the role back, so the group can be cleaned up.
+    e2e.kubectl_with(&["replace", "-f", "-"], Some({
+        let mut original = role;
+        original["metadata"] = serde_json::json!({"name": "simfleet", "namespace": "fleet"});
+        original.to_string()
+    })).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simfleet_on_the_real_kube_apiserver() {
     let plane = ControlPlane::start("real-cluster");
@@ -144,4 +243,5 @@ async fn simfleet_on_the_real_kube_apiserver() {
     promises::a_teardown_in_any_order_restores_and_removes(&teardown).await;
     let reversals = E2e::real(&plane, "reversals", config()).await;
     promises::reversed_changes_converge(&reversals).await;
+    the_chart_installs_and_its_rbac_is_enough(&plane).await;
 }

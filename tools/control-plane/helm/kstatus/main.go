@@ -4,12 +4,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 )
 
@@ -19,7 +19,8 @@ func main() {
 		fail(err)
 	}
 	var obj map[string]interface{}
-	if err := json.Unmarshal(raw, &obj); err != nil {
+	// apimachinery's decoder keeps whole numbers as int64, as unstructured objects expect.
+	if err := utiljson.Unmarshal(raw, &obj); err != nil {
 		fail(fmt.Errorf("standard input is not a JSON object: %w", err))
 	}
 	items := []map[string]interface{}{obj}
