@@ -157,6 +157,17 @@ impl CarrierCache {
         self.clients.lock().expect("cache lock").remove(key);
     }
 
+    /// The cached client of an account whose credentials the carrier accepted and has not
+    /// refused since (its Secret may be gone by now, as in a teardown).
+    pub(super) fn verified(&self, namespace: &str, name: &str) -> Option<Arc<dyn Carrier>> {
+        self.clients
+            .lock()
+            .expect("cache lock")
+            .get(&format!("{namespace}/{name}"))
+            .filter(|cached| cached.verified_at.is_some())
+            .map(|cached| cached.client.clone())
+    }
+
     /// The cached client of an account, verified or not (whether it is usable is the account's
     /// `Ready` condition: see [`ready_carrier`]).
     pub(super) fn cached(&self, namespace: &str, name: &str) -> Option<Arc<dyn Carrier>> {
@@ -214,6 +225,26 @@ pub(crate) struct AccountProblem {
 }
 
 /// The verified carrier client of a CarrierAccount, or why there is none usable.
+/// The client a deleted resource's clean-up (restore, quota removal) uses: the Ready account's,
+/// or else one whose credentials the carrier accepted and has not refused since. A teardown
+/// (`kubectl delete -f dir/`) may delete the Secret first: the account then stops being Ready,
+/// but the credentials still work, and the clean-up must still run.
+pub(super) async fn cleanup_carrier(
+    context: &Context,
+    namespace: &str,
+    account_name: &str,
+) -> Result<Result<Arc<dyn Carrier>, AccountProblem>, Error> {
+    Ok(
+        match ready_carrier(context, namespace, account_name).await? {
+            Ok(carrier) => Ok(carrier),
+            Err(problem) => context
+                .carriers
+                .verified(namespace, account_name)
+                .ok_or(problem),
+        },
+    )
+}
+
 pub(super) async fn ready_carrier(
     context: &Context,
     namespace: &str,

@@ -21,7 +21,7 @@ use super::quota_events::{EventSource, absorb_own_assignments, report_events};
 use super::quota_record;
 use super::quota_targets::targets;
 use super::resource_metrics::Shown;
-use super::{Context, Error, api_for, ready_carrier, write_status};
+use super::{Context, Error, api_for, cleanup_carrier, ready_carrier, write_status};
 use crate::api::conditions::{READY, is_true};
 use crate::api::{DataQuota, DataQuotaStatus, Management, QuotaDeletePolicy, QuotaProgress};
 use crate::carrier::Carrier;
@@ -561,7 +561,7 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
         .await;
         return Ok(Action::await_change());
     }
-    let carrier = match ready_carrier(context, &namespace, account).await? {
+    let carrier = match cleanup_carrier(context, &namespace, account).await? {
         Ok(carrier) => carrier,
         Err(problem) => {
             // The deletion waits for a usable account, as a SimGroup's restore does; onDelete:

@@ -34,7 +34,7 @@ pub use errors::Error;
 pub use run::{RunArgs, run, run_with_client};
 pub(crate) use status::write_status;
 
-use carriers::{AccountChanges, ready_carrier};
+use carriers::{AccountChanges, cleanup_carrier, ready_carrier};
 use context::FullObservation;
 use errors::from_finalizer;
 

@@ -96,6 +96,9 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String
             .expect("the context is not shared yet")
             .quota_audit_period = period.as_duration();
     }
+    // A replica that elects a leader follows until it holds the Lease: its `simfleet_leader`
+    // gauge never says 1 before then.
+    context.health.following(args.leader_election);
     if let Some(addr) = args.metrics_addr {
         let bound = health::serve(addr, context.metrics.clone(), context.health.clone()).await?;
         // On stdout, so that tools (and tests) can find a port chosen by the system.
@@ -125,7 +128,10 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String
         .with_identity(&identity)
         .with_duration(args.lease_duration)
         .with_grace((args.lease_duration / 3).max(1))
-        .with_field_manager(MANAGER)
+        // One field manager per replica: the Lease's server-side apply refuses a second taker
+        // only through a conflict between different managers; with one shared manager, two
+        // followers waking at the same expiry could both take it.
+        .with_field_manager(format!("{MANAGER}-{identity}"))
         .build()
         .await
         .map_err(|e| {

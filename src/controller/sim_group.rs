@@ -20,8 +20,8 @@ use super::events::{publish, read_deferred};
 use super::pause::{self, PauseCheck};
 use super::resource_metrics::Shown;
 use super::{
-    Context, Error, FullObservation, SIM_GROUP_FINALIZER, api_for, ready_carrier, restore,
-    write_status,
+    Context, Error, FullObservation, SIM_GROUP_FINALIZER, api_for, cleanup_carrier, ready_carrier,
+    restore, write_status,
 };
 use crate::api::conditions::{self, READY};
 use crate::api::{CarrierAccount, Management, ProblemReason, SimGroup, SimGroupDeletePolicy};
@@ -557,7 +557,7 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
             )
             .await;
         } else {
-            let carrier = match ready_carrier(context, &namespace, account_name).await? {
+            let carrier = match cleanup_carrier(context, &namespace, account_name).await? {
                 Ok(carrier) => carrier,
                 Err(problem) => {
                     // Deletion waits for a usable account; onDelete: Orphan lets it go.

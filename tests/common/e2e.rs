@@ -221,7 +221,10 @@ impl<'a> E2e<'a> {
         let namespace = format!("--namespace={}", self.namespace);
         let mut all = vec![allowed.as_str(), namespace.as_str()];
         all.extend_from_slice(flags);
-        let kubeconfig = self.operator_kubeconfig.as_ref().unwrap_or(&self.kubeconfig);
+        let kubeconfig = self
+            .operator_kubeconfig
+            .as_ref()
+            .unwrap_or(&self.kubeconfig);
         Operator::start_with(kubeconfig, &all, "operator").0
     }
 

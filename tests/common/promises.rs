@@ -299,7 +299,8 @@ pub async fn drift_is_reported_and_only_corrected_when_asked(e2e: &E2e<'_>) {
 /// `kubectl delete -f dir/` of a folder holding the Secret, the CarrierAccount, an
 /// `onDelete: Restore` group and an `onDelete: Remove` DataQuota targeting the group: the
 /// account waits (saying so) until the group has restored its SIMs and the DataQuota has
-/// removed its quotas, whatever order kubectl deletes them in.
+/// removed its quotas, whatever order kubectl deletes them in, even with the Secret gone first
+/// (the credentials the carrier accepted still serve the clean-up).
 pub async fn a_teardown_in_any_order_restores_and_removes(e2e: &E2e<'_>) {
     let dir = super::e2e::tempfile_dir::Dir::new("teardown");
     let secret_and_account = e2e.accounts_yaml();
@@ -363,10 +364,26 @@ pub async fn a_teardown_in_any_order_restores_and_removes(e2e: &E2e<'_>) {
             .iter()
             .any(|f| f == "simfleet.io/carrier-account-in-use")
     );
-    // The teardown: kubectl deletes in the folder's order, Secret and account first.
+    // The worst order, made certain: the Secret goes first, and the account has noticed
+    // (Stalled, SecretNotFound) before anything else is deleted.
+    e2e.kubectl(&["delete", "secret", "emnify-token"]).await;
+    e2e.until::<CarrierAccount>("emnify", "its Secret is gone", None, |a| {
+        a.status
+            .as_ref()
+            .and_then(|s| condition_of(&s.conditions, "Stalled"))
+            .is_some_and(|(s, reason, _)| s == "True" && reason == "SecretNotFound")
+    })
+    .await;
+    // The teardown: kubectl deletes in the folder's order, the accounts before the group.
     let deleting = e2e
         .kubectl_with(
-            &["delete", "-f", dir.0.to_str().unwrap(), "--wait=false"],
+            &[
+                "delete",
+                "-f",
+                dir.0.to_str().unwrap(),
+                "--wait=false",
+                "--ignore-not-found",
+            ],
             None,
         )
         .await;

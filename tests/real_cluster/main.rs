@@ -133,7 +133,11 @@ fn helm_binary() -> std::path::PathBuf {
 
 /// A kubeconfig for the ServiceAccount `name` in `namespace`: a TokenRequest token (what a pod
 /// of the chart's Deployment would mount), so the API server enforces its RBAC.
-fn service_account_kubeconfig(plane: &ControlPlane, namespace: &str, name: &str) -> std::path::PathBuf {
+fn service_account_kubeconfig(
+    plane: &ControlPlane,
+    namespace: &str,
+    name: &str,
+) -> std::path::PathBuf {
     let token = plane.kubectl_ok(&["create", "token", name, "-n", namespace, "--duration=1h"]);
     let server = std::fs::read_to_string(plane.dir.0.join("server")).unwrap();
     let path = plane.dir.0.join(format!("kubeconfig-{name}"));
@@ -156,36 +160,76 @@ fn service_account_kubeconfig(plane: &ControlPlane, namespace: &str, name: &str)
 async fn the_chart_installs_and_its_rbac_is_enough(plane: &ControlPlane) {
     let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/simfleet");
     let out = Command::new(helm_binary())
-        .args(["install", "simfleet", chart, "--namespace", "fleet", "--create-namespace"])
+        .args([
+            "install",
+            "simfleet",
+            chart,
+            "--namespace",
+            "fleet",
+            "--create-namespace",
+        ])
         .args(["--set", "watchNamespace=fleet", "--set", "replicaCount=1"])
         .arg("--kubeconfig")
         .arg(&plane.kubeconfig)
         .output()
         .unwrap();
-    assert!(out.status.success(), "helm install: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "helm install: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let kubeconfig = service_account_kubeconfig(plane, "fleet", "simfleet");
     let mut e2e = E2e::real_existing(plane, "fleet", common::live_config(100)).await;
     e2e.apply(&e2e.accounts_yaml()).await;
     e2e.operator_kubeconfig = Some(kubeconfig.clone());
     let operator = e2e.operator_with(&["--leader-election", "--lease-namespace=fleet"]);
     e2e.apply("apiVersion: simfleet.io/v1alpha1\nkind: SimGroup\nmetadata: {name: restore}\nspec:\n  carrierRef: {name: emnify}\n  state: Paused\n  onDelete: Restore\n  selector: {deviceIds: [1001, 1002]}\n---\napiVersion: simfleet.io/v1alpha1\nkind: DataQuota\nmetadata: {name: quota}\nspec:\n  carrierRef: {name: emnify}\n  target: {simGroupRef: {name: restore}}\n  volumeMB: 10\n  expiry: {after: 30d}\n  onDelete: Remove\n").await;
-    e2e.until::<simfleet::api::SimGroup>("restore", "Ready under the chart's RBAC", Some(jiff::SignedDuration::from_secs(5)), |g| {
-        g.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-    })
+    e2e.until::<simfleet::api::SimGroup>(
+        "restore",
+        "Ready under the chart's RBAC",
+        Some(jiff::SignedDuration::from_secs(5)),
+        |g| {
+            g.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        },
+    )
     .await;
     e2e.until::<simfleet::api::DataQuota>("quota", "Ready under the chart's RBAC", None, |q| {
-        q.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        q.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        })
     })
     .await;
-    e2e.until_event("simgroup", "restore", "ActionSubmitted").await;
+    e2e.until_event("simgroup", "restore", "ActionSubmitted")
+        .await;
     // Deletion: the quota removed, the SIMs restored, the finalizers released, all under RBAC.
-    e2e.kubectl(&["delete", "dataquota", "quota", "--wait=false"]).await;
-    e2e.kubectl(&["delete", "simgroup", "restore", "--wait=false"]).await;
+    e2e.kubectl(&["delete", "dataquota", "quota", "--wait=false"])
+        .await;
+    e2e.kubectl(&["delete", "simgroup", "restore", "--wait=false"])
+        .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while e2e.api::<simfleet::api::SimGroup>().get_opt("restore").await.unwrap().is_some()
-        || e2e.api::<simfleet::api::DataQuota>().get_opt("quota").await.unwrap().is_some()
+    while e2e
+        .api::<simfleet::api::SimGroup>()
+        .get_opt("restore")
+        .await
+        .unwrap()
+        .is_some()
+        || e2e
+            .api::<simfleet::api::DataQuota>()
+            .get_opt("quota")
+            .await
+            .unwrap()
+            .is_some()
     {
-        assert!(std::time::Instant::now() < deadline, "the deletions never finished under the chart's RBAC");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deletions never finished under the chart's RBAC"
+        );
         e2e.simulator.advance(jiff::SignedDuration::from_secs(5));
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
@@ -194,15 +238,24 @@ async fn the_chart_installs_and_its_rbac_is_enough(plane: &ControlPlane) {
 
     // Without `patch` on simgroups/status the operator cannot report: the group never gets a
     // status, and the API server says why.
-    let role: Value = serde_json::from_str(&plane.kubectl_ok(&["get", "role", "simfleet", "-n", "fleet", "-o", "json"])).unwrap();
+    let role: Value = serde_json::from_str(
+        &plane.kubectl_ok(&["get", "role", "simfleet", "-n", "fleet", "-o", "json"]),
+    )
+    .unwrap();
     let mut reduced = role.clone();
     for rule in reduced["rules"].as_array_mut().unwrap() {
-        if rule["resources"].as_array().unwrap().iter().any(|r| r == "simgroups/status") {
+        if rule["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "simgroups/status")
+        {
             rule["verbs"] = serde_json::json!(["get"]);
         }
     }
     reduced["metadata"] = serde_json::json!({"name": "simfleet", "namespace": "fleet"});
-    e2e.kubectl_with(&["replace", "-f", "-"], Some(reduced.to_string())).await;
+    e2e.kubectl_with(&["replace", "-f", "-"], Some(reduced.to_string()))
+        .await;
     let operator = e2e.operator_with(&["--leader-election", "--lease-namespace=fleet"]);
     e2e.apply("apiVersion: simfleet.io/v1alpha1\nkind: SimGroup\nmetadata: {name: unreported}\nspec:\n  carrierRef: {name: simulator}\n  state: Paused\n  selector: {deviceIds: [1010]}\n").await;
     // The carrier is changed (the submit needs no Kubernetes write), status never comes.
@@ -212,18 +265,169 @@ async fn the_chart_installs_and_its_rbac_is_enough(plane: &ControlPlane) {
         if stats["changes"]["submittedSims"].as_u64().unwrap_or(0) >= 3 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the operator never reached the carrier: {stats}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the operator never reached the carrier: {stats}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let group: simfleet::api::SimGroup = e2e.api().get("unreported").await.unwrap();
-    assert!(group.status.is_none(), "no status without patch on simgroups/status: {:?}", group.status);
+    assert!(
+        group.status.is_none(),
+        "no status without patch on simgroups/status: {:?}",
+        group.status
+    );
     drop(operator);
     // Put the role back, so the group can be cleaned up.
-    e2e.kubectl_with(&["replace", "-f", "-"], Some({
-        let mut original = role;
-        original["metadata"] = serde_json::json!({"name": "simfleet", "namespace": "fleet"});
-        original.to_string()
-    })).await;
+    e2e.kubectl_with(
+        &["replace", "-f", "-"],
+        Some({
+            let mut original = role;
+            original["metadata"] = serde_json::json!({"name": "simfleet", "namespace": "fleet"});
+            original.to_string()
+        }),
+    )
+    .await;
+}
+
+/// The Lease contract kube-lease-manager relies on, on the real server: two followers that find
+/// the Lease expired both send the same server-side apply of `holderIdentity` at once. Only a
+/// conflict between different field managers refuses the second; with one shared manager (what
+/// every replica used before) both succeed, so both believe they lead.
+async fn only_a_field_manager_per_replica_refuses_a_second_taker(plane: &ControlPlane) {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use kube::api::{Api, Patch, PatchParams};
+    plane.kubectl_ok(&["create", "namespace", "leases"]);
+    let leases: Api<Lease> = Api::namespaced(plane.client().await, "leases");
+    let take = |name: &'static str, manager: String, identity: &'static str| {
+        let leases = leases.clone();
+        async move {
+            let patch = serde_json::json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "spec": {"holderIdentity": identity, "leaseDurationSeconds": 15},
+            });
+            let params = PatchParams {
+                field_manager: Some(manager),
+                ..Default::default()
+            };
+            leases.patch(name, &params, &Patch::Apply(&patch)).await
+        }
+    };
+    // One shared manager: the second taker overwrites the first.
+    take("shared", "simfleet".into(), "op-a").await.unwrap();
+    let second = take("shared", "simfleet".into(), "op-b").await;
+    assert!(
+        second.is_ok(),
+        "a shared field manager lets the second taker through"
+    );
+    // A manager per replica: the second taker gets 409 Conflict and stays a follower.
+    take("per-replica", "simfleet-op-a".into(), "op-a")
+        .await
+        .unwrap();
+    match take("per-replica", "simfleet-op-b".into(), "op-b").await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 409, "{status:?}"),
+        other => panic!("a second manager must conflict: {other:?}"),
+    }
+    let lease = leases.get("per-replica").await.unwrap();
+    assert_eq!(lease.spec.unwrap().holder_identity.as_deref(), Some("op-a"));
+}
+
+/// Three replicas of `simfleet run` race for the Lease; at no moment do two lead (each
+/// leader's `simfleet_leader` gauge is sampled), and after a kill -9 of the leader another
+/// takes over. Returns the seconds that took.
+async fn three_replicas_never_have_two_leaders(plane: &ControlPlane) -> f64 {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let e2e = E2e::real(plane, "leader", common::live_config(10)).await;
+    let lease_flags = [
+        "--leader-election",
+        "--lease-duration=3",
+        "--lease-namespace=leader",
+        "--metrics-addr=127.0.0.1:0",
+    ];
+    let allowed = format!("--allowed-carrier-url={}", e2e.simulator.base_url());
+    let mut flags: Vec<&str> = lease_flags.to_vec();
+    flags.push(&allowed);
+    flags.push("--namespace=leader");
+    let mut replicas: Vec<(common::operator::Operator, String, String)> = ["op-a", "op-b", "op-c"]
+        .into_iter()
+        .map(|name| {
+            let (operator, url) =
+                common::operator::Operator::start_with(&e2e.kubeconfig, &flags, name);
+            (operator, url.unwrap(), name.to_owned())
+        })
+        .collect();
+    let leases: kube::Api<Lease> = e2e.api();
+    let holder = || async {
+        leases
+            .get_opt("simfleet-leader")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+    };
+    // Whether a replica runs its controllers, from its own /readyz and metrics.
+    let leading = |url: String| async move {
+        let text = reqwest::get(format!("{url}/metrics"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find(|l| l.starts_with("simfleet_leader "))
+            .map(|l| l.ends_with(" 1"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut samples = 0;
+    while samples < 100 {
+        let mut leaders = 0;
+        for (_, url, _) in &replicas {
+            if leading(url.clone()).await == Some(true) {
+                leaders += 1;
+            }
+        }
+        assert!(leaders <= 1, "{leaders} replicas lead at once");
+        if leaders == 1 {
+            samples += 1;
+        }
+        assert!(std::time::Instant::now() < deadline, "no replica ever led");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let first = holder().await.expect("a holder");
+    let index = replicas.iter().position(|(_, _, n)| *n == first).unwrap();
+    let (mut killed, _, _) = replicas.remove(index);
+    let started = std::time::Instant::now();
+    killed.0.kill().unwrap();
+    let _ = killed.0.wait();
+    loop {
+        if let Some(now) = holder().await
+            && now != first
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no new leader after kill -9"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let takeover = started.elapsed().as_secs_f64();
+    // And still never two.
+    for _ in 0..50 {
+        let mut leaders = 0;
+        for (_, url, _) in &replicas {
+            if leading(url.clone()).await == Some(true) {
+                leaders += 1;
+            }
+        }
+        assert!(
+            leaders <= 1,
+            "{leaders} replicas lead at once after the takeover"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    eprintln!("a new leader {takeover:.1} s after kill -9 of the leader (lease 3 s)");
+    takeover
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,4 +448,6 @@ async fn simfleet_on_the_real_kube_apiserver() {
     let reversals = E2e::real(&plane, "reversals", config()).await;
     promises::reversed_changes_converge(&reversals).await;
     the_chart_installs_and_its_rbac_is_enough(&plane).await;
+    only_a_field_manager_per_replica_refuses_a_second_taker(&plane).await;
+    three_replicas_never_have_two_leaders(&plane).await;
 }
