@@ -31,6 +31,10 @@ pub enum Error {
     /// finalizer waits).
     #[error("deletion waits for {0} resources that use this account")]
     InUse(usize),
+    /// A write based on a stale read was refused (the finalizer list changed meanwhile): tried
+    /// again at once, not a failure.
+    #[error("stale read, retrying: {0}")]
+    StaleRead(String),
     /// A stored restore record could not be read.
     #[error("{0}")]
     RestoreRecord(String),
@@ -39,14 +43,32 @@ pub enum Error {
 /// A finalizer helper's error as ours: our own errors keep their kind (error_policy tells a
 /// restore in progress apart).
 pub(super) fn from_finalizer(error: kube::runtime::finalizer::Error<Error>) -> Error {
+    use kube::runtime::finalizer::Error as Finalizer;
     match error {
-        kube::runtime::finalizer::Error::ApplyFailed(e)
-        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        Finalizer::ApplyFailed(e) | Finalizer::CleanupFailed(e) => e,
+        // The finalizer patch tests the list it read (a JSON patch `test`): when the watch
+        // cache was a write behind, the server refuses it (409, or 422 "value did not match").
+        // A benign race, tried again at once.
+        Finalizer::AddFinalizer(kube::Error::Api(status))
+        | Finalizer::RemoveFinalizer(kube::Error::Api(status))
+            if status.code == 409 || status.code == 422 =>
+        {
+            Error::StaleRead(status.message)
+        }
         other => Error::Finalizer(other.to_string()),
     }
 }
 
 impl Error {
+    /// Whether this is a wait or a benign race rather than a failure: logged at debug level,
+    /// so that the log shows only what needs a person.
+    pub(super) fn is_waiting(&self) -> bool {
+        matches!(
+            self,
+            Error::Restoring(_) | Error::InUse(_) | Error::StaleRead(_)
+        )
+    }
+
     /// The `result` label of the reconcile metric.
     pub(super) fn metric_label(&self) -> &'static str {
         match self {
@@ -56,6 +78,7 @@ impl Error {
             Error::Encode(_) => "encode_error",
             Error::Restoring(_) => "restoring",
             Error::InUse(_) => "in_use",
+            Error::StaleRead(_) => "stale_read",
             Error::RestoreBlocked => "restore_blocked",
             Error::RestoreRecord(_) => "restore_record_error",
         }
@@ -102,5 +125,29 @@ mod tests {
         );
         backoff.succeeded("SimGroup/ns/g");
         assert_eq!(backoff.failed("SimGroup/ns/g").as_secs(), 5);
+    }
+
+    #[test]
+    fn a_refused_finalizer_patch_is_a_quiet_retry_and_other_failures_are_not() {
+        use kube::runtime::finalizer::Error as Finalizer;
+        let refused = |code: u16| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                status: None,
+                code,
+                message: "the server rejected our request: value did not match".into(),
+                metadata: None,
+                reason: "Invalid".into(),
+                details: None,
+            }))
+        };
+        for code in [409, 422] {
+            let error = super::from_finalizer(Finalizer::AddFinalizer(refused(code)));
+            assert!(matches!(error, super::Error::StaleRead(_)) && error.is_waiting());
+        }
+        let error = super::from_finalizer(Finalizer::RemoveFinalizer(refused(403)));
+        assert!(
+            !error.is_waiting(),
+            "a forbidden patch needs a person: {error}"
+        );
     }
 }

@@ -105,6 +105,10 @@ fn retry_policy<K: Resource<DynamicType = ()>>(
         tracing::debug!(object = %key, users, "deletion waits for the resources using it");
         return Action::requeue(std::time::Duration::from_secs(5));
     }
+    if let Error::StaleRead(message) = error {
+        tracing::debug!(object = %key, %message, "stale read; trying again");
+        return Action::requeue(std::time::Duration::from_millis(200));
+    }
     let wait = context.backoff.failed(&key);
     tracing::warn!(object = %key, %error, retry_in = ?wait, "reconcile error");
     Action::requeue(wait)
@@ -144,8 +148,14 @@ async fn drive<K, F>(
         .graceful_shutdown_on(stop.clone())
         .run(measured, policy, context)
         .for_each(|result| async move {
-            if let Err(err) = result {
-                tracing::warn!(kind = %K::kind(&()), %err, "reconcile failed");
+            match result {
+                Err(kube::runtime::controller::Error::ReconcilerFailed(err, _))
+                    if err.is_waiting() =>
+                {
+                    tracing::debug!(kind = %K::kind(&()), %err, "waiting");
+                }
+                Err(err) => tracing::warn!(kind = %K::kind(&()), %err, "reconcile failed"),
+                Ok(_) => {}
             }
         });
     let before_sync = async {

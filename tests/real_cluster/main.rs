@@ -304,6 +304,7 @@ async fn only_a_field_manager_per_replica_refuses_a_second_taker(plane: &Control
         async move {
             let patch = serde_json::json!({
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name},
                 "spec": {"holderIdentity": identity, "leaseDurationSeconds": 15},
             });
             let params = PatchParams {
