@@ -166,9 +166,10 @@ pub struct DataQuotaSpec {
 #[x_kube(validation = Rule::new("has(self.deviceIds) || has(self.tags) || has(self.simGroupRef)").message("target: set at least one of deviceIds, tags, simGroupRef"))]
 #[x_kube(validation = Rule::new("!has(self.simGroupRef) || !(has(self.deviceIds) || has(self.tags))").message("target: simGroupRef selects the group's SIMs and cannot be combined with deviceIds or tags; use one or the other"))]
 pub struct QuotaTarget {
-    /// Devices by the carrier's device id (emnify endpoint id). At most 20,000.
+    /// Devices by the carrier's device id (emnify endpoint id). At most 10,000 (so that
+    /// `kubectl apply` fits the list in its 256 KiB last-applied annotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 20000), inner(range(min = 1)))]
+    #[schemars(length(min = 1, max = 10000), inner(range(min = 1)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub device_ids: Option<Vec<u64>>,
 

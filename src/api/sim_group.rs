@@ -206,16 +206,20 @@ pub struct SimGroupSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.iccids) || has(self.deviceIds) || has(self.tags)").message("selector: set at least one of iccids, deviceIds, tags"))]
+#[x_kube(validation = Rule::new("(has(self.iccids) ? size(self.iccids) : 0) + (has(self.deviceIds) ? size(self.deviceIds) : 0) <= 10000").message("selector: at most 10,000 ICCIDs and device ids together (kubectl apply keeps the list in a 256 KiB annotation); select larger fleets by tag"))]
 pub struct SimSelector {
-    /// SIMs by ICCID: 19 to 22 digits starting with 89. At most 20,000; select larger fleets by tag.
+    /// SIMs by ICCID: 19 to 22 digits starting with 89. At most 10,000 ICCIDs and device ids
+    /// together (so that `kubectl apply` fits the list in its 256 KiB last-applied annotation);
+    /// select larger fleets by tag.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 20000), inner(regex(pattern = super::ICCID_PATTERN)))]
+    #[schemars(length(min = 1, max = 10000), inner(regex(pattern = super::ICCID_PATTERN)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub iccids: Option<Vec<String>>,
 
-    /// SIMs by the carrier's device id (Hologram device id, emnify endpoint id). At most 20,000.
+    /// SIMs by the carrier's device id (Hologram device id, emnify endpoint id). At most 10,000
+    /// ICCIDs and device ids together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 20000), inner(range(min = 1)))]
+    #[schemars(length(min = 1, max = 10000), inner(range(min = 1)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub device_ids: Option<Vec<u64>>,
 

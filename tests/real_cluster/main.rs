@@ -431,12 +431,61 @@ async fn three_replicas_never_have_two_leaders(plane: &ControlPlane) -> f64 {
     takeover
 }
 
+/// Client-side `kubectl apply` keeps the whole object in a last-applied annotation, which the
+/// real server limits to 256 KiB: a SimGroup with as many ICCIDs as the schema allows (10,000,
+/// each of the longest, 22 digits) applies; one more is refused by the schema, with the fix.
+async fn the_largest_listed_simgroup_applies_with_kubectl(plane: &ControlPlane) {
+    plane.kubectl_ok(&["create", "namespace", "limits"]);
+    let group = |count: u64| {
+        let iccids: Vec<String> = (0..count)
+            .map(|i| format!("\"89{:020}\"", 10u128.pow(19) + u128::from(i)))
+            .collect();
+        format!(
+            "{{\"apiVersion\": \"simfleet.io/v1alpha1\", \"kind\": \"SimGroup\", \"metadata\": {{\"name\": \"largest-{count}\", \"namespace\": \"limits\"}}, \"spec\": {{\"carrierRef\": {{\"name\": \"hologram\"}}, \"state\": \"Paused\", \"selector\": {{\"iccids\": [{}]}}}}}}",
+            iccids.join(",")
+        )
+    };
+    let apply = |manifest: String| {
+        use std::io::Write;
+        let mut child = Command::new(common::kubectl_binary())
+            .arg("--kubeconfig")
+            .arg(&plane.kubeconfig)
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(manifest.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let most = apply(group(10_000));
+    assert!(
+        most.status.success(),
+        "10,000 ICCIDs: {}",
+        String::from_utf8_lossy(&most.stderr)
+    );
+    let more = apply(group(10_001));
+    assert!(!more.status.success());
+    let refusal = String::from_utf8_lossy(&more.stderr);
+    assert!(
+        refusal.contains("select larger fleets by tag") || refusal.contains("10000"),
+        "{refusal}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simfleet_on_the_real_kube_apiserver() {
     let plane = ControlPlane::start("real-cluster");
     eprintln!("kube-apiserver {}", plane.version);
     crds_are_accepted_without_warnings(&plane);
     verdicts_match_simfleet_plan(&plane).await;
+    the_largest_listed_simgroup_applies_with_kubectl(&plane).await;
     let config = || common::live_config(300);
     let typo = E2e::real(&plane, "typo", config()).await;
     promises::an_empty_selection_is_not_ready(&typo).await;
