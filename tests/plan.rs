@@ -290,3 +290,98 @@ async fn with_a_kubeconfig_the_account_comes_from_the_cluster_read_only() {
     assert_eq!(report["simGroups"][0]["toChange"], 3);
     sim.stop().await;
 }
+
+/// `simfleet plan` on a copy of the examples, as a user tries it: the folder's account points
+/// at a host that does not answer while the cluster's account works. With --kubeconfig the
+/// cluster's account is used (and the plan says so); `--accounts-from dir` uses the folder's,
+/// whose error names the host; the summary counts what could not be planned; --max-changes
+/// says what it refused; a selector that matches nothing is a warning.
+#[tokio::test]
+async fn plan_on_a_copy_of_the_examples_says_which_account_what_failed_and_why_it_refused() {
+    let sim = Simulator::start(common::live_config(50)).await.unwrap();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let client = sandbox.client();
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "sim"}, "stringData": {"apiKey": simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY}})).unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let account: CarrierAccount = serde_json::from_value(json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "simulator"},
+        "spec": {"provider": "simulator", "baseUrl": sim.base_url(), "secretRef": {"name": "sim"}}
+    }))
+    .unwrap();
+    Api::<CarrierAccount>::namespaced(client, "default")
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    // A port nothing listens on: bound, then released.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let scratch = Scratch::new("examples-copy");
+    let kubeconfig = scratch.0.join("kubeconfig");
+    std::fs::write(&kubeconfig, sandbox.kubeconfig()).unwrap();
+    scratch.write(
+        "account.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: sim\nstringData:\n  apiKey: {}\n---\napiVersion: simfleet.io/v1alpha1\nkind: CarrierAccount\nmetadata:\n  name: simulator\nspec:\n  provider: simulator\n  baseUrl: {dead_url}\n  secretRef:\n    name: sim\n",
+            simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY
+        ),
+    );
+    scratch.write(
+        "groups.yaml",
+        "apiVersion: simfleet.io/v1alpha1\nkind: SimGroup\nmetadata:\n  name: three\nspec:\n  carrierRef:\n    name: simulator\n  state: Paused\n  selector:\n    deviceIds: [1001, 1002, 1003]\n---\napiVersion: simfleet.io/v1alpha1\nkind: SimGroup\nmetadata:\n  name: typo\nspec:\n  carrierRef:\n    name: simulator\n  state: Paused\n  selector:\n    tags: [smart-meterz]\n",
+    );
+    let dir = scratch.manifests();
+    let dir = dir.to_str().unwrap();
+    let kubeconfig = kubeconfig.to_str().unwrap();
+    // The cluster's account (the default with --kubeconfig): planned, and said so.
+    let out = plan(&["-f", dir, "--kubeconfig", kubeconfig]).await;
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{table}");
+    assert!(
+        table.contains("CarrierAccount default/simulator: from the cluster"),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "warning: SimGroup default/typo: the selector (tags smart-meterz) matches no SIM"
+        ),
+        "{table}"
+    );
+    // --max-changes: refused, saying what exceeded it.
+    let out = plan(&["-f", dir, "--kubeconfig", kubeconfig, "--max-changes", "2"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused: 3 changes, more than --max-changes 2"),
+        "{stderr}"
+    );
+    // The folder's account: the error names the host it could not reach, and the summary
+    // counts the resources that could not be planned.
+    let out = plan(&[
+        "-f",
+        dir,
+        "--kubeconfig",
+        kubeconfig,
+        "--accounts-from",
+        "dir",
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("CarrierAccount default/simulator: from DIR"),
+        "{table}"
+    );
+    assert!(
+        table.contains(dead_url.trim_start_matches("http://")),
+        "{table}"
+    );
+    assert!(
+        table.contains("0 changes in all")
+            && table.contains("2 of 2 resources could not be planned"),
+        "{table}"
+    );
+}

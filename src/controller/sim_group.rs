@@ -172,6 +172,16 @@ async fn apply(
             return blocked(context, api, &group, problem.reason, problem.message).await;
         }
     };
+    if let Some(problem) = approval_annotation_problem(&group) {
+        publish(
+            context,
+            &*group,
+            EventType::Warning,
+            "InvalidAnnotation",
+            problem,
+        )
+        .await;
+    }
     let key = super::memory_key(&*group);
     let previous = group.status.clone().unwrap_or_default();
     let selection = selection_of(&group);
@@ -246,16 +256,6 @@ async fn apply(
     }
     let in_flight = context.in_flight(&key, &previous.pending_actions, &statuses);
     let approved = approved_generation(&group);
-    if let Some(problem) = approval_annotation_problem(&group) {
-        publish(
-            context,
-            &*group,
-            EventType::Warning,
-            "InvalidAnnotation",
-            problem,
-        )
-        .await;
-    }
     let mut planner = SimGroupPlanner::new(PlanContext {
         spec: &group.spec,
         generation,

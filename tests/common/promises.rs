@@ -460,6 +460,21 @@ pub async fn an_empty_selection_is_not_ready(e2e: &E2e<'_>) {
         wide.contains("REASON") && wide.contains("NoSimsSelected"),
         "{wide}"
     );
+    // An approval annotation that is not a generation number is reported, not ignored.
+    e2e.kubectl(&[
+        "annotate",
+        "sg",
+        "typo",
+        "simfleet.io/approved-generation=one",
+    ])
+    .await;
+    let note = e2e
+        .until_event("simgroup", "typo", "InvalidAnnotation")
+        .await;
+    assert!(
+        note.contains("\"one\" is not a generation number"),
+        "{note}"
+    );
     // kubectl wait for Ready does not succeed.
     let waited = e2e
         .kubectl_with(

@@ -479,6 +479,117 @@ async fn the_largest_listed_simgroup_applies_with_kubectl(plane: &ControlPlane) 
     );
 }
 
+/// The admission policies in deploy/policies, each with a manifest it admits and one it refuses.
+async fn the_policies_admit_and_refuse(plane: &ControlPlane) {
+    plane.kubectl_ok(&[
+        "apply",
+        "-f",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policies"),
+    ]);
+    plane.kubectl_ok(&["create", "namespace", "prod"]);
+    plane.kubectl_ok(&[
+        "label",
+        "namespace",
+        "prod",
+        "simfleet.io/environment=production",
+        "simfleet.io/max-volume-mb=2048",
+    ]);
+    let apply = |extra: &[&str], manifest: String| {
+        use std::io::Write;
+        let mut child = Command::new(common::kubectl_binary())
+            .arg("--kubeconfig")
+            .arg(&plane.kubeconfig)
+            .args(["-n", "prod"])
+            .args(extra)
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(manifest.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let group = |name: &str, guard: &str| {
+        format!(
+            "apiVersion: simfleet.io/v1alpha1\nkind: SimGroup\nmetadata: {{name: {name}}}\nspec:\n  carrierRef: {{name: hologram}}\n  state: Paused\n  selector: {{tags: [meters]}}\n{guard}"
+        )
+    };
+    // A policy takes effect once the server has type-checked it: the refusal is awaited.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let refusal = loop {
+        let (ok, stderr) = apply(&[], group("unguarded", ""));
+        if !ok {
+            break stderr;
+        }
+        plane.kubectl_ok(&["-n", "prod", "delete", "simgroup", "unguarded"]);
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the policy never took effect"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(
+        refusal.contains("maxChangesWithoutApproval of at most 1000"),
+        "{refusal}"
+    );
+    assert!(
+        !apply(
+            &[],
+            group("too-loose", "  guard: {maxChangesWithoutApproval: 5000}\n")
+        )
+        .0
+    );
+    let (ok, stderr) = apply(
+        &[],
+        group("guarded", "  guard: {maxChangesWithoutApproval: 1000}\n"),
+    );
+    assert!(ok, "{stderr}");
+
+    let quota = |name: &str, volume: u32| {
+        format!(
+            "apiVersion: simfleet.io/v1alpha1\nkind: DataQuota\nmetadata: {{name: {name}}}\nspec:\n  carrierRef: {{name: emnify}}\n  target: {{deviceIds: [1001]}}\n  volumeMB: {volume}\n  expiry: {{after: 30d}}\n"
+        )
+    };
+    let (ok, stderr) = apply(&[], quota("big", 4096));
+    assert!(
+        !ok && stderr.contains("above this namespace's cap of 2048"),
+        "{stderr}"
+    );
+    let (ok, stderr) = apply(&[], quota("fits", 1024));
+    assert!(ok, "{stderr}");
+
+    let account = |paused: &str| {
+        format!(
+            "apiVersion: simfleet.io/v1alpha1\nkind: CarrierAccount\nmetadata:\n  name: emnify\n  annotations: {{{paused}}}\nspec: {{provider: emnify, secretRef: {{name: emnify-token}}}}\n"
+        )
+    };
+    let (ok, stderr) = apply(&[], account(""));
+    assert!(ok, "{stderr}");
+    let bob = ["--as=bob", "--as-group=system:masters"];
+    let (ok, stderr) = apply(&bob, account("simfleet.io/paused: \"true\""));
+    assert!(!ok && stderr.contains("simfleet-pausers"), "{stderr}");
+    let carol = [
+        "--as=carol",
+        "--as-group=system:masters",
+        "--as-group=simfleet-pausers",
+    ];
+    let (ok, stderr) = apply(&carol, account("simfleet.io/paused: \"true\""));
+    assert!(ok, "{stderr}");
+    // Other edits by anyone are untouched by the policy.
+    let (ok, stderr) = apply(&bob, account("simfleet.io/paused: \"true\", note: x"));
+    assert!(ok, "{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simfleet_on_the_real_kube_apiserver() {
     let plane = ControlPlane::start("real-cluster");
@@ -486,6 +597,7 @@ async fn simfleet_on_the_real_kube_apiserver() {
     crds_are_accepted_without_warnings(&plane);
     verdicts_match_simfleet_plan(&plane).await;
     the_largest_listed_simgroup_applies_with_kubectl(&plane).await;
+    the_policies_admit_and_refuse(&plane).await;
     let config = || common::live_config(300);
     let typo = E2e::real(&plane, "typo", config()).await;
     promises::an_empty_selection_is_not_ready(&typo).await;
