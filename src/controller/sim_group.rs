@@ -223,7 +223,7 @@ async fn apply(
         && last.claims == claims.fingerprint()
         && let Some(wait) = drift_check_wait(last.at, group.spec.drift_check(), now)
     {
-        return Ok(Action::requeue(wait));
+        return Ok(Action::requeue(wait.min(RESYNC)));
     }
     if let (Some(ledger), Some(last)) = (&ledger, last)
         && let Err(deferred) = ledger.admit_read(last.requests, urgency)

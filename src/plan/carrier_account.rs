@@ -118,9 +118,6 @@ pub(crate) fn next_check(
     wait.max(jiff::SignedDuration::from_secs(1)).unsigned_abs()
 }
 
-/// The account's status: verified (`Ok`: the message and the capabilities) or not (`Err`: the
-/// reason and the message naming the fix). `lastVerifiedTime` is kept while the account stays
-/// verified, so a resync writes nothing.
 /// The status of an account being deleted while resources still use it: `Reconciling` says
 /// what the deletion waits for; `Ready` is kept, since its users need the carrier to clean up.
 pub(crate) fn deletion_waits_status(
@@ -154,6 +151,9 @@ pub(crate) fn deletion_waits_status(
     status
 }
 
+/// The account's status: verified (`Ok`: the message and the capabilities) or not (`Err`: the
+/// reason and the message naming the fix). `lastVerifiedTime` is kept while the account stays
+/// verified, so a resync writes nothing.
 pub(crate) fn account_status(
     previous: &CarrierAccountStatus,
     generation: i64,

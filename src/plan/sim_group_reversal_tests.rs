@@ -7,29 +7,9 @@ use std::collections::{BTreeMap, HashSet};
 use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
+use super::tests::spec;
 use super::*;
 use crate::api::conditions::{READY, is_true};
-use crate::api::{LocalObjectRef, SimSelector};
-
-fn spec(state: SimState) -> SimGroupSpec {
-    SimGroupSpec {
-        carrier_ref: LocalObjectRef {
-            name: "simulator".into(),
-        },
-        state,
-        selector: SimSelector {
-            tags: Some(vec!["t".into()]),
-            ..Default::default()
-        },
-        rollout: None,
-        system_paused: SystemPausedPolicy::Report,
-        drift_check: None,
-        drift: DriftPolicy::Correct,
-        on_delete: Default::default(),
-        management: Default::default(),
-        guard: None,
-    }
-}
 
 /// An action at the model carrier: its SIMs reach `change`'s state at step `lands_at`; SIMs in
 /// `no_op` are left as they were (the carrier finished the job without changing them).

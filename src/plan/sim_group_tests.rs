@@ -3,6 +3,8 @@
 use jiff::{SignedDuration, Timestamp};
 
 use super::*;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
 use crate::api::conditions::{READY, RECONCILING, STALLED};
 use crate::api::{ChangeGuard, LocalObjectRef, Rollout, SimSelector};
 

@@ -431,6 +431,33 @@ async fn three_replicas_never_have_two_leaders(plane: &ControlPlane) -> f64 {
     takeover
 }
 
+/// `kubectl apply -f -` of `manifest` on the real server, with extra flags; whether it
+/// succeeded, and its standard error.
+fn kubectl_apply(plane: &ControlPlane, extra: &[&str], manifest: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = Command::new(common::kubectl_binary())
+        .arg("--kubeconfig")
+        .arg(&plane.kubeconfig)
+        .args(extra)
+        .args(["apply", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(manifest.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Client-side `kubectl apply` keeps the whole object in a last-applied annotation, which the
 /// real server limits to 256 KiB: a SimGroup with as many ICCIDs as the schema allows (10,000,
 /// each of the longest, 22 digits) applies; one more is refused by the schema, with the fix.
@@ -445,34 +472,10 @@ async fn the_largest_listed_simgroup_applies_with_kubectl(plane: &ControlPlane) 
             iccids.join(",")
         )
     };
-    let apply = |manifest: String| {
-        use std::io::Write;
-        let mut child = Command::new(common::kubectl_binary())
-            .arg("--kubeconfig")
-            .arg(&plane.kubeconfig)
-            .args(["apply", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(manifest.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
-    let most = apply(group(10_000));
-    assert!(
-        most.status.success(),
-        "10,000 ICCIDs: {}",
-        String::from_utf8_lossy(&most.stderr)
-    );
-    let more = apply(group(10_001));
-    assert!(!more.status.success());
-    let refusal = String::from_utf8_lossy(&more.stderr);
+    let (ok, stderr) = kubectl_apply(plane, &[], &group(10_000));
+    assert!(ok, "10,000 ICCIDs: {stderr}");
+    let (ok, refusal) = kubectl_apply(plane, &[], &group(10_001));
+    assert!(!ok);
     assert!(
         refusal.contains("select larger fleets by tag") || refusal.contains("10000"),
         "{refusal}"
@@ -495,29 +498,9 @@ async fn the_policies_admit_and_refuse(plane: &ControlPlane) {
         "simfleet.io/max-volume-mb=2048",
     ]);
     let apply = |extra: &[&str], manifest: String| {
-        use std::io::Write;
-        let mut child = Command::new(common::kubectl_binary())
-            .arg("--kubeconfig")
-            .arg(&plane.kubeconfig)
-            .args(["-n", "prod"])
-            .args(extra)
-            .args(["apply", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(manifest.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let mut flags = vec!["-n", "prod"];
+        flags.extend_from_slice(extra);
+        kubectl_apply(plane, &flags, &manifest)
     };
     let group = |name: &str, guard: &str| {
         format!(
@@ -590,6 +573,77 @@ async fn the_policies_admit_and_refuse(plane: &ControlPlane) {
     assert!(ok, "{stderr}");
 }
 
+/// Helm installs `crds/` once and never upgrades it: a chart whose CRD schema changed, upgraded
+/// with `helm upgrade` alone, leaves the old schema in force; the README's path (apply the
+/// chart's CRDs server-side, then `helm upgrade`) puts the new one in force.
+async fn a_helm_upgrade_with_a_changed_crd_follows_the_documented_path(plane: &ControlPlane) {
+    let chart = common::e2e::tempfile_dir::Dir::new("chart-upgrade");
+    let copy = Command::new("cp")
+        .args([
+            "-r",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/charts/simfleet"),
+        ])
+        .arg(&chart.0)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let crd = chart.0.join("simfleet/crds/simgroups.simfleet.io.yaml");
+    let text = std::fs::read_to_string(&crd).unwrap();
+    let marker = "How often a group at rest is read again";
+    assert!(text.contains(marker));
+    std::fs::write(
+        &crd,
+        text.replace(
+            marker,
+            "Changed in the new release: how often a group at rest is read again",
+        ),
+    )
+    .unwrap();
+    let described = || {
+        plane.kubectl_ok(&["get", "crd", "simgroups.simfleet.io", "-o", "jsonpath={.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.driftCheck.description}"])
+    };
+    let upgrade = || {
+        let out = Command::new(helm_binary())
+            .args(["upgrade", "simfleet"])
+            .arg(chart.0.join("simfleet"))
+            .args(["--namespace", "fleet", "--reuse-values", "--kubeconfig"])
+            .arg(&plane.kubeconfig)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "helm upgrade: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    upgrade();
+    assert!(
+        !described().contains("Changed in the new release"),
+        "helm upgrade alone does not touch crds/"
+    );
+    plane.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        chart.0.join("simfleet/crds").to_str().unwrap(),
+    ]);
+    upgrade();
+    assert!(
+        described().contains("Changed in the new release"),
+        "{}",
+        described()
+    );
+    // Back to this build's CRDs for what follows.
+    plane.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/crds"),
+    ]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simfleet_on_the_real_kube_apiserver() {
     let plane = ControlPlane::start("real-cluster");
@@ -610,6 +664,7 @@ async fn simfleet_on_the_real_kube_apiserver() {
     let reversals = E2e::real(&plane, "reversals", config()).await;
     promises::reversed_changes_converge(&reversals).await;
     the_chart_installs_and_its_rbac_is_enough(&plane).await;
+    a_helm_upgrade_with_a_changed_crd_follows_the_documented_path(&plane).await;
     only_a_field_manager_per_replica_refuses_a_second_taker(&plane).await;
     three_replicas_never_have_two_leaders(&plane).await;
 }

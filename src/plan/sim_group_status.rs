@@ -1,0 +1,194 @@
+//! What a SimGroup's status says after a plan: the counts, the pending actions, and the three
+//! kstatus conditions with a reason for each situation (waiting for approval, for the next
+//! rollout step, for the carrier; stalled for a conflict, drift, an empty selection, ...).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use super::*;
+
+impl Plan {
+    /// The status to write, with conditions set from `previous` (transition times kept).
+    pub fn status(&self, previous: &SimGroupStatus) -> SimGroupStatus {
+        let mut conditions: Vec<Condition> = previous.conditions.clone();
+        let c = &self.counts;
+        let eligible = c.selected - c.ineligible;
+        let state = format!("{:?}", self.desired);
+        let waiting_problems = self.problems.iter().any(|p| {
+            matches!(
+                p.reason,
+                ProblemReason::PausedBySystem | ProblemReason::Drift
+            )
+        });
+        let off_state = c.pending + c.conflicting + c.failed + self.remaining_after_actions as u64;
+        let ready = c.in_desired_state == eligible && off_state == 0 && !waiting_problems;
+        let ready_message = format!(
+            "{} of {} eligible SIMs {state}{}",
+            thousands(c.in_desired_state),
+            thousands(eligible),
+            if c.ineligible > 0 {
+                format!(" ({} ineligible)", thousands(c.ineligible))
+            } else {
+                String::new()
+            }
+        );
+        let ids: Vec<&str> = self.pending.iter().map(|a| a.id.as_str()).collect();
+        let reconciling = !self.pending.is_empty()
+            || self.remaining_after_actions > 0
+            || !self.actions.is_empty();
+        let reconciling_message = if self.pending.is_empty() {
+            format!(
+                "{} SIMs still to change",
+                thousands(self.remaining_after_actions as u64)
+            )
+        } else {
+            format!(
+                "{} of {} SIMs awaiting carrier confirmation; actions {}",
+                thousands(c.pending),
+                thousands(c.selected),
+                ids.join(", ")
+            )
+        };
+        let stalled: Option<(&str, String)> = match (&self.hold, &self.stalled_action) {
+            (Some(Hold::ApprovalRequired { changes, limit }), _) => Some((
+                "ApprovalRequired",
+                format!(
+                    "the change touches {} SIMs, more than guard.maxChangesWithoutApproval ({}); approve it with the annotation simfleet.io/approved-generation={}",
+                    thousands(*changes as u64),
+                    thousands(u64::from(*limit)),
+                    self.generation
+                ),
+            )),
+            (_, Some(action)) => Some((
+                "ActionUnconfirmed",
+                format!(
+                    "carrier action {} ({} SIMs, submitted {}) is unconfirmed after 24 h; check it in the carrier's dashboard",
+                    action.id, action.sims, action.submitted_at.0
+                ),
+            )),
+            _ if c.selected == 0 => Some((
+                "NoSimsSelected",
+                format!(
+                    "the selector ({}) matches no SIM at the carrier; check it for a typo",
+                    self.selector
+                ),
+            )),
+            _ if eligible == 0 => Some((
+                "NoEligibleSims",
+                format!(
+                    "none of the {} selected SIMs can change (all ineligible; see problemSims)",
+                    thousands(c.selected)
+                ),
+            )),
+            _ if c.conflicting > 0 => Some((
+                "Conflict",
+                format!(
+                    "{} SIMs are claimed by another SimGroup with the opposite state",
+                    thousands(c.conflicting)
+                ),
+            )),
+            _ if self
+                .problems
+                .iter()
+                .any(|p| p.reason == ProblemReason::PausedBySystem)
+                && self.desired == SimState::Active =>
+            {
+                Some((
+                    "PausedBySystem",
+                    format!(
+                        "{} SIMs are paused by the carrier's system; set systemPaused: Resume to resume them",
+                        thousands(c.paused_by_system)
+                    ),
+                ))
+            }
+            _ if c.drifted > 0 && self.drift_policy == DriftPolicy::Report => Some((
+                "Drift",
+                format!(
+                    "{} SIMs were changed outside simfleet (see problemSims); drift: Report leaves them so; change them back at the carrier, or set drift: Correct",
+                    thousands(c.drifted)
+                ),
+            )),
+            _ => None,
+        };
+        let ready = ready && stalled.is_none();
+        let ready_reason = if ready {
+            "Converged"
+        } else if let Some((reason, _)) = &stalled {
+            reason
+        } else if self.observe_only.is_some() {
+            "ObserveOnly"
+        } else if c.drifted > 0 {
+            "DriftCorrecting"
+        } else {
+            "Progressing"
+        };
+        let reconciling = match (&self.observe_only, &self.hold) {
+            (Some(_), _) if !self.pending.is_empty() => {
+                Verdict::new(true, "CarrierActionsPending", reconciling_message)
+            }
+            (Some(observe), _) => {
+                Verdict::new(false, "ObserveOnly", observe_message(observe, self.changes))
+            }
+            (None, Some(Hold::ApprovalRequired { changes, .. })) => Verdict::new(
+                true,
+                "AwaitingApproval",
+                format!(
+                    "{} SIMs wait for approval (annotation simfleet.io/approved-generation={}); nothing is sent until then{}",
+                    thousands(*changes as u64),
+                    self.generation,
+                    if self.pending.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {reconciling_message}")
+                    }
+                ),
+            ),
+            (None, Some(Hold::Interval { until })) => Verdict::new(
+                true,
+                "RolloutInterval",
+                format!(
+                    "{} SIMs still to change; the next carrier action goes at {until} (rollout.interval){}",
+                    thousands(self.remaining_after_actions as u64),
+                    if self.pending.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {reconciling_message}")
+                    }
+                ),
+            ),
+            (None, _) if reconciling && self.pending.is_empty() && self.actions.is_empty() => {
+                Verdict::new(true, "ChangesQueued", reconciling_message)
+            }
+            (None, _) if reconciling => {
+                Verdict::new(true, "CarrierActionsPending", reconciling_message)
+            }
+            (None, _) => Verdict::new(false, IDLE, "no carrier action in flight or to send"),
+        };
+        let stalled = match stalled {
+            Some((reason, message)) => Verdict::new(true, reason, message),
+            None => Verdict::new(false, "Progressing", "nothing needs a human"),
+        };
+        conditions::set_kstatus(
+            &mut conditions,
+            [
+                Verdict::new(ready, ready_reason, ready_message),
+                reconciling,
+                stalled,
+            ],
+            self.generation,
+            self.now,
+        );
+        SimGroupStatus {
+            observed_generation: Some(self.generation),
+            conditions,
+            counts: Some(self.counts.clone()),
+            pending_actions: self.pending.clone(),
+            problem_sims: self.problems.clone(),
+            last_action_time: self.last_action_time.clone(),
+            would_submit: self
+                .observe_only
+                .as_ref()
+                .map(|o| o.would_submit.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
