@@ -62,6 +62,27 @@ fn account_yaml(sim: &SimulatorHandle) -> String {
     )
 }
 
+/// A sandbox holding the Secret `sim` and the CarrierAccount `simulator` for `sim`.
+async fn cluster_with_account(sim: &SimulatorHandle) -> simfleet::sandbox::SandboxHandle {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let client = sandbox.client();
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "sim"}, "stringData": {"apiKey": simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY}})).unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let account: CarrierAccount = serde_json::from_value(json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "simulator"},
+        "spec": {"provider": "simulator", "baseUrl": sim.base_url(), "secretRef": {"name": "sim"}}
+    }))
+    .unwrap();
+    Api::<CarrierAccount>::namespaced(client, "default")
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    sandbox
+}
+
 async fn admin(sim: &SimulatorHandle, path: &str) -> Value {
     reqwest::get(format!("{}{path}", sim.admin_url()))
         .await
@@ -201,22 +222,7 @@ async fn plan_reports_changes_conflicts_schedule_and_quotas_and_changes_nothing(
 #[tokio::test]
 async fn with_a_kubeconfig_the_account_comes_from_the_cluster_read_only() {
     let sim = Simulator::start(common::live_config(50)).await.unwrap();
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let client = sandbox.client();
-    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "sim"}, "stringData": {"apiKey": simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY}})).unwrap();
-    Api::<Secret>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let account: CarrierAccount = serde_json::from_value(json!({
-        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "simulator"},
-        "spec": {"provider": "simulator", "baseUrl": sim.base_url(), "secretRef": {"name": "sim"}}
-    }))
-    .unwrap();
-    Api::<CarrierAccount>::namespaced(client, "default")
-        .create(&PostParams::default(), &account)
-        .await
-        .unwrap();
+    let sandbox = cluster_with_account(&sim).await;
     let scratch = Scratch::new("kubeconfig");
     let kubeconfig = scratch.0.join("kubeconfig");
     std::fs::write(&kubeconfig, sandbox.kubeconfig()).unwrap();
@@ -299,22 +305,7 @@ async fn with_a_kubeconfig_the_account_comes_from_the_cluster_read_only() {
 #[tokio::test]
 async fn plan_on_a_copy_of_the_examples_says_which_account_what_failed_and_why_it_refused() {
     let sim = Simulator::start(common::live_config(50)).await.unwrap();
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let client = sandbox.client();
-    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "sim"}, "stringData": {"apiKey": simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY}})).unwrap();
-    Api::<Secret>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let account: CarrierAccount = serde_json::from_value(json!({
-        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "simulator"},
-        "spec": {"provider": "simulator", "baseUrl": sim.base_url(), "secretRef": {"name": "sim"}}
-    }))
-    .unwrap();
-    Api::<CarrierAccount>::namespaced(client, "default")
-        .create(&PostParams::default(), &account)
-        .await
-        .unwrap();
+    let sandbox = cluster_with_account(&sim).await;
     // A port nothing listens on: bound, then released.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}", closed.local_addr().unwrap());
