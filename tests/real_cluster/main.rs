@@ -99,22 +99,12 @@ async fn kstatus_reads_the_status_as_documented(e2e: &E2e<'_>) {
         "fine",
         "Ready",
         Some(jiff::SignedDuration::from_secs(5)),
-        |g| {
-            g.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
-        },
+        common::operator::ready,
     )
     .await;
     assert_eq!(kstatus(&get("fine").await), "Current");
     e2e.until::<simfleet::api::SimGroup>("typo", "Stalled", None, |g| {
-        g.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Stalled" && c.status == "True")
-        })
+        common::operator::condition(g, "Stalled").is_some_and(|(s, _)| s == "True")
     })
     .await;
     assert_eq!(kstatus(&get("typo").await), "Failed");
@@ -188,21 +178,14 @@ async fn the_chart_installs_and_its_rbac_is_enough(plane: &ControlPlane) {
         "restore",
         "Ready under the chart's RBAC",
         Some(jiff::SignedDuration::from_secs(5)),
-        |g| {
-            g.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            })
-        },
+        common::operator::ready,
     )
     .await;
     e2e.until::<simfleet::api::DataQuota>("quota", "Ready under the chart's RBAC", None, |q| {
-        q.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        })
+        q.status
+            .as_ref()
+            .and_then(|s| promises::condition_of(&s.conditions, "Ready"))
+            .is_some_and(|(s, _, _)| s == "True")
     })
     .await;
     e2e.until_event("simgroup", "restore", "ActionSubmitted")
