@@ -166,18 +166,22 @@ pub fn condition(group: &SimGroup, type_: &str) -> Option<(String, String)> {
         .map(|c| (c.status.clone(), c.message.clone()))
 }
 
+/// How long a test waits for a state: `SIMFLEET_WAIT_SECS`, 90 s by default.
+pub fn wait_limit() -> Duration {
+    Duration::from_secs(
+        std::env::var("SIMFLEET_WAIT_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(90),
+    )
+}
+
 /// Polls the group until `check` holds, or fails with the last status seen.
 pub async fn until<K>(api: &Api<K>, name: &str, what: &str, check: impl Fn(&K) -> bool) -> K
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let deadline = Instant::now()
-        + Duration::from_secs(
-            std::env::var("SIMFLEET_WAIT_SECS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(90),
-        );
+    let deadline = Instant::now() + wait_limit();
     loop {
         let object = api.get(name).await.unwrap();
         if check(&object) {
@@ -241,7 +245,8 @@ pub fn ready(group: &SimGroup) -> bool {
 }
 
 /// Waits until the group has an action pending at the carrier, lets the simulator's clock
-/// pass its confirmation delay, and waits until the group is Ready.
+/// pass the confirmation delay of each action that appears (a rollout's later actions are
+/// submitted after the first is in status), and waits until the group is Ready.
 pub async fn until_confirmed(
     world: &World,
     api: &Api<SimGroup>,
@@ -254,8 +259,23 @@ pub async fn until_confirmed(
             .is_some_and(|s| !s.pending_actions.is_empty())
     })
     .await;
-    world.simulator.advance(jiff::SignedDuration::from_secs(10));
-    until(api, name, &format!("{what}: Ready"), ready).await
+    let deadline = Instant::now() + wait_limit();
+    let mut advanced_for = std::collections::BTreeSet::new();
+    loop {
+        let group = api.get(name).await.unwrap();
+        if ready(&group) {
+            return group;
+        }
+        let pending = group.status.iter().flat_map(|s| &s.pending_actions);
+        if pending.fold(false, |new, a| advanced_for.insert(a.id.clone()) || new) {
+            world.simulator.advance(jiff::SignedDuration::from_secs(10));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: Ready; last seen: {group:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 pub async fn admin(world: &World, method: reqwest::Method, path: &str, body: Value) {
