@@ -211,7 +211,8 @@ fn errors_read_like_the_api_servers() {
     let message = |name: &str| validator.validate(&fixture(name)).unwrap_err().to_string();
     assert_eq!(
         message("sg-state-not-an-enum-value"),
-        r#"SimGroup "group" is invalid: [spec.state: Unsupported value: "Pausd": supported values: "Active", "Paused"]"#
+        // The enum violation keeps the CEL rules from running, and kube-apiserver says so last.
+        r#"SimGroup "group" is invalid: [spec.state: Unsupported value: "Pausd": supported values: "Active", "Paused", <nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the existing errors to complete validation]"#
     );
     assert_eq!(
         message("sg-max-sims-per-action-10001"),

@@ -24,6 +24,9 @@ pub enum FieldErrorKind {
     Required(String),
     /// The value is not acceptable: the offending value (as JSON) and why.
     Invalid { value: String, detail: String },
+    /// The value has the wrong JSON type (shown as `Invalid value`, as the API server does; it
+    /// stops the CEL rules from running).
+    TypeInvalid { value: String, detail: String },
     /// The value is not one of the allowed values.
     NotSupported {
         value: String,
@@ -47,7 +50,8 @@ impl fmt::Display for FieldError {
                 write!(f, "{field}: Required value")
             }
             FieldErrorKind::Required(detail) => write!(f, "{field}: Required value: {detail}"),
-            FieldErrorKind::Invalid { value, detail } => {
+            FieldErrorKind::Invalid { value, detail }
+            | FieldErrorKind::TypeInvalid { value, detail } => {
                 write!(f, "{field}: Invalid value: {value}: {detail}")
             }
             FieldErrorKind::NotSupported { value, supported } => write!(
@@ -294,7 +298,10 @@ pub(crate) fn schema_errors(
                 } else {
                     ""
                 };
-                invalid(format!("must be of type {expected}{hint}"))
+                FieldErrorKind::TypeInvalid {
+                    value: value.clone(),
+                    detail: format!("must be of type {expected}{hint}"),
+                }
             }
             K::Pattern { pattern } => match hint(pattern) {
                 Some(hint) => invalid(format!("should match '{pattern}' ({hint})")),

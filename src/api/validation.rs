@@ -68,8 +68,26 @@ struct KindValidator {
     api_version: String,
     schema: jsonschema::Validator,
     cel: kube_cel::CompiledSchema,
+    /// Whether the schema has CEL rules (`x-kubernetes-validations`).
+    has_rules: bool,
     /// The structural schema as the CRD holds it (for list semantics).
     structural: Value,
+}
+
+/// kube-apiserver's last cause when a schema violation kept the CEL rules from running.
+const CEL_SKIPPED: &str = "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
+
+/// Whether `error` keeps the CEL rules from running (kube-apiserver's `hasBlockingErr` in the
+/// custom resource strategy: type, required, enum, maxLength and maxItems violations).
+fn blocks_cel(error: &FieldError) -> bool {
+    matches!(
+        error.kind,
+        FieldErrorKind::TypeInvalid { .. }
+            | FieldErrorKind::Required(_)
+            | FieldErrorKind::NotSupported { .. }
+            | FieldErrorKind::TooLong { .. }
+            | FieldErrorKind::TooMany { .. }
+    )
 }
 
 /// Validates objects against CRDs: simfleet's (`new`), or any given (`from_crds`, as the
@@ -135,6 +153,7 @@ impl ManifestValidator {
                 kind,
                 KindValidator {
                     api_version,
+                    has_rules: structural.to_string().contains("x-kubernetes-validations"),
                     schema,
                     cel,
                     structural,
@@ -177,11 +196,19 @@ impl ManifestValidator {
             object,
             String::new(),
         ));
-        // CEL rules assume a well-typed object (the API server also refuses before admission
-        // when the schema fails), so they run once the schema holds.
-        if errors.is_empty()
-            && let Err(failures) = self.cel.validate_compiled(&validator.cel, object, None)
-        {
+        // CEL rules assume a well-shaped object: as kube-apiserver does, they do not run after a
+        // type, required, enum or size violation, and a last cause says they were skipped.
+        if errors.iter().any(blocks_cel) {
+            if validator.has_rules {
+                errors.push(FieldError {
+                    kind: FieldErrorKind::Invalid {
+                        value: "null".into(),
+                        detail: CEL_SKIPPED.into(),
+                    },
+                    field: "<nil>".into(),
+                });
+            }
+        } else if let Err(failures) = self.cel.validate_compiled(&validator.cel, object, None) {
             errors.extend(failures.iter().map(|failure| FieldError {
                 kind: FieldErrorKind::Invalid {
                     value: describe_value(value_at_path(object, &failure.field_path)),

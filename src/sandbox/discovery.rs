@@ -54,7 +54,12 @@ fn resource_list(store: &Store, group: &str, version: &str) -> Response {
         .filter(|d| d.group == group && d.version == version)
         .collect();
     if defs.is_empty() {
-        return ApiStatus::no_resource(&format!("{group}/{version}")).into_response();
+        let path = if group.is_empty() {
+            format!("/api/{version}")
+        } else {
+            format!("/apis/{group}/{version}")
+        };
+        return ApiStatus::no_resource(&path).into_response();
     }
     let mut resources: Vec<Value> = defs.iter().map(|d| d.discovery()).collect();
     for def in defs.iter().filter(|d| d.status_subresource) {

@@ -45,6 +45,45 @@ impl View {
     }
 }
 
+/// The core fields an update through `events.k8s.io/v1` may not change (kube-apiserver's
+/// `ValidateEventUpdate`): only `series` and metadata may.
+const IMMUTABLE_THROUGH_EVENTS_V1: [&str; 13] = [
+    "involvedObject",
+    "reason",
+    "message",
+    "source",
+    "firstTimestamp",
+    "lastTimestamp",
+    "count",
+    "type",
+    "eventTime",
+    "action",
+    "related",
+    "reportingComponent",
+    "reportingInstance",
+];
+
+impl View {
+    /// The immutable fields (stored names) an update through the view would change, with the
+    /// new value as JSON text.
+    pub(crate) fn immutable_changes(
+        self,
+        stored: &Value,
+        updated: &Value,
+    ) -> Vec<(String, String)> {
+        match self {
+            View::EventsV1 => IMMUTABLE_THROUGH_EVENTS_V1
+                .iter()
+                .filter(|field| stored.get(**field) != updated.get(**field))
+                .map(|field| {
+                    let value = updated.get(*field).cloned().unwrap_or(Value::Null);
+                    ((*field).to_owned(), value.to_string())
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Renames the top-level fields `renamed` maps and sets `apiVersion`. A field whose name the
 /// other version uses for something else (`message` in a view object) is dropped, as the API
 /// server's conversion drops what the target version has no place for.
@@ -124,28 +163,6 @@ impl FieldLabels {
                 "deprecatedSource" => Some("source.component".into()),
                 _ => None,
             }),
-        }
-    }
-
-    /// The labels this resource takes, for error messages.
-    pub fn supported(self) -> String {
-        let refs = |prefix: &str| {
-            REFERENCE_FIELDS
-                .iter()
-                .map(|f| format!("{prefix}.{f}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        match self {
-            FieldLabels::Metadata => "metadata.name, metadata.namespace".into(),
-            FieldLabels::CoreEvents => format!(
-                "metadata.name, metadata.namespace, {}, reason, type, source, reportingComponent",
-                refs("involvedObject")
-            ),
-            FieldLabels::EventsV1 => format!(
-                "metadata.name, metadata.namespace, {}, reason, type, reportingController, deprecatedSource",
-                refs("regarding")
-            ),
         }
     }
 }

@@ -339,6 +339,15 @@ async fn resource_request(
             if table::wants_table(&accept) {
                 return Ok(axum::Json(table::table(&def, &items, meta)).into_response());
             }
+            // kube-apiserver writes `apiVersion` and `kind` on a custom resource list's items
+            // only; a built-in kind's items leave them to the list.
+            let mut items = items;
+            if !def.custom {
+                for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                    item.remove("apiVersion");
+                    item.remove("kind");
+                }
+            }
             Ok(axum::Json(json!({"kind": format!("{}List", def.kind), "apiVersion": def.api_version(), "metadata": meta, "items": items})).into_response())
         }
         "create" => {

@@ -46,8 +46,7 @@ impl Filter {
             };
             let Some(path) = field_labels.path(key.trim()) else {
                 return Err(ApiStatus::bad_request(format!(
-                    "field label not supported: {key} (use {})",
-                    field_labels.supported()
+                    "field label not supported: {key}"
                 )));
             };
             parsed.push((path, equal, value.trim().to_owned()));

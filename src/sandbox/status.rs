@@ -19,7 +19,14 @@ pub(crate) struct ApiStatus {
     pub message: String,
     /// `details`, when there are any.
     pub details: Option<Value>,
+    /// Answered as kube-apiserver's plain-text "404 page not found" rather than a `Status`.
+    pub page_not_found: bool,
 }
+
+/// The built-in API groups the sandbox serves: a path in one of them (or in the core group)
+/// that names no resource gets a `Status`; any other unknown path, like a custom resource
+/// group's, gets kube-apiserver's plain-text "404 page not found".
+const BUILT_IN_GROUPS: [&str; 2] = ["events.k8s.io", "coordination.k8s.io"];
 
 impl ApiStatus {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
@@ -28,6 +35,7 @@ impl ApiStatus {
             reason,
             message: message.into(),
             details: None,
+            page_not_found: false,
         }
     }
 
@@ -46,14 +54,21 @@ impl ApiStatus {
         .with_details(json!({"name": name, "group": def.group, "kind": def.plural}))
     }
 
-    /// 404 for a path that names no resource.
+    /// 404 for a path that names no resource, as kube-apiserver answers it: a `Status` in the
+    /// core and built-in groups, plain text elsewhere.
     pub(crate) fn no_resource(path: &str) -> Self {
-        Self::new(
+        let built_in = path.starts_with("/api/")
+            || BUILT_IN_GROUPS
+                .iter()
+                .any(|group| path.starts_with(&format!("/apis/{group}/")));
+        let mut status = Self::new(
             404,
             "NotFound",
-            format!("the server could not find the requested resource ({path})"),
+            "the server could not find the requested resource",
         )
-        .with_details(json!({}))
+        .with_details(json!({}));
+        status.page_not_found = !built_in;
+        status
     }
 
     /// 409 for a name in use.
@@ -180,12 +195,21 @@ fn cause_reason(error: &FieldError) -> &'static str {
         K::TooMany { .. } => "FieldValueTooMany",
         K::TooLong { .. } => "FieldValueTooLong",
         K::Invalid { .. } => "FieldValueInvalid",
+        K::TypeInvalid { .. } => "FieldValueTypeInvalid",
     }
 }
 
 impl IntoResponse for ApiStatus {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if self.page_not_found {
+            return (
+                code,
+                [("content-type", "text/plain; charset=utf-8")],
+                "404 page not found\n",
+            )
+                .into_response();
+        }
         (code, Json(self.body())).into_response()
     }
 }

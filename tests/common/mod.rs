@@ -1,6 +1,7 @@
 //! Shared set-up for the tests: an in-process simulator on 127.0.0.1:0, a client, CRD schemas.
 #![allow(dead_code)]
 
+pub mod conformance;
 pub mod e2e;
 pub mod operator;
 pub mod promises;

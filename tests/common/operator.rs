@@ -266,8 +266,17 @@ pub async fn until_confirmed(
         if ready(&group) {
             return group;
         }
-        let pending = group.status.iter().flat_map(|s| &s.pending_actions);
-        if pending.fold(false, |new, a| advanced_for.insert(a.id.clone()) || new) {
+        let pending: Vec<String> = group
+            .status
+            .iter()
+            .flat_map(|s| &s.pending_actions)
+            .map(|a| a.id.clone())
+            .collect();
+        let appeared = pending
+            .iter()
+            .filter(|id| advanced_for.insert((*id).clone()))
+            .count();
+        if appeared > 0 {
             world.simulator.advance(jiff::SignedDuration::from_secs(10));
         }
         assert!(

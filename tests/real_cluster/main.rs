@@ -8,6 +8,7 @@ mod common;
 
 use std::process::Command;
 
+use common::conformance::{self, Server};
 use common::e2e::{ControlPlane, E2e};
 use common::promises;
 use serde_json::Value;
@@ -627,11 +628,26 @@ async fn a_helm_upgrade_with_a_changed_crd_follows_the_documented_path(plane: &C
     ]);
 }
 
+/// The shared conformance cases (`tests/common/conformance`), each in a namespace of its own.
+async fn the_sandbox_conformance_cases_hold(plane: &ControlPlane) {
+    macro_rules! on_the_real_server {
+        ($($module:ident :: $case:ident),* $(,)?) => {
+            $(
+                eprintln!("conformance: {}", stringify!($case));
+                let server = Server::real(plane.client().await, stringify!($case)).await;
+                conformance::$module::$case(&server).await;
+            )*
+        };
+    }
+    for_each_conformance_case!(on_the_real_server);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simfleet_on_the_real_kube_apiserver() {
     let plane = ControlPlane::start("real-cluster");
     eprintln!("kube-apiserver {}", plane.version);
     crds_are_accepted_without_warnings(&plane);
+    the_sandbox_conformance_cases_hold(&plane).await;
     verdicts_match_simfleet_plan(&plane).await;
     the_largest_listed_simgroup_applies_with_kubectl(&plane).await;
     the_policies_admit_and_refuse(&plane).await;

@@ -57,6 +57,18 @@ impl Store {
     }
 }
 
+/// How Go's JSON decoder names a value's type in its errors.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
 /// Folds a Secret's write-only `stringData` into `data` (base64; `stringData` wins on a shared
 /// key) and drops it, as the API server does on every write.
 fn fold_string_data(secret: &mut Value) -> Result<(), ApiStatus> {
@@ -64,19 +76,21 @@ fn fold_string_data(secret: &mut Value) -> Result<(), ApiStatus> {
     let Some(string_data) = secret.as_object_mut().and_then(|o| o.remove("stringData")) else {
         return Ok(());
     };
+    // kube-apiserver's decoding errors, word for word.
+    let undecodable = |json_type: &str, go_type: &str| {
+        ApiStatus::bad_request(format!(
+            "Secret in version \"v1\" cannot be handled as a Secret: json: cannot unmarshal {json_type} into Go struct field Secret.stringData of type {go_type}"
+        ))
+    };
     let Value::Object(entries) = string_data else {
-        return Err(ApiStatus::bad_request(
-            "stringData must be a map of string keys to string values",
-        ));
+        return Err(undecodable(json_type(&string_data), "map[string]string"));
     };
     if !secret.get("data").is_some_and(Value::is_object) {
         secret["data"] = json!({});
     }
     for (key, value) in entries {
         let Value::String(text) = value else {
-            return Err(ApiStatus::bad_request(format!(
-                "stringData.{key} must be a string"
-            )));
+            return Err(undecodable(json_type(&value), "string"));
         };
         secret["data"][key] = json!(base64::engine::general_purpose::STANDARD.encode(text));
     }

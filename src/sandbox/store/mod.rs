@@ -391,8 +391,24 @@ impl Store {
         options: WriteOptions,
     ) -> Result<Written, ApiStatus> {
         if let (stored, Some(view)) = self.stored_as(def) {
+            let object = view.to_stored(object);
+            let current = self.get(stored, namespace, name)?;
+            let changed = view.immutable_changes(&current, &object);
+            if !changed.is_empty() {
+                let errors: Vec<_> = changed
+                    .into_iter()
+                    .map(|(field, value)| crate::api::schema_engine::FieldError {
+                        field,
+                        kind: FieldErrorKind::Invalid {
+                            value,
+                            detail: "field is immutable".into(),
+                        },
+                    })
+                    .collect();
+                return Err(ApiStatus::invalid(&self.defs[stored], name, &errors));
+            }
             return self
-                .update(stored, namespace, name, view.to_stored(object), options)
+                .update(stored, namespace, name, object, options)
                 .map(|w| w.shown(view));
         }
         let WriteOptions { status, validation } = options;
@@ -559,6 +575,7 @@ impl Store {
                         "the server rejected our request due to an error in our request: {e}"
                     ),
                     details: None,
+                    page_not_found: false,
                 })?;
             }
         }

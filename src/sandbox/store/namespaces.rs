@@ -25,6 +25,7 @@ impl Store {
                     self.defs[def].qualified()
                 ),
                 details: None,
+                page_not_found: false,
             }),
             Some(_) => Ok(()),
         }

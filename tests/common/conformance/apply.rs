@@ -2,11 +2,11 @@
 
 use super::*;
 
-#[tokio::test]
-async fn server_side_apply_conflicts_on_fields_another_manager_owns_unless_forced() {
+pub async fn server_side_apply_conflicts_on_fields_another_manager_owns_unless_forced(
+    server: &Server,
+) {
     use k8s_openapi::api::coordination::v1::Lease;
-    let sandbox = sandbox().await;
-    let leases: Api<Lease> = Api::namespaced(sandbox.client(), "default");
+    let leases: Api<Lease> = Api::namespaced(server.client.clone(), &server.namespace);
     let lease = |holder: &str| json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "leader"}, "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15}});
     leases
         .patch(

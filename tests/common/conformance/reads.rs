@@ -4,22 +4,21 @@
 use super::*;
 
 /// Lists: label selectors, field selectors, limit and continue.
-#[tokio::test]
-async fn lists_filter_and_page() {
-    let sandbox = sandbox().await;
+pub async fn lists_filter_and_page(server: &Server) {
+    let groups = server.groups();
     for name in ["a", "b", "c"] {
-        create(&sandbox, name).await;
+        server.create(name).await;
     }
-    call(
-        &sandbox,
-        Method::PATCH,
-        &format!("{GROUPS}/b"),
-        Some((
-            "application/merge-patch+json",
-            json!({"metadata": {"labels": {"team": "ops"}}}),
-        )),
-    )
-    .await;
+    server
+        .call(
+            Method::PATCH,
+            &format!("{groups}/b"),
+            Some((
+                "application/merge-patch+json",
+                json!({"metadata": {"labels": {"team": "ops"}}}),
+            )),
+        )
+        .await;
     let names = |list: &Value| {
         list["items"]
             .as_array()
@@ -28,51 +27,61 @@ async fn lists_filter_and_page() {
             .map(|i| i["metadata"]["name"].as_str().unwrap().to_owned())
             .collect::<Vec<_>>()
     };
-    let (_, list, _) = call(
-        &sandbox,
-        Method::GET,
-        &format!("{GROUPS}?labelSelector=team%3Diot"),
-        None,
-    )
-    .await;
+    let (_, list, _) = server
+        .call(
+            Method::GET,
+            &format!("{groups}?labelSelector=team%3Diot"),
+            None,
+        )
+        .await;
     assert_eq!(names(&list), ["a", "c"]);
-    let (_, list, _) = call(
-        &sandbox,
-        Method::GET,
-        &format!("{GROUPS}?fieldSelector=metadata.name%3Db"),
-        None,
-    )
-    .await;
+    let (_, list, _) = server
+        .call(
+            Method::GET,
+            &format!("{groups}?fieldSelector=metadata.name%3Db"),
+            None,
+        )
+        .await;
     assert_eq!(names(&list), ["b"]);
-    let (_, page, _) = call(&sandbox, Method::GET, &format!("{GROUPS}?limit=2"), None).await;
+    let (_, page, _) = server
+        .call(Method::GET, &format!("{groups}?limit=2"), None)
+        .await;
     assert_eq!(names(&page), ["a", "b"]);
     let token = page["metadata"]["continue"].as_str().unwrap();
-    let (_, rest, _) = call(
-        &sandbox,
-        Method::GET,
-        &format!("{GROUPS}?limit=2&continue={token}"),
-        None,
-    )
-    .await;
+    let (_, rest, _) = server
+        .call(
+            Method::GET,
+            &format!("{groups}?limit=2&continue={token}"),
+            None,
+        )
+        .await;
     assert_eq!(names(&rest), ["c"]);
-    assert!(rest["metadata"].get("continue").is_none());
+    // The last page: no token (kube-apiserver writes `continue: ""` on a custom resource list;
+    // the sandbox leaves it out; clients read both as the end, a listed difference).
+    assert_eq!(
+        rest["metadata"]["continue"].as_str().unwrap_or_default(),
+        "",
+        "{}",
+        rest["metadata"]
+    );
 }
 
 /// Tables: `as=Table` renders the CRD's printer columns.
-#[tokio::test]
-async fn tables_render_printer_columns() {
-    let sandbox = sandbox().await;
-    create(&sandbox, "g").await;
-    let response = reqwest::Client::new()
-        .get(format!("{}{GROUPS}", sandbox.url()))
-        .header(
-            "accept",
-            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+pub async fn tables_render_printer_columns(server: &Server) {
+    let groups = server.groups();
+    server.create("g").await;
+    let (_, text, _) = server
+        .raw(
+            Method::GET,
+            &groups,
+            &[(
+                "accept",
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            )],
+            None,
         )
-        .send()
-        .await
-        .unwrap();
-    let table: Value = response.json().await.unwrap();
+        .await;
+    let table: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(table["kind"], "Table");
     let columns: Vec<&str> = table["columnDefinitions"]
         .as_array()
@@ -88,28 +97,22 @@ async fn tables_render_printer_columns() {
     assert_eq!(table["rows"][0]["cells"][1], "Paused");
 }
 
-/// Watch: resuming from a resourceVersion replays later changes; one older than the server
-/// keeps gives a 410 Gone (Expired) ERROR event.
-#[tokio::test]
-async fn watches_resume_from_a_version_and_too_old_ones_are_gone() {
-    let sandbox = Sandbox::start(SandboxConfig {
-        watch_log: 5,
-        ..SandboxConfig::default()
-    })
-    .await
-    .unwrap();
-    let first = create(&sandbox, "a").await;
-    create(&sandbox, "b").await;
-    let response = reqwest::Client::new()
-        .get(format!(
-            "{}{GROUPS}?watch=1&resourceVersion={}&timeoutSeconds=1",
-            sandbox.url(),
-            rv(&first)
-        ))
-        .send()
-        .await
-        .unwrap();
-    let text = response.text().await.unwrap();
+/// Watch: resuming from a resourceVersion replays the changes after it, and only those.
+pub async fn watches_resume_from_a_version(server: &Server) {
+    let groups = server.groups();
+    let first = server.create("a").await;
+    server.create("b").await;
+    let (_, text, _) = server
+        .raw(
+            Method::GET,
+            &format!(
+                "{groups}?watch=1&resourceVersion={}&timeoutSeconds=1",
+                rv(&first)
+            ),
+            &[],
+            None,
+        )
+        .await;
     let events: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -117,30 +120,11 @@ async fn watches_resume_from_a_version_and_too_old_ones_are_gone() {
     assert_eq!(events.len(), 1, "{text}");
     assert_eq!(events[0]["type"], "ADDED");
     assert_eq!(events[0]["object"]["metadata"]["name"], "b");
-    for i in 0..6 {
-        create(&sandbox, &format!("x{i}")).await;
-    }
-    let response = reqwest::Client::new()
-        .get(format!(
-            "{}{GROUPS}?watch=1&resourceVersion={}",
-            sandbox.url(),
-            rv(&first)
-        ))
-        .send()
-        .await
-        .unwrap();
-    let event: Value =
-        serde_json::from_str(response.text().await.unwrap().lines().next().unwrap()).unwrap();
-    assert_eq!(event["type"], "ERROR");
-    assert_eq!(event["object"]["code"], 410);
-    assert_eq!(event["object"]["reason"], "Expired");
 }
 
 /// A kube::Client works unchanged: typed list, watcher, status patch (merge and apply).
-#[tokio::test]
-async fn a_kube_client_lists_watches_and_patches_status() {
-    let sandbox = sandbox().await;
-    let api: Api<SimGroup> = Api::namespaced(sandbox.client(), "default");
+pub async fn a_kube_client_lists_watches_and_patches_status(server: &Server) {
+    let api: Api<SimGroup> = Api::namespaced(server.client.clone(), &server.namespace);
     let group: SimGroup = serde_json::from_value(group("g")).unwrap();
     api.create(&PostParams::default(), &group).await.unwrap();
     let list = api.list(&ListParams::default()).await.unwrap();
