@@ -39,7 +39,7 @@ pub struct DevArgs {
 
 /// The documents of `examples/` that use the simulator, with each simulator account's
 /// `baseUrl` set to the running simulator.
-pub(crate) fn simulator_documents(documents: Vec<Document>, simulator_url: &str) -> Vec<Document> {
+pub fn simulator_documents(documents: Vec<Document>, simulator_url: &str) -> Vec<Document> {
     let is = |d: &Document, kind: &str| d.value["kind"] == kind;
     let accounts: HashSet<String> = documents
         .iter()
@@ -109,6 +109,18 @@ pub struct DevEnvironment {
     pub applied: Vec<String>,
 }
 
+/// The simulator `dev` runs: `sims` SIMs seeded as by default, on the real clock.
+pub fn simulator_config(sims: usize) -> SimulatorConfig {
+    SimulatorConfig {
+        seed: SeedConfig {
+            sims,
+            ..SeedConfig::default()
+        },
+        clock: ClockMode::Realtime,
+        ..SimulatorConfig::default()
+    }
+}
+
 /// Starts the sandbox and the simulator and applies the examples.
 pub async fn start(args: &DevArgs) -> Result<DevEnvironment, String> {
     let sandbox = Sandbox::start(SandboxConfig {
@@ -117,16 +129,9 @@ pub async fn start(args: &DevArgs) -> Result<DevEnvironment, String> {
     })
     .await
     .map_err(|e| format!("--api-listen {}: {e}", args.api_listen))?;
-    let simulator = Simulator::start(SimulatorConfig {
-        seed: SeedConfig {
-            sims: args.sims,
-            ..SeedConfig::default()
-        },
-        clock: ClockMode::Realtime,
-        ..SimulatorConfig::default()
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+    let simulator = Simulator::start(simulator_config(args.sims))
+        .await
+        .map_err(|e| e.to_string())?;
     let documents = manifest::read_path(&args.examples).map_err(|e| format!("--examples: {e}"))?;
     let documents = simulator_documents(documents, &simulator.base_url());
     apply(&sandbox.client(), &documents).await?;

@@ -165,61 +165,6 @@ async fn a_quota_on_1000_devices_converges_reports_used_up_once_and_shows_expiry
 }
 
 #[tokio::test]
-async fn a_top_up_is_applied_once_per_device_across_a_kill_9() {
-    let world = world("topup", 300).await;
-    let mut operator = Operator::start(&world.kubeconfig);
-    let ids: Vec<u64> = (1001..=1300).collect();
-    let api = create_quota(&world, "meters", json!({"carrierRef": {"name": "simulator"}, "target": {"deviceIds": ids}, "volumeMB": 50, "expiry": {"after": "7d"}})).await;
-    until(&api, "meters", "Ready", quota_ready).await;
-    // Slow quota writes so that the kill lands while top-ups are being sent.
-    common::set_faults(
-        &world.simulator,
-        json!([{"route": "/api/v1/endpoint/{id}/quota/data", "latencyMs": 150}]),
-    )
-    .await;
-    api.patch(
-        "meters",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"mode": "TopUp", "volumeMB": 25}})),
-    )
-    .await
-    .unwrap();
-    let journaled = until(&api, "meters", "top-ups journaled", |q| {
-        q.status
-            .as_ref()
-            .and_then(|s| s.progress.as_ref())
-            .is_some_and(|p| p.generation == 2 && !p.top_ups_in_flight.is_empty())
-    })
-    .await;
-    // Let some of the journaled top-ups land, then kill -9 mid-batch.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    operator.0.kill().unwrap();
-    operator.0.wait().unwrap();
-    let first = journaled
-        .status
-        .unwrap()
-        .progress
-        .unwrap()
-        .top_ups_in_flight[0]
-        .device_id;
-    assert_eq!(
-        quota_of(&world, first).await["volume"],
-        75.0,
-        "the first top-ups were sent before the kill"
-    );
-    common::set_faults(&world.simulator, json!([])).await;
-    let _operator = Operator::start(&world.kubeconfig);
-    until(&api, "meters", "Ready after the restart", quota_ready).await;
-    for id in 1001..=1300 {
-        assert_eq!(
-            quota_of(&world, id).await["volume"],
-            75.0,
-            "device {id}: 50 + 25, added exactly once"
-        );
-    }
-}
-
-#[tokio::test]
 async fn mistakes_the_schema_cannot_catch_stall_with_the_field_and_the_fix() {
     let world = world("quota-mistakes", 20).await;
     // One case is a Hologram account on the simulator (loopback, not Hologram's official URL):

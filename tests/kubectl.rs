@@ -396,25 +396,9 @@ fn simfleet_dev_serves_the_examples_to_kubectl_and_stops_on_sigint() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The commands of the README's walkthrough block, as written there.
-fn readme_walkthrough() -> Vec<String> {
-    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
-    let block = readme
-        .split("<!-- walkthrough:")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- end walkthrough -->").next())
-        .expect("README has the walkthrough block");
-    block
-        .lines()
-        .filter(|l| l.starts_with("kubectl "))
-        .map(|l| l.trim().to_owned())
-        .collect()
-}
-
 #[test]
 fn the_readme_walkthrough_prints_what_the_readme_says() {
     use std::io::{BufRead, BufReader};
-    use std::time::Instant;
     let dir = std::env::temp_dir().join(format!("simfleet-walkthrough-{}", std::process::id()));
     let kubeconfig = dir.join("kubeconfig");
     // `simfleet dev` on its defaults, but on a free port (tests bind port 0).
@@ -433,144 +417,7 @@ fn the_readme_walkthrough_prints_what_the_readme_says() {
         }
     }
     std::thread::spawn(move || lines.for_each(drop));
-    let kubectl_dir = Path::new(&kubectl_binary()).parent().unwrap().to_owned();
-    let path = format!(
-        "{}:{}",
-        kubectl_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    // Runs a README line as a shell runs it (comments and quotes included).
-    let run = |line: &str| -> (bool, String) {
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(line)
-            .env("KUBECONFIG", &kubeconfig)
-            .env("PATH", &path)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    };
-    // Runs a line until its claim holds ("seconds later" claims), or fails with the last output.
-    let until = |line: &str, claim: &dyn Fn(&str) -> bool| -> String {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let (ok, text) = run(line);
-            if ok && claim(&text) {
-                return text;
-            }
-            assert!(Instant::now() < deadline, "{line}\nprinted:\n{text}");
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    };
-    type Claim = fn(&str) -> bool;
-    let checks: Vec<(&str, Claim)> = vec![
-        ("kubectl get simfleet", |t| {
-            t.contains("carrieraccount.simfleet.io/simulator")
-                && t.matches("simgroup.simfleet.io/").count() == 3
-                && t.matches("dataquota.simfleet.io/").count() == 3
-        }),
-        ("kubectl get sg -o wide", |t| {
-            [
-                "STATE",
-                "SELECTED",
-                "IN-STATE",
-                "PENDING",
-                "READY",
-                "REASON",
-                "FAILED",
-                "INELIGIBLE",
-                "SYS-PAUSED",
-            ]
-            .iter()
-            .all(|c| t.lines().next().unwrap_or_default().contains(c))
-        }),
-        (
-            "kubectl wait --for=condition=Ready sg/returned-trackers --timeout=60s",
-            |t| t.contains("condition met"),
-        ),
-        ("kubectl describe sg smart-meters", |t| {
-            let events = t.split("Events:").nth(1).unwrap_or_default();
-            t.contains("ApprovalRequired")
-                && t.contains(
-                    "the change touches 13 SIMs, more than guard.maxChangesWithoutApproval (10)",
-                )
-                && events.contains("ApprovalRequired")
-        }),
-        (
-            "kubectl annotate sg smart-meters simfleet.io/approved-generation=1",
-            |t| t.contains("annotated"),
-        ),
-        (
-            r#"kubectl get sg smart-meters -o jsonpath='{.status.conditions[?(@.type=="Stalled")].reason}'"#,
-            |t| t.trim() == "PausedBySystem",
-        ),
-        (
-            "kubectl wait --for=condition=Ready dq --all --timeout=60s",
-            |t| t.matches("condition met").count() == 3,
-        ),
-        ("kubectl events --for simgroup/smart-meters", |t| {
-            t.contains("ApprovalRequired") && t.contains("ActionSubmitted")
-        }),
-        ("kubectl describe carrier simulator", |t| {
-            t.split("Events:")
-                .nth(1)
-                .is_some_and(|e| e.contains("Verified"))
-        }),
-        ("kubectl describe dq cold-chain-monthly", |t| {
-            t.split("Events:")
-                .nth(1)
-                .is_some_and(|e| e.contains("Converged"))
-        }),
-        ("kubectl explain simgroup.spec.selector", |t| {
-            ["iccids", "deviceIds", "tags"]
-                .iter()
-                .all(|f| t.contains(f))
-        }),
-    ];
-    let readme = readme_walkthrough();
-    let commands: Vec<String> = readme
-        .iter()
-        .map(|l| {
-            l.split("   #")
-                .next()
-                .unwrap()
-                .split("  #")
-                .next()
-                .unwrap()
-                .trim()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(
-        commands,
-        checks
-            .iter()
-            .map(|(c, _)| c.to_string())
-            .collect::<Vec<_>>(),
-        "the README's walkthrough and this test list the same commands"
-    );
-    for (line, (_, claim)) in readme.iter().zip(&checks) {
-        until(line, claim);
-    }
-    // The claims in numbers, read back from status.
-    let (_, trackers) = run(
-        "kubectl get sg returned-trackers -o jsonpath='{.status.counts.selected}/{.status.counts.inDesiredState}'",
-    );
-    assert_eq!(trackers.trim(), "3/3", "3 trackers paused");
-    let (_, paused) =
-        run(r#"kubectl get sg smart-meters -o jsonpath='{.status.counts.pausedBySystem}'"#);
-    assert_eq!(paused.trim(), "3", "3 SIMs the carrier paused");
-    let (_, ineligible) =
-        run("kubectl get dq cold-chain-monthly -o jsonpath='{.status.counts.ineligible}'");
-    assert!(
-        ineligible.trim().parse::<u64>().unwrap() > 0,
-        "deleted endpoints count as ineligible: {ineligible}"
-    );
+    common::walkthrough::run(&kubeconfig);
     common::send_signal(&child, "INT");
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");

@@ -30,3 +30,9 @@ async fn a_selector_with_a_typo_is_not_green() {
     let e2e = E2e::sandbox("typo", common::live_config(10)).await;
     promises::an_empty_selection_is_not_ready(&e2e).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_top_up_is_applied_once_per_device_across_a_kill_9() {
+    let e2e = E2e::sandbox("topup", common::live_config(300)).await;
+    promises::a_top_up_is_applied_once_across_a_kill_9(&e2e).await;
+}

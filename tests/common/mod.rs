@@ -6,6 +6,7 @@ pub mod e2e;
 pub mod operator;
 pub mod promises;
 pub mod verdicts;
+pub mod walkthrough;
 
 use jiff::SignedDuration;
 use reqwest::{Client, Response, StatusCode};

@@ -1,7 +1,7 @@
 //! The product's central promises, end to end as a user meets them (kubectl, `simfleet run`,
 //! the carrier simulator), written once and run against the sandbox and the real API server:
 //! a reversed change converges, `drift: Report` only reports, teardowns in any order restore
-//! and remove what was set, an empty selection is not green.
+//! and remove what was set, an empty selection is not green, a top-up survives a kill -9.
 
 use std::time::{Duration, Instant};
 
@@ -483,4 +483,91 @@ pub async fn an_empty_selection_is_not_ready(e2e: &E2e<'_>) {
         )
         .await;
     assert!(!waited.status.success());
+}
+
+fn quota_ready(quota: &DataQuota) -> bool {
+    quota.status.as_ref().is_some_and(|s| {
+        s.observed_generation == quota.metadata.generation
+            && condition_of(&s.conditions, "Ready").is_some_and(|(status, _, _)| status == "True")
+    })
+}
+
+/// A device's quota volume (MB) at the simulator.
+async fn quota_volume(e2e: &E2e<'_>, device: u64) -> f64 {
+    let sims = super::admin_get(&e2e.simulator, &format!("/sims?deviceId={device}")).await;
+    sims["sims"][0]["quota"]["volume"]
+        .as_f64()
+        .unwrap_or_default()
+}
+
+/// A top-up (read what is left, add, set) is applied once per device, even when the operator
+/// is killed with SIGKILL in the middle of the batch and a new one takes over.
+pub async fn a_top_up_is_applied_once_across_a_kill_9(e2e: &E2e<'_>) {
+    e2e.apply(&e2e.accounts_yaml()).await;
+    let mut operator = e2e.operator();
+    let ids: Vec<String> = (1001..=1300).map(|id| id.to_string()).collect();
+    e2e.apply(&format!(
+        "apiVersion: simfleet.io/v1alpha1\nkind: DataQuota\nmetadata: {{name: meters}}\nspec:\n  carrierRef: {{name: simulator}}\n  target: {{deviceIds: [{}]}}\n  volumeMB: 50\n  expiry: {{after: 7d}}\n",
+        ids.join(", ")
+    ))
+    .await;
+    e2e.until::<DataQuota>("meters", "Ready", None, quota_ready)
+        .await;
+    // Slow quota writes, so that the kill lands while the top-ups are being sent.
+    super::set_faults(
+        &e2e.simulator,
+        serde_json::json!([{"route": "/api/v1/endpoint/{id}/quota/data", "latencyMs": 150}]),
+    )
+    .await;
+    e2e.kubectl(&[
+        "patch",
+        "dq",
+        "meters",
+        "--type=merge",
+        "-p",
+        r#"{"spec": {"mode": "TopUp", "volumeMB": 25}}"#,
+    ])
+    .await;
+    let journaled = e2e
+        .until::<DataQuota>("meters", "top-ups journaled", None, |q| {
+            q.status
+                .as_ref()
+                .and_then(|s| s.progress.as_ref())
+                .is_some_and(|p| p.generation == 2 && !p.top_ups_in_flight.is_empty())
+        })
+        .await;
+    let first = journaled
+        .status
+        .unwrap()
+        .progress
+        .unwrap()
+        .top_ups_in_flight[0]
+        .device_id;
+    // Once the first top-up has landed, kill -9 in the middle of the batch.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while quota_volume(e2e, first).await != 75.0 {
+        assert!(Instant::now() < deadline, "the first top-up never landed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    operator.0.kill().unwrap();
+    operator.0.wait().unwrap();
+    let landed = futures::future::join_all((1001..=1300).map(|id| quota_volume(e2e, id))).await;
+    let before_restart = landed.iter().filter(|v| **v == 75.0).count();
+    assert!(
+        (1..300).contains(&before_restart),
+        "{}: the kill landed mid-batch ({before_restart} of 300 topped up)",
+        e2e.server_name()
+    );
+    super::set_faults(&e2e.simulator, serde_json::json!([])).await;
+    let _operator = e2e.operator();
+    e2e.until::<DataQuota>("meters", "Ready after the restart", None, quota_ready)
+        .await;
+    for id in 1001..=1300 {
+        assert_eq!(
+            quota_volume(e2e, id).await,
+            75.0,
+            "{}: device {id}: 50 + 25, added exactly once",
+            e2e.server_name()
+        );
+    }
 }

@@ -628,6 +628,48 @@ async fn a_helm_upgrade_with_a_changed_crd_follows_the_documented_path(plane: &C
     ]);
 }
 
+/// The README's walkthrough, line by line with the real kubectl, against the examples as
+/// `simfleet dev` applies them (the same simulator), in a namespace of their own.
+async fn the_readme_walkthrough_holds(plane: &ControlPlane) {
+    let namespace = "walkthrough";
+    let e2e = E2e::real(plane, namespace, simfleet::dev::simulator_config(1000)).await;
+    let examples = simfleet::api::manifest::read_path(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples"
+    )))
+    .unwrap();
+    let mut documents = simfleet::dev::simulator_documents(examples, &e2e.simulator.base_url());
+    for document in &mut documents {
+        document.value["metadata"]["namespace"] = namespace.into();
+    }
+    simfleet::dev::apply(&e2e.client, &documents).await.unwrap();
+    let _operator = e2e.operator();
+    // The admin's kubeconfig with the namespace as its context's, as a user would set it.
+    let dir = common::e2e::tempfile_dir::Dir::new("walkthrough-kubeconfig");
+    let kubeconfig = dir.0.join("kubeconfig");
+    std::fs::copy(&plane.kubeconfig, &kubeconfig).unwrap();
+    let set = Command::new(common::kubectl_binary())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "config",
+            "set-context",
+            "--current",
+            "--namespace",
+            namespace,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    tokio::task::spawn_blocking(move || common::walkthrough::run(&kubeconfig))
+        .await
+        .unwrap();
+}
+
 /// The shared conformance cases (`tests/common/conformance`), each in a namespace of its own.
 async fn the_sandbox_conformance_cases_hold(plane: &ControlPlane) {
     macro_rules! on_the_real_server {
@@ -651,6 +693,7 @@ async fn simfleet_on_the_real_kube_apiserver() {
     verdicts_match_simfleet_plan(&plane).await;
     the_largest_listed_simgroup_applies_with_kubectl(&plane).await;
     the_policies_admit_and_refuse(&plane).await;
+    the_readme_walkthrough_holds(&plane).await;
     let config = || common::live_config(300);
     let typo = E2e::real(&plane, "typo", config()).await;
     promises::an_empty_selection_is_not_ready(&typo).await;
@@ -660,6 +703,8 @@ async fn simfleet_on_the_real_kube_apiserver() {
     promises::drift_is_reported_and_only_corrected_when_asked(&drift).await;
     let teardown = E2e::real(&plane, "teardown", config()).await;
     promises::a_teardown_in_any_order_restores_and_removes(&teardown).await;
+    let topup = E2e::real(&plane, "topup", config()).await;
+    promises::a_top_up_is_applied_once_across_a_kill_9(&topup).await;
     let reversals = E2e::real(&plane, "reversals", config()).await;
     promises::reversed_changes_converge(&reversals).await;
     the_chart_installs_and_its_rbac_is_enough(&plane).await;

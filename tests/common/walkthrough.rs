@@ -1,0 +1,171 @@
+//! The README's walkthrough, as written there: each line run with the real kubectl until what
+//! its comment says holds, against `simfleet dev` (`tests/kubectl.rs`) and against the real
+//! kube-apiserver with the same examples (`tests/real_cluster`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::kubectl_binary;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The commands of the README's walkthrough block, as written there.
+pub fn readme_walkthrough() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let block = readme
+        .split("<!-- walkthrough:")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- end walkthrough -->").next())
+        .expect("README has the walkthrough block");
+    block
+        .lines()
+        .filter(|l| l.starts_with("kubectl "))
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
+/// Runs the walkthrough's lines with `kubeconfig` (the namespace of its current context), each
+/// until its comment's claim holds, then reads the claimed figures back from status.
+pub fn run(kubeconfig: &Path) {
+    let kubectl_dir = Path::new(&kubectl_binary()).parent().unwrap().to_owned();
+    let path = format!(
+        "{}:{}",
+        kubectl_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // Runs a README line as a shell runs it (comments and quotes included).
+    let run = |line: &str| -> (bool, String) {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(line)
+            .env("KUBECONFIG", kubeconfig)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    // Runs a line until its claim holds ("seconds later" claims), or fails with the last output.
+    let until = |line: &str, claim: &dyn Fn(&str) -> bool| -> String {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let (ok, text) = run(line);
+            if ok && claim(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{line}\nprinted:\n{text}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    type Claim = fn(&str) -> bool;
+    let checks: Vec<(&str, Claim)> = vec![
+        ("kubectl get simfleet", |t| {
+            t.contains("carrieraccount.simfleet.io/simulator")
+                && t.matches("simgroup.simfleet.io/").count() == 3
+                && t.matches("dataquota.simfleet.io/").count() == 3
+        }),
+        ("kubectl get sg -o wide", |t| {
+            [
+                "STATE",
+                "SELECTED",
+                "IN-STATE",
+                "PENDING",
+                "READY",
+                "REASON",
+                "FAILED",
+                "INELIGIBLE",
+                "SYS-PAUSED",
+            ]
+            .iter()
+            .all(|c| t.lines().next().unwrap_or_default().contains(c))
+        }),
+        (
+            "kubectl wait --for=condition=Ready sg/returned-trackers --timeout=60s",
+            |t| t.contains("condition met"),
+        ),
+        ("kubectl describe sg smart-meters", |t| {
+            let events = t.split("Events:").nth(1).unwrap_or_default();
+            t.contains("ApprovalRequired")
+                && t.contains(
+                    "the change touches 13 SIMs, more than guard.maxChangesWithoutApproval (10)",
+                )
+                && events.contains("ApprovalRequired")
+        }),
+        (
+            "kubectl annotate sg smart-meters simfleet.io/approved-generation=1",
+            |t| t.contains("annotated"),
+        ),
+        (
+            r#"kubectl get sg smart-meters -o jsonpath='{.status.conditions[?(@.type=="Stalled")].reason}'"#,
+            |t| t.trim() == "PausedBySystem",
+        ),
+        (
+            "kubectl wait --for=condition=Ready dq --all --timeout=60s",
+            |t| t.matches("condition met").count() == 3,
+        ),
+        ("kubectl events --for simgroup/smart-meters", |t| {
+            t.contains("ApprovalRequired") && t.contains("ActionSubmitted")
+        }),
+        ("kubectl describe carrier simulator", |t| {
+            t.split("Events:")
+                .nth(1)
+                .is_some_and(|e| e.contains("Verified"))
+        }),
+        ("kubectl describe dq cold-chain-monthly", |t| {
+            t.split("Events:")
+                .nth(1)
+                .is_some_and(|e| e.contains("Converged"))
+        }),
+        ("kubectl explain simgroup.spec.selector", |t| {
+            ["iccids", "deviceIds", "tags"]
+                .iter()
+                .all(|f| t.contains(f))
+        }),
+    ];
+    let readme = readme_walkthrough();
+    let commands: Vec<String> = readme
+        .iter()
+        .map(|l| {
+            l.split("   #")
+                .next()
+                .unwrap()
+                .split("  #")
+                .next()
+                .unwrap()
+                .trim()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        commands,
+        checks
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .collect::<Vec<_>>(),
+        "the README's walkthrough and this test list the same commands"
+    );
+    for (line, (_, claim)) in readme.iter().zip(&checks) {
+        until(line, claim);
+    }
+    // The claims in numbers, read back from status.
+    let (_, trackers) = run(
+        "kubectl get sg returned-trackers -o jsonpath='{.status.counts.selected}/{.status.counts.inDesiredState}'",
+    );
+    assert_eq!(trackers.trim(), "3/3", "3 trackers paused");
+    let (_, paused) =
+        run(r#"kubectl get sg smart-meters -o jsonpath='{.status.counts.pausedBySystem}'"#);
+    assert_eq!(paused.trim(), "3", "3 SIMs the carrier paused");
+    let (_, ineligible) =
+        run("kubectl get dq cold-chain-monthly -o jsonpath='{.status.counts.ineligible}'");
+    assert!(
+        ineligible.trim().parse::<u64>().unwrap() > 0,
+        "deleted endpoints count as ineligible: {ineligible}"
+    );
+}
