@@ -480,6 +480,84 @@ async fn a_malformed_listing_is_a_protocol_error() {
     assert!(matches!(err, CarrierError::Protocol { .. }), "{err}");
 }
 
+/// A listing without the documented `X-Total-Pages` cannot say where it ends: the observation
+/// stops with a protocol error instead of reading it as one page.
+#[tokio::test]
+async fn a_listing_without_x_total_pages_is_a_protocol_error() {
+    let sim = simulator(3000).await;
+    let carrier = client(&sim);
+    carrier.verify().await.unwrap();
+    set_faults(
+        &sim,
+        json!([{"route": "/api/v1/endpoint", "dropHeaders": ["X-Total-Pages"]}]),
+    )
+    .await;
+    let err = observe_all(
+        carrier.as_ref(),
+        &Selection {
+            tags: vec!["smart-meter".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, CarrierError::Protocol { message } if message.contains("X-Total-Pages")),
+        "{err}"
+    );
+}
+
+/// Whether emnify's `q=tags:X` matches exactly is not documented: against a simulator whose
+/// filter matches substrings, `tags: [meter]` selects no `smart-meter` endpoint, and
+/// `tags: [smart-meter]` selects exactly the endpoints tagged so.
+#[tokio::test]
+async fn tag_membership_is_checked_exactly_whatever_the_filter_matches() {
+    let sim = start(SimulatorConfig {
+        emnify_tag_filter: simfleet::simulator::EmnifyTagFilter::Substring,
+        ..SimulatorConfig::for_tests(500, SignedDuration::from_secs(10))
+    })
+    .await;
+    let carrier = client(&sim);
+    let meters = admin_get(&sim, "/sims?tag=smart-meter&limit=1").await["total"]
+        .as_u64()
+        .unwrap();
+    assert!(meters > 0);
+    // The variant does match substrings: the raw filter answers the smart meters for `meter`.
+    let token = emnify_authenticate(&sim, APP_TOKEN).await.1["auth_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let raw = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/endpoint?q=tags:meter&per_page=1",
+            sim.emnify_url()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.headers()["X-Total-Count"].to_str().unwrap(),
+        meters.to_string()
+    );
+    let selected = |tag: &str| Selection {
+        tags: vec![tag.into()],
+        ..Default::default()
+    };
+    let none = observe_all(carrier.as_ref(), &selected("meter"))
+        .await
+        .unwrap();
+    assert!(
+        none.is_empty(),
+        "{} endpoints selected by `meter`",
+        none.len()
+    );
+    let exact = observe_all(carrier.as_ref(), &selected("smart-meter"))
+        .await
+        .unwrap();
+    assert_eq!(exact.len() as u64, meters);
+}
+
 #[tokio::test]
 async fn listed_devices_are_looked_up_one_by_one_or_by_the_full_listing_whichever_is_cheaper() {
     use simfleet::model::LookupPlan;

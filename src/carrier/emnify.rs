@@ -94,6 +94,18 @@ impl std::fmt::Debug for EmnifyClient {
     }
 }
 
+/// A paged answer's `X-Total-Pages`. emnify documents it on every list, and a page past the last
+/// repeats the last, so without it nobody knows where the list ends: its absence is a protocol
+/// error (the observation stops, and nothing is written from it).
+fn total_pages(reply: &super::http::Reply, route: &str) -> Result<usize, CarrierError> {
+    let pages = reply.header_u64("X-Total-Pages").ok_or_else(|| {
+        protocol(format!(
+            "{route}: the answer has no X-Total-Pages header (emnify documents it on every list)"
+        ))
+    })?;
+    Ok(usize::try_from(pages).unwrap_or(usize::MAX))
+}
+
 fn protocol(message: impl Into<String>) -> CarrierError {
     CarrierError::Protocol {
         message: message.into(),
@@ -280,7 +292,7 @@ impl EmnifyClient {
                 call.query("page", page).query("per_page", per_page)
             })
             .await?;
-        let pages = reply.header_u64("X-Total-Pages").unwrap_or(0) as usize;
+        let pages = total_pages(&reply, "/v1/endpoint")?;
         let total = reply.header_u64("X-Total-Count").unwrap_or(0) as usize;
         match reply.json("/v1/endpoint")? {
             Value::Array(items) => Ok(((items, pages), total)),
@@ -406,10 +418,12 @@ impl EmnifyClient {
         index: usize,
         listed: Arc<HashSet<u64>>,
     ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
-        let q = format!("tags:{}", selection.tags[index]);
+        let tag = selection.tags[index].clone();
+        let q = format!("tags:{tag}");
         let earlier: HashSet<String> = selection.tags[..index].iter().cloned().collect();
         stream::try_unfold(Some(1usize), move |page| {
-            let (q, earlier, listed) = (q.clone(), earlier.clone(), listed.clone());
+            let (q, tag, earlier, listed) =
+                (q.clone(), tag.clone(), earlier.clone(), listed.clone());
             async move {
                 let Some(page) = page else {
                     return Ok(None);
@@ -418,12 +432,19 @@ impl EmnifyClient {
                 let mut out = Vec::with_capacity(items.len());
                 for endpoint in &items {
                     let observation = endpoint_observation(endpoint)?;
-                    let tags = endpoint
+                    let tags: Vec<&str> = endpoint
                         .get("tags")
                         .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    let carries_earlier = tags.split(',').any(|t| earlier.contains(t.trim()));
-                    if !carries_earlier
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(str::trim)
+                        .collect();
+                    // Whether `q=tags:` matches exactly is not documented: a tag that only
+                    // contains the selected one (`smart-meter` for `meter`) is not a match.
+                    let carries_tag = tags.contains(&tag.as_str());
+                    let carries_earlier = tags.iter().any(|t| earlier.contains(*t));
+                    if carries_tag
+                        && !carries_earlier
                         && !observation.device_id.is_some_and(|id| listed.contains(&id))
                     {
                         out.push(observation);

@@ -75,6 +75,9 @@ pub struct FaultRule {
     /// Share of requests answered 200 with a body that is not JSON.
     #[serde(default)]
     pub malformed_rate: f64,
+    /// Response headers left out of every answer (e.g. `X-Total-Pages`, which emnify documents).
+    #[serde(default)]
+    pub drop_headers: Vec<String>,
 }
 
 fn every_route() -> String {
@@ -392,11 +395,13 @@ impl SimulatorState {
         let (rules, rng) = &mut *guard;
         let mut latency = 0;
         let mut injected = None;
+        let mut drop_headers = Vec::new();
         for rule in rules
             .iter_mut()
             .filter(|r| r.route == "*" || r.route == route)
         {
             latency += rule.latency_ms;
+            drop_headers.extend(rule.drop_headers.iter().cloned());
             if injected.is_some() {
                 continue;
             }
@@ -416,9 +421,10 @@ impl SimulatorState {
                 None
             };
         }
-        (latency > 0 || injected.is_some()).then_some(Injected {
+        (latency > 0 || injected.is_some() || !drop_headers.is_empty()).then_some(Injected {
             latency: Duration::from_millis(latency),
             fault: injected,
+            drop_headers,
         })
     }
 }
@@ -480,10 +486,11 @@ enum Fault {
     Malformed,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Injected {
     latency: Duration,
     fault: Option<Fault>,
+    drop_headers: Vec<String>,
 }
 
 /// A 429 in the request's dialect, in each carrier's documented body (Hologram `{"success":
@@ -522,31 +529,34 @@ pub async fn observe(
     } else {
         state.fault_for(&route)
     };
-    let response = match injected {
-        Some(Injected { latency, fault }) => {
-            if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
-            }
-            match fault {
-                Some(Fault::Unavailable) => dialect
-                    .error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "injected fault: service unavailable",
-                    )
-                    .into_response(),
-                Some(Fault::TooMany(secs)) => too_many_requests(dialect, secs).into_response(),
-                Some(Fault::Reset) => cut_connection(),
-                Some(Fault::Malformed) => (
-                    StatusCode::OK,
-                    [(header::CONTENT_TYPE, "application/json")],
-                    "{\"success\": tru",
-                )
-                    .into_response(),
-                None => next.run(request).await,
-            }
-        }
+    let Injected {
+        latency,
+        fault,
+        drop_headers,
+    } = injected.unwrap_or_default();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let mut response = match fault {
+        Some(Fault::Unavailable) => dialect
+            .error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "injected fault: service unavailable",
+            )
+            .into_response(),
+        Some(Fault::TooMany(secs)) => too_many_requests(dialect, secs).into_response(),
+        Some(Fault::Reset) => cut_connection(),
+        Some(Fault::Malformed) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{\"success\": tru",
+        )
+            .into_response(),
         None => next.run(request).await,
     };
+    for name in &drop_headers {
+        response.headers_mut().remove(name.as_str());
+    }
     let key = (method_name(&method), route, response.status().as_u16());
     *state
         .stats

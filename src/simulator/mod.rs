@@ -72,6 +72,8 @@ pub struct SimulatorConfig {
     pub max_bulk: usize,
     /// Whether the credentials may use emnify's bulk route `PATCH /v2/endpoint/multi`.
     pub emnify_bulk: EmnifyBulk,
+    /// How emnify's endpoint filter `q=tags:X` matches (its documents do not say).
+    pub emnify_tag_filter: EmnifyTagFilter,
     /// Which of the shapes Hologram's documents disagree on the simulator speaks.
     pub hologram: HologramVariants,
     /// Send `Retry-After` with rate-limit 429s (neither carrier documents one).
@@ -160,6 +162,18 @@ pub enum EmnifyBulk {
     Forbidden,
 }
 
+/// How emnify's endpoint filter `q=tags:X` matches: emnify's documents do not say, so a client
+/// must hold under either.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmnifyTagFilter {
+    /// Endpoints carrying the tag `X`.
+    #[default]
+    Exact,
+    /// Endpoints carrying a tag that contains `X` (`tags:meter` also matches `smart-meter`).
+    Substring,
+}
+
 impl Default for SimulatorConfig {
     fn default() -> Self {
         Self {
@@ -181,6 +195,7 @@ impl Default for SimulatorConfig {
             faults: Vec::new(),
             max_bulk: BULK_LIMIT,
             emnify_bulk: EmnifyBulk::Allowed,
+            emnify_tag_filter: EmnifyTagFilter::Exact,
             hologram: HologramVariants::default(),
             retry_after_header: false,
         }
@@ -429,6 +444,10 @@ pub struct SimulatorArgs {
     /// 403, as for emnify users without the bulk permission.
     #[arg(long, value_enum, default_value_t = EmnifyBulk::Allowed)]
     pub emnify_bulk: EmnifyBulk,
+    /// exact: emnify's `q=tags:X` matches endpoints tagged X; substring: also those with a tag
+    /// containing X (emnify's documents do not say which).
+    #[arg(long, value_enum, default_value_t = EmnifyTagFilter::Exact)]
+    pub emnify_tag_filter: EmnifyTagFilter,
     /// Hologram device tags as objects (API Blueprint) or strings (newer pages).
     #[arg(long, value_enum, default_value_t = TagShape::Objects)]
     pub hologram_tags: TagShape,
@@ -502,6 +521,7 @@ impl SimulatorArgs {
             }),
             faults,
             emnify_bulk: self.emnify_bulk,
+            emnify_tag_filter: self.emnify_tag_filter,
             hologram: HologramVariants {
                 tags: self.hologram_tags,
                 orgid: self.hologram_orgid,

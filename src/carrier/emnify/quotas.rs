@@ -175,7 +175,7 @@ impl EmnifyClient {
                         .query("per_page", EVENT_PAGE)
                     })
                     .await?;
-                let pages = reply.header_u64("X-Total-Pages").unwrap_or(0) as usize;
+                let pages = super::total_pages(&reply, "/v1/endpoint/{id}/event")?;
                 let Value::Array(items) = reply.json("/v1/endpoint/{id}/event")? else {
                     return Err(protocol(
                         "/v1/endpoint/{id}/event: the answer is not a list",
@@ -267,7 +267,7 @@ impl EmnifyClient {
                         .query("per_page", PAGE)
                     })
                     .await?;
-                let pages = reply.header_u64("X-Total-Pages").unwrap_or(0) as usize;
+                let pages = super::total_pages(&reply, "/v1/event")?;
                 let Value::Array(items) = reply.json("/v1/event")? else {
                     return Err(protocol("/v1/event: the answer is not a list"));
                 };

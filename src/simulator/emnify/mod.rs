@@ -17,7 +17,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use serde_json::{Value, json};
 
-use super::EmnifyBulk;
 use super::fleet::{Fleet, LinkState, device_id, sim_id};
 use super::http::{
     AUTH_FAILURES_BEFORE_LOCK, Answer, ApiError, Dialect, SimulatorState, json_response,
@@ -25,6 +24,7 @@ use super::http::{
 };
 use super::quota::{EventKind, Quota, whole_number};
 use super::world::{ChangeRefusal, Event, World};
+use super::{EmnifyBulk, EmnifyTagFilter};
 
 mod events;
 mod quotas;
@@ -227,7 +227,8 @@ fn sim_json(fleet: &Fleet, row: u32) -> Value {
 
 /// What a list route selects and which page.
 struct ListQuery {
-    tag: Option<Option<u16>>,
+    /// `q=tags:X`: the tags that match (none: nothing matches).
+    tags: Option<Vec<u16>>,
     status: Option<u8>,
     iccid: Option<Option<u32>>,
     page: usize,
@@ -275,6 +276,7 @@ fn q_terms(params: &HashMap<String, String>) -> impl Iterator<Item = &str> {
 
 fn list_query(
     fleet: &Fleet,
+    tag_filter: EmnifyTagFilter,
     params: &HashMap<String, String>,
     (default_per_page, max_per_page): (usize, usize),
 ) -> Result<ListQuery, ApiError> {
@@ -286,7 +288,7 @@ fn list_query(
         ));
     }
     let mut query = ListQuery {
-        tag: None,
+        tags: None,
         status: None,
         iccid: None,
         page,
@@ -300,7 +302,15 @@ fn list_query(
             ));
         };
         match field {
-            "tags" => query.tag = Some(fleet.tag_id(value)),
+            "tags" => {
+                query.tags = Some(match tag_filter {
+                    EmnifyTagFilter::Exact => fleet.tag_id(value).into_iter().collect(),
+                    EmnifyTagFilter::Substring => (0..fleet.tag_count())
+                        .filter_map(|id| u16::try_from(id).ok())
+                        .filter(|&id| fleet.tag_exists(id) && fleet.tag_name(id).contains(value))
+                        .collect(),
+                })
+            }
             "status" => match value.parse() {
                 Ok(s) => query.status = Some(s),
                 Err(_) => {
@@ -331,15 +341,14 @@ fn page(
     listed: fn(&Fleet, u32) -> bool,
 ) -> (Vec<u32>, usize, usize) {
     let matches = || {
-        let candidates: Box<dyn Iterator<Item = u32>> = match (query.iccid, query.tag) {
+        let candidates: Box<dyn Iterator<Item = u32>> = match (query.iccid, &query.tags) {
             (Some(row), _) => Box::new(row.into_iter()),
-            (None, Some(None)) => Box::new(std::iter::empty()),
-            (None, Some(Some(tag))) => fleet.rows_from(Some(tag), 0),
-            (None, None) => fleet.rows_from(None, 0),
+            (None, Some(tags)) if tags.is_empty() => Box::new(std::iter::empty()),
+            (None, Some(tags)) if tags.len() == 1 => fleet.rows_from(Some(tags[0]), 0),
+            (None, _) => fleet.rows_from(None, 0),
         };
-        let tag_ok = move |row: u32| match query.tag {
-            Some(Some(t)) => fleet.sim(row).tags.contains(&t),
-            Some(None) => false,
+        let tag_ok = move |row: u32| match &query.tags {
+            Some(tags) => fleet.sim(row).tags.iter().any(|t| tags.contains(t)),
             None => true,
         };
         candidates.filter(move |&r| {
@@ -395,7 +404,12 @@ async fn list_endpoints(
 ) -> Answer {
     authorize(&state, &headers)?;
     let (world, _) = state.world();
-    let query = list_query(&world.fleet, &params, ENDPOINT_PAGE)?;
+    let query = list_query(
+        &world.fleet,
+        state.config.emnify_tag_filter,
+        &params,
+        ENDPOINT_PAGE,
+    )?;
     let (rows, total, served) = page(
         &world.fleet,
         &query,
@@ -417,7 +431,12 @@ async fn list_sims(
 ) -> Answer {
     authorize(&state, &headers)?;
     let (world, _) = state.world();
-    let query = list_query(&world.fleet, &params, SIM_PAGE)?;
+    let query = list_query(
+        &world.fleet,
+        state.config.emnify_tag_filter,
+        &params,
+        SIM_PAGE,
+    )?;
     let (rows, total, served) = page(&world.fleet, &query, |f, r| sim_status(f, r).0, has_sim);
     let items = rows.iter().map(|&r| sim_json(&world.fleet, r)).collect();
     drop(world);
