@@ -108,6 +108,49 @@ async fn a_forced_token_expiry_is_recovered_with_one_authentication() {
     assert_eq!(count(&sim, "POST", "/api/v1/authenticate", 200).await, 2);
 }
 
+/// emnify locks authentication after three failures in a row (the simulator: per client IP,
+/// the worst case). A bad token tries twice; its third try, which would lock out every account
+/// on the host, is not made while a good account depends on the host; the good one keeps
+/// authenticating, and its success opens the way again.
+#[tokio::test]
+async fn a_bad_token_never_locks_authentication_for_the_good_accounts_on_its_host() {
+    let sim = simulator(50).await;
+    let good = client(&sim);
+    good.verify().await.unwrap();
+    let bad = connect(
+        &account(Provider::Emnify, sim.emnify_url()),
+        SecretString::from("a-wrong-token"),
+        fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        assert!(matches!(
+            bad.verify().await,
+            Err(CarrierError::Unauthorized { .. })
+        ));
+    }
+    let deferred = bad.verify().await.unwrap_err();
+    assert!(
+        matches!(&deferred, CarrierError::AuthenticationDeferred { message } if message.contains("would lock")),
+        "{deferred}"
+    );
+    assert_eq!(
+        count(&sim, "POST", "/api/v1/authenticate", 401).await,
+        2,
+        "the third failure was not made"
+    );
+    // The good account's token expires: it authenticates again, unlocked.
+    admin_send(&sim, reqwest::Method::POST, "/tokens/expire", &json!({})).await;
+    good.verify().await.unwrap();
+    assert_eq!(count(&sim, "POST", "/api/v1/authenticate", 200).await, 2);
+    // Its success reset the count: the bad token may try again (and fails, once).
+    assert!(matches!(
+        bad.verify().await,
+        Err(CarrierError::Unauthorized { .. })
+    ));
+}
+
 #[tokio::test]
 async fn lists_are_looked_up_and_unknowns_are_ineligible() {
     let sim = simulator(200).await;

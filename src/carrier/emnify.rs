@@ -5,7 +5,7 @@
 //! emnify's documented wire format.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,8 @@ pub struct EmnifyClient {
     bulk: SyncMutex<BulkPermission>,
     bulk_retry_after: Duration,
     last_lookup: SyncMutex<Option<crate::model::LookupPlan>>,
+    /// Whether the carrier accepted this client's application token once.
+    accepted: AtomicBool,
 }
 
 impl std::fmt::Debug for EmnifyClient {
@@ -188,6 +190,7 @@ impl EmnifyClient {
             bulk: SyncMutex::new(BulkPermission::default()),
             bulk_retry_after: BULK_RETRY_AFTER,
             last_lookup: SyncMutex::new(None),
+            accepted: AtomicBool::new(false),
         }
     }
 
@@ -216,7 +219,26 @@ impl EmnifyClient {
             Repeat::Safe,
         )
         .json(json!({"application_token": self.application_token.expose_secret()}));
-        let reply = self.core.send(&call).await?;
+        // One account's bad credentials must not lock authentication for the others.
+        let host = super::auth_guard::host(&self.core.origin());
+        let accepted_before = self.accepted.load(Ordering::SeqCst);
+        host.lock()
+            .expect("auth guard lock")
+            .may_try(accepted_before, Instant::now())
+            .map_err(|message| CarrierError::AuthenticationDeferred { message })?;
+        let answer = self.core.send(&call).await;
+        {
+            let mut host = host.lock().expect("auth guard lock");
+            match &answer {
+                Ok(_) => host.succeeded(Instant::now()),
+                Err(CarrierError::Unauthorized { .. } | CarrierError::Forbidden { .. }) => {
+                    host.failed()
+                }
+                Err(_) => {}
+            }
+        }
+        let reply = answer?;
+        self.accepted.store(true, Ordering::SeqCst);
         let body = reply.json("/v1/authenticate")?;
         let value = body
             .get("auth_token")

@@ -328,6 +328,14 @@ impl HttpCore {
         })
     }
 
+    /// The scheme, host and port of the carrier's URL (what the carrier sees as one client
+    /// address is per process, whichever account calls).
+    pub(crate) fn origin(&self) -> String {
+        reqwest::Url::parse(&self.base)
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_else(|_| self.base.clone())
+    }
+
     /// A core for another base URL of the same account: it shares this core's rate limit,
     /// concurrency bound, counters, ledger and write priority.
     pub(crate) fn sibling(&self, provider: &'static str, base: String) -> Self {

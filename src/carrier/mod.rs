@@ -5,6 +5,7 @@
 //! emnify client for data quotas (`{baseUrl}/api`): the simulator speaks both protocols, so no
 //! third protocol client is needed.
 
+mod auth_guard;
 pub mod budget;
 pub(crate) mod emnify;
 pub(crate) mod hologram;
@@ -263,6 +264,13 @@ pub enum CarrierError {
     #[error("unexpected answer from the carrier: {message}")]
     Protocol {
         /// What was wrong with it.
+        message: String,
+    },
+    /// The client did not try to authenticate: a failure could lock authentication for every
+    /// account on the carrier host (see `auth_guard`).
+    #[error("{message}")]
+    AuthenticationDeferred {
+        /// Why, and when it is tried.
         message: String,
     },
     /// The carrier does not offer this operation.

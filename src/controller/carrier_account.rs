@@ -228,14 +228,29 @@ async fn check(
             Some(at),
         ));
     }
+    // Refused credentials are tried again after a growing wait (each try is a failed
+    // authentication, which carriers count towards a lock); a changed Secret at once.
+    if let Some((until, message)) = context.carriers.refused_until(&key, &fingerprint)
+        && now < until
+    {
+        let when = until.strftime("%H:%M:%S UTC");
+        return Ok((
+            AccountFinding::Refused(format!(
+                "{message} (tried again at {when}, or at once when the Secret changes)"
+            )),
+            None,
+        ));
+    }
     let verified = carrier.verify().await;
     let at = verified.is_ok().then_some(now);
     context.carriers.set_verified(&key, at);
     let finding = match verified {
         Ok(()) => AccountFinding::Accepted(carrier.capabilities().published()),
         Err(CarrierError::Unauthorized { message } | CarrierError::Forbidden { message }) => {
+            context.carriers.set_refused(&key, now, message.clone());
             AccountFinding::Refused(message)
         }
+        Err(CarrierError::AuthenticationDeferred { message }) => AccountFinding::Deferred(message),
         Err(error) => AccountFinding::Unreachable(error.to_string()),
     };
     Ok((finding, at))

@@ -21,6 +21,9 @@ struct CachedCarrier {
     client: Arc<dyn Carrier>,
     /// When this client's credentials were last accepted by the carrier.
     verified_at: Option<jiff::Timestamp>,
+    /// How often the carrier refused these credentials in a row, when last, and its words.
+    refusals: u32,
+    refused: Option<(jiff::Timestamp, String)>,
 }
 
 /// Carrier clients built from CarrierAccounts, rebuilt when the account or its Secret changes,
@@ -75,6 +78,8 @@ impl CarrierCache {
                 provider: format!("{:?}", account.spec.provider).to_lowercase(),
                 client: client.clone(),
                 verified_at: None,
+                refusals: 0,
+                refused: None,
             },
         );
         Ok(client)
@@ -93,7 +98,34 @@ impl CarrierCache {
     pub(super) fn set_verified(&self, key: &str, at: Option<jiff::Timestamp>) {
         if let Some(cached) = self.clients.lock().expect("cache lock").get_mut(key) {
             cached.verified_at = at;
+            if at.is_some() {
+                cached.refusals = 0;
+                cached.refused = None;
+            }
         }
+    }
+
+    /// Notes that the carrier refused the account's current credentials at `at`.
+    pub(super) fn set_refused(&self, key: &str, at: jiff::Timestamp, message: String) {
+        if let Some(cached) = self.clients.lock().expect("cache lock").get_mut(key) {
+            cached.refusals += 1;
+            cached.refused = Some((at, message));
+        }
+    }
+
+    /// When the credentials built for `fingerprint`, refused before, may be tried again, and
+    /// the carrier's last words: `None` when they were not refused (a changed Secret or
+    /// account has a new fingerprint, so it is tried at once).
+    pub(super) fn refused_until(
+        &self,
+        key: &str,
+        fingerprint: &str,
+    ) -> Option<(jiff::Timestamp, String)> {
+        let clients = self.clients.lock().expect("cache lock");
+        let cached = clients.get(key).filter(|c| c.fingerprint == fingerprint)?;
+        let (at, message) = cached.refused.clone()?;
+        let backoff = crate::plan::carrier_account::refusal_backoff(cached.refusals);
+        Some((at + backoff, message))
     }
 
     /// Hands `client` out as the verified client of `key` (`namespace/name`), for tests.
@@ -106,6 +138,8 @@ impl CarrierCache {
                 provider: "fake".into(),
                 client,
                 verified_at: None,
+                refusals: 0,
+                refused: None,
             },
         );
     }

@@ -37,6 +37,9 @@ pub(crate) enum AccountFinding {
     /// The carrier could not be asked (unreachable, 5xx, an answer not understood): what
     /// happened.
     Unreachable(String),
+    /// The credentials were not tried, lest a failure lock authentication for every account
+    /// on the carrier host: why.
+    Deferred(String),
 }
 
 /// The account's verdict, in words that name the fix: verified (`Ok`: the message and the
@@ -77,7 +80,25 @@ pub(crate) fn verdict(
             ),
         )),
         AccountFinding::Unreachable(message) => Err(("Unreachable", format!("{url}: {message}"))),
+        AccountFinding::Deferred(message) => {
+            Err(("AuthenticationDeferred", format!("{url}: {message}")))
+        }
     }
+}
+
+/// How long refused credentials wait before they are tried again: 30 s after the first refusal,
+/// doubling to at most an hour (each try is a failed authentication, and carriers lock those).
+pub(crate) fn refusal_backoff(refusals: u32) -> jiff::SignedDuration {
+    use backon::BackoffBuilder;
+    let wait = backon::ExponentialBuilder::default()
+        .with_min_delay(std::time::Duration::from_secs(30))
+        .with_max_delay(std::time::Duration::from_secs(3600))
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
+        .nth(refusals.saturating_sub(1) as usize)
+        .unwrap_or(std::time::Duration::from_secs(3600));
+    jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::from_hours(1))
 }
 
 /// When the credentials were last accepted, if that still stands without a new call: less
@@ -231,6 +252,15 @@ pub(crate) fn budget_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_credentials_wait_longer_each_time_up_to_an_hour() {
+        let waits: Vec<i64> = [1, 2, 3, 4, 8, 20]
+            .iter()
+            .map(|&n| refusal_backoff(n).as_secs())
+            .collect();
+        assert_eq!(waits, [30, 60, 120, 240, 3600, 3600]);
+    }
 
     fn at(text: &str) -> Timestamp {
         text.parse().unwrap()

@@ -379,6 +379,40 @@ async fn bad_credentials_stall_the_account_and_a_rotated_secret_is_picked_up() {
         reason(a) == Some(("False".into(), "InvalidCredentials".into()))
     })
     .await;
+    // Refused credentials are not tried at every reconcile (each try is a failed
+    // authentication, which carriers lock): a change to the account waits for the backoff.
+    let refused = || {
+        world
+            .simulator
+            .state()
+            .request_counts()
+            .iter()
+            .filter(|r| r.status == 401)
+            .map(|r| r.count)
+            .sum::<u64>()
+    };
+    assert_eq!(refused(), 1);
+    accounts
+        .patch(
+            "simulator",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"touched": "1"}}})),
+        )
+        .await
+        .unwrap();
+    until(&accounts, "simulator", "the backoff in the message", |a| {
+        a.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.message.contains("tried again at"))
+    })
+    .await;
+    assert_eq!(
+        refused(),
+        1,
+        "the refused credentials were tried again at once"
+    );
+    // A rotated Secret is tried at once.
     secrets
         .patch(
             "sim",
