@@ -9,7 +9,6 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use secrecy::SecretString;
 
@@ -26,7 +25,9 @@ use crate::plan::carrier_account::{
 };
 use crate::resolve::secret_value;
 
-/// Runs the CarrierAccount controller; a Secret change re-verifies the accounts using it.
+/// Runs the CarrierAccount controller. Secrets are not watched (that would list every Secret in
+/// the cluster, Helm releases included): each account reads the one it names when it changes,
+/// and at least every [`SECRET_RECHECK`], so a rotation is picked up within a minute.
 pub async fn run(
     context: Arc<Context>,
     namespace: Option<String>,
@@ -34,14 +35,12 @@ pub async fn run(
     stop: crate::shutdown::Stop,
 ) {
     let accounts: Api<CarrierAccount> = api_for(&context.client, namespace.as_deref());
-    let secrets: Api<Secret> = api_for(&context.client, namespace.as_deref());
     let mut config = watcher::Config::default();
     if let Some(labels) = labels {
         config = config.labels(&labels);
     }
     let rechecks = context.account_rechecks.take();
     let controller = Controller::new(accounts, config);
-    let store = controller.store();
     context.metrics.watch(
         "CarrierAccount",
         controller.store(),
@@ -50,25 +49,12 @@ pub async fn run(
             oldest_pending: None,
         },
     );
-    let controller = controller.reconcile_all_on(rechecks).watches(
-        secrets,
-        watcher::Config::default(),
-        move |secret: Secret| {
-            let namespace = secret.namespace().unwrap_or_default();
-            let name = secret.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|a| {
-                    a.namespace().as_deref() == Some(namespace.as_str())
-                        && a.spec.secret_ref.name == name
-                })
-                .map(|a| ObjectRef::from_obj(&*a))
-                .collect::<Vec<_>>()
-        },
-    );
+    let controller = controller.reconcile_all_on(rechecks);
     super::drive(controller, reconcile, context, stop).await;
 }
+
+/// How often an account reads its Secret again, whatever else it waits for.
+const SECRET_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
 
 async fn reconcile(account: Arc<CarrierAccount>, context: Arc<Context>) -> Result<Action, Error> {
     let namespace = account.namespace().unwrap_or_default();
@@ -300,5 +286,7 @@ async fn report(
         };
         publish(context, account, type_, reason, message).await;
     }
-    Ok(Action::requeue(next_check(&status, verified_at, now)))
+    Ok(Action::requeue(
+        next_check(&status, verified_at, now).min(SECRET_RECHECK),
+    ))
 }

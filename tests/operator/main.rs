@@ -555,3 +555,49 @@ async fn groups_selecting_by_tags_with_opposite_states_conflict_on_shared_sims()
 }
 
 mod lifecycle;
+
+/// The operator reads only the Secrets that CarrierAccounts name, by name: it never lists or
+/// watches Secrets (on a large cluster that pulls every Helm release). A rotated Secret is still
+/// picked up, by the account's re-read within a minute.
+#[tokio::test]
+async fn only_named_secrets_are_read_and_a_rotation_is_picked_up_within_a_minute() {
+    let world = world("named-secrets", 10).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let accounts: Api<CarrierAccount> = Api::namespaced(world.sandbox.client(), "default");
+    let ready_reason = |a: &CarrierAccount| {
+        a.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.reason.clone())
+    };
+    until(&accounts, "simulator", "Verified", |a| {
+        ready_reason(a).as_deref() == Some("Verified")
+    })
+    .await;
+    let secrets: Api<Secret> = Api::namespaced(world.sandbox.client(), "default");
+    secrets
+        .patch(
+            "sim",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"apiKey": "rotated-to-a-wrong-key"}})),
+        )
+        .await
+        .unwrap();
+    until(&accounts, "simulator", "the rotation seen", |a| {
+        ready_reason(a).as_deref() == Some("InvalidCredentials")
+    })
+    .await;
+    let verbs: std::collections::BTreeSet<String> = world
+        .sandbox
+        .state()
+        .distinct_requests()
+        .iter()
+        .filter(|r| r.resource == "secrets" && r.user_agent.starts_with("simfleet"))
+        .map(|r| r.verb.clone())
+        .collect();
+    assert_eq!(
+        verbs.into_iter().collect::<Vec<_>>(),
+        ["get"],
+        "Secrets are read by name only"
+    );
+}
