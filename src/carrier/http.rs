@@ -38,6 +38,9 @@ pub struct HttpSettings {
     /// How long to wait after a 429 that says nothing of when to retry, drawn between the two
     /// (neither carrier documents `Retry-After`; Hologram asks for 5 to 10 s).
     pub rate_limited_wait: (Duration, Duration),
+    /// Limits per carrier host (origin) shared by every account there, over the documented
+    /// ones (`simfleet run --carrier-host-limit`).
+    pub host_limits: Vec<(String, super::host_limits::HostLimit)>,
 }
 
 impl Default for HttpSettings {
@@ -50,6 +53,7 @@ impl Default for HttpSettings {
             max_backoff: Duration::from_secs(10),
             max_retry_after: Duration::from_secs(60),
             rate_limited_wait: (Duration::from_secs(5), Duration::from_secs(10)),
+            host_limits: Vec::new(),
         }
     }
 }
@@ -254,6 +258,13 @@ impl Drop for WaitingWrite<'_> {
     }
 }
 
+/// The scheme, host and port of a URL.
+fn origin_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|url| url.origin().ascii_serialization())
+        .unwrap_or_else(|_| url.to_owned())
+}
+
 /// The HTTP core of one carrier account.
 pub struct HttpCore {
     provider: &'static str,
@@ -261,6 +272,8 @@ pub struct HttpCore {
     client: reqwest::Client,
     // Shared with sibling cores (one account's limit across its protocol surfaces).
     limiter: Arc<DefaultDirectRateLimiter>,
+    // Shared with every account on the same host, when the host has a limit.
+    host_limiter: Option<Arc<DefaultDirectRateLimiter>>,
     permits: Arc<Semaphore>,
     concurrency: usize,
     settings: HttpSettings,
@@ -314,11 +327,19 @@ impl HttpCore {
                 message: "must be above 0".into(),
             })?
             .allow_burst(NonZeroU32::new(burst.max(1)).expect("at least 1"));
+        let origin = origin_of(&base);
+        let host_limit = settings
+            .host_limits
+            .iter()
+            .find(|(o, _)| o.trim_end_matches('/') == origin)
+            .map(|(_, limit)| *limit)
+            .or_else(|| super::host_limits::HostLimit::documented(&origin));
         Ok(Self {
             provider,
             base,
             client,
             limiter: Arc::new(RateLimiter::direct(quota)),
+            host_limiter: host_limit.map(|limit| super::host_limits::limiter(&origin, limit)),
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             concurrency: concurrency.max(1),
             settings,
@@ -331,9 +352,7 @@ impl HttpCore {
     /// The scheme, host and port of the carrier's URL (what the carrier sees as one client
     /// address is per process, whichever account calls).
     pub(crate) fn origin(&self) -> String {
-        reqwest::Url::parse(&self.base)
-            .map(|url| url.origin().ascii_serialization())
-            .unwrap_or_else(|_| self.base.clone())
+        origin_of(&self.base)
     }
 
     /// A core for another base URL of the same account: it shares this core's rate limit,
@@ -344,6 +363,7 @@ impl HttpCore {
             base,
             client: self.client.clone(),
             limiter: self.limiter.clone(),
+            host_limiter: self.host_limiter.clone(),
             permits: self.permits.clone(),
             concurrency: self.concurrency,
             settings: self.settings.clone(),
@@ -428,6 +448,7 @@ impl HttpCore {
             let _waiting = self.writes_first.waiting();
             let permit = self.permits.acquire().await.expect("never closed");
             self.limiter.until_ready().await;
+            self.host_capacity().await;
             return permit;
         }
         loop {
@@ -439,7 +460,17 @@ impl HttpCore {
                 continue;
             }
             self.limiter.until_ready().await;
+            self.host_capacity().await;
             return permit;
+        }
+    }
+
+    /// A token of the host's limit, when it has one. The jitter spreads the accounts waiting
+    /// on one host, so that none always wakes first.
+    async fn host_capacity(&self) {
+        if let Some(host) = &self.host_limiter {
+            host.until_ready_with_jitter(governor::Jitter::up_to(Duration::from_millis(20)))
+                .await;
         }
     }
 

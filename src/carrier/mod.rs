@@ -9,6 +9,7 @@ mod auth_guard;
 pub mod budget;
 pub(crate) mod emnify;
 pub(crate) mod hologram;
+pub mod host_limits;
 pub mod http;
 mod simulator;
 

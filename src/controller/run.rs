@@ -44,9 +44,25 @@ pub struct RunArgs {
     /// events name are read again.
     #[arg(long, value_name = "DURATION", value_parser = audit_period)]
     pub quota_audit_period: Option<crate::api::FriendlyDuration>,
+    /// A request limit shared by every account on one carrier host, `ORIGIN=PER_SECOND[/BURST]`
+    /// (e.g. `https://proxy.example:8443=5/10`; repeat for several). emnify's own host has its
+    /// documented limit (2,000 requests per client IP in any 5 minutes) without it.
+    #[arg(long = "carrier-host-limit", value_name = "ORIGIN=RATE", value_parser = host_limit)]
+    pub carrier_host_limits: Vec<(String, crate::carrier::host_limits::HostLimit)>,
     /// The clock reconciles read (the system's; tests and benchmarks inject the simulator's).
     #[arg(skip)]
     pub clock: crate::clock::Clock,
+}
+
+/// Parses `--carrier-host-limit`: `ORIGIN=PER_SECOND[/BURST]`.
+fn host_limit(text: &str) -> Result<(String, crate::carrier::host_limits::HostLimit), String> {
+    let (origin, limit) = text
+        .split_once('=')
+        .ok_or("use ORIGIN=PER_SECOND[/BURST], e.g. https://proxy.example:8443=5/10")?;
+    let url = reqwest::Url::parse(origin)
+        .map_err(|e| format!("{origin:?}: {e}; use a URL such as https://proxy.example:8443"))?;
+    let limit = crate::carrier::host_limits::HostLimit::parse(limit)?;
+    Ok((url.origin().ascii_serialization(), limit))
 }
 
 /// Parses `--quota-audit-period`: a duration such as `24h` or `6h`, longer than zero.
@@ -91,10 +107,12 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String
         },
         args.clock.clone(),
     );
-    if let Some(period) = &args.quota_audit_period {
-        Arc::get_mut(&mut context)
-            .expect("the context is not shared yet")
-            .quota_audit_period = period.as_duration();
+    {
+        let context = Arc::get_mut(&mut context).expect("the context is not shared yet");
+        if let Some(period) = &args.quota_audit_period {
+            context.quota_audit_period = period.as_duration();
+        }
+        context.http.host_limits = args.carrier_host_limits.clone();
     }
     // A replica that elects a leader follows until it holds the Lease: its `simfleet_leader`
     // gauge never says 1 before then.

@@ -249,6 +249,7 @@ pub struct SimulatorState {
     emnify_writes: WritesInFlight,
     carrier_limiter: Option<DefaultKeyedRateLimiter<String>>,
     auth_limiter: Option<DefaultKeyedRateLimiter<String>>,
+    emnify_ip_limiter: Option<DefaultKeyedRateLimiter<String>>,
     /// Failed emnify authentications in a row, and the lock, by client IP.
     auth_failures: Mutex<HashMap<std::net::IpAddr, AuthFailures>>,
 }
@@ -293,6 +294,7 @@ impl SimulatorState {
             emnify_writes: WritesInFlight::default(),
             carrier_limiter: config.rate_limit.and_then(RateLimitSpec::limiter),
             auth_limiter: config.auth_rate_limit.and_then(RateLimitSpec::limiter),
+            emnify_ip_limiter: config.emnify_ip_rate_limit.and_then(RateLimitSpec::limiter),
             auth_failures: Mutex::new(HashMap::new()),
             config,
         }
@@ -344,6 +346,11 @@ impl SimulatorState {
     /// Takes one request from a credential's carrier budget; `Err` holds the seconds to wait.
     pub(crate) fn take_carrier_budget(&self, credential: &str) -> Result<(), u64> {
         take(self.carrier_limiter.as_ref(), credential)
+    }
+
+    /// Takes one request from a client IP's emnify budget (emnify limits requests per IP).
+    fn take_emnify_ip_budget(&self, ip: std::net::IpAddr) -> Result<(), u64> {
+        take(self.emnify_ip_limiter.as_ref(), &ip.to_string())
     }
 
     /// Takes one request from a client IP's authentication budget (emnify: 100 per IP per 5
@@ -537,7 +544,15 @@ pub async fn observe(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    // emnify's per-IP limit, whichever credential calls.
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let over_ip_limit = dialect == Dialect::Emnify
+        && peer.is_some_and(|ip| state.take_emnify_ip_budget(ip).is_err());
     let mut response = match fault {
+        _ if over_ip_limit => too_many_requests(dialect, None).into_response(),
         Some(Fault::Unavailable) => dialect
             .error(
                 StatusCode::SERVICE_UNAVAILABLE,

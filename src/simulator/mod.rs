@@ -66,6 +66,9 @@ pub struct SimulatorConfig {
     pub rate_limit: Option<RateLimitSpec>,
     /// Per-credential limit on emnify's `/v1/authenticate`.
     pub auth_rate_limit: Option<RateLimitSpec>,
+    /// Per-client-IP limit on emnify's routes (emnify documents 2,000 requests per IP in any 5
+    /// minutes; none: unlimited), answered with emnify's 429.
+    pub emnify_ip_rate_limit: Option<RateLimitSpec>,
     /// Fault rules in force at start and after reset.
     pub faults: Vec<FaultRule>,
     /// Most devices in one bulk action.
@@ -187,6 +190,7 @@ impl Default for SimulatorConfig {
             start_time: None,
             token_lifetime: SignedDuration::from_hours(1),
             rate_limit: None,
+            emnify_ip_rate_limit: None,
             // emnify allows 100 authentications per 5 minutes per IP.
             auth_rate_limit: Some(RateLimitSpec {
                 per_second: 100.0 / 300.0,
@@ -434,6 +438,13 @@ pub struct SimulatorArgs {
     /// Burst of the per-credential rate limit.
     #[arg(long, default_value_t = 50)]
     pub rate_burst: u32,
+    /// Requests per second each client IP may make on emnify's routes, whatever the credential
+    /// (emnify documents 2,000 per IP in any 5 minutes, about 6.7; 0: unlimited).
+    #[arg(long, default_value_t = 0.0)]
+    pub emnify_ip_rate_limit: f64,
+    /// Burst of the per-IP emnify limit.
+    #[arg(long, default_value_t = 50)]
+    pub emnify_ip_rate_burst: u32,
     /// Share of carrier requests answered 503.
     #[arg(long, default_value_t = 0.0, value_parser = share)]
     pub error_rate: f64,
@@ -518,6 +529,10 @@ impl SimulatorArgs {
             rate_limit: (self.rate_limit > 0.0).then_some(RateLimitSpec {
                 per_second: self.rate_limit,
                 burst: self.rate_burst,
+            }),
+            emnify_ip_rate_limit: (self.emnify_ip_rate_limit > 0.0).then_some(RateLimitSpec {
+                per_second: self.emnify_ip_rate_limit,
+                burst: self.emnify_ip_rate_burst,
             }),
             faults,
             emnify_bulk: self.emnify_bulk,

@@ -601,3 +601,4 @@ async fn only_named_secrets_are_read_and_a_rotation_is_picked_up_within_a_minute
         "Secrets are read by name only"
     );
 }
+mod shared_host;

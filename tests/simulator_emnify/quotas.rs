@@ -182,6 +182,35 @@ async fn auto_refill_restores_the_volume_each_day() {
     assert_eq!(quota["volume"], 100.0);
 }
 
+/// emnify limits requests per client IP, whatever the credential: two tokens from one address
+/// share the budget.
+#[tokio::test]
+async fn the_per_ip_limit_counts_every_credential_from_one_address() {
+    let sim = start(SimulatorConfig {
+        emnify_ip_rate_limit: Some(simfleet::simulator::RateLimitSpec {
+            per_second: 0.1,
+            burst: 3,
+        }),
+        emnify_app_tokens: vec!["token-a".into(), "token-b".into()],
+        ..SimulatorConfig::for_tests(5, SignedDuration::from_secs(1))
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for application_token in ["token-a", "token-b"] {
+        let token = common::emnify_authenticate(&sim, application_token).await.1["auth_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let response = emnify(&sim, Method::GET, "/v1/endpoint", &token)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    // Two authentications and a listing took the burst of 3; the second listing is refused.
+    assert_eq!(statuses, [200, 429]);
+}
+
 #[tokio::test]
 async fn emnify_rate_limits_answer_429_with_emnify_s_error_code() {
     let sim = start(SimulatorConfig {
