@@ -124,3 +124,64 @@ async fn with_the_bulk_route_forbidden_the_fleet_is_paused_one_endpoint_at_a_tim
     assert!(note.contains("403") && note.contains("Secret"), "{note}");
     assert_eq!(capabilities.max_sims_per_action, 1000);
 }
+
+/// A rollout on emnify (no jobs list: every observation is a full listing) costs its floor of
+/// listings: one to plan each action, and one that finds the last landed. Status writes, the
+/// group's own and its actions', do not bring a listing forward.
+#[tokio::test]
+async fn an_emnify_rollout_of_10_actions_costs_its_floor_of_listings() {
+    let world = world_with(
+        "emnify-rollout",
+        simfleet::simulator::SimulatorConfig {
+            clock: simfleet::simulator::ClockMode::Realtime,
+            start_time: None,
+            ..simfleet::simulator::SimulatorConfig {
+                seed: simfleet::simulator::SeedConfig {
+                    paused_share: 0.0,
+                    paused_by_system_share: 0.0,
+                    deactivated_share: 0.0,
+                    ..simfleet::simulator::SeedConfig::default()
+                },
+                ..simfleet::simulator::SimulatorConfig::for_tests(
+                    2_000,
+                    SignedDuration::from_secs(1),
+                )
+            }
+        },
+    )
+    .await;
+    let tagged =
+        common::admin_get(&world.simulator, "/sims?tag=smart-meter&limit=1").await["total"]
+            .as_u64()
+            .unwrap();
+    let per_action = tagged.div_ceil(10);
+    create_emnify_account(&world, "emnify").await;
+    let allowed = world.simulator.emnify_url();
+    let (_operator, _) = Operator::start_with(
+        &world.kubeconfig,
+        &["--allowed-carrier-url", allowed.as_str()],
+        "operator",
+    );
+    let api = create_group(
+        &world,
+        "meters",
+        json!({"carrierRef": {"name": "emnify"}, "state": "Paused", "selector": {"tags": ["smart-meter"]},
+               "rollout": {"maxSimsPerAction": per_action, "interval": "2s"}}),
+    )
+    .await;
+    let ready = until(&api, "meters", "Ready", ready).await;
+    assert_eq!(
+        ready.status.unwrap().counts.unwrap().in_desired_state,
+        tagged
+    );
+    let stats = stats(&world.simulator).await;
+    let listings = requests(&stats, "GET", "/api/v1/endpoint", 200);
+    let actions = requests(&stats, "PATCH", "/api/v2/endpoint/multi", 204);
+    println!("{tagged} SIMs in {actions} actions: {listings} listings");
+    assert_eq!(actions, 10);
+    assert!(
+        listings <= actions + 2,
+        "{listings} listings for {actions} actions (floor {})",
+        actions + 1
+    );
+}

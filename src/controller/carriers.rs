@@ -213,41 +213,41 @@ impl CarrierCache {
     }
 }
 
-/// Which CarrierAccount changes concern the resources that use it: its spec, annotations
-/// (pause) and verdict, not the month's figures it refreshes every few minutes, which would
-/// otherwise make every group re-read the carrier each time.
-#[derive(Default)]
-pub(crate) struct AccountChanges {
-    seen: Mutex<HashMap<String, u64>>,
+/// The CarrierAccount changes that concern the resources using them, as kube-runtime
+/// predicates over a watch of `api` (kept in `writer`'s store): its spec, its annotations
+/// (pause) and its verdict (conditions and capabilities), not the month's figures it refreshes
+/// every few minutes, which would otherwise make every group read the carrier again each time.
+pub(super) fn account_changes(
+    api: Api<CarrierAccount>,
+    writer: kube::runtime::reflector::store::Writer<CarrierAccount>,
+) -> impl futures::Stream<Item = Result<CarrierAccount, kube::runtime::watcher::Error>> + Send {
+    use kube::runtime::utils::{Predicate, PredicateConfig, predicates};
+    use kube::runtime::{WatchStreamExt, watcher};
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(account_verdict),
+            PredicateConfig::default(),
+        )
 }
 
-impl AccountChanges {
-    /// True when `account` differs from how this watch last saw it, the budget aside.
-    pub(crate) fn changed(&self, account: &CarrierAccount) -> bool {
-        use std::hash::{Hash, Hasher};
-        let mut status = account.status.clone();
-        if let Some(status) = status.as_mut() {
-            status.budget = None;
-        }
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        account.metadata.generation.hash(&mut hasher);
-        account.metadata.uid.hash(&mut hasher);
-        account.metadata.annotations.hash(&mut hasher);
-        serde_json::to_string(&status)
-            .unwrap_or_default()
-            .hash(&mut hasher);
-        let fingerprint = hasher.finish();
-        let key = format!(
-            "{}/{}",
-            account.namespace().unwrap_or_default(),
-            account.name_any()
-        );
-        self.seen
-            .lock()
-            .expect("changes lock")
-            .insert(key, fingerprint)
-            != Some(fingerprint)
+/// A predicate key of an account's verdict: its conditions' types, statuses and reasons, and
+/// the capabilities it publishes.
+fn account_verdict(account: &CarrierAccount) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let status = account.status.as_ref()?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for condition in &status.conditions {
+        (&condition.type_, &condition.status, &condition.reason).hash(&mut hasher);
     }
+    serde_json::to_string(&status.capabilities)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    Some(hasher.finish())
 }
 
 /// Why a resource cannot use its CarrierAccount: condition reason and message.

@@ -27,6 +27,9 @@ pub(super) struct FullObservation {
 
 /// What every reconcile shares.
 pub struct Context {
+    /// The SimGroups and CarrierAccounts the SimGroup controller's watches keep (set once it
+    /// starts): a reconcile reads its peers and accounts there, not with a list per reconcile.
+    pub(super) group_stores: std::sync::OnceLock<GroupStores>,
     /// The Kubernetes client.
     pub client: Client,
     /// Carrier clients by account.
@@ -58,6 +61,12 @@ pub struct Context {
     pub quota_audit_period: jiff::SignedDuration,
     /// What each DataQuota's last reconcile that reached the carrier cost in requests.
     quota_requests: Mutex<HashMap<String, u64>>,
+}
+
+/// The watch caches a SimGroup reconcile reads its peers and accounts from.
+pub(super) struct GroupStores {
+    pub(super) groups: kube::runtime::reflector::Store<crate::api::SimGroup>,
+    pub(super) accounts: kube::runtime::reflector::Store<crate::api::CarrierAccount>,
 }
 
 /// Asks the CarrierAccount controller to look at its accounts again, e.g. when a client's
@@ -232,6 +241,7 @@ impl Context {
             quota_views: Mutex::new(HashMap::new()),
             quota_audit_period: crate::plan::quota_watch::AUDIT_PERIOD,
             quota_requests: Mutex::new(HashMap::new()),
+            group_stores: std::sync::OnceLock::new(),
         })
     }
 }

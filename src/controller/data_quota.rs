@@ -65,15 +65,11 @@ pub async fn run(
             conditions: quota.status.as_ref().map_or(&[], |s| &s.conditions[..]),
             oldest_pending: None,
         });
-    let changes = super::AccountChanges::default();
     // An account was paused, resumed, verified or broken: its quotas know at once.
-    let controller = controller.watches(
-        accounts,
-        watcher::Config::default(),
+    let (_, account_writer) = kube::runtime::reflector::store();
+    let controller = controller.watches_stream(
+        super::carriers::account_changes(accounts, account_writer),
         move |account: crate::api::CarrierAccount| {
-            if !changes.changed(&account) {
-                return Vec::new();
-            }
             users
                 .state()
                 .into_iter()

@@ -34,8 +34,8 @@ pub use errors::Error;
 pub use run::{RunArgs, run, run_with_client};
 pub(crate) use status::write_status;
 
-use carriers::{AccountChanges, cleanup_carrier, ready_carrier};
-use context::FullObservation;
+use carriers::{cleanup_carrier, ready_carrier};
+use context::{FullObservation, GroupStores};
 use errors::from_finalizer;
 
 use std::sync::Arc;

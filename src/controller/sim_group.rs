@@ -12,16 +12,17 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::utils::{Predicate, PredicateConfig, predicates};
+use kube::runtime::{WatchStreamExt, watcher};
 
 use super::act::{ActionLog, Failed, Sent, act};
 use super::events::{publish, read_deferred};
 use super::pause::{self, PauseCheck};
 use super::resource_metrics::Shown;
 use super::{
-    Context, Error, FullObservation, SIM_GROUP_FINALIZER, api_for, cleanup_carrier, ready_carrier,
-    restore, write_status,
+    Context, Error, FullObservation, GroupStores, SIM_GROUP_FINALIZER, api_for, cleanup_carrier,
+    ready_carrier, restore, write_status,
 };
 use crate::api::conditions::{self, READY};
 use crate::api::{CarrierAccount, Management, ProblemReason, SimGroup, SimGroupDeletePolicy};
@@ -48,7 +49,23 @@ pub async fn run(
         config = config.labels(&labels);
     }
     let accounts: Api<CarrierAccount> = api_for(&context.client, namespace.as_deref());
-    let controller = Controller::new(groups.clone(), config.clone());
+    // The group's own changes that are worth a reconcile: spec (generation), annotations (pause,
+    // approval), labels, finalizers and deletion. Its status writes are not: each would be a
+    // full observation (on emnify, a listing of the organisation).
+    let (reader, writer) = reflector::store();
+    let own_changes = watcher(groups.clone(), config.clone())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::labels)
+                .combine(predicates::finalizers)
+                .combine(deletion),
+            PredicateConfig::default(),
+        );
+    let controller = Controller::for_stream(own_changes, reader);
     let peers = controller.store();
     let users = controller.store();
     context
@@ -61,32 +78,79 @@ pub async fn run(
                     .and_then(|s| s.pending_actions.iter().map(|a| a.submitted_at.0).min()),
             }
         });
-    let changes = super::AccountChanges::default();
+    // Peers re-plan on a change of a group's spec only (its claims).
+    let peer_specs = watcher(groups, config)
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(predicates::generation, PredicateConfig::default());
+    let (account_reader, account_writer) = reflector::store();
+    let account_changes = super::carriers::account_changes(accounts, account_writer);
+    let _ = context.group_stores.set(GroupStores {
+        groups: controller.store(),
+        accounts: account_reader,
+    });
     let controller = controller
-        // A group's claims changed: re-plan the groups whose SIMs may overlap it.
-        .watches(groups, config, move |changed: SimGroup| {
+        .watches_stream(peer_specs, move |changed: SimGroup| {
             overlapping(&peers, &changed)
         })
-        // An account was paused, resumed, verified or broken: its groups know at once.
-        .watches(
-            accounts,
-            watcher::Config::default(),
-            move |account: CarrierAccount| {
-                if !changes.changed(&account) {
-                    return Vec::new();
-                }
-                users
-                    .state()
-                    .into_iter()
-                    .filter(|g| {
-                        g.namespace() == account.namespace()
-                            && g.spec.carrier_ref.name == account.name_any()
-                    })
-                    .map(|g| ObjectRef::from_obj(&*g))
-                    .collect::<Vec<_>>()
-            },
-        );
+        .watches_stream(account_changes, move |account: CarrierAccount| {
+            users
+                .state()
+                .into_iter()
+                .filter(|g| {
+                    g.namespace() == account.namespace()
+                        && g.spec.carrier_ref.name == account.name_any()
+                })
+                .map(|g| ObjectRef::from_obj(&*g))
+                .collect::<Vec<_>>()
+        });
     super::drive(controller, reconcile, context, stop).await;
+}
+
+/// The groups and accounts of `namespace`, from the SimGroup controller's watch caches (a group
+/// created a moment ago that the cache has not seen yet is seen by its own first reconcile,
+/// whose claims then re-plan this one); listed when the controller is not running (tests).
+async fn peers_and_accounts(
+    context: &Context,
+    api: &Api<SimGroup>,
+    namespace: &str,
+) -> Result<(Vec<SimGroup>, Vec<CarrierAccount>), Error> {
+    let in_namespace = |ns: Option<String>| ns.as_deref() == Some(namespace);
+    if let Some(stores) = context.group_stores.get() {
+        let (groups, accounts) = futures::join!(
+            stores.groups.wait_until_ready(),
+            stores.accounts.wait_until_ready()
+        );
+        if groups.is_ok() && accounts.is_ok() {
+            return Ok((
+                stores
+                    .groups
+                    .state()
+                    .iter()
+                    .filter(|g| in_namespace(g.namespace()))
+                    .map(|g| (**g).clone())
+                    .collect(),
+                stores
+                    .accounts
+                    .state()
+                    .iter()
+                    .filter(|a| in_namespace(a.namespace()))
+                    .map(|a| (**a).clone())
+                    .collect(),
+            ));
+        }
+    }
+    let peers = api.list(&ListParams::default()).await?.items;
+    let accounts = Api::<CarrierAccount>::namespaced(context.client.clone(), namespace)
+        .list(&ListParams::default())
+        .await?
+        .items;
+    Ok((peers, accounts))
+}
+
+/// A predicate key that changes when deletion begins (kube-runtime has none for it).
+fn deletion(group: &SimGroup) -> Option<u64> {
+    group.metadata.deletion_timestamp.as_ref().map(|_| 1)
 }
 
 /// The other groups in the same namespace that list a SIM or tag `changed` also lists.
@@ -208,12 +272,7 @@ async fn apply(
             return blocked(context, api, &group, problem.reason, problem.message).await;
         }
     }
-    // Read fresh, not from the watch cache: a group created a moment ago must be seen.
-    let peers = api.list(&ListParams::default()).await?.items;
-    let accounts = Api::<CarrierAccount>::namespaced(context.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await?
-        .items;
+    let (peers, accounts) = peers_and_accounts(context, api, &namespace).await?;
     let claims = ClaimIndex::build(&peers, &accounts, &group);
     // At rest, the SIMs are read again only when the drift check is due: events that change
     // nothing the group depends on (its own status writes, other groups' unrelated changes) do

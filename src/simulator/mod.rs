@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::FriendlyDuration;
-pub(crate) use clock::ClockMode;
+pub use clock::ClockMode;
 pub use fleet::{Fleet, SeedConfig};
 pub use http::RateLimitSpec;
 pub(crate) use http::{Dialect, FaultRule, SimulatorState};
