@@ -500,19 +500,21 @@ async fn with_progress(
     Ok(next)
 }
 
-/// What, besides status, makes a DataQuota worth reconciling: its generation, labels,
-/// annotations, finalizers and deletion.
+/// What, besides status, makes a DataQuota worth reconciling: kube-runtime's predicate keys
+/// of its generation, labels, annotations and finalizers, and its deletion. (The check is made
+/// in the reconcile, not on the watch: a reconcile the account's watch or a requeue asked for
+/// must still see whether the quota itself changed since its last status write.)
 fn trigger_of(quota: &DataQuota) -> u64 {
+    use kube::runtime::utils::predicates;
     use std::hash::{Hash, Hasher};
-    let meta = &quota.metadata;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    meta.generation.hash(&mut hasher);
-    meta.labels.hash(&mut hasher);
-    meta.annotations.hash(&mut hasher);
-    meta.finalizers.hash(&mut hasher);
-    meta.deletion_timestamp
-        .as_ref()
-        .map(|t| t.0)
+    (
+        predicates::generation(quota),
+        predicates::labels(quota),
+        predicates::annotations(quota),
+        predicates::finalizers(quota),
+        quota.metadata.deletion_timestamp.as_ref().map(|t| t.0),
+    )
         .hash(&mut hasher);
     hasher.finish()
 }
