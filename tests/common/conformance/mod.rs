@@ -86,18 +86,23 @@ impl Server {
             namespace: format!("c-{}", name.trim_end_matches('-')),
             sandbox: None,
         };
-        let (status, body, _) = server
+        server.create_namespace(&server.namespace).await;
+        server
+    }
+
+    /// Creates namespace `name`.
+    pub async fn create_namespace(&self, name: &str) {
+        let (status, body, _) = self
             .call(
                 Method::POST,
                 "/api/v1/namespaces",
                 Some((
                     "application/json",
-                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": server.namespace}}),
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
                 )),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        server
     }
 
     pub fn is_real(&self) -> bool {

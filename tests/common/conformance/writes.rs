@@ -262,17 +262,7 @@ pub async fn invalid_objects_get_422_with_causes_naming_the_fields(server: &Serv
 /// is refused.
 pub async fn deleting_a_namespace_cascades(server: &Server) {
     let team = format!("{}-team", server.namespace);
-    let (status, body, _) = server
-        .call(
-            Method::POST,
-            "/api/v1/namespaces",
-            Some((
-                "application/json",
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": team}}),
-            )),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    server.create_namespace(&team).await;
     let path = format!("/apis/simfleet.io/v1alpha1/namespaces/{team}/simgroups");
     let (status, _, _) = server
         .call(Method::POST, &path, Some(("application/json", group("g"))))
