@@ -50,8 +50,9 @@ pub async fn run(
     }
     let accounts: Api<CarrierAccount> = api_for(&context.client, namespace.as_deref());
     // The group's own changes that are worth a reconcile: spec (generation), annotations (pause,
-    // approval), labels, finalizers and deletion. Its status writes are not: each would be a
-    // full observation (on emnify, a listing of the organisation).
+    // approval), labels and finalizers; its deletion too, since the API server bumps the
+    // generation when deletion starts. Its status writes are not: each would be a full
+    // observation (on emnify, a listing of the organisation).
     let (reader, writer) = reflector::store();
     let own_changes = watcher(groups.clone(), config.clone())
         .default_backoff()
@@ -61,8 +62,7 @@ pub async fn run(
             predicates::generation
                 .combine(predicates::annotations)
                 .combine(predicates::labels)
-                .combine(predicates::finalizers)
-                .combine(deletion),
+                .combine(predicates::finalizers),
             PredicateConfig::default(),
         );
     let controller = Controller::for_stream(own_changes, reader);
@@ -78,7 +78,8 @@ pub async fn run(
                     .and_then(|s| s.pending_actions.iter().map(|a| a.submitted_at.0).min()),
             }
         });
-    // Peers re-plan on a change of a group's spec only (its claims).
+    // Peers re-plan on a change of a group's claims only: its spec, or the start of its
+    // deletion (a group being deleted claims nothing; the generation moves then too).
     let peer_specs = watcher(groups, config)
         .default_backoff()
         .touched_objects()
@@ -146,11 +147,6 @@ async fn peers_and_accounts(
         .await?
         .items;
     Ok((peers, accounts))
-}
-
-/// A predicate key that changes when deletion begins (kube-runtime has none for it).
-fn deletion(group: &SimGroup) -> Option<u64> {
-    group.metadata.deletion_timestamp.as_ref().map(|_| 1)
 }
 
 /// The other groups in the same namespace that list a SIM or tag `changed` also lists.

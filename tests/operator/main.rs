@@ -221,6 +221,16 @@ async fn a_conflict_between_two_groups_is_reported_on_both() {
         .await;
     }
     assert_each_sim_submitted_once(&world, submitted).await;
+    // Deleting one side ends the conflict at once: the other group takes the SIM over, without
+    // waiting for its periodic look.
+    api.delete("keep-one", &Default::default()).await.unwrap();
+    until(&api, "pause-two", "the conflict gone", |g| {
+        g.status
+            .as_ref()
+            .and_then(|s| s.counts.as_ref())
+            .is_some_and(|c| c.conflicting == 0 && (c.pending == 1 || c.in_desired_state == 2))
+    })
+    .await;
 }
 
 /// Creates a `provider: simulator` CarrierAccount `name` at `base_url` (the world's Secret).

@@ -129,6 +129,8 @@ pub async fn finalizers_hold_deletion_until_removed(server: &Server) {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(deleting["metadata"]["deletionTimestamp"].is_string());
+    // The generation moves when deletion starts (controllers that wake on generation see it).
+    assert_eq!(deleting["metadata"]["generation"], 2, "{deleting}");
     let (status, still, _) = server.call(Method::GET, &format!("{groups}/g"), None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(still["metadata"]["deletionTimestamp"].is_string());
