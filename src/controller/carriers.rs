@@ -235,14 +235,21 @@ pub(super) fn account_changes(
         )
 }
 
-/// A predicate key of an account's verdict: its conditions' types, statuses and reasons, and
-/// the capabilities it publishes.
+/// A predicate key of an account's verdict: its conditions' types, statuses, reasons and the
+/// generation they describe (a changed spec, a budget for one, reaches the groups once the
+/// account has applied it), and the capabilities it publishes.
 fn account_verdict(account: &CarrierAccount) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let status = account.status.as_ref()?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     for condition in &status.conditions {
-        (&condition.type_, &condition.status, &condition.reason).hash(&mut hasher);
+        (
+            &condition.type_,
+            &condition.status,
+            &condition.reason,
+            condition.observed_generation,
+        )
+            .hash(&mut hasher);
     }
     serde_json::to_string(&status.capabilities)
         .unwrap_or_default()
