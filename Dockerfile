@@ -1,4 +1,6 @@
 # simfleet operator image: a static (musl) binary on a distroless base, running as non-root.
+# It builds without the `dev` feature, so it has no `simfleet dev` or `simfleet simulator`, and
+# neither the carrier simulator nor the sandbox API server (tests/production_build.rs checks).
 # Build: docker build -t simfleet:dev .   (not built on the project's CI machines, which have no
 # container engine; the chart's tests cover the Deployment that runs it.)
 
@@ -7,9 +9,10 @@ FROM rust:1-alpine AS build
 RUN apk add --no-cache build-base
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY crates ./crates
 COPY src ./src
 COPY benches ./benches
-RUN cargo build --release --locked --bin simfleet \
+RUN cargo build --release --locked --no-default-features --bin simfleet \
     && strip target/release/simfleet
 
 FROM gcr.io/distroless/static-debian12:nonroot

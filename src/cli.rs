@@ -24,9 +24,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the operator against the cluster in the kubeconfig (or the in-cluster config).
     Run(crate::controller::RunArgs),
+    #[cfg(feature = "dev")]
     /// Run everything on this machine: a sandbox API server, the carrier simulator and the
     /// operator; applies examples/ and writes a kubeconfig for kubectl. For trying out only.
     Dev(crate::dev::DevArgs),
+    #[cfg(feature = "dev")]
     /// Run the carrier simulator alone: an HTTP server speaking Hologram's and emnify's APIs.
     Simulator(Box<crate::simulator::SimulatorArgs>),
     /// Print the CustomResourceDefinitions (what crds/ holds) as multi-document YAML.

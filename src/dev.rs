@@ -165,7 +165,7 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let environment = start(&args).await?;
     write_kubeconfig(&args.kubeconfig_out, &environment.sandbox.kubeconfig())?;
     // Listening before the addresses are printed: whoever reads them may stop us at once.
-    let stop = crate::shutdown::requested();
+    let stop = simfleet_core::shutdown::requested();
     let kubeconfig = args.kubeconfig_out.display();
     println!(
         "simfleet dev: a sandbox API server and a carrier simulator, for trying simfleet out."

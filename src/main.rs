@@ -27,10 +27,12 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err),
         },
+        #[cfg(feature = "dev")]
         Command::Dev(args) => match run_async(simfleet::dev::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err),
         },
+        #[cfg(feature = "dev")]
         Command::Simulator(args) => match run_async(simfleet::simulator::run(*args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err),

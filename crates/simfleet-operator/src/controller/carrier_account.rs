@@ -1,0 +1,292 @@
+//! CarrierAccount: read its Secret, build (and cache) the carrier client, verify the
+//! credentials with one cheap call, and publish Ready or Stalled with the carrier's capabilities.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::watcher;
+use secrecy::SecretString;
+
+use super::events::publish;
+use super::pause::{self, PauseCheck};
+use super::resource_metrics::Shown;
+use super::{ACCOUNT_FINALIZER, Context, Error, api_for, write_status};
+use crate::plan::carrier_account::{
+    AccountFinding, account_status, budget_status, deletion_waits_status, next_check,
+    still_verified, verdict,
+};
+use crate::resolve::secret_value;
+use simfleet_api::conditions::{self, READY};
+use simfleet_api::{CarrierAccount, CarrierCapabilities, DataQuota, SimGroup};
+use simfleet_carrier::CarrierError;
+
+/// Runs the CarrierAccount controller. Secrets are not watched (that would list every Secret in
+/// the cluster, Helm releases included): each account reads the one it names when it changes,
+/// and at least every [`SECRET_RECHECK`], so a rotation is picked up within a minute.
+pub async fn run(
+    context: Arc<Context>,
+    namespace: Option<String>,
+    labels: Option<String>,
+    stop: simfleet_core::shutdown::Stop,
+) {
+    let accounts: Api<CarrierAccount> = api_for(&context.client, namespace.as_deref());
+    let mut config = watcher::Config::default();
+    if let Some(labels) = labels {
+        config = config.labels(&labels);
+    }
+    let rechecks = context.account_rechecks.take();
+    let controller = Controller::new(accounts, config);
+    context.metrics.watch(
+        "CarrierAccount",
+        controller.store(),
+        |account: &CarrierAccount| Shown {
+            conditions: account.status.as_ref().map_or(&[], |s| &s.conditions[..]),
+            oldest_pending: None,
+        },
+    );
+    let controller = controller.reconcile_all_on(rechecks);
+    super::drive(controller, reconcile, context, stop).await;
+}
+
+/// How often an account reads its Secret again, whatever else it waits for.
+const SECRET_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn reconcile(account: Arc<CarrierAccount>, context: Arc<Context>) -> Result<Action, Error> {
+    let namespace = account.namespace().unwrap_or_default();
+    let api: Api<CarrierAccount> = Api::namespaced(context.client.clone(), &namespace);
+    // A paused account is not verified (no carrier request); its cached client stays, and the
+    // resources using it pause with it. Its deletion waits too.
+    if let PauseCheck::Paused(action) = pause::check(&context, &api, &*account, None).await? {
+        return Ok(action);
+    }
+    finalizer(&api, ACCOUNT_FINALIZER, account, |event| async {
+        match event {
+            Finalizer::Apply(account) => apply(&account, &context, &api, &namespace).await,
+            Finalizer::Cleanup(account) => release(&account, &context, &api, &namespace).await,
+        }
+    })
+    .await
+    .map_err(super::from_finalizer)
+}
+
+async fn apply(
+    account: &CarrierAccount,
+    context: &Context,
+    api: &Api<CarrierAccount>,
+    namespace: &str,
+) -> Result<Action, Error> {
+    let now = context.clock.now();
+    let (finding, verified_at) = check(context, account, namespace, now).await?;
+    let verdict = verdict(&account.spec, namespace, finding);
+    let users = users_of(context, namespace, &account.name_any()).await?;
+    report(
+        context,
+        api,
+        account,
+        verdict,
+        verified_at,
+        users.len(),
+        now,
+    )
+    .await
+}
+
+/// The SimGroups and DataQuotas (`Kind name`) that name `account` as their carrierRef.
+async fn users_of(context: &Context, namespace: &str, account: &str) -> Result<Vec<String>, Error> {
+    let groups: Api<SimGroup> = Api::namespaced(context.client.clone(), namespace);
+    let quotas: Api<DataQuota> = Api::namespaced(context.client.clone(), namespace);
+    let mut users: Vec<String> = groups
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|g| g.spec.carrier_ref.name == account)
+        .map(|g| format!("SimGroup {}", g.name_any()))
+        .collect();
+    users.extend(
+        quotas
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|q| q.spec.carrier_ref.name == account)
+            .map(|q| format!("DataQuota {}", q.name_any())),
+    );
+    Ok(users)
+}
+
+/// A deleted account goes once nothing uses it: until then its client stays cached (a deleted
+/// Secret does not stop a restore that is under way) and status says what the deletion waits for.
+async fn release(
+    account: &CarrierAccount,
+    context: &Context,
+    api: &Api<CarrierAccount>,
+    namespace: &str,
+) -> Result<Action, Error> {
+    let users = users_of(context, namespace, &account.name_any()).await?;
+    if users.is_empty() {
+        context.carriers.forget(&super::memory_key(account));
+        return Ok(Action::await_change());
+    }
+    let previous = account.status.clone().unwrap_or_default();
+    let status = deletion_waits_status(
+        &previous,
+        account.metadata.generation.unwrap_or(0),
+        &users,
+        context.clock.now(),
+    );
+    if status != previous {
+        publish(
+            context,
+            account,
+            EventType::Normal,
+            "DeletionWaitsForUsers",
+            status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == conditions::RECONCILING)
+                .map(|c| c.message.clone())
+                .unwrap_or_default(),
+        )
+        .await;
+    }
+    write_status(context, api, account, account.status.as_ref(), &status).await?;
+    Err(Error::InUse(users.len()))
+}
+
+/// Checks the account: its URL, then its Secret, then (building or reusing its client) the
+/// credentials at the carrier, unless they were accepted moments ago. Returns what it found
+/// and when the credentials were last accepted.
+async fn check(
+    context: &Context,
+    account: &CarrierAccount,
+    namespace: &str,
+    now: jiff::Timestamp,
+) -> Result<(AccountFinding, Option<jiff::Timestamp>), Error> {
+    let spec = &account.spec;
+    // The URL is checked before the Secret is read or anything is built: no connection is made.
+    if !context
+        .carrier_urls
+        .allows(spec.provider, spec.effective_base_url())
+    {
+        let allowed = context.carrier_urls.prefixes_for(spec.provider);
+        return Ok((AccountFinding::UrlNotAllowed { allowed }, None));
+    }
+    let secrets: Api<Secret> = Api::namespaced(context.client.clone(), namespace);
+    let Some(secret) = secrets.get_opt(&spec.secret_ref.name).await? else {
+        return Ok((AccountFinding::SecretNotFound, None));
+    };
+    let Some(value) = secret_value(&secret, spec.effective_secret_key()) else {
+        return Ok((AccountFinding::SecretKeyMissing, None));
+    };
+    let generation = account.metadata.generation.unwrap_or(0);
+    let fingerprint = format!(
+        "{generation}:{}",
+        secret.resource_version().unwrap_or_default()
+    );
+    let carrier = context.carriers.get_or_build(
+        account,
+        fingerprint.clone(),
+        SecretString::from(value),
+        &context.http,
+        &context.clock,
+    )?;
+    let key = super::memory_key(account);
+    let previous = account.status.clone().unwrap_or_default();
+    if let (Some(ledger), Some(spent)) = (context.carriers.ledger(&key), previous.budget.as_ref()) {
+        // What the previous process counted this month still counts.
+        ledger.seed(
+            &spent.month,
+            spent.requests_spent,
+            spent.deferred_reads,
+            spent.since.0,
+        );
+    }
+    let recently = context.carriers.verified_at(&key, &fingerprint);
+    if let Some(at) = still_verified(recently, &previous, generation, now) {
+        return Ok((
+            AccountFinding::Accepted(carrier.capabilities().published()),
+            Some(at),
+        ));
+    }
+    // Refused credentials are tried again after a growing wait (each try is a failed
+    // authentication, which carriers count towards a lock); a changed Secret at once.
+    if let Some((until, message)) = context.carriers.refused_until(&key, &fingerprint)
+        && now < until
+    {
+        let when = until.strftime("%H:%M:%S UTC");
+        return Ok((
+            AccountFinding::Refused(format!(
+                "{message} (tried again at {when}, or at once when the Secret changes)"
+            )),
+            None,
+        ));
+    }
+    let verified = carrier.verify().await;
+    let at = verified.is_ok().then_some(now);
+    context.carriers.set_verified(&key, at);
+    let finding = match verified {
+        Ok(()) => AccountFinding::Accepted(carrier.capabilities().published()),
+        Err(CarrierError::Unauthorized { message } | CarrierError::Forbidden { message }) => {
+            context.carriers.set_refused(&key, now, message.clone());
+            AccountFinding::Refused(message)
+        }
+        Err(CarrierError::AuthenticationDeferred { message }) => AccountFinding::Deferred(message),
+        Err(error) => AccountFinding::Unreachable(error.to_string()),
+    };
+    Ok((finding, at))
+}
+
+/// Writes the account's status (with the month's figures), publishes an event when the
+/// verdict changes (not at every resync: what `kubectl describe` lists), and says when to look
+/// again.
+async fn report(
+    context: &Context,
+    api: &Api<CarrierAccount>,
+    account: &CarrierAccount,
+    verdict: Result<(String, CarrierCapabilities), (&'static str, String)>,
+    verified_at: Option<jiff::Timestamp>,
+    users: usize,
+    now: jiff::Timestamp,
+) -> Result<Action, Error> {
+    let previous = account.status.clone().unwrap_or_default();
+    let generation = account.metadata.generation.unwrap_or(0);
+    let key = super::memory_key(account);
+    let ready = verdict.is_ok();
+    let (reason, message) = match &verdict {
+        Ok((message, _)) => ("Verified", message.clone()),
+        Err((reason, message)) => (*reason, message.clone()),
+    };
+    let budget = budget_status(
+        previous.budget.as_ref(),
+        context.carriers.ledger(&key).map(|l| l.reading()),
+        now,
+    );
+    let mut status = account_status(&previous, generation, verdict, budget, now);
+    status.used_by = Some(u32::try_from(users).unwrap_or(u32::MAX));
+    let was = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY)
+        .map(|c| (c.status == "True", c.reason.clone()));
+    write_status(context, api, account, account.status.as_ref(), &status).await?;
+    // A turn to Stalled has its Warning from the status writer already.
+    if was.as_ref().map(|(r, why)| (*r, why.as_str())) != Some((ready, reason))
+        && (ready || !conditions::is_true(&status.conditions, conditions::STALLED))
+    {
+        let type_ = if ready {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        publish(context, account, type_, reason, message).await;
+    }
+    Ok(Action::requeue(
+        next_check(&status, verified_at, now).min(SECRET_RECHECK),
+    ))
+}

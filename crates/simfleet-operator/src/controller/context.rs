@@ -1,0 +1,247 @@
+//! What every reconcile shares: the Kubernetes client, the carrier clients, events, metrics,
+//! the clock, and what this process remembers between reconciles.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use kube::Client;
+use kube::runtime::events::Reporter;
+
+use super::carriers::CarrierCache;
+use super::errors::ErrorBackoff;
+use super::events::EventPublisher;
+use super::{MANAGER, metrics, readiness};
+use crate::plan::in_flight::InFlight;
+use simfleet_carrier::HttpSettings;
+
+/// When a group was last observed in full, and what that cost in carrier requests.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct FullObservation {
+    pub(super) at: jiff::Timestamp,
+    pub(super) requests: u64,
+    /// The other groups' claims it was planned with ([`ClaimIndex::fingerprint`]).
+    ///
+    /// [`ClaimIndex::fingerprint`]: crate::plan::claims::ClaimIndex::fingerprint
+    pub(super) claims: u64,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The SimGroups and CarrierAccounts the SimGroup controller's watches keep (set once it
+    /// starts): a reconcile reads its peers and accounts there, not with a list per reconcile.
+    pub(super) group_stores: std::sync::OnceLock<GroupStores>,
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Carrier clients by account.
+    pub carriers: Arc<CarrierCache>,
+    /// Kubernetes Events.
+    pub events: EventPublisher,
+    /// The actions each group (`namespace/name`) submitted from this process and has not seen
+    /// land (carriers that do not show pending states are covered by this).
+    in_flight: Mutex<HashMap<String, InFlight>>,
+    /// HTTP settings of carrier clients.
+    pub http: HttpSettings,
+    /// Retry delays after failed reconciles.
+    pub backoff: ErrorBackoff,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Readiness.
+    pub health: Arc<readiness::Health>,
+    /// Accounts for the CarrierAccount controller to look at again.
+    pub account_rechecks: AccountRechecks,
+    /// When each group (`namespace/name`) was last observed in full, in this process.
+    full_observations: Mutex<HashMap<String, FullObservation>>,
+    /// The carrier base URLs credentials may be sent to.
+    pub carrier_urls: simfleet_api::CarrierUrlPolicy,
+    /// The one clock every reconcile reads.
+    pub clock: simfleet_core::clock::Clock,
+    /// What each DataQuota (`namespace/name`) last saw of its devices, in this process.
+    pub quota_views: Mutex<HashMap<String, crate::plan::quota_watch::QuotaView>>,
+    /// How long the audit of a DataQuota's devices takes to read each once.
+    pub quota_audit_period: jiff::SignedDuration,
+    /// What each DataQuota's last reconcile that reached the carrier cost in requests.
+    quota_requests: Mutex<HashMap<String, u64>>,
+}
+
+/// The watch caches a SimGroup reconcile reads its peers and accounts from.
+pub(super) struct GroupStores {
+    pub(super) groups: kube::runtime::reflector::Store<simfleet_api::SimGroup>,
+    pub(super) accounts: kube::runtime::reflector::Store<simfleet_api::CarrierAccount>,
+}
+
+/// Asks the CarrierAccount controller to look at its accounts again, e.g. when a client's
+/// capabilities changed during a submit (emnify's bulk route answered 403), so that status
+/// shows it at once instead of at the next resync. Accounts are few and such changes rare, so
+/// all are looked at (kube-runtime's per-object trigger is unstable).
+pub struct AccountRechecks {
+    sender: futures::channel::mpsc::UnboundedSender<()>,
+    receiver: Mutex<Option<futures::channel::mpsc::UnboundedReceiver<()>>>,
+}
+
+impl Default for AccountRechecks {
+    fn default() -> Self {
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        Self {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+        }
+    }
+}
+
+impl AccountRechecks {
+    /// Asks for the accounts to be reconciled again.
+    pub fn request(&self) {
+        // The controller may have stopped; nothing is lost then.
+        let _ = self.sender.unbounded_send(());
+    }
+
+    /// The requests, for the one CarrierAccount controller (empty for a second taker).
+    pub(super) fn take(&self) -> futures::channel::mpsc::UnboundedReceiver<()> {
+        self.receiver
+            .lock()
+            .expect("rechecks lock")
+            .take()
+            .unwrap_or_else(|| futures::channel::mpsc::unbounded().1)
+    }
+}
+
+impl Context {
+    /// Remembers the SIMs of a submitted action (those the carrier did not refuse) as in flight
+    /// for a group, until they are seen in the action's target state.
+    pub(super) fn remember_in_flight(
+        &self,
+        group: &str,
+        action_id: &str,
+        change: simfleet_api::StateChange,
+        sims: &[simfleet_api::model::SimTarget],
+        refused: &[simfleet_api::model::Refusal],
+    ) {
+        let refused: HashSet<u64> = refused.iter().map(|r| r.device_id).collect();
+        self.in_flight
+            .lock()
+            .expect("in-flight lock")
+            .entry(group.to_owned())
+            .or_default()
+            .remember(
+                action_id,
+                change,
+                sims.iter()
+                    .map(|s| s.device_id)
+                    .filter(|d| !refused.contains(d)),
+            );
+    }
+
+    /// A group's actions in flight, less those status no longer lists and those the carrier's
+    /// jobs list shows finished.
+    pub(super) fn in_flight(
+        &self,
+        group: &str,
+        listed: &[simfleet_api::PendingAction],
+        statuses: &[simfleet_api::model::ActionStatus],
+    ) -> InFlight {
+        let mut all = self.in_flight.lock().expect("in-flight lock");
+        let memory = all.entry(group.to_owned()).or_default();
+        memory.retain_unfinished(listed, statuses);
+        memory.clone()
+    }
+
+    /// Forgets the SIMs of a group whose actions reached them.
+    pub(super) fn landed(&self, group: &str, devices: &[u64]) {
+        if let Some(memory) = self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .get_mut(group)
+        {
+            memory.landed(devices);
+        }
+    }
+
+    /// Forgets a deleted group's actions.
+    pub(super) fn forget_in_flight(&self, group: &str) {
+        self.in_flight.lock().expect("in-flight lock").remove(group);
+    }
+
+    /// A group's last full observation by this process (none after a restart).
+    pub(super) fn last_full_observation(&self, group: &str) -> Option<FullObservation> {
+        self.full_observations
+            .lock()
+            .expect("observations lock")
+            .get(group)
+            .copied()
+    }
+
+    /// Records a group's full observation.
+    pub(super) fn observed_in_full(&self, group: &str, observation: FullObservation) {
+        self.full_observations
+            .lock()
+            .expect("observations lock")
+            .insert(group.to_owned(), observation);
+    }
+
+    /// What a DataQuota's last reconcile that reached the carrier cost, in this process.
+    pub(super) fn quota_requests(&self, quota: &str) -> Option<u64> {
+        self.quota_requests
+            .lock()
+            .expect("costs lock")
+            .get(quota)
+            .copied()
+    }
+
+    /// Records what a DataQuota's reconcile cost.
+    pub(super) fn quota_requests_were(&self, quota: &str, requests: u64) {
+        self.quota_requests
+            .lock()
+            .expect("costs lock")
+            .insert(quota.to_owned(), requests);
+    }
+
+    /// A context for a client, with the default carrier URL policy.
+    pub fn new(client: Client) -> Arc<Self> {
+        Self::with_url_policy(client, simfleet_api::CarrierUrlPolicy::default())
+    }
+
+    /// A context for a client that sends credentials only to the URLs `carrier_urls` allows.
+    pub(crate) fn with_url_policy(
+        client: Client,
+        carrier_urls: simfleet_api::CarrierUrlPolicy,
+    ) -> Arc<Self> {
+        Self::with_clock(client, carrier_urls, simfleet_core::clock::Clock::default())
+    }
+
+    /// A context whose reconciles read the time from `clock`.
+    pub fn with_clock(
+        client: Client,
+        carrier_urls: simfleet_api::CarrierUrlPolicy,
+        clock: simfleet_core::clock::Clock,
+    ) -> Arc<Self> {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let carriers = Arc::new(CarrierCache::default());
+        let health = Arc::new(readiness::Health::default());
+        Arc::new(Self {
+            events: EventPublisher::new(client.clone(), reporter),
+            client,
+            metrics: Arc::new(metrics::Metrics::new(
+                carriers.clone(),
+                health.clone(),
+                clock.clone(),
+            )),
+            health,
+            carriers,
+            in_flight: Mutex::new(HashMap::new()),
+            http: HttpSettings::default(),
+            backoff: ErrorBackoff::default(),
+            account_rechecks: AccountRechecks::default(),
+            full_observations: Mutex::new(HashMap::new()),
+            carrier_urls,
+            clock,
+            quota_views: Mutex::new(HashMap::new()),
+            quota_audit_period: crate::plan::quota_watch::AUDIT_PERIOD,
+            quota_requests: Mutex::new(HashMap::new()),
+            group_stores: std::sync::OnceLock::new(),
+        })
+    }
+}

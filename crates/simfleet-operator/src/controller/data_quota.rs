@@ -1,0 +1,603 @@
+//! DataQuota: resolve the target devices, read each quota, set or top up where the plan says,
+//! report the carrier's quota events once, and write status. Progress reaches status after every
+//! batch; a top-up's absolute result is journaled before it is sent (see `plan::data_quota`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use jiff::SignedDuration;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::watcher;
+
+use super::events::{publish, read_deferred};
+use super::pause::{self, PauseCheck};
+use super::quota_events::{EventSource, absorb_own_assignments, report_events};
+use super::quota_record;
+use super::quota_targets::targets;
+use super::resource_metrics::Shown;
+use super::{Context, Error, api_for, cleanup_carrier, ready_carrier, write_status};
+use crate::plan::budget_floor;
+use crate::plan::data_quota::{self, QuotaTally, SpecProblem, progress_for};
+use crate::plan::quota_batch::{self, QuotaBatch};
+use crate::plan::quota_events::EventMark;
+use crate::plan::quota_watch::{
+    PassStart, QuotaView, ViewKey, listing_window, read_scope, targets_digest,
+};
+use crate::resolve::Targets;
+use simfleet_api::conditions::{READY, is_true};
+use simfleet_api::model::{CallFailure, OrgQuotaEvents, QuotaReading, QuotaSetting, ReadUrgency};
+use simfleet_api::{DataQuota, DataQuotaStatus, Management, QuotaDeletePolicy, QuotaProgress};
+use simfleet_carrier::Carrier;
+use simfleet_carrier::budget::metered;
+
+/// Finalizer of DataQuotas (`onDelete` runs before it is removed).
+pub(crate) const DATA_QUOTA_FINALIZER: &str = "simfleet.io/data-quota";
+/// Devices per batch: progress reaches status after each.
+const BATCH: usize = 100;
+/// Per-device calls queued at once; the carrier client's own bound (the account's
+/// `concurrency`) and rate limit decide how many are really in flight.
+const IN_FLIGHT: usize = 64;
+
+/// Runs the DataQuota controller.
+pub async fn run(
+    context: Arc<Context>,
+    namespace: Option<String>,
+    labels: Option<String>,
+    stop: simfleet_core::shutdown::Stop,
+) {
+    let quotas: Api<DataQuota> = api_for(&context.client, namespace.as_deref());
+    let mut config = watcher::Config::default();
+    if let Some(labels) = labels {
+        config = config.labels(&labels);
+    }
+    let accounts: Api<simfleet_api::CarrierAccount> =
+        api_for(&context.client, namespace.as_deref());
+    let controller = Controller::new(quotas, config);
+    let users = controller.store();
+    context
+        .metrics
+        .watch("DataQuota", controller.store(), |quota: &DataQuota| Shown {
+            conditions: quota.status.as_ref().map_or(&[], |s| &s.conditions[..]),
+            oldest_pending: None,
+        });
+    // An account was paused, resumed, verified or broken: its quotas know at once.
+    let (_, account_writer) = kube::runtime::reflector::store();
+    let controller = controller.watches_stream(
+        super::carriers::account_changes(accounts, account_writer),
+        move |account: simfleet_api::CarrierAccount| {
+            users
+                .state()
+                .into_iter()
+                .filter(|q| {
+                    q.namespace() == account.namespace()
+                        && q.spec.carrier_ref.name == account.name_any()
+                })
+                .map(|q| kube::runtime::reflector::ObjectRef::from_obj(&*q))
+                .collect::<Vec<_>>()
+        },
+    );
+    super::drive(controller, reconcile, context, stop).await;
+}
+
+async fn reconcile(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Action, Error> {
+    let namespace = quota.namespace().unwrap_or_default();
+    let api: Api<DataQuota> = Api::namespaced(context.client.clone(), &namespace);
+    // Before the finalizer: a paused quota is neither applied nor cleaned up. Every apply
+    // writes all three conditions, so a resumed one needs nothing special.
+    let account = quota.spec.carrier_ref.name.clone();
+    if let PauseCheck::Paused(action) =
+        pause::check(&context, &api, &*quota, Some(&account)).await?
+    {
+        return Ok(action);
+    }
+    finalizer(&api, DATA_QUOTA_FINALIZER, quota, |event| async {
+        match event {
+            Finalizer::Apply(quota) => apply(quota, &context, &api).await,
+            Finalizer::Cleanup(quota) => cleanup(quota, &context).await,
+        }
+    })
+    .await
+    .map_err(super::from_finalizer)
+}
+
+/// Writes a Stalled status naming the problem; checks again in a minute (the fix may be
+/// elsewhere, e.g. a SimGroup created later).
+async fn stall(
+    context: &Context,
+    api: &Api<DataQuota>,
+    quota: &DataQuota,
+    problem: SpecProblem,
+) -> Result<Action, Error> {
+    let previous = quota.status.clone().unwrap_or_default();
+    let generation = quota.metadata.generation.unwrap_or(0);
+    let status = data_quota::stalled_status(&previous, generation, &problem, context.clock.now());
+    write_status(context, api, quota, quota.status.as_ref(), &status).await?;
+    Ok(Action::requeue(Duration::from_secs(60)))
+}
+
+async fn apply(
+    quota: Arc<DataQuota>,
+    context: &Context,
+    api: &Api<DataQuota>,
+) -> Result<Action, Error> {
+    // Read fresh, not from the watch cache: the cache may not hold this controller's last
+    // status write yet, and the progress journal and the event mark must never be stale (a
+    // stale journal would top up twice).
+    let Some(quota) = api.get_opt(&quota.name_any()).await?.map(Arc::new) else {
+        return Ok(Action::await_change());
+    };
+    let now = context.clock.now();
+    let namespace = quota.namespace().unwrap_or_default();
+    let generation = quota.metadata.generation.unwrap_or(0);
+    let previous = quota.status.clone().unwrap_or_default();
+    let account = &quota.spec.carrier_ref.name;
+    let carrier = match ready_carrier(context, &namespace, account).await? {
+        Ok(carrier) => carrier,
+        Err(problem) => {
+            let problem = SpecProblem {
+                reason: problem.reason,
+                message: format!("carrierRef: {}", problem.message),
+            };
+            return stall(context, api, &quota, problem).await;
+        }
+    };
+    if !carrier.capabilities().data_quota {
+        let problem = SpecProblem {
+            reason: "QuotaNotSupported",
+            message: format!(
+                "carrierRef: CarrierAccount {account} is a Hologram account, and Hologram has no per-device data quota API; use an emnify (or simulator) account"
+            ),
+        };
+        return stall(context, api, &quota, problem).await;
+    }
+    // A reconcile triggered only by this controller's own status write (the watch sees every
+    // change) has nothing to do until the resync: it makes no carrier call.
+    let key = super::memory_key(&*quota);
+    let trigger = trigger_of(&quota);
+    if let Some(wait) = context
+        .quota_views
+        .lock()
+        .expect("views lock")
+        .get(&key)
+        .and_then(|view| view.until_resync(trigger, quota.status.as_ref(), now))
+    {
+        return Ok(Action::requeue(wait));
+    }
+    let urgency = data_quota::read_urgency(&previous, generation);
+    if let Some(ledger) = context.carriers.ledger(&format!("{namespace}/{account}")) {
+        let targeted = previous.counts.as_ref().map_or(0, |c| c.targeted);
+        if let Some(problem) = ledger
+            .reading()
+            .limit
+            .and_then(|limit| budget_floor::quota_over_budget(targeted, limit, account))
+        {
+            return stall(context, api, &quota, problem).await;
+        }
+        // A resync costs what the last one did; a needed read waits only for a spent month.
+        let cost = match urgency {
+            ReadUrgency::Resync => context.quota_requests(&key).unwrap_or(1),
+            ReadUrgency::Needed => 1,
+        };
+        if let Err(deferred) = ledger.admit_read(cost, urgency) {
+            return Ok(read_deferred(context, &*quota, deferred, now).await);
+        }
+    }
+    let (result, requests) = metered(apply_at(quota.clone(), context, api, carrier, now)).await;
+    if urgency == ReadUrgency::Resync && requests > 0 {
+        context.quota_requests_were(&key, requests);
+    }
+    result
+}
+
+/// The part of a DataQuota's reconcile that reads and writes the carrier: resolve the targets,
+/// send a journal left by a crash, observe, then plan and act a batch at a time, and report.
+async fn apply_at(
+    quota: Arc<DataQuota>,
+    context: &Context,
+    api: &Api<DataQuota>,
+    carrier: Arc<dyn Carrier>,
+    now: jiff::Timestamp,
+) -> Result<Action, Error> {
+    let generation = quota.metadata.generation.unwrap_or(0);
+    let previous = quota.status.clone().unwrap_or_default();
+    let mut progress = match progress_for(&quota.spec, generation, previous.progress.as_ref(), now)
+    {
+        Ok(progress) => progress,
+        Err(problem) => return stall(context, api, &quota, problem).await,
+    };
+    let Targets {
+        devices,
+        ineligible,
+    } = match targets(context, &quota, carrier.as_ref()).await? {
+        Ok(targets) => targets,
+        Err(problem) => return stall(context, api, &quota, problem).await,
+    };
+    let pass = QuotaPass {
+        quota: &quota,
+        previous: &previous,
+        context,
+        api,
+        carrier,
+        // Observe-only: read and plan, never set; the progress record is neither sent nor moved.
+        observe: quota.spec.management == Management::Observe,
+        now,
+    };
+    let mut written = previous.clone();
+    if !pass.observe && !progress.top_ups_in_flight.is_empty() {
+        written = pass.resend_journal(&mut progress, &written).await?;
+    }
+    let start = PassStart {
+        key: ViewKey {
+            generation,
+            observe_only: pass.observe,
+            targets: targets_digest(&devices, &ineligible),
+        },
+        trigger: trigger_of(&quota),
+        devices: &devices,
+        ineligible: &ineligible,
+        now,
+        audit_period: context.quota_audit_period,
+    };
+    let (listing, to_read, mut view) = pass.observe_scope(&start, &progress).await;
+    // The devices given this DataQuota's quota, for onDelete: Remove (read only when managing).
+    let mut record = match pass.observe {
+        true => None,
+        false => Some(quota_record::load(&context.client, &quota).await?),
+    };
+    let mut flagged = Vec::new();
+    let mut set_now = BTreeSet::new();
+    for devices in to_read.chunks(BATCH) {
+        let readings = pass.read(devices).await;
+        let mut batch = QuotaBatch::plan(&quota.spec, &progress, pass.observe, &readings);
+        if quota_batch::journal(&mut progress, &batch) {
+            // The journal reaches status before any top-up of the batch is sent.
+            written = with_progress(context, &quota, api, &written, &progress).await?;
+        }
+        if let Some(record) = record.as_mut() {
+            // Recorded before the sends: a crash between the two leaves nothing unrecorded.
+            quota_record::note(&context.client, &quota, record, &batch.ours).await?;
+        }
+        pass.send(&mut batch).await;
+        quota_batch::advance(&mut progress, devices, &batch.failed);
+        if !pass.observe && batch.moved() {
+            written = with_progress(context, &quota, api, &written, &progress).await?;
+        }
+        view.devices.extend(batch.seen);
+        flagged.extend(batch.flagged);
+        set_now.extend(batch.set);
+    }
+    quota_batch::finish(&mut progress);
+    pass.report(PassEnd {
+        written,
+        progress,
+        listing,
+        view,
+        flagged,
+        set_now,
+    })
+    .await
+}
+
+/// One DataQuota's pass over its devices: what its steps share.
+struct QuotaPass<'a> {
+    quota: &'a DataQuota,
+    /// The status before this reconcile.
+    previous: &'a DataQuotaStatus,
+    context: &'a Context,
+    api: &'a Api<DataQuota>,
+    carrier: Arc<dyn Carrier>,
+    observe: bool,
+    now: jiff::Timestamp,
+}
+
+/// What a pass leaves for its report.
+struct PassEnd {
+    /// The status as last written by this pass.
+    written: DataQuotaStatus,
+    progress: QuotaProgress,
+    /// The organisation's quota events listed at the start (`None`: unavailable).
+    listing: Option<OrgQuotaEvents>,
+    view: QuotaView,
+    /// Devices whose quota may have events to report.
+    flagged: Vec<u64>,
+    /// Devices set in this pass.
+    set_now: BTreeSet<u64>,
+}
+
+impl QuotaPass<'_> {
+    /// Sends again, as they are, the top-ups journaled before a crash: never read and added
+    /// twice. Returns the status written.
+    async fn resend_journal(
+        &self,
+        progress: &mut QuotaProgress,
+        written: &DataQuotaStatus,
+    ) -> Result<DataQuotaStatus, Error> {
+        for entry in progress.top_ups_in_flight.clone() {
+            let setting = data_quota::declared(&self.quota.spec, progress, entry.volume_mb);
+            self.carrier.set_quota(entry.device_id, &setting).await?;
+            quota_batch::journal_resent(progress, entry.device_id);
+        }
+        with_progress(self.context, self.quota, self.api, written, progress).await
+    }
+
+    /// Lists the organisation's quota events once and says which devices to read: once the
+    /// generation is applied, those the events name and the audit's slice; otherwise (no view
+    /// in memory, the target or generation changed, the listing unavailable or incomplete)
+    /// every device.
+    async fn observe_scope(
+        &self,
+        start: &PassStart<'_>,
+        progress: &QuotaProgress,
+    ) -> (Option<OrgQuotaEvents>, Vec<u64>, QuotaView) {
+        let prior = self
+            .context
+            .quota_views
+            .lock()
+            .expect("views lock")
+            .remove(&self.key())
+            .filter(|view| view.matches(&start.key));
+        let applied = data_quota::applied_in_full(progress);
+        let anchor = prior
+            .as_ref()
+            .and_then(|v| v.anchor)
+            .or(EventMark::of(self.previous).time);
+        let listing = self
+            .carrier
+            .org_quota_events(listing_window(anchor, self.now))
+            .await
+            .unwrap_or_else(|err| {
+                tracing::debug!(%err, "listing the organisation's quota events failed");
+                None
+            });
+        let (reads, view) = read_scope(start, prior, listing.as_ref(), applied, anchor);
+        tracing::debug!(quota = %self.key(), reads = reads.len(), devices = start.devices.len(), "devices to read");
+        (listing, reads, view)
+    }
+
+    /// Reads a batch's quotas, up to [`IN_FLIGHT`] at once.
+    async fn read(&self, devices: &[u64]) -> Vec<(u64, Result<Option<QuotaReading>, CallFailure>)> {
+        let carrier = &self.carrier;
+        stream::iter(devices.to_vec())
+            .map(|device| {
+                let carrier = carrier.clone();
+                async move {
+                    let reading = carrier.read_quota(device).await;
+                    (device, reading.map_err(|e| e.failure()))
+                }
+            })
+            .buffered(IN_FLIGHT)
+            .collect()
+            .await
+    }
+
+    /// Sets the batch's planned quotas, up to [`IN_FLIGHT`] at once, and records each result.
+    async fn send(&self, batch: &mut QuotaBatch) {
+        let carrier = &self.carrier;
+        let results: Vec<(u64, QuotaSetting, Result<(), CallFailure>)> =
+            stream::iter(batch.sends.clone())
+                .map(|(device, setting)| {
+                    let carrier = carrier.clone();
+                    async move {
+                        let result = carrier.set_quota(device, &setting).await;
+                        (device, setting, result.map_err(|e| e.failure()))
+                    }
+                })
+                .buffered(IN_FLIGHT)
+                .collect()
+                .await;
+        for (device, setting, result) in &results {
+            batch.record_set(*device, setting, result.as_ref().map(|_| ()));
+        }
+    }
+
+    /// Counts the devices, reports the carrier's quota events once, writes the final status,
+    /// and remembers the view until the next resync.
+    async fn report(&self, end: PassEnd) -> Result<Action, Error> {
+        let PassEnd {
+            written,
+            progress,
+            listing,
+            mut view,
+            flagged,
+            set_now,
+        } = end;
+        let (context, quota, previous, now) = (self.context, self.quota, self.previous, self.now);
+        let generation = quota.metadata.generation.unwrap_or(0);
+        if !set_now.is_empty() && listing.is_some() {
+            absorb_own_assignments(self.carrier.as_ref(), &mut view, &set_now, now).await;
+        }
+        let mut tally = QuotaTally::default();
+        for (device, seen) in &view.devices {
+            tally.add(*device, seen.outcome(), now);
+        }
+        let source = EventSource {
+            listing: listing.as_ref(),
+            targets: &view.devices,
+            flagged: &flagged,
+        };
+        let newest = report_events(
+            context,
+            quota,
+            self.carrier.as_ref(),
+            source,
+            previous,
+            &mut tally,
+        )
+        .await;
+        let status = if self.observe {
+            data_quota::observed_status(previous, generation, &tally, newest, now)
+        } else {
+            data_quota::status(previous, generation, &tally, progress.clone(), newest, now)
+        };
+        let namespace = quota.namespace().unwrap_or_default();
+        context
+            .metrics
+            .data_quota(&namespace, &quota.name_any(), tally.counts());
+        write_status(self.context, self.api, quota, Some(&written), &status).await?;
+        // Status says what the pass saw, at its start; when to come back counts from its end
+        // (a first pass over many devices takes a while, and the next expiry does not wait).
+        let ended = context.clock.now();
+        let requeue = if self.observe {
+            data_quota::observed_requeue_after(&tally, ended)
+        } else {
+            data_quota::requeue_after(&tally, &progress, ended)
+        };
+        let converged = is_true(&status.conditions, READY) && !is_true(&previous.conditions, READY);
+        // The event says what status says (its counts leave the ineligible devices apart).
+        let converged_message = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        view.written = Some(status);
+        view.trigger = trigger_of(quota);
+        view.due_at = ended
+            .checked_add(SignedDuration::try_from(requeue).unwrap_or(SignedDuration::ZERO))
+            .unwrap_or(ended);
+        context
+            .quota_views
+            .lock()
+            .expect("views lock")
+            .insert(self.key(), view);
+        if converged {
+            publish(
+                context,
+                quota,
+                EventType::Normal,
+                "Converged",
+                converged_message,
+            )
+            .await;
+        }
+        Ok(Action::requeue(requeue))
+    }
+
+    /// The key of this DataQuota's view and request count: `namespace/name`.
+    fn key(&self) -> String {
+        super::memory_key(self.quota)
+    }
+}
+
+/// Writes the status with new progress (everything else as last written).
+async fn with_progress(
+    context: &Context,
+    quota: &DataQuota,
+    api: &Api<DataQuota>,
+    written: &simfleet_api::DataQuotaStatus,
+    progress: &QuotaProgress,
+) -> Result<simfleet_api::DataQuotaStatus, Error> {
+    // observedGeneration moves only with the conditions, in the final write: until then the
+    // conditions describe the previous generation and say so.
+    let mut next = written.clone();
+    next.progress = Some(progress.clone());
+    write_status(context, api, quota, Some(written), &next).await?;
+    Ok(next)
+}
+
+/// What, besides status, makes a DataQuota worth reconciling: kube-runtime's predicate keys
+/// of its generation, labels, annotations and finalizers, and its deletion. (The check is made
+/// in the reconcile, not on the watch: a reconcile the account's watch or a requeue asked for
+/// must still see whether the quota itself changed since its last status write.)
+fn trigger_of(quota: &DataQuota) -> u64 {
+    use kube::runtime::utils::predicates;
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (
+        predicates::generation(quota),
+        predicates::labels(quota),
+        predicates::annotations(quota),
+        predicates::finalizers(quota),
+        quota.metadata.deletion_timestamp.as_ref().map(|t| t.0),
+    )
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
+    let namespace = quota.namespace().unwrap_or_default();
+    context
+        .quota_views
+        .lock()
+        .expect("views lock")
+        .remove(&super::memory_key(&*quota));
+    context
+        .metrics
+        .forget_data_quota(&namespace, &quota.name_any());
+    if quota.spec.on_delete != QuotaDeletePolicy::Remove {
+        return Ok(Action::await_change());
+    }
+    if quota.spec.management == Management::Observe {
+        publish(
+            context,
+            &*quota,
+            EventType::Normal,
+            "QuotasLeft",
+            "management: Observe sets nothing, on deletion either; the quotas are left at the carrier".into(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let account = &quota.spec.carrier_ref.name;
+    // Only the devices this DataQuota gave a quota, from its record: not today's targets (a
+    // device that joined the tag later, or whose quota someone else set, keeps its quota), and
+    // readable when the targeted SimGroup is already gone.
+    let record = quota_record::load(&context.client, &quota).await?.record;
+    if record.is_empty() {
+        publish(
+            context,
+            &*quota,
+            EventType::Normal,
+            "QuotasRemoved",
+            "this DataQuota set no quota; nothing to remove".into(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let carrier = match cleanup_carrier(context, &namespace, account).await? {
+        Ok(carrier) => carrier,
+        Err(problem) => {
+            // The deletion waits for a usable account, as a SimGroup's restore does; onDelete:
+            // Orphan lets it go.
+            let api: Api<DataQuota> = Api::namespaced(context.client.clone(), &namespace);
+            let problem = SpecProblem {
+                reason: "RemoveBlocked",
+                message: format!(
+                    "cannot remove the {} quotas this DataQuota set: {}; fix the account, or set onDelete: Orphan to delete it without removing them",
+                    record.len(),
+                    problem.message
+                ),
+            };
+            stall(context, &api, &quota, problem).await?;
+            return Err(Error::RestoreBlocked);
+        }
+    };
+    let removal =
+        quota_record::remove_recorded(context, &quota, carrier.as_ref(), &record, IN_FLIGHT)
+            .await?;
+    let mut note = format!(
+        "removed the quota this DataQuota set on {} devices (their data is now denied)",
+        removal.removed
+    );
+    if removal.kept > 0 {
+        note.push_str(&format!(
+            "; {} kept, because someone else set their quota since",
+            removal.kept
+        ));
+    }
+    if removal.absent > 0 {
+        note.push_str(&format!("; {} had no quota any more", removal.absent));
+    }
+    publish(context, &*quota, EventType::Normal, "QuotasRemoved", note).await;
+    Ok(Action::await_change())
+}
+
+#[cfg(test)]
+#[path = "data_quota_reconcile_tests.rs"]
+mod tests;

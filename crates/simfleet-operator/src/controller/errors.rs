@@ -1,0 +1,153 @@
+//! Why a reconcile failed, and how long to wait before the next try.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use simfleet_carrier::CarrierError;
+
+/// Why a reconcile failed (variant names become metric labels).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Kubernetes API failed.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The carrier failed.
+    #[error("carrier: {0}")]
+    Carrier(#[from] CarrierError),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+    /// A status could not be encoded (a bug).
+    #[error("encoding status: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// A deleted group's SIMs are being restored (not a failure: the finalizer waits).
+    #[error("restoring the SIMs' earlier states: {0} SIMs awaiting the carrier")]
+    Restoring(u64),
+    /// A deleted group cannot restore its SIMs: its account is missing or not ready (status
+    /// says `RestoreBlocked`; retried with the error backoff).
+    #[error("the restore waits for a usable carrier account")]
+    RestoreBlocked,
+    /// A deleted CarrierAccount waits for the resources that use it (not a failure: the
+    /// finalizer waits).
+    #[error("deletion waits for {0} resources that use this account")]
+    InUse(usize),
+    /// A write based on a stale read was refused (the finalizer list changed meanwhile): tried
+    /// again at once, not a failure.
+    #[error("stale read, retrying: {0}")]
+    StaleRead(String),
+    /// A stored restore record could not be read.
+    #[error("{0}")]
+    RestoreRecord(String),
+}
+
+/// A finalizer helper's error as ours: our own errors keep their kind (error_policy tells a
+/// restore in progress apart).
+pub(super) fn from_finalizer(error: kube::runtime::finalizer::Error<Error>) -> Error {
+    use kube::runtime::finalizer::Error as Finalizer;
+    match error {
+        Finalizer::ApplyFailed(e) | Finalizer::CleanupFailed(e) => e,
+        // The finalizer patch tests the list it read (a JSON patch `test`): when the watch
+        // cache was a write behind, the server refuses it (409, or 422 "value did not match").
+        // A benign race, tried again at once.
+        Finalizer::AddFinalizer(kube::Error::Api(status))
+        | Finalizer::RemoveFinalizer(kube::Error::Api(status))
+            if status.code == 409 || status.code == 422 =>
+        {
+            Error::StaleRead(status.message)
+        }
+        other => Error::Finalizer(other.to_string()),
+    }
+}
+
+impl Error {
+    /// Whether this is a wait or a benign race rather than a failure: logged at debug level,
+    /// so that the log shows only what needs a person.
+    pub(super) fn is_waiting(&self) -> bool {
+        matches!(
+            self,
+            Error::Restoring(_) | Error::InUse(_) | Error::StaleRead(_)
+        )
+    }
+
+    /// The `result` label of the reconcile metric.
+    pub(super) fn metric_label(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube_error",
+            Error::Carrier(_) => "carrier_error",
+            Error::Finalizer(_) => "finalizer_error",
+            Error::Encode(_) => "encode_error",
+            Error::Restoring(_) => "restoring",
+            Error::InUse(_) => "in_use",
+            Error::StaleRead(_) => "stale_read",
+            Error::RestoreBlocked => "restore_blocked",
+            Error::RestoreRecord(_) => "restore_record_error",
+        }
+    }
+}
+
+/// Consecutive failed reconciles by object: the wait starts at 5 s and doubles, up to 5 minutes.
+#[derive(Default)]
+pub struct ErrorBackoff {
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl ErrorBackoff {
+    /// Counts a failure and returns how long to wait before retrying.
+    pub fn failed(&self, key: &str) -> std::time::Duration {
+        let mut failures = self.failures.lock().expect("failures lock");
+        let count = failures.entry(key.to_owned()).or_default();
+        *count = count.saturating_add(1);
+        std::time::Duration::from_secs((5u64 << (*count - 1).min(6)).min(300))
+    }
+
+    /// Forgets an object's failures after a successful reconcile.
+    pub(crate) fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("failures lock").remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::ErrorBackoff;
+
+    #[test]
+    fn the_error_backoff_doubles_up_to_five_minutes_and_resets_on_success() {
+        let backoff = ErrorBackoff::default();
+        let waits: Vec<Duration> = (0..9).map(|_| backoff.failed("SimGroup/ns/g")).collect();
+        let secs: Vec<u64> = waits.iter().map(Duration::as_secs).collect();
+        assert_eq!(secs, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+        assert_eq!(
+            backoff.failed("SimGroup/ns/other").as_secs(),
+            5,
+            "per object"
+        );
+        backoff.succeeded("SimGroup/ns/g");
+        assert_eq!(backoff.failed("SimGroup/ns/g").as_secs(), 5);
+    }
+
+    #[test]
+    fn a_refused_finalizer_patch_is_a_quiet_retry_and_other_failures_are_not() {
+        use kube::runtime::finalizer::Error as Finalizer;
+        let refused = |code: u16| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                status: None,
+                code,
+                message: "the server rejected our request: value did not match".into(),
+                metadata: None,
+                reason: "Invalid".into(),
+                details: None,
+            }))
+        };
+        for code in [409, 422] {
+            let error = super::from_finalizer(Finalizer::AddFinalizer(refused(code)));
+            assert!(matches!(error, super::Error::StaleRead(_)) && error.is_waiting());
+        }
+        let error = super::from_finalizer(Finalizer::RemoveFinalizer(refused(403)));
+        assert!(
+            !error.is_waiting(),
+            "a forbidden patch needs a person: {error}"
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! `simfleet run`: the controllers for CarrierAccounts, SimGroups and DataQuotas, and what
+//! drives each of them (reconcile with metrics, the error policy, readiness). Their shared
+//! context, carrier clients, errors, events and the one status writer have a file each.
+
+mod act;
+pub mod carrier_account;
+pub(crate) mod carrier_metrics;
+mod carriers;
+mod context;
+pub mod data_quota;
+mod errors;
+mod events;
+#[cfg(test)]
+mod fake_carrier;
+pub(crate) mod health;
+pub(crate) mod metrics;
+mod pause;
+mod quota_events;
+mod quota_record;
+mod quota_targets;
+pub(crate) mod readiness;
+mod records;
+pub(crate) mod resource_metrics;
+mod restore;
+mod run;
+pub(crate) mod sim_group;
+mod status;
+#[cfg(test)]
+mod test_world;
+
+pub(crate) use carriers::CarrierCache;
+pub use context::Context;
+pub use errors::Error;
+pub use run::{RunArgs, run, run_with_client};
+pub(crate) use status::write_status;
+
+use carriers::{cleanup_carrier, ready_carrier};
+use context::{FullObservation, GroupStores};
+use errors::from_finalizer;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+/// Finalizer of SimGroups (onDelete runs before it is removed).
+pub const SIM_GROUP_FINALIZER: &str = "simfleet.io/sim-group";
+/// The finalizer that keeps a CarrierAccount until no SimGroup or DataQuota uses it.
+pub const ACCOUNT_FINALIZER: &str = "simfleet.io/carrier-account-in-use";
+/// Name under which the operator writes status and events.
+pub const MANAGER: &str = "simfleet";
+
+/// An object's key in the operator's memory (in-flight actions, views, request costs):
+/// `namespace/name`.
+fn memory_key<K: Resource>(object: &K) -> String {
+    format!(
+        "{}/{}",
+        object.namespace().unwrap_or_default(),
+        object.name_any()
+    )
+}
+
+/// An object's name for the error backoff and logs: `Kind/namespace/name`.
+fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!("{}/{}", K::kind(&()), memory_key(object))
+}
+
+/// Runs one reconcile of `object`: counts it and its duration in the metrics, and forgets the
+/// object's earlier failures when it succeeds.
+async fn reconciled<K, F>(context: &Context, object: &K, work: F) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()>,
+    F: std::future::Future<Output = Result<Action, Error>>,
+{
+    let started = std::time::Instant::now();
+    let result = work.await;
+    let label = result
+        .as_ref()
+        .map_or_else(Error::metric_label, |_| "success");
+    context
+        .metrics
+        .reconciled(&K::kind(&()), label, started.elapsed());
+    if result.is_ok() {
+        context.backoff.succeeded(&object_key(object));
+    }
+    result
+}
+
+/// The `error_policy` of every controller: retry after the object's backoff (5 s, doubling to
+/// 5 minutes). A restore waiting for the carrier is not a failure: it is looked at again soon.
+fn retry_policy<K: Resource<DynamicType = ()>>(
+    object: &K,
+    error: &Error,
+    context: &Context,
+) -> Action {
+    let key = object_key(object);
+    if let Error::Restoring(waiting) = error {
+        tracing::debug!(object = %key, waiting, "restore in progress");
+        return Action::requeue(std::time::Duration::from_secs(5));
+    }
+    if let Error::InUse(users) = error {
+        tracing::debug!(object = %key, users, "deletion waits for the resources using it");
+        return Action::requeue(std::time::Duration::from_secs(5));
+    }
+    if let Error::StaleRead(message) = error {
+        tracing::debug!(object = %key, %message, "stale read; trying again");
+        return Action::requeue(std::time::Duration::from_millis(200));
+    }
+    let wait = context.backoff.failed(&key);
+    tracing::warn!(object = %key, %error, retry_in = ?wait, "reconcile error");
+    Action::requeue(wait)
+}
+
+/// Runs a controller until `stop`, marking readiness when its watch cache syncs; in-flight
+/// reconciles finish first. Every reconcile is measured ([`reconciled`]) and every error
+/// retried after the object's backoff ([`retry_policy`]), whatever the kind. kube-runtime holds
+/// its runner until the watch cache is ready, and a stop that comes first (a pod deleted while
+/// starting) would leave it waiting for a cache that never fills; no reconcile can be in flight
+/// then, so the controller is dropped at once.
+async fn drive<K, F>(
+    controller: kube::runtime::Controller<K>,
+    reconcile: fn(Arc<K>, Arc<Context>) -> F,
+    context: Arc<Context>,
+    stop: simfleet_core::shutdown::Stop,
+) where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    F: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let measured = move |object: Arc<K>, context: Arc<Context>| {
+        let work = reconcile(object.clone(), context.clone());
+        async move { reconciled(&context, &*object, work).await }
+    };
+    let policy = |object: Arc<K>, error: &Error, context: Arc<Context>| {
+        retry_policy(&*object, error, &context)
+    };
+    let store = controller.store();
+    report_synced(store.clone(), context.health.clone());
+    let run = controller
+        .graceful_shutdown_on(stop.clone())
+        .run(measured, policy, context)
+        .for_each(|result| async move {
+            match result {
+                Err(kube::runtime::controller::Error::ReconcilerFailed(err, _))
+                    if err.is_waiting() =>
+                {
+                    tracing::debug!(kind = %K::kind(&()), %err, "waiting");
+                }
+                Err(err) => tracing::warn!(kind = %K::kind(&()), %err, "reconcile failed"),
+                Ok(_) => {}
+            }
+        });
+    let before_sync = async {
+        stop.await;
+        // Polled once (it would displace the runner's waker, which no longer matters here).
+        if matches!(
+            futures::FutureExt::now_or_never(store.wait_until_ready()),
+            Some(Ok(()))
+        ) {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = run => {},
+        () = before_sync => tracing::debug!("stopped before the watch cache synced"),
+    }
+}
+
+/// Marks readiness once a controller's watch cache has its first full list.
+fn report_synced<K>(store: kube::runtime::reflector::Store<K>, health: Arc<readiness::Health>)
+where
+    K: kube::Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: std::hash::Hash + Eq + Clone + Default + Send + Sync,
+{
+    tokio::spawn(async move {
+        // The readiness signal wakes only its last waiter (the controller waits on it too), so
+        // it is polled again each second rather than awaited once.
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready())
+                .await
+            {
+                Ok(Ok(())) => {
+                    tracing::debug!(kind = %K::kind(&Default::default()), "watch cache synced");
+                    health.synced();
+                    return;
+                }
+                Ok(Err(err)) => {
+                    tracing::warn!(%err, "watch cache never synced");
+                    return;
+                }
+                Err(_) => continue,
+            }
+        }
+    });
+}
+
+/// The API of a kind, in one namespace or all.
+fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}

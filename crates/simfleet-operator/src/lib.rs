@@ -1,0 +1,8 @@
+//! The operator: planning (pure), resolving what a resource selects, the `simfleet plan`
+//! preview, and the controllers that run them against Kubernetes and the carriers.
+
+pub mod controller;
+pub mod plan;
+pub mod preview;
+pub(crate) mod resolve;
+pub mod telemetry;
