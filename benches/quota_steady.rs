@@ -16,8 +16,9 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use simfleet::api::{CarrierAccount, CarrierUrlPolicy, DataQuota};
 use simfleet::clock::Clock;
-use simfleet::controller::{Context, carrier_account, data_quota};
-use simfleet::plan::data_quota::RESYNC;
+use simfleet::controller::{Context, carrier_account};
+use simfleet::data_quota;
+use simfleet::data_quota::schedule::RESYNC;
 use simfleet::sandbox::{Sandbox, SandboxConfig};
 use simfleet::simulator::{SeedConfig, Simulator, SimulatorConfig};
 

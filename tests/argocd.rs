@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use simfleet::api::{DataQuotaStatus, SimGroupSpec, SimGroupStatus};
+use simfleet::data_quota::plan::{SpecProblem, stalled_status};
 use simfleet::model::{ObservedState, SimObservation};
-use simfleet::plan::data_quota::{SpecProblem, stalled_status};
 use simfleet::plan::sim_group::{NoClaims, PlanContext, SimGroupPlanner};
 
 fn health(objects: &[Value]) -> Vec<(String, String)> {

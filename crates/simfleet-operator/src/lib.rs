@@ -2,6 +2,7 @@
 //! preview, and the controllers that run them against Kubernetes and the carriers.
 
 pub mod controller;
+pub mod data_quota;
 pub mod plan;
 pub mod preview;
 pub(crate) mod resolve;

@@ -11,25 +11,25 @@ use simfleet_api::model::Submission;
 use simfleet_carrier::{Carrier, CarrierError};
 
 /// An action the carrier took.
-pub(super) struct Sent<'a> {
+pub(crate) struct Sent<'a> {
     /// The action.
-    pub(super) action: &'a PlannedAction,
+    pub(crate) action: &'a PlannedAction,
     /// The carrier's action ids, joined (what status and events show).
-    pub(super) id: String,
+    pub(crate) id: String,
     /// What the carrier said.
-    pub(super) submission: Submission,
+    pub(crate) submission: Submission,
 }
 
 /// Where the submitting stopped, when it did not send every action.
-pub(super) struct Failed {
+pub(crate) struct Failed {
     /// The index of the action whose submit failed (it and those after it were not sent).
-    pub(super) at: usize,
+    pub(crate) at: usize,
     /// Why.
-    pub(super) error: CarrierError,
+    pub(crate) error: CarrierError,
 }
 
 /// What a caller does around each submit: its status writes and events.
-pub(super) trait ActionLog: Send {
+pub(crate) trait ActionLog: Send {
     /// Runs before `action` is sent (e.g. recording the SIMs' earlier states).
     fn before<'a>(&'a mut self, _action: &'a PlannedAction) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async { Ok(()) })
@@ -40,7 +40,7 @@ pub(super) trait ActionLog: Send {
 }
 
 /// Submits `actions` for the resource `key`, telling `log` about each.
-pub(super) async fn act(
+pub(crate) async fn act(
     context: &Context,
     carrier: &dyn Carrier,
     key: &str,

@@ -31,8 +31,8 @@ struct CarrierLabels {
 /// Carrier call counters, read from the cached clients at scrape time (the clients count; the
 /// metrics only show).
 #[derive(Debug)]
-pub(super) struct CarrierCollector {
-    pub(super) carriers: Arc<CarrierCache>,
+pub(crate) struct CarrierCollector {
+    pub(crate) carriers: Arc<CarrierCache>,
 }
 
 impl Collector for CarrierCollector {

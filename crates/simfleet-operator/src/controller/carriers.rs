@@ -42,7 +42,7 @@ impl std::fmt::Debug for CarrierCache {
 
 impl CarrierCache {
     /// The client of an account, built (or rebuilt) for this fingerprint.
-    pub(super) fn get_or_build(
+    pub(crate) fn get_or_build(
         &self,
         account: &CarrierAccount,
         fingerprint: String,
@@ -87,7 +87,7 @@ impl CarrierCache {
     }
 
     /// When the client built for `fingerprint` last had its credentials accepted.
-    pub(super) fn verified_at(&self, key: &str, fingerprint: &str) -> Option<jiff::Timestamp> {
+    pub(crate) fn verified_at(&self, key: &str, fingerprint: &str) -> Option<jiff::Timestamp> {
         let clients = self.clients.lock().expect("cache lock");
         let cached = clients.get(key)?;
         (cached.fingerprint == fingerprint)
@@ -96,7 +96,7 @@ impl CarrierCache {
     }
 
     /// Notes that the carrier accepted the account's current credentials (`None`: it did not).
-    pub(super) fn set_verified(&self, key: &str, at: Option<jiff::Timestamp>) {
+    pub(crate) fn set_verified(&self, key: &str, at: Option<jiff::Timestamp>) {
         if let Some(cached) = self.clients.lock().expect("cache lock").get_mut(key) {
             cached.verified_at = at;
             if at.is_some() {
@@ -107,7 +107,7 @@ impl CarrierCache {
     }
 
     /// Notes that the carrier refused the account's current credentials at `at`.
-    pub(super) fn set_refused(&self, key: &str, at: jiff::Timestamp, message: String) {
+    pub(crate) fn set_refused(&self, key: &str, at: jiff::Timestamp, message: String) {
         if let Some(cached) = self.clients.lock().expect("cache lock").get_mut(key) {
             cached.refusals += 1;
             cached.refused = Some((at, message));
@@ -117,7 +117,7 @@ impl CarrierCache {
     /// When the credentials built for `fingerprint`, refused before, may be tried again, and
     /// the carrier's last words: `None` when they were not refused (a changed Secret or
     /// account has a new fingerprint, so it is tried at once).
-    pub(super) fn refused_until(
+    pub(crate) fn refused_until(
         &self,
         key: &str,
         fingerprint: &str,
@@ -131,7 +131,7 @@ impl CarrierCache {
 
     /// Hands `client` out as the verified client of `key` (`namespace/name`), for tests.
     #[cfg(test)]
-    pub(super) fn install(&self, key: &str, client: Arc<dyn Carrier>) {
+    pub(crate) fn install(&self, key: &str, client: Arc<dyn Carrier>) {
         self.clients.lock().expect("cache lock").insert(
             key.to_owned(),
             CachedCarrier {
@@ -188,13 +188,13 @@ impl CarrierCache {
     }
 
     /// Drops a deleted account's client (its ledger stays: the month's count is the account's).
-    pub(super) fn forget(&self, key: &str) {
+    pub(crate) fn forget(&self, key: &str) {
         self.clients.lock().expect("cache lock").remove(key);
     }
 
     /// The cached client of an account whose credentials the carrier accepted and has not
     /// refused since (its Secret may be gone by now, as in a teardown).
-    pub(super) fn verified(&self, namespace: &str, name: &str) -> Option<Arc<dyn Carrier>> {
+    pub(crate) fn verified(&self, namespace: &str, name: &str) -> Option<Arc<dyn Carrier>> {
         self.clients
             .lock()
             .expect("cache lock")
@@ -205,7 +205,7 @@ impl CarrierCache {
 
     /// The cached client of an account, verified or not (whether it is usable is the account's
     /// `Ready` condition: see [`ready_carrier`]).
-    pub(super) fn cached(&self, namespace: &str, name: &str) -> Option<Arc<dyn Carrier>> {
+    pub(crate) fn cached(&self, namespace: &str, name: &str) -> Option<Arc<dyn Carrier>> {
         self.clients
             .lock()
             .expect("cache lock")
@@ -218,7 +218,7 @@ impl CarrierCache {
 /// predicates over a watch of `api` (kept in `writer`'s store): its spec, its annotations
 /// (pause) and its verdict (conditions and capabilities), not the month's figures it refreshes
 /// every few minutes, which would otherwise make every group read the carrier again each time.
-pub(super) fn account_changes(
+pub(crate) fn account_changes(
     api: Api<CarrierAccount>,
     writer: kube::runtime::reflector::store::Writer<CarrierAccount>,
 ) -> impl futures::Stream<Item = Result<CarrierAccount, kube::runtime::watcher::Error>> + Send {
@@ -271,7 +271,7 @@ pub(crate) struct AccountProblem {
 /// or else one whose credentials the carrier accepted and has not refused since. A teardown
 /// (`kubectl delete -f dir/`) may delete the Secret first: the account then stops being Ready,
 /// but the credentials still work, and the clean-up must still run.
-pub(super) async fn cleanup_carrier(
+pub(crate) async fn cleanup_carrier(
     context: &Context,
     namespace: &str,
     account_name: &str,
@@ -287,7 +287,7 @@ pub(super) async fn cleanup_carrier(
     )
 }
 
-pub(super) async fn ready_carrier(
+pub(crate) async fn ready_carrier(
     context: &Context,
     namespace: &str,
     account_name: &str,

@@ -16,20 +16,20 @@ use simfleet_carrier::HttpSettings;
 
 /// When a group was last observed in full, and what that cost in carrier requests.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct FullObservation {
-    pub(super) at: jiff::Timestamp,
-    pub(super) requests: u64,
+pub(crate) struct FullObservation {
+    pub(crate) at: jiff::Timestamp,
+    pub(crate) requests: u64,
     /// The other groups' claims it was planned with ([`ClaimIndex::fingerprint`]).
     ///
     /// [`ClaimIndex::fingerprint`]: crate::plan::claims::ClaimIndex::fingerprint
-    pub(super) claims: u64,
+    pub(crate) claims: u64,
 }
 
 /// What every reconcile shares.
 pub struct Context {
     /// The SimGroups and CarrierAccounts the SimGroup controller's watches keep (set once it
     /// starts): a reconcile reads its peers and accounts there, not with a list per reconcile.
-    pub(super) group_stores: std::sync::OnceLock<GroupStores>,
+    pub(crate) group_stores: std::sync::OnceLock<GroupStores>,
     /// The Kubernetes client.
     pub client: Client,
     /// Carrier clients by account.
@@ -56,7 +56,7 @@ pub struct Context {
     /// The one clock every reconcile reads.
     pub clock: simfleet_core::clock::Clock,
     /// What each DataQuota (`namespace/name`) last saw of its devices, in this process.
-    pub quota_views: Mutex<HashMap<String, crate::plan::quota_watch::QuotaView>>,
+    pub quota_views: Mutex<HashMap<String, crate::data_quota::watch::QuotaView>>,
     /// How long the audit of a DataQuota's devices takes to read each once.
     pub quota_audit_period: jiff::SignedDuration,
     /// What each DataQuota's last reconcile that reached the carrier cost in requests.
@@ -64,9 +64,9 @@ pub struct Context {
 }
 
 /// The watch caches a SimGroup reconcile reads its peers and accounts from.
-pub(super) struct GroupStores {
-    pub(super) groups: kube::runtime::reflector::Store<simfleet_api::SimGroup>,
-    pub(super) accounts: kube::runtime::reflector::Store<simfleet_api::CarrierAccount>,
+pub(crate) struct GroupStores {
+    pub(crate) groups: kube::runtime::reflector::Store<simfleet_api::SimGroup>,
+    pub(crate) accounts: kube::runtime::reflector::Store<simfleet_api::CarrierAccount>,
 }
 
 /// Asks the CarrierAccount controller to look at its accounts again, e.g. when a client's
@@ -96,7 +96,7 @@ impl AccountRechecks {
     }
 
     /// The requests, for the one CarrierAccount controller (empty for a second taker).
-    pub(super) fn take(&self) -> futures::channel::mpsc::UnboundedReceiver<()> {
+    pub(crate) fn take(&self) -> futures::channel::mpsc::UnboundedReceiver<()> {
         self.receiver
             .lock()
             .expect("rechecks lock")
@@ -108,7 +108,7 @@ impl AccountRechecks {
 impl Context {
     /// Remembers the SIMs of a submitted action (those the carrier did not refuse) as in flight
     /// for a group, until they are seen in the action's target state.
-    pub(super) fn remember_in_flight(
+    pub(crate) fn remember_in_flight(
         &self,
         group: &str,
         action_id: &str,
@@ -133,7 +133,7 @@ impl Context {
 
     /// A group's actions in flight, less those status no longer lists and those the carrier's
     /// jobs list shows finished.
-    pub(super) fn in_flight(
+    pub(crate) fn in_flight(
         &self,
         group: &str,
         listed: &[simfleet_api::PendingAction],
@@ -146,7 +146,7 @@ impl Context {
     }
 
     /// Forgets the SIMs of a group whose actions reached them.
-    pub(super) fn landed(&self, group: &str, devices: &[u64]) {
+    pub(crate) fn landed(&self, group: &str, devices: &[u64]) {
         if let Some(memory) = self
             .in_flight
             .lock()
@@ -158,12 +158,12 @@ impl Context {
     }
 
     /// Forgets a deleted group's actions.
-    pub(super) fn forget_in_flight(&self, group: &str) {
+    pub(crate) fn forget_in_flight(&self, group: &str) {
         self.in_flight.lock().expect("in-flight lock").remove(group);
     }
 
     /// A group's last full observation by this process (none after a restart).
-    pub(super) fn last_full_observation(&self, group: &str) -> Option<FullObservation> {
+    pub(crate) fn last_full_observation(&self, group: &str) -> Option<FullObservation> {
         self.full_observations
             .lock()
             .expect("observations lock")
@@ -172,7 +172,7 @@ impl Context {
     }
 
     /// Records a group's full observation.
-    pub(super) fn observed_in_full(&self, group: &str, observation: FullObservation) {
+    pub(crate) fn observed_in_full(&self, group: &str, observation: FullObservation) {
         self.full_observations
             .lock()
             .expect("observations lock")
@@ -180,7 +180,7 @@ impl Context {
     }
 
     /// What a DataQuota's last reconcile that reached the carrier cost, in this process.
-    pub(super) fn quota_requests(&self, quota: &str) -> Option<u64> {
+    pub(crate) fn quota_requests(&self, quota: &str) -> Option<u64> {
         self.quota_requests
             .lock()
             .expect("costs lock")
@@ -189,7 +189,7 @@ impl Context {
     }
 
     /// Records what a DataQuota's reconcile cost.
-    pub(super) fn quota_requests_were(&self, quota: &str, requests: u64) {
+    pub(crate) fn quota_requests_were(&self, quota: &str, requests: u64) {
         self.quota_requests
             .lock()
             .expect("costs lock")
@@ -239,7 +239,7 @@ impl Context {
             carrier_urls,
             clock,
             quota_views: Mutex::new(HashMap::new()),
-            quota_audit_period: crate::plan::quota_watch::AUDIT_PERIOD,
+            quota_audit_period: crate::data_quota::watch::AUDIT_PERIOD,
             quota_requests: Mutex::new(HashMap::new()),
             group_stores: std::sync::OnceLock::new(),
         })

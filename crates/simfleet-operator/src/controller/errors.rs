@@ -42,7 +42,7 @@ pub enum Error {
 
 /// A finalizer helper's error as ours: our own errors keep their kind (error_policy tells a
 /// restore in progress apart).
-pub(super) fn from_finalizer(error: kube::runtime::finalizer::Error<Error>) -> Error {
+pub(crate) fn from_finalizer(error: kube::runtime::finalizer::Error<Error>) -> Error {
     use kube::runtime::finalizer::Error as Finalizer;
     match error {
         Finalizer::ApplyFailed(e) | Finalizer::CleanupFailed(e) => e,
@@ -62,7 +62,7 @@ pub(super) fn from_finalizer(error: kube::runtime::finalizer::Error<Error>) -> E
 impl Error {
     /// Whether this is a wait or a benign race rather than a failure: logged at debug level,
     /// so that the log shows only what needs a person.
-    pub(super) fn is_waiting(&self) -> bool {
+    pub(crate) fn is_waiting(&self) -> bool {
         matches!(
             self,
             Error::Restoring(_) | Error::InUse(_) | Error::StaleRead(_)
@@ -70,7 +70,7 @@ impl Error {
     }
 
     /// The `result` label of the reconcile metric.
-    pub(super) fn metric_label(&self) -> &'static str {
+    pub(crate) fn metric_label(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kube_error",
             Error::Carrier(_) => "carrier_error",

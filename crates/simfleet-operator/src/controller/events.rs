@@ -10,7 +10,7 @@ use super::Context;
 
 /// A read the budget holds back: logged, published as a `ReadDeferred` event on the object,
 /// and the requeue for when it fits.
-pub(super) async fn read_deferred<K: Resource<DynamicType = ()>>(
+pub(crate) async fn read_deferred<K: Resource<DynamicType = ()>>(
     context: &Context,
     object: &K,
     deferred: simfleet_carrier::budget::Deferred,
@@ -42,7 +42,7 @@ pub(super) async fn read_deferred<K: Resource<DynamicType = ()>>(
 }
 
 /// Publishes a Kubernetes Event about an object (a failure to publish is only logged).
-pub(super) async fn publish<K: Resource<DynamicType = ()>>(
+pub(crate) async fn publish<K: Resource<DynamicType = ()>>(
     context: &Context,
     object: &K,
     type_: EventType,
@@ -85,7 +85,7 @@ pub struct EventPublisher {
 const EVENT_RECORDERS: usize = 1000;
 
 impl EventPublisher {
-    pub(super) fn new(client: Client, reporter: Reporter) -> Self {
+    pub(crate) fn new(client: Client, reporter: Reporter) -> Self {
         Self {
             client,
             reporter,

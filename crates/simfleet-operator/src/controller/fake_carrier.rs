@@ -20,40 +20,40 @@ use simfleet_carrier::{CallCounters, Capabilities, Carrier, CarrierError};
 
 /// One SIM at the fake carrier.
 #[derive(Clone, Debug)]
-pub(super) struct FakeSim {
-    pub(super) iccid: String,
-    pub(super) state: ObservedState,
-    pub(super) tags: Vec<String>,
+pub(crate) struct FakeSim {
+    pub(crate) iccid: String,
+    pub(crate) state: ObservedState,
+    pub(crate) tags: Vec<String>,
 }
 
 /// A submission as the fake carrier received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Received {
-    pub(super) id: String,
-    pub(super) change: StateChange,
-    pub(super) devices: Vec<u64>,
+pub(crate) struct Received {
+    pub(crate) id: String,
+    pub(crate) change: StateChange,
+    pub(crate) devices: Vec<u64>,
 }
 
 /// What runs when a submission arrives, before it is answered (e.g. reading status).
-pub(super) type OnSubmit = Box<dyn Fn(usize) -> BoxFuture<'static, ()> + Send + Sync + 'static>;
+pub(crate) type OnSubmit = Box<dyn Fn(usize) -> BoxFuture<'static, ()> + Send + Sync + 'static>;
 
 /// The fake carrier.
 #[derive(Default)]
-pub(super) struct FakeCarrier {
-    pub(super) sims: Mutex<BTreeMap<u64, FakeSim>>,
-    pub(super) received: Mutex<Vec<Received>>,
+pub(crate) struct FakeCarrier {
+    pub(crate) sims: Mutex<BTreeMap<u64, FakeSim>>,
+    pub(crate) received: Mutex<Vec<Received>>,
     /// Errors the next submissions answer with, in order.
-    pub(super) failing_submits: Mutex<VecDeque<CarrierError>>,
+    pub(crate) failing_submits: Mutex<VecDeque<CarrierError>>,
     /// Devices every submission refuses, as not able to take the change.
-    pub(super) refusing: Mutex<HashSet<u64>>,
-    pub(super) quotas: Mutex<BTreeMap<u64, QuotaReading>>,
-    pub(super) quota_sets: Mutex<Vec<(u64, QuotaSetting)>>,
+    pub(crate) refusing: Mutex<HashSet<u64>>,
+    pub(crate) quotas: Mutex<BTreeMap<u64, QuotaReading>>,
+    pub(crate) quota_sets: Mutex<Vec<(u64, QuotaSetting)>>,
     /// Errors the next quota sets answer with, in order (a failed set changes nothing).
-    pub(super) failing_sets: Mutex<VecDeque<CarrierError>>,
+    pub(crate) failing_sets: Mutex<VecDeque<CarrierError>>,
     /// Devices whose quota reads answer "endpoint deleted" (409).
-    pub(super) deleted: Mutex<HashSet<u64>>,
-    pub(super) on_submit: Mutex<Option<OnSubmit>>,
-    pub(super) observations: AtomicU64,
+    pub(crate) deleted: Mutex<HashSet<u64>>,
+    pub(crate) on_submit: Mutex<Option<OnSubmit>>,
+    pub(crate) observations: AtomicU64,
     next_id: AtomicU64,
     counters: Arc<CallCounters>,
 }
@@ -65,11 +65,11 @@ impl std::fmt::Debug for FakeCarrier {
 }
 
 /// Most SIMs one fake action takes.
-pub(super) const FAKE_ACTION_LIMIT: usize = 2;
+pub(crate) const FAKE_ACTION_LIMIT: usize = 2;
 
 impl FakeCarrier {
     /// A carrier holding `sims` (device id, ICCID, state, tags).
-    pub(super) fn with(sims: &[(u64, ObservedState, &[&str])]) -> Arc<Self> {
+    pub(crate) fn with(sims: &[(u64, ObservedState, &[&str])]) -> Arc<Self> {
         let fake = Self::default();
         {
             let mut held = fake.sims.lock().unwrap();
@@ -88,7 +88,7 @@ impl FakeCarrier {
     }
 
     /// The carrier finishes every pending change.
-    pub(super) fn confirm_all(&self) {
+    pub(crate) fn confirm_all(&self) {
         for sim in self.sims.lock().unwrap().values_mut() {
             if let ObservedState::Pending(change) = sim.state {
                 sim.state = match change {
@@ -100,17 +100,17 @@ impl FakeCarrier {
     }
 
     /// Sets a SIM's state, as someone at the carrier's dashboard would.
-    pub(super) fn force(&self, device: u64, state: ObservedState) {
+    pub(crate) fn force(&self, device: u64, state: ObservedState) {
         self.sims.lock().unwrap().get_mut(&device).unwrap().state = state;
     }
 
     /// The submissions received so far.
-    pub(super) fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
     /// Makes the cache hand this carrier out as the verified client of `namespace/name`.
-    pub(super) fn install(self: &Arc<Self>, cache: &CarrierCache, namespace: &str, name: &str) {
+    pub(crate) fn install(self: &Arc<Self>, cache: &CarrierCache, namespace: &str, name: &str) {
         cache.install(&format!("{namespace}/{name}"), self.clone());
     }
 

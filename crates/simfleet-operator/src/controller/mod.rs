@@ -5,28 +5,24 @@
 mod act;
 pub mod carrier_account;
 pub(crate) mod carrier_metrics;
-mod carriers;
+pub(crate) mod carriers;
 mod context;
-pub mod data_quota;
 mod errors;
-mod events;
+pub(crate) mod events;
 #[cfg(test)]
-mod fake_carrier;
+pub(crate) mod fake_carrier;
 pub(crate) mod health;
 pub(crate) mod metrics;
-mod pause;
-mod quota_events;
-mod quota_record;
-mod quota_targets;
+pub(crate) mod pause;
 pub(crate) mod readiness;
-mod records;
+pub(crate) mod records;
 pub(crate) mod resource_metrics;
 mod restore;
 mod run;
 pub(crate) mod sim_group;
 mod status;
 #[cfg(test)]
-mod test_world;
+pub(crate) mod test_world;
 
 pub(crate) use carriers::CarrierCache;
 pub use context::Context;
@@ -34,9 +30,9 @@ pub use errors::Error;
 pub use run::{RunArgs, run, run_with_client};
 pub(crate) use status::write_status;
 
-use carriers::{cleanup_carrier, ready_carrier};
+pub(crate) use carriers::{cleanup_carrier, ready_carrier};
 use context::{FullObservation, GroupStores};
-use errors::from_finalizer;
+pub(crate) use errors::from_finalizer;
 
 use std::sync::Arc;
 
@@ -55,7 +51,7 @@ pub const MANAGER: &str = "simfleet";
 
 /// An object's key in the operator's memory (in-flight actions, views, request costs):
 /// `namespace/name`.
-fn memory_key<K: Resource>(object: &K) -> String {
+pub(crate) fn memory_key<K: Resource>(object: &K) -> String {
     format!(
         "{}/{}",
         object.namespace().unwrap_or_default(),
@@ -120,7 +116,7 @@ fn retry_policy<K: Resource<DynamicType = ()>>(
 /// its runner until the watch cache is ready, and a stop that comes first (a pod deleted while
 /// starting) would leave it waiting for a cache that never fills; no reconcile can be in flight
 /// then, so the controller is dropped at once.
-async fn drive<K, F>(
+pub(crate) async fn drive<K, F>(
     controller: kube::runtime::Controller<K>,
     reconcile: fn(Arc<K>, Arc<Context>) -> F,
     context: Arc<Context>,
@@ -203,7 +199,7 @@ where
 }
 
 /// The API of a kind, in one namespace or all.
-fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+pub(crate) fn api_for<K>(client: &Client, namespace: Option<&str>) -> Api<K>
 where
     K: Resource<Scope = kube::core::NamespaceResourceScope>,
     K::DynamicType: Default,

@@ -15,7 +15,7 @@ use crate::plan::pause::{pause_reason, paused_conditions, was_paused};
 use simfleet_api::CarrierAccount;
 
 /// What the pause check found.
-pub(super) enum PauseCheck {
+pub(crate) enum PauseCheck {
     /// Paused: status and events are written; the reconcile ends with this action.
     Paused(Action),
     /// Not paused, and paused when status was last written: reconcile in full now.
@@ -27,7 +27,7 @@ pub(super) enum PauseCheck {
 /// Checks the pause annotation of `object` and, when given, of the CarrierAccount it uses (read
 /// from the API server, never from the carrier). A paused object's status is written once
 /// with the reason; it is looked at again when it or its account changes (both are watched).
-pub(super) async fn check<K: WithConditions>(
+pub(crate) async fn check<K: WithConditions>(
     context: &Context,
     api: &Api<K>,
     object: &K,

@@ -60,13 +60,13 @@ type Source = Box<dyn Fn() -> Vec<Row> + Send + Sync>;
 
 /// The watch caches the metrics read.
 #[derive(Default)]
-pub(super) struct WatchedResources {
+pub(crate) struct WatchedResources {
     sources: Mutex<Vec<Source>>,
 }
 
 impl WatchedResources {
     /// Adds a kind's watch cache; `show` says what an object shows.
-    pub(super) fn watch<K>(&self, kind: &'static str, store: Store<K>, show: fn(&K) -> Shown<'_>)
+    pub(crate) fn watch<K>(&self, kind: &'static str, store: Store<K>, show: fn(&K) -> Shown<'_>)
     where
         K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     {
@@ -108,10 +108,10 @@ impl WatchedResources {
 }
 
 /// Encodes the resources' series at scrape time.
-pub(super) struct ResourceCollector {
-    pub(super) resources: Arc<WatchedResources>,
-    pub(super) health: Arc<Health>,
-    pub(super) clock: Clock,
+pub(crate) struct ResourceCollector {
+    pub(crate) resources: Arc<WatchedResources>,
+    pub(crate) health: Arc<Health>,
+    pub(crate) clock: Clock,
 }
 
 impl std::fmt::Debug for ResourceCollector {

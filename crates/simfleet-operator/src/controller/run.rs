@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use kube::Client;
 
-use super::{Context, MANAGER, carrier_account, data_quota, health, sim_group};
+use super::{Context, MANAGER, carrier_account, health, sim_group};
+use crate::data_quota;
 use simfleet_core::shutdown::Stop;
 
 /// `simfleet run` flags.

@@ -17,19 +17,19 @@ use simfleet_api::{CarrierAccount, CarrierAccountStatus};
 use simfleet_sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 
 /// The account every test object uses.
-pub(super) const ACCOUNT: &str = "fake";
+pub(crate) const ACCOUNT: &str = "fake";
 
 /// The sandbox, the operator's context and the fake carrier behind its account.
-pub(super) struct TestWorld {
-    pub(super) sandbox: SandboxHandle,
-    pub(super) context: Arc<Context>,
-    pub(super) fake: Arc<FakeCarrier>,
+pub(crate) struct TestWorld {
+    pub(crate) sandbox: SandboxHandle,
+    pub(crate) context: Arc<Context>,
+    pub(crate) fake: Arc<FakeCarrier>,
     /// The operator's clock, which the test moves.
-    pub(super) time: Arc<TestTime>,
+    pub(crate) time: Arc<TestTime>,
 }
 
 /// A clock that stands still until the test moves it.
-pub(super) struct TestTime(std::sync::Mutex<jiff::Timestamp>);
+pub(crate) struct TestTime(std::sync::Mutex<jiff::Timestamp>);
 
 impl simfleet_core::clock::TimeSource for TestTime {
     fn now(&self) -> jiff::Timestamp {
@@ -47,7 +47,7 @@ fn context_on(client: kube::Client, time: &Arc<TestTime>) -> Arc<Context> {
 
 impl TestWorld {
     /// A world whose carrier is `fake`, with a verified CarrierAccount `fake` in `default`.
-    pub(super) async fn start(fake: Arc<FakeCarrier>) -> Self {
+    pub(crate) async fn start(fake: Arc<FakeCarrier>) -> Self {
         let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
         let time = Arc::new(TestTime(std::sync::Mutex::new(jiff::Timestamp::now())));
         let context = context_on(sandbox.client(), &time);
@@ -90,20 +90,20 @@ impl TestWorld {
     }
 
     /// Moves the operator's clock forward.
-    pub(super) fn advance(&self, by: jiff::SignedDuration) {
+    pub(crate) fn advance(&self, by: jiff::SignedDuration) {
         let mut now = self.time.0.lock().expect("time lock");
         *now = now.checked_add(by).expect("a time within range");
     }
 
     /// A new operator process: a fresh context (nothing remembered), the same cluster and carrier.
-    pub(super) fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.context = context_on(self.sandbox.client(), &self.time);
         self.fake
             .install(&self.context.carriers, "default", ACCOUNT);
     }
 
     /// The API of a kind in `default`.
-    pub(super) fn api<K>(&self) -> Api<K>
+    pub(crate) fn api<K>(&self) -> Api<K>
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -114,7 +114,7 @@ impl TestWorld {
     }
 
     /// Creates an object of kind `K` named `name` with `spec`.
-    pub(super) async fn create<K>(&self, name: &str, spec: Value) -> K
+    pub(crate) async fn create<K>(&self, name: &str, spec: Value) -> K
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
             + Clone
@@ -133,7 +133,7 @@ impl TestWorld {
     }
 
     /// Stops the sandbox.
-    pub(super) async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.sandbox.stop().await;
     }
 }

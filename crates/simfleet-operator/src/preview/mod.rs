@@ -19,12 +19,11 @@ use jiff::Timestamp;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
+use crate::data_quota::plan::{DeviceAction, decide, progress_for};
+use crate::data_quota::targets::target_devices;
 use crate::plan::claims::ClaimIndex;
-use crate::plan::data_quota::{DeviceAction, decide, progress_for};
 use crate::plan::sim_group::{Hold, PlanContext, SimGroupPlanner};
-use crate::resolve::{
-    approval_annotation_problem, approved_generation, selection_of, target_devices,
-};
+use crate::resolve::{approval_annotation_problem, approved_generation, selection_of};
 use simfleet_api::model::{ObservedState, SimObservation};
 use simfleet_api::{APPROVED_GENERATION_ANNOTATION, DataQuota, SimGroup};
 

@@ -1,14 +1,10 @@
 //! What a resource refers to, resolved the same way for the operator and for `simfleet plan`:
-//! the selection a SimGroup's selector makes, the credential in a CarrierAccount's Secret, the
-//! generation a person approved, and the devices a DataQuota targets. Below the controllers
-//! and the preview, which both use it; it reads the carrier only through the `Carrier` trait.
-
-mod quota_targets;
+//! the selection a SimGroup's selector makes, the credential in a CarrierAccount's Secret, and
+//! the generation a person approved (a DataQuota's targets: `data_quota::targets`).
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 
-pub(crate) use quota_targets::{Targets, target_devices};
 use simfleet_api::model::Selection;
 use simfleet_api::{APPROVED_GENERATION_ANNOTATION, SimGroup};
 

@@ -1,8 +1,10 @@
 use super::*;
-use crate::plan::quota_events::EVENT_IDS_LIMIT;
+use crate::data_quota::events::EVENT_IDS_LIMIT;
+use crate::data_quota::schedule::{RESYNC, requeue_after};
 use simfleet_api::{
     ExhaustionAction, FriendlyDuration, LocalObjectRef, QuotaDeletePolicy, QuotaExpiry, QuotaTarget,
 };
+use std::time::Duration;
 
 fn at(text: &str) -> Timestamp {
     text.parse().unwrap()
@@ -512,7 +514,7 @@ fn an_ineligible_device_is_counted_and_sampled_and_does_not_keep_ready_false() {
     );
 }
 
-#[path = "data_quota_observe_tests.rs"]
+#[path = "observe_tests.rs"]
 mod observe;
 
 #[test]

@@ -9,7 +9,7 @@ use std::hash::{Hash, Hasher};
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::data_quota::Outcome;
+use super::plan::Outcome;
 use simfleet_api::DataQuotaStatus;
 use simfleet_api::model::{
     DeviceQuotaEvent, OrgQuotaEvents, QuotaReading, QuotaSetting, QuotaState,
@@ -561,7 +561,7 @@ pub const WINDOW_AHEAD: SignedDuration = SignedDuration::from_hours(24 * 3650);
 pub fn listing_window(anchor: Option<Timestamp>, now: Timestamp) -> Option<(Timestamp, Timestamp)> {
     anchor.map(|a| {
         (
-            a.checked_sub(super::quota_events::EVENT_OVERLAP)
+            a.checked_sub(super::events::EVENT_OVERLAP)
                 .unwrap_or(Timestamp::MIN),
             a.max(now)
                 .checked_add(WINDOW_AHEAD)

@@ -6,16 +6,16 @@ use std::collections::BTreeMap;
 
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::records::{self, RecordKind};
-use super::{Context, Error};
-use crate::plan::quota_record::{CHUNK_BYTES, QuotaRecord};
+use crate::controller::records::{self, RecordKind};
+use crate::controller::{Context, Error};
+use crate::data_quota::record::{CHUNK_BYTES, QuotaRecord};
 use simfleet_api::DataQuota;
 use simfleet_carrier::Carrier;
 
 /// A DataQuota's record as loaded, and what is stored of it (so a save writes only the chunks
 /// that changed).
-pub(super) struct StoredRecord {
-    pub(super) record: QuotaRecord,
+pub(crate) struct StoredRecord {
+    pub(crate) record: QuotaRecord,
     stored: Vec<BTreeMap<String, String>>,
 }
 
@@ -26,7 +26,7 @@ const QUOTA_RECORD: RecordKind = RecordKind {
 };
 
 /// Reads a DataQuota's record (empty when none was written).
-pub(super) async fn load(client: &kube::Client, quota: &DataQuota) -> Result<StoredRecord, Error> {
+pub(crate) async fn load(client: &kube::Client, quota: &DataQuota) -> Result<StoredRecord, Error> {
     let stored = records::load(client, &QUOTA_RECORD, quota).await?;
     let record =
         QuotaRecord::from_chunks(&stored).map_err(|e| Error::RestoreRecord(e.to_string()))?;
@@ -34,7 +34,7 @@ pub(super) async fn load(client: &kube::Client, quota: &DataQuota) -> Result<Sto
 }
 
 /// Notes devices and writes the changed chunks, before their quotas are sent.
-pub(super) async fn note(
+pub(crate) async fn note(
     client: &kube::Client,
     quota: &DataQuota,
     held: &mut StoredRecord,
@@ -54,18 +54,18 @@ pub(super) async fn note(
 }
 
 /// What a removal did.
-pub(super) struct Removal {
+pub(crate) struct Removal {
     /// Quotas removed.
-    pub(super) removed: usize,
+    pub(crate) removed: usize,
     /// Recorded devices whose quota someone else set since: kept.
-    pub(super) kept: usize,
+    pub(crate) kept: usize,
     /// Recorded devices that have no quota now.
-    pub(super) absent: usize,
+    pub(crate) absent: usize,
 }
 
 /// Removes the quota of each recorded device whose quota is still the recorded one, reading
 /// each first, up to `in_flight` at once; then deletes the record.
-pub(super) async fn remove_recorded(
+pub(crate) async fn remove_recorded(
     context: &Context,
     quota: &DataQuota,
     carrier: &dyn Carrier,

@@ -1,6 +1,6 @@
 //! DataQuota: resolve the target devices, read each quota, set or top up where the plan says,
 //! report the carrier's quota events once, and write status. Progress reaches status after every
-//! batch; a top-up's absolute result is journaled before it is sent (see `plan::data_quota`).
+//! batch; a top-up's absolute result is journaled before it is sent (see `plan`).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,21 +15,22 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
 
-use super::events::{publish, read_deferred};
-use super::pause::{self, PauseCheck};
-use super::quota_events::{EventSource, absorb_own_assignments, report_events};
-use super::quota_record;
-use super::quota_targets::targets;
-use super::resource_metrics::Shown;
-use super::{Context, Error, api_for, cleanup_carrier, ready_carrier, write_status};
-use crate::plan::budget_floor;
-use crate::plan::data_quota::{self, QuotaTally, SpecProblem, progress_for};
-use crate::plan::quota_batch::{self, QuotaBatch};
-use crate::plan::quota_events::EventMark;
-use crate::plan::quota_watch::{
+use super::event_reports::{EventSource, absorb_own_assignments, report_events};
+use super::record_store;
+use super::schedule;
+use super::targets::targets;
+use crate::controller::events::{publish, read_deferred};
+use crate::controller::pause::{self, PauseCheck};
+use crate::controller::resource_metrics::Shown;
+use crate::controller::{Context, Error, api_for, cleanup_carrier, ready_carrier, write_status};
+use crate::data_quota::batch::{self, QuotaBatch};
+use crate::data_quota::events::EventMark;
+use crate::data_quota::plan::{self, QuotaTally, SpecProblem, progress_for};
+use crate::data_quota::targets::Targets;
+use crate::data_quota::watch::{
     PassStart, QuotaView, ViewKey, listing_window, read_scope, targets_digest,
 };
-use crate::resolve::Targets;
+use crate::plan::budget_floor;
 use simfleet_api::conditions::{READY, is_true};
 use simfleet_api::model::{CallFailure, OrgQuotaEvents, QuotaReading, QuotaSetting, ReadUrgency};
 use simfleet_api::{DataQuota, DataQuotaStatus, Management, QuotaDeletePolicy, QuotaProgress};
@@ -69,7 +70,7 @@ pub async fn run(
     // An account was paused, resumed, verified or broken: its quotas know at once.
     let (_, account_writer) = kube::runtime::reflector::store();
     let controller = controller.watches_stream(
-        super::carriers::account_changes(accounts, account_writer),
+        crate::controller::carriers::account_changes(accounts, account_writer),
         move |account: simfleet_api::CarrierAccount| {
             users
                 .state()
@@ -82,7 +83,7 @@ pub async fn run(
                 .collect::<Vec<_>>()
         },
     );
-    super::drive(controller, reconcile, context, stop).await;
+    crate::controller::drive(controller, reconcile, context, stop).await;
 }
 
 async fn reconcile(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Action, Error> {
@@ -103,7 +104,7 @@ async fn reconcile(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Actio
         }
     })
     .await
-    .map_err(super::from_finalizer)
+    .map_err(crate::controller::from_finalizer)
 }
 
 /// Writes a Stalled status naming the problem; checks again in a minute (the fix may be
@@ -116,7 +117,7 @@ async fn stall(
 ) -> Result<Action, Error> {
     let previous = quota.status.clone().unwrap_or_default();
     let generation = quota.metadata.generation.unwrap_or(0);
-    let status = data_quota::stalled_status(&previous, generation, &problem, context.clock.now());
+    let status = plan::stalled_status(&previous, generation, &problem, context.clock.now());
     write_status(context, api, quota, quota.status.as_ref(), &status).await?;
     Ok(Action::requeue(Duration::from_secs(60)))
 }
@@ -158,8 +159,8 @@ async fn apply(
     }
     // A reconcile triggered only by this controller's own status write (the watch sees every
     // change) has nothing to do until the resync: it makes no carrier call.
-    let key = super::memory_key(&*quota);
-    let trigger = trigger_of(&quota);
+    let key = crate::controller::memory_key(&*quota);
+    let trigger = schedule::trigger_of(&quota);
     if let Some(wait) = context
         .quota_views
         .lock()
@@ -169,7 +170,7 @@ async fn apply(
     {
         return Ok(Action::requeue(wait));
     }
-    let urgency = data_quota::read_urgency(&previous, generation);
+    let urgency = plan::read_urgency(&previous, generation);
     if let Some(ledger) = context.carriers.ledger(&format!("{namespace}/{account}")) {
         let targeted = previous.counts.as_ref().map_or(0, |c| c.targeted);
         if let Some(problem) = ledger
@@ -238,7 +239,7 @@ async fn apply_at(
             observe_only: pass.observe,
             targets: targets_digest(&devices, &ineligible),
         },
-        trigger: trigger_of(&quota),
+        trigger: schedule::trigger_of(&quota),
         devices: &devices,
         ineligible: &ineligible,
         now,
@@ -248,23 +249,23 @@ async fn apply_at(
     // The devices given this DataQuota's quota, for onDelete: Remove (read only when managing).
     let mut record = match pass.observe {
         true => None,
-        false => Some(quota_record::load(&context.client, &quota).await?),
+        false => Some(record_store::load(&context.client, &quota).await?),
     };
     let mut flagged = Vec::new();
     let mut set_now = BTreeSet::new();
     for devices in to_read.chunks(BATCH) {
         let readings = pass.read(devices).await;
         let mut batch = QuotaBatch::plan(&quota.spec, &progress, pass.observe, &readings);
-        if quota_batch::journal(&mut progress, &batch) {
+        if batch::journal(&mut progress, &batch) {
             // The journal reaches status before any top-up of the batch is sent.
             written = with_progress(context, &quota, api, &written, &progress).await?;
         }
         if let Some(record) = record.as_mut() {
             // Recorded before the sends: a crash between the two leaves nothing unrecorded.
-            quota_record::note(&context.client, &quota, record, &batch.ours).await?;
+            record_store::note(&context.client, &quota, record, &batch.ours).await?;
         }
         pass.send(&mut batch).await;
-        quota_batch::advance(&mut progress, devices, &batch.failed);
+        batch::advance(&mut progress, devices, &batch.failed);
         if !pass.observe && batch.moved() {
             written = with_progress(context, &quota, api, &written, &progress).await?;
         }
@@ -272,7 +273,7 @@ async fn apply_at(
         flagged.extend(batch.flagged);
         set_now.extend(batch.set);
     }
-    quota_batch::finish(&mut progress);
+    batch::finish(&mut progress);
     pass.report(PassEnd {
         written,
         progress,
@@ -319,9 +320,9 @@ impl QuotaPass<'_> {
         written: &DataQuotaStatus,
     ) -> Result<DataQuotaStatus, Error> {
         for entry in progress.top_ups_in_flight.clone() {
-            let setting = data_quota::declared(&self.quota.spec, progress, entry.volume_mb);
+            let setting = plan::declared(&self.quota.spec, progress, entry.volume_mb);
             self.carrier.set_quota(entry.device_id, &setting).await?;
-            quota_batch::journal_resent(progress, entry.device_id);
+            batch::journal_resent(progress, entry.device_id);
         }
         with_progress(self.context, self.quota, self.api, written, progress).await
     }
@@ -342,7 +343,7 @@ impl QuotaPass<'_> {
             .expect("views lock")
             .remove(&self.key())
             .filter(|view| view.matches(&start.key));
-        let applied = data_quota::applied_in_full(progress);
+        let applied = plan::applied_in_full(progress);
         let anchor = prior
             .as_ref()
             .and_then(|v| v.anchor)
@@ -431,9 +432,9 @@ impl QuotaPass<'_> {
         )
         .await;
         let status = if self.observe {
-            data_quota::observed_status(previous, generation, &tally, newest, now)
+            plan::observed_status(previous, generation, &tally, newest, now)
         } else {
-            data_quota::status(previous, generation, &tally, progress.clone(), newest, now)
+            plan::status(previous, generation, &tally, progress.clone(), newest, now)
         };
         let namespace = quota.namespace().unwrap_or_default();
         context
@@ -444,9 +445,9 @@ impl QuotaPass<'_> {
         // (a first pass over many devices takes a while, and the next expiry does not wait).
         let ended = context.clock.now();
         let requeue = if self.observe {
-            data_quota::observed_requeue_after(&tally, ended)
+            schedule::observed_requeue_after(&tally, ended)
         } else {
-            data_quota::requeue_after(&tally, &progress, ended)
+            schedule::requeue_after(&tally, &progress, ended)
         };
         let converged = is_true(&status.conditions, READY) && !is_true(&previous.conditions, READY);
         // The event says what status says (its counts leave the ineligible devices apart).
@@ -457,7 +458,7 @@ impl QuotaPass<'_> {
             .map(|c| c.message.clone())
             .unwrap_or_default();
         view.written = Some(status);
-        view.trigger = trigger_of(quota);
+        view.trigger = schedule::trigger_of(quota);
         view.due_at = ended
             .checked_add(SignedDuration::try_from(requeue).unwrap_or(SignedDuration::ZERO))
             .unwrap_or(ended);
@@ -481,7 +482,7 @@ impl QuotaPass<'_> {
 
     /// The key of this DataQuota's view and request count: `namespace/name`.
     fn key(&self) -> String {
-        super::memory_key(self.quota)
+        crate::controller::memory_key(self.quota)
     }
 }
 
@@ -501,32 +502,13 @@ async fn with_progress(
     Ok(next)
 }
 
-/// What, besides status, makes a DataQuota worth reconciling: kube-runtime's predicate keys
-/// of its generation, labels, annotations and finalizers, and its deletion. (The check is made
-/// in the reconcile, not on the watch: a reconcile the account's watch or a requeue asked for
-/// must still see whether the quota itself changed since its last status write.)
-fn trigger_of(quota: &DataQuota) -> u64 {
-    use kube::runtime::utils::predicates;
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (
-        predicates::generation(quota),
-        predicates::labels(quota),
-        predicates::annotations(quota),
-        predicates::finalizers(quota),
-        quota.metadata.deletion_timestamp.as_ref().map(|t| t.0),
-    )
-        .hash(&mut hasher);
-    hasher.finish()
-}
-
 async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
     let namespace = quota.namespace().unwrap_or_default();
     context
         .quota_views
         .lock()
         .expect("views lock")
-        .remove(&super::memory_key(&*quota));
+        .remove(&crate::controller::memory_key(&*quota));
     context
         .metrics
         .forget_data_quota(&namespace, &quota.name_any());
@@ -548,7 +530,7 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
     // Only the devices this DataQuota gave a quota, from its record: not today's targets (a
     // device that joined the tag later, or whose quota someone else set, keeps its quota), and
     // readable when the targeted SimGroup is already gone.
-    let record = quota_record::load(&context.client, &quota).await?.record;
+    let record = record_store::load(&context.client, &quota).await?.record;
     if record.is_empty() {
         publish(
             context,
@@ -579,7 +561,7 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
         }
     };
     let removal =
-        quota_record::remove_recorded(context, &quota, carrier.as_ref(), &record, IN_FLIGHT)
+        record_store::remove_recorded(context, &quota, carrier.as_ref(), &record, IN_FLIGHT)
             .await?;
     let mut note = format!(
         "removed the quota this DataQuota set on {} devices (their data is now denied)",
@@ -599,5 +581,5 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
 }
 
 #[cfg(test)]
-#[path = "data_quota_reconcile_tests.rs"]
+#[path = "reconcile_tests.rs"]
 mod tests;

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kube::runtime::events::EventType;
 
-use super::Context;
-use super::events::publish;
-use crate::plan::data_quota::QuotaTally;
-use crate::plan::quota_events::EventMark;
-use crate::plan::quota_watch::{QuotaView, Seen, listing_window};
+use crate::controller::Context;
+use crate::controller::events::publish;
+use crate::data_quota::events::EventMark;
+use crate::data_quota::plan::QuotaTally;
+use crate::data_quota::watch::{QuotaView, Seen, listing_window};
 use simfleet_api::DataQuota;
 use simfleet_api::model::{OrgQuotaEvents, QuotaEvent, QuotaEventKind};
 use simfleet_carrier::Carrier;
@@ -18,7 +18,7 @@ use simfleet_carrier::Carrier;
 /// Where a reconcile finds the carrier's quota events: the organisation-wide listing (its events
 /// of the target devices), or, when the carrier has none or it failed this time, one scan per
 /// device whose reading suggests an event.
-pub(super) struct EventSource<'a> {
+pub(crate) struct EventSource<'a> {
     /// The organisation-wide listing, if the carrier has one.
     pub listing: Option<&'a OrgQuotaEvents>,
     /// The target devices.
@@ -30,7 +30,7 @@ pub(super) struct EventSource<'a> {
 /// Marks the "quota assigned" events this reconcile's own sets caused as listed, so that the
 /// next reconcile does not read those devices again (one more listing, after the sets). Other
 /// events stay new; a portal assignment on a device set moments ago is left to the audit.
-pub(super) async fn absorb_own_assignments(
+pub(crate) async fn absorb_own_assignments(
     carrier: &dyn Carrier,
     view: &mut QuotaView,
     set_now: &BTreeSet<u64>,
@@ -62,7 +62,7 @@ pub(super) async fn absorb_own_assignments(
 
 /// Publishes each carrier quota event not reported yet, once; notes the newest "used up" event
 /// on each exhausted device (reported now or earlier); returns the new mark.
-pub(super) async fn report_events(
+pub(crate) async fn report_events(
     context: &Context,
     quota: &DataQuota,
     carrier: &dyn Carrier,

@@ -1,10 +1,15 @@
 //! The devices a DataQuota targets: device ids, tags, or the SIMs of a SimGroup, resolved at the
-//! carrier (only reads), with those that cannot hold a quota set apart.
+//! carrier (only reads), with those that cannot hold a quota set apart. The operator reads the
+//! SimGroup from the cluster ([`targets`]); `simfleet plan` from the manifests.
 
-use super::selection_of;
-use crate::plan::data_quota::SpecProblem;
-use simfleet_api::SimGroup;
+use kube::ResourceExt;
+use kube::api::Api;
+
+use super::plan::SpecProblem;
+use crate::controller::{Context, Error};
+use crate::resolve::selection_of;
 use simfleet_api::model::{ObservedState, Selection};
+use simfleet_api::{DataQuota, SimGroup};
 use simfleet_carrier::{Carrier, CarrierError, observe_each};
 
 /// The devices a DataQuota targets: those the carrier can give a quota (ascending, each
@@ -95,4 +100,22 @@ pub(crate) async fn target_devices(
         devices: ids,
         ineligible,
     }))
+}
+
+/// The target's devices, with the SimGroup its `simGroupRef` names read from the cluster, or
+/// what is wrong with the target.
+pub(crate) async fn targets(
+    context: &Context,
+    quota: &DataQuota,
+    carrier: &dyn Carrier,
+) -> Result<Result<Targets, SpecProblem>, Error> {
+    let namespace = quota.namespace().unwrap_or_default();
+    let group = match &quota.spec.target.sim_group_ref {
+        Some(group_ref) => {
+            let groups: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
+            groups.get_opt(&group_ref.name).await?
+        }
+        None => None,
+    };
+    Ok(target_devices(carrier, &quota.spec, group.as_ref(), &namespace).await?)
 }

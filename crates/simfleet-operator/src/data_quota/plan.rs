@@ -12,12 +12,10 @@
 //!   `TopUp` reports it), and one whose expiry, refill or threshold was changed there gets the
 //!   declared values back with its remaining volume kept (no free refill).
 
-use std::time::Duration;
-
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::quota_events::EventMark;
+use super::events::EventMark;
 use simfleet_api::conditions::{self, Verdict};
 use simfleet_api::model::ReadUrgency;
 use simfleet_api::model::{QuotaReading, QuotaSetting, QuotaState};
@@ -26,9 +24,6 @@ use simfleet_api::{
     QuotaCounts, QuotaMode, QuotaProgress,
 };
 
-/// Resync period when nothing expires sooner: each resync lists the carrier's quota events
-/// once and reads only the devices they name, and the audit's slice (`plan::quota_watch`).
-pub const RESYNC: Duration = Duration::from_secs(1200);
 /// Most devices a progress record lists for retry.
 pub(crate) const RETRY_LIMIT: usize = 1000;
 
@@ -410,39 +405,10 @@ impl QuotaTally {
     pub fn counts(&self) -> &QuotaCounts {
         &self.counts
     }
-}
 
-/// How soon to reconcile again: at the next expiry, at most after [`RESYNC`].
-pub(crate) fn requeue_after(
-    tally: &QuotaTally,
-    progress: &QuotaProgress,
-    now: Timestamp,
-) -> Duration {
-    if !progress.complete {
-        return Duration::from_secs(1);
-    }
-    if !progress.retry_device_ids.is_empty() {
-        return Duration::from_secs(30);
-    }
-    until_next_expiry(tally, now)
-}
-
-/// How soon to reconcile an observe-only DataQuota again: 30 s after a failed read, else at
-/// the next expiry, at most after [`RESYNC`].
-pub(crate) fn observed_requeue_after(tally: &QuotaTally, now: Timestamp) -> Duration {
-    if tally.counts.failed > 0 {
-        return Duration::from_secs(30);
-    }
-    until_next_expiry(tally, now)
-}
-
-fn until_next_expiry(tally: &QuotaTally, now: Timestamp) -> Duration {
-    match tally.earliest_expiry {
-        Some(expiry) => {
-            let wait = expiry.duration_since(now).as_secs().max(1) as u64 + 1;
-            Duration::from_secs(wait).min(RESYNC)
-        }
-        None => RESYNC,
+    /// The earliest expiry among the quotas seen.
+    pub(crate) fn earliest_expiry(&self) -> Option<Timestamp> {
+        self.earliest_expiry
     }
 }
 
@@ -629,5 +595,5 @@ pub fn stalled_status(
 }
 
 #[cfg(test)]
-#[path = "data_quota_tests.rs"]
+#[path = "plan_tests.rs"]
 mod tests;

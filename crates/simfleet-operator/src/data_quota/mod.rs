@@ -1,0 +1,34 @@
+//! DataQuota, the whole story in one folder: a per-device data quota, set where it differs from
+//! the spec, topped up where the spec says, kept until the next expiry, and removed on deletion
+//! when asked.
+//!
+//! A pass (`reconcile`) goes one batch of 100 devices at a time:
+//! 1. **Resolve** the target devices (`targets`: device ids, tags, or a SimGroup's SIMs), and
+//!    this generation's progress record (`plan::progress_for`).
+//! 2. **A journal left by a crash** is sent as it is: a top-up computed before the crash is never
+//!    read and added again (`batch`).
+//! 3. **Observe.** One listing of the organisation's quota events says which devices changed
+//!    since the last pass (`watch`); only those, and the audit's slice, are read.
+//! 4. **Plan** a batch (`plan`, `batch`, pure): the quotas to set, the top-ups to journal first,
+//!    what became of each device, and how progress moves.
+//! 5. **Act**: the journal reaches status, the batch's sets are sent, progress is written.
+//! 6. **Report**: counts and conditions (`plan::status`), the carrier's quota events once
+//!    (`events` is the pure mark, `event_reports` publishes), and the record that
+//!    `onDelete: Remove` reads (`record` is pure, `record_store` keeps it in ConfigMaps).
+//!
+//! When a DataQuota is reconciled (what wakes it, and when it comes back) is `schedule`.
+//! The files without I/O (`plan`, `batch`, `watch`, `events`, `record`, `schedule`) are tested
+//! without a network.
+
+pub(crate) mod batch;
+mod event_reports;
+pub(crate) mod events;
+pub mod plan;
+mod reconcile;
+pub(crate) mod record;
+mod record_store;
+pub mod schedule;
+pub(crate) mod targets;
+pub(crate) mod watch;
+
+pub use reconcile::run;
