@@ -84,7 +84,7 @@ async fn main() {
     let quotas: Api<DataQuota> = Api::namespaced(client.clone(), "default");
     let accounts: Api<CarrierAccount> = Api::namespaced(client.clone(), "default");
     let mut per_minute = 0.0;
-    let sim_group_period = simfleet::plan::sim_group::RESYNC.as_secs_f64() / 60.0;
+    let sim_group_period = simfleet::sim_group::plan::RESYNC.as_secs_f64() / 60.0;
     let quota_period = simfleet::data_quota::schedule::RESYNC.as_secs_f64() / 60.0;
     for group in groups.list(&Default::default()).await.unwrap() {
         touch(&groups, &group.name_any()).await;

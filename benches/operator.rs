@@ -140,7 +140,7 @@ async fn live_simulator(
 /// Ready, reconciled as the controller does: while actions are pending, one call to the jobs
 /// list per poll, and a full listing only once the carrier says an action has finished.
 async fn confirm_with_polls() {
-    use simfleet::plan::sim_group::{pending_backoff, poll_says_wait};
+    use simfleet::sim_group::plan::{pending_backoff, poll_says_wait};
     let (simulator, carrier) = live_simulator(100_000, SignedDuration::from_mins(10)).await;
     let spec = group(SimState::Paused, &SEED_TAGS[..5]);
     let mut status = SimGroupStatus::default();

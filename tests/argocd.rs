@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use simfleet::api::{DataQuotaStatus, SimGroupSpec, SimGroupStatus};
 use simfleet::data_quota::plan::{SpecProblem, stalled_status};
 use simfleet::model::{ObservedState, SimObservation};
-use simfleet::plan::sim_group::{NoClaims, PlanContext, SimGroupPlanner};
+use simfleet::sim_group::plan::{NoClaims, PlanContext, SimGroupPlanner};
 
 fn health(objects: &[Value]) -> Vec<(String, String)> {
     let mut child = Command::new(common::python())
@@ -58,7 +58,7 @@ fn planned(
     previous: &SimGroupStatus,
     page: &[SimObservation],
 ) -> SimGroupStatus {
-    let in_flight = simfleet::plan::sim_group::InFlight::default();
+    let in_flight = simfleet::sim_group::plan::InFlight::default();
     let mut planner = SimGroupPlanner::new(PlanContext {
         spec,
         generation: 1,

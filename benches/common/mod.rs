@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use simfleet::api::{LocalObjectRef, SimGroupSpec, SimGroupStatus, SimSelector, SimState};
 use simfleet::carrier::Carrier;
 use simfleet::model::Selection;
-use simfleet::plan::sim_group::{NoClaims, PlanContext, SimGroupPlanner};
+use simfleet::sim_group::plan::{NoClaims, PlanContext, SimGroupPlanner};
 
 /// A `/proc/self/status` field in KiB (e.g. `VmRSS:`).
 pub fn kib(field: &str) -> i64 {
@@ -70,7 +70,7 @@ pub async fn reconcile_at(
     previous: &SimGroupStatus,
     now: Timestamp,
 ) -> Reconciled {
-    let in_flight = simfleet::plan::sim_group::InFlight::default();
+    let in_flight = simfleet::sim_group::plan::InFlight::default();
     let selection = Selection {
         tags: spec.selector.tags.clone().unwrap(),
         ..Default::default()

@@ -6,4 +6,5 @@ pub mod data_quota;
 pub mod plan;
 pub mod preview;
 pub(crate) mod resolve;
+pub mod sim_group;
 pub mod telemetry;

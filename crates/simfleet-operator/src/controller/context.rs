@@ -11,7 +11,7 @@ use super::carriers::CarrierCache;
 use super::errors::ErrorBackoff;
 use super::events::EventPublisher;
 use super::{MANAGER, metrics, readiness};
-use crate::plan::in_flight::InFlight;
+use crate::sim_group::in_flight::InFlight;
 use simfleet_carrier::HttpSettings;
 
 /// When a group was last observed in full, and what that cost in carrier requests.
@@ -21,7 +21,7 @@ pub(crate) struct FullObservation {
     pub(crate) requests: u64,
     /// The other groups' claims it was planned with ([`ClaimIndex::fingerprint`]).
     ///
-    /// [`ClaimIndex::fingerprint`]: crate::plan::claims::ClaimIndex::fingerprint
+    /// [`ClaimIndex::fingerprint`]: crate::sim_group::claims::ClaimIndex::fingerprint
     pub(crate) claims: u64,
 }
 

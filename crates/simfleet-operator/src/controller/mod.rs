@@ -2,7 +2,6 @@
 //! drives each of them (reconcile with metrics, the error policy, readiness). Their shared
 //! context, carrier clients, errors, events and the one status writer have a file each.
 
-mod act;
 pub mod carrier_account;
 pub(crate) mod carrier_metrics;
 pub(crate) mod carriers;
@@ -17,9 +16,7 @@ pub(crate) mod pause;
 pub(crate) mod readiness;
 pub(crate) mod records;
 pub(crate) mod resource_metrics;
-mod restore;
 mod run;
-pub(crate) mod sim_group;
 mod status;
 #[cfg(test)]
 pub(crate) mod test_world;
@@ -31,7 +28,7 @@ pub use run::{RunArgs, run, run_with_client};
 pub(crate) use status::write_status;
 
 pub(crate) use carriers::{cleanup_carrier, ready_carrier};
-use context::{FullObservation, GroupStores};
+pub(crate) use context::{FullObservation, GroupStores};
 pub(crate) use errors::from_finalizer;
 
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 //! observation must fit in a month, or the resource stalls with `BudgetTooSmall`, naming the
 //! field and the fix, and makes no carrier call.
 
-use super::sim_group::RESYNC;
 use crate::data_quota::plan::SpecProblem;
+use crate::sim_group::plan::RESYNC;
 
 /// Condition reason of a resource the budget cannot pay for.
 pub(crate) const BUDGET_TOO_SMALL: &str = "BudgetTooSmall";

@@ -21,9 +21,9 @@ use kube::{Client, ResourceExt};
 
 use crate::data_quota::plan::{DeviceAction, decide, progress_for};
 use crate::data_quota::targets::target_devices;
-use crate::plan::claims::ClaimIndex;
-use crate::plan::sim_group::{Hold, PlanContext, SimGroupPlanner};
 use crate::resolve::{approval_annotation_problem, approved_generation, selection_of};
+use crate::sim_group::claims::ClaimIndex;
+use crate::sim_group::plan::{Hold, PlanContext, SimGroupPlanner};
 use simfleet_api::model::{ObservedState, SimObservation};
 use simfleet_api::{APPROVED_GENERATION_ANNOTATION, DataQuota, SimGroup};
 

@@ -98,7 +98,7 @@ pub(super) fn condition<'a>(status: &'a SimGroupStatus, type_: &str) -> &'a Cond
 }
 
 fn action(id: &str, sims: u32, minutes_ago: i64) -> PendingAction {
-    crate::plan::pending::tests::pause_submitted(id, sims, minutes_ago, now())
+    crate::sim_group::pending::tests::pause_submitted(id, sims, minutes_ago, now())
 }
 
 #[test]
@@ -595,5 +595,5 @@ fn a_blocked_group_is_stalled_with_the_reason_and_keeps_its_last_counts() {
     assert!(!conditions::is_true(&status.conditions, READY));
 }
 
-#[path = "sim_group_observe_tests.rs"]
+#[path = "observe_tests.rs"]
 mod observe_only;

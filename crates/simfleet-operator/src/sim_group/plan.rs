@@ -32,12 +32,12 @@ use simfleet_api::{
 
 pub use super::in_flight::InFlight;
 use super::in_flight::PendingTally;
-use super::numbers::thousands;
 use super::observe_only::{ObserveOnly, observe_message, would_submit};
 pub(crate) use super::pending::{
     CONFIRMATION_DEADLINE, IDLE, change_carried_out, note_carrier_statuses, read_urgency,
 };
 pub use super::pending::{drift_check_wait, pending_backoff, poll_says_wait};
+use crate::plan::numbers::thousands;
 
 /// Resync period of a converged group (drift detection) unless its `driftCheck` says otherwise.
 pub const RESYNC: Duration = simfleet_api::DEFAULT_DRIFT_CHECK;
@@ -547,17 +547,17 @@ impl Plan {
     }
 }
 
-#[path = "sim_group_status.rs"]
+#[path = "status.rs"]
 mod status;
 
 #[cfg(test)]
-#[path = "sim_group_tests.rs"]
+#[path = "plan_tests.rs"]
 mod tests;
 
 #[cfg(test)]
-#[path = "sim_group_reversal_tests.rs"]
+#[path = "reversal_tests.rs"]
 mod reversal_tests;
 
 #[cfg(test)]
-#[path = "sim_group_condition_tests.rs"]
+#[path = "condition_tests.rs"]
 mod condition_tests;

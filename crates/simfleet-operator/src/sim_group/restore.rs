@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::plan::in_flight::{InFlight, PendingTally};
-use crate::plan::sim_group::{Claims, PlannedAction};
+use crate::sim_group::in_flight::{InFlight, PendingTally};
+use crate::sim_group::plan::{Claims, PlannedAction};
 use simfleet_api::conditions::{self, Verdict};
 use simfleet_api::model::{ObservedState, SimObservation, SimTarget};
 use simfleet_api::{PendingAction, SimGroupStatus, SimState, StateChange};
@@ -304,7 +304,7 @@ pub(crate) fn restoring_status(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::sim_group::NoClaims;
+    use crate::sim_group::plan::NoClaims;
 
     #[test]
     fn a_restoring_group_is_reconciling_with_its_actions_listed() {

@@ -12,14 +12,14 @@ use kube::api::{Api, ListParams};
 use kube::runtime::events::EventType;
 
 use super::act::{ActionLog, Failed, Sent, act};
-use super::events::publish;
-use super::records::{self, RecordKind};
-use super::{Context, Error, write_status};
-use crate::plan::claims::ClaimIndex;
-use crate::plan::restore::{
+use crate::controller::events::publish;
+use crate::controller::records::{self, RecordKind};
+use crate::controller::{Context, Error, write_status};
+use crate::resolve::selection_of;
+use crate::sim_group::claims::ClaimIndex;
+use crate::sim_group::restore::{
     CHUNK_BYTES, RestorePlan, RestorePlanner, RestoreRecord, restoring_status,
 };
-use crate::resolve::selection_of;
 use simfleet_api::{CarrierAccount, PendingAction, SimGroup, SimState};
 use simfleet_carrier::{Carrier, observe_each};
 

@@ -1,7 +1,7 @@
 //! What an observe-only SimGroup (`management: Observe`) reports instead of submitting: the
 //! carrier actions the change needs, and the `Reconciling` message. Pure.
 
-use super::numbers::thousands;
+use crate::plan::numbers::thousands;
 use simfleet_api::{StateChange, WouldSubmit};
 
 /// What an observe-only plan reports instead of submitting.

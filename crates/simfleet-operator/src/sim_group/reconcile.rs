@@ -2,111 +2,39 @@
 //! status. Each submitted action id reaches status before the next action is sent, so a crash
 //! never loses one; after a restart, pending states at the carrier keep SIMs from being resent.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::utils::{Predicate, PredicateConfig, predicates};
-use kube::runtime::{WatchStreamExt, watcher};
 
 use super::act::{ActionLog, Failed, Sent, act};
-use super::events::{publish, read_deferred};
-use super::pause::{self, PauseCheck};
-use super::resource_metrics::Shown;
-use super::{
-    Context, Error, FullObservation, GroupStores, SIM_GROUP_FINALIZER, api_for, cleanup_carrier,
-    ready_carrier, restore, write_status,
+use super::restore_store;
+use crate::controller::events::{publish, read_deferred};
+use crate::controller::pause::{self, PauseCheck};
+use crate::controller::{
+    Context, Error, FullObservation, SIM_GROUP_FINALIZER, cleanup_carrier, ready_carrier,
+    write_status,
 };
 use crate::plan::budget_floor;
-use crate::plan::claims::ClaimIndex;
-use crate::plan::sim_group::{
-    PlanContext, RESYNC, SimGroupPlanner, blocked_status, drift_check_wait, note_carrier_statuses,
-    pending_backoff, poll_says_wait, read_urgency,
-};
 use crate::resolve::{approval_annotation_problem, approved_generation, selection_of};
+use crate::sim_group::claims::ClaimIndex;
+use crate::sim_group::plan::{
+    Plan, PlanContext, RESYNC, SimGroupPlanner, blocked_status, drift_check_wait,
+    note_carrier_statuses, pending_backoff, poll_says_wait, read_urgency,
+};
+use jiff::Timestamp;
 use simfleet_api::conditions::{self, READY};
-use simfleet_api::model::ReadUrgency;
-use simfleet_api::{CarrierAccount, Management, ProblemReason, SimGroup, SimGroupDeletePolicy};
-use simfleet_carrier::{budget, observe_each};
-
-/// Runs the SimGroup controller.
-pub async fn run(
-    context: Arc<Context>,
-    namespace: Option<String>,
-    labels: Option<String>,
-    stop: simfleet_core::shutdown::Stop,
-) {
-    let groups: Api<SimGroup> = api_for(&context.client, namespace.as_deref());
-    let mut config = watcher::Config::default();
-    if let Some(labels) = labels {
-        config = config.labels(&labels);
-    }
-    let accounts: Api<CarrierAccount> = api_for(&context.client, namespace.as_deref());
-    // The group's own changes that are worth a reconcile: spec (generation), annotations (pause,
-    // approval), labels and finalizers; its deletion too, since the API server bumps the
-    // generation when deletion starts. Its status writes are not: each would be a full
-    // observation (on emnify, a listing of the organisation).
-    let (reader, writer) = reflector::store();
-    let own_changes = watcher(groups.clone(), config.clone())
-        .default_backoff()
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(
-            predicates::generation
-                .combine(predicates::annotations)
-                .combine(predicates::labels)
-                .combine(predicates::finalizers),
-            PredicateConfig::default(),
-        );
-    let controller = Controller::for_stream(own_changes, reader);
-    let peers = controller.store();
-    let users = controller.store();
-    context
-        .metrics
-        .watch("SimGroup", controller.store(), |group: &SimGroup| {
-            let status = group.status.as_ref();
-            Shown {
-                conditions: status.map_or(&[], |s| &s.conditions[..]),
-                oldest_pending: status
-                    .and_then(|s| s.pending_actions.iter().map(|a| a.submitted_at.0).min()),
-            }
-        });
-    // Peers re-plan on a change of a group's claims only: its spec, or the start of its
-    // deletion (a group being deleted claims nothing; the generation moves then too).
-    let peer_specs = watcher(groups, config)
-        .default_backoff()
-        .touched_objects()
-        .predicate_filter(predicates::generation, PredicateConfig::default());
-    let (account_reader, account_writer) = reflector::store();
-    let account_changes = super::carriers::account_changes(accounts, account_writer);
-    let _ = context.group_stores.set(GroupStores {
-        groups: controller.store(),
-        accounts: account_reader,
-    });
-    let controller = controller
-        .watches_stream(peer_specs, move |changed: SimGroup| {
-            overlapping(&peers, &changed)
-        })
-        .watches_stream(account_changes, move |account: CarrierAccount| {
-            users
-                .state()
-                .into_iter()
-                .filter(|g| {
-                    g.namespace() == account.namespace()
-                        && g.spec.carrier_ref.name == account.name_any()
-                })
-                .map(|g| ObjectRef::from_obj(&*g))
-                .collect::<Vec<_>>()
-        });
-    super::drive(controller, reconcile, context, stop).await;
-}
+use simfleet_api::model::{ActionStatus, ReadUrgency};
+use simfleet_api::{
+    CarrierAccount, Management, ProblemReason, SimGroup, SimGroupDeletePolicy, SimGroupStatus,
+};
+use simfleet_carrier::budget::RequestLedger;
+use simfleet_carrier::{Carrier, budget, observe_each};
 
 /// The groups and accounts of `namespace`, from the SimGroup controller's watch caches (a group
 /// created a moment ago that the cache has not seen yet is seen by its own first reconcile,
@@ -149,35 +77,6 @@ async fn peers_and_accounts(
     Ok((peers, accounts))
 }
 
-/// The other groups in the same namespace that list a SIM or tag `changed` also lists.
-fn overlapping(store: &Store<SimGroup>, changed: &SimGroup) -> Vec<ObjectRef<SimGroup>> {
-    let iccids: HashSet<&String> = changed.spec.selector.iccids.iter().flatten().collect();
-    let devices: HashSet<&u64> = changed.spec.selector.device_ids.iter().flatten().collect();
-    let tags: HashSet<&String> = changed.spec.selector.tags.iter().flatten().collect();
-    store
-        .state()
-        .into_iter()
-        .filter(|g| g.namespace() == changed.namespace() && g.name_any() != changed.name_any())
-        .filter(|g| {
-            g.spec
-                .selector
-                .iccids
-                .iter()
-                .flatten()
-                .any(|i| iccids.contains(i))
-                || g.spec
-                    .selector
-                    .device_ids
-                    .iter()
-                    .flatten()
-                    .any(|d| devices.contains(d))
-                // Different tags can select the same SIMs: tag groups re-plan each other.
-                || (!tags.is_empty() && g.spec.selector.tags.as_ref().is_some_and(|t| !t.is_empty()))
-        })
-        .map(|g| ObjectRef::from_obj(&*g))
-        .collect()
-}
-
 /// Writes a status that says why the group cannot start (no usable carrier account).
 async fn blocked(
     context: &Context,
@@ -197,7 +96,10 @@ async fn blocked(
     Ok(Action::requeue(Duration::from_secs(30)))
 }
 
-async fn reconcile(group: Arc<SimGroup>, context: Arc<Context>) -> Result<Action, Error> {
+pub(super) async fn reconcile(
+    group: Arc<SimGroup>,
+    context: Arc<Context>,
+) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
     let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
     // Before the finalizer: a paused group is neither applied nor cleaned up.
@@ -214,159 +116,250 @@ async fn reconcile(group: Arc<SimGroup>, context: Arc<Context>) -> Result<Action
         }
     })
     .await
-    .map_err(super::from_finalizer)
+    .map_err(crate::controller::from_finalizer)
 }
 
-/// Observes, plans and submits. `resumed`: the group was paused until now, so status is
-/// rebuilt from a full observation.
+/// One reconcile of a group: resolve → poll → observe and plan → act → report, each a step
+/// of [`Pass`]. `resumed`: the group was paused until now, so status is rebuilt from a full
+/// observation.
 async fn apply(
     group: Arc<SimGroup>,
     context: &Context,
     api: &Api<SimGroup>,
     resumed: bool,
 ) -> Result<Action, Error> {
-    let namespace = group.namespace().unwrap_or_default();
-    let carrier = match ready_carrier(context, &namespace, &group.spec.carrier_ref.name).await? {
-        Ok(carrier) => carrier,
-        Err(problem) => {
-            return blocked(context, api, &group, problem.reason, problem.message).await;
-        }
+    let pass = Pass::new(context, api, &group, resumed);
+    let resolved = match pass.resolve().await? {
+        Step::Go(resolved) => resolved,
+        Step::Stop(action) => return Ok(action),
     };
-    if let Some(problem) = approval_annotation_problem(&group) {
-        publish(
+    let statuses = match pass.poll(&resolved).await? {
+        Step::Go(statuses) => statuses,
+        Step::Stop(action) => return Ok(action),
+    };
+    let mut plan = pass.observe_and_plan(&resolved, &statuses).await?;
+    let written = pass.act(&resolved, &mut plan).await?;
+    let status = plan.status(&pass.previous);
+    report(context, api, &group, status, &pass.previous, &written).await?;
+    Ok(Action::requeue(plan.requeue_after()))
+}
+
+/// Whether a step's result lets the reconcile go on, or ends it with `Action`.
+enum Step<T> {
+    Go(T),
+    Stop(Action),
+}
+
+/// What one reconcile of a group knows before it reads the carrier.
+struct Pass<'a> {
+    context: &'a Context,
+    api: &'a Api<SimGroup>,
+    group: &'a SimGroup,
+    resumed: bool,
+    key: String,
+    namespace: String,
+    previous: SimGroupStatus,
+    generation: i64,
+}
+
+/// What [`Pass::resolve`] found: the verified carrier client, the other groups' claims, the
+/// account's request ledger and the group's last full observation, as of `now`.
+struct Resolved {
+    carrier: Arc<dyn Carrier>,
+    claims: ClaimIndex,
+    ledger: Option<Arc<RequestLedger>>,
+    last: Option<FullObservation>,
+    now: Timestamp,
+}
+
+impl<'a> Pass<'a> {
+    fn new(
+        context: &'a Context,
+        api: &'a Api<SimGroup>,
+        group: &'a SimGroup,
+        resumed: bool,
+    ) -> Self {
+        Self {
             context,
-            &*group,
-            EventType::Warning,
-            "InvalidAnnotation",
-            problem,
-        )
-        .await;
+            api,
+            group,
+            resumed,
+            key: crate::controller::memory_key(group),
+            namespace: group.namespace().unwrap_or_default(),
+            previous: group.status.clone().unwrap_or_default(),
+            generation: group.metadata.generation.unwrap_or(0),
+        }
     }
-    let key = super::memory_key(&*group);
-    let previous = group.status.clone().unwrap_or_default();
-    let selection = selection_of(&group);
-    let generation = group.metadata.generation.unwrap_or(0);
-    // While actions are pending, the carrier's jobs list (one call) says whether a full
-    // observation could find anything new; until an action finishes it is skipped.
-    let now = context.clock.now();
-    let pending_ids: Vec<String> = previous
-        .pending_actions
-        .iter()
-        .map(|a| a.id.clone())
-        .collect();
-    let account_key = format!("{namespace}/{}", group.spec.carrier_ref.name);
-    let last = context.last_full_observation(&key);
-    let urgency = read_urgency(&previous, generation, resumed);
-    let ledger = context.carriers.ledger(&account_key);
-    if let (Some(ledger), Some(last)) = (&ledger, last) {
+
+    /// Resolve: the account's verified carrier client, the approval annotation, the budget's
+    /// floor, and the other groups' claims. A problem with the account or the budget stalls the
+    /// group.
+    async fn resolve(&self) -> Result<Step<Resolved>, Error> {
+        let (context, group) = (self.context, self.group);
         let account = &group.spec.carrier_ref.name;
-        if let Some(problem) = ledger
-            .reading()
-            .limit
-            .and_then(|limit| budget_floor::group_over_budget(last.requests, limit, account))
+        let carrier = match ready_carrier(context, &self.namespace, account).await? {
+            Ok(carrier) => carrier,
+            Err(problem) => return self.blocked(problem.reason, problem.message).await,
+        };
+        if let Some(problem) = approval_annotation_problem(group) {
+            publish(
+                context,
+                group,
+                EventType::Warning,
+                "InvalidAnnotation",
+                problem,
+            )
+            .await;
+        }
+        let now = context.clock.now();
+        let last = context.last_full_observation(&self.key);
+        let ledger = context
+            .carriers
+            .ledger(&format!("{}/{account}", self.namespace));
+        if let (Some(ledger), Some(last)) = (&ledger, last)
+            && let Some(problem) = ledger
+                .reading()
+                .limit
+                .and_then(|limit| budget_floor::group_over_budget(last.requests, limit, account))
         {
-            return blocked(context, api, &group, problem.reason, problem.message).await;
+            return self.blocked(problem.reason, problem.message).await;
         }
-    }
-    let (peers, accounts) = peers_and_accounts(context, api, &namespace).await?;
-    let claims = ClaimIndex::build(&peers, &accounts, &group);
-    // At rest, the SIMs are read again only when the drift check is due: events that change
-    // nothing the group depends on (its own status writes, other groups' unrelated changes) do
-    // not bring it forward; a changed claim of another group does.
-    if urgency == ReadUrgency::Resync
-        && let Some(last) = last
-        && last.claims == claims.fingerprint()
-        && let Some(wait) = drift_check_wait(last.at, group.spec.drift_check(), now)
-    {
-        return Ok(Action::requeue(wait.min(RESYNC)));
-    }
-    if let (Some(ledger), Some(last)) = (&ledger, last)
-        && let Err(deferred) = ledger.admit_read(last.requests, urgency)
-    {
-        return Ok(read_deferred(context, &*group, deferred, now).await);
-    }
-    let statuses = match carrier.action_statuses(&pending_ids).await {
-        Ok(statuses) => statuses,
-        Err(err) => {
-            tracing::debug!(%err, "reading the carrier's job statuses failed");
-            Vec::new()
-        }
-    };
-    if previous.observed_generation == Some(generation)
-        && !resumed
-        && poll_says_wait(
-            &previous.pending_actions,
-            &statuses,
-            last.map(|o| o.at),
+        let (peers, accounts) = peers_and_accounts(context, self.api, &self.namespace).await?;
+        let claims = ClaimIndex::build(&peers, &accounts, group);
+        Ok(Step::Go(Resolved {
+            carrier,
+            claims,
+            ledger,
+            last,
             now,
-        )
-    {
-        let mut status = previous.clone();
-        note_carrier_statuses(&mut status.pending_actions, &statuses);
-        write_status(context, api, &group, Some(&previous), &status).await?;
-        tracing::debug!(group = %key, "every pending action unfinished at the carrier; observing later");
-        return Ok(Action::requeue(
-            pending_backoff(&status.pending_actions, now).unwrap_or(RESYNC),
-        ));
+        }))
     }
-    let in_flight = context.in_flight(&key, &previous.pending_actions, &statuses);
-    let approved = approved_generation(&group);
-    let mut planner = SimGroupPlanner::new(PlanContext {
-        spec: &group.spec,
-        generation,
-        approved_generation: approved,
-        previous: &previous,
-        carrier_limit: carrier.capabilities().max_sims_per_action,
-        in_flight: &in_flight,
-        claims: &claims,
-        now,
-    });
-    let (observed, requests) =
-        budget::metered(observe_each(carrier.as_ref(), &selection, |page| {
+
+    /// Poll: whether the SIMs need reading now. At rest they are read again only when the drift
+    /// check is due (events that change nothing the group depends on do not bring it forward; a
+    /// changed claim of another group does); the budget may defer the read; and while actions
+    /// are pending, the carrier's jobs list (one call) says whether a full observation could
+    /// find anything new. Goes on with the carrier's word on the pending actions.
+    async fn poll(&self, resolved: &Resolved) -> Result<Step<Vec<ActionStatus>>, Error> {
+        let (context, group, previous) = (self.context, self.group, &self.previous);
+        let Resolved { last, now, .. } = *resolved;
+        let urgency = read_urgency(previous, self.generation, self.resumed);
+        if urgency == ReadUrgency::Resync
+            && let Some(last) = last
+            && last.claims == resolved.claims.fingerprint()
+            && let Some(wait) = drift_check_wait(last.at, group.spec.drift_check(), now)
+        {
+            return Ok(Step::Stop(Action::requeue(wait.min(RESYNC))));
+        }
+        if let (Some(ledger), Some(last)) = (&resolved.ledger, last)
+            && let Err(deferred) = ledger.admit_read(last.requests, urgency)
+        {
+            return Ok(Step::Stop(
+                read_deferred(context, group, deferred, now).await,
+            ));
+        }
+        let pending_ids: Vec<String> = previous
+            .pending_actions
+            .iter()
+            .map(|a| a.id.clone())
+            .collect();
+        let statuses = match resolved.carrier.action_statuses(&pending_ids).await {
+            Ok(statuses) => statuses,
+            Err(err) => {
+                tracing::debug!(%err, "reading the carrier's job statuses failed");
+                Vec::new()
+            }
+        };
+        if previous.observed_generation == Some(self.generation)
+            && !self.resumed
+            && poll_says_wait(
+                &previous.pending_actions,
+                &statuses,
+                last.map(|o| o.at),
+                now,
+            )
+        {
+            let mut status = previous.clone();
+            note_carrier_statuses(&mut status.pending_actions, &statuses);
+            write_status(context, self.api, group, Some(previous), &status).await?;
+            tracing::debug!(group = %self.key, "every pending action unfinished at the carrier; observing later");
+            let wait = pending_backoff(&status.pending_actions, now).unwrap_or(RESYNC);
+            return Ok(Step::Stop(Action::requeue(wait)));
+        }
+        Ok(Step::Go(statuses))
+    }
+
+    /// Observe and plan: the selection's pages are streamed from the carrier and folded into
+    /// the planner as they come; then the plan is finished (what landed leaves the in-flight
+    /// memory; an observe-only group keeps its actions as a report).
+    async fn observe_and_plan(
+        &self,
+        resolved: &Resolved,
+        statuses: &[ActionStatus],
+    ) -> Result<Plan, Error> {
+        let (context, group, previous) = (self.context, self.group, &self.previous);
+        let carrier = resolved.carrier.as_ref();
+        let in_flight = context.in_flight(&self.key, &previous.pending_actions, statuses);
+        let mut planner = SimGroupPlanner::new(PlanContext {
+            spec: &group.spec,
+            generation: self.generation,
+            approved_generation: approved_generation(group),
+            previous,
+            carrier_limit: carrier.capabilities().max_sims_per_action,
+            in_flight: &in_flight,
+            claims: &resolved.claims,
+            now: resolved.now,
+        });
+        let selection = selection_of(group);
+        let (observed, requests) = budget::metered(observe_each(carrier, &selection, |page| {
             planner.observe(&page)
         }))
         .await;
-    observed?;
-    context.observed_in_full(
-        &key,
-        FullObservation {
-            at: now,
+        observed?;
+        let observation = FullObservation {
+            at: resolved.now,
             requests,
-            claims: claims.fingerprint(),
-        },
-    );
-    let mut plan = planner.finish();
-    context.landed(&key, &plan.landed);
-    if group.spec.management == Management::Observe {
-        plan.observe_only();
+            claims: resolved.claims.fingerprint(),
+        };
+        context.observed_in_full(&self.key, observation);
+        let mut plan = planner.finish();
+        context.landed(&self.key, &plan.landed);
+        if group.spec.management == Management::Observe {
+            plan.observe_only();
+        }
+        // The carrier's own word on its pending jobs, for people.
+        plan.note_carrier_statuses(statuses);
+        Ok(plan)
     }
-    // The carrier's own word on its pending jobs, for people.
-    plan.note_carrier_statuses(&statuses);
-    let capabilities = carrier.capabilities();
-    let written = submit_changes(
-        context,
-        api,
-        &group,
-        carrier.as_ref(),
-        &key,
-        &mut plan,
-        &previous,
-    )
-    .await?;
-    if carrier.capabilities() != capabilities {
-        // E.g. emnify's bulk route was refused: the account's status says so now.
-        context.account_rechecks.request();
+
+    /// Act: the plan's actions are submitted (see [`submit_changes`]); a change of the
+    /// carrier's capabilities on the way (emnify's bulk route refused) has the account checked
+    /// again. Returns the status last written.
+    async fn act(&self, resolved: &Resolved, plan: &mut Plan) -> Result<SimGroupStatus, Error> {
+        let carrier = resolved.carrier.as_ref();
+        let capabilities = carrier.capabilities();
+        let (context, api, group) = (self.context, self.api, self.group);
+        let written = submit_changes(
+            context,
+            api,
+            group,
+            carrier,
+            &self.key,
+            plan,
+            &self.previous,
+        )
+        .await?;
+        if carrier.capabilities() != capabilities {
+            context.account_rechecks.request();
+        }
+        Ok(written)
     }
-    report(
-        context,
-        api,
-        &group,
-        plan.status(&previous),
-        &previous,
-        &written,
-    )
-    .await?;
-    Ok(Action::requeue(plan.requeue_after()))
+
+    /// Stalls the group for a problem that a person must fix, and comes back in 30 s.
+    async fn blocked<T>(&self, reason: &str, message: String) -> Result<Step<T>, Error> {
+        let action = blocked(self.context, self.api, self.group, reason, message).await?;
+        Ok(Step::Stop(action))
+    }
 }
 
 /// Report: the final status, by the one writer, and the events and metrics that follow a
@@ -467,7 +460,7 @@ async fn submit_changes(
     group: &SimGroup,
     carrier: &dyn simfleet_carrier::Carrier,
     key: &str,
-    plan: &mut crate::plan::sim_group::Plan,
+    plan: &mut crate::sim_group::plan::Plan,
     previous: &simfleet_api::SimGroupStatus,
 ) -> Result<simfleet_api::SimGroupStatus, Error> {
     let actions = std::mem::take(&mut plan.actions);
@@ -475,7 +468,7 @@ async fn submit_changes(
     // corrections are not first claims: those SIMs were recorded, or were in state, before).
     let record = match group.spec.on_delete {
         SimGroupDeletePolicy::Restore if !actions.is_empty() && !plan.corrects_drift => {
-            Some(restore::load(&context.client, group).await?)
+            Some(restore_store::load(&context.client, group).await?)
         }
         _ => None,
     };
@@ -512,22 +505,22 @@ struct ChangeLog<'a> {
     context: &'a Context,
     api: &'a Api<SimGroup>,
     group: &'a SimGroup,
-    plan: &'a mut crate::plan::sim_group::Plan,
+    plan: &'a mut crate::sim_group::plan::Plan,
     previous: &'a simfleet_api::SimGroupStatus,
     written: simfleet_api::SimGroupStatus,
-    record: Option<crate::plan::restore::RestoreRecord>,
+    record: Option<crate::sim_group::restore::RestoreRecord>,
 }
 
 impl ActionLog for ChangeLog<'_> {
     fn before<'a>(
         &'a mut self,
-        action: &'a crate::plan::sim_group::PlannedAction,
+        action: &'a crate::sim_group::plan::PlannedAction,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             if let Some(record) = self.record.as_mut()
                 && record.note(action.change, &action.sims)
             {
-                restore::save(&self.context.client, self.group, record).await?;
+                restore_store::save(&self.context.client, self.group, record).await?;
             }
             Ok(())
         })
@@ -588,7 +581,7 @@ impl ActionLog for ChangeLog<'_> {
 
 async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
-    let key = super::memory_key(&*group);
+    let key = crate::controller::memory_key(&*group);
     let account_name = &group.spec.carrier_ref.name;
     if group.spec.on_delete == SimGroupDeletePolicy::Restore
         && group.spec.management == Management::Observe
@@ -602,7 +595,7 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
         )
         .await;
     } else if group.spec.on_delete == SimGroupDeletePolicy::Restore {
-        let record = restore::load(&context.client, &group).await?;
+        let record = restore_store::load(&context.client, &group).await?;
         if record.is_empty() {
             publish(
                 context,
@@ -629,7 +622,7 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
                     return Err(Error::RestoreBlocked);
                 }
             };
-            restore::step(&group, context, carrier, &key, &record).await?;
+            restore_store::step(&group, context, carrier, &key, &record).await?;
         }
     }
     context
@@ -640,5 +633,5 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
 }
 
 #[cfg(test)]
-#[path = "sim_group_tests.rs"]
+#[path = "reconcile_tests.rs"]
 mod tests;

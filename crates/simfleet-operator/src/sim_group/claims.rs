@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use kube::ResourceExt;
 
-use crate::plan::sim_group::Claims;
+use crate::sim_group::plan::Claims;
 use simfleet_api::model::SimObservation;
 use simfleet_api::{CarrierAccount, SimGroup, SimState};
 

@@ -5,8 +5,8 @@
 
 use futures::future::BoxFuture;
 
-use super::{Context, Error};
-use crate::plan::sim_group::PlannedAction;
+use crate::controller::{Context, Error};
+use crate::sim_group::plan::PlannedAction;
 use simfleet_api::model::Submission;
 use simfleet_carrier::{Carrier, CarrierError};
 

@@ -119,7 +119,7 @@ pub(super) mod tests {
 
     /// A pending pause of `sims` SIMs submitted `minutes_ago` before `now` (for the planner's
     /// tests too).
-    pub(in crate::plan) fn pause_submitted(
+    pub(in crate::sim_group) fn pause_submitted(
         id: &str,
         sims: u32,
         minutes_ago: i64,
