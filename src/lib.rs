@@ -8,7 +8,9 @@ pub use simfleet_api as api;
 pub use simfleet_api::model;
 pub use simfleet_carrier as carrier;
 pub use simfleet_core::clock;
-pub use simfleet_operator::{controller, data_quota, plan, preview, sim_group, telemetry};
+pub use simfleet_operator::{
+    carrier_account, controller, data_quota, plan, preview, sim_group, telemetry,
+};
 #[cfg(feature = "dev")]
 pub use simfleet_sandbox as sandbox;
 #[cfg(feature = "dev")]

@@ -1,7 +1,9 @@
 //! The carrier simulator: one HTTP server that speaks Hologram's and emnify's APIs over an
 //! in-memory fleet, with realistic delays, limits and faults, and an admin API for tests.
 //!
-//! Run it with `simfleet simulator`, or in-process with [`Simulator::start`].
+//! Run it with `simfleet-simulator` (or `simfleet simulator`), or in-process with
+//! [`Simulator::start`]. The README follows; its Rust example is compiled as a doctest.
+#![doc = include_str!("../README.md")]
 
 mod admin;
 pub(crate) mod clock;

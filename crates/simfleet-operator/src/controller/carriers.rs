@@ -125,7 +125,7 @@ impl CarrierCache {
         let clients = self.clients.lock().expect("cache lock");
         let cached = clients.get(key).filter(|c| c.fingerprint == fingerprint)?;
         let (at, message) = cached.refused.clone()?;
-        let backoff = crate::plan::carrier_account::refusal_backoff(cached.refusals);
+        let backoff = crate::carrier_account::verdict::refusal_backoff(cached.refusals);
         Some((at + backoff, message))
     }
 

@@ -2,7 +2,6 @@
 //! drives each of them (reconcile with metrics, the error policy, readiness). Their shared
 //! context, carrier clients, errors, events and the one status writer have a file each.
 
-pub mod carrier_account;
 pub(crate) mod carrier_metrics;
 pub(crate) mod carriers;
 mod context;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use kube::Client;
 
-use super::{Context, MANAGER, carrier_account, health};
-use crate::{data_quota, sim_group};
+use super::{Context, MANAGER, health};
+use crate::{carrier_account, data_quota, sim_group};
 use simfleet_core::shutdown::Stop;
 
 /// `simfleet run` flags.

@@ -12,14 +12,14 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
 use secrecy::SecretString;
 
-use super::events::publish;
-use super::pause::{self, PauseCheck};
-use super::resource_metrics::Shown;
-use super::{ACCOUNT_FINALIZER, Context, Error, api_for, write_status};
-use crate::plan::carrier_account::{
+use crate::carrier_account::verdict::{
     AccountFinding, account_status, budget_status, deletion_waits_status, next_check,
     still_verified, verdict,
 };
+use crate::controller::events::publish;
+use crate::controller::pause::{self, PauseCheck};
+use crate::controller::resource_metrics::Shown;
+use crate::controller::{ACCOUNT_FINALIZER, Context, Error, api_for, write_status};
 use crate::resolve::secret_value;
 use simfleet_api::conditions::{self, READY};
 use simfleet_api::{CarrierAccount, CarrierCapabilities, DataQuota, SimGroup};
@@ -50,7 +50,7 @@ pub async fn run(
         },
     );
     let controller = controller.reconcile_all_on(rechecks);
-    super::drive(controller, reconcile, context, stop).await;
+    crate::controller::drive(controller, reconcile, context, stop).await;
 }
 
 /// How often an account reads its Secret again, whatever else it waits for.
@@ -71,7 +71,7 @@ async fn reconcile(account: Arc<CarrierAccount>, context: Arc<Context>) -> Resul
         }
     })
     .await
-    .map_err(super::from_finalizer)
+    .map_err(crate::controller::from_finalizer)
 }
 
 async fn apply(
@@ -130,7 +130,9 @@ async fn release(
 ) -> Result<Action, Error> {
     let users = users_of(context, namespace, &account.name_any()).await?;
     if users.is_empty() {
-        context.carriers.forget(&super::memory_key(account));
+        context
+            .carriers
+            .forget(&crate::controller::memory_key(account));
         return Ok(Action::await_change());
     }
     let previous = account.status.clone().unwrap_or_default();
@@ -196,7 +198,7 @@ async fn check(
         &context.http,
         &context.clock,
     )?;
-    let key = super::memory_key(account);
+    let key = crate::controller::memory_key(account);
     let previous = account.status.clone().unwrap_or_default();
     if let (Some(ledger), Some(spent)) = (context.carriers.ledger(&key), previous.budget.as_ref()) {
         // What the previous process counted this month still counts.
@@ -256,7 +258,7 @@ async fn report(
 ) -> Result<Action, Error> {
     let previous = account.status.clone().unwrap_or_default();
     let generation = account.metadata.generation.unwrap_or(0);
-    let key = super::memory_key(account);
+    let key = crate::controller::memory_key(account);
     let ready = verdict.is_ok();
     let (reason, message) = match &verdict {
         Ok((message, _)) => ("Verified", message.clone()),
