@@ -48,6 +48,12 @@ impl SandboxState {
         self.store.lock().expect("store lock").requests.recent()
     }
 
+    /// How many requests were made since the sandbox started (the benches' API-server
+    /// requests).
+    pub fn request_count(&self) -> u64 {
+        self.store.lock().expect("store lock").requests.total()
+    }
+
     /// Every distinct request made since the sandbox started, however many there were.
     pub fn distinct_requests(&self) -> Vec<RequestRecord> {
         self.store.lock().expect("store lock").requests.distinct()

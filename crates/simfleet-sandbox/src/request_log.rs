@@ -27,11 +27,13 @@ pub(crate) const RECENT_REQUESTS: usize = 50_000;
 pub(crate) struct RequestLog {
     recent: VecDeque<RequestRecord>,
     distinct: BTreeSet<RequestRecord>,
+    total: u64,
 }
 
 impl RequestLog {
     /// Notes one request.
     pub fn push(&mut self, record: RequestRecord) {
+        self.total += 1;
         if !self.distinct.contains(&record) {
             self.distinct.insert(record.clone());
         }
@@ -44,6 +46,11 @@ impl RequestLog {
     /// The most recent requests (at most [`RECENT_REQUESTS`]), oldest first.
     pub(crate) fn recent(&self) -> Vec<RequestRecord> {
         self.recent.iter().cloned().collect()
+    }
+
+    /// How many requests were made, however many the log still holds.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
     }
 
     /// Every distinct request ever made, sorted.

@@ -1,0 +1,610 @@
+//! Side by side: the real operator (`simfleet run`, a child process) with the carrier simulator
+//! (`simfleet simulator`, another child process) and the sandbox API server, and what a user
+//! would otherwise run (`benches/peers/pause_by_tag.py`, Python with `requests`) against the
+//! same simulator. Carrier calls are read from the simulator's `/_sim/stats`, the operator's
+//! memory and CPU from `/proc/PID`. Prints one Markdown table.
+//!
+//! Run: `cargo bench --bench side_by_side` (`-- --scale small`: each scenario at a tenth of its
+//! size). The peer needs Python with `requests` (`SIMFLEET_PYTHON`, else `.simfleet/venv`,
+//! which `scripts/test` installs).
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::{Value, json};
+use simfleet::api::{CarrierAccount, SimGroup};
+use simfleet::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
+use simfleet::simulator::fleet::SEED_TAGS;
+
+/// Tags every seeded SIM has exactly one of (the sixth seeded tag, `pilot`, overlaps them).
+const TAGS: [&str; 5] = [
+    SEED_TAGS[0],
+    SEED_TAGS[1],
+    SEED_TAGS[2],
+    SEED_TAGS[3],
+    SEED_TAGS[4],
+];
+/// Hologram's page and bulk sizes, emnify's page and bulk sizes (the clients use these).
+const HOLOGRAM_PAGE: u64 = 1_000;
+const HOLOGRAM_BULK: u64 = 10_000;
+const EMNIFY_PAGE: u64 = 1_000;
+const EMNIFY_BULK: u64 = 2_000;
+
+/// One row of the table.
+struct Row {
+    scenario: String,
+    measure: &'static str,
+    simfleet: f64,
+    peer: Option<f64>,
+    floor: Option<f64>,
+}
+
+#[tokio::main]
+async fn main() {
+    let small = std::env::args().any(|a| a == "small");
+    let scale = |n: u64| if small { n / 10 } else { n };
+    let mut rows = Vec::new();
+    rows.extend(pause_by_tag(Carrier::Hologram, scale(100_000)).await);
+    rows.extend(pause_by_tag(Carrier::Emnify, scale(10_000)).await);
+    rows.extend(memory_at(scale(1_000_000)).await);
+    rows.extend(many_groups(scale(1_000), 100).await);
+    println!("\n| scenario | measure | simfleet | peer | ratio | floor |");
+    println!("|---|---|---|---|---|---|");
+    for row in &rows {
+        let cell = |v: Option<f64>| v.map_or("".to_owned(), figure);
+        let ratio = row
+            .peer
+            .filter(|p| *p > 0.0)
+            .map(|p| format!("{:.2}", row.simfleet / p));
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            row.scenario,
+            row.measure,
+            figure(row.simfleet),
+            cell(row.peer),
+            ratio.unwrap_or_default(),
+            cell(row.floor)
+        );
+    }
+}
+
+fn figure(v: f64) -> String {
+    if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Carrier {
+    Hologram,
+    Emnify,
+}
+
+/// N SIMs by tag, paused with the simulator's delay at zero: simfleet's calls and time to
+/// Ready, the peer's, and the floor: two listings (to observe and to confirm) and the bulk
+/// actions. (The peer also authenticates to emnify once per run; simfleet's token is the one
+/// its account check obtained before the clock started.)
+async fn pause_by_tag(carrier: Carrier, sims: u64) -> Vec<Row> {
+    let name = match carrier {
+        Carrier::Hologram => "Hologram",
+        Carrier::Emnify => "emnify",
+    };
+    let scenario = format!("{} SIMs by tag, paused ({name})", thousands(sims));
+    let simulator = SimulatorProcess::start(sims).await;
+    let (page, bulk) = match carrier {
+        Carrier::Hologram => (HOLOGRAM_PAGE, HOLOGRAM_BULK),
+        Carrier::Emnify => (EMNIFY_PAGE, EMNIFY_BULK),
+    };
+    let mut pages = 0;
+    for tag in TAGS {
+        pages += simulator.tagged(tag).await.div_ceil(page).max(1);
+    }
+    let floor = 2 * pages + sims.div_ceil(bulk);
+
+    // simfleet
+    let world = World::start(&simulator, carrier).await;
+    simulator.clear_stats().await;
+    let operator_requests = world.sandbox.state().request_count();
+    let started = Instant::now();
+    world.create_group("fleet", json!(TAGS)).await;
+    world.until_ready(1).await;
+    let simfleet_seconds = started.elapsed().as_secs_f64();
+    let simfleet_calls = simulator.carrier_requests().await;
+    let api_requests = world.sandbox.state().request_count() - operator_requests;
+    let rss = world.operator.peak_rss_mib();
+    drop(world);
+
+    // the peer, on the same fleet, from the start again
+    simulator.reset().await;
+    let (peer_seconds, peer_calls) = simulator.peer(carrier).await;
+    vec![
+        Row {
+            scenario: scenario.clone(),
+            measure: "carrier calls",
+            simfleet: simfleet_calls as f64,
+            peer: Some(peer_calls as f64),
+            floor: Some(floor as f64),
+        },
+        Row {
+            scenario: scenario.clone(),
+            measure: "seconds to Ready",
+            simfleet: round(simfleet_seconds),
+            peer: Some(round(peer_seconds)),
+            floor: None,
+        },
+        Row {
+            scenario: scenario.clone(),
+            measure: "API-server requests (bench's polls included)",
+            simfleet: api_requests as f64,
+            peer: None,
+            floor: None,
+        },
+        Row {
+            scenario,
+            measure: "operator peak RSS MiB",
+            simfleet: round(rss),
+            peer: None,
+            floor: None,
+        },
+    ]
+}
+
+/// The operator's peak memory observing and pausing a large group (Hologram protocol).
+async fn memory_at(sims: u64) -> Vec<Row> {
+    let scenario = format!("{} SIMs by tag, paused (Hologram)", thousands(sims));
+    let simulator = SimulatorProcess::start(sims).await;
+    let world = World::start(&simulator, Carrier::Hologram).await;
+    let started = Instant::now();
+    world.create_group("fleet", json!(TAGS)).await;
+    world.until_ready(1).await;
+    vec![
+        Row {
+            scenario: scenario.clone(),
+            measure: "seconds to Ready",
+            simfleet: round(started.elapsed().as_secs_f64()),
+            peer: None,
+            floor: None,
+        },
+        Row {
+            scenario,
+            measure: "operator peak RSS MiB",
+            simfleet: round(world.operator.peak_rss_mib()),
+            peer: None,
+            floor: None,
+        },
+    ]
+}
+
+/// `groups` SimGroups of `per_group` SIMs each, by ICCID (one per customer, as a policy engine
+/// writes them): time until all are Ready, then a minute at rest: API-server requests and
+/// carrier calls, and the operator's CPU.
+async fn many_groups(groups: u64, per_group: u64) -> Vec<Row> {
+    let scenario = format!("{} SimGroups of {per_group} SIMs", thousands(groups));
+    let simulator = SimulatorProcess::start(groups * per_group).await;
+    let world = World::start(&simulator, Carrier::Hologram).await;
+    simulator.clear_stats().await;
+    let started = Instant::now();
+    for g in 0..groups {
+        let iccids: Vec<String> = (0..per_group)
+            .map(|i| format!("{}", 8944500000000000001u64 + g * per_group + i))
+            .collect();
+        world
+            .create_group_spec(
+                &format!("customer-{g}"),
+                json!({"carrierRef": {"name": "carrier"}, "selector": {"iccids": iccids}, "state": "Paused"}),
+            )
+            .await;
+    }
+    world.until_ready(groups as usize).await;
+    let to_ready = started.elapsed().as_secs_f64();
+    let calls_to_ready = simulator.carrier_requests().await;
+
+    // At rest: what the operator asks of the API server and the carrier, and its CPU.
+    let rest = Duration::from_secs(60);
+    simulator.clear_stats().await;
+    let api_before = world.sandbox.state().request_count();
+    let cpu_before = world.operator.cpu_seconds();
+    tokio::time::sleep(rest).await;
+    let api_per_minute = (world.sandbox.state().request_count() - api_before) as f64;
+    let calls_per_minute = simulator.carrier_requests().await as f64;
+    let cpu = world.operator.cpu_seconds() - cpu_before;
+    vec![
+        Row {
+            scenario: scenario.clone(),
+            measure: "seconds to all Ready",
+            simfleet: round(to_ready),
+            peer: None,
+            floor: None,
+        },
+        Row {
+            scenario: scenario.clone(),
+            measure: "carrier calls to all Ready",
+            simfleet: calls_to_ready as f64,
+            peer: None,
+            // Per group: one lookup of its ICCIDs to observe, one action, one lookup to
+            // confirm (simfleet also asks the jobs list once before confirming).
+            floor: Some((3 * groups) as f64),
+        },
+        Row {
+            scenario: scenario.clone(),
+            measure: "API-server requests per minute at rest",
+            simfleet: api_per_minute,
+            peer: None,
+            floor: None,
+        },
+        Row {
+            scenario: scenario.clone(),
+            measure: "carrier calls per minute at rest",
+            simfleet: calls_per_minute,
+            peer: None,
+            floor: None,
+        },
+        Row {
+            scenario,
+            measure: "operator CPU seconds per minute at rest",
+            simfleet: round(cpu * 60.0 / rest.as_secs_f64()),
+            peer: None,
+            floor: None,
+        },
+    ]
+}
+
+fn round(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `simfleet simulator` as a child process, with every change landing at once.
+struct SimulatorProcess {
+    child: Child,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl SimulatorProcess {
+    async fn start(sims: u64) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_simfleet"))
+            .args(["simulator", "--listen", "127.0.0.1:0", "--sims"])
+            .arg(sims.to_string())
+            .args([
+                "--delay-min",
+                "0s",
+                "--delay-max",
+                "0s",
+                "--slow-share",
+                "0",
+            ])
+            .args(["--paused-share", "0", "--paused-by-system-share", "0"])
+            .args(["--deactivated-share", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the simulator starts");
+        // Read on a thread of its own until the simulator ends: a closed pipe would stop it at
+        // its next line.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(rest) = line.split("provider: simulator").nth(1) {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+            }
+        });
+        let base = tokio::task::spawn_blocking(move || {
+            rx.recv_timeout(Duration::from_secs(600))
+                .expect("the simulator prints its base URL")
+        })
+        .await
+        .unwrap();
+        Self {
+            child,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn admin(&self, method: reqwest::Method, path: &str) -> Value {
+        let answer = self
+            .http
+            .request(method, format!("{}/_sim{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+        answer.json().await.unwrap_or(Value::Null)
+    }
+
+    /// How many SIMs carry `tag`.
+    async fn tagged(&self, tag: &str) -> u64 {
+        self.admin(reqwest::Method::GET, &format!("/sims?tag={tag}&limit=1"))
+            .await["total"]
+            .as_u64()
+            .unwrap()
+    }
+
+    async fn clear_stats(&self) {
+        self.admin(reqwest::Method::DELETE, "/stats").await;
+    }
+
+    async fn reset(&self) {
+        self.admin(reqwest::Method::POST, "/reset").await;
+    }
+
+    /// Carrier requests since the stats were cleared (the admin routes left out).
+    async fn carrier_requests(&self) -> u64 {
+        self.admin(reqwest::Method::GET, "/stats").await["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                !r["route"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("/_sim/")
+            })
+            .map(|r| r["count"].as_u64().unwrap())
+            .sum()
+    }
+
+    /// Runs the peer against this simulator: its seconds and its carrier calls.
+    async fn peer(&self, carrier: Carrier) -> (f64, u64) {
+        let (carrier_name, url, credential) = match carrier {
+            Carrier::Hologram => (
+                "hologram",
+                format!("{}/api/1", self.base),
+                simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY,
+            ),
+            Carrier::Emnify => (
+                "emnify",
+                format!("{}/api", self.base),
+                simfleet::simulator::DEFAULT_EMNIFY_APP_TOKEN,
+            ),
+        };
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/pause_by_tag.py");
+        let args: Vec<String> = [carrier_name.to_owned(), url, credential.to_owned()]
+            .into_iter()
+            .chain(TAGS.iter().map(|t| t.to_string()))
+            .collect();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(python()).arg(script).args(args).output()
+        })
+        .await
+        .unwrap()
+        .expect("the peer runs");
+        assert!(
+            out.status.success(),
+            "the peer failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            report["seconds"].as_f64().unwrap(),
+            self.carrier_requests().await,
+        )
+    }
+}
+
+impl Drop for SimulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("SIMFLEET_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".simfleet/venv/bin/python")
+        })
+}
+
+/// The sandbox API server in this process, a CarrierAccount on the simulator, and the
+/// operator (`simfleet run`) as a child process.
+struct World {
+    sandbox: SandboxHandle,
+    operator: OperatorProcess,
+    kubeconfig: PathBuf,
+}
+
+impl World {
+    async fn start(simulator: &SimulatorProcess, carrier: Carrier) -> Self {
+        let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+        let kubeconfig =
+            std::env::temp_dir().join(format!("simfleet-side-by-side-{}.yaml", std::process::id()));
+        std::fs::write(&kubeconfig, sandbox.kubeconfig()).unwrap();
+        let client = sandbox.client();
+        let (provider, url, key, credential) = match carrier {
+            Carrier::Hologram => (
+                "simulator",
+                simulator.base.clone(),
+                "apiKey",
+                simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY,
+            ),
+            Carrier::Emnify => (
+                "emnify",
+                format!("{}/api", simulator.base),
+                "applicationToken",
+                simfleet::simulator::DEFAULT_EMNIFY_APP_TOKEN,
+            ),
+        };
+        let secret: Secret = serde_json::from_value(
+            json!({"metadata": {"name": "carrier"}, "stringData": {key: credential}}),
+        )
+        .unwrap();
+        Api::<Secret>::namespaced(client.clone(), "default")
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        // The peer is not rate limited either.
+        let account: CarrierAccount = serde_json::from_value(json!({
+            "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "carrier"},
+            "spec": {"provider": provider, "baseUrl": url, "secretRef": {"name": "carrier"},
+                     "rateLimit": {"requestsPerSecond": 1000, "burst": 1000}}
+        }))
+        .unwrap();
+        let accounts = Api::<CarrierAccount>::namespaced(client, "default");
+        accounts
+            .create(&PostParams::default(), &account)
+            .await
+            .unwrap();
+        let mut flags = vec![];
+        if carrier == Carrier::Emnify {
+            flags.push(format!("--allowed-carrier-url={}", simulator.base));
+        }
+        let operator = OperatorProcess::start(&kubeconfig, &flags);
+        let world = Self {
+            sandbox,
+            operator,
+            kubeconfig,
+        };
+        // The account is verified before the clock starts.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let account = accounts.get("carrier").await.unwrap();
+            let ready = account.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            });
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the account is not Ready: {account:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        world
+    }
+
+    fn groups(&self) -> Api<SimGroup> {
+        Api::namespaced(self.sandbox.client(), "default")
+    }
+
+    async fn create_group(&self, name: &str, tags: Value) {
+        self.create_group_spec(
+            name,
+            json!({"carrierRef": {"name": "carrier"}, "selector": {"tags": tags}, "state": "Paused"}),
+        )
+        .await;
+    }
+
+    async fn create_group_spec(&self, name: &str, spec: Value) {
+        let group: SimGroup = serde_json::from_value(json!({
+            "apiVersion": "simfleet.io/v1alpha1", "kind": "SimGroup", "metadata": {"name": name}, "spec": spec
+        }))
+        .unwrap();
+        self.groups()
+            .create(&PostParams::default(), &group)
+            .await
+            .unwrap();
+    }
+
+    /// Polls (one list a second) until `count` groups are Ready.
+    async fn until_ready(&self, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(3_600);
+        loop {
+            let groups = self.groups().list(&ListParams::default()).await.unwrap();
+            let ready = groups
+                .items
+                .iter()
+                .filter(|g| {
+                    g.status.as_ref().is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                    })
+                })
+                .count();
+            if ready >= count {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ready} of {count} groups Ready after an hour"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.kubeconfig);
+    }
+}
+
+/// `simfleet run` as a child process, killed when dropped.
+struct OperatorProcess(Child);
+
+impl OperatorProcess {
+    fn start(kubeconfig: &std::path::Path, flags: &[String]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_simfleet"))
+            .arg("run")
+            .args(flags)
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", "bench")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the operator starts");
+        Self(child)
+    }
+
+    /// Peak resident memory (`VmHWM`), MiB.
+    fn peak_rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap();
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib / 1024.0
+    }
+
+    /// User and system CPU time so far, seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.id())).unwrap();
+        // The fields after the command name (which may hold spaces) closed by ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        ticks / 100.0
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
