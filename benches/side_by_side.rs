@@ -51,7 +51,10 @@ async fn main() {
     rows.extend(pause_by_tag(Carrier::Hologram, scale(100_000)).await);
     rows.extend(pause_by_tag(Carrier::Emnify, scale(10_000)).await);
     rows.extend(memory_at(scale(1_000_000)).await);
-    rows.extend(many_groups(scale(1_000), 100).await);
+    // At rest long enough for a resync (10 minutes); the small scale's minute shows the load
+    // between resyncs only.
+    let rest = Duration::from_secs(if small { 60 } else { 660 });
+    rows.extend(many_groups(scale(1_000), 100, rest).await);
     println!("\n| scenario | measure | simfleet | peer | ratio | floor |");
     println!("|---|---|---|---|---|---|");
     for row in &rows {
@@ -75,8 +78,10 @@ async fn main() {
 fn figure(v: f64) -> String {
     if v.fract() == 0.0 {
         format!("{v:.0}")
-    } else {
+    } else if (v * 10.0).fract() == 0.0 {
         format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
     }
 }
 
@@ -182,9 +187,9 @@ async fn memory_at(sims: u64) -> Vec<Row> {
 }
 
 /// `groups` SimGroups of `per_group` SIMs each, by ICCID (one per customer, as a policy engine
-/// writes them): time until all are Ready, then a minute at rest: API-server requests and
-/// carrier calls, and the operator's CPU.
-async fn many_groups(groups: u64, per_group: u64) -> Vec<Row> {
+/// writes them): time until all are Ready, then `rest` at rest: API-server requests and
+/// carrier calls, and the operator's CPU, per minute.
+async fn many_groups(groups: u64, per_group: u64, rest: Duration) -> Vec<Row> {
     let scenario = format!("{} SimGroups of {per_group} SIMs", thousands(groups));
     let simulator = SimulatorProcess::start(groups * per_group).await;
     let world = World::start(&simulator, Carrier::Hologram).await;
@@ -206,14 +211,14 @@ async fn many_groups(groups: u64, per_group: u64) -> Vec<Row> {
     let calls_to_ready = simulator.carrier_requests().await;
 
     // At rest: what the operator asks of the API server and the carrier, and its CPU.
-    let rest = Duration::from_secs(60);
+    let minutes = rest.as_secs_f64() / 60.0;
     simulator.clear_stats().await;
     let api_before = world.sandbox.state().request_count();
     let cpu_before = world.operator.cpu_seconds();
     tokio::time::sleep(rest).await;
-    let api_per_minute = (world.sandbox.state().request_count() - api_before) as f64;
-    let calls_per_minute = simulator.carrier_requests().await as f64;
-    let cpu = world.operator.cpu_seconds() - cpu_before;
+    let api_per_minute = (world.sandbox.state().request_count() - api_before) as f64 / minutes;
+    let calls_per_minute = simulator.carrier_requests().await as f64 / minutes;
+    let cpu_per_minute = (world.operator.cpu_seconds() - cpu_before) / minutes;
     vec![
         Row {
             scenario: scenario.clone(),
@@ -234,21 +239,22 @@ async fn many_groups(groups: u64, per_group: u64) -> Vec<Row> {
         Row {
             scenario: scenario.clone(),
             measure: "API-server requests per minute at rest",
-            simfleet: api_per_minute,
+            simfleet: round(api_per_minute),
             peer: None,
             floor: None,
         },
         Row {
             scenario: scenario.clone(),
             measure: "carrier calls per minute at rest",
-            simfleet: calls_per_minute,
+            simfleet: round(calls_per_minute),
             peer: None,
-            floor: None,
+            // One lookup per group per resync (10 minutes), when the window holds one.
+            floor: (minutes >= 10.0).then(|| round(groups as f64 / 10.0)),
         },
         Row {
             scenario,
             measure: "operator CPU seconds per minute at rest",
-            simfleet: round(cpu * 60.0 / rest.as_secs_f64()),
+            simfleet: (cpu_per_minute * 100.0).round() / 100.0,
             peer: None,
             floor: None,
         },
