@@ -1,6 +1,9 @@
-//! The operator's reconcile path (observe, plan, submit; then observe again to confirm; then a
-//! steady-state resync), as the SimGroup controller runs it, against a zero-delay simulator:
-//! wall time, carrier calls against the floor, and memory while observing a large group.
+//! A unit bench of the planner and the carrier client together, not of the operator:
+//! `benches/common::reconcile_at` observes, plans and submits (then observes again to confirm,
+//! then resyncs) the way the SimGroup reconcile's steps do, without its status writes, watch
+//! triggers, claims or in-flight memory, against a zero-delay simulator in the same process:
+//! wall time, carrier calls against the floor, and memory while observing a large group. The
+//! operator itself (`simfleet run`) is measured by `cargo bench --bench side_by_side`.
 //! Run: `cargo bench --bench operator`.
 
 mod common;

@@ -1,6 +1,7 @@
-//! DataQuota throughput: 10,000 per-device quota sets (the plan's `Set` for each device, sent
-//! the way the DataQuota controller sends them) against a simulator that limits each credential
-//! to 100 req/s, with the account's client limit set to the same 100 req/s.
+//! A unit bench of the emnify client's quota sets, not of the DataQuota controller: 10,000
+//! per-device sets (the plan's `Set` for each device) sent 64 at a time, without the
+//! controller's reads, batches or journal writes, against a simulator that limits each
+//! credential to 100 req/s, with the account's client limit set to the same 100 req/s.
 //! Run: `cargo bench --bench quota`.
 
 use std::time::{Duration, Instant};

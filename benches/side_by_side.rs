@@ -51,6 +51,7 @@ async fn main() {
     rows.extend(pause_by_tag(Carrier::Hologram, scale(100_000)).await);
     rows.extend(pause_by_tag(Carrier::Emnify, scale(10_000)).await);
     rows.extend(memory_at(scale(1_000_000)).await);
+    rows.extend(emnify_rollout(10).await);
     // At rest long enough for a resync (10 minutes); the small scale's minute shows the load
     // between resyncs only.
     let rest = Duration::from_secs(if small { 60 } else { 660 });
@@ -184,6 +185,35 @@ async fn memory_at(sims: u64) -> Vec<Row> {
             floor: None,
         },
     ]
+}
+
+/// An emnify group paused in a rollout of `actions` actions (2 s apart): emnify lists no
+/// jobs, so each look at the SIMs is a listing; the floor is one listing per action and one
+/// that finds the last action landed.
+async fn emnify_rollout(actions: u64) -> Vec<Row> {
+    let simulator = SimulatorProcess::start(2_000).await;
+    let tagged = simulator.tagged(TAGS[1]).await;
+    let scenario =
+        format!("{tagged} SIMs by tag, paused in a rollout of {actions} actions (emnify)");
+    let world = World::start(&simulator, Carrier::Emnify).await;
+    simulator.clear_stats().await;
+    world
+        .create_group_spec(
+            "fleet",
+            json!({"carrierRef": {"name": "carrier"}, "state": "Paused", "selector": {"tags": [TAGS[1]]},
+                   "rollout": {"maxSimsPerAction": tagged.div_ceil(actions), "interval": "2s"}}),
+        )
+        .await;
+    world.until_ready(1).await;
+    let listings = simulator.requests("GET", "/api/v1/endpoint").await;
+    let sent = simulator.requests("PATCH", "/api/v2/endpoint/multi").await;
+    vec![Row {
+        scenario,
+        measure: "listings per action",
+        simfleet: (listings as f64 / sent.max(1) as f64 * 100.0).round() / 100.0,
+        peer: None,
+        floor: Some(((actions + 1) as f64 / actions as f64 * 100.0).round() / 100.0),
+    }]
 }
 
 /// `groups` SimGroups of `per_group` SIMs each, by ICCID (one per customer, as a policy engine
@@ -369,6 +399,18 @@ impl SimulatorProcess {
                     .unwrap_or_default()
                     .starts_with("/_sim/")
             })
+            .map(|r| r["count"].as_u64().unwrap())
+            .sum()
+    }
+
+    /// Successful `method route` requests since the stats were cleared.
+    async fn requests(&self, method: &str, route: &str) -> u64 {
+        self.admin(reqwest::Method::GET, "/stats").await["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == method && r["route"] == route)
+            .filter(|r| r["status"].as_u64().is_some_and(|s| s < 300))
             .map(|r| r["count"].as_u64().unwrap())
             .sum()
     }
