@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
+use simfleet::api::conditions::{READY, is_true};
 use simfleet::api::{CarrierAccount, SimGroup};
 use simfleet::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use simfleet::simulator::fleet::SEED_TAGS;
@@ -387,32 +388,37 @@ impl SimulatorProcess {
         self.admin(reqwest::Method::POST, "/reset").await;
     }
 
-    /// Carrier requests since the stats were cleared (the admin routes left out).
-    async fn carrier_requests(&self) -> u64 {
+    /// Requests since the stats were cleared, summed over the rows of `/_sim/stats` that
+    /// `counted` accepts.
+    async fn counted_requests(&self, counted: impl Fn(&Value) -> bool) -> u64 {
         self.admin(reqwest::Method::GET, "/stats").await["requests"]
             .as_array()
             .unwrap()
             .iter()
-            .filter(|r| {
-                !r["route"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .starts_with("/_sim/")
-            })
+            .filter(|r| counted(r))
             .map(|r| r["count"].as_u64().unwrap())
             .sum()
     }
 
+    /// Carrier requests since the stats were cleared (the admin routes left out).
+    async fn carrier_requests(&self) -> u64 {
+        self.counted_requests(|r| {
+            !r["route"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("/_sim/")
+        })
+        .await
+    }
+
     /// Successful `method route` requests since the stats were cleared.
     async fn requests(&self, method: &str, route: &str) -> u64 {
-        self.admin(reqwest::Method::GET, "/stats").await["requests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["method"] == method && r["route"] == route)
-            .filter(|r| r["status"].as_u64().is_some_and(|s| s < 300))
-            .map(|r| r["count"].as_u64().unwrap())
-            .sum()
+        self.counted_requests(|r| {
+            r["method"] == method
+                && r["route"] == route
+                && r["status"].as_u64().is_some_and(|s| s < 300)
+        })
+        .await
     }
 
     /// Runs the peer against this simulator: its seconds and its carrier calls.
@@ -532,11 +538,10 @@ impl World {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let account = accounts.get("carrier").await.unwrap();
-            let ready = account.status.as_ref().is_some_and(|s| {
-                s.conditions
-                    .iter()
-                    .any(|c| c.type_ == "Ready" && c.status == "True")
-            });
+            let ready = account
+                .status
+                .as_ref()
+                .is_some_and(|s| is_true(&s.conditions, READY));
             if ready {
                 break;
             }
@@ -581,11 +586,9 @@ impl World {
                 .items
                 .iter()
                 .filter(|g| {
-                    g.status.as_ref().is_some_and(|s| {
-                        s.conditions
-                            .iter()
-                            .any(|c| c.type_ == "Ready" && c.status == "True")
-                    })
+                    g.status
+                        .as_ref()
+                        .is_some_and(|s| is_true(&s.conditions, READY))
                 })
                 .count();
             if ready >= count {
