@@ -4,6 +4,7 @@ the tests (tests/official_clients.rs). Prints what each operation returned as JS
 
     official_clients.py emnify    # env: EMNIFY_SDK_API_ENDPOINT_URL, EMNIFY_APP_TOKEN, SIM_ADMIN_URL
     official_clients.py hologram  # env: HOLOGRAM_BASE_URL, HOLOGRAM_API_KEY; ICCIDs on stdin
+    official_clients.py soracom   # env: SORACOM_ENDPOINT, SORACOM_AUTH_KEY_ID, SORACOM_AUTH_KEY
 
 Only configuration is set from outside: emnify-sdk reads its base URL from
 EMNIFY_SDK_API_ENDPOINT_URL, and hologram-python's base URL is its module's
@@ -79,9 +80,54 @@ def hologram_report():
     return {"states": states}
 
 
+def soracom_report():
+    """soracom-api 0.0.2 (generated from Soracom's spec): auth, SIM listing with its paging
+    headers, a SIM, state changes and expiry. It predates the Batch API."""
+    import soracom_api
+    from soracom_api.api.auth_api import AuthApi
+    from soracom_api.api.sim_api import SimApi
+    from soracom_api.model.auth_request import AuthRequest
+    from soracom_api.model.expiry_time import ExpiryTime
+
+    config = soracom_api.Configuration(host=os.environ["SORACOM_ENDPOINT"] + "/v1")
+    client = soracom_api.ApiClient(config)
+    auth = AuthApi(client).auth(
+        AuthRequest(auth_key_id=os.environ["SORACOM_AUTH_KEY_ID"], auth_key=os.environ["SORACOM_AUTH_KEY"])
+    )
+    config.api_key = {"api_key": auth.api_key, "api_token": auth.token}
+    sims = SimApi(client)
+    report = {"operator": auth.operator_id}
+
+    first, _, headers = sims.list_sims(limit=2, _return_http_data_only=False)
+    report["first_page"] = [s.sim_id for s in first]
+    report["next_key"] = headers.get("x-soracom-next-key")
+    second = sims.list_sims(limit=2, last_evaluated_key=report["next_key"])
+    report["second_page"] = [s.sim_id for s in second]
+
+    one = first[0]
+    report["profiles"] = {iccid: sorted(p.subscribers.keys()) for iccid, p in one.profiles.items()}
+    report["tags"] = one.tags.to_dict()
+    deactivated = sims.deactivate_sim(one.sim_id)
+    report["deactivated"] = deactivated.status
+    report["read_back"] = sims.get_sim(one.sim_id).status
+    report["activated"] = sims.activate_sim(one.sim_id).status
+    report["suspended"] = sims.suspend_sim(first[1].sim_id).status
+    expiry = sims.set_sim_expiry_time(
+        one.sim_id, ExpiryTime(expiry_time=1893456000000, expiry_action="deactivate")
+    )
+    report["expiry"] = {"time": expiry.expiry_time, "action": expiry.expiry_action}
+    try:
+        sims.get_sim("8942310999999999999")
+        report["missing"] = None
+    except soracom_api.ApiException as error:
+        report["missing"] = {"status": error.status, "body": json.loads(error.body)}
+    return report
+
+
 def main():
     which = sys.argv[1]
-    report = emnify_report() if which == "emnify" else hologram_report()
+    reports = {"emnify": emnify_report, "hologram": hologram_report, "soracom": soracom_report}
+    report = reports[which]()
     print(json.dumps(report))
     return 0
 

@@ -53,6 +53,7 @@ async fn stats(State(state): State<Arc<SimulatorState>>) -> Answer {
             !matches!(r.method.as_str(), "GET" | "HEAD")
                 && !r.route.starts_with("/_sim/")
                 && r.route != "/api/v1/authenticate"
+                && r.route != "/v1/auth"
         })
         .map(|r| r.count)
         .sum();

@@ -148,6 +148,8 @@ pub(crate) enum Dialect {
     Hologram,
     /// `{"error_code": N, "error_token": "...", "message": "..."}`.
     Emnify,
+    /// `{"code": "ABC1234", "message": "..."}` (Soracom, under `/v1`).
+    Soracom,
     /// The admin API: `{"error": "..."}`.
     Admin,
 }
@@ -159,6 +161,8 @@ impl Dialect {
             Dialect::Hologram
         } else if path.starts_with("/api/") {
             Dialect::Emnify
+        } else if path.starts_with("/v1/") || path == "/v1" {
+            Dialect::Soracom
         } else {
             Dialect::Admin
         }
@@ -172,6 +176,7 @@ impl Dialect {
             message: message.into(),
             retry_after: None,
             code: None,
+            soracom_code: None,
         }
     }
 }
@@ -185,6 +190,8 @@ pub(crate) struct ApiError {
     retry_after: Option<u64>,
     /// emnify's error code and token, when not the status's usual ones.
     code: Option<(u32, &'static str)>,
+    /// Soracom's error code, when not the status's usual one.
+    soracom_code: Option<&'static str>,
 }
 
 impl ApiError {
@@ -192,6 +199,14 @@ impl ApiError {
     pub(crate) fn with_code(self, code: u32, token: &'static str) -> Self {
         Self {
             code: Some((code, token)),
+            ..self
+        }
+    }
+
+    /// With Soracom's error code (e.g. `AUM0001`).
+    pub(crate) fn with_soracom_code(self, code: &'static str) -> Self {
+        Self {
+            soracom_code: Some(code),
             ..self
         }
     }
@@ -204,6 +219,12 @@ impl IntoResponse for ApiError {
             Dialect::Emnify => {
                 let (code, token) = self.code.unwrap_or_else(|| emnify_code(self.status));
                 json!({"error_code": code, "error_token": token, "message": self.message})
+            }
+            Dialect::Soracom => {
+                let code = self
+                    .soracom_code
+                    .unwrap_or_else(|| soracom_code(self.status));
+                json!({"code": code, "message": self.message})
             }
             Dialect::Admin => json!({"error": self.message}),
         };
@@ -234,6 +255,19 @@ fn emnify_code(status: StatusCode) -> (u32, &'static str) {
         409 => (409, "conflict"),
         422 => (422, "validation_failed"),
         other => (u32::from(other), "service_unavailable"),
+    }
+}
+
+/// Soracom's error code of a status, where no route names one: `AUM0001` is the only code
+/// Soracom's own tests show for authentication; the others are the simulator's (Soracom's
+/// documents list no codes).
+fn soracom_code(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 | 403 => "AUM0001",
+        404 => "SIM0404",
+        429 => "API0429",
+        400 => "SEM0001",
+        _ => "AGW0005",
     }
 }
 

@@ -15,6 +15,7 @@ mod hologram_requests;
 mod hologram_tags;
 pub(crate) mod http;
 pub(crate) mod quota;
+mod soracom;
 pub(crate) mod world;
 
 use std::net::SocketAddr;
@@ -33,6 +34,9 @@ pub use fleet::{Fleet, SeedConfig};
 pub use http::RateLimitSpec;
 pub(crate) use http::{Dialect, FaultRule, SimulatorState};
 use simfleet_core::duration::FriendlyDuration;
+pub use soracom::{
+    DEFAULT_AUTH_KEY as DEFAULT_SORACOM_AUTH_KEY, ExpiredToken, SameState, SoracomOptions,
+};
 pub(crate) use world::DelayModel;
 pub use world::World;
 
@@ -83,6 +87,8 @@ pub struct SimulatorConfig {
     pub hologram: HologramVariants,
     /// Send `Retry-After` with rate-limit 429s (neither carrier documents one).
     pub retry_after_header: bool,
+    /// Where Soracom's documents are silent, what its surface answers.
+    pub soracom: SoracomOptions,
 }
 
 /// Where Hologram's documents disagree, the shape the simulator speaks: each a start-up option.
@@ -204,6 +210,7 @@ impl Default for SimulatorConfig {
             emnify_tag_filter: EmnifyTagFilter::Exact,
             hologram: HologramVariants::default(),
             retry_after_header: false,
+            soracom: SoracomOptions::default(),
         }
     }
 }
@@ -259,7 +266,9 @@ pub(crate) fn router(state: Arc<SimulatorState>) -> Router {
     Router::new()
         .merge(hologram::routes())
         .merge(emnify::routes())
+        .merge(soracom::routes(state.clone()))
         .merge(admin::routes())
+        .merge(soracom::admin::routes())
         .fallback(|uri: axum::http::Uri| async move {
             Dialect::of_path(uri.path())
                 .error(StatusCode::NOT_FOUND, format!("no route {}", uri.path()))
@@ -342,6 +351,12 @@ impl SimulatorHandle {
     /// emnify's base URL (`.../api`; routes start with `/v1`).
     pub fn emnify_url(&self) -> String {
         format!("{}/api", self.base_url())
+    }
+
+    /// Soracom's API root (the simulator's root: clients append `/v1`, as `SORACOM_ENDPOINT`
+    /// expects).
+    pub fn soracom_url(&self) -> String {
+        self.base_url()
     }
 
     /// The admin API's base URL (`.../_sim`).
@@ -479,6 +494,24 @@ pub struct SimulatorArgs {
     /// Send Retry-After with rate-limit 429s (neither carrier documents one).
     #[arg(long)]
     pub retry_after_header: bool,
+    /// Soracom auth key `ID:SECRET` that `POST /v1/auth` accepts (repeat for several).
+    #[arg(long = "soracom-auth-key", value_name = "ID:SECRET", default_values_t = [format!("{}:{}", DEFAULT_SORACOM_AUTH_KEY.0, DEFAULT_SORACOM_AUTH_KEY.1)])]
+    pub soracom_auth_keys: Vec<String>,
+    /// Soracom's answer to an expired or revoked token (its documents do not say).
+    #[arg(long, value_enum, default_value_t = ExpiredToken::Unauthorized)]
+    pub soracom_expired_token: ExpiredToken,
+    /// Soracom's answer to a change to the state a SIM is in (its documents do not say).
+    #[arg(long, value_enum, default_value_t = SameState::Ok)]
+    pub soracom_same_state: SameState,
+    /// Soracom requests per minute per route (unpublished; 0: no limit and no headers).
+    #[arg(long, default_value_t = 6000)]
+    pub soracom_rate_limit: u32,
+    /// Milliseconds each Soracom batch task takes (tasks run one at a time).
+    #[arg(long, default_value_t = 50)]
+    pub soracom_task_ms: u64,
+    /// How far Soracom's search (`/v1/query/*`) lags writes.
+    #[arg(long, default_value = "15s")]
+    pub soracom_query_lag: FriendlyDuration,
 }
 
 fn share(text: &str) -> Result<f64, String> {
@@ -547,6 +580,27 @@ impl SimulatorArgs {
                 jobs: self.hologram_jobs,
             },
             retry_after_header: self.retry_after_header,
+            soracom: SoracomOptions {
+                auth_keys: self
+                    .soracom_auth_keys
+                    .iter()
+                    .map(|pair| {
+                        pair.split_once(':')
+                            .filter(|(id, key)| !id.is_empty() && !key.is_empty())
+                            .map(|(id, key)| (id.to_owned(), key.to_owned()))
+                            .ok_or_else(|| {
+                                format!("--soracom-auth-key {pair:?}: write the auth key id and the key as ID:SECRET")
+                            })
+                    })
+                    .collect::<Result<_, _>>()?,
+                expired_token: self.soracom_expired_token,
+                same_state: self.soracom_same_state,
+                rate_limit_per_minute: self.soracom_rate_limit,
+                task_time: jiff::SignedDuration::from_millis(
+                    i64::try_from(self.soracom_task_ms).map_err(|_| "--soracom-task-ms is too large")?,
+                ),
+                query_lag: self.soracom_query_lag.as_duration(),
+            },
             ..SimulatorConfig::default()
         })
     }
@@ -569,6 +623,11 @@ pub async fn run(args: SimulatorArgs) -> Result<(), String> {
         "  emnify API    {}     application token(s): {}",
         handle.emnify_url(),
         args.emnify_app_tokens.join(", ")
+    );
+    println!(
+        "  Soracom API   {}/v1   auth key(s): {}",
+        handle.soracom_url(),
+        args.soracom_auth_keys.join(", ")
     );
     println!(
         "  admin API     {}/   (see README: stats, sims, jobs, faults, clock, consume, reset)",

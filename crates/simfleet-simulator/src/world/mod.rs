@@ -190,6 +190,8 @@ pub struct World {
     next_history: u64,
     next_token: u64,
     rng: fastrand::Rng,
+    /// What the Soracom surface keeps besides the SIM table.
+    pub(crate) soracom: crate::soracom::state::SoracomWorld,
 }
 
 impl World {
@@ -211,6 +213,7 @@ impl World {
             next_history: 1,
             next_token: 1,
             rng: fastrand::Rng::with_seed(seed ^ 0x5eed),
+            soracom: Default::default(),
         }
     }
 

@@ -63,7 +63,10 @@ impl World {
         for token in self.tokens.values_mut() {
             token.expires_at = token.expires_at.min(now);
         }
-        self.tokens.len()
+        for token in self.soracom.tokens.values_mut() {
+            token.expires = token.expires.min(now);
+        }
+        self.tokens.len() + self.soracom.tokens.len()
     }
 }
 
