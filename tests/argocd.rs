@@ -65,6 +65,8 @@ fn planned(
         approved_generation: None,
         previous,
         carrier_limit: 10_000,
+        one_action_at_a_time: false,
+        carrier_statuses: &[],
         in_flight: &in_flight,
         claims: &NoClaims,
         now: Timestamp::now(),

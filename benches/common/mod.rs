@@ -83,6 +83,8 @@ pub async fn reconcile_at(
         approved_generation: None,
         previous,
         carrier_limit: carrier.capabilities().max_sims_per_action,
+        one_action_at_a_time: false,
+        carrier_statuses: &[],
         in_flight: &in_flight,
         claims: &NoClaims,
         now,

@@ -18,7 +18,12 @@ pub enum Provider {
     Emnify,
     /// simfleet's built-in carrier simulator (`simfleet simulator`), for trying simfleet out.
     Simulator,
+    /// Soracom API v1 (Batch API jobs of up to 10,000 SIMs; no data quotas).
+    Soracom,
 }
+
+/// Soracom's Global coverage API (the Japan coverage API is the default base URL).
+pub const SORACOM_GLOBAL_BASE_URL: &str = "https://g.api.soracom.io";
 
 impl Provider {
     /// Base URL used when `spec.baseUrl` is not set.
@@ -27,6 +32,7 @@ impl Provider {
             Provider::Hologram => "https://dashboard.hologram.io/api/1",
             Provider::Emnify => "https://cdn.emnify.net/api",
             Provider::Simulator => "http://127.0.0.1:8080",
+            Provider::Soracom => "https://api.soracom.io",
         }
     }
 
@@ -35,7 +41,7 @@ impl Provider {
     pub fn default_requests_per_month(self) -> Option<u64> {
         match self {
             Provider::Emnify => Some(10_000_000),
-            Provider::Hologram | Provider::Simulator => None,
+            Provider::Hologram | Provider::Simulator | Provider::Soracom => None,
         }
     }
 
@@ -44,6 +50,7 @@ impl Provider {
         match self {
             Provider::Hologram | Provider::Simulator => "apiKey",
             Provider::Emnify => "applicationToken",
+            Provider::Soracom => "authKey",
         }
     }
 
@@ -64,6 +71,12 @@ impl Provider {
             Provider::Simulator => RateLimit {
                 requests_per_second: 100.0,
                 burst: 50,
+            },
+            // Soracom publishes no numbers (its limits are per minute, per API, and reported
+            // in X-Soracom-Ratelimit-* headers, which the client also paces on).
+            Provider::Soracom => RateLimit {
+                requests_per_second: 10.0,
+                burst: 10,
             },
         }
     }
@@ -122,7 +135,9 @@ pub struct CarrierAccountSpec {
     pub provider: Provider,
 
     /// Base URL of the carrier API. Defaults: hologram `https://dashboard.hologram.io/api/1`,
-    /// emnify `https://cdn.emnify.net/api`, simulator `http://127.0.0.1:8080`.
+    /// emnify `https://cdn.emnify.net/api`, simulator `http://127.0.0.1:8080`, soracom
+    /// `https://api.soracom.io` (Japan coverage; `https://g.api.soracom.io` for Global coverage,
+    /// which a SIM has from purchase). Soracom's routes start with `/v1`, added by simfleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = super::BASE_URL_PATTERN), length(max = 2048))]
     pub base_url: Option<String>,
@@ -153,9 +168,11 @@ pub struct CarrierAccountSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
 
-    /// emnify only: when pausing, also suspend the SIM (stops SIM billing) besides disabling the
-    /// endpoint (stops data). Costs a second API call per device against the rate limit.
-    /// Default false.
+    /// emnify: when pausing, also suspend the SIM (stops SIM billing) besides disabling the
+    /// endpoint (stops data); costs a second API call per device against the rate limit.
+    /// soracom: pause to `suspended` (the basic fee stops; resuming costs a re-activation fee
+    /// and devices may need a reboot) instead of `inactive` (free to toggle, the basic fee
+    /// continues). Never `standby`, which any connection attempt resumes. Default false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend_sim_on_pause: Option<bool>,
 }
@@ -168,8 +185,9 @@ pub struct SecretKeyRef {
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
 
-    /// Key in the Secret's data. Defaults to `apiKey` for hologram and simulator (the API key)
-    /// and `applicationToken` for emnify (an application token).
+    /// Key in the Secret's data. Defaults to `apiKey` for hologram and simulator (the API key),
+    /// `applicationToken` for emnify (an application token), and `authKey` for soracom (the
+    /// auth key id and the auth key, as `AUTH_KEY_ID:AUTH_KEY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[-._a-zA-Z0-9]+$"), length(min = 1, max = 253))]
     pub key: Option<String>,
@@ -268,6 +286,10 @@ impl CarrierUrlPolicy {
             Provider::Simulator => ["http://127.0.0.1", "http://localhost", "http://[::1]"]
                 .map(String::from)
                 .to_vec(),
+            Provider::Soracom => vec![
+                provider.default_base_url().to_owned(),
+                SORACOM_GLOBAL_BASE_URL.to_owned(),
+            ],
             _ => vec![provider.default_base_url().to_owned()],
         }
     }

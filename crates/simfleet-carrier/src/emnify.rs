@@ -497,6 +497,7 @@ impl Carrier for EmnifyClient {
             bulk: unavailable.is_none(),
             bulk_unavailable: unavailable,
             data_quota: true,
+            one_action_at_a_time: false,
         }
     }
 

@@ -77,6 +77,8 @@ pub enum Auth<'a> {
     Basic(&'a str, &'a SecretString),
     /// `Authorization: Bearer`.
     Bearer(&'a SecretString),
+    /// Soracom's two headers: `X-Soracom-API-Key` and `X-Soracom-Token`.
+    SoracomToken(&'a SecretString, &'a SecretString),
 }
 
 /// One request to make.
@@ -497,6 +499,9 @@ impl HttpCore {
                     request.basic_auth(user, Some(password.expose_secret()))
                 }
                 Auth::Bearer(token) => request.bearer_auth(token.expose_secret()),
+                Auth::SoracomToken(api_key, token) => request
+                    .header("X-Soracom-API-Key", api_key.expose_secret())
+                    .header("X-Soracom-Token", token.expose_secret()),
             };
             if let Some(body) = &call.body {
                 request = request.json(body);
@@ -593,11 +598,19 @@ fn strip_url(error: &reqwest::Error) -> String {
 /// Turns a non-2xx answer into a typed error with the carrier's message.
 fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Failure {
     let message = carrier_message(body).unwrap_or_else(|| format!("HTTP {status}"));
-    let retry_after = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    // Soracom says when its minute refreshes instead of `Retry-After`.
+    let retry_after = [
+        reqwest::header::RETRY_AFTER.as_str(),
+        "x-soracom-ratelimit-seconds-before-refresh",
+    ]
+    .iter()
+    .find_map(|name| {
+        headers
+            .get(*name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    })
+    .map(Duration::from_secs);
     let error = match status.as_u16() {
         401 => CarrierError::Unauthorized { message },
         403 => CarrierError::Forbidden { message },
@@ -620,10 +633,14 @@ fn classify(status: StatusCode, headers: &reqwest::header::HeaderMap, body: &[u8
     Failure { error, retry_after }
 }
 
-/// The human message in either carrier's error body (`error` or `message`, followed by the
-/// messages of emnify's `errors[]`), if any.
+/// The human message in a carrier's error body (`error` or `message`, followed by the
+/// messages of emnify's `errors[]`; Soracom's wrapper `errorMessage.message` is unwrapped), if
+/// any.
 fn carrier_message(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    if let Some(inner) = value.get("errorMessage").filter(|v| v.is_object()) {
+        value = inner.clone();
+    }
     let text = value
         .get("message")
         .or_else(|| value.get("error"))

@@ -12,6 +12,7 @@ pub mod hologram;
 pub mod host_limits;
 pub mod http;
 mod simulator;
+pub mod soracom;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,7 @@ use simfleet_api::model::{
 };
 use simfleet_api::{CarrierAccountSpec, Provider, StateChange};
 use simulator::SimulatorClient;
+pub use soracom::SoracomClient;
 
 /// Reads a selection's observation to its end, handing each page to `each` in order; the first
 /// failure ends it. One full observation: what a reconcile plans from.
@@ -192,6 +194,9 @@ pub struct Capabilities {
     pub bulk_unavailable: Option<String>,
     /// True when the carrier supports data quotas.
     pub data_quota: bool,
+    /// True when the carrier runs one action (job) of a kind at a time: the next action of
+    /// the same change goes only after the previous one is final (Soracom's Batch API).
+    pub one_action_at_a_time: bool,
 }
 
 impl Capabilities {
@@ -307,6 +312,12 @@ pub trait Carrier: Send + Sync {
     /// One cheap authenticated call, to verify the credentials.
     fn verify(&self) -> BoxFuture<'_, Result<(), CarrierError>>;
 
+    /// What is wrong with a selection for this carrier, if anything (e.g. a Soracom tag
+    /// without a value), in words that name the field and the fix.
+    fn selection_problem(&self, _selection: &Selection) -> Option<String> {
+        None
+    }
+
     /// Streams the selected SIMs' states, a page at a time; each SIM once.
     fn observe<'a>(
         &'a self,
@@ -410,6 +421,15 @@ pub fn connect(
                 states: HologramClient::new(states, credential.clone(), spec.org_id),
                 quotas: EmnifyClient::new(quotas, credential, false),
             })
+        }
+        Provider::Soracom => {
+            // Soracom's routes start with /v1; a base URL given with it works too.
+            let base = base.strip_suffix("/v1").unwrap_or(base);
+            Arc::new(SoracomClient::new(
+                core("soracom", base.to_owned())?,
+                &credential,
+                spec.suspend_sim_on_pause.unwrap_or(false),
+            )?)
         }
         Provider::Emnify => Arc::new(EmnifyClient::new(
             core("emnify", base.to_owned())?,

@@ -86,6 +86,9 @@ pub struct ActionStatus {
     pub status: String,
     /// True when the carrier says it has finished (Hologram: `timestamp_end` is set).
     pub finished: bool,
+    /// SIMs the finished action failed to change, where the carrier says which (Soracom's
+    /// failed batch tasks).
+    pub refused: Vec<Refusal>,
 }
 
 /// How an observation looks listed SIMs up, and what it costs in calls.

@@ -291,6 +291,7 @@ impl Carrier for HologramClient {
             bulk: true,
             bulk_unavailable: None,
             data_quota: false,
+            one_action_at_a_time: false,
         }
     }
 
@@ -400,6 +401,7 @@ impl Carrier for HologramClient {
                     };
                     ids.contains(&id)
                         .then(|| simfleet_api::model::ActionStatus {
+                            refused: Vec::new(),
                             id,
                             // The status values are not documented: the end time is.
                             finished: task.timestamp_end.as_deref().is_some_and(|t| !t.is_empty()),

@@ -140,6 +140,7 @@ impl Carrier for FakeCarrier {
             bulk: true,
             bulk_unavailable: None,
             data_quota: true,
+            one_action_at_a_time: false,
         }
     }
 

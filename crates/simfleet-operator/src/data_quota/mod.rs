@@ -24,7 +24,7 @@ pub(crate) mod batch;
 mod event_reports;
 pub(crate) mod events;
 pub mod plan;
-mod reconcile;
+pub(crate) mod reconcile;
 pub(crate) mod record;
 mod record_store;
 pub mod schedule;

@@ -35,7 +35,20 @@ use simfleet_api::conditions::{READY, is_true};
 use simfleet_api::model::{CallFailure, OrgQuotaEvents, QuotaReading, QuotaSetting, ReadUrgency};
 use simfleet_api::{DataQuota, DataQuotaStatus, Management, QuotaDeletePolicy, QuotaProgress};
 use simfleet_carrier::Carrier;
+use simfleet_carrier::CarrierError;
 use simfleet_carrier::budget::metered;
+
+/// Why an account cannot hold data quotas, in the client's own words (it says so without a
+/// call: Hologram has no quota API; Soracom has no volume cap, and offers other controls).
+pub(crate) async fn quota_not_supported(account: &str, carrier: &dyn Carrier) -> String {
+    let why = match carrier.read_quota(0).await {
+        Err(error @ CarrierError::Unsupported { .. }) => error.to_string(),
+        _ => "the carrier has no per-device data quota".to_owned(),
+    };
+    format!(
+        "carrierRef: CarrierAccount {account} cannot hold data quotas: {why}; use an emnify (or simulator) account"
+    )
+}
 
 /// Finalizer of DataQuotas (`onDelete` runs before it is removed).
 pub(crate) const DATA_QUOTA_FINALIZER: &str = "simfleet.io/data-quota";
@@ -151,9 +164,7 @@ async fn apply(
     if !carrier.capabilities().data_quota {
         let problem = SpecProblem {
             reason: "QuotaNotSupported",
-            message: format!(
-                "carrierRef: CarrierAccount {account} is a Hologram account, and Hologram has no per-device data quota API; use an emnify (or simulator) account"
-            ),
+            message: quota_not_supported(account, carrier.as_ref()).await,
         };
         return stall(context, api, &quota, problem).await;
     }

@@ -246,6 +246,8 @@ async fn plan_group(
         approved_generation: approved,
         previous: &previous,
         carrier_limit: carrier.capabilities().max_sims_per_action,
+        one_action_at_a_time: false,
+        carrier_statuses: &[],
         in_flight: &in_flight,
         claims: &claims,
         now,
@@ -345,11 +347,14 @@ async fn plan_quota(
         .await
     {
         Ok(carrier) if carrier.capabilities().data_quota => carrier,
-        Ok(_) => {
-            preview.error = Some(format!(
-                "carrierRef: CarrierAccount {} is a Hologram account, and Hologram has no per-device data quota API; use an emnify (or simulator) account",
-                quota.spec.carrier_ref.name
-            ));
+        Ok(carrier) => {
+            preview.error = Some(
+                crate::data_quota::reconcile::quota_not_supported(
+                    &quota.spec.carrier_ref.name,
+                    carrier.as_ref(),
+                )
+                .await,
+            );
             return preview;
         }
         Err(err) => {

@@ -154,6 +154,7 @@ impl PendingTally {
         &self,
         listed: &[PendingAction],
         in_flight: &InFlight,
+        statuses: &[ActionStatus],
     ) -> Vec<PendingAction> {
         let (remembered, others): (Vec<&PendingAction>, Vec<&PendingAction>) =
             listed.iter().partition(|a| in_flight.remembers(&a.id));
@@ -166,6 +167,12 @@ impl PendingTally {
         newest_first.sort_by_key(|a| std::cmp::Reverse(a.submitted_at.0));
         let mut accounted = 0u64;
         for action in newest_first {
+            // The carrier's jobs list shows it running: pending, whatever the SIMs show yet
+            // (Soracom's SIMs have no pending state).
+            if statuses.iter().any(|s| s.id == action.id && !s.finished) {
+                kept.push(action.clone());
+                continue;
+            }
             if accounted < self.at_carrier {
                 accounted += u64::from(action.sims);
                 kept.push(action.clone());
@@ -225,13 +232,13 @@ mod tests {
         let mut tally = PendingTally::default();
         assert!(tally.observe(&memory, Some(1), &ObservedState::Paused));
         assert!(!tally.observe(&memory, Some(2), &ObservedState::Active));
-        assert_eq!(tally.still_pending(&actions, &memory).len(), 1);
+        assert_eq!(tally.still_pending(&actions, &memory, &[]).len(), 1);
         assert_eq!(tally.landed, vec![2]);
         // Both landed: the action is finished, though the spec may now want them paused.
         let mut tally = PendingTally::default();
         assert!(!tally.observe(&memory, Some(1), &ObservedState::Active));
         assert!(!tally.observe(&memory, Some(2), &ObservedState::Active));
-        assert!(tally.still_pending(&actions, &memory).is_empty());
+        assert!(tally.still_pending(&actions, &memory, &[]).is_empty());
     }
 
     #[test]
@@ -249,14 +256,14 @@ mod tests {
                 &ObservedState::Pending(StateChange::Pause),
             );
         }
-        let kept = tally.still_pending(&actions, &memory);
+        let kept = tally.still_pending(&actions, &memory, &[]);
         assert_eq!(
             kept.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
             ["2"]
         );
         assert!(
             PendingTally::default()
-                .still_pending(&actions, &memory)
+                .still_pending(&actions, &memory, &[])
                 .is_empty()
         );
     }
@@ -272,6 +279,7 @@ mod tests {
             listed("b", StateChange::Pause, 1, 1),
         ];
         let finished = ActionStatus {
+            refused: Vec::new(),
             id: "a".into(),
             status: "COMPLETED".into(),
             finished: true,

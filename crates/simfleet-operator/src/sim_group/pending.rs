@@ -204,6 +204,7 @@ pub(super) mod tests {
         let now = now();
         let pending = vec![action("10001", 5_000, 3), action("10002", 5_000, 2)];
         let status = |id: &str, finished: bool| ActionStatus {
+            refused: Vec::new(),
             id: id.into(),
             status: if finished { "COMPLETED" } else { "PROCESSING" }.into(),
             finished,

@@ -91,6 +91,12 @@ pub struct PlanContext<'a> {
     pub previous: &'a SimGroupStatus,
     /// Most SIMs the carrier takes in one action.
     pub carrier_limit: usize,
+    /// The carrier runs one action of a change at a time (Soracom's Batch API): the next goes
+    /// when the previous one is no longer pending.
+    pub one_action_at_a_time: bool,
+    /// The carrier's word on the listed pending actions (its jobs list): an action it shows
+    /// unfinished stays pending, even one submitted before a restart.
+    pub carrier_statuses: &'a [ActionStatus],
     /// The actions this process submitted and has not seen land (carriers that do not show
     /// pending states are covered by this).
     pub in_flight: &'a InFlight,
@@ -123,6 +129,11 @@ pub enum Hold {
     Interval {
         /// When the next action may go.
         until: Timestamp,
+    },
+    /// The carrier runs one action of a change at a time, and this one is pending.
+    ActionRunning {
+        /// The pending action's id.
+        id: String,
     },
 }
 
@@ -358,9 +369,11 @@ impl<'a> SimGroupPlanner<'a> {
     pub fn finish(self) -> Plan {
         let ctx = &self.ctx;
         let now = ctx.now;
-        let pending = self
-            .pending
-            .still_pending(&ctx.previous.pending_actions, ctx.in_flight);
+        let pending = self.pending.still_pending(
+            &ctx.previous.pending_actions,
+            ctx.in_flight,
+            ctx.carrier_statuses,
+        );
         let stalled_action = pending
             .iter()
             .find(|a| now.duration_since(a.submitted_at.0) > CONFIRMATION_DEADLINE)
@@ -403,15 +416,24 @@ impl<'a> SimGroupPlanner<'a> {
                 .filter(|&until| until > now)
             {
                 hold = Some(Hold::Interval { until });
+            } else if let Some(running) = pending
+                .iter()
+                .find(|a| ctx.one_action_at_a_time && a.action == change)
+            {
+                hold = Some(Hold::ActionRunning {
+                    id: running.id.clone(),
+                });
             } else {
                 let batches = self.candidates.chunks(limit).map(|c| PlannedAction {
                     change,
                     sims: c.to_vec(),
                 });
-                // With an interval, one action per pause; without, every batch now.
-                actions = match interval {
-                    Some(_) => batches.take(1).collect(),
-                    None => batches.collect(),
+                // With an interval, or a carrier that runs one action at a time, one action
+                // now; otherwise every batch.
+                actions = if interval.is_some() || ctx.one_action_at_a_time {
+                    batches.take(1).collect()
+                } else {
+                    batches.collect()
                 };
             }
         }
@@ -507,6 +529,30 @@ impl Plan {
     /// they showed. Never a confirmation: observed SIM states are.
     pub(crate) fn note_carrier_statuses(&mut self, statuses: &[ActionStatus]) {
         note_carrier_statuses(&mut self.pending, statuses);
+        // SIMs a finished action failed to change (Soracom's failed tasks), with its words.
+        for status in statuses.iter().filter(|s| s.finished) {
+            for refusal in &status.refused {
+                let reason = match refusal.kind {
+                    RefusalKind::Ineligible => ProblemReason::Ineligible,
+                    RefusalKind::Failed | RefusalKind::Retryable => ProblemReason::Failed,
+                };
+                let listed = self
+                    .problems
+                    .iter()
+                    .any(|p| p.device_id == Some(refusal.device_id));
+                if !listed && self.problems.len() < PROBLEM_SAMPLE_LIMIT {
+                    self.problems.push(ProblemSim {
+                        iccid: String::new(),
+                        device_id: Some(refusal.device_id),
+                        reason,
+                        message: format!(
+                            "action {} did not change it: {}",
+                            status.id, refusal.reason
+                        ),
+                    });
+                }
+            }
+        }
     }
 
     /// Records SIMs of a planned action that could not be submitted (e.g. the carrier was
@@ -525,6 +571,9 @@ impl Plan {
         // Nothing is sent until a person acts (the annotation's change is itself a trigger), or
         // ever (observe only): no fast requeue.
         if self.observe_only.is_some() || matches!(self.hold, Some(Hold::ApprovalRequired { .. })) {
+            return pending_backoff(&self.pending, self.now).unwrap_or(self.wake_up());
+        }
+        if let Some(Hold::ActionRunning { .. }) = self.hold {
             return pending_backoff(&self.pending, self.now).unwrap_or(self.wake_up());
         }
         if let Some(Hold::Interval { until }) = self.hold {

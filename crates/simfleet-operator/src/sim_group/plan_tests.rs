@@ -54,6 +54,8 @@ pub(super) struct Case {
     pub(super) previous: SimGroupStatus,
     pub(super) in_flight: InFlight,
     pub(super) carrier_limit: usize,
+    pub(super) one_action_at_a_time: bool,
+    pub(super) carrier_statuses: Vec<ActionStatus>,
     pub(super) now: Timestamp,
 }
 
@@ -66,6 +68,8 @@ impl Case {
             previous: SimGroupStatus::default(),
             in_flight: InFlight::default(),
             carrier_limit: 10_000,
+            one_action_at_a_time: false,
+            carrier_statuses: Vec::new(),
             now: now(),
         }
     }
@@ -77,6 +81,8 @@ impl Case {
             approved_generation: self.approved,
             previous: &self.previous,
             carrier_limit: self.carrier_limit,
+            one_action_at_a_time: self.one_action_at_a_time,
+            carrier_statuses: &self.carrier_statuses,
             in_flight: &self.in_flight,
             claims,
             now: self.now,
@@ -491,6 +497,8 @@ fn a_counting_only_planner_counts_the_same_changes_without_keeping_targets() {
         approved_generation: None,
         previous: &case.previous,
         carrier_limit: case.carrier_limit,
+        one_action_at_a_time: false,
+        carrier_statuses: &[],
         in_flight: &case.in_flight,
         claims: &NoClaims,
         now: case.now,
@@ -520,6 +528,7 @@ fn the_carrier_s_job_status_shows_beside_a_pending_action_and_never_confirms_it(
     let observed = sims(5, ObservedState::Pending(StateChange::Pause));
     let mut plan = case.plan(&observed);
     let status = |id: &str, status: &str| ActionStatus {
+        refused: Vec::new(),
         id: id.into(),
         status: status.into(),
         finished: status == "COMPLETED",

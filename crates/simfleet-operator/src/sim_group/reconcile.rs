@@ -201,6 +201,9 @@ impl<'a> Pass<'a> {
             Ok(carrier) => carrier,
             Err(problem) => return self.blocked(problem.reason, problem.message).await,
         };
+        if let Some(message) = carrier.selection_problem(&selection_of(group)) {
+            return self.blocked("InvalidSelector", message).await;
+        }
         if let Some(problem) = approval_annotation_problem(group) {
             publish(
                 context,
@@ -306,6 +309,8 @@ impl<'a> Pass<'a> {
             approved_generation: approved_generation(group),
             previous,
             carrier_limit: carrier.capabilities().max_sims_per_action,
+            one_action_at_a_time: carrier.capabilities().one_action_at_a_time,
+            carrier_statuses: statuses,
             in_flight: &in_flight,
             claims: &resolved.claims,
             now: resolved.now,

@@ -254,7 +254,7 @@ impl<'a> RestorePlanner<'a> {
         RestorePlan {
             actions,
             counts: self.counts,
-            still_pending: self.pending.still_pending(listed, self.in_flight),
+            still_pending: self.pending.still_pending(listed, self.in_flight, &[]),
             landed: self.pending.landed,
         }
     }

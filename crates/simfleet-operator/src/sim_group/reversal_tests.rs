@@ -79,6 +79,7 @@ impl ModelCarrier {
             .iter()
             .filter_map(|p| self.actions.iter().find(|a| a.id == p.id))
             .map(|a| ActionStatus {
+                refused: Vec::new(),
                 id: a.id.clone(),
                 status: String::new(),
                 finished: a.lands_at <= self.step,
@@ -129,6 +130,8 @@ impl Operator {
             approved_generation: None,
             previous: &self.status,
             carrier_limit: 2,
+            one_action_at_a_time: false,
+            carrier_statuses: &[],
             in_flight: &self.memory,
             claims: &NoClaims,
             now: self.now,

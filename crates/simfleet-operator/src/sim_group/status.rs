@@ -155,6 +155,14 @@ impl Plan {
                     }
                 ),
             ),
+            (None, Some(Hold::ActionRunning { id })) => Verdict::new(
+                true,
+                "CarrierActionsPending",
+                format!(
+                    "{} SIMs still to change: the carrier runs one action of a kind at a time, and the next goes when {id} is done; {reconciling_message}",
+                    thousands(self.remaining_after_actions as u64)
+                ),
+            ),
             (None, _) if reconciling && self.pending.is_empty() && self.actions.is_empty() => {
                 Verdict::new(true, "ChangesQueued", reconciling_message)
             }
