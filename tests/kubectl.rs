@@ -83,20 +83,20 @@ async fn apply_k_examples_then_get_shows_everything_with_its_columns() {
         .await;
     assert_eq!(
         applied.lines().filter(|l| l.ends_with(" created")).count(),
-        12,
+        15,
         "{applied}"
     );
     let again = cluster
         .ok(&["apply", "-k", repo("examples").to_str().unwrap()])
         .await;
-    // The simfleet objects are unchanged. The three Secrets are written with stringData, which
+    // The simfleet objects are unchanged. The four Secrets are written with stringData, which
     // the API server folds into data, so kubectl's three-way merge sends stringData again and
     // says "configured", as against a real API server (kubernetes/kubernetes#87736).
     let unchanged: Vec<&str> = again
         .lines()
         .filter(|l| l.ends_with(" unchanged"))
         .collect();
-    assert_eq!(unchanged.len(), 9, "{again}");
+    assert_eq!(unchanged.len(), 11, "{again}");
     assert!(
         unchanged.iter().all(|l| l.contains(".simfleet.io/")),
         "{again}"
@@ -105,7 +105,7 @@ async fn apply_k_examples_then_get_shows_everything_with_its_columns() {
         .lines()
         .filter(|l| l.ends_with(" configured"))
         .collect();
-    assert_eq!(configured.len(), 3, "{again}");
+    assert_eq!(configured.len(), 4, "{again}");
     assert!(
         configured.iter().all(|l| l.starts_with("secret/")),
         "{again}"

@@ -33,10 +33,11 @@ fn every_example_validates_and_parses_into_its_typed_struct() {
             Err(err) => panic!("{} is refused: {err}", doc.location()),
         }
     }
-    // The set the README promises: an account per provider, three SimGroups, three DataQuotas.
-    assert_eq!(kinds.get("Secret"), Some(&3));
-    assert_eq!(kinds.get("CarrierAccount"), Some(&3));
-    assert_eq!(kinds.get("SimGroup"), Some(&3));
+    // The set the README promises: an account per provider, four SimGroups (one on Soracom),
+    // three DataQuotas.
+    assert_eq!(kinds.get("Secret"), Some(&4));
+    assert_eq!(kinds.get("CarrierAccount"), Some(&4));
+    assert_eq!(kinds.get("SimGroup"), Some(&4));
     assert_eq!(kinds.get("DataQuota"), Some(&3));
 }
 

@@ -1,5 +1,5 @@
 //! The carriers' official clients, unmodified, against the simulator: emnify-sdk (PyPI, pinned
-//! by ./scripts/test) and hologram-python's `getSIMState`. Run by scripts/official_clients.py.
+//! by ./scripts/test), hologram-python's `getSIMState` and soracom-api. Run by scripts/official_clients.py.
 
 mod common;
 
@@ -152,4 +152,47 @@ async fn hologram_python_reads_sim_states_including_pending_ones() {
         };
         assert_eq!(read["state"], expected, "{iccid}");
     }
+}
+
+/// soracom-api 0.0.2 (PyPI, generated from Soracom's spec; it predates the Batch API):
+/// auth, SIM listing with its paging headers, a SIM with its profiles and tags, state changes,
+/// expiry and a 404, against the simulator's Soracom surface.
+#[tokio::test]
+async fn soracom_api_authenticates_lists_with_paging_headers_changes_states_and_sets_expiry() {
+    let sim = fleet(5).await;
+    let report = run(
+        "soracom",
+        vec![
+            ("SORACOM_ENDPOINT", sim.soracom_url()),
+            ("SORACOM_AUTH_KEY_ID", "keyId-simulator".into()),
+            ("SORACOM_AUTH_KEY", "secret-simulator".into()),
+        ],
+        String::new(),
+    )
+    .await;
+    assert_eq!(report["operator"], "OP0099000001");
+    assert_eq!(
+        report["first_page"],
+        serde_json::json!(["8942310000000000001", "8942310000000000002"])
+    );
+    assert_eq!(report["next_key"], "8942310000000000002");
+    assert_eq!(
+        report["second_page"],
+        serde_json::json!(["8942310000000000003", "8942310000000000004"])
+    );
+    assert_eq!(
+        report["profiles"]["8944500000000000001"],
+        serde_json::json!(["440103000000001"])
+    );
+    assert_eq!(report["tags"]["name"], "");
+    assert_eq!(report["deactivated"], "inactive");
+    assert_eq!(report["read_back"], "inactive");
+    assert_eq!(report["activated"], "active");
+    assert_eq!(report["suspended"], "suspended");
+    assert_eq!(
+        report["expiry"],
+        serde_json::json!({"time": 1893456000000i64, "action": "deactivate"})
+    );
+    assert_eq!(report["missing"]["status"], 404);
+    assert!(report["missing"]["body"]["code"].is_string());
 }

@@ -1,0 +1,169 @@
+//! A Soracom SimGroup as a user runs it: `simfleet run` (a child process) against the sandbox
+//! API and the simulator's Soracom surface.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::operator::*;
+
+use jiff::SignedDuration;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PostParams};
+use serde_json::json;
+use simfleet::api::{CarrierAccount, SimGroup};
+use simfleet::simulator::{SimulatorConfig, SoracomOptions};
+
+/// A fleet file of `n` SIMs, all tagged `fleet=north`.
+fn fleet_file(n: usize) -> std::path::PathBuf {
+    let mut yaml = String::from("sims:\n");
+    for i in 0..n {
+        yaml.push_str(&format!(
+            "  - {{iccid: \"{}\", tags: [fleet=north]}}\n",
+            8_944_500_000_000_000_001u64 + i as u64
+        ));
+    }
+    let path =
+        std::env::temp_dir().join(format!("simfleet-soracom-e2e-{}.yaml", std::process::id()));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+async fn soracom_account(world: &World) {
+    let client = world.sandbox.client();
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "soracom-key"}, "stringData": {"authKey": "keyId-simulator:secret-simulator"}})).unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let account: CarrierAccount = serde_json::from_value(json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "soracom"},
+        "spec": {"provider": "soracom", "baseUrl": world.simulator.soracom_url(), "secretRef": {"name": "soracom-key"}, "rateLimit": {"requestsPerSecond": 1000, "burst": 1000}}
+    }))
+    .unwrap();
+    Api::<CarrierAccount>::namespaced(client, "default")
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+}
+
+fn jobs_of(group: &SimGroup) -> Vec<String> {
+    group
+        .status
+        .as_ref()
+        .map(|s| s.pending_actions.iter().map(|a| a.id.clone()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_25000_sim_group_pauses_through_3_jobs_one_at_a_time_and_survives_kill_9_mid_job() {
+    const SIMS: usize = 25_000;
+    let config = SimulatorConfig {
+        fleet_file: Some(fleet_file(SIMS)),
+        soracom: SoracomOptions {
+            // 10,000 tasks take 10 s of the simulator's (manual) clock.
+            task_time: SignedDuration::from_millis(1),
+            ..SoracomOptions::default()
+        },
+        ..common::live_config(SIMS)
+    };
+    let world = world_with("soracom", config).await;
+    soracom_account(&world).await;
+    let allowed = format!("--allowed-carrier-url={}", world.simulator.soracom_url());
+    let start = || Operator::start_with(&world.kubeconfig, &[allowed.as_str()], "operator").0;
+    let operator = start();
+    let api = create_group(
+        &world,
+        "fleet",
+        json!({"carrierRef": {"name": "soracom"}, "state": "Paused", "selector": {"tags": ["fleet=north"]}}),
+    )
+    .await;
+
+    // The first job: 10,000 SIMs, and nothing else while it runs.
+    let first = until(&api, "fleet", "the first job", |g| jobs_of(g).len() == 1).await;
+    let job = jobs_of(&first)[0].clone();
+    assert_eq!(
+        first.status.as_ref().unwrap().pending_actions[0].sims,
+        10_000
+    );
+    world.simulator.advance(SignedDuration::from_secs(4));
+    // Its progress, from the job's status and summary.
+    until(&api, "fleet", "the job's progress", |g| {
+        g.status.as_ref().is_some_and(|s| {
+            s.pending_actions.iter().any(|a| {
+                a.carrier_status
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("running: 4000 done"))
+            })
+        })
+    })
+    .await;
+
+    // kill -9 mid-job: the new process neither resubmits the job nor loses it.
+    drop(operator);
+    let jobs_before = admin_get_jobs(&world).await;
+    assert_eq!(jobs_before, 1);
+    let _operator = start();
+    let still = until(
+        &api,
+        "fleet",
+        "the job still pending after the restart",
+        |g| {
+            g.status.as_ref().is_some_and(|s| {
+                s.pending_actions.iter().any(|a| {
+                    a.id == job
+                        && a.carrier_status
+                            .as_deref()
+                            .is_some_and(|c| c.starts_with("running"))
+                })
+            }) && g.metadata.resource_version.is_some()
+        },
+    )
+    .await;
+    assert_eq!(jobs_of(&still), vec![job.clone()]);
+    assert_eq!(
+        admin_get_jobs(&world).await,
+        1,
+        "no job was created while one runs"
+    );
+
+    // Each job finishes; the next goes; Ready after the third.
+    let mut seen = vec![job];
+    while seen.len() < 3 {
+        world.simulator.advance(SignedDuration::from_secs(10));
+        let next = until(&api, "fleet", "the next job", |g| {
+            jobs_of(g).iter().any(|id| !seen.contains(id))
+        })
+        .await;
+        let new: Vec<String> = jobs_of(&next)
+            .into_iter()
+            .filter(|id| !seen.contains(id))
+            .collect();
+        seen.extend(new);
+        assert_eq!(jobs_of(&next).len(), 1, "one job at a time");
+    }
+    world.simulator.advance(SignedDuration::from_secs(10));
+    let ready = until(&api, "fleet", "Ready", ready).await;
+    assert_eq!(
+        ready
+            .status
+            .as_ref()
+            .unwrap()
+            .counts
+            .as_ref()
+            .unwrap()
+            .in_desired_state,
+        SIMS as u64
+    );
+    assert_eq!(admin_get_jobs(&world).await, 3);
+    assert_each_sim_submitted_once(&world, SIMS as u64).await;
+    let stats = stats(&world.simulator).await;
+    let calls = carrier_requests_in(&stats);
+    eprintln!("carrier calls to Ready: {calls}; {}", stats["requests"]);
+}
+
+async fn admin_get_jobs(world: &World) -> usize {
+    common::admin_get(&world.simulator, "/soracom/jobs").await["jobs"]
+        .as_array()
+        .unwrap()
+        .len()
+}
