@@ -161,6 +161,47 @@ async fn a_25000_sim_group_pauses_through_3_jobs_one_at_a_time_and_survives_kill
     eprintln!("carrier calls to Ready: {calls}; {}", stats["requests"]);
 }
 
+/// Each job goes when the previous one is final, without observing again in between: the
+/// change costs one observation to plan and one to confirm.
+#[tokio::test]
+async fn queued_jobs_go_one_after_another_with_one_observation_to_plan_and_one_to_confirm() {
+    const SIMS: usize = 2_500;
+    let config = SimulatorConfig {
+        fleet_file: Some(fleet_file(SIMS)),
+        soracom: SoracomOptions {
+            task_time: SignedDuration::from_millis(1),
+            ..SoracomOptions::default()
+        },
+        ..common::live_config(SIMS)
+    };
+    let world = world_with("soracom-queue", config).await;
+    soracom_account(&world).await;
+    let allowed = format!("--allowed-carrier-url={}", world.simulator.soracom_url());
+    let _operator = Operator::start_with(&world.kubeconfig, &[allowed.as_str()], "operator").0;
+    let api = create_group(
+        &world,
+        "fleet",
+        json!({"carrierRef": {"name": "soracom"}, "state": "Paused", "selector": {"tags": ["fleet=north"]},
+               "rollout": {"maxSimsPerAction": 1000}}),
+    )
+    .await;
+    let mut seen: Vec<String> = Vec::new();
+    while seen.len() < 3 {
+        let next = until(&api, "fleet", "the next job", |g| {
+            jobs_of(g).iter().any(|id| !seen.contains(id))
+        })
+        .await;
+        assert_eq!(jobs_of(&next).len(), 1, "one job at a time");
+        seen.extend(jobs_of(&next));
+        world.simulator.advance(SignedDuration::from_secs(1));
+    }
+    until(&api, "fleet", "Ready", ready).await;
+    let pages = common::count(&world.simulator, "GET", "/v1/subscribers", 200).await;
+    // 2,500 SIMs are 25 pages of 100: one observation to plan, one to confirm.
+    assert_eq!(pages, 50, "{}", stats(&world.simulator).await["requests"]);
+    assert_each_sim_submitted_once(&world, SIMS as u64).await;
+}
+
 async fn admin_get_jobs(world: &World) -> usize {
     common::admin_get(&world.simulator, "/soracom/jobs").await["jobs"]
         .as_array()

@@ -61,6 +61,10 @@ pub struct Context {
     pub quota_audit_period: jiff::SignedDuration,
     /// What each DataQuota's last reconcile that reached the carrier cost in requests.
     quota_requests: Mutex<HashMap<String, u64>>,
+    /// Actions each group (`namespace/name`) planned and has not sent yet, where the carrier
+    /// runs one action at a time: each goes when the previous one is final, with no new
+    /// observation in between.
+    queued: Mutex<HashMap<String, crate::sim_group::queue::Queued>>,
 }
 
 /// The watch caches a SimGroup reconcile reads its peers and accounts from.
@@ -157,9 +161,24 @@ impl Context {
         }
     }
 
-    /// Forgets a deleted group's actions.
+    /// Forgets a deleted group's actions, sent and queued.
     pub(crate) fn forget_in_flight(&self, group: &str) {
         self.in_flight.lock().expect("in-flight lock").remove(group);
+        self.queued.lock().expect("queue lock").remove(group);
+    }
+
+    /// Replaces a group's queued actions (none: forgets them).
+    pub(crate) fn set_queued(&self, group: &str, queued: Option<crate::sim_group::queue::Queued>) {
+        let mut all = self.queued.lock().expect("queue lock");
+        match queued {
+            Some(q) => all.insert(group.to_owned(), q),
+            None => all.remove(group),
+        };
+    }
+
+    /// Takes a group's queued actions.
+    pub(crate) fn take_queued(&self, group: &str) -> Option<crate::sim_group::queue::Queued> {
+        self.queued.lock().expect("queue lock").remove(group)
     }
 
     /// A group's last full observation by this process (none after a restart).
@@ -236,6 +255,7 @@ impl Context {
             backoff: ErrorBackoff::default(),
             account_rechecks: AccountRechecks::default(),
             full_observations: Mutex::new(HashMap::new()),
+            queued: Mutex::new(HashMap::new()),
             carrier_urls,
             clock,
             quota_views: Mutex::new(HashMap::new()),

@@ -18,8 +18,12 @@
 //!    runs the restore on deletion).
 //! 5. **Report**: counts, pending actions and conditions (`status`), written once.
 //!
+//! Where the carrier runs one action of a kind at a time (Soracom), the planned actions after
+//! the first wait in a queue (`queue`), and each goes when the carrier says the previous one
+//! is final, without observing again in between.
+//!
 //! When a group is reconciled (what wakes it) is `schedule`. The files without I/O (`plan`, `status`, `in_flight`, `pending`, `claims`,
-//! `observe_only`, `restore`) are tested without a network.
+//! `observe_only`, `queue`, `restore`) are tested without a network.
 
 mod act;
 pub(crate) mod claims;
@@ -27,6 +31,7 @@ pub mod in_flight;
 mod observe_only;
 pub(crate) mod pending;
 pub mod plan;
+pub(crate) mod queue;
 mod reconcile;
 pub(crate) mod restore;
 mod restore_store;

@@ -142,6 +142,9 @@ pub enum Hold {
 pub struct Plan {
     /// Actions to submit now, in order.
     pub actions: Vec<PlannedAction>,
+    /// Actions to submit later, one at a time, where the carrier runs one action of a kind
+    /// at a time (each after the previous one is final).
+    pub queued: Vec<PlannedAction>,
     /// Why changes wait, if they do.
     pub hold: Option<Hold>,
     /// The actions correct drift (this generation had converged): they are not a first claim.
@@ -395,6 +398,7 @@ impl<'a> SimGroupPlanner<'a> {
             .map(|i| i.as_duration());
         let last_action = ctx.previous.last_action_time.as_ref().map(|t| t.0);
         let mut actions = Vec::new();
+        let mut queued = Vec::new();
         let mut hold = None;
         let total = self.changes;
         let guard = ctx
@@ -428,13 +432,14 @@ impl<'a> SimGroupPlanner<'a> {
                     change,
                     sims: c.to_vec(),
                 });
-                // With an interval, or a carrier that runs one action at a time, one action
-                // now; otherwise every batch.
-                actions = if interval.is_some() || ctx.one_action_at_a_time {
-                    batches.take(1).collect()
-                } else {
-                    batches.collect()
-                };
+                // With an interval, one action per pause; with a carrier that runs one
+                // action at a time, one now and the others queued; otherwise every batch now.
+                actions = batches.collect();
+                if interval.is_some() {
+                    actions.truncate(1);
+                } else if ctx.one_action_at_a_time && actions.len() > 1 {
+                    queued = actions.split_off(1);
+                }
             }
         }
         let submitted: usize = actions.iter().map(|a: &PlannedAction| a.sims.len()).sum();
@@ -442,6 +447,7 @@ impl<'a> SimGroupPlanner<'a> {
             landed: self.pending.landed,
             remaining_after_actions: total - submitted,
             actions,
+            queued,
             hold,
             corrects_drift: self.converged_before,
             changes: total,
@@ -478,6 +484,55 @@ impl Plan {
             would_submit: would_submit(self.changes, self.batch_limit, toward(self.desired)),
             approval,
         });
+    }
+
+    /// The plan of a pass that sends the next queued action without observing again (see
+    /// `queue`): status keeps the counts and problems last observed, with the finished
+    /// actions' SIMs (less those refused) moved from pending to the desired state, and the
+    /// carrier's word on them.
+    pub(crate) fn next_from_queue(
+        ctx: &PlanContext<'_>,
+        next: PlannedAction,
+        queued_sims: usize,
+        corrects_drift: bool,
+    ) -> Plan {
+        let previous = ctx.previous;
+        let mut counts = previous.counts.clone().unwrap_or_default();
+        for action in &previous.pending_actions {
+            let refused = ctx
+                .carrier_statuses
+                .iter()
+                .find(|s| s.id == action.id)
+                .map_or(0, |s| s.refused.len() as u64);
+            let sims = u64::from(action.sims);
+            counts.pending = counts.pending.saturating_sub(sims);
+            counts.in_desired_state += sims.saturating_sub(refused);
+        }
+        let mut plan = Plan {
+            changes: next.sims.len() + queued_sims,
+            actions: vec![next],
+            queued: Vec::new(),
+            hold: None,
+            corrects_drift,
+            batch_limit: ctx.carrier_limit,
+            interval: None,
+            landed: Vec::new(),
+            counts,
+            problems: previous.problem_sims.clone(),
+            pending: Vec::new(),
+            stalled_action: None,
+            desired: ctx.spec.state,
+            drift_policy: ctx.spec.drift,
+            drift_check: ctx.spec.drift_check(),
+            selector: ctx.spec.selector.describe(),
+            generation: ctx.generation,
+            now: ctx.now,
+            last_action_time: previous.last_action_time.clone(),
+            remaining_after_actions: queued_sims,
+            observe_only: None,
+        };
+        plan.note_carrier_statuses(ctx.carrier_statuses);
+        plan
     }
 
     /// Records a submitted action (its id reaches status with the next write).

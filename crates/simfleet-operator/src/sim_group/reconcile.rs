@@ -13,6 +13,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 
 use super::act::{ActionLog, Failed, Sent, act};
+use super::queue::Queued;
 use super::restore_store;
 use crate::controller::events::{publish, read_deferred};
 use crate::controller::pause::{self, PauseCheck};
@@ -137,8 +138,12 @@ async fn apply(
         Step::Go(statuses) => statuses,
         Step::Stop(action) => return Ok(action),
     };
-    let mut plan = pass.observe_and_plan(&resolved, &statuses).await?;
+    let (mut plan, queue) = match pass.next_queued(&resolved, &statuses) {
+        Some(next) => next,
+        None => pass.observe_and_plan(&resolved, &statuses).await?,
+    };
     let written = pass.act(&resolved, &mut plan).await?;
+    context.set_queued(&pass.key, queue);
     let status = plan.status(&pass.previous);
     report(context, api, &group, status, &pass.previous, &written).await?;
     Ok(Action::requeue(plan.requeue_after()))
@@ -299,7 +304,7 @@ impl<'a> Pass<'a> {
         &self,
         resolved: &Resolved,
         statuses: &[ActionStatus],
-    ) -> Result<Plan, Error> {
+    ) -> Result<(Plan, Option<Queued>), Error> {
         let (context, group, previous) = (self.context, self.group, &self.previous);
         let carrier = resolved.carrier.as_ref();
         let in_flight = context.in_flight(&self.key, &previous.pending_actions, statuses);
@@ -334,7 +339,61 @@ impl<'a> Pass<'a> {
         }
         // The carrier's own word on its pending jobs, for people.
         plan.note_carrier_statuses(statuses);
-        Ok(plan)
+        let queued = std::mem::take(&mut plan.queued);
+        let queue = if group.spec.management == Management::Manage {
+            Queued::new(
+                self.generation,
+                resolved.claims.fingerprint(),
+                plan.corrects_drift,
+                queued,
+            )
+        } else {
+            None
+        };
+        Ok((plan, queue))
+    }
+
+    /// The next queued action, where the carrier runs one action of a kind at a time and says
+    /// the previous one is final: planned without a new observation (see `queue`). `None`
+    /// when there is none, or anything changed since it was planned.
+    fn next_queued(
+        &self,
+        resolved: &Resolved,
+        statuses: &[ActionStatus],
+    ) -> Option<(Plan, Option<Queued>)> {
+        let (context, group, previous) = (self.context, self.group, &self.previous);
+        let queue = context.take_queued(&self.key)?;
+        if self.resumed || previous.observed_generation != Some(self.generation) {
+            return None;
+        }
+        let corrects_drift = queue.corrects_drift;
+        let (next, rest) = queue.next(
+            self.generation,
+            resolved.claims.fingerprint(),
+            &previous.pending_actions,
+            statuses,
+        )?;
+        // The finished actions leave the in-flight memory, as an observation would have them.
+        let in_flight = context.in_flight(&self.key, &previous.pending_actions, statuses);
+        let carrier = resolved.carrier.as_ref();
+        let ctx = PlanContext {
+            spec: &group.spec,
+            generation: self.generation,
+            approved_generation: approved_generation(group),
+            previous,
+            carrier_limit: carrier.capabilities().max_sims_per_action,
+            one_action_at_a_time: true,
+            carrier_statuses: statuses,
+            in_flight: &in_flight,
+            claims: &resolved.claims,
+            now: resolved.now,
+        };
+        let queued_sims = rest.as_ref().map_or(0, Queued::sims);
+        tracing::debug!(group = %self.key, "the previous action is final; sending the next queued one");
+        Some((
+            Plan::next_from_queue(&ctx, next, queued_sims, corrects_drift),
+            rest,
+        ))
     }
 
     /// Act: the plan's actions are submitted (see [`submit_changes`]); a change of the
