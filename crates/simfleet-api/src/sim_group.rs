@@ -42,6 +42,18 @@ pub enum SystemPausedPolicy {
     Resume,
 }
 
+/// What an Active group does with SIMs that turn active by themselves at their next
+/// connection attempt (Soracom's `ready` and `standby`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum AwaitingConnectionPolicy {
+    /// Count them apart (`counts.awaitingConnection`) and leave them to connect: activating a
+    /// `ready` SIM early starts its billing.
+    #[default]
+    Leave,
+    /// Activate them now.
+    Activate,
+}
+
 /// What to do when a SIM is found in another state than declared (changed outside simfleet).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum DriftPolicy {
@@ -166,6 +178,14 @@ pub struct SimGroupSpec {
     /// reports them; `Resume` resumes them when the group is Active and the carrier allows it.
     #[serde(default)]
     pub system_paused: SystemPausedPolicy,
+
+    /// SIMs that turn active by themselves at their next connection attempt (Soracom's
+    /// `ready` and `standby`): in an Active group, `Leave` (default) counts them in
+    /// `counts.awaitingConnection` and leaves them to connect (activating a `ready` SIM early
+    /// starts its billing); `Activate` activates them now. A Paused group pauses them either
+    /// way (a connection attempt would make them active).
+    #[serde(default)]
+    pub awaiting_connection: AwaitingConnectionPolicy,
 
     /// SIMs changed outside simfleet (e.g. in the carrier's dashboard) after the group's change
     /// was carried out: both policies list them in `problemSims` (reason `Drift`) and emit a
@@ -354,6 +374,10 @@ pub struct SimCounts {
     /// outside simfleet): corrected with `drift: Correct`, only reported with `drift: Report`.
     #[serde(default)]
     pub drifted: u64,
+    /// SIMs that turn active by themselves at their next connection attempt (Soracom's `ready`
+    /// and `standby`), left so by an Active group with `awaitingConnection: Leave`.
+    #[serde(default)]
+    pub awaiting_connection: u64,
 }
 
 /// Direction of a carrier state change.

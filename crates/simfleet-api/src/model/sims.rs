@@ -26,6 +26,9 @@ pub enum ObservedState {
     Paused,
     /// Paused by the carrier's system (billing, limits).
     PausedBySystem,
+    /// Not active yet, and turns active by itself at the SIM's next connection attempt
+    /// (Soracom's `ready` and `standby`); the carrier's word in the text.
+    AwaitingConnection(String),
     /// A change is in flight at the carrier, towards this state.
     Pending(StateChange),
     /// Cannot change (deactivated, unknown, another organisation); the reason in words.

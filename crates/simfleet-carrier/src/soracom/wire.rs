@@ -145,9 +145,10 @@ pub(super) fn device_id(sim_id: &str) -> Option<u64> {
 
 /// A Soracom status as simfleet reads it.
 ///
-/// - `active` is Active; `ready` and `standby` are counted as Active too: both turn `active`
-///   by themselves on the next connection attempt, so a Paused group deactivates them and an
-///   Active group leaves them to connect (activating a `ready` SIM early starts billing).
+/// - `active` is Active; `ready` and `standby` await a connection: both turn `active` by
+///   themselves at the next connection attempt, so a Paused group deactivates them and an
+///   Active group leaves them to connect unless it says otherwise (activating a `ready` SIM
+///   early starts billing).
 /// - `inactive` and `suspended` are Paused, or paused by the system when the SIM's expiry has
 ///   passed with action `deactivate` or `suspend` (Soracom's only automatic pause).
 /// - `terminated` is ineligible; any other word is unknown, never success.
@@ -160,7 +161,10 @@ pub(super) fn observed_state(
     let expired_to_pause = expiry_ms.is_some_and(|t| t <= now_ms)
         && matches!(expiry_action, Some("deactivate" | "suspend"));
     match status {
-        Some("active" | "ready" | "standby") => ObservedState::Active,
+        Some("active") => ObservedState::Active,
+        Some(waiting @ ("ready" | "standby")) => ObservedState::AwaitingConnection(format!(
+            "{waiting}: turns active by itself at its next connection attempt"
+        )),
         Some("inactive" | "suspended") if expired_to_pause => ObservedState::PausedBySystem,
         Some("inactive" | "suspended") => ObservedState::Paused,
         Some("terminated") => {
@@ -258,8 +262,12 @@ mod tests {
         let now = 1_000_000;
         let state = |s, t, a| observed_state(Some(s), t, a, now);
         assert_eq!(state("active", None, None), ObservedState::Active);
-        assert_eq!(state("ready", None, None), ObservedState::Active);
-        assert_eq!(state("standby", None, None), ObservedState::Active);
+        assert!(
+            matches!(state("ready", None, None), ObservedState::AwaitingConnection(m) if m.starts_with("ready"))
+        );
+        assert!(
+            matches!(state("standby", None, None), ObservedState::AwaitingConnection(m) if m.starts_with("standby"))
+        );
         assert_eq!(state("inactive", None, None), ObservedState::Paused);
         assert_eq!(state("suspended", None, None), ObservedState::Paused);
         assert_eq!(

@@ -198,6 +198,7 @@ fn state_name(state: &ObservedState) -> String {
         ObservedState::Active => "Active".into(),
         ObservedState::Paused => "Paused".into(),
         ObservedState::PausedBySystem => "PausedBySystem".into(),
+        ObservedState::AwaitingConnection(why) => format!("AwaitingConnection ({why})"),
         ObservedState::Pending(change) => format!("Pending{change:?}"),
         ObservedState::Ineligible(why) => format!("Ineligible ({why})"),
         ObservedState::Unknown(raw) => format!("Unknown ({raw})"),

@@ -26,8 +26,8 @@ use simfleet_api::model::{
     ActionStatus, ObservedState, Refusal, RefusalKind, SimObservation, SimTarget,
 };
 use simfleet_api::{
-    DriftPolicy, PROBLEM_SAMPLE_LIMIT, PendingAction, ProblemReason, ProblemSim, SimCounts,
-    SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy,
+    AwaitingConnectionPolicy, DriftPolicy, PROBLEM_SAMPLE_LIMIT, PendingAction, ProblemReason,
+    ProblemSim, SimCounts, SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy,
 };
 
 pub use super::in_flight::InFlight;
@@ -180,6 +180,7 @@ fn observed_name(state: &ObservedState) -> &'static str {
         ObservedState::Active => "Active",
         ObservedState::Paused => "Paused",
         ObservedState::PausedBySystem => "paused by the carrier's system",
+        ObservedState::AwaitingConnection(_) => "awaiting its next connection",
         ObservedState::Pending(_) => "pending",
         ObservedState::Ineligible(_) => "ineligible",
         ObservedState::Unknown(_) => "in an unknown state",
@@ -287,6 +288,13 @@ impl<'a> SimGroupPlanner<'a> {
             }
             let in_state = match (&state, self.desired) {
                 (ObservedState::Active, SimState::Active) => true,
+                (ObservedState::AwaitingConnection(_), SimState::Active)
+                    if self.ctx.spec.awaiting_connection == AwaitingConnectionPolicy::Leave =>
+                {
+                    self.counts.awaiting_connection += 1;
+                    continue;
+                }
+                (ObservedState::AwaitingConnection(_), _) => false,
                 (ObservedState::Paused | ObservedState::PausedBySystem, SimState::Paused) => true,
                 (
                     ObservedState::Active | ObservedState::Paused | ObservedState::PausedBySystem,

@@ -24,6 +24,7 @@ pub(super) fn spec(state: SimState) -> SimGroupSpec {
         },
         rollout: None,
         system_paused: SystemPausedPolicy::Report,
+        awaiting_connection: Default::default(),
         drift_check: None,
         drift: DriftPolicy::Correct,
         on_delete: Default::default(),
@@ -606,3 +607,74 @@ fn a_blocked_group_is_stalled_with_the_reason_and_keeps_its_last_counts() {
 
 #[path = "observe_tests.rs"]
 mod observe_only;
+
+#[test]
+fn sims_awaiting_their_connection_are_left_to_connect_unless_the_group_says_activate() {
+    let waiting = || ObservedState::AwaitingConnection("ready: turns active by itself".into());
+    let observed = [
+        sim(1, waiting()),
+        sim(2, ObservedState::Active),
+        sim(3, waiting()),
+    ];
+    let mut case = Case::new(SimState::Active);
+    let plan = case.plan(&observed);
+    assert!(plan.actions.is_empty());
+    assert_eq!(plan.counts().awaiting_connection, 2);
+    let status = plan.status(&SimGroupStatus::default());
+    assert!(
+        status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True"),
+        "{:?}",
+        status.conditions
+    );
+    case.spec.awaiting_connection = simfleet_api::AwaitingConnectionPolicy::Activate;
+    let plan = case.plan(&observed);
+    assert_eq!(plan.actions[0].change, StateChange::Resume);
+    assert_eq!(plan.actions[0].sims.len(), 2);
+    // A Paused group pauses them: a connection attempt would make them active.
+    let plan = Case::new(SimState::Paused).plan(&observed);
+    assert_eq!(plan.actions[0].sims.len(), 3);
+}
+
+#[test]
+fn a_carrier_that_runs_one_action_at_a_time_gets_one_now_and_the_rest_queued() {
+    let observed: Vec<SimObservation> = (1..=25).map(|d| sim(d, ObservedState::Active)).collect();
+    let mut case = Case::new(SimState::Paused);
+    case.carrier_limit = 10;
+    case.one_action_at_a_time = true;
+    let plan = case.plan(&observed);
+    assert_eq!(plan.actions.len(), 1);
+    assert_eq!(plan.queued.len(), 2);
+    assert_eq!(plan.queued.iter().map(|a| a.sims.len()).sum::<usize>(), 15);
+}
+
+#[test]
+fn with_an_action_of_the_change_running_at_such_a_carrier_nothing_more_is_sent() {
+    let observed: Vec<SimObservation> = (1..=5).map(|d| sim(d, ObservedState::Active)).collect();
+    let mut case = Case::new(SimState::Paused);
+    case.one_action_at_a_time = true;
+    // Listed before a restart (not remembered); the carrier's jobs list shows it running.
+    case.previous.pending_actions = vec![crate::sim_group::pending::tests::pause_submitted(
+        "job-1",
+        5,
+        1,
+        now(),
+    )];
+    case.carrier_statuses = vec![ActionStatus {
+        id: "job-1".into(),
+        status: "running: 2 done, 0 failed, 3 to go".into(),
+        finished: false,
+        refused: Vec::new(),
+    }];
+    let plan = case.plan(&observed);
+    assert!(plan.actions.is_empty() && plan.queued.is_empty());
+    assert!(matches!(&plan.hold, Some(Hold::ActionRunning { id }) if id == "job-1"));
+    let status = plan.status(&case.previous);
+    assert_eq!(status.pending_actions.len(), 1, "still listed");
+    // Once the carrier says it is final, the next action goes.
+    case.carrier_statuses[0].finished = true;
+    let plan = case.plan(&observed);
+    assert_eq!(plan.actions.len(), 1);
+}

@@ -204,7 +204,8 @@ impl<'a> RestorePlanner<'a> {
                 continue;
             }
             let now_active = match &sim.state {
-                ObservedState::Active => true,
+                // A SIM awaiting its connection becomes active by itself: it counts as active.
+                ObservedState::Active | ObservedState::AwaitingConnection(_) => true,
                 ObservedState::Paused | ObservedState::PausedBySystem => false,
                 // Counted as pending by the tally above.
                 ObservedState::Pending(_) => continue,

@@ -20,11 +20,21 @@ impl Plan {
             )
         });
         let off_state = c.pending + c.conflicting + c.failed + self.remaining_after_actions as u64;
-        let ready = c.in_desired_state == eligible && off_state == 0 && !waiting_problems;
+        // SIMs left to turn active at their next connection are where the group wants them.
+        let settled = c.in_desired_state + c.awaiting_connection;
+        let ready = settled == eligible && off_state == 0 && !waiting_problems;
         let ready_message = format!(
-            "{} of {} eligible SIMs {state}{}",
+            "{} of {} eligible SIMs {state}{}{}",
             thousands(c.in_desired_state),
             thousands(eligible),
+            if c.awaiting_connection > 0 {
+                format!(
+                    ", {} awaiting their next connection (awaitingConnection: Leave)",
+                    thousands(c.awaiting_connection)
+                )
+            } else {
+                String::new()
+            },
             if c.ineligible > 0 {
                 format!(" ({} ineligible)", thousands(c.ineligible))
             } else {
