@@ -203,7 +203,7 @@ async fn mistakes_the_schema_cannot_catch_stall_with_the_field_and_the_fix() {
             "hologram",
             json!({"carrierRef": {"name": "hologram"}, "target": {"deviceIds": [1001]}, "expiry": {"after": "30d"}}),
             "QuotaNotSupported",
-            "CarrierAccount hologram is a Hologram account",
+            "CarrierAccount hologram cannot hold data quotas: hologram does not support data quotas (Hologram has no per-device quota API)",
         ),
     ];
     // The simulator's Hologram surface as a Hologram account: verified, but without quotas.

@@ -32,6 +32,7 @@ pub fn group(state: SimState, tags: &[&str]) -> SimGroupSpec {
             ..Default::default()
         },
         rollout: None,
+        awaiting_connection: Default::default(),
         system_paused: Default::default(),
         drift_check: None,
         drift: Default::default(),
