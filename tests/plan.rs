@@ -376,3 +376,66 @@ async fn plan_on_a_copy_of_the_examples_says_which_account_what_failed_and_why_i
         "{table}"
     );
 }
+
+/// `simfleet plan` against a Soracom account: a group by `NAME=VALUE` tag is counted and
+/// split into jobs of at most 10,000; a tag without a value and a DataQuota are refused with
+/// what to write or use instead.
+#[tokio::test]
+async fn plan_against_soracom_counts_by_name_value_tag_and_refuses_bare_tags_and_quotas() {
+    let mut yaml = String::from("sims:\n");
+    for i in 0..30u64 {
+        let fleet = if i % 3 == 0 { "north" } else { "south" };
+        yaml.push_str(&format!(
+            "  - {{iccid: \"{}\", tags: [fleet={fleet}]}}\n",
+            8_944_500_000_000_000_001u64 + i
+        ));
+    }
+    let scratch = Scratch::new("soracom");
+    let fleet = scratch.0.join("fleet.yaml");
+    std::fs::write(&fleet, yaml).unwrap();
+    let sim = Simulator::start(simfleet::simulator::SimulatorConfig {
+        fleet_file: Some(fleet),
+        ..common::live_config(30)
+    })
+    .await
+    .unwrap();
+    scratch.write(
+        "account.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: soracom-key\nstringData:\n  authKey: keyId-simulator:secret-simulator\n---\napiVersion: simfleet.io/v1alpha1\nkind: CarrierAccount\nmetadata:\n  name: soracom\nspec:\n  provider: soracom\n  baseUrl: {}\n  secretRef:\n    name: soracom-key\n",
+            sim.soracom_url()
+        ),
+    );
+    scratch.write(
+        "groups.yaml",
+        "apiVersion: simfleet.io/v1alpha1\nkind: SimGroup\nmetadata:\n  name: north\nspec:\n  carrierRef:\n    name: soracom\n  state: Paused\n  selector:\n    tags: [fleet=north]\n---\napiVersion: simfleet.io/v1alpha1\nkind: SimGroup\nmetadata:\n  name: bare\nspec:\n  carrierRef:\n    name: soracom\n  state: Paused\n  selector:\n    tags: [north]\n---\napiVersion: simfleet.io/v1alpha1\nkind: DataQuota\nmetadata:\n  name: quota\nspec:\n  carrierRef:\n    name: soracom\n  target:\n    tags: [fleet=north]\n  volumeMB: 100\n  expiry:\n    after: 30d\n",
+    );
+    let dir = scratch.manifests();
+    let out = plan(&["-f", dir.to_str().unwrap(), "--output", "json"]).await;
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let groups = report["simGroups"].as_array().unwrap();
+    let north = groups
+        .iter()
+        .find(|g| g["name"] == "default/north")
+        .unwrap();
+    assert_eq!(
+        (north["selected"].as_u64(), north["toChange"].as_u64()),
+        (Some(10), Some(10))
+    );
+    assert_eq!(north["actions"], 1);
+    let bare = groups.iter().find(|g| g["name"] == "default/bare").unwrap();
+    assert!(
+        bare["error"].as_str().unwrap().contains("NAME=VALUE"),
+        "{bare}"
+    );
+    let quota = &report["dataQuotas"][0];
+    assert!(
+        quota["error"].as_str().unwrap().contains("no volume cap"),
+        "{quota}"
+    );
+    // Nothing was changed at the carrier.
+    let jobs = admin(&sim, "/soracom/jobs").await;
+    assert!(jobs["jobs"].as_array().unwrap().is_empty());
+    assert_eq!(admin(&sim, "/stats").await["changes"]["appliedSims"], 0);
+}
