@@ -143,7 +143,7 @@ async fn live_simulator(
 /// Ready, reconciled as the controller does: while actions are pending, one call to the jobs
 /// list per poll, and a full listing only once the carrier says an action has finished.
 async fn confirm_with_polls() {
-    use simfleet::sim_group::plan::{pending_backoff, poll_says_wait};
+    use simfleet::sim_group::plan::{PollCost, pending_backoff, poll_says_wait};
     let (simulator, carrier) = live_simulator(100_000, SignedDuration::from_mins(10)).await;
     let spec = group(SimState::Paused, &SEED_TAGS[..5]);
     let mut status = SimGroupStatus::default();
@@ -161,7 +161,8 @@ async fn confirm_with_polls() {
             let statuses = carrier.action_statuses(&ids).await.unwrap();
             polls += 1;
             if poll_says_wait(&status.pending_actions, &statuses, last_full, now) {
-                let wait = pending_backoff(&status.pending_actions, now).unwrap();
+                let wait =
+                    pending_backoff(&status.pending_actions, now, PollCost::Observation).unwrap();
                 simulator.advance(SignedDuration::try_from(wait).unwrap());
                 continue;
             }
@@ -182,7 +183,7 @@ async fn confirm_with_polls() {
         if ready {
             break;
         }
-        let wait = pending_backoff(&status.pending_actions, now)
+        let wait = pending_backoff(&status.pending_actions, now, PollCost::Observation)
             .unwrap_or(std::time::Duration::from_secs(5));
         simulator.advance(SignedDuration::try_from(wait).unwrap());
     }

@@ -5,7 +5,7 @@
 //! memory and CPU from `/proc/PID`. Prints one Markdown table.
 //!
 //! Run: `cargo bench --bench side_by_side` (`-- --scale small`: each scenario at a tenth of its
-//! size). The peer needs Python with `requests` (`SIMFLEET_PYTHON`, else `.simfleet/venv`,
+//! size; `-- --only soracom`: one scenario). The peer needs Python with `requests` (`SIMFLEET_PYTHON`, else `.simfleet/venv`,
 //! which `scripts/test` installs).
 
 use std::io::BufRead;
@@ -34,6 +34,14 @@ const HOLOGRAM_PAGE: u64 = 1_000;
 const HOLOGRAM_BULK: u64 = 10_000;
 const EMNIFY_PAGE: u64 = 1_000;
 const EMNIFY_BULK: u64 = 2_000;
+/// Soracom's page (`/v1/subscribers`, at most 100) and batch job sizes.
+const SORACOM_PAGE: u64 = 100;
+const SORACOM_JOB: u64 = 10_000;
+/// The Soracom tag (`NAME=VALUE`) every SIM of the Soracom fleet carries.
+const SORACOM_TAG: &str = "fleet=north";
+
+/// The simulator's Soracom auth key, as the Secret holds it.
+const SORACOM_KEY: &str = "keyId-simulator:secret-simulator";
 
 /// One row of the table.
 struct Row {
@@ -48,15 +56,36 @@ struct Row {
 async fn main() {
     let small = std::env::args().any(|a| a == "small");
     let scale = |n: u64| if small { n / 10 } else { n };
+    // `-- --only NAME`: the scenarios whose key is NAME (hologram, emnify, soracom, memory,
+    // rollout, groups), to check one row without the others.
+    let args: Vec<String> = std::env::args().collect();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    let runs = |key: &str| only.as_deref().is_none_or(|o| o == key);
     let mut rows = Vec::new();
-    rows.extend(pause_by_tag(Carrier::Hologram, scale(100_000)).await);
-    rows.extend(pause_by_tag(Carrier::Emnify, scale(10_000)).await);
-    rows.extend(memory_at(scale(1_000_000)).await);
-    rows.extend(emnify_rollout(10).await);
-    // At rest long enough for a resync (10 minutes); the small scale's minute shows the load
-    // between resyncs only.
-    let rest = Duration::from_secs(if small { 60 } else { 660 });
-    rows.extend(many_groups(scale(1_000), 100, rest).await);
+    if runs("hologram") {
+        rows.extend(pause_by_tag(Carrier::Hologram, scale(100_000)).await);
+    }
+    if runs("emnify") {
+        rows.extend(pause_by_tag(Carrier::Emnify, scale(10_000)).await);
+    }
+    if runs("soracom") {
+        rows.extend(pause_by_tag(Carrier::Soracom, scale(25_000)).await);
+    }
+    if runs("memory") {
+        rows.extend(memory_at(scale(1_000_000)).await);
+    }
+    if runs("rollout") {
+        rows.extend(emnify_rollout(10).await);
+    }
+    if runs("groups") {
+        // At rest long enough for a resync (10 minutes); the small scale's minute shows the
+        // load between resyncs only.
+        let rest = Duration::from_secs(if small { 60 } else { 660 });
+        rows.extend(many_groups(scale(1_000), 100, rest).await);
+    }
     println!("\n| scenario | measure | simfleet | peer | ratio | floor |");
     println!("|---|---|---|---|---|---|");
     for row in &rows {
@@ -91,35 +120,58 @@ fn figure(v: f64) -> String {
 enum Carrier {
     Hologram,
     Emnify,
+    Soracom,
+}
+
+impl Carrier {
+    /// The tags its group selects.
+    fn tags(self) -> Vec<&'static str> {
+        match self {
+            Carrier::Soracom => vec![SORACOM_TAG],
+            _ => TAGS.to_vec(),
+        }
+    }
 }
 
 /// N SIMs by tag, paused with the simulator's delay at zero: simfleet's calls and time to
 /// Ready, the peer's, and the floor: two listings (to observe and to confirm) and the bulk
-/// actions. (The peer also authenticates to emnify once per run; simfleet's token is the one
-/// its account check obtained before the clock started.)
+/// actions, and on Soracom one read of each job's status (its SIMs show no pending state).
+/// (The peer also authenticates to emnify and Soracom once per run; simfleet's token is the
+/// one its account check obtained before the clock started.)
 async fn pause_by_tag(carrier: Carrier, sims: u64) -> Vec<Row> {
     let name = match carrier {
         Carrier::Hologram => "Hologram",
         Carrier::Emnify => "emnify",
+        Carrier::Soracom => "Soracom, batch jobs",
     };
     let scenario = format!("{} SIMs by tag, paused ({name})", thousands(sims));
-    let simulator = SimulatorProcess::start(sims).await;
+    let simulator = match carrier {
+        Carrier::Soracom => SimulatorProcess::start_soracom(sims).await,
+        _ => SimulatorProcess::start(sims).await,
+    };
     let (page, bulk) = match carrier {
         Carrier::Hologram => (HOLOGRAM_PAGE, HOLOGRAM_BULK),
         Carrier::Emnify => (EMNIFY_PAGE, EMNIFY_BULK),
+        Carrier::Soracom => (SORACOM_PAGE, SORACOM_JOB),
     };
     let mut pages = 0;
-    for tag in TAGS {
+    for tag in carrier.tags() {
         pages += simulator.tagged(tag).await.div_ceil(page).max(1);
     }
-    let floor = 2 * pages + sims.div_ceil(bulk);
+    let actions = sims.div_ceil(bulk);
+    let polls = if carrier == Carrier::Soracom {
+        actions
+    } else {
+        0
+    };
+    let floor = 2 * pages + actions + polls;
 
     // simfleet
     let world = World::start(&simulator, carrier).await;
     simulator.clear_stats().await;
     let operator_requests = world.sandbox.state().request_count();
     let started = Instant::now();
-    world.create_group("fleet", json!(TAGS)).await;
+    world.create_group("fleet", json!(carrier.tags())).await;
     world.until_ready(1).await;
     let simfleet_seconds = started.elapsed().as_secs_f64();
     let simfleet_calls = simulator.carrier_requests().await;
@@ -317,9 +369,37 @@ struct SimulatorProcess {
 
 impl SimulatorProcess {
     async fn start(sims: u64) -> Self {
+        Self::start_with(&["--sims".to_owned(), sims.to_string()]).await
+    }
+
+    /// A fleet of `sims` SIMs all tagged [`SORACOM_TAG`] (a fleet file), whose Soracom batch
+    /// tasks take no time.
+    async fn start_soracom(sims: u64) -> Self {
+        let mut yaml = String::from("sims:\n");
+        for i in 0..sims {
+            yaml.push_str(&format!(
+                "  - {{iccid: \"{}\", tags: [{SORACOM_TAG}]}}\n",
+                8_944_500_000_000_000_001u64 + i
+            ));
+        }
+        let path = std::env::temp_dir().join(format!(
+            "simfleet-side-by-side-soracom-{}.yaml",
+            std::process::id()
+        ));
+        std::fs::write(&path, yaml).unwrap();
+        Self::start_with(&[
+            "--fleet".to_owned(),
+            path.display().to_string(),
+            "--soracom-task-ms".to_owned(),
+            "0".to_owned(),
+        ])
+        .await
+    }
+
+    async fn start_with(fleet: &[String]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_simfleet"))
-            .args(["simulator", "--listen", "127.0.0.1:0", "--sims"])
-            .arg(sims.to_string())
+            .args(["simulator", "--listen", "127.0.0.1:0"])
+            .args(fleet)
             .args([
                 "--delay-min",
                 "0s",
@@ -374,6 +454,7 @@ impl SimulatorProcess {
 
     /// How many SIMs carry `tag`.
     async fn tagged(&self, tag: &str) -> u64 {
+        let tag = tag.replace('=', "%3D");
         self.admin(reqwest::Method::GET, &format!("/sims?tag={tag}&limit=1"))
             .await["total"]
             .as_u64()
@@ -434,12 +515,13 @@ impl SimulatorProcess {
                 format!("{}/api", self.base),
                 simfleet::simulator::DEFAULT_EMNIFY_APP_TOKEN,
             ),
+            Carrier::Soracom => ("soracom", self.base.clone(), SORACOM_KEY),
         };
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/pause_by_tag.py");
         let args: Vec<String> = [carrier_name.to_owned(), url, credential.to_owned()]
             .into_iter()
-            .chain(TAGS.iter().map(|t| t.to_string()))
+            .chain(carrier.tags().iter().map(|t| t.to_string()))
             .collect();
         let out = tokio::task::spawn_blocking(move || {
             Command::new(python()).arg(script).args(args).output()
@@ -503,6 +585,7 @@ impl World {
                 "applicationToken",
                 simfleet::simulator::DEFAULT_EMNIFY_APP_TOKEN,
             ),
+            Carrier::Soracom => ("soracom", simulator.base.clone(), "authKey", SORACOM_KEY),
         };
         let secret: Secret = serde_json::from_value(
             json!({"metadata": {"name": "carrier"}, "stringData": {key: credential}}),
@@ -525,7 +608,7 @@ impl World {
             .await
             .unwrap();
         let mut flags = vec![];
-        if carrier == Carrier::Emnify {
+        if carrier != Carrier::Hologram {
             flags.push(format!("--allowed-carrier-url={}", simulator.base));
         }
         let operator = OperatorProcess::start(&kubeconfig, &flags);

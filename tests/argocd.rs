@@ -66,6 +66,7 @@ fn planned(
         previous,
         carrier_limit: 10_000,
         one_action_at_a_time: false,
+        poll_cost: simfleet::sim_group::plan::PollCost::Observation,
         carrier_statuses: &[],
         in_flight: &in_flight,
         claims: &NoClaims,

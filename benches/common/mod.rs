@@ -85,6 +85,7 @@ pub async fn reconcile_at(
         previous,
         carrier_limit: carrier.capabilities().max_sims_per_action,
         one_action_at_a_time: false,
+        poll_cost: simfleet::sim_group::plan::PollCost::Observation,
         carrier_statuses: &[],
         in_flight: &in_flight,
         claims: &NoClaims,

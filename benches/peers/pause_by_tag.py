@@ -3,10 +3,13 @@ tags, against the carrier's REST API, with `requests`.
 
     pause_by_tag.py hologram BASE_URL API_KEY TAG...      # BASE_URL ends in /api/1
     pause_by_tag.py emnify   BASE_URL APP_TOKEN TAG...    # BASE_URL ends in /api
+    pause_by_tag.py soracom  ENDPOINT ID:SECRET NAME=VALUE...  # ENDPOINT without /v1
 
 1. list the SIMs by tag, page by page (the largest page each carrier serves);
 2. pause them in chunks of the carrier's largest bulk action (Hologram 10,000 devices per
-   POST /devices/batch/state; emnify 2,000 endpoints per PATCH /v2/endpoint/multi);
+   POST /devices/batch/state; emnify 2,000 endpoints per PATCH /v2/endpoint/multi; Soracom
+   10,000 tasks per batch job, one job at a time, each job's status read once a second
+   until it is final);
 3. poll (list again, once a second) until every SIM shows the state.
 
 Prints one JSON line: {"sims": N, "seconds": wall time}. The benches count its requests at
@@ -95,10 +98,65 @@ def emnify(base, token, tags):
     return len(endpoints)
 
 
+def soracom(base, credential, tags):
+    key_id, key = credential.split(":", 1)
+    session = requests.Session()
+    answer = session.post(f"{base}/v1/auth", json={"authKeyId": key_id, "authKey": key})
+    answer.raise_for_status()
+    auth = answer.json()
+    session.headers["X-Soracom-API-Key"] = auth["apiKey"]
+    session.headers["X-Soracom-Token"] = auth["token"]
+
+    def listing():
+        sims = {}
+        for tag in tags:
+            name, value = tag.split("=", 1)
+            after = None
+            while True:
+                params = {"tag_name": name, "tag_value": value, "limit": 100}
+                if after:
+                    params["last_evaluated_key"] = after
+                answer = session.get(f"{base}/v1/subscribers", params=params)
+                answer.raise_for_status()
+                for subscriber in answer.json():
+                    sims[subscriber["simId"]] = subscriber["status"]
+                after = answer.headers.get("x-soracom-next-key")
+                if not after:
+                    break
+        return sims
+
+    sims = listing()
+    to_pause = sorted(s for s, status in sims.items() if status == "active")
+    answer = session.post(f"{base}/v1/batch_groups", json={"batchGroupName": "pause-by-tag"})
+    answer.raise_for_status()
+    group = answer.json()["batchGroupId"]
+    for i in range(0, len(to_pause), 10_000):
+        tasks = [
+            {"request": {"path": f"/v1/sims/{s}/deactivate", "method": "POST"}}
+            for s in to_pause[i : i + 10_000]
+        ]
+        answer = session.post(f"{base}/v1/batch_groups/{group}/jobs", json={"tasks": tasks})
+        answer.raise_for_status()
+        job = answer.json()["jobId"]
+        while True:
+            answer = session.get(f"{base}/v1/batch_groups/{group}/jobs/{job}")
+            answer.raise_for_status()
+            if answer.json()["status"] in ("completed", "failed", "aborted"):
+                break
+            time.sleep(1)
+    while True:
+        statuses = listing()
+        if all(statuses[s] == "inactive" for s in to_pause):
+            break
+        time.sleep(1)
+    return len(sims)
+
+
 def main():
     carrier, base, credential, *tags = sys.argv[1:]
     started = time.monotonic()
-    sims = {"hologram": hologram, "emnify": emnify}[carrier](base, credential, tags)
+    carriers = {"hologram": hologram, "emnify": emnify, "soracom": soracom}
+    sims = carriers[carrier](base, credential, tags)
     print(json.dumps({"sims": sims, "seconds": time.monotonic() - started}))
 
 

@@ -498,6 +498,7 @@ impl Carrier for EmnifyClient {
             bulk_unavailable: unavailable,
             data_quota: true,
             one_action_at_a_time: false,
+            action_status_in_one_call: false,
         }
     }
 

@@ -197,6 +197,10 @@ pub struct Capabilities {
     /// True when the carrier runs one action (job) of a kind at a time: the next action of
     /// the same change goes only after the previous one is final (Soracom's Batch API).
     pub one_action_at_a_time: bool,
+    /// True when one call says whether the pending actions are finished (Hologram's jobs list,
+    /// Soracom's job status): they can be looked at often. False where only a full
+    /// observation can (emnify).
+    pub action_status_in_one_call: bool,
 }
 
 impl Capabilities {

@@ -26,7 +26,6 @@ impl Carrier for SimulatorClient {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             data_quota: true,
-            one_action_at_a_time: false,
             ..self.states.capabilities()
         }
     }

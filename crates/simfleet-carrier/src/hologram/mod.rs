@@ -292,6 +292,7 @@ impl Carrier for HologramClient {
             bulk_unavailable: None,
             data_quota: false,
             one_action_at_a_time: false,
+            action_status_in_one_call: !self.jobs_forbidden.load(Ordering::Relaxed),
         }
     }
 

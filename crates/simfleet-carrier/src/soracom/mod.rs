@@ -704,6 +704,7 @@ impl Carrier for SoracomClient {
             }),
             data_quota: false,
             one_action_at_a_time: true,
+            action_status_in_one_call: true,
         }
     }
 

@@ -141,6 +141,7 @@ impl Carrier for FakeCarrier {
             bulk_unavailable: None,
             data_quota: true,
             one_action_at_a_time: false,
+            action_status_in_one_call: false,
         }
     }
 

@@ -248,6 +248,7 @@ async fn plan_group(
         previous: &previous,
         carrier_limit: carrier.capabilities().max_sims_per_action,
         one_action_at_a_time: false,
+        poll_cost: crate::sim_group::plan::PollCost::Observation,
         carrier_statuses: &[],
         in_flight: &in_flight,
         claims: &claims,

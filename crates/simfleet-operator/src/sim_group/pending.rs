@@ -92,14 +92,34 @@ pub fn poll_says_wait(
             .all(|action| statuses.iter().any(|s| s.id == action.id && !s.finished))
 }
 
-/// How long to wait while actions are pending: 10 s after a submit, a quarter of the oldest
-/// action's age after that, at most 5 minutes (carriers confirm in minutes, rarely a day).
-pub fn pending_backoff(pending: &[PendingAction], now: Timestamp) -> Option<Duration> {
+/// What a look at pending actions costs at the carrier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollCost {
+    /// One call for their status (Hologram's jobs list, Soracom's job status).
+    OneCall,
+    /// A full observation of the group's SIMs (emnify lists no jobs).
+    Observation,
+}
+
+/// How long to wait while actions are pending: a quarter of the newest action's age, at
+/// least 1 s where a look costs one call and 10 s where it costs an observation, at most 5
+/// minutes (carriers confirm in minutes, rarely a day). A job that ends at once is seen at
+/// once; a long one is looked at a few more times than with a 10 s floor (about 5 more calls
+/// over 10 minutes).
+pub fn pending_backoff(
+    pending: &[PendingAction],
+    now: Timestamp,
+    cost: PollCost,
+) -> Option<Duration> {
+    let floor = match cost {
+        PollCost::OneCall => 1,
+        PollCost::Observation => 10,
+    };
     pending
         .iter()
         .map(|a| now.duration_since(a.submitted_at.0))
         .min()
-        .map(|age| Duration::from_secs((age.as_secs() / 4).clamp(10, 300) as u64))
+        .map(|age| Duration::from_secs((age.as_secs() / 4).clamp(floor, 300) as u64))
 }
 
 #[cfg(test)]
@@ -224,19 +244,25 @@ pub(super) mod tests {
         assert!(!poll_says_wait(&pending, &both, long_ago, now));
         // Nothing pending: nothing to wait for.
         assert!(!poll_says_wait(&[], &both, observed, now));
-        // The wait grows with the oldest action's age: 10 s, then a quarter of it, at most 5 min.
+        // The wait grows with the newest action's age: 10 s (1 s where a look is one call),
+        // then a quarter of it, at most 5 min.
+        let observation = PollCost::Observation;
         assert_eq!(
-            pending_backoff(&pending, now),
+            pending_backoff(&pending, now, observation),
             Some(Duration::from_secs(30))
         );
         assert_eq!(
-            pending_backoff(&[action("x", 1, 0)], now),
+            pending_backoff(&[action("x", 1, 0)], now, observation),
             Some(Duration::from_secs(10))
         );
         assert_eq!(
-            pending_backoff(&[action("x", 1, 600)], now),
+            pending_backoff(&[action("x", 1, 0)], now, PollCost::OneCall),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            pending_backoff(&[action("x", 1, 600)], now, PollCost::OneCall),
             Some(Duration::from_secs(300))
         );
-        assert_eq!(pending_backoff(&[], now), None);
+        assert_eq!(pending_backoff(&[], now, observation), None);
     }
 }

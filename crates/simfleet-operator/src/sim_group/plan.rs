@@ -36,7 +36,7 @@ use super::observe_only::{ObserveOnly, observe_message, would_submit};
 pub(crate) use super::pending::{
     CONFIRMATION_DEADLINE, IDLE, change_carried_out, note_carrier_statuses, read_urgency,
 };
-pub use super::pending::{drift_check_wait, pending_backoff, poll_says_wait};
+pub use super::pending::{PollCost, drift_check_wait, pending_backoff, poll_says_wait};
 use crate::plan::numbers::thousands;
 
 /// Resync period of a converged group (drift detection) unless its `driftCheck` says otherwise.
@@ -94,6 +94,8 @@ pub struct PlanContext<'a> {
     /// The carrier runs one action of a change at a time (Soracom's Batch API): the next goes
     /// when the previous one is no longer pending.
     pub one_action_at_a_time: bool,
+    /// What a look at pending actions costs (how soon the group looks again).
+    pub poll_cost: PollCost,
     /// The carrier's word on the listed pending actions (its jobs list): an action it shows
     /// unfinished stays pending, even one submitted before a restart.
     pub carrier_statuses: &'a [ActionStatus],
@@ -172,6 +174,8 @@ pub struct Plan {
     remaining_after_actions: usize,
     /// `management: Observe`: nothing is submitted; the actions are only reported.
     observe_only: Option<ObserveOnly>,
+    /// What a look at the pending actions costs.
+    poll_cost: PollCost,
 }
 
 /// How a SIM's observed state reads in a message.
@@ -473,6 +477,7 @@ impl<'a> SimGroupPlanner<'a> {
             now,
             last_action_time: ctx.previous.last_action_time.clone(),
             observe_only: None,
+            poll_cost: ctx.poll_cost,
         }
     }
 }
@@ -538,6 +543,7 @@ impl Plan {
             last_action_time: previous.last_action_time.clone(),
             remaining_after_actions: queued_sims,
             observe_only: None,
+            poll_cost: ctx.poll_cost,
         };
         plan.note_carrier_statuses(ctx.carrier_statuses);
         plan
@@ -634,10 +640,12 @@ impl Plan {
         // Nothing is sent until a person acts (the annotation's change is itself a trigger), or
         // ever (observe only): no fast requeue.
         if self.observe_only.is_some() || matches!(self.hold, Some(Hold::ApprovalRequired { .. })) {
-            return pending_backoff(&self.pending, self.now).unwrap_or(self.wake_up());
+            return pending_backoff(&self.pending, self.now, self.poll_cost)
+                .unwrap_or(self.wake_up());
         }
         if let Some(Hold::ActionRunning { .. }) = self.hold {
-            return pending_backoff(&self.pending, self.now).unwrap_or(self.wake_up());
+            return pending_backoff(&self.pending, self.now, self.poll_cost)
+                .unwrap_or(self.wake_up());
         }
         if let Some(Hold::Interval { until }) = self.hold {
             // At most a resync away: a long rollout interval is still re-planned then (and
@@ -648,7 +656,7 @@ impl Plan {
         if !self.actions.is_empty() || self.remaining_after_actions > 0 {
             return Duration::from_secs(5);
         }
-        pending_backoff(&self.pending, self.now).unwrap_or(self.wake_up())
+        pending_backoff(&self.pending, self.now, self.poll_cost).unwrap_or(self.wake_up())
     }
 
     /// How long a group at rest sleeps: until its drift check, and at most [`RESYNC`], so that

@@ -25,7 +25,7 @@ use crate::plan::budget_floor;
 use crate::resolve::{approval_annotation_problem, approved_generation, selection_of};
 use crate::sim_group::claims::ClaimIndex;
 use crate::sim_group::plan::{
-    Plan, PlanContext, RESYNC, SimGroupPlanner, blocked_status, drift_check_wait,
+    Plan, PlanContext, PollCost, RESYNC, SimGroupPlanner, blocked_status, drift_check_wait,
     note_carrier_statuses, pending_backoff, poll_says_wait, read_urgency,
 };
 use jiff::Timestamp;
@@ -147,6 +147,15 @@ async fn apply(
     let status = plan.status(&pass.previous);
     report(context, api, &group, status, &pass.previous, &written).await?;
     Ok(Action::requeue(plan.requeue_after()))
+}
+
+/// What a look at a group's pending actions costs at its carrier.
+fn poll_cost(carrier: &dyn Carrier) -> PollCost {
+    if carrier.capabilities().action_status_in_one_call {
+        PollCost::OneCall
+    } else {
+        PollCost::Observation
+    }
 }
 
 /// Whether a step's result lets the reconcile go on, or ends it with `Action`.
@@ -291,7 +300,8 @@ impl<'a> Pass<'a> {
             note_carrier_statuses(&mut status.pending_actions, &statuses);
             write_status(context, self.api, group, Some(previous), &status).await?;
             tracing::debug!(group = %self.key, "every pending action unfinished at the carrier; observing later");
-            let wait = pending_backoff(&status.pending_actions, now).unwrap_or(RESYNC);
+            let cost = poll_cost(resolved.carrier.as_ref());
+            let wait = pending_backoff(&status.pending_actions, now, cost).unwrap_or(RESYNC);
             return Ok(Step::Stop(Action::requeue(wait)));
         }
         Ok(Step::Go(statuses))
@@ -315,6 +325,7 @@ impl<'a> Pass<'a> {
             previous,
             carrier_limit: carrier.capabilities().max_sims_per_action,
             one_action_at_a_time: carrier.capabilities().one_action_at_a_time,
+            poll_cost: poll_cost(carrier),
             carrier_statuses: statuses,
             in_flight: &in_flight,
             claims: &resolved.claims,
@@ -383,6 +394,7 @@ impl<'a> Pass<'a> {
             previous,
             carrier_limit: carrier.capabilities().max_sims_per_action,
             one_action_at_a_time: true,
+            poll_cost: poll_cost(carrier),
             carrier_statuses: statuses,
             in_flight: &in_flight,
             claims: &resolved.claims,

@@ -131,6 +131,7 @@ impl Operator {
             previous: &self.status,
             carrier_limit: 2,
             one_action_at_a_time: false,
+            poll_cost: crate::sim_group::plan::PollCost::Observation,
             carrier_statuses: &[],
             in_flight: &self.memory,
             claims: &NoClaims,
