@@ -91,8 +91,8 @@ pub struct Call<'a> {
     pub path: String,
     /// Query parameters.
     pub query: Vec<(&'static str, String)>,
-    /// JSON body.
-    pub body: Option<Value>,
+    /// JSON body, serialized once (retries send the same bytes).
+    pub body: Option<Bytes>,
     /// Credentials.
     pub auth: Auth<'a>,
     /// Whether it may be repeated.
@@ -126,8 +126,16 @@ impl<'a> Call<'a> {
     }
 
     /// Sets the JSON body.
-    pub fn json(mut self, body: Value) -> Self {
-        self.body = Some(body);
+    pub fn json(self, body: Value) -> Self {
+        self.json_of(&body)
+    }
+
+    /// Sets the JSON body from any serializable value, without building a JSON tree first
+    /// (a Soracom job of 10,000 tasks is a 600 KB body).
+    pub fn json_of(mut self, body: &impl serde::Serialize) -> Self {
+        self.body = Some(Bytes::from(
+            serde_json::to_vec(body).expect("a request body serializes"),
+        ));
         self
     }
 }
@@ -504,7 +512,9 @@ impl HttpCore {
                     .header("X-Soracom-Token", token.expose_secret()),
             };
             if let Some(body) = &call.body {
-                request = request.json(body);
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
             }
             let outcome = match request.send().await {
                 Ok(response) => {

@@ -552,9 +552,14 @@ impl SoracomClient {
     ) -> Result<Submission, CarrierError> {
         let group = self.batch_group().await?;
         let name = format!("simfleet-{word}-{:016x}", fastrand::u64(..));
-        let tasks: Vec<Value> = sims
+        let tasks: Vec<JobTask> = sims
             .iter()
-            .map(|s| json!({"request": {"path": format!("/v1/sims/{}/{word}", s.device_id), "method": "POST"}}))
+            .map(|s| JobTask {
+                request: TaskCall {
+                    path: format!("/v1/sims/{}/{word}", s.device_id),
+                    method: "POST",
+                },
+            })
             .collect();
         let call = Call::new(
             Method::POST,
@@ -563,12 +568,12 @@ impl SoracomClient {
             Auth::None,
             Repeat::Unsafe,
         )
-        .json(json!({
-            "jobName": name,
-            "description": format!("simfleet: {word} {} SIMs", sims.len()),
-            "abortOnFailure": false,
-            "tasks": tasks,
-        }));
+        .json_of(&JobRequest {
+            job_name: &name,
+            description: format!("simfleet: {word} {} SIMs", sims.len()),
+            abort_on_failure: false,
+            tasks,
+        });
         let job = match self.send(call).await {
             Ok(reply) => reply.parse::<BatchJob>("/v1/batch_groups/{batch_group_id}/jobs")?,
             Err(
@@ -669,6 +674,27 @@ impl SoracomClient {
             refused,
         })
     }
+}
+
+/// `POST /v1/batch_groups/{id}/jobs`'s body, serialized without a JSON tree.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JobRequest<'a> {
+    job_name: &'a str,
+    description: String,
+    abort_on_failure: bool,
+    tasks: Vec<JobTask>,
+}
+
+#[derive(serde::Serialize)]
+struct JobTask {
+    request: TaskCall,
+}
+
+#[derive(serde::Serialize)]
+struct TaskCall {
+    path: String,
+    method: &'static str,
 }
 
 /// A failed task as a refusal of its SIM.

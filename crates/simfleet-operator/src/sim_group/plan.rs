@@ -654,7 +654,11 @@ impl Plan {
             return Duration::from_secs(wait as u64).min(self.wake_up());
         }
         if !self.actions.is_empty() || self.remaining_after_actions > 0 {
-            return Duration::from_secs(5);
+            // SIMs left for later: soon; sooner where they wait for a pending action that one
+            // call looks at (a queued job goes when the previous one is final).
+            let soon = Duration::from_secs(5);
+            return pending_backoff(&self.pending, self.now, self.poll_cost)
+                .map_or(soon, |wait| wait.min(soon));
         }
         pending_backoff(&self.pending, self.now, self.poll_cost).unwrap_or(self.wake_up())
     }
