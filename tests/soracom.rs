@@ -646,3 +646,65 @@ async fn data_quotas_are_unsupported_and_say_what_soracom_offers() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn an_expired_token_is_renewed_once_and_the_call_goes_through_whichever_status_it_gets() {
+    for expired in [
+        simfleet::simulator::ExpiredToken::Unauthorized,
+        simfleet::simulator::ExpiredToken::Forbidden,
+    ] {
+        let sim = start(config(
+            2,
+            SoracomOptions {
+                expired_token: expired,
+                ..SoracomOptions::default()
+            },
+        ))
+        .await;
+        let carrier = soracom_client(&sim, false);
+        carrier.verify().await.unwrap();
+        // The token (24 h) lapses on the simulator's clock, which the client does not follow.
+        sim.advance(SignedDuration::from_hours(25));
+        carrier.verify().await.unwrap();
+        assert_eq!(requests(&sim, "POST", "/v1/auth").await, 2, "{expired:?}");
+        let refused = count(
+            &sim,
+            "GET",
+            "/v1/sims",
+            if expired == simfleet::simulator::ExpiredToken::Unauthorized {
+                401
+            } else {
+                403
+            },
+        )
+        .await;
+        assert_eq!(refused, 1, "one refused call, then the renewed token");
+    }
+}
+
+#[tokio::test]
+async fn the_client_paces_on_the_rate_limit_headers_instead_of_running_into_429() {
+    // A real-time clock one second before a minute ends, and 3 requests a minute per route.
+    let sim = start(SimulatorConfig {
+        clock: simfleet::simulator::ClockMode::Realtime,
+        start_time: Some("2026-06-01T00:00:59Z".parse().unwrap()),
+        ..config(
+            2,
+            SoracomOptions {
+                rate_limit_per_minute: 3,
+                ..SoracomOptions::default()
+            },
+        )
+    })
+    .await;
+    let carrier = soracom_client(&sim, false);
+    for _ in 0..4 {
+        carrier.verify().await.unwrap();
+    }
+    assert_eq!(requests(&sim, "GET", "/v1/sims").await, 4);
+    assert_eq!(
+        count(&sim, "GET", "/v1/sims", 429).await,
+        0,
+        "the fourth waited for the next minute"
+    );
+}
