@@ -5,7 +5,8 @@
 //! memory and CPU from `/proc/PID`. Prints one Markdown table.
 //!
 //! Run: `cargo bench --bench side_by_side` (`-- --scale small`: each scenario at a tenth of its
-//! size; `-- --only soracom`: one scenario). The peer needs Python with `requests` (`SIMFLEET_PYTHON`, else `.simfleet/venv`,
+//! size; `-- --only soracom`: one scenario; `-- --only groups --groups 250`: the many-groups
+//! scenario at another size). The peer needs Python with `requests` (`SIMFLEET_PYTHON`, else `.simfleet/venv`,
 //! which `scripts/test` installs).
 
 use std::io::BufRead;
@@ -64,6 +65,12 @@ async fn main() {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1).cloned());
     let runs = |key: &str| only.as_deref().is_none_or(|o| o == key);
+    // `-- --groups N`: the many-groups scenario with N groups (to compare two sizes).
+    let groups = args
+        .iter()
+        .position(|a| a == "--groups")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse::<u64>().expect("--groups takes a number"));
     let mut rows = Vec::new();
     if runs("hologram") {
         rows.extend(pause_by_tag(Carrier::Hologram, scale(100_000)).await);
@@ -84,7 +91,7 @@ async fn main() {
         // At rest long enough for a resync (10 minutes); the small scale's minute shows the
         // load between resyncs only.
         let rest = Duration::from_secs(if small { 60 } else { 660 });
-        rows.extend(many_groups(scale(1_000), 100, rest).await);
+        rows.extend(many_groups(groups.unwrap_or(scale(1_000)), 100, rest).await);
     }
     println!("\n| scenario | measure | simfleet | peer | ratio | floor |");
     println!("|---|---|---|---|---|---|");

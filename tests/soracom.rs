@@ -708,3 +708,40 @@ async fn the_client_paces_on_the_rate_limit_headers_instead_of_running_into_429(
         "the fourth waited for the next minute"
     );
 }
+
+#[tokio::test]
+async fn without_the_batch_api_sims_change_one_call_each_and_the_account_says_so() {
+    let sim = start(config(
+        10,
+        SoracomOptions {
+            batch: simfleet::simulator::BatchAccess::Forbidden,
+            ..SoracomOptions::default()
+        },
+    ))
+    .await;
+    let carrier = soracom_client(&sim, false);
+    let sims: Vec<SimTarget> = (0..5)
+        .map(|i| SimTarget {
+            device_id: 8_942_310_000_000_000_001 + i,
+            sim_id: None,
+        })
+        .collect();
+    let submission = carrier.submit(StateChange::Pause, &sims).await.unwrap();
+    assert_eq!(submission.accepted, 5);
+    assert_eq!(
+        requests(&sim, "POST", "/v1/sims/{sim_id}/{action}").await,
+        5
+    );
+    let capabilities = carrier.capabilities();
+    assert!(!capabilities.bulk);
+    assert!(capabilities.bulk_unavailable.unwrap().contains("403"));
+    // Later changes go one call each without asking the Batch API again.
+    carrier.submit(StateChange::Resume, &sims).await.unwrap();
+    assert_eq!(
+        requests(&sim, "POST", "/v1/sims/{sim_id}/{action}").await,
+        10
+    );
+    // The 403 was asked twice, once after renewing the token (an expired token may get a 403
+    // too), and never again.
+    assert_eq!(count(&sim, "GET", "/v1/batch_groups", 403).await, 2);
+}

@@ -35,7 +35,8 @@ pub use http::RateLimitSpec;
 pub(crate) use http::{Dialect, FaultRule, SimulatorState};
 use simfleet_core::duration::FriendlyDuration;
 pub use soracom::{
-    DEFAULT_AUTH_KEY as DEFAULT_SORACOM_AUTH_KEY, ExpiredToken, SameState, SoracomOptions,
+    BatchAccess, DEFAULT_AUTH_KEY as DEFAULT_SORACOM_AUTH_KEY, ExpiredToken, SameState,
+    SoracomOptions,
 };
 pub(crate) use world::DelayModel;
 pub use world::World;
@@ -512,6 +513,10 @@ pub struct SimulatorArgs {
     /// How far Soracom's search (`/v1/query/*`) lags writes.
     #[arg(long, default_value = "15s")]
     pub soracom_query_lag: FriendlyDuration,
+    /// allowed: Soracom's Batch API runs jobs; forbidden: it answers 403, as for a user whose
+    /// permissions do not include it.
+    #[arg(long, value_enum, default_value_t = BatchAccess::Allowed)]
+    pub soracom_batch: BatchAccess,
 }
 
 fn share(text: &str) -> Result<f64, String> {
@@ -600,6 +605,7 @@ impl SimulatorArgs {
                     i64::try_from(self.soracom_task_ms).map_err(|_| "--soracom-task-ms is too large")?,
                 ),
                 query_lag: self.soracom_query_lag.as_duration(),
+                batch: self.soracom_batch,
             },
             ..SimulatorConfig::default()
         })

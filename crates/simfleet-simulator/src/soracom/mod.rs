@@ -45,6 +45,19 @@ pub struct SoracomOptions {
     pub task_time: SignedDuration,
     /// How far `/v1/query/*` lags writes (Soracom's own test waits 15 s for its index).
     pub query_lag: SignedDuration,
+    /// Whether the credentials may use the Batch API (a SAM user's permissions may deny it).
+    pub batch: BatchAccess,
+}
+
+/// Whether the Batch API answers for the simulator's credentials.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchAccess {
+    /// It runs jobs.
+    #[default]
+    Allowed,
+    /// 403 on every batch route, as for a user whose permissions do not include it.
+    Forbidden,
 }
 
 impl Default for SoracomOptions {
@@ -56,6 +69,7 @@ impl Default for SoracomOptions {
             rate_limit_per_minute: 6_000,
             task_time: SignedDuration::from_millis(50),
             query_lag: SignedDuration::from_secs(15),
+            batch: BatchAccess::Allowed,
         }
     }
 }
@@ -159,6 +173,17 @@ async fn gate(State(state): State<Arc<SimulatorState>>, request: Request, next: 
         let (mut world, now) = state.world();
         if let Err(error) = check_token(&state, &world.soracom.tokens, request.headers(), now) {
             return error.into_response();
+        }
+        if route.starts_with("/v1/batch_groups")
+            && state.config.soracom.batch == BatchAccess::Forbidden
+        {
+            return DIALECT
+                .error(
+                    StatusCode::FORBIDDEN,
+                    "the credentials' permissions do not allow the Batch API",
+                )
+                .with_soracom_code("SEM0403")
+                .into_response();
         }
         let world = &mut *world;
         let task_time = state.config.soracom.task_time;
