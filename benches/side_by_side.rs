@@ -4,10 +4,16 @@
 //! same simulator. Carrier calls are read from the simulator's `/_sim/stats`, the operator's
 //! memory and CPU from `/proc/PID`. Prints one Markdown table.
 //!
-//! Run: `cargo bench --bench side_by_side` (`-- --scale small`: each scenario at a tenth of its
-//! size; `-- --only soracom`: one scenario; `-- --only groups --groups 250`: the many-groups
-//! scenario at another size). The peer needs Python with `requests` (`SIMFLEET_PYTHON`, else `.simfleet/venv`,
-//! which `scripts/test` installs).
+//! Run: `cargo bench --bench side_by_side`. Options after `--`:
+//! - `--scale small`: each scenario at a tenth of its size;
+//! - `--only NAME`: one scenario (hologram, emnify, soracom, quotas, memory, rollout, groups);
+//! - `--groups N`: the many-groups scenario with N groups (to compare two sizes);
+//! - `--api-server real`: against the real kube-apiserver that `scripts/control-plane` builds,
+//!   counting the operator's requests in its audit log (the DataQuota scenario always uses
+//!   the sandbox).
+//!
+//! The peer needs Python with `requests` (`SIMFLEET_PYTHON`, else `.simfleet/venv`, which
+//! `scripts/test` installs).
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -18,9 +24,10 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 use simfleet::api::conditions::{READY, is_true};
-use simfleet::api::{CarrierAccount, SimGroup};
+use simfleet::api::{CarrierAccount, DataQuota, SimGroup};
 use simfleet::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use simfleet::simulator::fleet::SEED_TAGS;
+use std::sync::Arc;
 
 /// Tags every seeded SIM has exactly one of (the sixth seeded tag, `pilot`, overlaps them).
 const TAGS: [&str; 5] = [
@@ -57,8 +64,8 @@ struct Row {
 async fn main() {
     let small = std::env::args().any(|a| a == "small");
     let scale = |n: u64| if small { n / 10 } else { n };
-    // `-- --only NAME`: the scenarios whose key is NAME (hologram, emnify, soracom, memory,
-    // rollout, groups), to check one row without the others.
+    // `-- --only NAME`: the scenarios whose key is NAME (hologram, emnify, soracom, quotas,
+    // memory, rollout, groups), to check one row without the others.
     let args: Vec<String> = std::env::args().collect();
     let only = args
         .iter()
@@ -80,6 +87,9 @@ async fn main() {
     }
     if runs("soracom") {
         rows.extend(pause_by_tag(Carrier::Soracom, scale(25_000)).await);
+    }
+    if runs("quotas") {
+        rows.extend(quiet_hour(scale(10_000)).await);
     }
     if runs("memory") {
         rows.extend(memory_at(scale(1_000_000)).await);
@@ -176,13 +186,15 @@ async fn pause_by_tag(carrier: Carrier, sims: u64) -> Vec<Row> {
     // simfleet
     let world = World::start(&simulator, carrier).await;
     simulator.clear_stats().await;
-    let operator_requests = world.sandbox.state().request_count();
+    let operator_requests = world.api.requests();
     let started = Instant::now();
     world.create_group("fleet", json!(carrier.tags())).await;
     world.until_ready(1).await;
     let simfleet_seconds = started.elapsed().as_secs_f64();
     let simfleet_calls = simulator.carrier_requests().await;
-    let api_requests = world.sandbox.state().request_count() - operator_requests;
+    let api_requests = world.api.requests() - operator_requests;
+    let (api_measure, suffix) = (world.api.measure(), world.api.suffix());
+    let scenario = format!("{scenario}{suffix}");
     let rss = world.operator.peak_rss_mib();
     drop(world);
 
@@ -206,7 +218,7 @@ async fn pause_by_tag(carrier: Carrier, sims: u64) -> Vec<Row> {
         },
         Row {
             scenario: scenario.clone(),
-            measure: "API-server requests (bench's polls included)",
+            measure: api_measure,
             simfleet: api_requests as f64,
             peer: None,
             floor: None,
@@ -219,6 +231,180 @@ async fn pause_by_tag(carrier: Carrier, sims: u64) -> Vec<Row> {
             floor: None,
         },
     ]
+}
+
+/// `devices` emnify devices with DataQuotas: the calls to apply them, then an hour at rest on
+/// the simulator's virtual clock, with 5 devices crossing their threshold in each resync
+/// period. An hour at rest cannot pass in a child process without waiting an hour, so here
+/// the operator's controllers run in this process, on a clock that follows the simulator's
+/// (still a separate process), and each resync is brought forward by a label change once the
+/// period has passed on the virtual clock.
+async fn quiet_hour(devices: u64) -> Vec<Row> {
+    use simfleet::data_quota::schedule::RESYNC;
+    let scenario = format!("{} emnify devices with DataQuotas", thousands(devices));
+    let simulator = SimulatorProcess::start(devices).await;
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let client = sandbox.client();
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "carrier"},
+        "stringData": {"applicationToken": simfleet::simulator::DEFAULT_EMNIFY_APP_TOKEN}}))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let account: CarrierAccount = serde_json::from_value(json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "carrier"},
+        "spec": {"provider": "emnify", "baseUrl": format!("{}/api", simulator.base), "secretRef": {"name": "carrier"},
+                 "rateLimit": {"requestsPerSecond": 1000, "burst": 1000}, "concurrency": 16}
+    }))
+    .unwrap();
+    Api::<CarrierAccount>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+    let clock = Arc::new(FollowedClock::default());
+    clock.follow(&simulator).await;
+    let context = simfleet::controller::Context::with_clock(
+        client.clone(),
+        simfleet::api::CarrierUrlPolicy {
+            prefixes: vec![simulator.base.clone()],
+        },
+        simfleet::clock::Clock::from_source(clock.clone()),
+    );
+    let stop = futures::FutureExt::shared(futures::FutureExt::boxed(std::future::pending::<()>()));
+    let accounts = tokio::spawn(simfleet::carrier_account::run(
+        context.clone(),
+        None,
+        None,
+        stop.clone(),
+    ));
+    let quotas_task = tokio::spawn(simfleet::data_quota::run(context.clone(), None, None, stop));
+    simulator.clear_stats().await;
+    let quotas: Api<DataQuota> = Api::namespaced(client.clone(), "default");
+    let quota: DataQuota = serde_json::from_value(json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "DataQuota", "metadata": {"name": "fleet"},
+        "spec": {"carrierRef": {"name": "carrier"}, "target": {"tags": SEED_TAGS}, "volumeMB": 100,
+                 "expiry": {"after": "30d"}, "thresholdPercentage": 20}
+    }))
+    .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    let ready = |q: &DataQuota| {
+        q.status
+            .as_ref()
+            .is_some_and(|s| is_true(&s.conditions, READY))
+    };
+    let deadline = Instant::now() + Duration::from_secs(1_800);
+    while !ready(&quotas.get("fleet").await.unwrap()) {
+        assert!(Instant::now() < deadline, "the quotas are not Ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    simulator.until_quiet().await;
+    let to_apply = simulator.carrier_requests().await;
+    let listing_pages = simulator.requests("GET", "/api/v1/endpoint").await;
+
+    // The hour: each resync period passes on the virtual clock, 5 devices cross their
+    // threshold, and the resync runs.
+    simulator.clear_stats().await;
+    let resyncs = 3600 / RESYNC.as_secs();
+    let mut device = simfleet::simulator::fleet::device_id(0) - 1;
+    for step in 0..resyncs {
+        let at = clock.advance(&simulator, RESYNC).await;
+        for _ in 0..5 {
+            device += 1;
+            simulator.consume(device, 85.0).await;
+        }
+        quotas
+            .patch(
+                "fleet",
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(
+                    json!({"metadata": {"labels": {"resync": step.to_string()}}}),
+                ),
+            )
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let status = quotas.get("fleet").await.unwrap().status;
+            // Status times are whole seconds.
+            if status
+                .and_then(|s| s.last_event_time)
+                .is_some_and(|t| t.0.as_second() >= at.as_second())
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "resync {step} did not report its events"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        simulator.until_quiet().await;
+    }
+    let in_hour = simulator.carrier_requests().await;
+    let pages_in_hour = simulator.requests("GET", "/api/v1/endpoint").await;
+    accounts.abort();
+    quotas_task.abort();
+    // The floors: to apply, the target's pages, one read and one set per device; in the hour,
+    // the target's pages and one event listing per resync, the audit's share (each device
+    // once a day) and one read per device that crossed its threshold.
+    let apply_floor = listing_pages + 2 * devices;
+    let hour_floor = pages_in_hour + resyncs + devices / 24 + 5 * resyncs;
+    vec![
+        Row {
+            scenario: scenario.clone(),
+            measure: "carrier calls to apply",
+            simfleet: to_apply as f64,
+            peer: None,
+            floor: Some(apply_floor as f64),
+        },
+        Row {
+            scenario,
+            measure: "carrier calls in an hour at rest (goal: 500)",
+            simfleet: in_hour as f64,
+            peer: None,
+            floor: Some(hour_floor as f64),
+        },
+    ]
+}
+
+/// The simulator child's virtual clock as the in-process controllers read it: wall time plus
+/// the offset the simulator last reported (its clock runs in real time from its start, plus
+/// what the bench advanced).
+#[derive(Default)]
+struct FollowedClock(std::sync::Mutex<jiff::SignedDuration>);
+
+impl FollowedClock {
+    /// Takes the simulator's time now.
+    async fn follow(&self, simulator: &SimulatorProcess) {
+        let now = simulator.clock_now().await;
+        *self.0.lock().unwrap() = now.duration_since(jiff::Timestamp::now());
+    }
+
+    /// Moves the simulator's clock by `by`, and this clock with it; the new time.
+    async fn advance(&self, simulator: &SimulatorProcess, by: Duration) -> jiff::Timestamp {
+        let now = simulator
+            .admin_json(
+                reqwest::Method::POST,
+                "/clock/advance",
+                json!({"seconds": by.as_secs()}),
+            )
+            .await["now"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap();
+        *self.0.lock().unwrap() = now.duration_since(jiff::Timestamp::now());
+        now
+    }
+}
+
+impl simfleet::clock::TimeSource for FollowedClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+            .checked_add(*self.0.lock().unwrap())
+            .unwrap()
+    }
 }
 
 /// The operator's peak memory observing and pausing a large group (Hologram protocol).
@@ -303,10 +489,16 @@ async fn many_groups(groups: u64, per_group: u64, rest: Duration) -> Vec<Row> {
     // At rest: what the operator asks of the API server and the carrier, and its CPU.
     let minutes = rest.as_secs_f64() / 60.0;
     simulator.clear_stats().await;
-    let api_before = world.sandbox.state().request_count();
+    let api_before = world.api.requests();
     let cpu_before = world.operator.cpu_seconds();
     tokio::time::sleep(rest).await;
-    let api_per_minute = (world.sandbox.state().request_count() - api_before) as f64 / minutes;
+    let api_per_minute = (world.api.requests() - api_before) as f64 / minutes;
+    let scenario = format!("{scenario}{}", world.api.suffix());
+    let api_measure = if world.api.suffix().is_empty() {
+        "API-server requests per minute at rest"
+    } else {
+        "kube-apiserver requests per minute at rest, by the operator (audit log)"
+    };
     let calls_per_minute = simulator.carrier_requests().await as f64 / minutes;
     let cpu_per_minute = (world.operator.cpu_seconds() - cpu_before) / minutes;
     vec![
@@ -328,7 +520,7 @@ async fn many_groups(groups: u64, per_group: u64, rest: Duration) -> Vec<Row> {
         },
         Row {
             scenario: scenario.clone(),
-            measure: "API-server requests per minute at rest",
+            measure: api_measure,
             simfleet: round(api_per_minute),
             peer: None,
             floor: None,
@@ -459,6 +651,48 @@ impl SimulatorProcess {
         answer.json().await.unwrap_or(Value::Null)
     }
 
+    async fn admin_json(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let answer = self
+            .http
+            .request(method, format!("{}/_sim{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+        answer.json().await.unwrap()
+    }
+
+    /// The virtual clock's time.
+    async fn clock_now(&self) -> jiff::Timestamp {
+        self.admin(reqwest::Method::GET, "/clock").await["now"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// A device uses data.
+    async fn consume(&self, device: u64, mb: f64) {
+        self.admin_json(
+            reqwest::Method::POST,
+            "/consume",
+            json!({"deviceId": device, "mb": mb}),
+        )
+        .await;
+    }
+
+    /// Waits until the carrier hears nothing for half a second.
+    async fn until_quiet(&self) {
+        loop {
+            let heard = self.carrier_requests().await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if self.carrier_requests().await == heard {
+                return;
+            }
+        }
+    }
+
     /// How many SIMs carry `tag`.
     async fn tagged(&self, tag: &str) -> u64 {
         let tag = tag.replace('=', "%3D");
@@ -564,21 +798,176 @@ fn python() -> PathBuf {
         })
 }
 
-/// The sandbox API server in this process, a CarrierAccount on the simulator, and the
+/// The API server a scenario runs against: the sandbox in this process, or the real
+/// kube-apiserver that `scripts/control-plane` builds (`-- --api-server real`).
+enum ApiServer {
+    Sandbox(SandboxHandle),
+    Real(RealControlPlane),
+}
+
+impl ApiServer {
+    async fn start() -> Self {
+        let args: Vec<String> = std::env::args().collect();
+        let real = args
+            .iter()
+            .position(|a| a == "--api-server")
+            .and_then(|i| args.get(i + 1))
+            .is_some_and(|server| server == "real");
+        if real {
+            ApiServer::Real(RealControlPlane::start())
+        } else {
+            ApiServer::Sandbox(Sandbox::start(SandboxConfig::default()).await.unwrap())
+        }
+    }
+
+    async fn client(&self) -> kube::Client {
+        match self {
+            ApiServer::Sandbox(sandbox) => sandbox.client(),
+            ApiServer::Real(plane) => plane.client().await,
+        }
+    }
+
+    fn kubeconfig(&self) -> String {
+        match self {
+            ApiServer::Sandbox(sandbox) => sandbox.kubeconfig(),
+            ApiServer::Real(plane) => {
+                std::fs::read_to_string(plane.dir.join("kubeconfig")).unwrap()
+            }
+        }
+    }
+
+    /// Requests the server has answered: the sandbox counts every request (the bench's polls
+    /// included); the real server's audit log says which came from the operator.
+    fn requests(&self) -> u64 {
+        match self {
+            ApiServer::Sandbox(sandbox) => sandbox.state().request_count(),
+            ApiServer::Real(plane) => plane.operator_requests(),
+        }
+    }
+
+    /// What the requests row counts.
+    fn measure(&self) -> &'static str {
+        match self {
+            ApiServer::Sandbox(_) => "API-server requests (bench's polls included)",
+            ApiServer::Real(_) => "kube-apiserver requests by the operator (audit log)",
+        }
+    }
+
+    /// How the scenario's name says which server it ran against.
+    fn suffix(&self) -> &'static str {
+        match self {
+            ApiServer::Sandbox(_) => "",
+            ApiServer::Real(_) => ", real kube-apiserver",
+        }
+    }
+}
+
+/// etcd, kube-apiserver (with an audit log) and kube-controller-manager, started by
+/// `scripts/control-plane up`, with simfleet's CRDs; stopped when dropped.
+struct RealControlPlane {
+    dir: PathBuf,
+}
+
+impl RealControlPlane {
+    fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "simfleet-side-by-side-plane-{}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/control-plane");
+        let up = Command::new(&script).arg("up").arg(&dir).output().unwrap();
+        assert!(
+            up.status.success(),
+            "scripts/control-plane up: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let plane = Self { dir };
+        let kubectl = std::env::var("SIMFLEET_KUBECTL").unwrap_or_else(|_| {
+            format!("{}/.simfleet/venv/bin/kubectl", env!("CARGO_MANIFEST_DIR"))
+        });
+        let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds");
+        for args in [
+            vec![
+                "apply".to_owned(),
+                "--server-side".to_owned(),
+                "-f".to_owned(),
+                crds.display().to_string(),
+            ],
+            vec![
+                "wait".to_owned(),
+                "--for=condition=Established".to_owned(),
+                "--timeout=60s".to_owned(),
+                "crd/simgroups.simfleet.io".to_owned(),
+                "crd/carrieraccounts.simfleet.io".to_owned(),
+                "crd/dataquotas.simfleet.io".to_owned(),
+            ],
+        ] {
+            let out = Command::new(&kubectl)
+                .arg("--kubeconfig")
+                .arg(plane.dir.join("kubeconfig"))
+                .args(&args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        plane
+    }
+
+    async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(self.dir.join("kubeconfig")).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// The operator's requests so far: audit events whose user agent is the operator's, each
+    /// request once (a watch logs its start and its end).
+    fn operator_requests(&self) -> u64 {
+        let log = std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default();
+        let ids: std::collections::HashSet<String> = log
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|event| {
+                event["userAgent"]
+                    .as_str()
+                    .is_some_and(|ua| ua.starts_with("simfleet-operator/"))
+            })
+            .filter_map(|event| event["auditID"].as_str().map(str::to_owned))
+            .collect();
+        ids.len() as u64
+    }
+}
+
+impl Drop for RealControlPlane {
+    fn drop(&mut self) {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/control-plane");
+        let _ = Command::new(script).arg("down").arg(&self.dir).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// An API server (the sandbox, or the real one), a CarrierAccount on the simulator, and the
 /// operator (`simfleet run`) as a child process.
 struct World {
-    sandbox: SandboxHandle,
+    api: ApiServer,
+    client: kube::Client,
     operator: OperatorProcess,
     kubeconfig: PathBuf,
 }
 
 impl World {
     async fn start(simulator: &SimulatorProcess, carrier: Carrier) -> Self {
-        let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+        let api = ApiServer::start().await;
         let kubeconfig =
             std::env::temp_dir().join(format!("simfleet-side-by-side-{}.yaml", std::process::id()));
-        std::fs::write(&kubeconfig, sandbox.kubeconfig()).unwrap();
-        let client = sandbox.client();
+        std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+        let client = api.client().await;
         let (provider, url, key, credential) = match carrier {
             Carrier::Hologram => (
                 "simulator",
@@ -609,7 +998,7 @@ impl World {
                      "rateLimit": {"requestsPerSecond": 1000, "burst": 1000}}
         }))
         .unwrap();
-        let accounts = Api::<CarrierAccount>::namespaced(client, "default");
+        let accounts = Api::<CarrierAccount>::namespaced(client.clone(), "default");
         accounts
             .create(&PostParams::default(), &account)
             .await
@@ -620,7 +1009,8 @@ impl World {
         }
         let operator = OperatorProcess::start(&kubeconfig, &flags);
         let world = Self {
-            sandbox,
+            api,
+            client,
             operator,
             kubeconfig,
         };
@@ -645,7 +1035,7 @@ impl World {
     }
 
     fn groups(&self) -> Api<SimGroup> {
-        Api::namespaced(self.sandbox.client(), "default")
+        Api::namespaced(self.client.clone(), "default")
     }
 
     async fn create_group(&self, name: &str, tags: Value) {
