@@ -2,6 +2,7 @@
 //! restore, so that it never undoes another group's claim). Built from the groups' specs and
 //! their CarrierAccounts: only groups on the same carrier organisation claim the same SIMs.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 
 use kube::ResourceExt;
@@ -20,7 +21,11 @@ pub(crate) struct ClaimIndex {
 impl ClaimIndex {
     /// The claims that conflict with `this` group: other groups on the same carrier wanting
     /// the opposite state.
-    pub fn build(groups: &[SimGroup], accounts: &[CarrierAccount], this: &SimGroup) -> Self {
+    pub fn build(
+        groups: &[impl Borrow<SimGroup>],
+        accounts: &[impl Borrow<CarrierAccount>],
+        this: &SimGroup,
+    ) -> Self {
         let opposite = match this.spec.state {
             SimState::Active => SimState::Paused,
             SimState::Paused => SimState::Active,
@@ -31,8 +36,8 @@ impl ClaimIndex {
     /// The claims of the other groups (same namespace, same carrier, not being deleted)
     /// wanting `state`.
     pub(crate) fn wanting(
-        groups: &[SimGroup],
-        accounts: &[CarrierAccount],
+        groups: &[impl Borrow<SimGroup>],
+        accounts: &[impl Borrow<CarrierAccount>],
         this: &SimGroup,
         state: SimState,
     ) -> Self {
@@ -42,7 +47,7 @@ impl ClaimIndex {
             by_tag: HashMap::new(),
         };
         let same_carrier = accounts_on_the_carrier_of(accounts, this);
-        for other in groups {
+        for other in groups.iter().map(Borrow::borrow) {
             // Only claims for one state are indexed, so another never hides them.
             if other.namespace() != this.namespace()
                 || other.name_any() == this.name_any()
@@ -102,21 +107,20 @@ impl ClaimIndex {
 /// The names of the accounts (in `this` group's namespace) on the same carrier organisation as
 /// its own account. An account that is not known is only the same as itself.
 fn accounts_on_the_carrier_of<'a>(
-    accounts: &'a [CarrierAccount],
+    accounts: &'a [impl Borrow<CarrierAccount>],
     this: &'a SimGroup,
 ) -> HashSet<&'a str> {
+    let accounts = || accounts.iter().map(Borrow::borrow);
     let in_namespace = |a: &&CarrierAccount| a.namespace() == this.namespace();
     let own = this.spec.carrier_ref.name.as_str();
     let mut names: HashSet<&str> = HashSet::from([own]);
-    if let Some(carrier) = accounts
-        .iter()
+    if let Some(carrier) = accounts()
         .filter(in_namespace)
         .find(|a| a.metadata.name.as_deref() == Some(own))
         .map(|a| a.spec.carrier())
     {
         names.extend(
-            accounts
-                .iter()
+            accounts()
                 .filter(in_namespace)
                 .filter(|a| a.spec.carrier().same_carrier(&carrier))
                 .filter_map(|a| a.metadata.name.as_deref()),

@@ -44,7 +44,10 @@ async fn peers_and_accounts(
     context: &Context,
     api: &Api<SimGroup>,
     namespace: &str,
-) -> Result<(Vec<SimGroup>, Vec<CarrierAccount>), Error> {
+) -> Result<(Vec<Arc<SimGroup>>, Vec<Arc<CarrierAccount>>), Error> {
+    // The watch caches' objects are shared, never copied: a reconcile of one group among
+    // thousands reads every peer, and copying each (its ICCID lists included) made the CPU of
+    // a fleet at rest grow with the square of its groups.
     let in_namespace = |ns: Option<String>| ns.as_deref() == Some(namespace);
     if let Some(stores) = context.group_stores.get() {
         let (groups, accounts) = futures::join!(
@@ -56,16 +59,14 @@ async fn peers_and_accounts(
                 stores
                     .groups
                     .state()
-                    .iter()
+                    .into_iter()
                     .filter(|g| in_namespace(g.namespace()))
-                    .map(|g| (**g).clone())
                     .collect(),
                 stores
                     .accounts
                     .state()
-                    .iter()
+                    .into_iter()
                     .filter(|a| in_namespace(a.namespace()))
-                    .map(|a| (**a).clone())
                     .collect(),
             ));
         }
@@ -75,7 +76,10 @@ async fn peers_and_accounts(
         .list(&ListParams::default())
         .await?
         .items;
-    Ok((peers, accounts))
+    Ok((
+        peers.into_iter().map(Arc::new).collect(),
+        accounts.into_iter().map(Arc::new).collect(),
+    ))
 }
 
 /// Writes a status that says why the group cannot start (no usable carrier account).
