@@ -22,8 +22,11 @@ fn fleet_file(n: usize) -> std::path::PathBuf {
             8_944_500_000_000_000_001u64 + i as u64
         ));
     }
-    let path =
-        std::env::temp_dir().join(format!("simfleet-soracom-e2e-{}.yaml", std::process::id()));
+    // One file per size: the tests of this file run at once.
+    let path = std::env::temp_dir().join(format!(
+        "simfleet-soracom-e2e-{n}-{}.yaml",
+        std::process::id()
+    ));
     std::fs::write(&path, yaml).unwrap();
     path
 }
