@@ -346,29 +346,50 @@ pub trait Carrier: Send + Sync {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// Why this carrier holds no data quotas, in its own words: what the quota methods answer
+    /// unless the carrier has them (`capabilities().data_quota`).
+    fn no_quotas(&self) -> CarrierError {
+        CarrierError::Unsupported {
+            provider: "this carrier",
+            what: "data quotas",
+        }
+    }
+
     /// A device's data quota, or `None` when it has none.
     fn read_quota(
         &self,
-        device_id: u64,
-    ) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>>;
+        _device_id: u64,
+    ) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>> {
+        let error = self.no_quotas();
+        Box::pin(async move { Err(error) })
+    }
 
     /// Sets (replaces) a device's data quota.
     fn set_quota<'a>(
         &'a self,
-        device_id: u64,
-        quota: &'a QuotaSetting,
-    ) -> BoxFuture<'a, Result<(), CarrierError>>;
+        _device_id: u64,
+        _quota: &'a QuotaSetting,
+    ) -> BoxFuture<'a, Result<(), CarrierError>> {
+        let error = self.no_quotas();
+        Box::pin(async move { Err(error) })
+    }
 
     /// Deletes a device's data quota; false when it had none.
-    fn delete_quota(&self, device_id: u64) -> BoxFuture<'_, Result<bool, CarrierError>>;
+    fn delete_quota(&self, _device_id: u64) -> BoxFuture<'_, Result<bool, CarrierError>> {
+        let error = self.no_quotas();
+        Box::pin(async move { Err(error) })
+    }
 
     /// A device's quota events at or after `since` (all of them without it), newest first;
     /// other kinds of event are skipped.
     fn quota_events(
         &self,
-        device_id: u64,
-        since: Option<Timestamp>,
-    ) -> BoxFuture<'_, Result<Vec<QuotaEvent>, CarrierError>>;
+        _device_id: u64,
+        _since: Option<Timestamp>,
+    ) -> BoxFuture<'_, Result<Vec<QuotaEvent>, CarrierError>> {
+        let error = self.no_quotas();
+        Box::pin(async move { Err(error) })
+    }
 
     /// Every quota event of the organisation in `window` (from, until), or the newest page of
     /// them without one (threshold reached, used up, expired, assigned, deleted), newest

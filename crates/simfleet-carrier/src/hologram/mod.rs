@@ -18,10 +18,7 @@ use serde_json::{Value, json};
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
 use super::{Capabilities, Carrier, CarrierError};
 use simfleet_api::StateChange;
-use simfleet_api::model::{
-    Lookup, QuotaEvent, QuotaReading, QuotaSetting, Selection, SimObservation, SimTarget,
-    Submission,
-};
+use simfleet_api::model::{Lookup, Selection, SimObservation, SimTarget, Submission};
 use wire::{
     Device, Envelope, Link, NextPage, bulk_answer, device_observation, link_observation, protocol,
     state_word,
@@ -414,31 +411,11 @@ impl Carrier for HologramClient {
         .boxed()
     }
 
-    fn read_quota(
-        &self,
-        _device_id: u64,
-    ) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>> {
-        async move { Err(self.no_quotas()) }.boxed()
-    }
-
-    fn set_quota<'a>(
-        &'a self,
-        _device_id: u64,
-        _quota: &'a QuotaSetting,
-    ) -> BoxFuture<'a, Result<(), CarrierError>> {
-        async move { Err(self.no_quotas()) }.boxed()
-    }
-
-    fn delete_quota(&self, _device_id: u64) -> BoxFuture<'_, Result<bool, CarrierError>> {
-        async move { Err(self.no_quotas()) }.boxed()
-    }
-
-    fn quota_events(
-        &self,
-        _device_id: u64,
-        _since: Option<jiff::Timestamp>,
-    ) -> BoxFuture<'_, Result<Vec<QuotaEvent>, CarrierError>> {
-        async move { Err(self.no_quotas()) }.boxed()
+    fn no_quotas(&self) -> CarrierError {
+        CarrierError::Unsupported {
+            provider: self.core.provider(),
+            what: "data quotas (Hologram has no per-device quota API)",
+        }
     }
 
     fn last_lookup_plan(&self) -> Option<simfleet_api::model::LookupPlan> {
@@ -447,14 +424,5 @@ impl Carrier for HologramClient {
 
     fn counters(&self) -> Arc<CallCounters> {
         self.core.counters()
-    }
-}
-
-impl HologramClient {
-    fn no_quotas(&self) -> CarrierError {
-        CarrierError::Unsupported {
-            provider: self.core.provider(),
-            what: "data quotas (Hologram has no per-device quota API)",
-        }
     }
 }

@@ -24,8 +24,8 @@ use super::http::{Auth, Call, CallCounters, HttpCore, Repeat, Reply};
 use super::{Capabilities, Carrier, CarrierError, ListedSet};
 use simfleet_api::StateChange;
 use simfleet_api::model::{
-    ActionStatus, Lookup, LookupPlan, QuotaEvent, QuotaReading, QuotaSetting, Refusal, RefusalKind,
-    Selection, SimObservation, SimTarget, Submission,
+    ActionStatus, Lookup, LookupPlan, Refusal, RefusalKind, Selection, SimObservation, SimTarget,
+    Submission,
 };
 use wire::{AuthResponse, BatchGroup, BatchJob, Sim, Subscriber, Task};
 
@@ -833,31 +833,11 @@ impl Carrier for SoracomClient {
         .boxed()
     }
 
-    fn read_quota(
-        &self,
-        _device_id: u64,
-    ) -> BoxFuture<'_, Result<Option<QuotaReading>, CarrierError>> {
-        async move { Err(no_quotas()) }.boxed()
-    }
-
-    fn set_quota<'a>(
-        &'a self,
-        _device_id: u64,
-        _quota: &'a QuotaSetting,
-    ) -> BoxFuture<'a, Result<(), CarrierError>> {
-        async move { Err(no_quotas()) }.boxed()
-    }
-
-    fn delete_quota(&self, _device_id: u64) -> BoxFuture<'_, Result<bool, CarrierError>> {
-        async move { Err(no_quotas()) }.boxed()
-    }
-
-    fn quota_events(
-        &self,
-        _device_id: u64,
-        _since: Option<Timestamp>,
-    ) -> BoxFuture<'_, Result<Vec<QuotaEvent>, CarrierError>> {
-        async move { Err(no_quotas()) }.boxed()
+    fn no_quotas(&self) -> CarrierError {
+        CarrierError::Unsupported {
+            provider: "soracom",
+            what: NO_QUOTA,
+        }
     }
 
     fn last_lookup_plan(&self) -> Option<LookupPlan> {
@@ -866,12 +846,5 @@ impl Carrier for SoracomClient {
 
     fn counters(&self) -> Arc<CallCounters> {
         self.core.counters()
-    }
-}
-
-fn no_quotas() -> CarrierError {
-    CarrierError::Unsupported {
-        provider: "soracom",
-        what: NO_QUOTA,
     }
 }
