@@ -203,6 +203,14 @@ fn created_ms(state: &SimulatorState) -> i64 {
         - 86_400_000 * 30
 }
 
+/// A page of at most `limit` rows out of `limit + 1` read, and its last row when more follow
+/// (the row whose key is the next page's `last_evaluated_key`).
+fn split_page(rows: &[u32], limit: usize) -> (&[u32], Option<u32>) {
+    let page = &rows[..rows.len().min(limit)];
+    let last = (rows.len() > limit).then(|| *page.last().expect("a full page"));
+    (page, last)
+}
+
 /// The key after which a page starts: the row after it (keys are ids that grow with rows).
 fn start_row(
     params: &HashMap<String, String>,
@@ -241,13 +249,12 @@ pub(super) async fn list_sims(
         .filter(|&r| world.fleet.sim(r).has_sim)
         .take(limit + 1)
         .collect();
-    let more = rows.len() > limit;
-    let page = &rows[..rows.len().min(limit)];
+    let (page, last) = split_page(&rows, limit);
     let body: Vec<Value> = page
         .iter()
         .map(|&r| sim_json(&world, r, now, created))
         .collect();
-    let next = more.then(|| SoracomWorld::sim_id(*page.last().expect("a full page")));
+    let next = last.map(SoracomWorld::sim_id);
     Ok(paged(json!(body), next, &uri))
 }
 
@@ -427,13 +434,12 @@ pub(super) async fn list_subscribers(
         })
         .take(limit + 1)
         .collect();
-    let more = rows.len() > limit;
-    let page = &rows[..rows.len().min(limit)];
+    let (page, last) = split_page(&rows, limit);
     let body: Vec<Value> = page
         .iter()
         .map(|&r| subscriber_json(&world, r, now, created))
         .collect();
-    let next = more.then(|| SoracomWorld::imsi(*page.last().expect("a full page")));
+    let next = last.map(SoracomWorld::imsi);
     Ok(paged(json!(body), next, &uri))
 }
 
@@ -527,8 +533,7 @@ pub(super) async fn query_sims(
         .filter(|&r| matches(r))
         .take(limit + 1)
         .collect();
-    let more = rows.len() > limit;
-    let page = &rows[..rows.len().min(limit)];
+    let (page, last) = split_page(&rows, limit);
     let body: Vec<Value> = page
         .iter()
         .map(|&r| {
@@ -538,6 +543,6 @@ pub(super) async fn query_sims(
             sim
         })
         .collect();
-    let next = more.then(|| SoracomWorld::sim_id(*page.last().expect("a full page")));
+    let next = last.map(SoracomWorld::sim_id);
     Ok(paged(json!(body), next, &uri))
 }
