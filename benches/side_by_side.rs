@@ -25,6 +25,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
 use simfleet::api::conditions::{READY, is_true};
 use simfleet::api::{CarrierAccount, DataQuota, SimGroup};
+use simfleet::plan::numbers::thousands;
 use simfleet::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
 use simfleet::simulator::fleet::SEED_TAGS;
 use std::sync::Arc;
@@ -545,18 +546,6 @@ async fn many_groups(groups: u64, per_group: u64, rest: Duration) -> Vec<Row> {
 
 fn round(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// `simfleet simulator` as a child process, with every change landing at once.

@@ -3,5 +3,5 @@
 //! kind's own planning is in its folder (`sim_group`, `data_quota`, `carrier_account`).
 
 pub(crate) mod budget_floor;
-pub(crate) mod numbers;
+pub mod numbers;
 pub mod pause;

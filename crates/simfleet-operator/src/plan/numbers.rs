@@ -1,7 +1,7 @@
 //! Numbers as status messages write them.
 
 /// `n` with thousands separators, as status messages show counts.
-pub(crate) fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
