@@ -31,6 +31,28 @@ fn fleet_file(n: usize) -> std::path::PathBuf {
     path
 }
 
+/// A world of `sims` Soracom SIMs tagged `fleet=north` (10,000 tasks take 10 s of the
+/// simulator's manual clock), with the Soracom CarrierAccount.
+async fn soracom_world(name: &str, sims: usize) -> World {
+    let config = SimulatorConfig {
+        fleet_file: Some(fleet_file(sims)),
+        soracom: SoracomOptions {
+            task_time: SignedDuration::from_millis(1),
+            ..SoracomOptions::default()
+        },
+        ..common::live_config(sims)
+    };
+    let world = world_with(name, config).await;
+    soracom_account(&world).await;
+    world
+}
+
+/// `simfleet run`, allowed to send credentials to the simulator's Soracom surface.
+fn start_operator(world: &World) -> Operator {
+    let allowed = format!("--allowed-carrier-url={}", world.simulator.soracom_url());
+    Operator::start_with(&world.kubeconfig, &[allowed.as_str()], "operator").0
+}
+
 async fn soracom_account(world: &World) {
     let client = world.sandbox.client();
     let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "soracom-key"}, "stringData": {"authKey": "keyId-simulator:secret-simulator"}})).unwrap();
@@ -60,19 +82,8 @@ fn jobs_of(group: &SimGroup) -> Vec<String> {
 #[tokio::test]
 async fn a_25000_sim_group_pauses_through_3_jobs_one_at_a_time_and_survives_kill_9_mid_job() {
     const SIMS: usize = 25_000;
-    let config = SimulatorConfig {
-        fleet_file: Some(fleet_file(SIMS)),
-        soracom: SoracomOptions {
-            // 10,000 tasks take 10 s of the simulator's (manual) clock.
-            task_time: SignedDuration::from_millis(1),
-            ..SoracomOptions::default()
-        },
-        ..common::live_config(SIMS)
-    };
-    let world = world_with("soracom", config).await;
-    soracom_account(&world).await;
-    let allowed = format!("--allowed-carrier-url={}", world.simulator.soracom_url());
-    let start = || Operator::start_with(&world.kubeconfig, &[allowed.as_str()], "operator").0;
+    let world = soracom_world("soracom", SIMS).await;
+    let start = || start_operator(&world);
     let operator = start();
     let api = create_group(
         &world,
@@ -169,18 +180,8 @@ async fn a_25000_sim_group_pauses_through_3_jobs_one_at_a_time_and_survives_kill
 #[tokio::test]
 async fn queued_jobs_go_one_after_another_with_one_observation_to_plan_and_one_to_confirm() {
     const SIMS: usize = 2_500;
-    let config = SimulatorConfig {
-        fleet_file: Some(fleet_file(SIMS)),
-        soracom: SoracomOptions {
-            task_time: SignedDuration::from_millis(1),
-            ..SoracomOptions::default()
-        },
-        ..common::live_config(SIMS)
-    };
-    let world = world_with("soracom-queue", config).await;
-    soracom_account(&world).await;
-    let allowed = format!("--allowed-carrier-url={}", world.simulator.soracom_url());
-    let _operator = Operator::start_with(&world.kubeconfig, &[allowed.as_str()], "operator").0;
+    let world = soracom_world("soracom-queue", SIMS).await;
+    let _operator = start_operator(&world);
     let api = create_group(
         &world,
         "fleet",
