@@ -246,23 +246,12 @@ async fn quiet_hour(devices: u64) -> Vec<Row> {
     let simulator = SimulatorProcess::start(devices).await;
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let client = sandbox.client();
-    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "carrier"},
-        "stringData": {"applicationToken": simfleet::simulator::DEFAULT_EMNIFY_APP_TOKEN}}))
-    .unwrap();
-    Api::<Secret>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &secret)
-        .await
-        .unwrap();
-    let account: CarrierAccount = serde_json::from_value(json!({
-        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "carrier"},
-        "spec": {"provider": "emnify", "baseUrl": format!("{}/api", simulator.base), "secretRef": {"name": "carrier"},
-                 "rateLimit": {"requestsPerSecond": 1000, "burst": 1000}, "concurrency": 16}
-    }))
-    .unwrap();
-    Api::<CarrierAccount>::namespaced(client.clone(), "default")
-        .create(&PostParams::default(), &account)
-        .await
-        .unwrap();
+    create_account(
+        &client,
+        ("applicationToken", simfleet::simulator::DEFAULT_EMNIFY_APP_TOKEN),
+        json!({"provider": "emnify", "baseUrl": format!("{}/api", simulator.base), "concurrency": 16}),
+    )
+    .await;
     let clock = Arc::new(FollowedClock::default());
     clock.follow(&simulator).await;
     let context = simfleet::controller::Context::with_clock(
@@ -941,6 +930,33 @@ impl Drop for RealControlPlane {
     }
 }
 
+/// Creates the Secret `carrier` holding `credential` (its key and value) and the
+/// CarrierAccount `carrier` with `spec` (provider, base URL, ...), the Secret as its
+/// `secretRef`, and no rate limit to speak of: the peer is not rate limited either.
+async fn create_account(client: &kube::Client, credential: (&str, &str), spec: Value) {
+    let (key, value) = credential;
+    let secret: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "carrier"}, "stringData": {key: value}}),
+    )
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut spec = spec;
+    spec["secretRef"] = json!({"name": "carrier"});
+    spec["rateLimit"] = json!({"requestsPerSecond": 1000, "burst": 1000});
+    let account: CarrierAccount = serde_json::from_value(json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "carrier"},
+        "spec": spec
+    }))
+    .unwrap();
+    Api::<CarrierAccount>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &account)
+        .await
+        .unwrap();
+}
+
 /// An API server (the sandbox, or the real one), a CarrierAccount on the simulator, and the
 /// operator (`simfleet run`) as a child process.
 struct World {
@@ -972,26 +988,13 @@ impl World {
             ),
             Carrier::Soracom => ("soracom", simulator.base.clone(), "authKey", SORACOM_KEY),
         };
-        let secret: Secret = serde_json::from_value(
-            json!({"metadata": {"name": "carrier"}, "stringData": {key: credential}}),
+        create_account(
+            &client,
+            (key, credential),
+            json!({"provider": provider, "baseUrl": url}),
         )
-        .unwrap();
-        Api::<Secret>::namespaced(client.clone(), "default")
-            .create(&PostParams::default(), &secret)
-            .await
-            .unwrap();
-        // The peer is not rate limited either.
-        let account: CarrierAccount = serde_json::from_value(json!({
-            "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "carrier"},
-            "spec": {"provider": provider, "baseUrl": url, "secretRef": {"name": "carrier"},
-                     "rateLimit": {"requestsPerSecond": 1000, "burst": 1000}}
-        }))
-        .unwrap();
+        .await;
         let accounts = Api::<CarrierAccount>::namespaced(client.clone(), "default");
-        accounts
-            .create(&PostParams::default(), &account)
-            .await
-            .unwrap();
         let mut flags = vec![];
         if carrier != Carrier::Hologram {
             flags.push(format!("--allowed-carrier-url={}", simulator.base));
