@@ -34,8 +34,12 @@ pub enum Command {
     /// Print the CustomResourceDefinitions (what crds/ holds) as multi-document YAML.
     Crd {
         /// Write one file per CRD into this directory instead of printing them.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "reference_dir")]
         out_dir: Option<PathBuf>,
+        /// Write the API reference (one Markdown page per kind, what docs/reference holds)
+        /// into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        reference_dir: Option<PathBuf>,
     },
     /// Preview what a directory of manifests would change at the carrier, without changing it.
     /// Exit codes: 0 planned, 1 refused by --fail-on-change or --max-changes, 2 invalid

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::api::manifest::{self, Document};
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxHandle};
-use crate::simulator::{ClockMode, SeedConfig, Simulator, SimulatorConfig};
+use crate::simulator::{ClockMode, DelayModel, SeedConfig, Simulator, SimulatorConfig};
 
 /// `simfleet dev` flags.
 #[derive(Debug, clap::Args)]
@@ -117,6 +117,13 @@ pub fn simulator_config(sims: usize) -> SimulatorConfig {
             ..SeedConfig::default()
         },
         clock: ClockMode::Realtime,
+        // Every change lands within seconds: the simulator's rare slow SIMs (hours, as
+        // carriers warn) would leave someone trying simfleet out waiting on one SIM, or a
+        // restore on deletion. `simfleet simulator --slow-share` models them.
+        delays: DelayModel {
+            slow_share: 0.0,
+            ..DelayModel::default()
+        },
         ..SimulatorConfig::default()
     }
 }

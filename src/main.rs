@@ -8,14 +8,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     simfleet::telemetry::init(cli.log_format);
     match cli.command {
-        Command::Crd { out_dir: None } => match api::crds_yaml() {
+        Command::Crd {
+            reference_dir: Some(dir),
+            ..
+        } => match write_reference(&dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(&err),
+        },
+        Command::Crd { out_dir: None, .. } => match api::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");
                 ExitCode::SUCCESS
             }
             Err(err) => fail(&format!("rendering the CRDs failed: {err}")),
         },
-        Command::Crd { out_dir: Some(dir) } => match write_crds(&dir) {
+        Command::Crd {
+            out_dir: Some(dir), ..
+        } => match write_crds(&dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(&err),
         },
@@ -68,6 +77,25 @@ fn write_crds(dir: &std::path::Path) -> Result<(), String> {
         let yaml = api::crd_yaml(&crd).map_err(|e| format!("rendering the CRDs failed: {e}"))?;
         std::fs::write(&path, format!("---\n{yaml}"))
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn write_reference(dir: &std::path::Path) -> Result<(), String> {
+    use api::reference;
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let crds = api::crds();
+    let mut pages = vec![("README.md".to_owned(), reference::reference_index(&crds))];
+    for crd in &crds {
+        pages.push((
+            reference::reference_file_name(crd),
+            reference::reference_markdown(crd),
+        ));
+    }
+    for (name, text) in pages {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

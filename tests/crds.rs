@@ -170,3 +170,35 @@ fn conditions_are_a_map_keyed_by_type_with_the_standard_shape() {
         );
     }
 }
+
+/// `docs/reference/` is exactly the reference this build renders from the CRDs: a field added,
+/// a bound changed or a description edited shows there, or this fails.
+#[test]
+fn the_api_reference_matches_the_generated_one() {
+    use simfleet::api::reference;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference");
+    let crds = api::crds();
+    let mut expected = vec![("README.md".to_owned(), reference::reference_index(&crds))];
+    for crd in &crds {
+        expected.push((
+            reference::reference_file_name(crd),
+            reference::reference_markdown(crd),
+        ));
+    }
+    for (name, text) in &expected {
+        let on_disk = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        assert!(
+            &on_disk == text,
+            "docs/reference/{name} differs from what this code renders; regenerate with:\n    {}",
+            reference::REGENERATE
+        );
+    }
+    let mut present: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    present.sort();
+    let mut names: Vec<String> = expected.into_iter().map(|(n, _)| n).collect();
+    names.sort();
+    assert_eq!(present, names, "docs/reference/ holds only generated pages");
+}

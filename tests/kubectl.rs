@@ -396,30 +396,225 @@ fn simfleet_dev_serves_the_examples_to_kubectl_and_stops_on_sigint() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn the_readme_walkthrough_prints_what_the_readme_says() {
-    use std::io::{BufRead, BufReader};
-    let dir = std::env::temp_dir().join(format!("simfleet-walkthrough-{}", std::process::id()));
-    let kubeconfig = dir.join("kubeconfig");
-    // `simfleet dev` on its defaults, but on a free port (tests bind port 0).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_simfleet"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["dev", "--api-listen", "127.0.0.1:0", "--kubeconfig-out"])
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().starts_with("Ctrl-C") {
-            break;
+/// `simfleet dev` as the README's set-up block starts it (`cargo run --release -- dev`: this
+/// build's binary), on a free port and with its kubeconfig in a directory of the test's own.
+struct Dev {
+    child: std::process::Child,
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Dev {
+    fn start(name: &str) -> Self {
+        use std::io::{BufRead, BufReader};
+        let setup = common::doc_shell::commands("README.md", "run by tests/kubectl.rs");
+        let args: Vec<&str> = setup[0]
+            .split("  #")
+            .next()
+            .unwrap()
+            .strip_prefix("cargo run --release -- ")
+            .expect("the README starts simfleet dev with cargo run")
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            args,
+            ["dev"],
+            "the README's set-up runs simfleet dev on its defaults"
+        );
+        let dir = std::env::temp_dir().join(format!("simfleet-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let kubeconfig = dir.join("kubeconfig");
+        // On its defaults, but on a free port (tests bind port 0).
+        let mut child = Command::new(env!("CARGO_BIN_EXE_simfleet"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(&args)
+            .args(["--api-listen", "127.0.0.1:0", "--kubeconfig-out"])
+            .arg(&kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            if line.unwrap().starts_with("Ctrl-C") {
+                break;
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        Self {
+            child,
+            dir,
+            kubeconfig,
         }
     }
-    std::thread::spawn(move || lines.for_each(drop));
-    common::walkthrough::run(&kubeconfig);
-    common::send_signal(&child, "INT");
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status}");
-    let _ = std::fs::remove_dir_all(&dir);
+
+    /// Stops it with Ctrl-C, as a user does, and checks that it stopped cleanly.
+    fn stop(mut self) {
+        common::send_signal(&self.child, "INT");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status}");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn the_readme_walkthrough_prints_what_the_readme_says() {
+    let dev = Dev::start("walkthrough");
+    common::walkthrough::run(&dev.kubeconfig);
+    dev.stop();
+}
+
+/// `docs/getting-started.md`, every command as written, in a directory of its own (it writes
+/// `vending.yaml`), each until what the guide says it shows holds.
+#[test]
+fn the_getting_started_guide_runs_as_written() {
+    use common::doc_shell::{self, DocShell};
+    let dev = Dev::start("getting-started");
+    let shell = DocShell::new(&dev.kubeconfig, &dev.dir);
+    let commands = doc_shell::commands("docs/getting-started.md", "the getting-started guide");
+    let plan = "cargo run --release -- plan -f vending.yaml --kubeconfig $KUBECONFIG";
+    let to_pause = |text: &str| -> Option<String> {
+        text.lines()
+            .find(|l| l.starts_with("default/vending"))
+            .map(str::to_owned)
+    };
+    let first_plan = std::cell::RefCell::new(String::new());
+    let events = std::cell::RefCell::new(String::new());
+    type Claim<'a> = Box<dyn Fn(&str) -> bool + 'a>;
+    let checks: Vec<(&str, Claim)> = vec![
+        ("cat > vending.yaml <<'EOF'", Box::new(|_| true)),
+        (
+            plan,
+            Box::new(|t| {
+                t.contains("default/vending")
+                    && t.contains("held: ")
+                    && t.contains("nothing was changed")
+            }),
+        ),
+        (
+            "kubectl apply -f vending.yaml",
+            Box::new(|t| t.contains("simgroup.simfleet.io/vending created")),
+        ),
+        (
+            "kubectl get sg vending",
+            Box::new(|t| t.lines().nth(1).is_some_and(|l| l.contains("False"))),
+        ),
+        (
+            r#"kubectl get sg vending -o jsonpath='{.status.conditions[?(@.type=="Stalled")].message}'"#,
+            Box::new(|t| t.contains("more than guard.maxChangesWithoutApproval (25)")),
+        ),
+        (
+            "kubectl annotate sg vending simfleet.io/approved-generation=1",
+            Box::new(|t| t.contains("annotated")),
+        ),
+        (
+            "kubectl wait --for=condition=Ready sg/vending --timeout=90s",
+            Box::new(|t| t.contains("condition met")),
+        ),
+        (
+            "kubectl get sg vending -o wide",
+            Box::new(|t| {
+                let header = t.lines().next().unwrap_or_default();
+                let row: Vec<&str> = t
+                    .lines()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .collect();
+                header.contains("INELIGIBLE")
+                    && row.get(4) == Some(&"0")
+                    && row.get(5) == Some(&"True")
+            }),
+        ),
+        (
+            "kubectl apply -f - <<'EOF'",
+            Box::new(|t| t.contains("dataquota.simfleet.io/vending-data created")),
+        ),
+        (
+            "kubectl wait --for=condition=Ready dq/vending-data --timeout=90s",
+            Box::new(|t| t.contains("condition met")),
+        ),
+        (
+            "kubectl get dq vending-data -o jsonpath='{.status.counts.active}'",
+            Box::new(|t| t.trim().parse::<u64>().is_ok_and(|n| n > 0)),
+        ),
+        (
+            "kubectl annotate carrier simulator simfleet.io/paused=true",
+            Box::new(|t| t.contains("annotated")),
+        ),
+        (
+            r#"kubectl get sg vending -o jsonpath='{.status.conditions[?(@.type=="Reconciling")].reason}'"#,
+            Box::new(|t| t.trim() == "Paused"),
+        ),
+        (
+            "kubectl annotate carrier simulator simfleet.io/paused-",
+            Box::new(|t| t.contains("annotated")),
+        ),
+        (
+            "kubectl delete dq vending-data",
+            Box::new(|t| t.contains(r#"dataquota.simfleet.io "vending-data" deleted"#)),
+        ),
+        (
+            "kubectl delete sg vending --timeout=120s",
+            Box::new(|t| t.contains(r#"simgroup.simfleet.io "vending" deleted"#)),
+        ),
+        (
+            "kubectl events --for simgroup/vending",
+            Box::new(|t| t.contains("ActionSubmitted") && t.contains("RestoreSubmitted")),
+        ),
+        (
+            plan,
+            Box::new(|t| {
+                // The SIMs the restore made active again are the ones this group would pause again.
+                let restored = events
+                    .borrow()
+                    .split("Resume of ")
+                    .nth(1)
+                    .and_then(|r| r.split(' ').next())
+                    .map(str::to_owned);
+                let to_change =
+                    to_pause(t).and_then(|l| l.split_whitespace().nth(4).map(str::to_owned));
+                restored.is_some()
+                    && restored == to_change
+                    && to_pause(&first_plan.borrow()).is_some()
+            }),
+        ),
+    ];
+    let keys: Vec<String> = commands
+        .iter()
+        .map(|c| {
+            doc_shell::without_comment(c)
+                .lines()
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        checks
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .collect::<Vec<_>>(),
+        "the guide and this test list the same commands"
+    );
+    for (i, (command, (_, claim))) in commands.iter().zip(&checks).enumerate() {
+        let printed = shell.until(command, claim.as_ref());
+        if command.starts_with("kubectl events") {
+            *events.borrow_mut() = printed;
+        } else if i == 1 {
+            *first_plan.borrow_mut() = printed;
+        }
+    }
+    dev.stop();
+}
+
+/// `simfleet dev` is for trying simfleet out: its simulator applies every change within
+/// seconds, without the rare SIM that takes hours (which would hold the guide's restore, or a
+/// walkthrough line, for as long).
+#[test]
+fn simfleet_dev_applies_every_change_within_seconds() {
+    let config = simfleet::dev::simulator_config(1000);
+    assert_eq!(config.delays.slow_share, 0.0);
+    assert!(config.delays.max <= jiff::SignedDuration::from_secs(5));
 }

@@ -308,3 +308,29 @@ fn typed_parsing_keeps_defaults_and_durations() {
     let interval = group.spec.rollout.unwrap().interval.unwrap();
     assert_eq!(interval.as_duration().as_secs(), 5400);
 }
+
+/// `suspendSimOnPause` is what a Soracom account sets to pause to `suspended` rather than
+/// `inactive` (the CRD once refused it for every provider but emnify).
+#[test]
+fn suspend_sim_on_pause_is_accepted_for_emnify_and_soracom_only() {
+    let validator = validator();
+    let account = |provider: &str| {
+        serde_json::json!({
+            "apiVersion": "simfleet.io/v1alpha1",
+            "kind": "CarrierAccount",
+            "metadata": {"name": "account", "namespace": "fleet"},
+            "spec": {"provider": provider, "secretRef": {"name": "creds"}, "suspendSimOnPause": true}
+        })
+    };
+    for provider in ["emnify", "soracom"] {
+        assert!(
+            validator.parse(&account(provider)).is_ok(),
+            "{provider}: {:?}",
+            validator.parse(&account(provider)).err()
+        );
+    }
+    for provider in ["hologram", "simulator"] {
+        let err = validator.parse(&account(provider)).unwrap_err().to_string();
+        assert!(err.contains("spec.suspendSimOnPause"), "{provider}: {err}");
+    }
+}

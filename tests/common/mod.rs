@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+pub mod doc_shell;
 pub mod e2e;
 pub mod operator;
 pub mod promises;

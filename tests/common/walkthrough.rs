@@ -2,68 +2,21 @@
 //! its comment says holds, against `simfleet dev` (`tests/kubectl.rs`) and against the real
 //! kube-apiserver with the same examples (`tests/real_cluster`).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use super::kubectl_binary;
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
+use super::doc_shell::{self, DocShell};
 
 /// The commands of the README's walkthrough block, as written there.
 pub fn readme_walkthrough() -> Vec<String> {
-    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
-    let block = readme
-        .split("<!-- walkthrough:")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- end walkthrough -->").next())
-        .expect("README has the walkthrough block");
-    block
-        .lines()
-        .filter(|l| l.starts_with("kubectl "))
-        .map(|l| l.trim().to_owned())
-        .collect()
+    doc_shell::commands("README.md", "walkthrough:")
 }
 
 /// Runs the walkthrough's lines with `kubeconfig` (the namespace of its current context), each
 /// until its comment's claim holds, then reads the claimed figures back from status.
 pub fn run(kubeconfig: &Path) {
-    let kubectl_dir = Path::new(&kubectl_binary()).parent().unwrap().to_owned();
-    let path = format!(
-        "{}:{}",
-        kubectl_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    // Runs a README line as a shell runs it (comments and quotes included).
-    let run = |line: &str| -> (bool, String) {
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(line)
-            .env("KUBECONFIG", kubeconfig)
-            .env("PATH", &path)
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    };
-    // Runs a line until its claim holds ("seconds later" claims), or fails with the last output.
-    let until = |line: &str, claim: &dyn Fn(&str) -> bool| -> String {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            let (ok, text) = run(line);
-            if ok && claim(&text) {
-                return text;
-            }
-            assert!(Instant::now() < deadline, "{line}\nprinted:\n{text}");
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    };
+    let shell = DocShell::new(kubeconfig, &doc_shell::repo(""));
+    let run = |line: &str| shell.run(line);
+    let until = |line: &str, claim: &dyn Fn(&str) -> bool| shell.until(line, claim);
     type Claim = fn(&str) -> bool;
     let checks: Vec<(&str, Claim)> = vec![
         ("kubectl get simfleet", |t| {
@@ -132,16 +85,7 @@ pub fn run(kubeconfig: &Path) {
     let readme = readme_walkthrough();
     let commands: Vec<String> = readme
         .iter()
-        .map(|l| {
-            l.split("   #")
-                .next()
-                .unwrap()
-                .split("  #")
-                .next()
-                .unwrap()
-                .trim()
-                .to_owned()
-        })
+        .map(|l| doc_shell::without_comment(l))
         .collect();
     assert_eq!(
         commands,

@@ -93,7 +93,7 @@ impl Provider {
     category = "simfleet",
     namespaced,
     status = "CarrierAccountStatus",
-    doc = "An account at a cellular carrier (Hologram, emnify, or the built-in simulator): its API URL, the Secret holding its credentials, and the client-side rate limit simfleet keeps to.",
+    doc = "An account at a cellular carrier (Hologram, emnify, Soracom, or the built-in simulator): its API URL, the Secret holding its credentials, and the client-side rate limit simfleet keeps to.",
     printcolumn(
         name = "Provider",
         type_ = "string",
@@ -128,10 +128,11 @@ impl Provider {
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.orgId) || self.provider != 'emnify'").message("orgId: only Hologram and the simulator scope requests by organisation; remove orgId for provider emnify").field_path(".orgId"))]
-#[x_kube(validation = Rule::new("!has(self.suspendSimOnPause) || !self.suspendSimOnPause || self.provider == 'emnify'").message("suspendSimOnPause: only emnify suspends SIMs separately from devices; remove it or set provider: emnify").field_path(".suspendSimOnPause"))]
+#[x_kube(validation = Rule::new("!has(self.suspendSimOnPause) || !self.suspendSimOnPause || self.provider == 'emnify' || self.provider == 'soracom'").message("suspendSimOnPause: only emnify and Soracom have a suspended state apart from the pause; remove it, or set provider: emnify or soracom").field_path(".suspendSimOnPause"))]
 pub struct CarrierAccountSpec {
-    /// Carrier API to speak: `hologram`, `emnify`, or `simulator` (the built-in simulator,
-    /// spoken to with Hologram's protocol; data quotas are not available through it yet).
+    /// Carrier API to speak: `hologram`, `emnify`, `soracom`, or `simulator` (the built-in
+    /// simulator: SIM states through its Hologram protocol, data quotas through its emnify
+    /// protocol).
     pub provider: Provider,
 
     /// Base URL of the carrier API. Defaults: hologram `https://dashboard.hologram.io/api/1`,
@@ -152,7 +153,8 @@ pub struct CarrierAccountSpec {
 
     /// Client-side rate limit for calls to this account. Defaults per provider: hologram 5/s
     /// burst 10, emnify 6/s burst 5 (emnify allows 2,000 requests per 5 minutes per IP),
-    /// simulator 100/s burst 50.
+    /// soracom 10/s burst 10 (besides pacing on Soracom's own rate-limit headers), simulator
+    /// 100/s burst 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
 

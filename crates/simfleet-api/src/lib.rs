@@ -10,6 +10,7 @@ mod data_quota;
 pub use simfleet_core::duration;
 pub mod manifest;
 pub mod model;
+pub mod reference;
 pub mod schema_engine;
 mod sim_group;
 pub mod validation;

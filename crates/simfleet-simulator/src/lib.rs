@@ -38,7 +38,7 @@ pub use soracom::{
     BatchAccess, DEFAULT_AUTH_KEY as DEFAULT_SORACOM_AUTH_KEY, ExpiredToken, SameState,
     SoracomOptions,
 };
-pub(crate) use world::DelayModel;
+pub use world::DelayModel;
 pub use world::World;
 
 /// API key the simulator accepts when none is configured (also in `examples/`).
