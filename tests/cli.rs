@@ -144,3 +144,54 @@ fn a_quota_audit_period_that_is_not_a_positive_duration_is_refused_naming_the_fl
         );
     }
 }
+
+/// `docs/simulator.md`'s command, as written but on a free port: the simulator starts with
+/// those flags, prints the URLs the page lists, serves the fleet, and stops on Ctrl-C.
+#[test]
+fn the_simulator_page_s_command_starts_the_simulator_it_describes() {
+    use std::io::{BufRead, BufReader};
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/simulator.md"
+    ))
+    .unwrap();
+    let block = text
+        .split("<!-- run by tests/cli.rs")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("docs/simulator.md has the command block");
+    let args: Vec<String> = block
+        .trim()
+        .strip_prefix("cargo run --release -- ")
+        .expect("cargo run --release -- simulator ...")
+        .split_whitespace()
+        .map(|a| a.replace("127.0.0.1:8080", "127.0.0.1:0"))
+        .collect();
+    assert_eq!(args[0], "simulator");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_simfleet"))
+        .args(&args)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut printed = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("/_sim/");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let printed = printed.join("\n");
+    for surface in ["/api/1", "/api", "/_sim/", "simulator-api-key", "keyId-simulator"] {
+        assert!(printed.contains(surface), "{surface} in:\n{printed}");
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert!(child.wait().unwrap().success());
+}

@@ -411,7 +411,7 @@ pub struct SimulatorArgs {
     /// Seed of the fleet's random choices (same seed, same fleet).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Load the fleet from a YAML file instead of seeding (see README).
+    /// Load the fleet from a YAML file instead of seeding (docs/simulator.md, "A fleet file").
     #[arg(long, value_name = "FILE")]
     pub fleet: Option<PathBuf>,
     /// Share of seeded SIMs paused by the customer (PAUSED-USER).
@@ -636,7 +636,7 @@ pub async fn run(args: SimulatorArgs) -> Result<(), String> {
         args.soracom_auth_keys.join(", ")
     );
     println!(
-        "  admin API     {}/   (see README: stats, sims, jobs, faults, clock, consume, reset)",
+        "  admin API     {}/   (docs/simulator.md: stats, sims, jobs, faults, clock, consume, reset)",
         handle.admin_url()
     );
     println!(
