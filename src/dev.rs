@@ -212,7 +212,9 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     println!("  export KUBECONFIG={kubeconfig}");
     println!("  kubectl get simfleet");
     println!("  kubectl wait --for=condition=Ready sg/returned-trackers --timeout=60s");
-    println!("  kubectl describe sg smart-meters   # held by its approval guard (README: Walkthrough)");
+    println!(
+        "  kubectl describe sg smart-meters   # held by its approval guard (README: Walkthrough)"
+    );
     println!();
     println!("Ctrl-C stops everything.");
     stop.await;

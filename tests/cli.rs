@@ -150,11 +150,8 @@ fn a_quota_audit_period_that_is_not_a_positive_duration_is_refused_naming_the_fl
 #[test]
 fn the_simulator_page_s_command_starts_the_simulator_it_describes() {
     use std::io::{BufRead, BufReader};
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/docs/simulator.md"
-    ))
-    .unwrap();
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/simulator.md")).unwrap();
     let block = text
         .split("<!-- run by tests/cli.rs")
         .nth(1)
@@ -185,7 +182,13 @@ fn the_simulator_page_s_command_starts_the_simulator_it_describes() {
         }
     }
     let printed = printed.join("\n");
-    for surface in ["/api/1", "/api", "/_sim/", "simulator-api-key", "keyId-simulator"] {
+    for surface in [
+        "/api/1",
+        "/api",
+        "/_sim/",
+        "simulator-api-key",
+        "keyId-simulator",
+    ] {
         assert!(printed.contains(surface), "{surface} in:\n{printed}");
     }
     let kill = Command::new("kill")

@@ -96,6 +96,12 @@ impl DocShell {
         }
     }
 
+    /// The same shell with `dir` first on its PATH (e.g. where helm is).
+    pub fn with_path(mut self, dir: &Path) -> Self {
+        self.path = format!("{}:{}", dir.display(), self.path);
+        self
+    }
+
     /// Runs a line as a shell runs it (comments, quotes and here-documents included).
     pub fn run(&self, line: &str) -> (bool, String) {
         let line = line.replace(

@@ -711,4 +711,59 @@ async fn simfleet_on_the_real_kube_apiserver() {
     a_helm_upgrade_with_a_changed_crd_follows_the_documented_path(&plane).await;
     only_a_field_manager_per_replica_refuses_a_second_taker(&plane).await;
     three_replicas_never_have_two_leaders(&plane).await;
+    the_documented_helm_commands_run(&plane);
+}
+
+/// The Helm and kubectl commands of the README, `docs/operations.md` and the chart's README,
+/// as written (from the repository, with the real helm and kubectl on the PATH): the install
+/// makes the release with its Deployment and cluster-wide role, and the documented upgrade
+/// (CRDs server-side, then `helm upgrade`) makes its second revision.
+fn the_documented_helm_commands_run(plane: &ControlPlane) {
+    use common::doc_shell::{self, DocShell};
+    let shell = DocShell::new(&plane.kubeconfig, &doc_shell::repo(""))
+        .with_path(helm_binary().parent().unwrap());
+    let mut commands: Vec<String> = Vec::new();
+    for page in [
+        "README.md",
+        "docs/operations.md",
+        "charts/simfleet/README.md",
+    ] {
+        for command in doc_shell::commands(page, "run by tests/real_cluster") {
+            if !commands.contains(&command) {
+                commands.push(command);
+            }
+        }
+    }
+    assert_eq!(
+        commands,
+        [
+            "helm install simfleet charts/simfleet --namespace simfleet-system --create-namespace",
+            "kubectl apply --server-side --force-conflicts -f charts/simfleet/crds/",
+            "helm upgrade simfleet charts/simfleet --namespace simfleet-system",
+        ],
+        "the documented commands"
+    );
+    for command in &commands {
+        let (ok, printed) = shell.run(command);
+        assert!(ok, "{command}\n{printed}");
+    }
+    let replicas = plane.kubectl_ok(&[
+        "get",
+        "deployment",
+        "-n",
+        "simfleet-system",
+        "-l",
+        "app.kubernetes.io/instance=simfleet",
+        "-o",
+        "jsonpath={.items[0].spec.replicas}",
+    ]);
+    assert_eq!(replicas.trim(), "2", "two replicas");
+    plane.kubectl_ok(&["get", "clusterrole", "simfleet"]);
+    let (ok, status) = shell.run("helm status simfleet --namespace simfleet-system -o json");
+    assert!(ok, "{status}");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["version"], 2, "the upgrade is the second revision");
+    assert_eq!(status["info"]["status"], "deployed");
+    let (ok, printed) = shell.run("helm uninstall simfleet --namespace simfleet-system");
+    assert!(ok, "{printed}");
 }
