@@ -85,15 +85,7 @@ fn write_crds(dir: &std::path::Path) -> Result<(), String> {
 fn write_reference(dir: &std::path::Path) -> Result<(), String> {
     use api::reference;
     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let crds = api::crds();
-    let mut pages = vec![("README.md".to_owned(), reference::reference_index(&crds))];
-    for crd in &crds {
-        pages.push((
-            reference::reference_file_name(crd),
-            reference::reference_markdown(crd),
-        ));
-    }
-    for (name, text) in pages {
+    for (name, text) in reference::reference_pages(&api::crds()) {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
         eprintln!("wrote {}", path.display());

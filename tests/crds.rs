@@ -177,14 +177,7 @@ fn conditions_are_a_map_keyed_by_type_with_the_standard_shape() {
 fn the_api_reference_matches_the_generated_one() {
     use simfleet::api::reference;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference");
-    let crds = api::crds();
-    let mut expected = vec![("README.md".to_owned(), reference::reference_index(&crds))];
-    for crd in &crds {
-        expected.push((
-            reference::reference_file_name(crd),
-            reference::reference_markdown(crd),
-        ));
-    }
+    let expected = reference::reference_pages(&api::crds());
     for (name, text) in &expected {
         let on_disk = std::fs::read_to_string(dir.join(name)).unwrap_or_default();
         assert!(

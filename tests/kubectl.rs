@@ -580,24 +580,8 @@ fn the_getting_started_guide_runs_as_written() {
             }),
         ),
     ];
-    let keys: Vec<String> = commands
-        .iter()
-        .map(|c| {
-            doc_shell::without_comment(c)
-                .lines()
-                .next()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
-    assert_eq!(
-        keys,
-        checks
-            .iter()
-            .map(|(c, _)| c.to_string())
-            .collect::<Vec<_>>(),
-        "the guide and this test list the same commands"
-    );
+    let checked: Vec<&str> = checks.iter().map(|(c, _)| *c).collect();
+    doc_shell::assert_same_commands("docs/getting-started.md", &commands, &checked);
     for (i, (command, (_, claim))) in commands.iter().zip(&checks).enumerate() {
         let printed = shell.until(command, claim.as_ref());
         if command.starts_with("kubectl events") {

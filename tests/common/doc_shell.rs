@@ -74,6 +74,22 @@ pub fn without_comment(command: &str) -> String {
     }
 }
 
+/// Asserts that a page's commands (their first lines, without comments) are the ones a test
+/// holds claims for, in the same order, so that neither can change without the other.
+pub fn assert_same_commands(page: &str, commands: &[String], checked: &[&str]) {
+    let keys: Vec<String> = commands
+        .iter()
+        .map(|c| {
+            without_comment(c)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(keys, checked, "{page} and its test list the same commands");
+}
+
 /// A shell as the docs' reader has it: `KUBECONFIG` set, kubectl and simfleet on the PATH, and
 /// `cargo run --release --` standing for the simfleet this build made.
 pub struct DocShell {

@@ -83,18 +83,8 @@ pub fn run(kubeconfig: &Path) {
         }),
     ];
     let readme = readme_walkthrough();
-    let commands: Vec<String> = readme
-        .iter()
-        .map(|l| doc_shell::without_comment(l))
-        .collect();
-    assert_eq!(
-        commands,
-        checks
-            .iter()
-            .map(|(c, _)| c.to_string())
-            .collect::<Vec<_>>(),
-        "the README's walkthrough and this test list the same commands"
-    );
+    let checked: Vec<&str> = checks.iter().map(|(c, _)| *c).collect();
+    doc_shell::assert_same_commands("README.md", &readme, &checked);
     for (line, (_, claim)) in readme.iter().zip(&checks) {
         until(line, claim);
     }

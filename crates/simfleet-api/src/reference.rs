@@ -8,6 +8,15 @@ use serde_json::Value;
 /// The command that regenerates the reference (named in every file it writes).
 pub const REGENERATE: &str = "cargo run -- crd --reference-dir docs/reference";
 
+/// Every page of the reference, as (file name, Markdown): the index and one page per kind.
+pub fn reference_pages(crds: &[CustomResourceDefinition]) -> Vec<(String, String)> {
+    let mut pages = vec![("README.md".to_owned(), reference_index(crds))];
+    for crd in crds {
+        pages.push((reference_file_name(crd), reference_markdown(crd)));
+    }
+    pages
+}
+
 /// File name, under `docs/reference/`, of a kind's page (e.g. `simgroup.md`).
 pub fn reference_file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}.md", crd.spec.names.kind.to_lowercase())
@@ -113,10 +122,9 @@ fn root_schema(crd: &CustomResourceDefinition) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// Appends a row for every field under `schema` (depth first, in the schema's order).
+/// Appends a row for every field under `schema` (depth first, in the schema's order), and the
+/// CEL rules on the way to `rules`.
 fn rows(schema: &Value, path: &str, required: bool, out: &mut String, rules: &mut Vec<String>) {
-    let properties = schema["properties"].as_object();
-    let items = schema.get("items");
     out.push_str(&format!(
         "| `{path}` | {} | {} | {} | {} |\n",
         type_of(schema, required),
@@ -127,6 +135,37 @@ fn rows(schema: &Value, path: &str, required: bool, out: &mut String, rules: &mu
         bounds(schema),
         cell(&one_line(&schema["description"]))
     ));
+    push_rules(schema, path, rules);
+    children(schema, path, out, rules);
+    // The fields of a list's items, as `path[].field`.
+    let items = &schema["items"];
+    if items["properties"].is_object() {
+        push_rules(items, &format!("{path}[]"), rules);
+        children(items, &format!("{path}[]"), out, rules);
+    }
+}
+
+/// The rows of an object's properties.
+fn children(schema: &Value, path: &str, out: &mut String, rules: &mut Vec<String>) {
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for (name, child) in schema["properties"].as_object().into_iter().flatten() {
+        rows(
+            child,
+            &format!("{path}.{name}"),
+            required.contains(&name.as_str()),
+            out,
+            rules,
+        );
+    }
+}
+
+/// A row per CEL rule of `schema`: the rule and the message the API server gives.
+fn push_rules(schema: &Value, path: &str, rules: &mut Vec<String>) {
     for rule in schema["x-kubernetes-validations"]
         .as_array()
         .into_iter()
@@ -137,51 +176,6 @@ fn rows(schema: &Value, path: &str, required: bool, out: &mut String, rules: &mu
             cell(&one_line(&rule["rule"])),
             cell(&one_line(&rule["message"]))
         ));
-    }
-    if let Some(properties) = properties {
-        let required: Vec<&str> = schema["required"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        for (name, child) in properties {
-            rows(
-                child,
-                &format!("{path}.{name}"),
-                required.contains(&name.as_str()),
-                out,
-                rules,
-            );
-        }
-    }
-    if let Some(items) = items.filter(|i| i["properties"].is_object() || i.get("items").is_some()) {
-        for (name, child) in items["properties"].as_object().into_iter().flatten() {
-            let required: Vec<&str> = items["required"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            rows(
-                child,
-                &format!("{path}[].{name}"),
-                required.contains(&name.as_str()),
-                out,
-                rules,
-            );
-        }
-        for rule in items["x-kubernetes-validations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            rules.push(format!(
-                "| `{path}[]` | `{}` | {} |\n",
-                cell(&one_line(&rule["rule"])),
-                cell(&one_line(&rule["message"]))
-            ));
-        }
     }
 }
 
