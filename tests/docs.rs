@@ -417,3 +417,43 @@ fn the_chart_readme_describes_every_value_with_its_default() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Every manifest of simfleet's kinds shown in the docs (```yaml blocks, and the ones a guide
+/// writes with a here-document) is accepted by the CRDs' schemas and rules, as the API server
+/// would accept it.
+#[test]
+fn every_manifest_shown_in_the_docs_is_valid() {
+    let validator = simfleet::api::validation::ManifestValidator::new().unwrap();
+    let mut checked = 0;
+    let mut refused = Vec::new();
+    for page in pages() {
+        let text = read(&page);
+        let mut blocks: Vec<String> = text
+            .split("```yaml\n")
+            .skip(1)
+            .map(|rest| rest.split("\n```").next().unwrap().to_owned())
+            .collect();
+        blocks.extend(
+            text.split("<<'EOF'\n")
+                .skip(1)
+                .map(|rest| rest.split("\nEOF").next().unwrap().to_owned()),
+        );
+        for block in blocks {
+            let Ok(documents) = serde_saphyr::from_multiple::<Value>(&block) else {
+                continue;
+            };
+            for mut document in documents {
+                if document["apiVersion"] != simfleet::api::API_VERSION {
+                    continue;
+                }
+                document["metadata"]["namespace"] = "docs".into();
+                checked += 1;
+                if let Err(err) = validator.parse(&document) {
+                    refused.push(format!("{page}: {}: {err}", document["metadata"]["name"]));
+                }
+            }
+        }
+    }
+    assert!(refused.is_empty(), "{}", refused.join("\n"));
+    assert!(checked >= 3, "the docs show manifests: {checked} checked");
+}
