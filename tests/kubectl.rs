@@ -396,8 +396,8 @@ fn simfleet_dev_serves_the_examples_to_kubectl_and_stops_on_sigint() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `simfleet dev` as the README's set-up block starts it (`cargo run --release -- dev`: this
-/// build's binary), on a free port and with its kubeconfig in a directory of the test's own.
+/// `simfleet dev` as a page's shell block starts it (`cargo run --release -- dev`: this build's
+/// binary), on a free port and with its kubeconfig in a directory of the test's own.
 struct Dev {
     child: std::process::Child,
     dir: PathBuf,
@@ -405,22 +405,18 @@ struct Dev {
 }
 
 impl Dev {
-    fn start(name: &str) -> Self {
+    /// Starts the first command of `page`'s block marked `marker`, which must be `simfleet
+    /// dev` on its defaults.
+    fn start(name: &str, page: &str, marker: &str) -> Self {
         use std::io::{BufRead, BufReader};
-        let setup = common::doc_shell::commands("README.md", "run by tests/kubectl.rs");
-        let args: Vec<&str> = setup[0]
-            .split("  #")
-            .next()
-            .unwrap()
+        let command =
+            common::doc_shell::without_comment(&common::doc_shell::commands(page, marker)[0]);
+        let args: Vec<&str> = command
             .strip_prefix("cargo run --release -- ")
-            .expect("the README starts simfleet dev with cargo run")
+            .expect("the page starts simfleet dev with cargo run")
             .split_whitespace()
             .collect();
-        assert_eq!(
-            args,
-            ["dev"],
-            "the README's set-up runs simfleet dev on its defaults"
-        );
+        assert_eq!(args, ["dev"], "{page} runs simfleet dev on its defaults");
         let dir = std::env::temp_dir().join(format!("simfleet-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let kubeconfig = dir.join("kubeconfig");
@@ -459,7 +455,7 @@ impl Dev {
 
 #[test]
 fn the_readme_walkthrough_prints_what_the_readme_says() {
-    let dev = Dev::start("walkthrough");
+    let dev = Dev::start("walkthrough", "README.md", "run by tests/kubectl.rs");
     common::walkthrough::run(&dev.kubeconfig);
     dev.stop();
 }
@@ -469,7 +465,11 @@ fn the_readme_walkthrough_prints_what_the_readme_says() {
 #[test]
 fn the_getting_started_guide_runs_as_written() {
     use common::doc_shell::{self, DocShell};
-    let dev = Dev::start("getting-started");
+    let dev = Dev::start(
+        "getting-started",
+        "docs/getting-started.md",
+        "starts simfleet dev",
+    );
     let shell = DocShell::new(&dev.kubeconfig, &dev.dir);
     let commands = doc_shell::commands("docs/getting-started.md", "the getting-started guide");
     let plan = "cargo run --release -- plan -f vending.yaml --kubeconfig $KUBECONFIG";
