@@ -173,7 +173,8 @@ fn the_simulator_page_s_command_starts_the_simulator_it_describes() {
         .spawn()
         .unwrap();
     let mut printed = Vec::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         let done = line.contains("/_sim/");
         printed.push(line);
@@ -181,6 +182,8 @@ fn the_simulator_page_s_command_starts_the_simulator_it_describes() {
             break;
         }
     }
+    // Keep reading what it prints after, so that it never writes to a closed pipe.
+    let rest = std::thread::spawn(move || lines.for_each(drop));
     let printed = printed.join("\n");
     for surface in [
         "/api/1",
@@ -196,5 +199,7 @@ fn the_simulator_page_s_command_starts_the_simulator_it_describes() {
         .status()
         .unwrap();
     assert!(kill.success());
-    assert!(child.wait().unwrap().success());
+    let status = child.wait().unwrap();
+    rest.join().unwrap();
+    assert!(status.success(), "a clean stop on Ctrl-C: {status}");
 }
