@@ -2,6 +2,8 @@
 
 use std::process::{Command, Output};
 
+mod common;
+
 fn simfleet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_simfleet"))
         .args(args)
@@ -150,16 +152,10 @@ fn a_quota_audit_period_that_is_not_a_positive_duration_is_refused_naming_the_fl
 #[test]
 fn the_simulator_page_s_command_starts_the_simulator_it_describes() {
     use std::io::{BufRead, BufReader};
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/simulator.md")).unwrap();
-    let block = text
-        .split("<!-- run by tests/cli.rs")
-        .nth(1)
-        .and_then(|rest| rest.split("```sh\n").nth(1))
-        .and_then(|rest| rest.split("\n```").next())
-        .expect("docs/simulator.md has the command block");
-    let args: Vec<String> = block
-        .trim()
+    let command = common::doc_shell::without_comment(
+        &common::doc_shell::commands("docs/simulator.md", "run by tests/cli.rs")[0],
+    );
+    let args: Vec<String> = command
         .strip_prefix("cargo run --release -- ")
         .expect("cargo run --release -- simulator ...")
         .split_whitespace()
@@ -194,11 +190,7 @@ fn the_simulator_page_s_command_starts_the_simulator_it_describes() {
     ] {
         assert!(printed.contains(surface), "{surface} in:\n{printed}");
     }
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    common::send_signal(&child, "INT");
     let status = child.wait().unwrap();
     rest.join().unwrap();
     assert!(status.success(), "a clean stop on Ctrl-C: {status}");

@@ -157,6 +157,8 @@ fn every_link_resolves_inside_the_repository() {
 /// page, so that no command in the docs goes untested.
 #[test]
 fn every_shell_block_is_run_by_the_test_it_names() {
+    // The README's walkthrough is read through the shared runner.
+    let runner = read("tests/common/walkthrough.rs") + &read("tests/common/doc_shell.rs");
     let mut unrun = Vec::new();
     for page in pages() {
         let text = read(&page);
@@ -193,9 +195,6 @@ fn every_shell_block_is_run_by_the_test_it_names() {
                 } else {
                     std::fs::read_to_string(&path).unwrap_or_default()
                 };
-                // The test reads the page (through the shared runner when it is the README).
-                let runner =
-                    read("tests/common/walkthrough.rs") + &read("tests/common/doc_shell.rs");
                 let reads_page = sources.contains(&format!("\"{page}\""))
                     || sources.contains(&format!("/{page}\""))
                     || (sources.contains("walkthrough::")
