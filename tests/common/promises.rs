@@ -260,7 +260,7 @@ pub async fn drift_is_reported_and_only_corrected_when_asked(e2e: &E2e<'_>) {
     );
     let entry = &watched.status.as_ref().unwrap().problem_sims[0];
     assert!(
-        entry.device_id == Some(1101)
+        entry.device_id.as_deref() == Some("1101")
             && entry
                 .message
                 .contains("Paused at the carrier, the spec wants Active"),

@@ -145,7 +145,7 @@ async fn a_system_paused_sim_is_reported_then_resumed_when_the_spec_allows() {
     .await;
     let status = reported.status.unwrap();
     assert_eq!(status.counts.unwrap().paused_by_system, 1);
-    assert_eq!(status.problem_sims[0].device_id, Some(1005));
+    assert_eq!(status.problem_sims[0].device_id.as_deref(), Some("1005"));
     assert_eq!(
         stats(&world.simulator).await["changes"]["submittedSims"],
         0,
@@ -195,7 +195,7 @@ async fn a_conflict_between_two_groups_is_reported_on_both() {
         })
         .await;
         let problem = &group.status.unwrap().problem_sims[0];
-        assert_eq!(problem.device_id, Some(1002));
+        assert_eq!(problem.device_id.as_deref(), Some("1002"));
         assert!(problem.message.contains(other), "{}", problem.message);
     }
     // No tug of war: once the conflict is seen, neither group changes the SIM again.

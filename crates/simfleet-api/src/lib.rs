@@ -36,8 +36,13 @@ pub const TAG_PATTERN: &str = "^[^,]+$";
 /// `kubectl get` and the operator's messages would show them.
 pub const BASE_URL_PATTERN: &str = r"^https?://[^\s/?#@]+([/][^\s?#]*)?$";
 
-/// Annotation that approves a guarded SimGroup change for one generation.
+/// Annotation that approves a guarded SimGroup change for one generation: only the generation
+/// held for approval when the value is first seen (an approval given ahead approves nothing).
 pub const APPROVED_GENERATION_ANNOTATION: &str = "simfleet.io/approved-generation";
+
+/// Annotation that approves a guarded SimGroup change by its content: the digest that the held
+/// status (`status.heldChange.digest`) and `simfleet plan` print.
+pub const APPROVED_CHANGE_ANNOTATION: &str = "simfleet.io/approved-change";
 
 /// Annotation that pauses one resource: with the value `"true"`, the operator makes no carrier
 /// request for it (not even a read) and leaves its status as it was, until it is removed or set
@@ -82,8 +87,9 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     crds
 }
 
-/// The largest integer a JSON number holds exactly (2^53): the bound of 64-bit fields, which
-/// no id or count comes near, so every accepted value reads back the same in any client.
+/// The largest integer a JSON number holds exactly (2^53): the bound of 64-bit fields, so every
+/// accepted value reads back the same in any client. Counts never come near it; carrier ids
+/// can (Soracom's SIM ids have 19 digits), so status keeps them as strings.
 const JSON_SAFE_INTEGER: f64 = 9_007_199_254_740_992.0;
 
 /// The range of each integer format the Rust types use. The API server ignores `format`, so

@@ -297,8 +297,9 @@ pub struct Rollout {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeGuard {
-    /// A change touching more SIMs than this is held until the SimGroup carries the annotation
-    /// `simfleet.io/approved-generation` equal to its `metadata.generation`.
+    /// A change touching more SIMs than this is held until it is approved: with the annotation
+    /// `simfleet.io/approved-change` equal to the held change's digest (`status.heldChange`), or
+    /// `simfleet.io/approved-generation` set to the held generation while it is held.
     #[schemars(range(min = 0))]
     pub max_changes_without_approval: u32,
 }
@@ -335,10 +336,51 @@ pub struct SimGroupStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_action_time: Option<Time>,
 
+    /// The change waiting for approval (more SIMs than `guard.maxChangesWithoutApproval`): approve
+    /// exactly this content with the annotation `simfleet.io/approved-change` set to its digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_change: Option<HeldChange>,
+
+    /// The approval annotations as the operator last judged them, and the generation approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRecord>,
+
     /// With `management: Observe`, the carrier actions that would be submitted now, in order
     /// (each at most the carrier's and the rollout's limit). Empty when managing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub would_submit: Vec<WouldSubmit>,
+}
+
+/// A change held for approval.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldChange {
+    /// The generation whose change is held.
+    pub generation: i64,
+    /// The digest of the change's content (direction, number and set of SIMs), e.g.
+    /// `Pause-184-1f0c9a2b3c4d5e6f`: the value of `simfleet.io/approved-change` that approves it.
+    #[schemars(length(max = 64))]
+    pub digest: String,
+    /// What the change does: `Pause` or `Resume`.
+    pub action: StateChange,
+    /// SIMs the change touches.
+    pub sims: u64,
+}
+
+/// The approval annotations as last judged.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRecord {
+    /// The value of `simfleet.io/approved-generation` when last judged (a value is judged once,
+    /// when first seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation_annotation: Option<String>,
+    /// The value of `simfleet.io/approved-change` when last judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_annotation: Option<String>,
+    /// The generation whose change was approved: the rest of its rollout goes on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_generation: Option<i64>,
 }
 
 /// A carrier action an observe-only SimGroup would submit.
@@ -429,11 +471,56 @@ pub enum ProblemReason {
 pub struct ProblemSim {
     /// The SIM's ICCID.
     pub iccid: String,
-    /// The carrier's device id, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_id: Option<u64>,
+    /// The carrier's device id, when known, as a string: carrier ids can exceed what a JSON
+    /// number holds exactly (Soracom's SIM ids have 19 digits). A number written by an older
+    /// operator is read too.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "carrier_id::deserialize"
+    )]
+    #[schemars(length(min = 1, max = 32))]
+    pub device_id: Option<String>,
     /// Category of the problem.
     pub reason: ProblemReason,
     /// Details in words, e.g. the carrier's own reason or the conflicting SimGroup.
     pub message: String,
+}
+
+impl ProblemSim {
+    /// A problem SIM's entry; the device id is kept as the carrier's digits.
+    pub fn new(
+        iccid: String,
+        device_id: Option<u64>,
+        reason: ProblemReason,
+        message: String,
+    ) -> Self {
+        Self {
+            iccid,
+            device_id: device_id.map(|d| d.to_string()),
+            reason,
+            message,
+        }
+    }
+}
+
+/// Carrier ids in status: strings, read from a string or (as older operators wrote) a number.
+mod carrier_id {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Id>::deserialize(deserializer)?.map(|id| match id {
+            Id::Text(text) => text,
+            Id::Number(number) => number.to_string(),
+        }))
+    }
 }

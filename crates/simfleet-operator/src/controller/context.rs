@@ -65,6 +65,42 @@ pub struct Context {
     /// runs one action at a time: each goes when the previous one is final, with no new
     /// observation in between.
     queued: Mutex<HashMap<String, crate::sim_group::queue::Queued>>,
+    /// What each group last found as its members, for the other groups' conflicts.
+    pub(crate) members: crate::sim_group::claims::MemberRegistry,
+    /// Groups to reconcile because a group they conflict with found other members.
+    pub(crate) peer_wakeups: Wakeups<kube::runtime::reflector::ObjectRef<simfleet_api::SimGroup>>,
+}
+
+/// A channel of objects for a controller to reconcile (`Controller::reconcile_on`), taken once.
+pub(crate) struct Wakeups<T> {
+    sender: futures::channel::mpsc::UnboundedSender<T>,
+    receiver: Mutex<Option<futures::channel::mpsc::UnboundedReceiver<T>>>,
+}
+
+impl<T> Default for Wakeups<T> {
+    fn default() -> Self {
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        Self {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+        }
+    }
+}
+
+impl<T> Wakeups<T> {
+    /// Asks for `object` to be reconciled (nothing is lost when no controller runs).
+    pub(crate) fn wake(&self, object: T) {
+        let _ = self.sender.unbounded_send(object);
+    }
+
+    /// The requests, for the one controller (empty for a second taker).
+    pub(crate) fn take(&self) -> futures::channel::mpsc::UnboundedReceiver<T> {
+        self.receiver
+            .lock()
+            .expect("wakeups lock")
+            .take()
+            .unwrap_or_else(|| futures::channel::mpsc::unbounded().1)
+    }
 }
 
 /// The watch caches a SimGroup reconcile reads its peers and accounts from.
@@ -256,6 +292,8 @@ impl Context {
             account_rechecks: AccountRechecks::default(),
             full_observations: Mutex::new(HashMap::new()),
             queued: Mutex::new(HashMap::new()),
+            members: Default::default(),
+            peer_wakeups: Wakeups::default(),
             carrier_urls,
             clock,
             quota_views: Mutex::new(HashMap::new()),

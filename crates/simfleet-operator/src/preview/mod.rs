@@ -21,11 +21,11 @@ use kube::{Client, ResourceExt};
 
 use crate::data_quota::plan::{DeviceAction, decide, progress_for};
 use crate::data_quota::targets::target_devices;
-use crate::resolve::{approval_annotation_problem, approved_generation, selection_of};
+use crate::resolve::selection_of;
 use crate::sim_group::claims::ClaimIndex;
 use crate::sim_group::plan::{Hold, PlanContext, SimGroupPlanner};
 use simfleet_api::model::{ObservedState, SimObservation};
-use simfleet_api::{APPROVED_GENERATION_ANNOTATION, DataQuota, SimGroup};
+use simfleet_api::{APPROVED_CHANGE_ANNOTATION, DataQuota, SimGroup};
 
 /// Exit code when there is nothing wrong (changes allowed).
 pub(crate) const EXIT_OK: i32 = 0;
@@ -160,10 +160,14 @@ pub async fn plan(args: &PlanArgs) -> Result<PlanReport, String> {
     };
     // `simfleet plan` runs on the system's clock.
     let now = simfleet_core::clock::Clock::default().now();
+    let peers = match &cluster {
+        Some(cluster) => Peers::with_live(&inputs, cluster).await?,
+        None => Peers::of(&inputs),
+    };
     for group in &inputs.groups {
         let preview = plan_group(
             group,
-            &inputs,
+            &peers,
             &mut accounts,
             cluster.as_ref(),
             &mut csv,
@@ -205,9 +209,75 @@ fn state_name(state: &ObservedState) -> String {
     }
 }
 
+/// The groups and accounts a new group's conflicts are checked against: those of DIR, and
+/// with --kubeconfig the live ones of every namespace that DIR does not replace.
+struct Peers {
+    groups: Vec<SimGroup>,
+    accounts: Vec<simfleet_api::CarrierAccount>,
+}
+
+impl Peers {
+    fn of(inputs: &Inputs) -> Self {
+        let mut peers = Self {
+            groups: inputs.groups.clone(),
+            accounts: inputs.accounts.clone(),
+        };
+        peers.namespaced();
+        peers
+    }
+
+    /// DIR's objects without a namespace are in `default`, as kubectl applies them.
+    fn namespaced(&mut self) {
+        for group in &mut self.groups {
+            group.metadata.namespace = Some(namespace_of(group));
+        }
+        for account in &mut self.accounts {
+            account.metadata.namespace = Some(namespace_of(account));
+        }
+    }
+
+    async fn with_live(inputs: &Inputs, cluster: &Client) -> Result<Self, String> {
+        let mut peers = Self::of(inputs);
+        let params = kube::api::ListParams::default();
+        let live_groups = kube::Api::<SimGroup>::all(cluster.clone())
+            .list(&params)
+            .await
+            .map_err(|e| format!("listing the cluster's SimGroups: {e}"))?;
+        let live_accounts = kube::Api::<simfleet_api::CarrierAccount>::all(cluster.clone())
+            .list(&params)
+            .await
+            .map_err(|e| format!("listing the cluster's CarrierAccounts: {e}"))?;
+        let key = |namespace: String, name: String| (namespace, name);
+        let in_dir: std::collections::HashSet<_> = inputs
+            .groups
+            .iter()
+            .map(|g| key(namespace_of(g), g.name_any()))
+            .collect();
+        peers.groups.extend(
+            live_groups
+                .items
+                .into_iter()
+                .filter(|g| !in_dir.contains(&key(namespace_of(g), g.name_any()))),
+        );
+        let in_dir: std::collections::HashSet<_> = inputs
+            .accounts
+            .iter()
+            .map(|a| key(namespace_of(a), a.name_any()))
+            .collect();
+        peers.accounts.extend(
+            live_accounts
+                .items
+                .into_iter()
+                .filter(|a| !in_dir.contains(&key(namespace_of(a), a.name_any()))),
+        );
+        peers.namespaced();
+        Ok(peers)
+    }
+}
+
 async fn plan_group(
     group: &SimGroup,
-    inputs: &Inputs,
+    peers: &Peers,
     accounts: &mut Accounts<'_>,
     cluster: Option<&Client>,
     csv: &mut Option<render::CsvWriter>,
@@ -238,13 +308,15 @@ async fn plan_group(
         .and_then(|l| l.status.clone())
         .filter(|_| same_spec)
         .unwrap_or_default();
-    let claims = ClaimIndex::build(&inputs.groups, &inputs.accounts, group);
+    let mut this = group.clone();
+    this.metadata.namespace = Some(namespace.clone());
+    let claims = ClaimIndex::build(&peers.groups, &peers.accounts, None, &this);
     let in_flight = Default::default();
-    let approved = approved_generation(group);
+    let approval = crate::sim_group::approval::ApprovalAnnotations::of(group);
     let mut planner = SimGroupPlanner::new(PlanContext {
         spec: &group.spec,
         generation,
-        approved_generation: approved,
+        approval: &approval,
         previous: &previous,
         carrier_limit: carrier.capabilities().max_sims_per_action,
         one_action_at_a_time: false,
@@ -298,7 +370,7 @@ async fn plan_group(
             group.spec.selector.describe()
         ));
     }
-    preview.warnings.extend(approval_annotation_problem(group));
+    preview.warnings.extend(plan.ignored_approval.clone());
     preview.selected = counts.selected;
     preview.in_state = counts.in_desired_state;
     preview.pending = counts.pending;
@@ -313,7 +385,8 @@ async fn plan_group(
     };
     if let Some(Hold::ApprovalRequired { changes, limit }) = &plan.hold {
         preview.held = Some(format!(
-            "{changes} changes exceed guard.maxChangesWithoutApproval ({limit}): waits for the annotation {APPROVED_GENERATION_ANNOTATION}={generation}"
+            "{changes} changes exceed guard.maxChangesWithoutApproval ({limit}): waits for the annotation {APPROVED_CHANGE_ANNOTATION}={}",
+            plan.change_digest.as_deref().unwrap_or("-")
         ));
     }
     preview.schedule = (0..preview.actions)

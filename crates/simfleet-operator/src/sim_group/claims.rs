@@ -1,43 +1,142 @@
 //! Which other SimGroups claim a SIM: the index the planner consults for conflicts (and a
-//! restore, so that it never undoes another group's claim). Built from the groups' specs and
-//! their CarrierAccounts: only groups on the same carrier organisation claim the same SIMs.
+//! restore, so that it never undoes another group's claim). Built from the groups' specs, their
+//! CarrierAccounts and what each group last observed as its members: only groups on the same
+//! carrier organisation claim the same SIMs, in whatever namespace they are.
+//!
+//! A claim is found two ways, so that conflicts are symmetric whatever the selector kinds:
+//! - by the other group's selector (ICCIDs, device ids, and tags where the observation of the
+//!   SIM carries its tags);
+//! - by the other group's members, as its last observation found them (`Members`): a group
+//!   selecting by tag claims the SIMs it found, even when this group looks them up by ICCID on
+//!   a route that does not return tags.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
 
 use crate::sim_group::plan::Claims;
 use simfleet_api::model::SimObservation;
 use simfleet_api::{CarrierAccount, SimGroup, SimState};
 
-/// Other groups' claims (ICCIDs, device ids and tags) in the same namespace.
-pub(crate) struct ClaimIndex {
-    by_iccid: HashMap<String, (String, SimState)>,
-    by_device: HashMap<u64, (String, SimState)>,
-    by_tag: HashMap<String, (String, SimState)>,
+/// The SIMs a group found at its last full observation in this process, by device id and
+/// ICCID, with a version that changes when the set does.
+#[derive(Debug, Default)]
+pub(crate) struct Members {
+    devices: HashSet<u64>,
+    iccids: HashSet<String>,
+    version: u64,
 }
 
+impl Members {
+    fn contains(&self, sim: &SimObservation) -> bool {
+        sim.device_id.is_some_and(|d| self.devices.contains(&d))
+            || (!sim.iccid.is_empty() && self.iccids.contains(&sim.iccid))
+    }
+}
+
+/// Every group's members (`namespace/name`), shared by the reconciles of this process.
+#[derive(Default)]
+pub(crate) struct MemberRegistry {
+    by_group: Mutex<HashMap<String, Arc<Members>>>,
+    next_version: std::sync::atomic::AtomicU64,
+}
+
+impl MemberRegistry {
+    /// Records what a group's full observation found; the version changes only when the set
+    /// does (so peers re-plan when, and only when, a claim moved).
+    /// Returns whether they changed.
+    pub(crate) fn observed(
+        &self,
+        group: &str,
+        devices: HashSet<u64>,
+        iccids: HashSet<String>,
+    ) -> bool {
+        let mut all = self.by_group.lock().expect("members lock");
+        if all
+            .get(group)
+            .is_some_and(|m| m.devices == devices && m.iccids == iccids)
+        {
+            return false;
+        }
+        let version = self
+            .next_version
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        all.insert(
+            group.to_owned(),
+            Arc::new(Members {
+                devices,
+                iccids,
+                version,
+            }),
+        );
+        true
+    }
+
+    /// Forgets a deleted group.
+    pub(crate) fn forget(&self, group: &str) {
+        self.by_group.lock().expect("members lock").remove(group);
+    }
+
+    fn get(&self, group: &str) -> Option<Arc<Members>> {
+        self.by_group
+            .lock()
+            .expect("members lock")
+            .get(group)
+            .cloned()
+    }
+}
+
+/// One other group's claim: how this group may name it, the state it wants, and its members.
+struct Claimant {
+    /// The other group's name where this group may see it (same namespace); otherwise words
+    /// that say no more than that a group elsewhere claims the SIM.
+    label: String,
+    state: SimState,
+    members: Option<Arc<Members>>,
+}
+
+/// Other groups' claims (ICCIDs, device ids, tags and observed members) on the same carrier
+/// organisation, in any namespace.
+pub(crate) struct ClaimIndex {
+    by_iccid: HashMap<String, usize>,
+    by_device: HashMap<u64, usize>,
+    by_tag: HashMap<String, usize>,
+    claimants: Vec<Claimant>,
+    /// The claiming groups, to wake when this group's own members change.
+    refs: Vec<ObjectRef<SimGroup>>,
+}
+
+/// How a claim of a group in another namespace is named: tenants see no more of each other
+/// than that a claim exists (the namespace and the name stay with their owner).
+pub(crate) const ELSEWHERE: &str =
+    "a SimGroup in another namespace on the same carrier organisation";
+
 impl ClaimIndex {
-    /// The claims that conflict with `this` group: other groups on the same carrier wanting
-    /// the opposite state.
+    /// The claims that conflict with `this` group: other groups on the same carrier
+    /// organisation wanting the opposite state.
     pub fn build(
         groups: &[impl Borrow<SimGroup>],
         accounts: &[impl Borrow<CarrierAccount>],
+        members: Option<&MemberRegistry>,
         this: &SimGroup,
     ) -> Self {
         let opposite = match this.spec.state {
             SimState::Active => SimState::Paused,
             SimState::Paused => SimState::Active,
         };
-        Self::wanting(groups, accounts, this, opposite)
+        Self::wanting(groups, accounts, members, this, opposite)
     }
 
-    /// The claims of the other groups (same namespace, same carrier, not being deleted)
-    /// wanting `state`.
+    /// The claims of the other groups (any namespace, same carrier organisation, not being
+    /// deleted) wanting `state`.
     pub(crate) fn wanting(
         groups: &[impl Borrow<SimGroup>],
         accounts: &[impl Borrow<CarrierAccount>],
+        members: Option<&MemberRegistry>,
         this: &SimGroup,
         state: SimState,
     ) -> Self {
@@ -45,85 +144,128 @@ impl ClaimIndex {
             by_iccid: HashMap::new(),
             by_device: HashMap::new(),
             by_tag: HashMap::new(),
+            claimants: Vec::new(),
+            refs: Vec::new(),
         };
         let same_carrier = accounts_on_the_carrier_of(accounts, this);
+        let this_key = crate::controller::memory_key(this);
         for other in groups.iter().map(Borrow::borrow) {
+            let other_key = crate::controller::memory_key(other);
             // Only claims for one state are indexed, so another never hides them.
-            if other.namespace() != this.namespace()
-                || other.name_any() == this.name_any()
+            if other_key == this_key
                 || other.metadata.deletion_timestamp.is_some()
                 || other.spec.state != state
-                || !same_carrier.contains(other.spec.carrier_ref.name.as_str())
+                || !same_carrier.contains(&(
+                    other.namespace().unwrap_or_default(),
+                    other.spec.carrier_ref.name.clone(),
+                ))
             {
                 continue;
             }
-            let claim = (other.name_any(), other.spec.state);
+            let label = if other.namespace() == this.namespace() {
+                format!("SimGroup {}", other.name_any())
+            } else {
+                ELSEWHERE.to_owned()
+            };
+            let at = index.claimants.len();
+            index.refs.push(ObjectRef::from_obj(other));
+            index.claimants.push(Claimant {
+                label,
+                state: other.spec.state,
+                members: members.and_then(|m| m.get(&other_key)),
+            });
             for iccid in other.spec.selector.iccids.iter().flatten() {
-                index.by_iccid.insert(iccid.clone(), claim.clone());
+                index.by_iccid.insert(iccid.clone(), at);
             }
             for id in other.spec.selector.device_ids.iter().flatten() {
-                index.by_device.insert(*id, claim.clone());
+                index.by_device.insert(*id, at);
             }
             for tag in other.spec.selector.tags.iter().flatten() {
-                index.by_tag.insert(tag.clone(), claim.clone());
+                index.by_tag.insert(tag.clone(), at);
             }
         }
         index
     }
-}
 
-impl ClaimIndex {
+    /// The groups whose claims these are: they re-plan when this group's members change, so
+    /// that both sides of a conflict report it.
+    pub(crate) fn claimants(&self) -> &[ObjectRef<SimGroup>] {
+        &self.refs
+    }
+
     /// A fingerprint of the claims: it changes when another group's claim on these SIMs does
-    /// (its selector, its state, its account), so a group at rest re-plans then, and only then.
+    /// (its selector, its state, its account, the members it found), so a group at rest
+    /// re-plans then, and only then.
     pub(crate) fn fingerprint(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        let sorted = |map: &HashMap<_, (String, SimState)>| {
-            let mut entries: Vec<String> = map
-                .values()
-                .map(|(name, state)| format!("{name}:{state:?}"))
-                .collect();
+        let sorted = |entries: Vec<String>| {
+            let mut entries = entries;
             entries.sort();
             entries
         };
-        let mut keys: Vec<String> = self.by_iccid.keys().cloned().collect();
-        keys.extend(self.by_device.keys().map(u64::to_string));
-        keys.extend(self.by_tag.keys().map(|t| format!("tag:{t}")));
-        keys.sort();
-        keys.hash(&mut hasher);
-        sorted(&self.by_iccid).hash(&mut hasher);
-        let mut devices: Vec<String> = self
-            .by_device
-            .iter()
-            .map(|(d, (n, s))| format!("{d}:{n}:{s:?}"))
-            .collect();
-        devices.sort();
-        devices.hash(&mut hasher);
-        sorted(&self.by_tag).hash(&mut hasher);
+        let describe = |at: &usize| {
+            let c = &self.claimants[*at];
+            format!("{}:{:?}", c.label, c.state)
+        };
+        sorted(
+            self.by_iccid
+                .iter()
+                .map(|(k, at)| format!("i:{k}:{}", describe(at)))
+                .collect(),
+        )
+        .hash(&mut hasher);
+        sorted(
+            self.by_device
+                .iter()
+                .map(|(k, at)| format!("d:{k}:{}", describe(at)))
+                .collect(),
+        )
+        .hash(&mut hasher);
+        sorted(
+            self.by_tag
+                .iter()
+                .map(|(k, at)| format!("t:{k}:{}", describe(at)))
+                .collect(),
+        )
+        .hash(&mut hasher);
+        sorted(
+            self.claimants
+                .iter()
+                .map(|c| {
+                    format!(
+                        "m:{}:{:?}:{}",
+                        c.label,
+                        c.state,
+                        c.members.as_ref().map_or(0, |m| m.version)
+                    )
+                })
+                .collect(),
+        )
+        .hash(&mut hasher);
         hasher.finish()
     }
 }
 
-/// The names of the accounts (in `this` group's namespace) on the same carrier organisation as
-/// its own account. An account that is not known is only the same as itself.
-fn accounts_on_the_carrier_of<'a>(
-    accounts: &'a [impl Borrow<CarrierAccount>],
-    this: &'a SimGroup,
-) -> HashSet<&'a str> {
+/// The accounts (`namespace`, `name`) on the same carrier organisation as `this` group's own
+/// account, in any namespace: the carrier's identity of an account, not its namespace, says
+/// which SIMs it reaches. An account that is not known is only the same as itself.
+fn accounts_on_the_carrier_of(
+    accounts: &[impl Borrow<CarrierAccount>],
+    this: &SimGroup,
+) -> HashSet<(String, String)> {
     let accounts = || accounts.iter().map(Borrow::borrow);
-    let in_namespace = |a: &&CarrierAccount| a.namespace() == this.namespace();
-    let own = this.spec.carrier_ref.name.as_str();
-    let mut names: HashSet<&str> = HashSet::from([own]);
+    let namespace = this.namespace().unwrap_or_default();
+    let own = this.spec.carrier_ref.name.clone();
+    let mut names = HashSet::from([(namespace.clone(), own.clone())]);
     if let Some(carrier) = accounts()
-        .filter(in_namespace)
-        .find(|a| a.metadata.name.as_deref() == Some(own))
+        .find(|a| a.namespace().unwrap_or_default() == namespace && a.name_any() == own)
         .map(|a| a.spec.carrier())
     {
         names.extend(
             accounts()
-                .filter(in_namespace)
                 .filter(|a| a.spec.carrier().same_carrier(&carrier))
-                .filter_map(|a| a.metadata.name.as_deref()),
+                .map(|a| (a.namespace().unwrap_or_default(), a.name_any())),
         );
     }
     names
@@ -131,11 +273,19 @@ fn accounts_on_the_carrier_of<'a>(
 
 impl Claims for ClaimIndex {
     fn claimed_by(&self, sim: &SimObservation) -> Option<(String, SimState)> {
-        sim.device_id
+        let at = sim
+            .device_id
             .and_then(|d| self.by_device.get(&d))
             .or_else(|| self.by_iccid.get(&sim.iccid))
             .or_else(|| sim.tags.iter().find_map(|t| self.by_tag.get(t)))
-            .cloned()
+            .copied()
+            .or_else(|| {
+                self.claimants
+                    .iter()
+                    .position(|c| c.members.as_ref().is_some_and(|m| m.contains(sim)))
+            })?;
+        let claimant = &self.claimants[at];
+        Some((claimant.label.clone(), claimant.state))
     }
 }
 
@@ -145,17 +295,37 @@ mod tests {
 
     use super::*;
 
-    fn account(name: &str, provider: &str, base_url: &str, org: Option<u64>) -> CarrierAccount {
+    fn account_in(
+        namespace: &str,
+        name: &str,
+        provider: &str,
+        base_url: &str,
+        org: Option<u64>,
+    ) -> CarrierAccount {
         let mut spec =
             json!({"provider": provider, "baseUrl": base_url, "secretRef": {"name": "s"}});
         if let Some(org) = org {
             spec["orgId"] = json!(org);
         }
-        serde_json::from_value(json!({"apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": name, "namespace": "ns"}, "spec": spec})).unwrap()
+        serde_json::from_value(json!({"apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": name, "namespace": namespace}, "spec": spec})).unwrap()
+    }
+
+    fn account(name: &str, provider: &str, base_url: &str, org: Option<u64>) -> CarrierAccount {
+        account_in("ns", name, provider, base_url, org)
+    }
+
+    fn group_in(
+        namespace: &str,
+        name: &str,
+        account: &str,
+        state: &str,
+        selector: serde_json::Value,
+    ) -> SimGroup {
+        serde_json::from_value(json!({"apiVersion": "simfleet.io/v1alpha1", "kind": "SimGroup", "metadata": {"name": name, "namespace": namespace}, "spec": {"carrierRef": {"name": account}, "state": state, "selector": selector}})).unwrap()
     }
 
     fn group(name: &str, account: &str, state: &str) -> SimGroup {
-        serde_json::from_value(json!({"apiVersion": "simfleet.io/v1alpha1", "kind": "SimGroup", "metadata": {"name": name, "namespace": "ns"}, "spec": {"carrierRef": {"name": account}, "state": state, "selector": {"deviceIds": [1010]}}})).unwrap()
+        group_in("ns", name, account, state, json!({"deviceIds": [1010]}))
     }
 
     fn device(id: u64) -> SimObservation {
@@ -168,14 +338,16 @@ mod tests {
         }
     }
 
+    const NONE: Option<&MemberRegistry> = None;
+
     #[test]
     fn the_fingerprint_changes_with_a_peers_claim_and_only_then() {
         let accounts = [account("sim", "simulator", "http://127.0.0.1:1", None)];
         let this = group("this", "sim", "Active");
         let paused = group("other", "sim", "Paused");
         let active = group("other", "sim", "Active");
-        let none = ClaimIndex::build(&[this.clone(), active], &accounts, &this).fingerprint();
-        let one = ClaimIndex::build(&[this.clone(), paused.clone()], &accounts, &this);
+        let none = ClaimIndex::build(&[this.clone(), active], &accounts, NONE, &this).fingerprint();
+        let one = ClaimIndex::build(&[this.clone(), paused.clone()], &accounts, NONE, &this);
         assert_ne!(
             none,
             one.fingerprint(),
@@ -183,9 +355,100 @@ mod tests {
         );
         assert_eq!(
             one.fingerprint(),
-            ClaimIndex::build(&[paused, this.clone()], &accounts, &this).fingerprint(),
+            ClaimIndex::build(&[paused, this.clone()], &accounts, NONE, &this).fingerprint(),
             "the same claims in another order"
         );
+    }
+
+    #[test]
+    fn a_peer_found_by_tag_claims_what_it_observed_and_its_fingerprint_follows() {
+        let accounts = [account("sim", "simulator", "http://127.0.0.1:1", None)];
+        let this = group_in(
+            "ns",
+            "by-iccid",
+            "sim",
+            "Paused",
+            json!({"iccids": ["8944500000000000001"]}),
+        );
+        let tagged = group_in(
+            "ns",
+            "by-tag",
+            "sim",
+            "Active",
+            json!({"tags": ["cold-chain"]}),
+        );
+        let registry = MemberRegistry::default();
+        let sim = SimObservation {
+            iccid: "8944500000000000001".into(),
+            ..device(1001)
+        };
+        let before = ClaimIndex::build(
+            &[this.clone(), tagged.clone()],
+            &accounts,
+            Some(&registry),
+            &this,
+        );
+        assert_eq!(
+            before.claimed_by(&sim),
+            None,
+            "a lookup by ICCID carries no tags"
+        );
+        registry.observed("ns/by-tag", HashSet::from([1001]), HashSet::new());
+        let after = ClaimIndex::build(&[this.clone(), tagged], &accounts, Some(&registry), &this);
+        assert_eq!(
+            after.claimed_by(&sim),
+            Some(("SimGroup by-tag".into(), SimState::Active))
+        );
+        assert_ne!(before.fingerprint(), after.fingerprint());
+    }
+
+    #[test]
+    fn groups_in_two_namespaces_on_one_organisation_claim_the_same_sims_without_names() {
+        let accounts = [
+            account_in(
+                "fleet-a",
+                "holo",
+                "hologram",
+                "https://dashboard.hologram.io/api/1",
+                Some(7),
+            ),
+            account_in(
+                "fleet-b",
+                "holo",
+                "hologram",
+                "https://dashboard.hologram.io/api/1/",
+                Some(7),
+            ),
+            account_in(
+                "fleet-c",
+                "holo",
+                "hologram",
+                "https://dashboard.hologram.io/api/1",
+                Some(8),
+            ),
+        ];
+        let this = group_in(
+            "fleet-a",
+            "vending",
+            "holo",
+            "Active",
+            json!({"tags": ["vending"]}),
+        );
+        for (namespace, claimed) in [("fleet-b", true), ("fleet-c", false)] {
+            let other = group_in(
+                namespace,
+                "returned",
+                "holo",
+                "Paused",
+                json!({"deviceIds": [1010]}),
+            );
+            let index = ClaimIndex::build(&[this.clone(), other], &accounts, NONE, &this);
+            assert_eq!(
+                index.claimed_by(&device(1010)),
+                claimed.then(|| (ELSEWHERE.to_owned(), SimState::Paused)),
+                "{namespace}"
+            );
+        }
     }
 
     #[test]
@@ -221,17 +484,14 @@ mod tests {
         let this = group("pause", "holo-a", "Paused");
         let claimed = |other_account: &str| {
             let groups = [this.clone(), group("resume", other_account, "Active")];
-            ClaimIndex::build(&groups, &accounts, &this).claimed_by(&device(1010))
+            ClaimIndex::build(&groups, &accounts, NONE, &this).claimed_by(&device(1010))
         };
-        assert_eq!(claimed("holo-a"), Some(("resume".into(), SimState::Active)));
-        assert_eq!(
-            claimed("holo-b"),
-            Some(("resume".into(), SimState::Active)),
-            "one organisation, two accounts"
-        );
+        let resume = Some(("SimGroup resume".into(), SimState::Active));
+        assert_eq!(claimed("holo-a"), resume);
+        assert_eq!(claimed("holo-b"), resume, "one organisation, two accounts");
         assert_eq!(
             claimed("holo-any-org"),
-            Some(("resume".into(), SimState::Active)),
+            resume,
             "an unscoped key reaches every organisation"
         );
         assert_eq!(claimed("holo-other-org"), None, "another organisation");

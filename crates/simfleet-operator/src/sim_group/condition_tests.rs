@@ -48,9 +48,10 @@ fn approval_rollout_interval_and_the_carrier_are_three_different_waits() {
     let reconciling = condition(&status, RECONCILING);
     assert_eq!(reconciling.reason, "AwaitingApproval");
     assert!(
-        reconciling
-            .message
-            .contains("simfleet.io/approved-generation=1"),
+        reconciling.message.contains(&format!(
+            "simfleet.io/approved-change={}",
+            status.held_change.as_ref().unwrap().digest
+        )),
         "{}",
         reconciling.message
     );

@@ -26,6 +26,7 @@
 //! `observe_only`, `queue`, `restore`) are tested without a network.
 
 mod act;
+pub mod approval;
 pub(crate) mod claims;
 pub mod in_flight;
 mod observe_only;

@@ -11,8 +11,8 @@
 //! - once a generation has converged, SIMs found in another state are drift: corrected, or only
 //!   reported with `drift: Report`;
 //! - a SIM another SimGroup claims with the opposite state is a conflict, left unchanged;
-//! - a change touching more SIMs than `guard.maxChangesWithoutApproval` waits for the annotation
-//!   `simfleet.io/approved-generation` equal to the generation;
+//! - a change touching more SIMs than `guard.maxChangesWithoutApproval` waits for an approval of
+//!   its content (`approval`): never one given ahead, nor one of another change;
 //! - changes are split into actions of at most the carrier's and the rollout's limit, spaced by
 //!   `rollout.interval`.
 
@@ -26,10 +26,13 @@ use simfleet_api::model::{
     ActionStatus, ObservedState, Refusal, RefusalKind, SimObservation, SimTarget,
 };
 use simfleet_api::{
-    AwaitingConnectionPolicy, DriftPolicy, PROBLEM_SAMPLE_LIMIT, PendingAction, ProblemReason,
-    ProblemSim, SimCounts, SimGroupSpec, SimGroupStatus, SimState, StateChange, SystemPausedPolicy,
+    ApprovalRecord, AwaitingConnectionPolicy, DriftPolicy, HeldChange, PROBLEM_SAMPLE_LIMIT,
+    PendingAction, ProblemReason, ProblemSim, SimCounts, SimGroupSpec, SimGroupStatus, SimState,
+    StateChange, SystemPausedPolicy,
 };
 
+pub use super::approval::ApprovalAnnotations;
+use super::approval::{change_digest, judge};
 pub use super::in_flight::InFlight;
 use super::in_flight::PendingTally;
 use super::observe_only::{ObserveOnly, observe_message, would_submit};
@@ -85,8 +88,8 @@ pub struct PlanContext<'a> {
     pub spec: &'a SimGroupSpec,
     /// `metadata.generation`.
     pub generation: i64,
-    /// The `simfleet.io/approved-generation` annotation, when set and numeric.
-    pub approved_generation: Option<i64>,
+    /// The approval annotations as written (judged against the held change, see `approval`).
+    pub approval: &'a ApprovalAnnotations,
     /// The status as last written.
     pub previous: &'a SimGroupStatus,
     /// Most SIMs the carrier takes in one action.
@@ -159,6 +162,14 @@ pub struct Plan {
     pub interval: Option<SignedDuration>,
     /// SIMs whose remembered action reached them: the in-flight memory forgets them.
     pub landed: Vec<u64>,
+    /// The digest of this pass's change (its direction and SIMs), when there is one.
+    pub change_digest: Option<String>,
+    /// The change held for approval, for status.
+    held_change: Option<HeldChange>,
+    /// The approval annotations as judged, for status.
+    approval: Option<ApprovalRecord>,
+    /// An approval annotation that approves nothing, and why (new this pass).
+    pub ignored_approval: Option<String>,
     counts: SimCounts,
     problems: Vec<ProblemSim>,
     pending: Vec<PendingAction>,
@@ -212,6 +223,11 @@ pub struct SimGroupPlanner<'a> {
     changes: usize,
     /// Keep the targets to build actions; a preview only counts them.
     keep_targets: bool,
+    /// The device ids planned to change, for the change's digest.
+    change_devices: Vec<u64>,
+    /// SIMs locked at the carrier by another's change away from the desired state: still to
+    /// change once it lands.
+    locked_elsewhere: usize,
 }
 
 impl<'a> SimGroupPlanner<'a> {
@@ -227,18 +243,20 @@ impl<'a> SimGroupPlanner<'a> {
             candidates: Vec::new(),
             changes: 0,
             keep_targets: true,
+            change_devices: Vec::new(),
+            locked_elsewhere: 0,
             ctx,
         }
     }
 
     fn problem(&mut self, sim: &SimObservation, reason: ProblemReason, message: String) {
         if self.problems.len() < PROBLEM_SAMPLE_LIMIT {
-            self.problems.push(ProblemSim {
-                iccid: sim.iccid.clone(),
-                device_id: sim.device_id,
+            self.problems.push(ProblemSim::new(
+                sim.iccid.clone(),
+                sim.device_id,
                 reason,
                 message,
-            });
+            ));
         }
     }
 
@@ -277,8 +295,33 @@ impl<'a> SimGroupPlanner<'a> {
                 self.problem(
                     sim,
                     ProblemReason::Conflict,
-                    format!("SimGroup {other} claims this SIM as {wanted:?}; left unchanged"),
+                    format!("{other} claims this SIM as {wanted:?}; left unchanged"),
                 );
+                continue;
+            }
+            // Pending at the carrier in a direction none of this group's actions takes: another
+            // group's (or a restore's, or the portal's) change. It is not this group's pending:
+            // heading where this group wants it, it counts as there; heading away, it waits
+            // among the SIMs still to change (the carrier locks a SIM while it changes).
+            if let ObservedState::Pending(change) = &state
+                && sim.device_id.is_none_or(|d| {
+                    matches!(
+                        self.ctx.in_flight.flight(d, &state),
+                        super::in_flight::Flight::NotInFlight
+                    )
+                })
+                && !self
+                    .ctx
+                    .previous
+                    .pending_actions
+                    .iter()
+                    .any(|a| a.action == *change)
+            {
+                if *change == toward(self.desired) {
+                    self.counts.in_desired_state += 1;
+                } else {
+                    self.locked_elsewhere += 1;
+                }
                 continue;
             }
             // A SIM in an action that has not reached it is pending, whatever the spec wants
@@ -370,6 +413,7 @@ impl<'a> SimGroupPlanner<'a> {
                 }
             }
             self.changes += 1;
+            self.change_devices.push(device_id);
             planned(sim);
             if self.keep_targets {
                 self.candidates.push(SimTarget {
@@ -381,7 +425,7 @@ impl<'a> SimGroupPlanner<'a> {
     }
 
     /// Decides the actions and the status.
-    pub fn finish(self) -> Plan {
+    pub fn finish(mut self) -> Plan {
         let ctx = &self.ctx;
         let now = ctx.now;
         let pending = self.pending.still_pending(
@@ -418,13 +462,27 @@ impl<'a> SimGroupPlanner<'a> {
             .guard
             .as_ref()
             .map(|g| g.max_changes_without_approval);
+        let digest = (total > 0).then(|| change_digest(change, &mut self.change_devices));
+        let guarded = guard.filter(|&max| total > max as usize);
+        let judgement = judge(
+            ctx.approval,
+            ctx.previous,
+            ctx.generation,
+            digest.as_deref(),
+            guarded.is_some(),
+        );
+        let mut held_change = None;
         if total > 0 {
-            if let Some(max) = guard.filter(|&max| {
-                total > max as usize && ctx.approved_generation != Some(ctx.generation)
-            }) {
+            if let Some(max) = guarded.filter(|_| !judgement.approved) {
                 hold = Some(Hold::ApprovalRequired {
                     changes: total,
                     limit: max,
+                });
+                held_change = digest.clone().map(|digest| HeldChange {
+                    generation: ctx.generation,
+                    digest,
+                    action: change,
+                    sims: total as u64,
                 });
             } else if let Some(until) = interval
                 .zip(last_action)
@@ -455,9 +513,14 @@ impl<'a> SimGroupPlanner<'a> {
             }
         }
         let submitted: usize = actions.iter().map(|a: &PlannedAction| a.sims.len()).sum();
+        let approval = Some(judgement.record).filter(|r| *r != ApprovalRecord::default());
         Plan {
             landed: self.pending.landed,
-            remaining_after_actions: total - submitted,
+            change_digest: digest,
+            held_change,
+            approval,
+            ignored_approval: judgement.ignored,
+            remaining_after_actions: total - submitted + self.locked_elsewhere,
             actions,
             queued,
             hold,
@@ -492,6 +555,7 @@ impl Plan {
         };
         self.actions.clear();
         self.hold = None;
+        self.held_change = None;
         self.remaining_after_actions = self.changes;
         self.observe_only = Some(ObserveOnly {
             would_submit: would_submit(self.changes, self.batch_limit, toward(self.desired)),
@@ -530,6 +594,10 @@ impl Plan {
             batch_limit: ctx.carrier_limit,
             interval: None,
             landed: Vec::new(),
+            change_digest: None,
+            held_change: None,
+            approval: previous.approval.clone(),
+            ignored_approval: None,
             counts,
             problems: previous.problem_sims.clone(),
             pending: Vec::new(),
@@ -584,12 +652,12 @@ impl Plan {
                 }
             };
             if self.problems.len() < PROBLEM_SAMPLE_LIMIT {
-                self.problems.push(ProblemSim {
-                    iccid: String::new(),
-                    device_id: Some(refusal.device_id),
+                self.problems.push(ProblemSim::new(
+                    String::new(),
+                    Some(refusal.device_id),
                     reason,
-                    message: format!("the carrier refused the change: {}", refusal.reason),
-                });
+                    format!("the carrier refused the change: {}", refusal.reason),
+                ));
             }
         }
     }
@@ -608,17 +676,14 @@ impl Plan {
                 let listed = self
                     .problems
                     .iter()
-                    .any(|p| p.device_id == Some(refusal.device_id));
+                    .any(|p| p.device_id == Some(refusal.device_id.to_string()));
                 if !listed && self.problems.len() < PROBLEM_SAMPLE_LIMIT {
-                    self.problems.push(ProblemSim {
-                        iccid: String::new(),
-                        device_id: Some(refusal.device_id),
+                    self.problems.push(ProblemSim::new(
+                        String::new(),
+                        Some(refusal.device_id),
                         reason,
-                        message: format!(
-                            "action {} did not change it: {}",
-                            status.id, refusal.reason
-                        ),
-                    });
+                        format!("action {} did not change it: {}", status.id, refusal.reason),
+                    ));
                 }
             }
         }

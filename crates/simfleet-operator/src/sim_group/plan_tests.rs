@@ -51,7 +51,7 @@ pub(super) fn sims(n: u64, state: ObservedState) -> Vec<SimObservation> {
 pub(super) struct Case {
     pub(super) spec: SimGroupSpec,
     pub(super) generation: i64,
-    pub(super) approved: Option<i64>,
+    pub(super) approval: ApprovalAnnotations,
     pub(super) previous: SimGroupStatus,
     pub(super) in_flight: InFlight,
     pub(super) carrier_limit: usize,
@@ -65,7 +65,7 @@ impl Case {
         Self {
             spec: spec(state),
             generation: 1,
-            approved: None,
+            approval: ApprovalAnnotations::default(),
             previous: SimGroupStatus::default(),
             in_flight: InFlight::default(),
             carrier_limit: 10_000,
@@ -79,7 +79,7 @@ impl Case {
         let mut planner = SimGroupPlanner::new(PlanContext {
             spec: &self.spec,
             generation: self.generation,
-            approved_generation: self.approved,
+            approval: &self.approval,
             previous: &self.previous,
             carrier_limit: self.carrier_limit,
             one_action_at_a_time: self.one_action_at_a_time,
@@ -203,6 +203,8 @@ fn a_long_rollout_interval_is_waited_for_a_resync_at_a_time() {
 fn sims_pending_at_the_carrier_or_in_flight_are_never_resubmitted() {
     let mut case = Case::new(SimState::Paused);
     case.in_flight.remember("p", StateChange::Pause, 3..=4);
+    // Submitted before a restart: listed in status, not remembered.
+    case.previous.pending_actions = vec![action("before-restart", 2, 0)];
     let observed = vec![
         sim(1, ObservedState::Pending(StateChange::Pause)),
         sim(2, ObservedState::Pending(StateChange::Pause)),
@@ -220,6 +222,35 @@ fn sims_pending_at_the_carrier_or_in_flight_are_never_resubmitted() {
         }]
     );
     assert_eq!(plan.status(&case.previous).counts.unwrap().pending, 4);
+}
+
+#[test]
+fn sims_pending_in_another_groups_action_are_not_this_groups_pending() {
+    // Another group's job holds SIMs 1 and 2 (toward Paused) and SIMs 3 and 4 (toward Active);
+    // this Paused group has no action of its own.
+    let case = Case::new(SimState::Paused);
+    let observed = vec![
+        sim(1, ObservedState::Pending(StateChange::Pause)),
+        sim(2, ObservedState::Pending(StateChange::Pause)),
+        sim(3, ObservedState::Pending(StateChange::Resume)),
+        sim(4, ObservedState::Pending(StateChange::Resume)),
+        sim(5, ObservedState::Paused),
+    ];
+    let plan = case.plan(&observed);
+    assert!(
+        plan.actions.is_empty(),
+        "the carrier locks a SIM while it changes"
+    );
+    let status = plan.status(&case.previous);
+    let counts = status.counts.as_ref().unwrap();
+    assert_eq!(counts.pending, 0, "no action of this group holds them");
+    assert_eq!(
+        counts.in_desired_state, 3,
+        "heading where this group wants them"
+    );
+    assert!(status.pending_actions.is_empty());
+    let ready = condition(&status, READY);
+    assert_eq!(ready.status, "False", "two SIMs still to change");
 }
 
 #[test]
@@ -409,22 +440,39 @@ fn the_approval_guard_holds_large_changes_until_the_generation_is_approved() {
     let status = plan.status(&case.previous);
     let stalled = condition(&status, STALLED);
     assert_eq!(stalled.reason, "ApprovalRequired");
+    let digest = status.held_change.as_ref().unwrap().digest.clone();
     assert!(
         stalled
             .message
-            .contains("simfleet.io/approved-generation=4"),
+            .contains(&format!("simfleet.io/approved-change={digest}"))
+            && stalled
+                .message
+                .contains("simfleet.io/approved-generation=4"),
         "{}",
         stalled.message
     );
-    case.approved = Some(3);
+    // The change is shown held at generation 4: approvals are judged against it.
+    case.previous = status;
+    case.approval.generation = Some("3".into());
     assert!(
         case.plan(&observed).actions.is_empty(),
         "an older approval does not count"
     );
-    case.approved = Some(4);
+    case.approval.generation = Some("4".into());
     assert_eq!(case.plan(&observed).actions[0].sims.len(), 1500);
+    case.approval.generation = None;
+    case.approval.change = Some(digest);
+    assert_eq!(
+        case.plan(&observed).actions[0].sims.len(),
+        1500,
+        "approved by its content"
+    );
+    assert!(
+        case.plan(&observed[..1200]).actions.is_empty(),
+        "another change is not approved by that digest"
+    );
     // Small changes pass without approval.
-    case.approved = None;
+    case.approval = ApprovalAnnotations::default();
     assert_eq!(case.plan(&observed[..1000]).actions.len(), 1);
 }
 
@@ -496,7 +544,7 @@ fn a_counting_only_planner_counts_the_same_changes_without_keeping_targets() {
     let mut planner = SimGroupPlanner::new(PlanContext {
         spec: &case.spec,
         generation: case.generation,
-        approved_generation: None,
+        approval: &crate::sim_group::approval::NO_APPROVAL,
         previous: &case.previous,
         carrier_limit: case.carrier_limit,
         one_action_at_a_time: false,
@@ -559,7 +607,8 @@ fn a_change_waiting_for_approval_is_looked_at_again_at_the_resync_not_every_few_
     let plan = case.plan(&sims(100, ObservedState::Active));
     assert!(matches!(plan.hold, Some(Hold::ApprovalRequired { .. })));
     assert_eq!(plan.requeue_after(), RESYNC);
-    case.approved = Some(1);
+    case.previous = plan.status(&case.previous);
+    case.approval.generation = Some("1".into());
     let plan = case.plan(&sims(100, ObservedState::Active));
     assert_eq!(
         plan.requeue_after(),

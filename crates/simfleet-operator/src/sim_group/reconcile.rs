@@ -2,6 +2,7 @@
 //! status. Each submitted action id reaches status before the next action is sent, so a crash
 //! never loses one; after a restart, pending states at the carrier keep SIMs from being resent.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,8 @@ use crate::controller::{
     write_status,
 };
 use crate::plan::budget_floor;
-use crate::resolve::{approval_annotation_problem, approved_generation, selection_of};
+use crate::resolve::selection_of;
+use crate::sim_group::approval::ApprovalAnnotations;
 use crate::sim_group::claims::ClaimIndex;
 use crate::sim_group::plan::{
     Plan, PlanContext, PollCost, RESYNC, SimGroupPlanner, blocked_status, drift_check_wait,
@@ -37,42 +39,31 @@ use simfleet_api::{
 use simfleet_carrier::budget::RequestLedger;
 use simfleet_carrier::{Carrier, budget, observe_each};
 
-/// The groups and accounts of `namespace`, from the SimGroup controller's watch caches (a group
-/// created a moment ago that the cache has not seen yet is seen by its own first reconcile,
-/// whose claims then re-plan this one); listed when the controller is not running (tests).
-async fn peers_and_accounts(
+/// The groups and accounts of every namespace, from the SimGroup controller's watch caches (a
+/// group created a moment ago that the cache has not seen yet is seen by its own first
+/// reconcile, whose claims then re-plan this one); listed when the controller is not running
+/// (tests). Every namespace: groups on one carrier organisation claim the same SIMs wherever
+/// they are.
+pub(super) async fn peers_and_accounts(
     context: &Context,
-    api: &Api<SimGroup>,
-    namespace: &str,
 ) -> Result<(Vec<Arc<SimGroup>>, Vec<Arc<CarrierAccount>>), Error> {
     // The watch caches' objects are shared, never copied: a reconcile of one group among
     // thousands reads every peer, and copying each (its ICCID lists included) made the CPU of
     // a fleet at rest grow with the square of its groups.
-    let in_namespace = |ns: Option<String>| ns.as_deref() == Some(namespace);
     if let Some(stores) = context.group_stores.get() {
         let (groups, accounts) = futures::join!(
             stores.groups.wait_until_ready(),
             stores.accounts.wait_until_ready()
         );
         if groups.is_ok() && accounts.is_ok() {
-            return Ok((
-                stores
-                    .groups
-                    .state()
-                    .into_iter()
-                    .filter(|g| in_namespace(g.namespace()))
-                    .collect(),
-                stores
-                    .accounts
-                    .state()
-                    .into_iter()
-                    .filter(|a| in_namespace(a.namespace()))
-                    .collect(),
-            ));
+            return Ok((stores.groups.state(), stores.accounts.state()));
         }
     }
-    let peers = api.list(&ListParams::default()).await?.items;
-    let accounts = Api::<CarrierAccount>::namespaced(context.client.clone(), namespace)
+    let peers = Api::<SimGroup>::all(context.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let accounts = Api::<CarrierAccount>::all(context.client.clone())
         .list(&ListParams::default())
         .await?
         .items;
@@ -146,6 +137,16 @@ async fn apply(
         Some(next) => next,
         None => pass.observe_and_plan(&resolved, &statuses).await?,
     };
+    if let Some(why) = plan.ignored_approval.clone() {
+        publish(
+            context,
+            &*group,
+            EventType::Warning,
+            "InvalidAnnotation",
+            why,
+        )
+        .await;
+    }
     let written = pass.act(&resolved, &mut plan).await?;
     context.set_queued(&pass.key, queue);
     let status = plan.status(&pass.previous);
@@ -222,16 +223,6 @@ impl<'a> Pass<'a> {
         if let Some(message) = carrier.selection_problem(&selection_of(group)) {
             return self.blocked("InvalidSelector", message).await;
         }
-        if let Some(problem) = approval_annotation_problem(group) {
-            publish(
-                context,
-                group,
-                EventType::Warning,
-                "InvalidAnnotation",
-                problem,
-            )
-            .await;
-        }
         let now = context.clock.now();
         let last = context.last_full_observation(&self.key);
         let ledger = context
@@ -245,8 +236,8 @@ impl<'a> Pass<'a> {
         {
             return self.blocked(problem.reason, problem.message).await;
         }
-        let (peers, accounts) = peers_and_accounts(context, self.api, &self.namespace).await?;
-        let claims = ClaimIndex::build(&peers, &accounts, group);
+        let (peers, accounts) = peers_and_accounts(context).await?;
+        let claims = ClaimIndex::build(&peers, &accounts, Some(&context.members), group);
         Ok(Step::Go(Resolved {
             carrier,
             claims,
@@ -322,10 +313,11 @@ impl<'a> Pass<'a> {
         let (context, group, previous) = (self.context, self.group, &self.previous);
         let carrier = resolved.carrier.as_ref();
         let in_flight = context.in_flight(&self.key, &previous.pending_actions, statuses);
+        let approval = ApprovalAnnotations::of(group);
         let mut planner = SimGroupPlanner::new(PlanContext {
             spec: &group.spec,
             generation: self.generation,
-            approved_generation: approved_generation(group),
+            approval: &approval,
             previous,
             carrier_limit: carrier.capabilities().max_sims_per_action,
             one_action_at_a_time: carrier.capabilities().one_action_at_a_time,
@@ -336,11 +328,25 @@ impl<'a> Pass<'a> {
             now: resolved.now,
         });
         let selection = selection_of(group);
+        let (mut devices, mut iccids) = (HashSet::new(), HashSet::new());
         let (observed, requests) = budget::metered(observe_each(carrier, &selection, |page| {
+            // The members found are this group's claim for the others' conflicts, whatever
+            // its selector kind (see `claims`).
+            for sim in &page {
+                devices.extend(sim.device_id);
+                if !sim.iccid.is_empty() {
+                    iccids.insert(sim.iccid.clone());
+                }
+            }
             planner.observe(&page)
         }))
         .await;
         observed?;
+        if context.members.observed(&self.key, devices, iccids) {
+            for peer in resolved.claims.claimants() {
+                context.peer_wakeups.wake(peer.clone());
+            }
+        }
         let observation = FullObservation {
             at: resolved.now,
             requests,
@@ -391,10 +397,11 @@ impl<'a> Pass<'a> {
         // The finished actions leave the in-flight memory, as an observation would have them.
         let in_flight = context.in_flight(&self.key, &previous.pending_actions, statuses);
         let carrier = resolved.carrier.as_ref();
+        let approval = ApprovalAnnotations::of(group);
         let ctx = PlanContext {
             spec: &group.spec,
             generation: self.generation,
-            approved_generation: approved_generation(group),
+            approval: &approval,
             previous,
             carrier_limit: carrier.capabilities().max_sims_per_action,
             one_action_at_a_time: true,
@@ -468,7 +475,7 @@ async fn report(
         s.problem_sims
             .iter()
             .filter(|p| p.reason == ProblemReason::Drift)
-            .map(|p| (p.device_id, p.iccid.clone()))
+            .map(|p| (p.device_id.clone(), p.iccid.clone()))
             .collect::<Vec<_>>()
     };
     let found = drifted(&status);
@@ -482,7 +489,7 @@ async fn report(
                 format!(
                     "{} (device {}): {}",
                     p.iccid,
-                    p.device_id.unwrap_or(0),
+                    p.device_id.as_deref().unwrap_or("unknown"),
                     p.message
                 )
             })
@@ -597,6 +604,21 @@ impl ActionLog for ChangeLog<'_> {
         action: &'a crate::sim_group::plan::PlannedAction,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
+            // Nothing is sent that status does not already show: the plan's status is written
+            // before the first submit, so a status the API server refuses (or cannot take)
+            // stops the pass before the carrier hears of anything.
+            if self.written == *self.previous {
+                let status = self.plan.status(self.previous);
+                write_status(
+                    self.context,
+                    self.api,
+                    self.group,
+                    Some(&self.written),
+                    &status,
+                )
+                .await?;
+                self.written = status;
+            }
             if let Some(record) = self.record.as_mut()
                 && record.note(action.change, &action.sims)
             {
@@ -709,6 +731,7 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
         .metrics
         .forget_sim_group(&namespace, &group.name_any());
     context.forget_in_flight(&key);
+    context.members.forget(&key);
     Ok(Action::await_change())
 }
 

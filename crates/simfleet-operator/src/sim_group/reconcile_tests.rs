@@ -187,7 +187,8 @@ async fn a_sim_paused_by_the_system_is_counted_and_not_resumed() {
         status
             .problem_sims
             .iter()
-            .any(|p| p.device_id == Some(2) && p.reason == ProblemReason::PausedBySystem)
+            .any(|p| p.device_id.as_deref() == Some("2")
+                && p.reason == ProblemReason::PausedBySystem)
     );
     world.stop().await;
 }
@@ -222,7 +223,7 @@ fn drift_entry(group: &SimGroup) -> simfleet_api::ProblemSim {
     status
         .problem_sims
         .into_iter()
-        .find(|p| p.device_id == Some(1) && p.reason == ProblemReason::Drift)
+        .find(|p| p.device_id.as_deref() == Some("1") && p.reason == ProblemReason::Drift)
         .expect("a Drift entry for SIM 1")
 }
 
@@ -338,7 +339,7 @@ async fn a_sim_the_carrier_refuses_is_reported_ineligible() {
         status
             .problem_sims
             .iter()
-            .any(|p| p.device_id == Some(2) && p.reason == ProblemReason::Ineligible),
+            .any(|p| p.device_id.as_deref() == Some("2") && p.reason == ProblemReason::Ineligible),
         "{:?}",
         status.problem_sims
     );

@@ -139,7 +139,7 @@ impl RestoreRecord {
 /// Counts of a restore in progress.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct RestoreCounts {
-    /// Recorded SIMs observed (still selected).
+    /// Recorded SIMs observed (selected now, or looked up because they left the selector).
     pub observed: u64,
     /// Already back in their earlier state.
     pub restored: u64,
@@ -162,6 +162,8 @@ pub(crate) struct RestorePlanner<'a> {
     counts: RestoreCounts,
     to_resume: Vec<SimTarget>,
     to_pause: Vec<SimTarget>,
+    /// Recorded SIMs observed so far (the others left the selector since they were changed).
+    seen: std::collections::HashSet<u64>,
 }
 
 impl<'a> RestorePlanner<'a> {
@@ -182,7 +184,19 @@ impl<'a> RestorePlanner<'a> {
             counts: RestoreCounts::default(),
             to_resume: Vec::new(),
             to_pause: Vec::new(),
+            seen: std::collections::HashSet::new(),
         }
+    }
+
+    /// The recorded SIMs not observed yet: those that left the selector after the group
+    /// changed them. A restore returns them too, so they are looked up by device id.
+    pub fn unobserved(&self) -> Vec<u64> {
+        self.record
+            .prior
+            .keys()
+            .filter(|d| !self.seen.contains(d))
+            .copied()
+            .collect()
     }
 
     /// Takes one page of observed SIMs.
@@ -194,6 +208,10 @@ impl<'a> RestorePlanner<'a> {
             let Some(prior) = self.record.prior(device_id) else {
                 continue;
             };
+            // A SIM selected twice (by tag and by id) is restored once.
+            if !self.seen.insert(device_id) {
+                continue;
+            }
             self.counts.observed += 1;
             // In an action that has not reached it yet (or pending at the carrier): wait.
             if self

@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::runtime::events::EventType;
 
 use super::act::{ActionLog, Failed, Sent, act};
@@ -20,7 +20,8 @@ use crate::sim_group::claims::ClaimIndex;
 use crate::sim_group::restore::{
     CHUNK_BYTES, RestorePlan, RestorePlanner, RestoreRecord, restoring_status,
 };
-use simfleet_api::{CarrierAccount, PendingAction, SimGroup, SimState};
+use simfleet_api::model::Selection;
+use simfleet_api::{PendingAction, SimGroup, SimState};
 use simfleet_carrier::{Carrier, observe_each};
 
 /// Label on a restore record's ConfigMaps: the SimGroup they belong to.
@@ -75,16 +76,23 @@ pub async fn step(
     let previous = group.status.clone().unwrap_or_default();
     // Restores do not read the jobs list: SIM states confirm their actions.
     let in_flight = context.in_flight(key, &previous.pending_actions, &[]);
-    let peers = api.list(&ListParams::default()).await?.items;
-    let accounts = Api::<CarrierAccount>::namespaced(context.client.clone(), &namespace)
-        .list(&ListParams::default())
-        .await?
-        .items;
-    let wanting_active = ClaimIndex::wanting(&peers, &accounts, group, SimState::Active);
-    let wanting_paused = ClaimIndex::wanting(&peers, &accounts, group, SimState::Paused);
+    let (peers, accounts) = super::reconcile::peers_and_accounts(context).await?;
+    let members = Some(&context.members);
+    let wanting_active = ClaimIndex::wanting(&peers, &accounts, members, group, SimState::Active);
+    let wanting_paused = ClaimIndex::wanting(&peers, &accounts, members, group, SimState::Paused);
     let mut planner = RestorePlanner::new(record, &in_flight, &wanting_active, &wanting_paused);
     let selection = selection_of(group);
     observe_each(carrier.as_ref(), &selection, |page| planner.observe(&page)).await?;
+    // Every SIM the group changed goes back, selected or not: those that left the selector
+    // since (an edited selector, a removed tag) are looked up by their recorded device ids.
+    let left = planner.unobserved();
+    if !left.is_empty() {
+        let by_id = Selection {
+            device_ids: left,
+            ..Selection::default()
+        };
+        observe_each(carrier.as_ref(), &by_id, |page| planner.observe(&page)).await?;
+    }
     let RestorePlan {
         actions,
         counts,
@@ -96,13 +104,27 @@ pub async fn step(
     );
     context.landed(key, &landed);
     let now = context.clock.now();
+    // As for any change: status shows the restore before the carrier hears of it, and a status
+    // the API server refuses stops the pass before anything is sent.
+    let mut written = previous.clone();
+    if !actions.is_empty() {
+        let status = restoring_status(
+            &previous,
+            group.metadata.generation.unwrap_or(0),
+            &still_pending,
+            counts.pending,
+            now,
+        );
+        write_status(context, &api, group, Some(&written), &status).await?;
+        written = status;
+    }
     let mut log = RestoreLog {
         context,
         api: &api,
         group,
         previous: &previous,
         pending: still_pending,
-        written: previous.clone(),
+        written,
         waiting_before: counts.pending,
         submitted: 0,
         now,

@@ -127,7 +127,7 @@ impl Operator {
         let mut planner = SimGroupPlanner::new(PlanContext {
             spec: &self.spec,
             generation: self.generation,
-            approved_generation: None,
+            approval: &crate::sim_group::approval::NO_APPROVAL,
             previous: &self.status,
             carrier_limit: 2,
             one_action_at_a_time: false,

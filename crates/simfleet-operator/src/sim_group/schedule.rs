@@ -73,6 +73,7 @@ pub async fn run(
         accounts: account_reader,
     });
     let controller = controller
+        .reconcile_on(context.peer_wakeups.take())
         .watches_stream(peer_specs, move |changed: SimGroup| {
             overlapping(&peers, &changed)
         })
@@ -90,7 +91,9 @@ pub async fn run(
     crate::controller::drive(controller, reconcile, context, stop).await;
 }
 
-/// The other groups in the same namespace that list a SIM or tag `changed` also lists.
+/// The other groups, in any namespace (one carrier organisation can serve several), that list
+/// a SIM `changed` also lists, or that select by tag or are selected against by tag (a tag can
+/// select any SIM). A woken group whose claims did not change does not read the carrier again.
 fn overlapping(store: &Store<SimGroup>, changed: &SimGroup) -> Vec<ObjectRef<SimGroup>> {
     let iccids: HashSet<&String> = changed.spec.selector.iccids.iter().flatten().collect();
     let devices: HashSet<&u64> = changed.spec.selector.device_ids.iter().flatten().collect();
@@ -98,7 +101,7 @@ fn overlapping(store: &Store<SimGroup>, changed: &SimGroup) -> Vec<ObjectRef<Sim
     store
         .state()
         .into_iter()
-        .filter(|g| g.namespace() == changed.namespace() && g.name_any() != changed.name_any())
+        .filter(|g| g.namespace() != changed.namespace() || g.name_any() != changed.name_any())
         .filter(|g| {
             g.spec
                 .selector
@@ -112,8 +115,9 @@ fn overlapping(store: &Store<SimGroup>, changed: &SimGroup) -> Vec<ObjectRef<Sim
                     .iter()
                     .flatten()
                     .any(|d| devices.contains(d))
-                // Different tags can select the same SIMs: tag groups re-plan each other.
-                || (!tags.is_empty() && g.spec.selector.tags.as_ref().is_some_and(|t| !t.is_empty()))
+                // A tag can select any SIM: a tag group and any other re-plan each other.
+                || !tags.is_empty()
+                || g.spec.selector.tags.as_ref().is_some_and(|t| !t.is_empty())
         })
         .map(|g| ObjectRef::from_obj(&*g))
         .collect()

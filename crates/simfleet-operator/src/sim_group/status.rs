@@ -62,9 +62,10 @@ impl Plan {
             (Some(Hold::ApprovalRequired { changes, limit }), _) => Some((
                 "ApprovalRequired",
                 format!(
-                    "the change touches {} SIMs, more than guard.maxChangesWithoutApproval ({}); approve it with the annotation simfleet.io/approved-generation={}",
+                    "the change touches {} SIMs, more than guard.maxChangesWithoutApproval ({}); approve exactly this change with the annotation simfleet.io/approved-change={} (or simfleet.io/approved-generation={} while it is held)",
                     thousands(*changes as u64),
                     thousands(u64::from(*limit)),
+                    self.change_digest.as_deref().unwrap_or("-"),
                     self.generation
                 ),
             )),
@@ -142,9 +143,9 @@ impl Plan {
                 true,
                 "AwaitingApproval",
                 format!(
-                    "{} SIMs wait for approval (annotation simfleet.io/approved-generation={}); nothing is sent until then{}",
+                    "{} SIMs wait for approval (annotation simfleet.io/approved-change={}); nothing is sent until then{}",
                     thousands(*changes as u64),
-                    self.generation,
+                    self.change_digest.as_deref().unwrap_or("-"),
                     if self.pending.is_empty() {
                         String::new()
                     } else {
@@ -202,6 +203,8 @@ impl Plan {
             pending_actions: self.pending.clone(),
             problem_sims: self.problems.clone(),
             last_action_time: self.last_action_time.clone(),
+            held_change: self.held_change.clone(),
+            approval: self.approval.clone(),
             would_submit: self
                 .observe_only
                 .as_ref()
