@@ -62,7 +62,7 @@ fn planned(
     let mut planner = SimGroupPlanner::new(PlanContext {
         spec,
         generation: 1,
-        approved_generation: None,
+        approval: &simfleet::sim_group::approval::NO_APPROVAL,
         previous,
         carrier_limit: 10_000,
         one_action_at_a_time: false,

@@ -81,7 +81,7 @@ pub async fn reconcile_at(
     let mut planner = SimGroupPlanner::new(PlanContext {
         spec,
         generation: 1,
-        approved_generation: None,
+        approval: &simfleet::sim_group::approval::NO_APPROVAL,
         previous,
         carrier_limit: carrier.capabilities().max_sims_per_action,
         one_action_at_a_time: false,

@@ -6,6 +6,7 @@ pub mod doc_shell;
 pub mod e2e;
 pub mod operator;
 pub mod promises;
+pub mod together;
 pub mod verdicts;
 pub mod walkthrough;
 

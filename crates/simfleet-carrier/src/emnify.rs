@@ -220,19 +220,21 @@ impl EmnifyClient {
         )
         .json(json!({"application_token": self.application_token.expose_secret()}));
         // One account's bad credentials must not lock authentication for the others.
-        let host = super::auth_guard::host(&self.core.origin());
+        let host = super::auth_guard::host(self.core.provider(), &self.core.origin());
         let accepted_before = self.accepted.load(Ordering::SeqCst);
+        let credential =
+            super::auth_guard::credential_digest(self.application_token.expose_secret());
         host.lock()
             .expect("auth guard lock")
-            .may_try(accepted_before, Instant::now())
+            .may_try(accepted_before, credential, Instant::now())
             .map_err(|message| CarrierError::AuthenticationDeferred { message })?;
         let answer = self.core.send(&call).await;
         {
             let mut host = host.lock().expect("auth guard lock");
             match &answer {
-                Ok(_) => host.succeeded(Instant::now()),
+                Ok(_) => host.succeeded(credential, Instant::now()),
                 Err(CarrierError::Unauthorized { .. } | CarrierError::Forbidden { .. }) => {
-                    host.failed()
+                    host.failed(credential)
                 }
                 Err(_) => {}
             }

@@ -1,6 +1,11 @@
 //! Records that outgrow status (a whole fleet's earlier SIM states, every device a DataQuota
 //! set) kept in ConfigMaps owned by their resource: `<name>-<kind>-<n>`, labelled with the
-//! owner's name, garbage-collected with it. Each chunk is bounded in bytes by its record.
+//! owner's name. Each chunk is bounded in bytes by its record.
+//!
+//! Each chunk carries the finalizer [`RECORD_FINALIZER`]: a deleted namespace deletes its
+//! ConfigMaps in any order with its SimGroups and DataQuotas, and a record must outlive that
+//! until the operator has used it (a restore confirmed, the quotas removed). The operator
+//! releases the finalizer when it removes the record, at the end of every owner's cleanup.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +14,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 
 use super::{Error, MANAGER};
+
+/// The finalizer on every record chunk: only the operator's cleanup of the owner releases it.
+pub(crate) const RECORD_FINALIZER: &str = "simfleet.io/record";
 
 /// One kind of record: its label, the chunks' name suffix and what a person reading it is told.
 pub(crate) struct RecordKind {
@@ -66,6 +74,7 @@ pub(crate) async fn save<K: Resource<DynamicType = ()>>(
                 name: Some(name.clone()),
                 labels: Some(BTreeMap::from([(kind.label.to_owned(), owner.name_any())])),
                 owner_references: owner_ref.clone().map(|o| vec![o]),
+                finalizers: Some(vec![RECORD_FINALIZER.to_owned()]),
                 annotations: Some(BTreeMap::from([(
                     "simfleet.io/description".to_owned(),
                     kind.description.to_owned(),
@@ -83,13 +92,31 @@ pub(crate) async fn save<K: Resource<DynamicType = ()>>(
         .await?;
     }
     for index in chunks.len()..stored.len() {
-        api.delete(&name_of(index), &DeleteParams::default())
-            .await?;
+        release(&api, &name_of(index)).await?;
     }
     Ok(chunks)
 }
 
-/// Deletes every chunk of `owner`'s record.
+/// Deletes one chunk: its finalizer released, then the ConfigMap (already gone: nothing to do).
+async fn release(api: &Api<ConfigMap>, name: &str) -> Result<(), Error> {
+    let unfinalized = serde_json::json!({"metadata": {"finalizers": null}});
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&unfinalized))
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(()),
+        Err(err) => return Err(err.into()),
+    }
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Deletes every chunk of `owner`'s record, releasing their finalizers (also those of chunks
+/// already marked for deletion by a namespace's deletion).
 pub(crate) async fn remove<K: Resource<DynamicType = ()>>(
     client: &kube::Client,
     kind: &RecordKind,
@@ -99,8 +126,7 @@ pub(crate) async fn remove<K: Resource<DynamicType = ()>>(
         Api::namespaced(client.clone(), &owner.namespace().unwrap_or_default());
     let params = ListParams::default().labels(&format!("{}={}", kind.label, owner.name_any()));
     for map in api.list(&params).await?.items {
-        api.delete(&map.name_any(), &DeleteParams::default())
-            .await?;
+        release(&api, &map.name_any()).await?;
     }
     Ok(())
 }

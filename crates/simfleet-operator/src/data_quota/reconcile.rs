@@ -513,7 +513,15 @@ async fn with_progress(
     Ok(next)
 }
 
+/// A deleted DataQuota: its quotas removed as `onDelete` says, then its record released (its
+/// ConfigMaps carry a finalizer that holds a namespace's deletion until then).
 async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
+    let action = remove_quotas(quota.clone(), context).await?;
+    record_store::release(&context.client, &quota).await?;
+    Ok(action)
+}
+
+async fn remove_quotas(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
     let namespace = quota.namespace().unwrap_or_default();
     context
         .quota_views

@@ -101,3 +101,8 @@ pub(crate) async fn remove_recorded(
         absent: outcomes.iter().filter(|o| o.is_none()).count(),
     })
 }
+
+/// Removes a DataQuota's record, whatever is in it (its ConfigMaps' finalizers released).
+pub(crate) async fn release(client: &kube::Client, quota: &DataQuota) -> Result<(), Error> {
+    records::remove(client, &QUOTA_RECORD, quota).await
+}

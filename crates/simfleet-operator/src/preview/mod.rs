@@ -22,7 +22,7 @@ use kube::{Client, ResourceExt};
 use crate::data_quota::plan::{DeviceAction, decide, progress_for};
 use crate::data_quota::targets::target_devices;
 use crate::resolve::selection_of;
-use crate::sim_group::claims::ClaimIndex;
+use crate::sim_group::claims::{ClaimIndex, MemberRegistry};
 use crate::sim_group::plan::{Hold, PlanContext, SimGroupPlanner};
 use simfleet_api::model::{ObservedState, SimObservation};
 use simfleet_api::{APPROVED_CHANGE_ANNOTATION, DataQuota, SimGroup};
@@ -160,10 +160,11 @@ pub async fn plan(args: &PlanArgs) -> Result<PlanReport, String> {
     };
     // `simfleet plan` runs on the system's clock.
     let now = simfleet_core::clock::Clock::default().now();
-    let peers = match &cluster {
+    let mut peers = match &cluster {
         Some(cluster) => Peers::with_live(&inputs, cluster).await?,
         None => Peers::of(&inputs),
     };
+    peers.observe_tag_groups(&inputs, &mut accounts).await;
     for group in &inputs.groups {
         let preview = plan_group(
             group,
@@ -214,6 +215,9 @@ fn state_name(state: &ObservedState) -> String {
 struct Peers {
     groups: Vec<SimGroup>,
     accounts: Vec<simfleet_api::CarrierAccount>,
+    /// What the peers that select by tag select now: their claim on SIMs that a group looks up
+    /// by ICCID or device id (routes that do not return tags), as the operator keeps it.
+    members: MemberRegistry,
 }
 
 impl Peers {
@@ -221,6 +225,7 @@ impl Peers {
         let mut peers = Self {
             groups: inputs.groups.clone(),
             accounts: inputs.accounts.clone(),
+            members: MemberRegistry::default(),
         };
         peers.namespaced();
         peers
@@ -233,6 +238,51 @@ impl Peers {
         }
         for account in &mut self.accounts {
             account.metadata.namespace = Some(namespace_of(account));
+        }
+    }
+
+    /// Reads the selection of each peer that selects by tag and wants the opposite state of a
+    /// group in DIR (read-only; a peer whose account cannot be read claims by its spec only).
+    async fn observe_tag_groups(&mut self, inputs: &Inputs, accounts: &mut Accounts<'_>) {
+        for peer in &self.groups {
+            let by_tag = peer
+                .spec
+                .selector
+                .tags
+                .as_ref()
+                .is_some_and(|t| !t.is_empty());
+            let opposes = inputs
+                .groups
+                .iter()
+                .any(|g| g.spec.state != peer.spec.state);
+            if !by_tag || !opposes {
+                continue;
+            }
+            let namespace = namespace_of(peer);
+            let Ok(carrier) = accounts
+                .client(&namespace, &peer.spec.carrier_ref.name)
+                .await
+            else {
+                continue;
+            };
+            let (mut devices, mut iccids) = (
+                std::collections::HashSet::new(),
+                std::collections::HashSet::new(),
+            );
+            let read =
+                simfleet_carrier::observe_each(carrier.as_ref(), &selection_of(peer), |page| {
+                    for sim in page {
+                        devices.extend(sim.device_id);
+                        if !sim.iccid.is_empty() {
+                            iccids.insert(sim.iccid);
+                        }
+                    }
+                })
+                .await;
+            if read.is_ok() {
+                self.members
+                    .observed(&crate::controller::memory_key(peer), devices, iccids);
+            }
         }
     }
 
@@ -310,7 +360,7 @@ async fn plan_group(
         .unwrap_or_default();
     let mut this = group.clone();
     this.metadata.namespace = Some(namespace.clone());
-    let claims = ClaimIndex::build(&peers.groups, &peers.accounts, None, &this);
+    let claims = ClaimIndex::build(&peers.groups, &peers.accounts, Some(&peers.members), &this);
     let in_flight = Default::default();
     let approval = crate::sim_group::approval::ApprovalAnnotations::of(group);
     let mut planner = SimGroupPlanner::new(PlanContext {

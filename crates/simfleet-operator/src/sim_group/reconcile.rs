@@ -727,6 +727,9 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
             restore_store::step(&group, context, carrier, &key, &record).await?;
         }
     }
+    // A record left from an earlier policy (Restore, then Orphan) must not hold the
+    // namespace's deletion: its ConfigMaps carry a finalizer that only this releases.
+    restore_store::remove(&context.client, &group).await?;
     context
         .metrics
         .forget_sim_group(&namespace, &group.name_any());

@@ -57,7 +57,9 @@ pub(crate) async fn save(
     Ok(())
 }
 
-async fn remove(client: &kube::Client, group: &SimGroup) -> Result<(), Error> {
+/// Removes a group's restore record (and releases the finalizers that keep it through a
+/// namespace's deletion).
+pub(crate) async fn remove(client: &kube::Client, group: &SimGroup) -> Result<(), Error> {
     records::remove(client, &RESTORE_RECORD, group).await
 }
 
