@@ -151,6 +151,53 @@ async fn a_bad_token_never_locks_authentication_for_the_good_accounts_on_its_hos
     ));
 }
 
+/// Issue "Correct together" 7: two accounts with wrong tokens have failed on the host; a
+/// third whose Secret was fixed authenticates at once (it was never refused), and another
+/// provider's calls on the same host (the simulator's quotas) are never held back.
+#[tokio::test]
+async fn a_fixed_token_and_another_providers_calls_are_not_deferred_by_others_failures() {
+    let sim = simulator(50).await;
+    let good = client(&sim);
+    good.verify().await.unwrap();
+    let wrong = |token: &str| {
+        connect(
+            &account(Provider::Emnify, sim.emnify_url()),
+            SecretString::from(token.to_owned()),
+            fast_retries(),
+            simfleet::carrier::budget::RequestLedger::unlimited(),
+        )
+        .unwrap()
+    };
+    for token in ["a-wrong-token", "another-wrong-token"] {
+        assert!(matches!(
+            wrong(token).verify().await,
+            Err(CarrierError::Unauthorized { .. })
+        ));
+    }
+    // The third account's Secret was fixed: its credential was never refused.
+    let fixed = wrong(APP_TOKEN);
+    fixed.verify().await.unwrap();
+    // Two failures in a row again; a simulator account's quota reads (emnify's protocol on
+    // the same host) are another provider's calls.
+    for token in ["a-wrong-token", "another-wrong-token"] {
+        let _ = wrong(token).verify().await;
+    }
+    let simulator_account = connect(
+        &account(Provider::Simulator, sim.base_url()),
+        SecretString::from(API_KEY.to_owned()),
+        fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
+    )
+    .unwrap();
+    simulator_account.read_quota(1001).await.unwrap();
+    // A credential refused before is still held back where its failure would lock the host.
+    let deferred = wrong("a-wrong-token").verify().await.unwrap_err();
+    assert!(
+        matches!(&deferred, CarrierError::AuthenticationDeferred { .. }),
+        "{deferred}"
+    );
+}
+
 #[tokio::test]
 async fn lists_are_looked_up_and_unknowns_are_ineligible() {
     let sim = simulator(200).await;

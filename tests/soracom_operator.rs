@@ -13,29 +13,44 @@ use serde_json::json;
 use simfleet::api::{CarrierAccount, SimGroup};
 use simfleet::simulator::{SimulatorConfig, SoracomOptions};
 
-/// A fleet file of `n` SIMs, all tagged `fleet=north`.
-fn fleet_file(n: usize) -> std::path::PathBuf {
+/// A fleet file of `n` SIMs, all tagged `fleet=north`; `problems` of them (spread through the
+/// fleet) deactivated or paused by the system, as a real fleet has them.
+fn fleet_file_with(n: usize, problems: usize) -> std::path::PathBuf {
     let mut yaml = String::from("sims:\n");
+    let every = n.checked_div(problems).unwrap_or(usize::MAX);
     for i in 0..n {
+        let state = match i.checked_rem(every) {
+            Some(r) if r == every / 2 && (i / every) % 2 == 0 => "DEAD",
+            Some(r) if r == every / 2 => "PAUSED-SYS",
+            _ => "LIVE",
+        };
         yaml.push_str(&format!(
-            "  - {{iccid: \"{}\", tags: [fleet=north]}}\n",
+            "  - {{iccid: \"{}\", tags: [fleet=north], state: {state}}}\n",
             8_944_500_000_000_000_001u64 + i as u64
         ));
     }
     // One file per size: the tests of this file run at once.
     let path = std::env::temp_dir().join(format!(
-        "simfleet-soracom-e2e-{n}-{}.yaml",
+        "simfleet-soracom-e2e-{n}-{problems}-{}.yaml",
         std::process::id()
     ));
     std::fs::write(&path, yaml).unwrap();
     path
 }
 
+fn fleet_file(n: usize) -> std::path::PathBuf {
+    fleet_file_with(n, 0)
+}
+
 /// A world of `sims` Soracom SIMs tagged `fleet=north` (10,000 tasks take 10 s of the
 /// simulator's manual clock), with the Soracom CarrierAccount.
 async fn soracom_world(name: &str, sims: usize) -> World {
+    soracom_world_from(name, sims, fleet_file(sims)).await
+}
+
+async fn soracom_world_from(name: &str, sims: usize, fleet: std::path::PathBuf) -> World {
     let config = SimulatorConfig {
-        fleet_file: Some(fleet_file(sims)),
+        fleet_file: Some(fleet),
         soracom: SoracomOptions {
             task_time: SignedDuration::from_millis(1),
             ..SoracomOptions::default()
@@ -211,4 +226,49 @@ async fn admin_get_jobs(world: &World) -> usize {
         .as_array()
         .unwrap()
         .len()
+}
+
+/// Issue "Correct together" 3: Soracom SIM ids have 19 digits, past what a JSON number holds
+/// exactly. A group whose fleet holds problem SIMs gets its status (the ids as strings), one
+/// job for its change, and no second one.
+#[tokio::test]
+async fn a_group_with_problem_sims_of_19_digit_ids_gets_its_status_and_submits_once() {
+    const SIMS: usize = 600;
+    let world = soracom_world_from("soracom-problems", SIMS, fleet_file_with(SIMS, 6)).await;
+    let _operator = start_operator(&world);
+    let api = create_group(
+        &world,
+        "fleet",
+        json!({"carrierRef": {"name": "soracom"}, "state": "Paused", "selector": {"tags": ["fleet=north"]}}),
+    )
+    .await;
+    let first = until(&api, "fleet", "a status with the job", |g| {
+        g.status
+            .as_ref()
+            .is_some_and(|s| !s.conditions.is_empty() && jobs_of(g).len() == 1)
+    })
+    .await;
+    let problems = &first.status.as_ref().unwrap().problem_sims;
+    let long_id = problems
+        .iter()
+        .filter_map(|p| p.device_id.as_deref())
+        .find(|id| id.len() == 19 && id.parse::<u64>().unwrap() > (1u64 << 53));
+    assert!(
+        long_id.is_some(),
+        "a problem SIM with its 19-digit id: {problems:?}"
+    );
+    for _ in 0..5 {
+        world.simulator.advance(SignedDuration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let settled = until(&api, "fleet", "settled", |g| {
+        g.status.as_ref().is_some_and(|s| {
+            s.pending_actions.is_empty() && s.observed_generation == g.metadata.generation
+        })
+    })
+    .await;
+    assert_eq!(admin_get_jobs(&world).await, 1, "one job for one change");
+    let counts = settled.status.unwrap().counts.unwrap();
+    assert_eq!(counts.ineligible, 3, "{counts:?}");
+    assert_eq!(counts.in_desired_state, SIMS as u64 - 3, "{counts:?}");
 }

@@ -16,7 +16,11 @@ use super::operator::Operator;
 pub async fn create_namespace(e2e: &E2e<'_>, name: &str) {
     let yaml = format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n");
     let out = e2e.kubectl_with(&["apply", "-f", "-"], Some(yaml)).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// One SIM as the simulator's admin API shows it.
