@@ -51,3 +51,9 @@ async fn another_groups_pending_sims_are_not_counted_as_this_groups_pending() {
     let e2e = E2e::sandbox("together-pending", fleet(300)).await;
     together::another_groups_pending_sims_are_not_this_groups_pending(&e2e).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_data_quotas_declaring_different_quotas_for_the_same_devices_conflict() {
+    let e2e = E2e::sandbox("together-quotas", fleet(400)).await;
+    together::data_quotas_on_the_same_devices_conflict(&e2e).await;
+}

@@ -610,3 +610,101 @@ pub async fn another_groups_pending_sims_are_not_this_groups_pending(e2e: &E2e<'
     until_gone(e2e, None, "sg", "pilot-pause").await;
     assert_eq!(redundant_sims(e2e).await, 0);
 }
+
+fn quota_yaml(name: &str, devices: &[u64], extra: Value) -> String {
+    let mut spec = json!({"carrierRef": {"name": "simulator"}, "target": {"deviceIds": devices},
+                          "volumeMB": 50, "expiry": {"after": "30d"}});
+    for (key, value) in extra.as_object().cloned().unwrap_or_default() {
+        spec[key] = value;
+    }
+    serde_json::to_string(&json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "DataQuota",
+        "metadata": {"name": name}, "spec": spec
+    }))
+    .unwrap()
+}
+
+/// A device's remaining quota volume (MB) at the simulator.
+async fn volume(e2e: &E2e<'_>, device: u64) -> Option<f64> {
+    let sims = super::admin_get(&e2e.simulator, &format!("/sims?deviceId={device}")).await;
+    sims["sims"][0]["quota"]["volume"].as_f64()
+}
+
+/// Issue "Correct together" 8: a Set of 50 MB and a TopUp of 7 MB on the same 40 devices
+/// conflict: both report it, the TopUp adds nothing, and once one goes the other proceeds.
+pub async fn data_quotas_on_the_same_devices_conflict(e2e: &E2e<'_>) {
+    e2e.apply(&e2e.accounts_yaml()).await;
+    let _operator = e2e.operator();
+    let devices: Vec<u64> = sims_tagged(e2e, "smart-meter")
+        .await
+        .into_iter()
+        .filter(|s| s.state != "DEAD")
+        .map(|s| s.device)
+        .take(40)
+        .collect();
+    assert_eq!(devices.len(), 40);
+    let quota_ready = |q: &DataQuota| {
+        q.status.as_ref().is_some_and(|s| {
+            s.observed_generation == q.metadata.generation
+                && super::promises::condition_of(&s.conditions, "Ready")
+                    .is_some_and(|(status, _, _)| status == "True")
+        })
+    };
+    e2e.apply(&quota_yaml("set-50", &devices, json!({}))).await;
+    e2e.until::<DataQuota>(
+        "set-50",
+        "set",
+        Some(SignedDuration::from_secs(2)),
+        quota_ready,
+    )
+    .await;
+    e2e.apply(&quota_yaml(
+        "top-up-7",
+        &devices,
+        json!({"mode": "TopUp", "volumeMB": 7}),
+    ))
+    .await;
+    for name in ["top-up-7", "set-50"] {
+        let quota = e2e
+            .until::<DataQuota>(
+                name,
+                "the conflict reported",
+                Some(SignedDuration::from_secs(2)),
+                |q| {
+                    q.status.as_ref().is_some_and(|s| {
+                        s.observed_generation == q.metadata.generation
+                            && s.counts.as_ref().is_some_and(|c| c.conflicting == 40)
+                    })
+                },
+            )
+            .await;
+        let status = quota.status.unwrap();
+        let (stalled, reason, _) =
+            super::promises::condition_of(&status.conditions, "Stalled").unwrap();
+        assert_eq!(
+            (stalled.as_str(), reason.as_str()),
+            ("True", "Conflict"),
+            "{name}"
+        );
+        assert_eq!(status.problem_devices[0].reason, "Conflict", "{name}");
+    }
+    for &device in &devices {
+        assert_eq!(
+            volume(e2e, device).await,
+            Some(50.0),
+            "device {device}: nothing added"
+        );
+    }
+    // The Set goes: the TopUp, alone now, adds its 7 MB once.
+    e2e.kubectl(&["delete", "dq", "set-50"]).await;
+    e2e.until::<DataQuota>(
+        "top-up-7",
+        "applied alone",
+        Some(SignedDuration::from_secs(2)),
+        quota_ready,
+    )
+    .await;
+    for &device in &devices {
+        assert_eq!(volume(e2e, device).await, Some(57.0), "device {device}");
+    }
+}

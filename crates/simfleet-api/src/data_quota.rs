@@ -307,6 +307,10 @@ pub struct QuotaCounts {
     /// DataQuota would set or top up now.
     #[serde(default)]
     pub would_change: u64,
+    /// Devices another DataQuota on the same carrier organisation declares another quota for:
+    /// neither sets them; their quota stays as it is.
+    #[serde(default)]
+    pub conflicting: u64,
 }
 
 /// One device that needs attention.
@@ -315,7 +319,7 @@ pub struct QuotaCounts {
 pub struct ProblemDevice {
     /// The carrier's device id.
     pub device_id: u64,
-    /// Short machine-readable reason, e.g. `Exhausted`, `Expired`, `Refused`.
+    /// Short machine-readable reason, e.g. `Exhausted`, `Expired`, `Refused`, `Conflict`.
     pub reason: String,
     /// Details in words.
     pub message: String,

@@ -67,6 +67,10 @@ pub struct Context {
     queued: Mutex<HashMap<String, crate::sim_group::queue::Queued>>,
     /// What each group last found as its members, for the other groups' conflicts.
     pub(crate) members: crate::sim_group::claims::MemberRegistry,
+    /// What each DataQuota targets, for the others' conflicts.
+    pub(crate) quota_claims: crate::data_quota::claims::QuotaClaims,
+    /// DataQuotas to reconcile because one they meet changed its targets or its quota.
+    pub(crate) quota_wakeups: Wakeups<kube::runtime::reflector::ObjectRef<simfleet_api::DataQuota>>,
     /// Groups to reconcile because a group they conflict with found other members.
     pub(crate) peer_wakeups: Wakeups<kube::runtime::reflector::ObjectRef<simfleet_api::SimGroup>>,
 }
@@ -294,6 +298,8 @@ impl Context {
             queued: Mutex::new(HashMap::new()),
             members: Default::default(),
             peer_wakeups: Wakeups::default(),
+            quota_claims: Default::default(),
+            quota_wakeups: Wakeups::default(),
             carrier_urls,
             clock,
             quota_views: Mutex::new(HashMap::new()),

@@ -21,6 +21,7 @@
 //! without a network.
 
 pub(crate) mod batch;
+pub(crate) mod claims;
 mod event_reports;
 pub(crate) mod events;
 pub mod plan;

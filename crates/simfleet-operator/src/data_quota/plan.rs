@@ -597,3 +597,53 @@ pub fn stalled_status(
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;
+
+/// The status of a DataQuota some of whose devices another DataQuota declares another quota
+/// for: counted and sampled, `Stalled` and not `Ready` with reason `Conflict` (a person decides
+/// which quota the devices get). `conflicting`: each device and the other DataQuota's name as
+/// this one may see it.
+pub(crate) fn with_conflicts(
+    mut status: DataQuotaStatus,
+    conflicting: &std::collections::BTreeMap<u64, String>,
+    generation: i64,
+    now: Timestamp,
+) -> DataQuotaStatus {
+    if conflicting.is_empty() {
+        return status;
+    }
+    let n = conflicting.len() as u64;
+    if let Some(counts) = status.counts.as_mut() {
+        counts.targeted += n;
+        counts.conflicting = n;
+    }
+    for (device, other) in conflicting {
+        if status.problem_devices.len() >= simfleet_api::PROBLEM_SAMPLE_LIMIT {
+            break;
+        }
+        status.problem_devices.push(simfleet_api::ProblemDevice {
+            device_id: *device,
+            reason: "Conflict".into(),
+            message: format!("{other} declares another quota for this device; neither sets it"),
+        });
+    }
+    let message = format!(
+        "{n} devices are targeted by another DataQuota with another quota (see problemDevices); neither sets them: remove them from one target, or make the quotas equal"
+    );
+    let reconciling = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == conditions::RECONCILING)
+        .map(|c| Verdict::new(c.status == "True", &c.reason, c.message.clone()))
+        .unwrap_or_else(|| Verdict::new(false, "Idle", "this generation is applied"));
+    conditions::set_kstatus(
+        &mut status.conditions,
+        [
+            Verdict::new(false, "Conflict", message.clone()),
+            reconciling,
+            Verdict::new(true, "Conflict", message),
+        ],
+        generation,
+        now,
+    );
+    status
+}

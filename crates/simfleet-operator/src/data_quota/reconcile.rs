@@ -72,7 +72,7 @@ pub async fn run(
     }
     let accounts: Api<simfleet_api::CarrierAccount> =
         api_for(&context.client, namespace.as_deref());
-    let controller = Controller::new(quotas, config);
+    let controller = Controller::new(quotas, config).reconcile_on(context.quota_wakeups.take());
     let users = controller.store();
     context
         .metrics
@@ -230,6 +230,22 @@ async fn apply_at(
         Ok(targets) => targets,
         Err(problem) => return stall(context, api, &quota, problem).await,
     };
+    // Devices another DataQuota declares another quota for are left as they are, on both sides.
+    let conflicting = claim_devices(context, &quota, &devices);
+    let devices: Vec<u64> = devices
+        .into_iter()
+        .filter(|d| !conflicting.contains_key(d))
+        .collect();
+    // Not applied while in conflict: once it ends, this generation still owes them its quota
+    // (a top-up above all, which `complete` would otherwise count as given).
+    if quota.spec.management == Management::Manage {
+        for device in conflicting.keys() {
+            if !plan::is_done(&progress, *device) && !progress.retry_device_ids.contains(device) {
+                progress.retry_device_ids.push(*device);
+            }
+        }
+        progress.retry_device_ids.truncate(plan::RETRY_LIMIT);
+    }
     let pass = QuotaPass {
         quota: &quota,
         previous: &previous,
@@ -238,6 +254,7 @@ async fn apply_at(
         carrier,
         // Observe-only: read and plan, never set; the progress record is neither sent nor moved.
         observe: quota.spec.management == Management::Observe,
+        conflicting,
         now,
     };
     let mut written = previous.clone();
@@ -305,6 +322,8 @@ struct QuotaPass<'a> {
     api: &'a Api<DataQuota>,
     carrier: Arc<dyn Carrier>,
     observe: bool,
+    /// Devices left to a conflict with another DataQuota, and how to name it.
+    conflicting: std::collections::BTreeMap<u64, String>,
     now: jiff::Timestamp,
 }
 
@@ -447,6 +466,7 @@ impl QuotaPass<'_> {
         } else {
             plan::status(previous, generation, &tally, progress.clone(), newest, now)
         };
+        let status = plan::with_conflicts(status, &self.conflicting, generation, now);
         let namespace = quota.namespace().unwrap_or_default();
         context
             .metrics
@@ -514,11 +534,56 @@ async fn with_progress(
 }
 
 /// A deleted DataQuota: its quotas removed as `onDelete` says, then its record released (its
-/// ConfigMaps carry a finalizer that holds a namespace's deletion until then).
+/// ConfigMaps carry a finalizer that holds a namespace's deletion until then); the DataQuotas
+/// it conflicted with look again.
 async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
     let action = remove_quotas(quota.clone(), context).await?;
     record_store::release(&context.client, &quota).await?;
+    let key = crate::controller::memory_key(&*quota);
+    wake(context, context.quota_claims.forget(&key));
     Ok(action)
+}
+
+/// Records what a DataQuota targets and returns its devices that another DataQuota on the same
+/// carrier organisation declares another quota for; the DataQuotas it meets (now or before)
+/// look again, so that both sides say it.
+fn claim_devices(
+    context: &Context,
+    quota: &DataQuota,
+    devices: &[u64],
+) -> std::collections::BTreeMap<u64, String> {
+    let namespace = quota.namespace().unwrap_or_default();
+    let carrier = context.group_stores.get().and_then(|stores| {
+        stores
+            .accounts
+            .state()
+            .iter()
+            .find(|a| {
+                a.namespace().as_deref() == Some(namespace.as_str())
+                    && a.name_any() == quota.spec.carrier_ref.name
+            })
+            .map(|a| a.spec.carrier())
+    });
+    let claim = super::claims::QuotaClaim::of(quota, carrier, devices.iter().copied());
+    let claimed = context
+        .quota_claims
+        .claim(&crate::controller::memory_key(quota), claim);
+    wake(context, claimed.to_wake);
+    claimed.conflicting
+}
+
+/// Has DataQuotas reconciled in full at once (their remembered view would otherwise wait for
+/// the resync).
+fn wake(context: &Context, quotas: Vec<kube::runtime::reflector::ObjectRef<DataQuota>>) {
+    for quota in quotas {
+        let key = format!(
+            "{}/{}",
+            quota.namespace.clone().unwrap_or_default(),
+            quota.name
+        );
+        context.quota_views.lock().expect("views lock").remove(&key);
+        context.quota_wakeups.wake(quota);
+    }
 }
 
 async fn remove_quotas(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {

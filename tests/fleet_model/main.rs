@@ -1,0 +1,469 @@
+//! Random histories of user, carrier and cluster events, applied to the real operator
+//! (`simfleet run`, a child process), the carrier simulator and an API server, and checked after
+//! each settle against the reference model (`model.rs`).
+//!
+//! - Seeded: a failure prints its seed, the events so far and one command that replays it.
+//! - `histories_on_the_sandbox` runs `SIMFLEET_MODEL_HISTORIES` histories (default 3) of
+//!   `SIMFLEET_MODEL_STEPS` events (default 12) from `SIMFLEET_MODEL_SEED` (default: a fixed
+//!   one, so CI is reproducible) on; the long run is the same test with larger numbers
+//!   (docs/architecture.md, "How to test").
+//! - Each seed that found a bug is a named test below.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod model;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use jiff::SignedDuration;
+use serde_json::{Value, json};
+use simfleet::api::SimGroup;
+use simfleet::simulator::SimulatorConfig;
+
+use common::e2e::E2e;
+use common::operator::Operator;
+use model::{Event, Model, Selector, Sim, State, Want};
+
+const NAMESPACES: [&str; 2] = ["ns-a", "ns-b"];
+const TAGS: [&str; 6] = simfleet::simulator::fleet::SEED_TAGS;
+const FLEET: usize = 40;
+
+/// The next event of a history, from the model's groups (never from observations, so that a
+/// seed replays the same events).
+fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event {
+    let names: Vec<String> = model.groups.iter().map(|g| g.name.clone()).collect();
+    let pick_sims = |rng: &mut fastrand::Rng| -> Vec<&Sim> {
+        let n = rng.usize(1..=3);
+        let mut sims: Vec<&Sim> = (0..n)
+            .map(|_| &model.sims[rng.usize(0..model.sims.len())])
+            .collect();
+        sims.sort_by_key(|s| s.device);
+        sims.dedup_by_key(|s| s.device);
+        sims
+    };
+    let selector = |rng: &mut fastrand::Rng| match rng.u8(0..3) {
+        0 => Selector::Tag(TAGS[rng.usize(0..TAGS.len())].to_owned()),
+        1 => Selector::Iccids(pick_sims(rng).iter().map(|s| s.iccid.clone()).collect()),
+        _ => Selector::Devices(pick_sims(rng).iter().map(|s| s.device).collect()),
+    };
+    loop {
+        let roll = rng.u8(0..100);
+        let event = match roll {
+            0..30 if names.len() < 6 => {
+                *serial += 1;
+                Event::Create {
+                    namespace: NAMESPACES[rng.usize(0..2)],
+                    name: format!("g{serial}"),
+                    want: if rng.bool() {
+                        Want::Active
+                    } else {
+                        Want::Paused
+                    },
+                    selector: selector(rng),
+                    restore: rng.bool(),
+                }
+            }
+            30..50 if !names.is_empty() => Event::Flip {
+                name: names[rng.usize(0..names.len())].clone(),
+            },
+            50..62 if !names.is_empty() => Event::Select {
+                name: names[rng.usize(0..names.len())].clone(),
+                selector: selector(rng),
+            },
+            62..76 if !names.is_empty() => Event::Delete {
+                name: names[rng.usize(0..names.len())].clone(),
+            },
+            76..90 => Event::Drift {
+                device: model.sims[rng.usize(0..model.sims.len())].device,
+                to: if rng.bool() {
+                    State::Live
+                } else {
+                    State::PausedUser
+                },
+            },
+            90..95 if !names.is_empty() => Event::DeleteNamespace {
+                namespace: NAMESPACES[rng.usize(0..2)],
+            },
+            95..100 => Event::Kill,
+            _ => continue,
+        };
+        return event;
+    }
+}
+
+/// A world for histories: the sandbox, the simulator with problem SIMs, two namespaces whose
+/// accounts reach one carrier organisation, and one operator for every namespace.
+struct Harness<'a> {
+    e2e: E2e<'a>,
+    operator: Option<Operator>,
+}
+
+impl<'a> Harness<'a> {
+    async fn start(e2e: E2e<'a>) -> (Self, Model) {
+        // Problem SIMs in every fleet: deactivated, paused by the carrier, paused by a person.
+        for (device, state) in [(1004, "DEAD"), (1008, "PAUSED-SYS"), (1012, "PAUSED-USER")] {
+            common::admin_send(
+                &e2e.simulator,
+                reqwest::Method::PATCH,
+                &format!("/sims/{device}"),
+                &json!({"state": state}),
+            )
+            .await;
+        }
+        for namespace in NAMESPACES {
+            common::together::create_namespace(&e2e, namespace).await;
+            apply_in(&e2e, namespace, e2e.accounts_yaml()).await;
+        }
+        let listed = common::admin_get(&e2e.simulator, "/sims?limit=1000").await;
+        let sims = listed["sims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| Sim {
+                device: s["deviceId"].as_u64().unwrap(),
+                iccid: s["iccid"].as_str().unwrap().to_owned(),
+                tags: s["tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap().to_owned())
+                    .collect(),
+                state: State::parse(s["state"].as_str().unwrap()),
+            })
+            .collect();
+        let mut harness = Self {
+            e2e,
+            operator: None,
+        };
+        harness.start_operator();
+        (harness, Model::new(sims))
+    }
+
+    fn start_operator(&mut self) {
+        let allowed = format!("--allowed-carrier-url={}", self.e2e.simulator.base_url());
+        self.operator =
+            Some(Operator::start_with(&self.e2e.kubeconfig, &[allowed.as_str()], "operator").0);
+    }
+
+    /// Applies an event to the world.
+    async fn apply(&mut self, event: &Event, model: &Model) {
+        let e2e = &self.e2e;
+        match event {
+            Event::Create {
+                namespace,
+                name,
+                want,
+                selector,
+                restore,
+            } => {
+                let spec = json!({
+                    "carrierRef": {"name": "simulator"},
+                    "state": want.name(),
+                    "selector": selector_json(selector),
+                    "onDelete": if *restore { "Restore" } else { "Orphan" },
+                    "driftCheck": "2s",
+                });
+                let yaml = json!({"apiVersion": "simfleet.io/v1alpha1", "kind": "SimGroup",
+                    "metadata": {"name": name}, "spec": spec});
+                apply_in(e2e, namespace, yaml.to_string()).await;
+            }
+            Event::Flip { name } => {
+                let group = model.group(name).unwrap();
+                let patch = json!({"spec": {"state": group.want.other().name()}});
+                patch_group(e2e, group.namespace, name, patch).await;
+            }
+            Event::Select { name, selector } => {
+                let group = model.group(name).unwrap();
+                let patch = json!({"spec": {"selector": {"tags": null, "iccids": null, "deviceIds": null}}});
+                let mut patch = patch;
+                for (key, value) in selector_json(selector).as_object().unwrap() {
+                    patch["spec"]["selector"][key] = value.clone();
+                }
+                patch_group(e2e, group.namespace, name, patch).await;
+            }
+            Event::Delete { name } => {
+                let group = model.group(name).unwrap();
+                let out = e2e
+                    .kubectl_with(
+                        &["delete", "sg", name, "-n", group.namespace, "--wait=false"],
+                        None,
+                    )
+                    .await;
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            Event::Drift { device, to } => {
+                let now = e2e.sim_state(*device).await;
+                if matches!(now.as_str(), "LIVE" | "PAUSED-USER") {
+                    common::admin_send(
+                        &e2e.simulator,
+                        reqwest::Method::PATCH,
+                        &format!("/sims/{device}"),
+                        &json!({"state": to.name()}),
+                    )
+                    .await;
+                }
+            }
+            Event::DeleteNamespace { namespace } => {
+                let out = e2e
+                    .kubectl_with(&["delete", "namespace", namespace, "--wait=false"], None)
+                    .await;
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                common::together::until_gone(e2e, None, "namespace", namespace).await;
+                common::together::create_namespace(e2e, namespace).await;
+                apply_in(e2e, namespace, e2e.accounts_yaml()).await;
+            }
+            Event::Kill => {
+                // Drop kills (SIGKILL) and reaps the child.
+                self.operator = None;
+                self.start_operator();
+            }
+        }
+    }
+
+    /// Waits until the world agrees with the model (or the deadline), then checks it; the
+    /// differences when it does not.
+    async fn settle_and_check(
+        &self,
+        model: &mut Model,
+        submitted_before: u64,
+        changed: usize,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let differences = self.differences(model).await;
+            if differences.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "did not settle as the model says:\n  {}",
+                    differences.join("\n  ")
+                ));
+            }
+            self.e2e.simulator.advance(SignedDuration::from_secs(5));
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        for device in model.free.clone() {
+            let state = State::parse(&self.e2e.sim_state(device).await);
+            model.adopt(device, state);
+        }
+        let stats = common::admin_get(&self.e2e.simulator, "/stats").await;
+        let redundant = stats["changes"]["redundantSims"].as_u64().unwrap();
+        if redundant != 0 {
+            return Err(format!("redundantSims is {redundant}"));
+        }
+        let submitted = stats["changes"]["submittedSims"].as_u64().unwrap() - submitted_before;
+        if submitted > changed as u64 {
+            return Err(format!(
+                "{submitted} SIMs submitted where the model changes {changed}: a group changed a SIM it should not have"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where the world and the model disagree (empty: settled as the model says).
+    async fn differences(&self, model: &Model) -> Vec<String> {
+        let e2e = &self.e2e;
+        let mut out = Vec::new();
+        let listed = common::admin_get(&e2e.simulator, "/sims?limit=1000").await;
+        let observed: BTreeMap<u64, (String, bool)> = listed["sims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["deviceId"].as_u64().unwrap(),
+                    (
+                        s["state"].as_str().unwrap().to_owned(),
+                        !s["pending"].is_null(),
+                    ),
+                )
+            })
+            .collect();
+        for sim in &model.sims {
+            let (state, pending) = &observed[&sim.device];
+            if *pending {
+                out.push(format!("SIM {} pending at the carrier", sim.device));
+            } else if !model.free.contains(&sim.device) && state != sim.state.name() {
+                let claimants: Vec<String> = model
+                    .claimants(sim)
+                    .iter()
+                    .map(|g| format!("{}/{} {}", g.namespace, g.name, g.want.name()))
+                    .collect();
+                out.push(format!(
+                    "SIM {} ({}) is {state}, the model says {} (claimed by {claimants:?})",
+                    sim.device,
+                    sim.tags.join(","),
+                    sim.state.name()
+                ));
+            }
+        }
+        for namespace in NAMESPACES {
+            let api = kube::Api::<SimGroup>::namespaced(e2e.client.clone(), namespace);
+            let live = api
+                .list(&Default::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default();
+            for group in &live {
+                let name = group.metadata.name.clone().unwrap();
+                let Some(expected) = model.group(&name).filter(|g| g.namespace == namespace) else {
+                    out.push(format!("{namespace}/{name} is still there"));
+                    continue;
+                };
+                let Some(status) = &group.status else {
+                    out.push(format!("{namespace}/{name} has no status"));
+                    continue;
+                };
+                if status.observed_generation != group.metadata.generation
+                    || status.conditions.is_empty()
+                    || !status.pending_actions.is_empty()
+                {
+                    out.push(format!(
+                        "{namespace}/{name} not settled: observed {:?} of {:?}, {} conditions, {} pending",
+                        status.observed_generation,
+                        group.metadata.generation,
+                        status.conditions.len(),
+                        status.pending_actions.len()
+                    ));
+                    continue;
+                }
+                let counts = status.counts.clone().unwrap_or_default();
+                let (selected, conflicting) = model.counts(expected);
+                if (counts.selected, counts.conflicting) != (selected, conflicting) {
+                    out.push(format!(
+                        "{namespace}/{name} counts selected {} conflicting {}, the model says {selected} and {conflicting}",
+                        counts.selected, counts.conflicting
+                    ));
+                }
+            }
+            for expected in model.groups.iter().filter(|g| g.namespace == namespace) {
+                if !live
+                    .iter()
+                    .any(|g| g.metadata.name.as_deref() == Some(expected.name.as_str()))
+                {
+                    out.push(format!("{namespace}/{} is missing", expected.name));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn selector_json(selector: &Selector) -> Value {
+    match selector {
+        Selector::Tag(tag) => json!({"tags": [tag]}),
+        Selector::Iccids(iccids) => json!({"iccids": iccids}),
+        Selector::Devices(devices) => json!({"deviceIds": devices}),
+    }
+}
+
+async fn apply_in(e2e: &E2e<'_>, namespace: &str, yaml: String) {
+    let out = e2e
+        .kubectl_with(&["apply", "-n", namespace, "-f", "-"], Some(yaml))
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn patch_group(e2e: &E2e<'_>, namespace: &str, name: &str, patch: Value) {
+    let out = e2e
+        .kubectl_with(
+            &[
+                "patch",
+                "sg",
+                name,
+                "-n",
+                namespace,
+                "--type=merge",
+                "-p",
+                &patch.to_string(),
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs one history of `steps` events from `seed` on `e2e`; `Err` names the step and the
+/// differences, with the events that led there.
+async fn history(e2e: E2e<'_>, seed: u64, steps: usize) -> Result<(), String> {
+    let (mut harness, mut model) = Harness::start(e2e).await;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut serial = 0;
+    let mut events = Vec::new();
+    for step in 0..steps {
+        let event = next_event(&mut rng, &model, &mut serial);
+        if std::env::var("SIMFLEET_MODEL_VERBOSE").is_ok() {
+            eprintln!("history {seed}, step {step}: {event:?}");
+        }
+        events.push(event.clone());
+        let before =
+            common::admin_get(&harness.e2e.simulator, "/stats").await["changes"]["submittedSims"]
+                .as_u64()
+                .unwrap();
+        harness.apply(&event, &model).await;
+        model.apply(&event);
+        let changed = model.settle();
+        if let Err(problem) = harness.settle_and_check(&mut model, before, changed).await {
+            let listed: Vec<String> = events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| format!("  {i}: {e:?}"))
+                .collect();
+            return Err(format!(
+                "history {seed} failed after step {step} ({}):\n{problem}\nevents:\n{}\nreplay: SIMFLEET_MODEL_SEED={seed} SIMFLEET_MODEL_HISTORIES=1 SIMFLEET_MODEL_STEPS={steps} ./scripts/test --test fleet_model histories_on_the_sandbox",
+                harness.e2e.server_name(),
+                listed.join("\n")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn fleet_config() -> SimulatorConfig {
+    SimulatorConfig::for_tests(FLEET, SignedDuration::from_secs(10))
+}
+
+/// `SIMFLEET_MODEL_HISTORIES` histories (default 3) from `SIMFLEET_MODEL_SEED` on, each of
+/// `SIMFLEET_MODEL_STEPS` events (default 12), each on a fresh sandbox and simulator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histories_on_the_sandbox() {
+    let first = env_number("SIMFLEET_MODEL_SEED", 20_261_207);
+    let histories = env_number("SIMFLEET_MODEL_HISTORIES", 3);
+    let steps = env_number("SIMFLEET_MODEL_STEPS", 12) as usize;
+    let started = Instant::now();
+    for seed in first..first + histories {
+        let e2e = E2e::sandbox(&format!("model-{seed}"), fleet_config()).await;
+        if let Err(failure) = history(e2e, seed, steps).await {
+            panic!("{failure}");
+        }
+    }
+    eprintln!(
+        "{histories} histories of {steps} events from seed {first}: no difference from the model ({:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
+}

@@ -1,0 +1,404 @@
+//! The reference model of a fleet under SimGroups: what each SIM's state and each group's
+//! counts must be after a sequence of user, carrier and cluster events. Pure: no I/O, and none
+//! of the operator's code. It is the specification written a second time, kept small:
+//! - a SIM claimed by live groups that agree is in their state (a SIM the carrier paused stays
+//!   paused for an Active group; a deactivated SIM never changes);
+//! - a SIM claimed by groups that disagree is left as it was, and each of them counts it;
+//! - a SIM nobody claims is left as it was, except that a deleted `Restore` group returns the
+//!   SIMs it changed to their earlier state;
+//! - groups on accounts of one carrier organisation claim the same SIMs in any namespace.
+//!
+//! Where the operator may rightly do either of two things (which of two agreeing groups
+//! submitted a change, and so recorded it for a restore), the model says "either": those SIMs
+//! are `free` after the restore, and the model adopts what it observes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A SIM's state as the simulator names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum State {
+    Live,
+    PausedUser,
+    PausedSys,
+    Dead,
+}
+
+impl State {
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "LIVE" => State::Live,
+            "PAUSED-USER" => State::PausedUser,
+            "PAUSED-SYS" => State::PausedSys,
+            "DEAD" => State::Dead,
+            other => panic!("a state the model does not know: {other}"),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Live => "LIVE",
+            State::PausedUser => "PAUSED-USER",
+            State::PausedSys => "PAUSED-SYS",
+            State::Dead => "DEAD",
+        }
+    }
+}
+
+/// The state a group declares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Want {
+    Active,
+    Paused,
+}
+
+impl Want {
+    pub fn name(self) -> &'static str {
+        match self {
+            Want::Active => "Active",
+            Want::Paused => "Paused",
+        }
+    }
+
+    pub fn other(self) -> Self {
+        match self {
+            Want::Active => Want::Paused,
+            Want::Paused => Want::Active,
+        }
+    }
+}
+
+/// One SIM of the fleet, as the carrier had it at the start.
+#[derive(Clone, Debug)]
+pub struct Sim {
+    pub device: u64,
+    pub iccid: String,
+    pub tags: Vec<String>,
+    pub state: State,
+}
+
+/// A group's selector: one kind each, so that every pair of kinds meets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selector {
+    Tag(String),
+    Iccids(Vec<String>),
+    Devices(Vec<u64>),
+}
+
+impl Selector {
+    fn selects(&self, sim: &Sim) -> bool {
+        match self {
+            Selector::Tag(tag) => sim.tags.contains(tag),
+            Selector::Iccids(iccids) => iccids.contains(&sim.iccid),
+            Selector::Devices(devices) => devices.contains(&sim.device),
+        }
+    }
+}
+
+/// A live group.
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub namespace: &'static str,
+    pub name: String,
+    pub want: Want,
+    pub selector: Selector,
+    pub restore: bool,
+    /// A new generation (created or edited) not settled yet: its changes are first claims,
+    /// which a `Restore` group records.
+    fresh: bool,
+    /// SIMs this group changed as a first claim, with their earlier state.
+    recorded: BTreeMap<u64, State>,
+    /// SIMs whose change the operator may or may not have recorded for this group.
+    uncertain: BTreeSet<u64>,
+}
+
+/// A user, carrier or cluster event.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Create {
+        namespace: &'static str,
+        name: String,
+        want: Want,
+        selector: Selector,
+        restore: bool,
+    },
+    Flip {
+        name: String,
+    },
+    Select {
+        name: String,
+        selector: Selector,
+    },
+    Delete {
+        name: String,
+    },
+    /// Someone changes a SIM in the carrier's portal.
+    Drift {
+        device: u64,
+        to: State,
+    },
+    /// `kubectl delete namespace`: its groups go (restoring as they say), then it is created
+    /// again with its accounts.
+    DeleteNamespace {
+        namespace: &'static str,
+    },
+    /// The operator is killed (SIGKILL) and started again.
+    Kill,
+}
+
+/// The fleet and the groups, as they must be.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub sims: Vec<Sim>,
+    pub groups: Vec<Group>,
+    /// Deleted `Restore` groups whose restore the next settle carries out.
+    restoring: Vec<Group>,
+    /// SIMs whose state the model cannot tell (see the module's note): taken as observed.
+    pub free: BTreeSet<u64>,
+}
+
+impl Model {
+    pub fn new(sims: Vec<Sim>) -> Self {
+        Self {
+            sims,
+            groups: Vec::new(),
+            restoring: Vec::new(),
+            free: BTreeSet::new(),
+        }
+    }
+
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    /// Applies an event's immediate effect (the spec or the carrier changes); `settle` then says
+    /// what the operator must have made of it.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::Create {
+                namespace,
+                name,
+                want,
+                selector,
+                restore,
+            } => self.groups.push(Group {
+                namespace,
+                name: name.clone(),
+                want: *want,
+                selector: selector.clone(),
+                restore: *restore,
+                fresh: true,
+                recorded: BTreeMap::new(),
+                uncertain: BTreeSet::new(),
+            }),
+            Event::Flip { name } => {
+                let group = self.group_mut(name);
+                group.want = group.want.other();
+                group.fresh = true;
+            }
+            Event::Select { name, selector } => {
+                let group = self.group_mut(name);
+                group.selector = selector.clone();
+                group.fresh = true;
+            }
+            Event::Delete { name } => {
+                let at = self.groups.iter().position(|g| &g.name == name).unwrap();
+                let group = self.groups.remove(at);
+                if group.restore {
+                    self.restoring.push(group);
+                }
+            }
+            Event::Drift { device, to } => {
+                let sim = self.sim_mut(*device);
+                if matches!(sim.state, State::Live | State::PausedUser) {
+                    sim.state = *to;
+                }
+            }
+            Event::DeleteNamespace { namespace } => {
+                let (gone, kept): (Vec<Group>, Vec<Group>) = self
+                    .groups
+                    .drain(..)
+                    .partition(|g| g.namespace == *namespace);
+                self.groups = kept;
+                self.restoring
+                    .extend(gone.into_iter().filter(|g| g.restore));
+            }
+            Event::Kill => {}
+        }
+    }
+
+    /// The live groups that select `sim`.
+    pub fn claimants(&self, sim: &Sim) -> Vec<&Group> {
+        self.groups
+            .iter()
+            .filter(|g| g.selector.selects(sim))
+            .collect()
+    }
+
+    /// What the operator must have done once everything settled. Returns the number of SIMs
+    /// whose state groups changed (an upper bound of what the carrier was asked to change).
+    pub fn settle(&mut self) -> usize {
+        let mut returns: BTreeMap<u64, State> = BTreeMap::new();
+        let mut maybe_returned: BTreeSet<u64> = BTreeSet::new();
+        for gone in self.restoring.drain(..) {
+            for (device, prior) in gone.recorded {
+                // Two deleted groups recorded it: either earlier state may come back.
+                if returns.insert(device, prior).is_some_and(|p| p != prior) {
+                    maybe_returned.insert(device);
+                }
+            }
+            maybe_returned.extend(gone.uncertain);
+        }
+        let mut changed = 0;
+        for index in 0..self.sims.len() {
+            let sim = self.sims[index].clone();
+            if sim.state == State::Dead {
+                continue;
+            }
+            let claimants: Vec<(usize, Want)> = self
+                .groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| g.selector.selects(&sim))
+                .map(|(i, g)| (i, g.want))
+                .collect();
+            let wants: BTreeSet<Want> = claimants.iter().map(|(_, w)| *w).collect();
+            let target = match wants.len() {
+                // Nobody claims it: a restore returns it, or it stays.
+                0 => {
+                    if maybe_returned.contains(&sim.device) {
+                        self.free.insert(sim.device);
+                        continue;
+                    }
+                    match returns.get(&sim.device) {
+                        Some(prior) if sim.state != State::PausedSys => *prior,
+                        _ => continue,
+                    }
+                }
+                1 => match (wants.into_iter().next().unwrap(), sim.state) {
+                    (Want::Active, State::PausedSys) => continue,
+                    (Want::Active, _) => State::Live,
+                    (Want::Paused, State::Live) => State::PausedUser,
+                    (Want::Paused, _) => continue,
+                },
+                // A conflict: left as it is.
+                _ => continue,
+            };
+            if target == sim.state {
+                continue;
+            }
+            changed += 1;
+            let alone = claimants.len() == 1;
+            for (i, _) in &claimants {
+                let group = &mut self.groups[*i];
+                if !group.restore || group.recorded.contains_key(&sim.device) {
+                    continue;
+                }
+                if group.fresh && alone {
+                    group.recorded.insert(sim.device, sim.state);
+                } else {
+                    // Another agreeing group may have sent it, or it corrected drift.
+                    group.uncertain.insert(sim.device);
+                }
+            }
+            self.sims[index].state = target;
+        }
+        for group in &mut self.groups {
+            group.fresh = false;
+        }
+        changed
+    }
+
+    /// A group's counts as status must show them: (selected, conflicting).
+    pub fn counts(&self, group: &Group) -> (u64, u64) {
+        let mut selected = 0;
+        let mut conflicting = 0;
+        for sim in self.sims.iter().filter(|s| group.selector.selects(s)) {
+            selected += 1;
+            let opposed = self
+                .groups
+                .iter()
+                .any(|g| g.name != group.name && g.want != group.want && g.selector.selects(sim));
+            if opposed && sim.state != State::Dead {
+                conflicting += 1;
+            }
+        }
+        (selected, conflicting)
+    }
+
+    /// Takes an observed state for a SIM the model cannot tell.
+    pub fn adopt(&mut self, device: u64, state: State) {
+        self.sim_mut(device).state = state;
+        self.free.remove(&device);
+    }
+
+    fn group_mut(&mut self, name: &str) -> &mut Group {
+        self.groups.iter_mut().find(|g| g.name == name).unwrap()
+    }
+
+    fn sim_mut(&mut self, device: u64) -> &mut Sim {
+        self.sims.iter_mut().find(|s| s.device == device).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fleet() -> Vec<Sim> {
+        (0..4)
+            .map(|i| Sim {
+                device: 1001 + i,
+                iccid: format!("89{i}"),
+                tags: vec![if i < 2 { "a".into() } else { "b".into() }],
+                state: State::Live,
+            })
+            .collect()
+    }
+
+    fn create(name: &str, want: Want, selector: Selector, restore: bool) -> Event {
+        Event::Create {
+            namespace: "ns-a",
+            name: name.into(),
+            want,
+            selector,
+            restore,
+        }
+    }
+
+    #[test]
+    fn a_restore_returns_what_the_group_changed_even_after_a_selector_edit() {
+        let mut model = Model::new(fleet());
+        model.apply(&create("g", Want::Paused, Selector::Tag("a".into()), true));
+        assert_eq!(model.settle(), 2);
+        model.apply(&Event::Select {
+            name: "g".into(),
+            selector: Selector::Devices(vec![1001]),
+        });
+        model.settle();
+        model.apply(&Event::Delete { name: "g".into() });
+        assert_eq!(model.settle(), 2);
+        assert!(model.sims.iter().all(|s| s.state == State::Live));
+    }
+
+    #[test]
+    fn disagreeing_groups_leave_the_sim_and_both_count_it() {
+        let mut model = Model::new(fleet());
+        model.apply(&create(
+            "tag",
+            Want::Active,
+            Selector::Tag("a".into()),
+            false,
+        ));
+        model.settle();
+        model.apply(&create(
+            "ids",
+            Want::Paused,
+            Selector::Iccids(vec!["890".into()]),
+            false,
+        ));
+        assert_eq!(model.settle(), 0);
+        assert_eq!(model.sims[0].state, State::Live);
+        assert_eq!(model.counts(model.group("tag").unwrap()), (2, 1));
+        assert_eq!(model.counts(model.group("ids").unwrap()), (1, 1));
+    }
+}
