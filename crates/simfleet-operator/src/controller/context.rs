@@ -25,6 +25,9 @@ pub(crate) struct FullObservation {
     pub(crate) claims: u64,
 }
 
+/// The in-flight placeholder of SIMs reserved for a submit not answered yet.
+const RESERVED: &str = "(being submitted)";
+
 /// What every reconcile shares.
 pub struct Context {
     /// The SimGroups and CarrierAccounts the SimGroup controller's watches keep (set once it
@@ -161,18 +164,56 @@ impl Context {
         refused: &[simfleet_api::model::Refusal],
     ) {
         let refused: HashSet<u64> = refused.iter().map(|r| r.device_id).collect();
-        self.in_flight
+        let mut all = self.in_flight.lock().expect("in-flight lock");
+        let memory = all.entry(group.to_owned()).or_default();
+        memory.forget(RESERVED);
+        memory.remember(
+            action_id,
+            change,
+            sims.iter()
+                .map(|s| s.device_id)
+                .filter(|d| !refused.contains(d)),
+        );
+    }
+
+    /// Reserves the SIMs of an action about to be sent for a group: those another group of this
+    /// process has in flight are left out (two groups that planned at once never both send),
+    /// the others are held in flight under a placeholder until the submit's id replaces it
+    /// ([`Self::remember_in_flight`]) or [`Self::release`] drops it.
+    pub(crate) fn reserve(
+        &self,
+        group: &str,
+        change: simfleet_api::StateChange,
+        sims: &[simfleet_api::model::SimTarget],
+    ) -> Vec<simfleet_api::model::SimTarget> {
+        let mut all = self.in_flight.lock().expect("in-flight lock");
+        let mut view = InFlight::default();
+        for (_, actions) in all.iter().filter(|(other, _)| other.as_str() != group) {
+            view = view.with_elsewhere(actions);
+        }
+        let free: Vec<simfleet_api::model::SimTarget> = sims
+            .iter()
+            .filter(|s| view.elsewhere(s.device_id).is_none())
+            .cloned()
+            .collect();
+        all.entry(group.to_owned()).or_default().remember(
+            RESERVED,
+            change,
+            free.iter().map(|s| s.device_id),
+        );
+        free
+    }
+
+    /// Drops a group's reservation whose submit did not go through.
+    pub(crate) fn release(&self, group: &str) {
+        if let Some(memory) = self
+            .in_flight
             .lock()
             .expect("in-flight lock")
-            .entry(group.to_owned())
-            .or_default()
-            .remember(
-                action_id,
-                change,
-                sims.iter()
-                    .map(|s| s.device_id)
-                    .filter(|d| !refused.contains(d)),
-            );
+            .get_mut(group)
+        {
+            memory.forget(RESERVED);
+        }
     }
 
     /// A group's actions in flight, less those status no longer lists and those the carrier's
@@ -186,7 +227,12 @@ impl Context {
         let mut all = self.in_flight.lock().expect("in-flight lock");
         let memory = all.entry(group.to_owned()).or_default();
         memory.retain_unfinished(listed, statuses);
-        memory.clone()
+        let mut view = memory.clone();
+        // Other groups' SIMs in flight: two groups that observed at once must not both send.
+        for (_, actions) in all.iter().filter(|(other, _)| other.as_str() != group) {
+            view = view.with_elsewhere(actions);
+        }
+        view
     }
 
     /// Forgets the SIMs of a group whose actions reached them.

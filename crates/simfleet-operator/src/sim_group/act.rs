@@ -49,12 +49,20 @@ pub(crate) async fn act(
 ) -> Result<Option<Failed>, Error> {
     for (at, action) in actions.iter().enumerate() {
         log.before(action).await?;
-        let submission = match carrier.submit(action.change, &action.sims).await {
+        // SIMs another group sent since this one planned are not sent again.
+        let sims = context.reserve(key, action.change, &action.sims);
+        if sims.is_empty() {
+            continue;
+        }
+        let submission = match carrier.submit(action.change, &sims).await {
             Ok(submission) => submission,
-            Err(error) => return Ok(Some(Failed { at, error })),
+            Err(error) => {
+                context.release(key);
+                return Ok(Some(Failed { at, error }));
+            }
         };
         let id = submission.action_ids.join(",");
-        context.remember_in_flight(key, &id, action.change, &action.sims, &submission.refused);
+        context.remember_in_flight(key, &id, action.change, &sims, &submission.refused);
         log.sent(Sent {
             action,
             id,

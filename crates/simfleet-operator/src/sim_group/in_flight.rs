@@ -23,6 +23,9 @@ struct InFlightAction {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InFlight {
     actions: BTreeMap<String, InFlightAction>,
+    /// SIMs other groups of this process have in flight, with their direction: sent a moment
+    /// ago, they may not show as pending at the carrier yet, and are never sent again.
+    elsewhere: HashMap<u64, StateChange>,
 }
 
 /// What a SIM's observed state says of its place in the in-flight memory.
@@ -97,6 +100,26 @@ impl InFlight {
             action.devices.retain(|d| !landed.contains(d));
         }
         self.actions.retain(|_, a| !a.devices.is_empty());
+    }
+
+    /// The direction another group of this process is taking a SIM in, if one is.
+    pub fn elsewhere(&self, device: u64) -> Option<StateChange> {
+        self.elsewhere.get(&device).copied()
+    }
+
+    /// Notes the SIMs another group has in flight.
+    pub(crate) fn with_elsewhere(mut self, other: &InFlight) -> Self {
+        for action in other.actions.values() {
+            for device in &action.devices {
+                self.elsewhere.insert(*device, action.change);
+            }
+        }
+        self
+    }
+
+    /// Forgets action `id`.
+    pub(crate) fn forget(&mut self, id: &str) {
+        self.actions.remove(id);
     }
 
     /// Whether this process remembers action `id`.

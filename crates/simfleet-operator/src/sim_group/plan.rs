@@ -300,24 +300,36 @@ impl<'a> SimGroupPlanner<'a> {
                 continue;
             }
             // Pending at the carrier in a direction none of this group's actions takes: another
-            // group's (or a restore's, or the portal's) change. It is not this group's pending:
-            // heading where this group wants it, it counts as there; heading away, it waits
-            // among the SIMs still to change (the carrier locks a SIM while it changes).
-            if let ObservedState::Pending(change) = &state
-                && sim.device_id.is_none_or(|d| {
-                    matches!(
-                        self.ctx.in_flight.flight(d, &state),
-                        super::in_flight::Flight::NotInFlight
-                    )
-                })
-                && !self
-                    .ctx
-                    .previous
-                    .pending_actions
-                    .iter()
-                    .any(|a| a.action == *change)
-            {
-                if *change == toward(self.desired) {
+            // group's (or a restore's, or the portal's) change; or sent a moment ago by another
+            // group of this process. It is not this group's pending: heading where this group
+            // wants it, it counts as there; heading away, it waits among the SIMs still to
+            // change (the carrier locks a SIM while it changes). Never sent twice.
+            let ours = |d: u64| {
+                !matches!(
+                    self.ctx.in_flight.flight(d, &state),
+                    super::in_flight::Flight::NotInFlight
+                )
+            };
+            let elsewhere = sim
+                .device_id
+                .filter(|d| !ours(*d))
+                .and_then(|d| self.ctx.in_flight.elsewhere(d));
+            let at_carrier = match &state {
+                ObservedState::Pending(change)
+                    if !sim.device_id.is_some_and(ours)
+                        && !self
+                            .ctx
+                            .previous
+                            .pending_actions
+                            .iter()
+                            .any(|a| a.action == *change) =>
+                {
+                    Some(*change)
+                }
+                _ => None,
+            };
+            if let Some(change) = at_carrier.or(elsewhere) {
+                if change == toward(self.desired) {
                     self.counts.in_desired_state += 1;
                 } else {
                     self.locked_elsewhere += 1;

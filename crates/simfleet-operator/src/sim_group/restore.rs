@@ -213,6 +213,12 @@ impl<'a> RestorePlanner<'a> {
                 continue;
             }
             self.counts.observed += 1;
+            // Sent a moment ago by another group of this process (another restore of the same
+            // SIM, in a namespace's deletion): it lands first, then this one looks again.
+            if self.in_flight.elsewhere(device_id).is_some() {
+                self.counts.pending += 1;
+                continue;
+            }
             // In an action that has not reached it yet (or pending at the carrier): wait.
             if self
                 .pending
