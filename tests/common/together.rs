@@ -267,7 +267,7 @@ pub async fn a_deleted_namespace_keeps_its_records_until_they_are_used(e2e: &E2e
 /// --kubeconfig` predicts it for a new group against the live ones.
 pub async fn conflicts_are_symmetric_whatever_the_selector_kinds(e2e: &E2e<'_>) {
     e2e.apply(&e2e.accounts_yaml()).await;
-    let _operator = e2e.operator();
+    let mut operator = e2e.operator();
     let cold: Vec<SimRow> = sims_tagged(e2e, "cold-chain")
         .await
         .into_iter()
@@ -292,17 +292,16 @@ pub async fn conflicts_are_symmetric_whatever_the_selector_kinds(e2e: &E2e<'_>) 
     let three: Vec<&str> = cold[..3].iter().map(|s| s.iccid.as_str()).collect();
     // `simfleet plan` of a new group against the live ones predicts the conflict.
     let dir = super::e2e::tempfile_dir::Dir::new("together-plan");
-    std::fs::write(
-        dir.0.join("returned.yaml"),
-        group_yaml(
-            "returned",
-            "simulator",
-            "Paused",
-            json!({"iccids": three}),
-            json!({}),
-        ),
-    )
+    let mut planned: Value = serde_json::from_str(&group_yaml(
+        "returned",
+        "simulator",
+        "Paused",
+        json!({"iccids": three}),
+        json!({}),
+    ))
     .unwrap();
+    planned["metadata"]["namespace"] = json!(e2e.namespace);
+    std::fs::write(dir.0.join("returned.yaml"), planned.to_string()).unwrap();
     let plan = plan_json(e2e, &dir.0).await;
     assert_eq!(plan["simGroups"][0]["conflicts"], 3, "{plan}");
     e2e.apply(&group_yaml(
@@ -330,6 +329,23 @@ pub async fn conflicts_are_symmetric_whatever_the_selector_kinds(e2e: &E2e<'_>) 
         assert_eq!(e2e.sim_state(sim.device).await, "LIVE", "left as it was");
     }
     assert_eq!(submitted_sims(e2e).await, submitted, "neither side acted");
+    // kill -9 and start again, three times: whichever group reads first after a start, the
+    // ICCID group (whose lookups carry no tags) never acts before the tag group has read.
+    for _ in 0..3 {
+        drop(operator);
+        operator = e2e.operator();
+        for name in ["returned", "cold-chain"] {
+            e2e.until::<SimGroup>(
+                name,
+                "the conflict reported after a restart",
+                Some(SignedDuration::from_secs(2)),
+                |g| settled(g) && counts(g).conflicting == 3,
+            )
+            .await;
+        }
+    }
+    assert_eq!(submitted_sims(e2e).await, submitted, "neither side acted");
+    drop(operator);
 }
 
 /// `simfleet plan -f DIR --kubeconfig` as JSON.

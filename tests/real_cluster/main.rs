@@ -10,7 +10,7 @@ use std::process::Command;
 
 use common::conformance::{self, Server};
 use common::e2e::{ControlPlane, E2e};
-use common::promises;
+use common::{promises, together};
 use serde_json::Value;
 
 fn kstatus_binary() -> std::path::PathBuf {
@@ -707,10 +707,22 @@ async fn simfleet_on_the_real_kube_apiserver() {
     promises::a_top_up_is_applied_once_across_a_kill_9(&topup).await;
     let reversals = E2e::real(&plane, "reversals", config()).await;
     promises::reversed_changes_converge(&reversals).await;
+    // Where resources meet, and the real server decides: the namespace controller's order of
+    // deletion, conflicts between groups (fleets with problem SIMs).
+    let fleet = || {
+        simfleet::simulator::SimulatorConfig::for_tests(300, jiff::SignedDuration::from_secs(10))
+    };
+    let doomed = E2e::real(&plane, "doomed", fleet()).await;
+    together::a_deleted_namespace_keeps_its_records_until_they_are_used(&doomed).await;
+    let conflict = E2e::real(&plane, "conflict", fleet()).await;
+    together::conflicts_are_symmetric_whatever_the_selector_kinds(&conflict).await;
     the_chart_installs_and_its_rbac_is_enough(&plane).await;
     a_helm_upgrade_with_a_changed_crd_follows_the_documented_path(&plane).await;
     only_a_field_manager_per_replica_refuses_a_second_taker(&plane).await;
     three_replicas_never_have_two_leaders(&plane).await;
+    // An operator of every namespace: last, as the chart's own runs it.
+    let tenants = E2e::real(&plane, "tenants", fleet()).await;
+    together::two_namespaces_on_one_organisation_conflict_and_never_flap(&tenants).await;
     the_documented_helm_commands_run(&plane);
 }
 

@@ -68,6 +68,9 @@ pub struct Context {
     /// runs one action at a time: each goes when the previous one is final, with no new
     /// observation in between.
     queued: Mutex<HashMap<String, crate::sim_group::queue::Queued>>,
+    /// When this process started (real time): how long a group waits for its peers' first
+    /// readings after a restart is bounded from it.
+    pub(crate) started: std::time::Instant,
     /// What each group last found as its members, for the other groups' conflicts.
     pub(crate) members: crate::sim_group::claims::MemberRegistry,
     /// What each DataQuota targets, for the others' conflicts.
@@ -342,6 +345,7 @@ impl Context {
             account_rechecks: AccountRechecks::default(),
             full_observations: Mutex::new(HashMap::new()),
             queued: Mutex::new(HashMap::new()),
+            started: std::time::Instant::now(),
             members: Default::default(),
             peer_wakeups: Wakeups::default(),
             quota_claims: Default::default(),

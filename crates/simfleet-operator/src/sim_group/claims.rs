@@ -108,6 +108,9 @@ pub(crate) struct ClaimIndex {
     claimants: Vec<Claimant>,
     /// The claiming groups, to wake when this group's own members change.
     refs: Vec<ObjectRef<SimGroup>>,
+    /// Claiming groups that select by tag and have read their SIMs before, but not yet in this
+    /// process (after a restart): their claim on SIMs looked up without tags is not known yet.
+    unread_tag_claimants: usize,
 }
 
 /// How a claim of a group in another namespace is named: tenants see no more of each other
@@ -146,6 +149,7 @@ impl ClaimIndex {
             by_tag: HashMap::new(),
             claimants: Vec::new(),
             refs: Vec::new(),
+            unread_tag_claimants: 0,
         };
         let same_carrier = accounts_on_the_carrier_of(accounts, this);
         let this_key = crate::controller::memory_key(this);
@@ -169,10 +173,21 @@ impl ClaimIndex {
             };
             let at = index.claimants.len();
             index.refs.push(ObjectRef::from_obj(other));
+            let known = members.and_then(|m| m.get(&other_key));
+            let by_tag = other
+                .spec
+                .selector
+                .tags
+                .as_ref()
+                .is_some_and(|t| !t.is_empty());
+            let read_before = other.status.as_ref().is_some_and(|s| s.counts.is_some());
+            if members.is_some() && known.is_none() && by_tag && read_before {
+                index.unread_tag_claimants += 1;
+            }
             index.claimants.push(Claimant {
                 label,
                 state: other.spec.state,
-                members: members.and_then(|m| m.get(&other_key)),
+                members: known,
             });
             for iccid in other.spec.selector.iccids.iter().flatten() {
                 index.by_iccid.insert(iccid.clone(), at);
@@ -185,6 +200,13 @@ impl ClaimIndex {
             }
         }
         index
+    }
+
+    /// Whether a claiming group that selects by tag has not read its SIMs in this process yet
+    /// (after a restart): until it has, this group sends nothing, so that a SIM it looks up
+    /// without tags is never changed against that group's claim.
+    pub(crate) fn awaiting_tag_claimants(&self) -> bool {
+        self.unread_tag_claimants > 0
     }
 
     /// The groups whose claims these are: they re-plan when this group's members change, so

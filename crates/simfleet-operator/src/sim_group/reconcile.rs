@@ -147,12 +147,29 @@ async fn apply(
         )
         .await;
     }
+    // After a restart, a peer selecting by tag may claim SIMs this group looks up without
+    // tags: nothing is sent until it has read its SIMs (it does at once), or a while has passed.
+    if !plan.actions.is_empty()
+        && resolved.claims.awaiting_tag_claimants()
+        && context.started.elapsed() < PEER_READ_WAIT
+    {
+        for held in std::mem::take(&mut plan.actions) {
+            plan.record_unsubmitted(held.sims.len());
+        }
+        let status = plan.status(&pass.previous);
+        report(context, api, &group, status, &pass.previous, &pass.previous).await?;
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    }
     let written = pass.act(&resolved, &mut plan).await?;
     context.set_queued(&pass.key, queue);
     let status = plan.status(&pass.previous);
     report(context, api, &group, status, &pass.previous, &written).await?;
     Ok(Action::requeue(plan.requeue_after()))
 }
+
+/// How long after a start a group waits, before it sends, for peers that select by tag to read
+/// their SIMs (they do at once; a peer whose account is broken must not hold it for ever).
+const PEER_READ_WAIT: Duration = Duration::from_secs(120);
 
 /// What a look at a group's pending actions costs at its carrier.
 fn poll_cost(carrier: &dyn Carrier) -> PollCost {
