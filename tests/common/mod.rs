@@ -4,6 +4,7 @@
 pub mod conformance;
 pub mod doc_shell;
 pub mod e2e;
+pub mod fleet_model;
 pub mod operator;
 pub mod promises;
 pub mod together;

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use common::conformance::{self, Server};
 use common::e2e::{ControlPlane, E2e};
-use common::{promises, together};
+use common::{fleet_model, promises, together};
 use serde_json::Value;
 
 fn kstatus_binary() -> std::path::PathBuf {
@@ -723,6 +723,23 @@ async fn simfleet_on_the_real_kube_apiserver() {
     // An operator of every namespace: last, as the chart's own runs it.
     let tenants = E2e::real(&plane, "tenants", fleet()).await;
     together::two_namespaces_on_one_organisation_conflict_and_never_flap(&tenants).await;
+    // Random histories of the fleet model on the real server: its namespace controller and
+    // finalizers decide there (a longer run: SIMFLEET_MODEL_REAL_HISTORIES).
+    let histories = std::env::var("SIMFLEET_MODEL_REAL_HISTORIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1u64);
+    for seed in 20_261_300..20_261_300 + histories {
+        let world = E2e::real(
+            &plane,
+            &format!("model-{seed}"),
+            fleet_model::fleet_config(),
+        )
+        .await;
+        if let Err(failure) = fleet_model::history(world, seed, 12).await {
+            panic!("{failure}");
+        }
+    }
     the_documented_helm_commands_run(&plane);
 }
 

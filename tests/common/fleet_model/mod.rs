@@ -1,17 +1,9 @@
 //! Random histories of user, carrier and cluster events, applied to the real operator
-//! (`simfleet run`, a child process), the carrier simulator and an API server, and checked after
-//! each settle against the reference model (`model.rs`).
-//!
-//! - Seeded: a failure prints its seed, the events so far and one command that replays it.
-//! - `histories_on_the_sandbox` runs `SIMFLEET_MODEL_HISTORIES` histories (default 3) of
-//!   `SIMFLEET_MODEL_STEPS` events (default 12) from `SIMFLEET_MODEL_SEED` (default: a fixed
-//!   one, so CI is reproducible) on; the long run is the same test with larger numbers
-//!   (docs/architecture.md, "How to test").
-//! - Each seed that found a bug is a named test below.
+//! (`simfleet run`, a child process), the carrier simulator and an API server (the sandbox, or
+//! kube-apiserver), and checked after each settle against the reference model (`model.rs`).
+//! Seeded: a failure prints its seed, the events so far and one command that replays it.
 
-#[path = "../common/mod.rs"]
-mod common;
-mod model;
+pub mod model;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,13 +13,18 @@ use serde_json::{Value, json};
 use simfleet::api::SimGroup;
 use simfleet::simulator::SimulatorConfig;
 
-use common::e2e::E2e;
-use common::operator::Operator;
+use super::e2e::E2e;
+use super::operator::Operator;
 use model::{Event, Model, Selector, Sim, State, Want};
 
 const NAMESPACES: [&str; 2] = ["ns-a", "ns-b"];
 const TAGS: [&str; 6] = simfleet::simulator::fleet::SEED_TAGS;
 const FLEET: usize = 40;
+
+/// The simulator's default fleet of 40 SIMs (problem SIMs are added at the start).
+pub fn fleet_config() -> SimulatorConfig {
+    SimulatorConfig::for_tests(FLEET, SignedDuration::from_secs(10))
+}
 
 /// The next event of a history, from the model's groups (never from observations, so that a
 /// seed replays the same events).
@@ -103,7 +100,7 @@ impl<'a> Harness<'a> {
     async fn start(e2e: E2e<'a>) -> (Self, Model) {
         // Problem SIMs in every fleet: deactivated, paused by the carrier, paused by a person.
         for (device, state) in [(1004, "DEAD"), (1008, "PAUSED-SYS"), (1012, "PAUSED-USER")] {
-            common::admin_send(
+            super::admin_send(
                 &e2e.simulator,
                 reqwest::Method::PATCH,
                 &format!("/sims/{device}"),
@@ -112,10 +109,10 @@ impl<'a> Harness<'a> {
             .await;
         }
         for namespace in NAMESPACES {
-            common::together::create_namespace(&e2e, namespace).await;
+            super::together::create_namespace(&e2e, namespace).await;
             apply_in(&e2e, namespace, e2e.accounts_yaml()).await;
         }
-        let listed = common::admin_get(&e2e.simulator, "/sims?limit=1000").await;
+        let listed = super::admin_get(&e2e.simulator, "/sims?limit=1000").await;
         let sims = listed["sims"]
             .as_array()
             .unwrap()
@@ -199,7 +196,7 @@ impl<'a> Harness<'a> {
             Event::Drift { device, to } => {
                 let now = e2e.sim_state(*device).await;
                 if matches!(now.as_str(), "LIVE" | "PAUSED-USER") {
-                    common::admin_send(
+                    super::admin_send(
                         &e2e.simulator,
                         reqwest::Method::PATCH,
                         &format!("/sims/{device}"),
@@ -217,8 +214,8 @@ impl<'a> Harness<'a> {
                     "{}",
                     String::from_utf8_lossy(&out.stderr)
                 );
-                common::together::until_gone(e2e, None, "namespace", namespace).await;
-                common::together::create_namespace(e2e, namespace).await;
+                super::together::until_gone(e2e, None, "namespace", namespace).await;
+                super::together::create_namespace(e2e, namespace).await;
                 apply_in(e2e, namespace, e2e.accounts_yaml()).await;
             }
             Event::Kill => {
@@ -266,14 +263,14 @@ impl<'a> Harness<'a> {
             }
             model.adopt(device, state);
         }
-        let stats = common::admin_get(&self.e2e.simulator, "/stats").await;
+        let stats = super::admin_get(&self.e2e.simulator, "/stats").await;
         let redundant = stats["changes"]["redundantSims"].as_u64().unwrap();
         if redundant != 0 {
             return Err(format!("redundantSims is {redundant}"));
         }
         let submitted = stats["changes"]["submittedSims"].as_u64().unwrap() - submitted_before;
         if submitted > changed as u64 {
-            let jobs = common::admin_get(&self.e2e.simulator, "/jobs").await;
+            let jobs = super::admin_get(&self.e2e.simulator, "/jobs").await;
             return Err(format!(
                 "{submitted} SIMs submitted where the model changes {changed}: a group changed a SIM it should not have, or sent one twice; the carrier's jobs: {jobs}"
             ));
@@ -285,7 +282,7 @@ impl<'a> Harness<'a> {
     async fn differences(&self, model: &Model) -> Vec<String> {
         let e2e = &self.e2e;
         let mut out = Vec::new();
-        let listed = common::admin_get(&e2e.simulator, "/sims?limit=1000").await;
+        let listed = super::admin_get(&e2e.simulator, "/sims?limit=1000").await;
         let observed: BTreeMap<u64, (String, bool)> = listed["sims"]
             .as_array()
             .unwrap()
@@ -414,7 +411,7 @@ async fn patch_group(e2e: &E2e<'_>, namespace: &str, name: &str, patch: Value) {
 
 /// Runs one history of `steps` events from `seed` on `e2e`; `Err` names the step and the
 /// differences, with the events that led there.
-async fn history(e2e: E2e<'_>, seed: u64, steps: usize) -> Result<(), String> {
+pub async fn history(e2e: E2e<'_>, seed: u64, steps: usize) -> Result<(), String> {
     let (mut harness, mut model) = Harness::start(e2e).await;
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut serial = 0;
@@ -426,7 +423,7 @@ async fn history(e2e: E2e<'_>, seed: u64, steps: usize) -> Result<(), String> {
         }
         events.push(event.clone());
         let before =
-            common::admin_get(&harness.e2e.simulator, "/stats").await["changes"]["submittedSims"]
+            super::admin_get(&harness.e2e.simulator, "/stats").await["changes"]["submittedSims"]
                 .as_u64()
                 .unwrap();
         harness.apply(&event, &model).await;
@@ -439,53 +436,11 @@ async fn history(e2e: E2e<'_>, seed: u64, steps: usize) -> Result<(), String> {
                 .map(|(i, e)| format!("  {i}: {e:?}"))
                 .collect();
             return Err(format!(
-                "history {seed} failed after step {step} ({}):\n{problem}\nevents:\n{}\nreplay: SIMFLEET_MODEL_SEED={seed} SIMFLEET_MODEL_HISTORIES=1 SIMFLEET_MODEL_STEPS={steps} ./scripts/test --test fleet_model histories_on_the_sandbox",
+                "history {seed} failed after step {step} ({}):\n{problem}\nevents:\n{}\nreplay on the sandbox: SIMFLEET_MODEL_SEED={seed} SIMFLEET_MODEL_HISTORIES=1 SIMFLEET_MODEL_STEPS={steps} ./scripts/test --test fleet_model histories_on_the_sandbox (on kube-apiserver: ./scripts/test --test real_cluster)",
                 harness.e2e.server_name(),
                 listed.join("\n")
             ));
         }
     }
     Ok(())
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn fleet_config() -> SimulatorConfig {
-    SimulatorConfig::for_tests(FLEET, SignedDuration::from_secs(10))
-}
-
-/// `SIMFLEET_MODEL_HISTORIES` histories (default 3) from `SIMFLEET_MODEL_SEED` on, each of
-/// `SIMFLEET_MODEL_STEPS` events (default 12), each on a fresh sandbox and simulator.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn histories_on_the_sandbox() {
-    let first = env_number("SIMFLEET_MODEL_SEED", 20_261_207);
-    let histories = env_number("SIMFLEET_MODEL_HISTORIES", 3);
-    let steps = env_number("SIMFLEET_MODEL_STEPS", 12) as usize;
-    let started = Instant::now();
-    for seed in first..first + histories {
-        let e2e = E2e::sandbox(&format!("model-{seed}"), fleet_config()).await;
-        if let Err(failure) = history(e2e, seed, steps).await {
-            panic!("{failure}");
-        }
-    }
-    eprintln!(
-        "{histories} histories of {steps} events from seed {first}: no difference from the model ({:.0} s)",
-        started.elapsed().as_secs_f64()
-    );
-}
-
-/// Seed 6 found two agreeing groups, both woken when a conflict ended, sending the same SIM at
-/// once (the carrier refused the second: its SIM was locked by the first); now a SIM is reserved
-/// in the process before it is sent.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seed_6_two_groups_freed_from_a_conflict_send_a_sim_once() {
-    let e2e = E2e::sandbox("model-seed-6", fleet_config()).await;
-    if let Err(failure) = history(e2e, 6, 20).await {
-        panic!("{failure}");
-    }
 }
