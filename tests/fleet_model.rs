@@ -112,3 +112,34 @@ fn disagreeing_groups_leave_the_sim_and_both_count_it() {
     assert_eq!(model.counts(model.group("tag").unwrap()), (2, 1));
     assert_eq!(model.counts(model.group("ids").unwrap()), (1, 1));
 }
+
+/// The long run docs/architecture.md gives is this test with the variables it reads.
+#[test]
+fn the_documented_long_run_names_this_test_and_its_variables() {
+    let page =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/architecture.md"))
+            .unwrap();
+    let command = page
+        .split('`')
+        .find(|part| part.contains("SIMFLEET_MODEL_HISTORIES="))
+        .expect("the long run's command");
+    for word in [
+        "SIMFLEET_MODEL_SEED=",
+        "SIMFLEET_MODEL_HISTORIES=",
+        "SIMFLEET_MODEL_STEPS=",
+        "./scripts/test --test fleet_model histories_on_the_sandbox",
+    ] {
+        assert!(command.contains(word), "{command}: {word}");
+    }
+    let source = include_str!("fleet_model.rs");
+    for variable in [
+        "SIMFLEET_MODEL_SEED",
+        "SIMFLEET_MODEL_HISTORIES",
+        "SIMFLEET_MODEL_STEPS",
+    ] {
+        assert!(
+            source.contains(&format!("env_number(\"{variable}\"")),
+            "{variable}"
+        );
+    }
+}
