@@ -420,6 +420,11 @@ async fn plan_group(
             group.spec.selector.describe()
         ));
     }
+    preview
+        .warnings
+        .extend(crate::sim_group::approval::not_a_number(
+            &approval, &previous,
+        ));
     preview.warnings.extend(plan.ignored_approval.clone());
     preview.selected = counts.selected;
     preview.in_state = counts.in_desired_state;

@@ -42,6 +42,25 @@ impl ApprovalAnnotations {
     }
 }
 
+/// What is wrong with a group's `simfleet.io/approved-generation` when it holds no number and
+/// was not judged yet (reported at once, even for a group at rest, which plans nothing).
+pub fn not_a_number(
+    annotations: &ApprovalAnnotations,
+    previous: &SimGroupStatus,
+) -> Option<String> {
+    let value = annotations.generation.as_ref()?;
+    let judged = previous
+        .approval
+        .as_ref()
+        .and_then(|a| a.generation_annotation.as_ref());
+    if value.parse::<i64>().is_ok() || judged == Some(value) {
+        return None;
+    }
+    Some(format!(
+        "annotation {APPROVED_GENERATION_ANNOTATION}={value:?} is not a generation number, so it approves nothing; approve the held change with {APPROVED_CHANGE_ANNOTATION}=<digest> (status.heldChange.digest), or {APPROVED_GENERATION_ANNOTATION}=<the generation held>"
+    ))
+}
+
 /// The digest of a change's content: its direction, its size and its SIMs (in any order):
 /// `Pause-184-1f0c9a2b3c4d5e6f`. Stable across processes and versions (FNV-1a over the sorted
 /// device ids): it binds an approval to content, it is not a secret.
@@ -93,11 +112,8 @@ pub fn judge(
         record.generation_annotation = annotations.generation.clone();
         if let Some(value) = &annotations.generation {
             match value.parse::<i64>() {
-                Err(_) => {
-                    ignored = Some(format!(
-                        "annotation {APPROVED_GENERATION_ANNOTATION}={value:?} is not a generation number, so it approves nothing; approve the held change with {APPROVED_CHANGE_ANNOTATION}=<digest> (status.heldChange.digest), or {APPROVED_GENERATION_ANNOTATION}=<the generation held>"
-                    ))
-                }
+                // Reported as soon as it is seen, before any reading (see `not_a_number`).
+                Err(_) => {}
                 Ok(n)
                     if n == generation
                         && held_before.is_some_and(|h| {

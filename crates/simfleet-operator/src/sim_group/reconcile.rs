@@ -24,7 +24,7 @@ use crate::controller::{
 };
 use crate::plan::budget_floor;
 use crate::resolve::selection_of;
-use crate::sim_group::approval::ApprovalAnnotations;
+use crate::sim_group::approval::{ApprovalAnnotations, not_a_number};
 use crate::sim_group::claims::ClaimIndex;
 use crate::sim_group::plan::{
     Plan, PlanContext, PollCost, RESYNC, SimGroupPlanner, blocked_status, drift_check_wait,
@@ -239,6 +239,16 @@ impl<'a> Pass<'a> {
         };
         if let Some(message) = carrier.selection_problem(&selection_of(group)) {
             return self.blocked("InvalidSelector", message).await;
+        }
+        if let Some(problem) = not_a_number(&ApprovalAnnotations::of(group), &self.previous) {
+            publish(
+                context,
+                group,
+                EventType::Warning,
+                "InvalidAnnotation",
+                problem,
+            )
+            .await;
         }
         let now = context.clock.now();
         let last = context.last_full_observation(&self.key);
