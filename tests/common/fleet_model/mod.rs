@@ -59,6 +59,7 @@ fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event
                     },
                     selector: selector(rng),
                     restore: rng.bool(),
+                    guard: (rng.u8(0..3) == 0).then_some(2),
                 }
             }
             30..50 if !names.is_empty() => Event::Flip {
@@ -71,7 +72,7 @@ fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event
             62..76 if !names.is_empty() => Event::Delete {
                 name: names[rng.usize(0..names.len())].clone(),
             },
-            76..90 => Event::Drift {
+            76..86 => Event::Drift {
                 device: model.sims[rng.usize(0..model.sims.len())].device,
                 to: if rng.bool() {
                     State::Live
@@ -79,10 +80,19 @@ fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event
                     State::PausedUser
                 },
             },
-            90..95 if !names.is_empty() => Event::DeleteNamespace {
+            86..89 => Event::SystemPause {
+                device: model.sims[rng.usize(0..model.sims.len())].device,
+            },
+            89..93 if !names.is_empty() => Event::Approve {
+                name: names[rng.usize(0..names.len())].clone(),
+            },
+            93..95 if !names.is_empty() => Event::ApproveAhead {
+                name: names[rng.usize(0..names.len())].clone(),
+            },
+            95..97 if !names.is_empty() => Event::DeleteNamespace {
                 namespace: NAMESPACES[rng.usize(0..2)],
             },
-            95..100 => Event::Kill,
+            97..100 => Event::Kill,
             _ => continue,
         };
         return event;
@@ -153,14 +163,18 @@ impl<'a> Harness<'a> {
                 want,
                 selector,
                 restore,
+                guard,
             } => {
-                let spec = json!({
+                let mut spec = json!({
                     "carrierRef": {"name": "simulator"},
                     "state": want.name(),
                     "selector": selector_json(selector),
                     "onDelete": if *restore { "Restore" } else { "Orphan" },
                     "driftCheck": "2s",
                 });
+                if let Some(guard) = guard {
+                    spec["guard"] = json!({"maxChangesWithoutApproval": guard});
+                }
                 let yaml = json!({"apiVersion": "simfleet.io/v1alpha1", "kind": "SimGroup",
                     "metadata": {"name": name}, "spec": spec});
                 apply_in(e2e, namespace, yaml.to_string()).await;
@@ -204,6 +218,35 @@ impl<'a> Harness<'a> {
                     )
                     .await;
                 }
+            }
+            Event::SystemPause { device } => {
+                let now = e2e.sim_state(*device).await;
+                if matches!(now.as_str(), "LIVE" | "PAUSED-USER") {
+                    super::admin_send(
+                        &e2e.simulator,
+                        reqwest::Method::PATCH,
+                        &format!("/sims/{device}"),
+                        &json!({"state": "PAUSED-SYS"}),
+                    )
+                    .await;
+                }
+            }
+            Event::Approve { name } => {
+                let group = model.group(name).unwrap();
+                let live = kube::Api::<SimGroup>::namespaced(e2e.client.clone(), group.namespace)
+                    .get(name)
+                    .await
+                    .unwrap();
+                if let Some(held) = live.status.and_then(|s| s.held_change) {
+                    let annotation = format!("simfleet.io/approved-change={}", held.digest);
+                    annotate(e2e, group.namespace, name, &annotation).await;
+                }
+            }
+            Event::ApproveAhead { name } => {
+                let group = model.group(name).unwrap();
+                let annotation =
+                    format!("simfleet.io/approved-generation={}", group.generation + 1);
+                annotate(e2e, group.namespace, name, &annotation).await;
             }
             Event::DeleteNamespace { namespace } => {
                 let out = e2e
@@ -345,6 +388,16 @@ impl<'a> Harness<'a> {
                     ));
                     continue;
                 }
+                let held = status
+                    .held_change
+                    .as_ref()
+                    .is_some_and(|h| Some(h.generation) == group.metadata.generation);
+                if held != expected.held {
+                    out.push(format!(
+                        "{namespace}/{name} held for approval: {held}, the model says {}",
+                        expected.held
+                    ));
+                }
                 let counts = status.counts.clone().unwrap_or_default();
                 let (selected, conflicting) = model.counts(expected);
                 if (counts.selected, counts.conflicting) != (selected, conflicting) {
@@ -386,6 +439,28 @@ async fn apply_in(e2e: &E2e<'_>, namespace: &str, yaml: String) {
     );
 }
 
+async fn annotate(e2e: &E2e<'_>, namespace: &str, name: &str, annotation: &str) {
+    let out = e2e
+        .kubectl_with(
+            &[
+                "annotate",
+                "sg",
+                name,
+                "-n",
+                namespace,
+                "--overwrite",
+                annotation,
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn patch_group(e2e: &E2e<'_>, namespace: &str, name: &str, patch: Value) {
     let out = e2e
         .kubectl_with(
@@ -410,16 +485,41 @@ async fn patch_group(e2e: &E2e<'_>, namespace: &str, name: &str, patch: Value) {
 }
 
 /// Runs one history of `steps` events from `seed` on `e2e`; `Err` names the step and the
-/// differences, with the events that led there.
+/// differences, with the events that led there and the command that replays them.
 pub async fn history(e2e: E2e<'_>, seed: u64, steps: usize) -> Result<(), String> {
-    let (mut harness, mut model) = Harness::start(e2e).await;
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut serial = 0;
+    let replay = format!(
+        "replay on the sandbox: SIMFLEET_MODEL_SEED={seed} SIMFLEET_MODEL_HISTORIES=1 SIMFLEET_MODEL_STEPS={steps} ./scripts/test --test fleet_model histories_on_the_sandbox (on kube-apiserver: ./scripts/test --test real_cluster)"
+    );
+    run(e2e, &format!("history {seed}"), &replay, steps, |model| {
+        next_event(&mut rng, model, &mut serial)
+    })
+    .await
+}
+
+/// Runs a history written out event by event (a regression kept from a seed: the generator may
+/// change, the events stay).
+pub async fn replay(e2e: E2e<'_>, name: &str, events: Vec<Event>) -> Result<(), String> {
+    let steps = events.len();
+    let mut events = events.into_iter();
+    let again = format!("replay: ./scripts/test --test fleet_model {name}");
+    run(e2e, name, &again, steps, |_| events.next().unwrap()).await
+}
+
+async fn run(
+    e2e: E2e<'_>,
+    label: &str,
+    replay: &str,
+    steps: usize,
+    mut next: impl FnMut(&Model) -> Event,
+) -> Result<(), String> {
+    let (mut harness, mut model) = Harness::start(e2e).await;
     let mut events = Vec::new();
     for step in 0..steps {
-        let event = next_event(&mut rng, &model, &mut serial);
+        let event = next(&model);
         if std::env::var("SIMFLEET_MODEL_VERBOSE").is_ok() {
-            eprintln!("history {seed}, step {step}: {event:?}");
+            eprintln!("{label}, step {step}: {event:?}");
         }
         events.push(event.clone());
         let before =
@@ -436,7 +536,7 @@ pub async fn history(e2e: E2e<'_>, seed: u64, steps: usize) -> Result<(), String
                 .map(|(i, e)| format!("  {i}: {e:?}"))
                 .collect();
             return Err(format!(
-                "history {seed} failed after step {step} ({}):\n{problem}\nevents:\n{}\nreplay on the sandbox: SIMFLEET_MODEL_SEED={seed} SIMFLEET_MODEL_HISTORIES=1 SIMFLEET_MODEL_STEPS={steps} ./scripts/test --test fleet_model histories_on_the_sandbox (on kube-apiserver: ./scripts/test --test real_cluster)",
+                "{label} failed after step {step} ({}):\n{problem}\nevents:\n{}\n{replay}",
                 harness.e2e.server_name(),
                 listed.join("\n")
             ));

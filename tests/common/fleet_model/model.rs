@@ -102,6 +102,14 @@ pub struct Group {
     pub want: Want,
     pub selector: Selector,
     pub restore: bool,
+    /// `guard.maxChangesWithoutApproval`, when set.
+    pub guard: Option<u32>,
+    /// `metadata.generation`: 1 at creation, one more at each change of the spec.
+    pub generation: i64,
+    /// The generation whose change was approved (by its digest, while held).
+    approved: Option<i64>,
+    /// Its change exceeds its guard and is not approved: it sends nothing.
+    pub held: bool,
     /// A new generation (created or edited) not settled yet: its changes are first claims,
     /// which a `Restore` group records.
     fresh: bool,
@@ -120,6 +128,7 @@ pub enum Event {
         want: Want,
         selector: Selector,
         restore: bool,
+        guard: Option<u32>,
     },
     Flip {
         name: String,
@@ -135,6 +144,18 @@ pub enum Event {
     Drift {
         device: u64,
         to: State,
+    },
+    /// The carrier's system pauses a SIM (billing, limits).
+    SystemPause {
+        device: u64,
+    },
+    /// A person approves the change a group holds, by the digest its status shows.
+    Approve {
+        name: String,
+    },
+    /// A person approves the group's next generation ahead of the change (by generation).
+    ApproveAhead {
+        name: String,
     },
     /// `kubectl delete namespace`: its groups go (restoring as they say), then it is created
     /// again with its accounts.
@@ -180,12 +201,17 @@ impl Model {
                 want,
                 selector,
                 restore,
+                guard,
             } => self.groups.push(Group {
                 namespace,
                 name: name.clone(),
                 want: *want,
                 selector: selector.clone(),
                 restore: *restore,
+                guard: *guard,
+                generation: 1,
+                approved: None,
+                held: false,
                 fresh: true,
                 recorded: BTreeMap::new(),
                 uncertain: BTreeSet::new(),
@@ -193,11 +219,13 @@ impl Model {
             Event::Flip { name } => {
                 let group = self.group_mut(name);
                 group.want = group.want.other();
+                group.generation += 1;
                 group.fresh = true;
             }
             Event::Select { name, selector } => {
                 let group = self.group_mut(name);
                 group.selector = selector.clone();
+                group.generation += 1;
                 group.fresh = true;
             }
             Event::Delete { name } => {
@@ -222,7 +250,59 @@ impl Model {
                 self.restoring
                     .extend(gone.into_iter().filter(|g| g.restore));
             }
-            Event::Kill => {}
+            Event::SystemPause { device } => {
+                let sim = self.sim_mut(*device);
+                if matches!(sim.state, State::Live | State::PausedUser) {
+                    sim.state = State::PausedSys;
+                }
+            }
+            Event::Approve { name } => {
+                let group = self.group_mut(name);
+                if group.held {
+                    group.approved = Some(group.generation);
+                }
+            }
+            // An approval given ahead approves nothing.
+            Event::ApproveAhead { .. } | Event::Kill => {}
+        }
+    }
+
+    /// The state a SIM must reach for `want`, or `None` when it stays as it is (a SIM the
+    /// carrier paused stays paused for an Active group; a paused one is in state for a Paused
+    /// one).
+    fn target(want: Want, state: State) -> Option<State> {
+        match (want, state) {
+            (_, State::Dead) | (Want::Active, State::PausedSys) => None,
+            (Want::Active, State::Live) => None,
+            (Want::Active, _) => Some(State::Live),
+            (Want::Paused, State::Live) => Some(State::PausedUser),
+            (Want::Paused, _) => None,
+        }
+    }
+
+    /// Marks the groups whose change (the SIMs they alone or with agreeing groups want changed)
+    /// exceeds their guard without an approval of this generation.
+    fn hold_guarded(&mut self) {
+        for i in 0..self.groups.len() {
+            let group = &self.groups[i];
+            let Some(guard) = group.guard else {
+                self.groups[i].held = false;
+                continue;
+            };
+            let changes = self
+                .sims
+                .iter()
+                .filter(|sim| group.selector.selects(sim))
+                .filter(|sim| {
+                    let opposed = self
+                        .groups
+                        .iter()
+                        .any(|g| g.want != group.want && g.selector.selects(sim));
+                    !opposed && Self::target(group.want, sim.state).is_some()
+                })
+                .count();
+            let held = changes > guard as usize && group.approved != Some(group.generation);
+            self.groups[i].held = held;
         }
     }
 
@@ -248,6 +328,7 @@ impl Model {
             }
             maybe_returned.extend(gone.uncertain);
         }
+        self.hold_guarded();
         let mut changed = 0;
         for index in 0..self.sims.len() {
             let sim = self.sims[index].clone();
@@ -274,12 +355,16 @@ impl Model {
                         _ => continue,
                     }
                 }
-                1 => match (wants.into_iter().next().unwrap(), sim.state) {
-                    (Want::Active, State::PausedSys) => continue,
-                    (Want::Active, _) => State::Live,
-                    (Want::Paused, State::Live) => State::PausedUser,
-                    (Want::Paused, _) => continue,
-                },
+                1 => {
+                    // Sent only by a claimant not held for approval.
+                    if claimants.iter().all(|(i, _)| self.groups[*i].held) {
+                        continue;
+                    }
+                    match Self::target(wants.into_iter().next().unwrap(), sim.state) {
+                        Some(target) => target,
+                        None => continue,
+                    }
+                }
                 // A conflict: left as it is.
                 _ => continue,
             };
@@ -287,10 +372,14 @@ impl Model {
                 continue;
             }
             changed += 1;
-            let alone = claimants.len() == 1;
+            let alone = claimants
+                .iter()
+                .filter(|(i, _)| !self.groups[*i].held)
+                .count()
+                == 1;
             for (i, _) in &claimants {
                 let group = &mut self.groups[*i];
-                if !group.restore || group.recorded.contains_key(&sim.device) {
+                if group.held || !group.restore || group.recorded.contains_key(&sim.device) {
                     continue;
                 }
                 if group.fresh && alone {
@@ -302,6 +391,8 @@ impl Model {
             }
             self.sims[index].state = target;
         }
+        // Held as the settled fleet says: another group may have made the change meanwhile.
+        self.hold_guarded();
         for group in &mut self.groups {
             group.fresh = false;
         }

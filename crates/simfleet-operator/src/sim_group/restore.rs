@@ -242,6 +242,12 @@ impl<'a> RestorePlanner<'a> {
                 self.counts.restored += 1;
                 continue;
             }
+            // The carrier's system paused it since (billing, limits): a restore does not resume
+            // it silently, as an Active group does not (`systemPaused`).
+            if sim.state == ObservedState::PausedBySystem {
+                self.counts.not_restorable += 1;
+                continue;
+            }
             // Another group wanting the state it is in now keeps it: no tug of war.
             let keeping = if now_active {
                 self.claims_active
@@ -484,6 +490,44 @@ mod tests {
                 not_restorable: 0
             }
         );
+    }
+
+    #[test]
+    fn a_sim_the_carrier_paused_since_is_not_resumed_by_a_restore() {
+        let mut record = RestoreRecord::default();
+        record.note(StateChange::Pause, &[target(1, None), target(2, None)]);
+        let none = InFlight::default();
+        let mut planner = RestorePlanner::new(&record, &none, &NoClaims, &NoClaims);
+        planner.observe(&[
+            sim(1, ObservedState::PausedBySystem),
+            sim(2, ObservedState::Paused),
+        ]);
+        let RestorePlan {
+            actions, counts, ..
+        } = planner.finish(10, &[]);
+        assert_eq!(actions.len(), 1);
+        assert_eq!(actions[0].sims, vec![target(2, None)]);
+        assert_eq!(counts.not_restorable, 1);
+    }
+
+    #[test]
+    fn recorded_sims_that_left_the_selector_are_named_for_a_lookup() {
+        let mut record = RestoreRecord::default();
+        record.note(
+            StateChange::Pause,
+            &[target(1, None), target(2, None), target(3, None)],
+        );
+        let none = InFlight::default();
+        let mut planner = RestorePlanner::new(&record, &none, &NoClaims, &NoClaims);
+        planner.observe(&[sim(2, ObservedState::Paused), sim(7, ObservedState::Paused)]);
+        assert_eq!(planner.unobserved(), vec![1, 3]);
+        // Looked up by id, and one seen twice (by tag and by id) counts once.
+        planner.observe(&[sim(1, ObservedState::Paused), sim(2, ObservedState::Paused)]);
+        planner.observe(&[sim(3, ObservedState::Active)]);
+        assert!(planner.unobserved().is_empty());
+        let RestorePlan { counts, .. } = planner.finish(10, &[]);
+        assert_eq!(counts.observed, 3);
+        assert_eq!(counts.restored, 1);
     }
 
     #[test]

@@ -167,7 +167,7 @@ pub async fn step(
     }
     if counts.not_restorable > 0 {
         note.push_str(&format!(
-            "; {} could not be restored (ineligible or in an unknown state now)",
+            "; {} could not be restored (ineligible, paused by the carrier's system, or in an unknown state now)",
             counts.not_restorable
         ));
     }
