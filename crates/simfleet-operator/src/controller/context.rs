@@ -25,9 +25,6 @@ pub(crate) struct FullObservation {
     pub(crate) claims: u64,
 }
 
-/// The in-flight placeholder of SIMs reserved for a submit not answered yet.
-const RESERVED: &str = "(being submitted)";
-
 /// What every reconcile shares.
 pub struct Context {
     /// The SimGroups and CarrierAccounts the SimGroup controller's watches keep (set once it
@@ -169,7 +166,7 @@ impl Context {
         let refused: HashSet<u64> = refused.iter().map(|r| r.device_id).collect();
         let mut all = self.in_flight.lock().expect("in-flight lock");
         let memory = all.entry(group.to_owned()).or_default();
-        memory.forget(RESERVED);
+        memory.forget(crate::sim_group::in_flight::RESERVED);
         memory.remember(
             action_id,
             change,
@@ -179,10 +176,9 @@ impl Context {
         );
     }
 
-    /// Reserves the SIMs of an action about to be sent for a group: those another group of this
-    /// process has in flight are left out (two groups that planned at once never both send),
-    /// the others are held in flight under a placeholder until the submit's id replaces it
-    /// ([`Self::remember_in_flight`]) or [`Self::release`] drops it.
+    /// Reserves the SIMs of an action about to be sent for a group (see
+    /// [`in_flight::reserve`](crate::sim_group::in_flight::reserve)): those another group of
+    /// this process has in flight are left out.
     pub(crate) fn reserve(
         &self,
         group: &str,
@@ -190,21 +186,7 @@ impl Context {
         sims: &[simfleet_api::model::SimTarget],
     ) -> Vec<simfleet_api::model::SimTarget> {
         let mut all = self.in_flight.lock().expect("in-flight lock");
-        let mut view = InFlight::default();
-        for (_, actions) in all.iter().filter(|(other, _)| other.as_str() != group) {
-            view = view.with_elsewhere(actions);
-        }
-        let free: Vec<simfleet_api::model::SimTarget> = sims
-            .iter()
-            .filter(|s| view.elsewhere(s.device_id).is_none())
-            .cloned()
-            .collect();
-        all.entry(group.to_owned()).or_default().remember(
-            RESERVED,
-            change,
-            free.iter().map(|s| s.device_id),
-        );
-        free
+        crate::sim_group::in_flight::reserve(&mut all, group, change, sims)
     }
 
     /// Drops a group's reservation whose submit did not go through.
@@ -215,7 +197,7 @@ impl Context {
             .expect("in-flight lock")
             .get_mut(group)
         {
-            memory.forget(RESERVED);
+            memory.forget(crate::sim_group::in_flight::RESERVED);
         }
     }
 
@@ -230,12 +212,8 @@ impl Context {
         let mut all = self.in_flight.lock().expect("in-flight lock");
         let memory = all.entry(group.to_owned()).or_default();
         memory.retain_unfinished(listed, statuses);
-        let mut view = memory.clone();
         // Other groups' SIMs in flight: two groups that observed at once must not both send.
-        for (_, actions) in all.iter().filter(|(other, _)| other.as_str() != group) {
-            view = view.with_elsewhere(actions);
-        }
-        view
+        memory.clone().with_others(&all, group)
     }
 
     /// Forgets the SIMs of a group whose actions reached them.

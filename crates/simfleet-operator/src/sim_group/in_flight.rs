@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use simfleet_api::model::{ActionStatus, ObservedState};
+use simfleet_api::model::{ActionStatus, ObservedState, SimTarget};
 use simfleet_api::{PendingAction, StateChange};
 
 /// One submitted action's SIMs not yet seen in its target state.
@@ -107,11 +107,13 @@ impl InFlight {
         self.elsewhere.get(&device).copied()
     }
 
-    /// Notes the SIMs another group has in flight.
-    pub(crate) fn with_elsewhere(mut self, other: &InFlight) -> Self {
-        for action in other.actions.values() {
-            for device in &action.devices {
-                self.elsewhere.insert(*device, action.change);
+    /// Notes the SIMs the other groups (of `all`, by group) have in flight.
+    pub(crate) fn with_others(mut self, all: &HashMap<String, InFlight>, group: &str) -> Self {
+        for (_, other) in all.iter().filter(|(other, _)| other.as_str() != group) {
+            for action in other.actions.values() {
+                for device in &action.devices {
+                    self.elsewhere.insert(*device, action.change);
+                }
             }
         }
         self
@@ -131,6 +133,33 @@ impl InFlight {
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
     }
+}
+
+/// The in-flight placeholder of SIMs reserved for a submit not answered yet.
+pub(crate) const RESERVED: &str = "(being submitted)";
+
+/// Reserves, in every group's in-flight memory (`all`, by group), the SIMs of an action
+/// `group` is about to send: those another group has in flight are left out (two groups that
+/// planned at once never both send one), the others are held under [`RESERVED`] until the
+/// submit's id replaces it. Returns the SIMs to send.
+pub(crate) fn reserve(
+    all: &mut HashMap<String, InFlight>,
+    group: &str,
+    change: StateChange,
+    sims: &[SimTarget],
+) -> Vec<SimTarget> {
+    let others = InFlight::default().with_others(all, group);
+    let free: Vec<SimTarget> = sims
+        .iter()
+        .filter(|s| others.elsewhere(s.device_id).is_none())
+        .cloned()
+        .collect();
+    all.entry(group.to_owned()).or_default().remember(
+        RESERVED,
+        change,
+        free.iter().map(|s| s.device_id),
+    );
+    free
 }
 
 /// The pending SIMs a planner saw, by where their pending-ness comes from.
@@ -209,6 +238,35 @@ impl PendingTally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_groups_that_planned_at_once_never_both_send_a_sim() {
+        let mut all: HashMap<String, InFlight> = HashMap::new();
+        let target = |device_id| SimTarget {
+            device_id,
+            sim_id: None,
+        };
+        let first = reserve(
+            &mut all,
+            "ns/a",
+            StateChange::Pause,
+            &[target(1), target(2)],
+        );
+        assert_eq!(first.len(), 2);
+        let second = reserve(
+            &mut all,
+            "ns/b",
+            StateChange::Pause,
+            &[target(2), target(3)],
+        );
+        assert_eq!(second, [target(3)], "SIM 2 is on its way already");
+        // The first group's submit is answered: its action id replaces the reservation.
+        let memory = all.get_mut("ns/a").unwrap();
+        memory.forget(RESERVED);
+        memory.remember("job-1", StateChange::Pause, [1, 2]);
+        let third = reserve(&mut all, "ns/c", StateChange::Resume, &[target(1)]);
+        assert!(third.is_empty());
+    }
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn listed(id: &str, change: StateChange, sims: u32, second: i64) -> PendingAction {
