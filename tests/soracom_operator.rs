@@ -20,7 +20,7 @@ fn fleet_file_with(n: usize, problems: usize) -> std::path::PathBuf {
     let every = n.checked_div(problems).unwrap_or(usize::MAX);
     for i in 0..n {
         let state = match i.checked_rem(every) {
-            Some(r) if r == every / 2 && (i / every) % 2 == 0 => "DEAD",
+            Some(r) if r == every / 2 && (i / every).is_multiple_of(2) => "DEAD",
             Some(r) if r == every / 2 => "PAUSED-SYS",
             _ => "LIVE",
         };

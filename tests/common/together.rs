@@ -23,6 +23,18 @@ pub async fn create_namespace(e2e: &E2e<'_>, name: &str) {
     );
 }
 
+/// `kubectl apply -n NAMESPACE -f -` of YAML documents.
+pub async fn apply_in(e2e: &E2e<'_>, namespace: &str, yaml: String) {
+    let out = e2e
+        .kubectl_with(&["apply", "-n", namespace, "-f", "-"], Some(yaml))
+        .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// One SIM as the simulator's admin API shows it.
 #[derive(Clone, Debug)]
 pub struct SimRow {
@@ -383,17 +395,7 @@ async fn plan_json(e2e: &E2e<'_>, dir: &std::path::Path) -> Value {
 pub async fn two_namespaces_on_one_organisation_conflict_and_never_flap(e2e: &E2e<'_>) {
     for namespace in ["fleet-a", "fleet-b"] {
         create_namespace(e2e, namespace).await;
-        let out = e2e
-            .kubectl_with(
-                &["apply", "-n", namespace, "-f", "-"],
-                Some(e2e.accounts_yaml()),
-            )
-            .await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        apply_in(e2e, namespace, e2e.accounts_yaml()).await;
     }
     // One operator for every namespace, as the chart runs it.
     let allowed = format!("--allowed-carrier-url={}", e2e.simulator.base_url());
@@ -404,17 +406,8 @@ pub async fn two_namespaces_on_one_organisation_conflict_and_never_flap(e2e: &E2
         .filter(|s| s.state == "LIVE")
         .collect();
     let two: Vec<&str> = vending[..2].iter().map(|s| s.iccid.as_str()).collect();
-    let apply_in = |namespace: &'static str, yaml: String| async move {
-        let out = e2e
-            .kubectl_with(&["apply", "-n", namespace, "-f", "-"], Some(yaml))
-            .await;
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     apply_in(
+        e2e,
         "fleet-a",
         group_yaml(
             "vending",
@@ -426,6 +419,7 @@ pub async fn two_namespaces_on_one_organisation_conflict_and_never_flap(e2e: &E2
     )
     .await;
     apply_in(
+        e2e,
         "fleet-b",
         group_yaml(
             "returned",

@@ -15,6 +15,7 @@ use simfleet::simulator::SimulatorConfig;
 
 use super::e2e::E2e;
 use super::operator::Operator;
+use super::together::apply_in;
 use model::{Event, Model, Selector, Sim, State, Want};
 
 const NAMESPACES: [&str; 2] = ["ns-a", "ns-b"];
@@ -426,17 +427,6 @@ fn selector_json(selector: &Selector) -> Value {
         Selector::Iccids(iccids) => json!({"iccids": iccids}),
         Selector::Devices(devices) => json!({"deviceIds": devices}),
     }
-}
-
-async fn apply_in(e2e: &E2e<'_>, namespace: &str, yaml: String) {
-    let out = e2e
-        .kubectl_with(&["apply", "-n", namespace, "-f", "-"], Some(yaml))
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 async fn annotate(e2e: &E2e<'_>, namespace: &str, name: &str, annotation: &str) {

@@ -120,35 +120,19 @@ pub(crate) struct GroupStores {
 /// capabilities changed during a submit (emnify's bulk route answered 403), so that status
 /// shows it at once instead of at the next resync. Accounts are few and such changes rare, so
 /// all are looked at (kube-runtime's per-object trigger is unstable).
-pub struct AccountRechecks {
-    sender: futures::channel::mpsc::UnboundedSender<()>,
-    receiver: Mutex<Option<futures::channel::mpsc::UnboundedReceiver<()>>>,
-}
-
-impl Default for AccountRechecks {
-    fn default() -> Self {
-        let (sender, receiver) = futures::channel::mpsc::unbounded();
-        Self {
-            sender,
-            receiver: Mutex::new(Some(receiver)),
-        }
-    }
-}
+#[derive(Default)]
+pub struct AccountRechecks(Wakeups<()>);
 
 impl AccountRechecks {
     /// Asks for the accounts to be reconciled again.
     pub fn request(&self) {
         // The controller may have stopped; nothing is lost then.
-        let _ = self.sender.unbounded_send(());
+        self.0.wake(());
     }
 
     /// The requests, for the one CarrierAccount controller (empty for a second taker).
     pub(crate) fn take(&self) -> futures::channel::mpsc::UnboundedReceiver<()> {
-        self.receiver
-            .lock()
-            .expect("rechecks lock")
-            .take()
-            .unwrap_or_else(|| futures::channel::mpsc::unbounded().1)
+        self.0.take()
     }
 }
 

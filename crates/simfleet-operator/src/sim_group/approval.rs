@@ -189,11 +189,11 @@ mod tests {
 
     #[test]
     fn the_digest_is_of_the_content_in_any_order() {
-        let a = change_digest(StateChange::Pause, &mut vec![3, 1, 2]);
-        assert_eq!(a, change_digest(StateChange::Pause, &mut vec![1, 2, 3]));
+        let a = change_digest(StateChange::Pause, &mut [3, 1, 2]);
+        assert_eq!(a, change_digest(StateChange::Pause, &mut [1, 2, 3]));
         assert!(a.starts_with("Pause-3-"), "{a}");
-        assert_ne!(a, change_digest(StateChange::Resume, &mut vec![1, 2, 3]));
-        assert_ne!(a, change_digest(StateChange::Pause, &mut vec![1, 2, 4]));
+        assert_ne!(a, change_digest(StateChange::Resume, &mut [1, 2, 3]));
+        assert_ne!(a, change_digest(StateChange::Pause, &mut [1, 2, 4]));
     }
 
     #[test]

@@ -625,6 +625,23 @@ struct ChangeLog<'a> {
     record: Option<crate::sim_group::restore::RestoreRecord>,
 }
 
+impl ChangeLog<'_> {
+    /// Writes the plan's status as it stands (a failed write stops the pass).
+    async fn write_plan_status(&mut self) -> Result<(), Error> {
+        let status = self.plan.status(self.previous);
+        write_status(
+            self.context,
+            self.api,
+            self.group,
+            Some(&self.written),
+            &status,
+        )
+        .await?;
+        self.written = status;
+        Ok(())
+    }
+}
+
 impl ActionLog for ChangeLog<'_> {
     fn before<'a>(
         &'a mut self,
@@ -635,16 +652,7 @@ impl ActionLog for ChangeLog<'_> {
             // before the first submit, so a status the API server refuses (or cannot take)
             // stops the pass before the carrier hears of anything.
             if self.written == *self.previous {
-                let status = self.plan.status(self.previous);
-                write_status(
-                    self.context,
-                    self.api,
-                    self.group,
-                    Some(&self.written),
-                    &status,
-                )
-                .await?;
-                self.written = status;
+                self.write_plan_status().await?;
             }
             if let Some(record) = self.record.as_mut()
                 && record.note(action.change, &action.sims)
@@ -669,16 +677,7 @@ impl ActionLog for ChangeLog<'_> {
                 &submission.refused,
             );
             // The action id reaches status before anything else is sent (crash safety).
-            let status = self.plan.status(self.previous);
-            write_status(
-                self.context,
-                self.api,
-                self.group,
-                Some(&self.written),
-                &status,
-            )
-            .await?;
-            self.written = status;
+            self.write_plan_status().await?;
             publish(
                 self.context,
                 self.group,
