@@ -195,3 +195,43 @@ fn the_simulator_page_s_command_starts_the_simulator_it_describes() {
     rest.join().unwrap();
     assert!(status.success(), "a clean stop on Ctrl-C: {status}");
 }
+
+/// Text logs written to a file or a pipe carry no colour codes (issue "Status that tells the
+/// truth", point 6).
+#[test]
+fn text_logs_to_a_pipe_have_no_colour_codes() {
+    let dir = std::env::temp_dir().join(format!("simfleet-ansi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    // A server nobody listens on: the operator logs its start, then its failures to connect.
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"http://127.0.0.1:9\"}}]\ncontexts: [{name: c, context: {cluster: c}}]\ncurrent-context: c\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_simfleet"))
+        .args(["run", "--log-format", "text"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut first = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut buffer = [0u8; 512];
+    while !first.contains('\n') && std::time::Instant::now() < deadline {
+        use std::io::Read;
+        let n = stderr.read(&mut buffer).unwrap();
+        if n == 0 {
+            break;
+        }
+        first.push_str(&String::from_utf8_lossy(&buffer[..n]));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(first.contains("INFO"), "a log line: {first:?}");
+    assert!(!first.contains('\u{1b}'), "no ANSI escape: {first:?}");
+}

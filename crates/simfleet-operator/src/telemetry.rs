@@ -17,7 +17,11 @@ pub enum LogFormat {
 /// filter; without it, `info` is logged.
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only on a terminal: a redirected log (a file, a collector) gets plain text.
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // A second init (e.g. in tests) keeps the first subscriber; that is not an error worth failing on.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
