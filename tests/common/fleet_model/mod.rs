@@ -273,13 +273,21 @@ impl<'a> Harness<'a> {
     /// Waits until the world agrees with the model (or the deadline), then checks it; the
     /// differences when it does not.
     async fn settle_and_check(
-        &self,
+        &mut self,
         model: &mut Model,
         submitted_before: u64,
         changed: usize,
     ) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
+            // An operator that exited (a panic, a crash) settles nothing: said at once.
+            if let Some(exited) = self
+                .operator
+                .as_mut()
+                .and_then(|o| o.0.try_wait().ok().flatten())
+            {
+                return Err(format!("the operator exited: {exited}"));
+            }
             let differences = self.differences(model).await;
             if differences.is_empty() {
                 break;

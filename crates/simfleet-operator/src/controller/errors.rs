@@ -38,6 +38,10 @@ pub enum Error {
     /// A stored restore record could not be read.
     #[error("{0}")]
     RestoreRecord(String),
+    /// The reconcile panicked (a bug): caught, so that one object never stops the controller
+    /// for every other, and retried with the object's backoff.
+    #[error("reconcile panicked (a bug; please report it): {0}")]
+    Panicked(String),
 }
 
 /// A finalizer helper's error as ours: our own errors keep their kind (error_policy tells a
@@ -81,6 +85,7 @@ impl Error {
             Error::StaleRead(_) => "stale_read",
             Error::RestoreBlocked => "restore_blocked",
             Error::RestoreRecord(_) => "restore_record_error",
+            Error::Panicked(_) => "panicked",
         }
     }
 }

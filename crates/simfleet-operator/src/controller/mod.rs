@@ -60,6 +60,24 @@ fn object_key<K: Resource<DynamicType = ()>>(object: &K) -> String {
     format!("{}/{}", K::kind(&()), memory_key(object))
 }
 
+/// Runs a reconcile; a panic in it becomes its error. Unwinding through the controller's stream
+/// would stop the controller for every object (and end the process), for one object's bug.
+async fn without_panics<F>(work: F) -> Result<Action, Error>
+where
+    F: std::future::Future<Output = Result<Action, Error>>,
+{
+    match futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work)).await {
+        Ok(result) => result,
+        Err(panic) => Err(Error::Panicked(
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "a panic without a message".to_owned()),
+        )),
+    }
+}
+
 /// Runs one reconcile of `object`: counts it and its duration in the metrics, and forgets the
 /// object's earlier failures when it succeeds.
 async fn reconciled<K, F>(context: &Context, object: &K, work: F) -> Result<Action, Error>
@@ -68,7 +86,10 @@ where
     F: std::future::Future<Output = Result<Action, Error>>,
 {
     let started = std::time::Instant::now();
-    let result = work.await;
+    let result = without_panics(work).await;
+    if let Err(Error::Panicked(message)) = &result {
+        tracing::error!(object = %object_key(object), %message, "reconcile panicked");
+    }
     let label = result
         .as_ref()
         .map_or_else(Error::metric_label, |_| "success");
@@ -203,5 +224,26 @@ where
     match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_reconcile_is_its_objects_error_not_the_controllers_end() {
+        let failed = without_panics(async { panic!("index out of bounds") }).await;
+        assert!(
+            matches!(&failed, Err(Error::Panicked(m)) if m == "index out of bounds"),
+            "{failed:?}"
+        );
+        let owned = without_panics(async { panic!("{} SIMs", 3) }).await;
+        assert!(matches!(&owned, Err(Error::Panicked(m)) if m == "3 SIMs"));
+        assert!(
+            without_panics(async { Ok(Action::await_change()) })
+                .await
+                .is_ok()
+        );
     }
 }
