@@ -328,7 +328,34 @@ impl Model {
             }
             maybe_returned.extend(gone.uncertain);
         }
+        // Rounds until nothing moves: a change by one group can bring another's below its guard
+        // (its remaining change is smaller), which then goes without approval.
+        let mut changed = 0;
+        loop {
+            self.hold_guarded();
+            let round = self.settle_round(&returns, &maybe_returned);
+            returns.clear();
+            maybe_returned.clear();
+            changed += round;
+            if round == 0 {
+                break;
+            }
+        }
+        // Held as the settled fleet says.
         self.hold_guarded();
+        for group in &mut self.groups {
+            group.fresh = false;
+        }
+        changed
+    }
+
+    /// One round of a settle: each SIM goes where its agreeing claimants not held want it, or
+    /// back where a deleted group's restore returns it. The number of SIMs changed.
+    fn settle_round(
+        &mut self,
+        returns: &BTreeMap<u64, State>,
+        maybe_returned: &BTreeSet<u64>,
+    ) -> usize {
         let mut changed = 0;
         for index in 0..self.sims.len() {
             let sim = self.sims[index].clone();
@@ -390,11 +417,6 @@ impl Model {
                 }
             }
             self.sims[index].state = target;
-        }
-        // Held as the settled fleet says: another group may have made the change meanwhile.
-        self.hold_guarded();
-        for group in &mut self.groups {
-            group.fresh = false;
         }
         changed
     }
