@@ -12,7 +12,7 @@ mod common;
 use std::time::Instant;
 
 use common::e2e::E2e;
-use common::fleet_model::model::{Event, Model, Selector, Sim, State, Want};
+use common::fleet_model::model::{Event, Model, QuotaTarget, Selector, Sim, State, Want};
 use common::fleet_model::{fleet_config, history, replay};
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -136,6 +136,7 @@ fn fleet() -> Vec<Sim> {
             iccid: format!("89{i}"),
             tags: vec![if i < 2 { "a".into() } else { "b".into() }],
             state: State::Live,
+            quota: None,
         })
         .collect()
 }
@@ -186,6 +187,79 @@ fn disagreeing_groups_leave_the_sim_and_both_count_it() {
     assert_eq!(model.sims[0].state, State::Live);
     assert_eq!(model.counts(model.group("tag").unwrap()), (2, 1));
     assert_eq!(model.counts(model.group("ids").unwrap()), (1, 1));
+}
+
+fn quota(name: &str, target: QuotaTarget, volume: u32, remove: bool) -> Event {
+    Event::CreateQuota {
+        namespace: "ns-a",
+        name: name.into(),
+        target,
+        volume,
+        remove,
+    }
+}
+
+#[test]
+fn disagreeing_data_quotas_leave_the_quota_and_both_count_it_until_one_goes() {
+    let mut model = Model::new(fleet());
+    model.apply(&quota("tag", QuotaTarget::Tag("a".into()), 10, true));
+    model.settle();
+    assert_eq!(model.sims[0].quota, Some(10));
+    model.apply(&quota(
+        "ids",
+        QuotaTarget::Devices(vec![1001, 1003]),
+        20,
+        false,
+    ));
+    model.settle();
+    assert_eq!(
+        model.sims.iter().map(|s| s.quota).collect::<Vec<_>>(),
+        [Some(10), Some(10), Some(20), None],
+        "1001 stays as it was"
+    );
+    assert_eq!(model.quota_counts(model.quota("tag").unwrap()), (2, 1));
+    assert_eq!(model.quota_counts(model.quota("ids").unwrap()), (2, 1));
+    model.apply(&Event::DeleteQuota { name: "tag".into() });
+    model.settle();
+    assert_eq!(
+        model.sims[0].quota,
+        Some(20),
+        "the conflict ended: ids sets it"
+    );
+    assert_eq!(model.sims[1].quota, None, "removed: tag set it alone");
+}
+
+#[test]
+fn a_removed_data_quota_leaves_what_an_agreeing_one_may_have_set() {
+    let mut model = Model::new(fleet());
+    model.apply(&quota(
+        "one",
+        QuotaTarget::Devices(vec![1001, 1002]),
+        10,
+        true,
+    ));
+    model.apply(&quota("two", QuotaTarget::Devices(vec![1002]), 10, false));
+    model.settle();
+    model.apply(&Event::DeleteQuota { name: "two".into() });
+    model.settle();
+    model.apply(&Event::DeleteQuota { name: "one".into() });
+    model.settle();
+    assert_eq!(model.sims[0].quota, None);
+    assert!(model.free_quotas.contains(&1002), "either may have set it");
+}
+
+#[test]
+fn a_data_quota_on_a_group_targets_its_selection_while_the_group_lives() {
+    let mut model = Model::new(fleet());
+    model.apply(&create("g", Want::Paused, Selector::Tag("b".into()), false));
+    model.apply(&quota("q", QuotaTarget::Group("g".into()), 10, false));
+    model.settle();
+    assert_eq!(model.quota_counts(model.quota("q").unwrap()), (2, 0));
+    assert_eq!(model.sims[2].quota, Some(10));
+    model.apply(&Event::Delete { name: "g".into() });
+    model.settle();
+    assert_eq!(model.quota_counts(model.quota("q").unwrap()), (0, 0));
+    assert_eq!(model.sims[2].quota, Some(10), "an Orphan quota stays");
 }
 
 /// The long run docs/architecture.md gives is this test with the variables it reads.

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
 use serde_json::{Value, json};
-use simfleet::api::SimGroup;
+use simfleet::api::{DataQuota, SimGroup};
 use simfleet::simulator::SimulatorConfig;
 
 use super::e2e::E2e;
 use super::operator::Operator;
 use super::together::apply_in;
-use model::{Event, Model, Selector, Sim, State, Want};
+use model::{Event, Model, QuotaTarget, Selector, Sim, State, Want};
 
 const NAMESPACES: [&str; 2] = ["ns-a", "ns-b"];
 const TAGS: [&str; 6] = simfleet::simulator::fleet::SEED_TAGS;
@@ -31,6 +31,9 @@ pub fn fleet_config() -> SimulatorConfig {
 /// seed replays the same events).
 fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event {
     let names: Vec<String> = model.groups.iter().map(|g| g.name.clone()).collect();
+    let quotas: Vec<String> = model.quotas.iter().map(|q| q.name.clone()).collect();
+    // Few volumes, so that DataQuotas on one device agree as often as they disagree.
+    let volume = |rng: &mut fastrand::Rng| [10, 20][rng.usize(0..2)];
     let pick_sims = |rng: &mut fastrand::Rng| -> Vec<&Sim> {
         let n = rng.usize(1..=3);
         let mut sims: Vec<&Sim> = (0..n)
@@ -46,7 +49,7 @@ fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event
         _ => Selector::Devices(pick_sims(rng).iter().map(|s| s.device).collect()),
     };
     loop {
-        let roll = rng.u8(0..100);
+        let roll = rng.u8(0..120);
         let event = match roll {
             0..30 if names.len() < 6 => {
                 *serial += 1;
@@ -94,6 +97,37 @@ fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event
                 namespace: NAMESPACES[rng.usize(0..2)],
             },
             97..100 => Event::Kill,
+            100..110 if quotas.len() < 4 => {
+                *serial += 1;
+                let namespace = NAMESPACES[rng.usize(0..2)];
+                let here: Vec<&String> = model
+                    .groups
+                    .iter()
+                    .filter(|g| g.namespace == namespace)
+                    .map(|g| &g.name)
+                    .collect();
+                let target = match rng.u8(0..3) {
+                    0 if !here.is_empty() => {
+                        QuotaTarget::Group(here[rng.usize(0..here.len())].clone())
+                    }
+                    1 => QuotaTarget::Tag(TAGS[rng.usize(0..TAGS.len())].to_owned()),
+                    _ => QuotaTarget::Devices(pick_sims(rng).iter().map(|s| s.device).collect()),
+                };
+                Event::CreateQuota {
+                    namespace,
+                    name: format!("q{serial}"),
+                    target,
+                    volume: volume(rng),
+                    remove: rng.bool(),
+                }
+            }
+            110..114 if !quotas.is_empty() => Event::EditQuota {
+                name: quotas[rng.usize(0..quotas.len())].clone(),
+                volume: [10, 20, 30][rng.usize(0..3)],
+            },
+            114..120 if !quotas.is_empty() => Event::DeleteQuota {
+                name: quotas[rng.usize(0..quotas.len())].clone(),
+            },
             _ => continue,
         };
         return event;
@@ -138,6 +172,7 @@ impl<'a> Harness<'a> {
                     .map(|t| t.as_str().unwrap().to_owned())
                     .collect(),
                 state: State::parse(s["state"].as_str().unwrap()),
+                quota: quota_volume(s),
             })
             .collect();
         let mut harness = Self {
@@ -267,6 +302,51 @@ impl<'a> Harness<'a> {
                 self.operator = None;
                 self.start_operator();
             }
+            Event::CreateQuota {
+                namespace,
+                name,
+                target,
+                volume,
+                remove,
+            } => {
+                let target = match target {
+                    QuotaTarget::Devices(devices) => json!({"deviceIds": devices}),
+                    QuotaTarget::Tag(tag) => json!({"tags": [tag]}),
+                    QuotaTarget::Group(group) => json!({"simGroupRef": {"name": group}}),
+                };
+                let yaml = json!({"apiVersion": "simfleet.io/v1alpha1", "kind": "DataQuota",
+                    "metadata": {"name": name},
+                    "spec": {"carrierRef": {"name": "simulator"}, "target": target,
+                        "volumeMB": volume, "expiry": {"after": "30d"},
+                        "onDelete": if *remove { "Remove" } else { "Orphan" }}});
+                apply_in(e2e, namespace, yaml.to_string()).await;
+            }
+            Event::EditQuota { name, volume } => {
+                let quota = model.quota(name).unwrap();
+                let patch = json!({"spec": {"volumeMB": volume}});
+                kubectl_ok(
+                    e2e,
+                    &[
+                        "patch",
+                        "dq",
+                        name,
+                        "-n",
+                        quota.namespace,
+                        "--type=merge",
+                        "-p",
+                        &patch.to_string(),
+                    ],
+                )
+                .await;
+            }
+            Event::DeleteQuota { name } => {
+                let quota = model.quota(name).unwrap();
+                kubectl_ok(
+                    e2e,
+                    &["delete", "dq", name, "-n", quota.namespace, "--wait=false"],
+                )
+                .await;
+            }
         }
     }
 
@@ -315,6 +395,16 @@ impl<'a> Harness<'a> {
             }
             model.adopt(device, state);
         }
+        let listed = super::admin_get(&self.e2e.simulator, "/sims?limit=1000").await;
+        for device in model.free_quotas.clone() {
+            let sim = listed["sims"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["deviceId"].as_u64() == Some(device))
+                .unwrap();
+            model.adopt_quota(device, quota_volume(sim));
+        }
         let stats = super::admin_get(&self.e2e.simulator, "/stats").await;
         let redundant = stats["changes"]["redundantSims"].as_u64().unwrap();
         if redundant != 0 {
@@ -335,7 +425,7 @@ impl<'a> Harness<'a> {
         let e2e = &self.e2e;
         let mut out = Vec::new();
         let listed = super::admin_get(&e2e.simulator, "/sims?limit=1000").await;
-        let observed: BTreeMap<u64, (String, bool)> = listed["sims"]
+        let observed: BTreeMap<u64, (String, bool, Option<u32>)> = listed["sims"]
             .as_array()
             .unwrap()
             .iter()
@@ -345,12 +435,24 @@ impl<'a> Harness<'a> {
                     (
                         s["state"].as_str().unwrap().to_owned(),
                         !s["pending"].is_null(),
+                        quota_volume(s),
                     ),
                 )
             })
             .collect();
         for sim in &model.sims {
-            let (state, pending) = &observed[&sim.device];
+            let (state, pending, quota) = &observed[&sim.device];
+            if !model.free_quotas.contains(&sim.device) && *quota != sim.quota {
+                let claimants: Vec<String> = model
+                    .quota_claimants(sim)
+                    .iter()
+                    .map(|q| format!("{}/{} {} MB", q.namespace, q.name, q.volume))
+                    .collect();
+                out.push(format!(
+                    "device {} has a quota of {quota:?} MB, the model says {:?} (targeted by {claimants:?})",
+                    sim.device, sim.quota
+                ));
+            }
             if *pending {
                 out.push(format!("SIM {} pending at the carrier", sim.device));
             } else if !model.free.contains(&sim.device) && state != sim.state.name() {
@@ -424,6 +526,58 @@ impl<'a> Harness<'a> {
                     out.push(format!("{namespace}/{} is missing", expected.name));
                 }
             }
+            out.extend(self.quota_differences(model, namespace).await);
+        }
+        out
+    }
+
+    /// Where the DataQuotas of `namespace` and the model disagree.
+    async fn quota_differences(&self, model: &Model, namespace: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let api = kube::Api::<DataQuota>::namespaced(self.e2e.client.clone(), namespace);
+        let live = api
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        for quota in &live {
+            let name = quota.metadata.name.clone().unwrap();
+            let Some(expected) = model.quota(&name).filter(|q| q.namespace == namespace) else {
+                out.push(format!("DataQuota {namespace}/{name} is still there"));
+                continue;
+            };
+            let Some(status) = &quota.status else {
+                out.push(format!("DataQuota {namespace}/{name} has no status"));
+                continue;
+            };
+            if status.observed_generation != quota.metadata.generation
+                || status.conditions.is_empty()
+            {
+                out.push(format!(
+                    "DataQuota {namespace}/{name} not settled: observed {:?} of {:?}",
+                    status.observed_generation, quota.metadata.generation
+                ));
+                continue;
+            }
+            let counts = status.counts.clone().unwrap_or_default();
+            let (targeted, conflicting) = model.quota_counts(expected);
+            if (counts.targeted, counts.conflicting) != (targeted, conflicting) {
+                out.push(format!(
+                    "DataQuota {namespace}/{name} counts targeted {} conflicting {}, the model says {targeted} and {conflicting}",
+                    counts.targeted, counts.conflicting
+                ));
+            }
+        }
+        for expected in model.quotas.iter().filter(|q| q.namespace == namespace) {
+            if !live
+                .iter()
+                .any(|q| q.metadata.name.as_deref() == Some(expected.name.as_str()))
+            {
+                out.push(format!(
+                    "DataQuota {namespace}/{} is missing",
+                    expected.name
+                ));
+            }
         }
         out
     }
@@ -435,6 +589,21 @@ fn selector_json(selector: &Selector) -> Value {
         Selector::Iccids(iccids) => json!({"iccids": iccids}),
         Selector::Devices(devices) => json!({"deviceIds": devices}),
     }
+}
+
+/// The volume (MB) of the quota in a SIM the simulator lists, if it has one.
+fn quota_volume(sim: &Value) -> Option<u32> {
+    sim["quota"]["volume"].as_f64().map(|mb| mb.round() as u32)
+}
+
+async fn kubectl_ok(e2e: &E2e<'_>, args: &[&str]) {
+    let out = e2e.kubectl_with(args, None).await;
+    assert!(
+        out.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 async fn annotate(e2e: &E2e<'_>, namespace: &str, name: &str, annotation: &str) {

@@ -6,7 +6,10 @@
 //! - a SIM claimed by groups that disagree is left as it was, and each of them counts it;
 //! - a SIM nobody claims is left as it was, except that a deleted `Restore` group returns the
 //!   SIMs it changed to their earlier state;
-//! - groups on accounts of one carrier organisation claim the same SIMs in any namespace.
+//! - groups on accounts of one carrier organisation claim the same SIMs in any namespace;
+//! - a device the live DataQuotas that target it agree on has their quota; one they disagree on
+//!   keeps the quota it had, and each of them counts it; a deleted `Remove` DataQuota takes
+//!   away the quotas it set (a deactivated SIM's device holds none).
 //!
 //! Where the operator may rightly do either of two things (which of two agreeing groups
 //! submitted a change, and so recorded it for a restore), the model says "either": those SIMs
@@ -74,6 +77,8 @@ pub struct Sim {
     pub iccid: String,
     pub tags: Vec<String>,
     pub state: State,
+    /// The volume (MB) of the device's data quota, if it has one.
+    pub quota: Option<u32>,
 }
 
 /// A group's selector: one kind each, so that every pair of kinds meets.
@@ -117,6 +122,30 @@ pub struct Group {
     recorded: BTreeMap<u64, State>,
     /// SIMs whose change the operator may or may not have recorded for this group.
     uncertain: BTreeSet<u64>,
+}
+
+/// What a DataQuota targets: one kind each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuotaTarget {
+    Devices(Vec<u64>),
+    Tag(String),
+    /// The SIMs of the SimGroup of that name in the DataQuota's namespace.
+    Group(String),
+}
+
+/// A live DataQuota (mode Set, expiry 30 days after the spec is first applied).
+#[derive(Clone, Debug)]
+pub struct Quota {
+    pub namespace: &'static str,
+    pub name: String,
+    pub target: QuotaTarget,
+    pub volume: u32,
+    /// `onDelete: Remove` (otherwise Orphan).
+    pub remove: bool,
+    /// Devices this DataQuota set, alone.
+    set: BTreeSet<u64>,
+    /// Devices it may have set, with another that agreed.
+    shared: BTreeSet<u64>,
 }
 
 /// A user, carrier or cluster event.
@@ -164,6 +193,21 @@ pub enum Event {
     },
     /// The operator is killed (SIGKILL) and started again.
     Kill,
+    CreateQuota {
+        namespace: &'static str,
+        name: String,
+        target: QuotaTarget,
+        volume: u32,
+        remove: bool,
+    },
+    /// A new volume: a new generation, set again.
+    EditQuota {
+        name: String,
+        volume: u32,
+    },
+    DeleteQuota {
+        name: String,
+    },
 }
 
 /// The fleet and the groups, as they must be.
@@ -175,6 +219,11 @@ pub struct Model {
     restoring: Vec<Group>,
     /// SIMs whose state the model cannot tell (see the module's note): taken as observed.
     pub free: BTreeSet<u64>,
+    pub quotas: Vec<Quota>,
+    /// Deleted `Remove` DataQuotas whose removal the next settle carries out.
+    removing: Vec<Quota>,
+    /// Devices whose quota the model cannot tell: taken as observed.
+    pub free_quotas: BTreeSet<u64>,
 }
 
 impl Model {
@@ -184,7 +233,14 @@ impl Model {
             groups: Vec::new(),
             restoring: Vec::new(),
             free: BTreeSet::new(),
+            quotas: Vec::new(),
+            removing: Vec::new(),
+            free_quotas: BTreeSet::new(),
         }
+    }
+
+    pub fn quota(&self, name: &str) -> Option<&Quota> {
+        self.quotas.iter().find(|q| q.name == name)
     }
 
     pub fn group(&self, name: &str) -> Option<&Group> {
@@ -249,6 +305,38 @@ impl Model {
                 self.groups = kept;
                 self.restoring
                     .extend(gone.into_iter().filter(|g| g.restore));
+                let (gone, kept): (Vec<Quota>, Vec<Quota>) = self
+                    .quotas
+                    .drain(..)
+                    .partition(|q| q.namespace == *namespace);
+                self.quotas = kept;
+                self.removing.extend(gone.into_iter().filter(|q| q.remove));
+            }
+            Event::CreateQuota {
+                namespace,
+                name,
+                target,
+                volume,
+                remove,
+            } => self.quotas.push(Quota {
+                namespace,
+                name: name.clone(),
+                target: target.clone(),
+                volume: *volume,
+                remove: *remove,
+                set: BTreeSet::new(),
+                shared: BTreeSet::new(),
+            }),
+            Event::EditQuota { name, volume } => {
+                let quota = self.quotas.iter_mut().find(|q| &q.name == name).unwrap();
+                quota.volume = *volume;
+            }
+            Event::DeleteQuota { name } => {
+                let at = self.quotas.iter().position(|q| &q.name == name).unwrap();
+                let quota = self.quotas.remove(at);
+                if quota.remove {
+                    self.removing.push(quota);
+                }
             }
             Event::SystemPause { device } => {
                 let sim = self.sim_mut(*device);
@@ -346,7 +434,91 @@ impl Model {
         for group in &mut self.groups {
             group.fresh = false;
         }
+        self.settle_quotas();
         changed
+    }
+
+    /// Whether `quota` targets `sim`'s device (the SIMs of a SimGroup: of the live one of that
+    /// name in its namespace).
+    fn targets(&self, quota: &Quota, sim: &Sim) -> bool {
+        match &quota.target {
+            QuotaTarget::Devices(devices) => devices.contains(&sim.device),
+            QuotaTarget::Tag(tag) => sim.tags.contains(tag),
+            QuotaTarget::Group(name) => self.groups.iter().any(|g| {
+                &g.name == name && g.namespace == quota.namespace && g.selector.selects(sim)
+            }),
+        }
+    }
+
+    /// The live DataQuotas that target `sim`'s device.
+    pub fn quota_claimants(&self, sim: &Sim) -> Vec<&Quota> {
+        self.quotas
+            .iter()
+            .filter(|q| self.targets(q, sim))
+            .collect()
+    }
+
+    /// The quotas once the DataQuotas settled: a device the live DataQuotas that target it agree
+    /// on has their volume; one they disagree on keeps its quota; one no live DataQuota targets
+    /// loses the quota a deleted `Remove` DataQuota set there alone.
+    fn settle_quotas(&mut self) {
+        let mut removed: BTreeSet<u64> = BTreeSet::new();
+        let mut maybe_removed: BTreeSet<u64> = BTreeSet::new();
+        for gone in self.removing.drain(..) {
+            removed.extend(gone.set);
+            maybe_removed.extend(gone.shared);
+        }
+        for index in 0..self.sims.len() {
+            let sim = self.sims[index].clone();
+            // A deactivated SIM's device cannot be given a quota.
+            if sim.state == State::Dead {
+                continue;
+            }
+            let claimants: Vec<usize> = (0..self.quotas.len())
+                .filter(|&q| self.targets(&self.quotas[q], &sim))
+                .collect();
+            let volumes: BTreeSet<u32> = claimants.iter().map(|&q| self.quotas[q].volume).collect();
+            match volumes.len() {
+                0 if maybe_removed.contains(&sim.device) => {
+                    self.free_quotas.insert(sim.device);
+                }
+                0 if removed.contains(&sim.device) => self.sims[index].quota = None,
+                1 => {
+                    self.sims[index].quota = volumes.first().copied();
+                    let alone = claimants.len() == 1;
+                    for &q in &claimants {
+                        let quota = &mut self.quotas[q];
+                        if alone && !quota.shared.contains(&sim.device) {
+                            quota.set.insert(sim.device);
+                        } else {
+                            // Which of agreeing DataQuotas set it (so whose removal takes it)
+                            // is the operator's choice.
+                            quota.set.remove(&sim.device);
+                            quota.shared.insert(sim.device);
+                        }
+                    }
+                }
+                // No live claimant and nothing removed, or a conflict: it stays.
+                _ => {}
+            }
+        }
+    }
+
+    /// A DataQuota's counts as status must show them: (targeted, conflicting).
+    pub fn quota_counts(&self, quota: &Quota) -> (u64, u64) {
+        let mut targeted = 0;
+        let mut conflicting = 0;
+        for sim in self.sims.iter().filter(|s| self.targets(quota, s)) {
+            targeted += 1;
+            let opposed = self
+                .quota_claimants(sim)
+                .iter()
+                .any(|q| q.name != quota.name && q.volume != quota.volume);
+            if opposed && sim.state != State::Dead {
+                conflicting += 1;
+            }
+        }
+        (targeted, conflicting)
     }
 
     /// One round of a settle: each SIM goes where its agreeing claimants not held want it, or
@@ -442,6 +614,12 @@ impl Model {
     pub fn adopt(&mut self, device: u64, state: State) {
         self.sim_mut(device).state = state;
         self.free.remove(&device);
+    }
+
+    /// Takes an observed quota for a device the model cannot tell.
+    pub fn adopt_quota(&mut self, device: u64, quota: Option<u32>) {
+        self.sim_mut(device).quota = quota;
+        self.free_quotas.remove(&device);
     }
 
     fn group_mut(&mut self, name: &str) -> &mut Group {
