@@ -334,3 +334,69 @@ async fn between_resyncs_only_the_devices_named_by_quota_events_are_read_again()
         "no per-device event scan"
     );
 }
+
+/// A DataQuota on a SimGroup follows the group: an edit of its selector gives the new SIMs'
+/// devices the quota at once (not at the next resync), and once the group is deleted the
+/// DataQuota targets nothing, so that another DataQuota that conflicted with it sets the
+/// devices. (Found by the fleet model: the deleted group's DataQuota kept its claim, and the
+/// other DataQuota's device kept a quota neither declared.)
+#[tokio::test]
+async fn a_quota_on_a_group_follows_its_selector_and_lets_go_when_the_group_is_deleted() {
+    let world = world("quota-group", 20).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let groups = create_group(&world, "g", json!({"carrierRef": {"name": "simulator"}, "state": "Active", "selector": {"deviceIds": [1001, 1002]}})).await;
+    let api = create_quota(&world, "by-group", json!({"carrierRef": {"name": "simulator"}, "target": {"simGroupRef": {"name": "g"}}, "volumeMB": 10, "expiry": {"after": "30d"}})).await;
+    until(&api, "by-group", "Ready", quota_ready).await;
+    assert_eq!(quota_of(&world, 1002).await["volume"], 10.0);
+    groups
+        .patch(
+            "g",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"selector": {"deviceIds": [1001, 1003]}}})),
+        )
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while quota_of(&world, 1003).await["volume"] != 10.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the group's new SIM 1003 has no quota 30 s after the edit: {}",
+            quota_of(&world, 1003).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    create_quota(&world, "by-id", json!({"carrierRef": {"name": "simulator"}, "target": {"deviceIds": [1001]}, "volumeMB": 20, "expiry": {"after": "30d"}})).await;
+    for name in ["by-group", "by-id"] {
+        until(&api, name, "the conflict on 1001", |q| {
+            q.status
+                .as_ref()
+                .and_then(|s| s.counts.as_ref())
+                .is_some_and(|c| c.conflicting == 1)
+        })
+        .await;
+    }
+    assert_eq!(quota_of(&world, 1001).await["volume"], 10.0);
+    groups.delete("g", &Default::default()).await.unwrap();
+    let left = until(&api, "by-group", "targets nothing", |q| {
+        q.status.as_ref().is_some_and(|s| {
+            s.counts.as_ref().is_some_and(|c| c.targeted == 0)
+                && s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Stalled" && c.status == "True")
+        })
+    })
+    .await;
+    let stalled = left.status.unwrap().conditions;
+    let stalled = stalled.iter().find(|c| c.type_ == "Stalled").unwrap();
+    assert!(
+        stalled.message.contains("target.simGroupRef: SimGroup g"),
+        "{stalled:?}"
+    );
+    until(&api, "by-id", "Ready", quota_ready).await;
+    assert_eq!(quota_of(&world, 1001).await["volume"], 20.0);
+    assert_eq!(
+        quota_of(&world, 1003).await["volume"],
+        10.0,
+        "an Orphan DataQuota's quotas stay"
+    );
+}

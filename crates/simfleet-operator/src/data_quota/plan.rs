@@ -594,6 +594,21 @@ pub fn stalled_status(
     status
 }
 
+/// The status of a DataQuota whose target cannot be resolved (its SimGroup is gone or on
+/// another account): Stalled, and it targets no device, so it counts none.
+pub fn untargeted_status(
+    previous: &DataQuotaStatus,
+    generation: i64,
+    problem: &SpecProblem,
+    now: Timestamp,
+) -> DataQuotaStatus {
+    let mut status = stalled_status(previous, generation, problem, now);
+    status.counts = Some(QuotaCounts::default());
+    status.problem_devices.clear();
+    status.earliest_expiry = None;
+    status
+}
+
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;

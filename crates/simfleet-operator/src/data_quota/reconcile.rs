@@ -13,7 +13,8 @@ use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::utils::{PredicateConfig, predicates};
+use kube::runtime::{WatchStreamExt, watcher};
 
 use super::event_reports::{EventSource, absorb_own_assignments, report_events};
 use super::record_store;
@@ -96,6 +97,35 @@ pub async fn run(
                 .collect::<Vec<_>>()
         },
     );
+    // A SimGroup created, edited or being deleted: the DataQuotas that target it resolve their
+    // devices again (their view of the targets is dropped).
+    let groups: Api<simfleet_api::SimGroup> = api_for(&context.client, namespace.as_deref());
+    let group_specs = watcher(groups, watcher::Config::default())
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(predicates::generation, PredicateConfig::default());
+    let targeting = controller.store();
+    let woken = context.clone();
+    let controller =
+        controller.watches_stream(group_specs, move |group: simfleet_api::SimGroup| {
+            let quotas: Vec<_> = targeting
+                .state()
+                .into_iter()
+                .filter(|q| {
+                    q.namespace() == group.namespace()
+                        && q.spec
+                            .target
+                            .sim_group_ref
+                            .as_ref()
+                            .is_some_and(|r| r.name == group.name_any())
+                })
+                .map(|q| kube::runtime::reflector::ObjectRef::from_obj(&*q))
+                .collect();
+            for quota in &quotas {
+                forget_view(&woken, quota);
+            }
+            quotas
+        });
     crate::controller::drive(controller, reconcile, context, stop).await;
 }
 
@@ -228,7 +258,14 @@ async fn apply_at(
         ineligible,
     } = match targets(context, &quota, carrier.as_ref()).await? {
         Ok(targets) => targets,
-        Err(problem) => return stall(context, api, &quota, problem).await,
+        Err(problem) => {
+            // It targets nothing now: its claim on the devices it targeted ends (another
+            // DataQuota may set them), and its counts say so.
+            claim_devices(context, &quota, &[]);
+            let status = plan::untargeted_status(&previous, generation, &problem, now);
+            write_status(context, api, &quota, quota.status.as_ref(), &status).await?;
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
     };
     // Devices another DataQuota declares another quota for are left as they are, on both sides.
     let conflicting = claim_devices(context, &quota, &devices);
@@ -576,14 +613,19 @@ fn claim_devices(
 /// the resync).
 fn wake(context: &Context, quotas: Vec<kube::runtime::reflector::ObjectRef<DataQuota>>) {
     for quota in quotas {
-        let key = format!(
-            "{}/{}",
-            quota.namespace.clone().unwrap_or_default(),
-            quota.name
-        );
-        context.quota_views.lock().expect("views lock").remove(&key);
+        forget_view(context, &quota);
         context.quota_wakeups.wake(quota);
     }
+}
+
+/// Drops a DataQuota's view, so that its next reconcile reads its targets again.
+fn forget_view(context: &Context, quota: &kube::runtime::reflector::ObjectRef<DataQuota>) {
+    let key = format!(
+        "{}/{}",
+        quota.namespace.clone().unwrap_or_default(),
+        quota.name
+    );
+    context.quota_views.lock().expect("views lock").remove(&key);
 }
 
 async fn remove_quotas(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {

@@ -113,7 +113,21 @@ pub(crate) async fn targets(
     let group = match &quota.spec.target.sim_group_ref {
         Some(group_ref) => {
             let groups: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
-            groups.get_opt(&group_ref.name).await?
+            let group = groups.get_opt(&group_ref.name).await?;
+            // A group being deleted selects nothing (it claims no SIM either).
+            if group
+                .as_ref()
+                .is_some_and(|g| g.metadata.deletion_timestamp.is_some())
+            {
+                return Ok(Err(SpecProblem {
+                    reason: "SimGroupDeleting",
+                    message: format!(
+                        "target.simGroupRef: SimGroup {} is being deleted; this DataQuota targets no device until a SimGroup of that name exists again (the devices keep their quotas)",
+                        group_ref.name
+                    ),
+                }));
+            }
+            group
         }
         None => None,
     };
