@@ -262,6 +262,48 @@ fn a_data_quota_on_a_group_targets_its_selection_while_the_group_lives() {
     assert_eq!(model.sims[2].quota, Some(10), "an Orphan quota stays");
 }
 
+#[test]
+fn a_group_whose_secret_is_broken_changes_nothing_and_its_claim_still_stands() {
+    let mut model = Model::new(fleet());
+    model.apply(&Event::BreakSecret { namespace: "ns-a" });
+    model.apply(&create(
+        "broken",
+        Want::Paused,
+        Selector::Tag("a".into()),
+        true,
+    ));
+    assert_eq!(model.settle(), 0);
+    model.apply(&Event::Create {
+        namespace: "ns-b",
+        name: "other".into(),
+        want: Want::Active,
+        selector: Selector::Devices(vec![1001]),
+        restore: false,
+        guard: None,
+    });
+    model.settle();
+    assert_eq!(model.counts(model.group("other").unwrap()), (1, 1));
+    model.apply(&Event::RepairSecret { namespace: "ns-a" });
+    assert_eq!(model.settle(), 1, "1002 only: 1001 is in conflict");
+    model.apply(&Event::Delete {
+        name: "other".into(),
+    });
+    model.settle();
+    model.apply(&Event::Delete {
+        name: "broken".into(),
+    });
+    model.settle();
+    assert_eq!(
+        model.sims[1].state,
+        State::Live,
+        "its first claim was recorded when it could send it"
+    );
+    assert!(
+        model.free.contains(&1001),
+        "changed after a conflict ended: recorded or not, as the operator decides"
+    );
+}
+
 /// The long run docs/architecture.md gives is this test with the variables it reads.
 #[test]
 fn the_documented_long_run_names_this_test_and_its_variables() {

@@ -69,6 +69,35 @@ impl Operator {
 }
 
 impl Operator {
+    /// With extra `run` flags, its log (info, the operator's debug lines) appended to `log`, for
+    /// a test that shows the log's end when it fails.
+    pub fn start_logging_to(
+        kubeconfig: &std::path::Path,
+        flags: &[&str],
+        log: &std::path::Path,
+    ) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_simfleet"))
+            .arg("run")
+            .args(flags)
+            .env("KUBECONFIG", kubeconfig)
+            .env("POD_NAME", "operator")
+            .env(
+                "RUST_LOG",
+                std::env::var("SIMFLEET_OPERATOR_LOG")
+                    .unwrap_or_else(|_| "info,simfleet_operator=debug".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Self(child)
+    }
+
     /// Sends SIGTERM and waits for the process to end. The wait runs off this thread: the
     /// operator talks to the test's in-process sandbox while it stops.
     pub async fn terminate(mut self) -> std::process::ExitStatus {

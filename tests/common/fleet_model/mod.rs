@@ -32,6 +32,22 @@ pub fn fleet_config() -> SimulatorConfig {
 fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event {
     let names: Vec<String> = model.groups.iter().map(|g| g.name.clone()).collect();
     let quotas: Vec<String> = model.quotas.iter().map(|q| q.name.clone()).collect();
+    // While a namespace's credentials are broken, nothing there is deleted or approved (a
+    // deletion waits for the account, as it should; the model does not follow it there).
+    let working = |namespace: &str| !model.broken.contains(namespace);
+    let deletable: Vec<String> = model
+        .groups
+        .iter()
+        .filter(|g| working(g.namespace))
+        .map(|g| g.name.clone())
+        .collect();
+    let deletable_quotas: Vec<String> = model
+        .quotas
+        .iter()
+        .filter(|q| working(q.namespace))
+        .map(|q| q.name.clone())
+        .collect();
+    let namespace = |rng: &mut fastrand::Rng| NAMESPACES[rng.usize(0..2)];
     // Few volumes, so that DataQuotas on one device agree as often as they disagree.
     let volume = |rng: &mut fastrand::Rng| [10, 20][rng.usize(0..2)];
     let pick_sims = |rng: &mut fastrand::Rng| -> Vec<&Sim> {
@@ -49,7 +65,7 @@ fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event
         _ => Selector::Devices(pick_sims(rng).iter().map(|s| s.device).collect()),
     };
     loop {
-        let roll = rng.u8(0..120);
+        let roll = rng.u8(0..125);
         let event = match roll {
             0..30 if names.len() < 6 => {
                 *serial += 1;
@@ -73,8 +89,8 @@ fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event
                 name: names[rng.usize(0..names.len())].clone(),
                 selector: selector(rng),
             },
-            62..76 if !names.is_empty() => Event::Delete {
-                name: names[rng.usize(0..names.len())].clone(),
+            62..76 if !deletable.is_empty() => Event::Delete {
+                name: deletable[rng.usize(0..deletable.len())].clone(),
             },
             76..86 => Event::Drift {
                 device: model.sims[rng.usize(0..model.sims.len())].device,
@@ -87,15 +103,19 @@ fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event
             86..89 => Event::SystemPause {
                 device: model.sims[rng.usize(0..model.sims.len())].device,
             },
-            89..93 if !names.is_empty() => Event::Approve {
-                name: names[rng.usize(0..names.len())].clone(),
+            89..93 if !deletable.is_empty() => Event::Approve {
+                name: deletable[rng.usize(0..deletable.len())].clone(),
             },
-            93..95 if !names.is_empty() => Event::ApproveAhead {
-                name: names[rng.usize(0..names.len())].clone(),
+            93..95 if !deletable.is_empty() => Event::ApproveAhead {
+                name: deletable[rng.usize(0..deletable.len())].clone(),
             },
-            95..97 if !names.is_empty() => Event::DeleteNamespace {
-                namespace: NAMESPACES[rng.usize(0..2)],
-            },
+            95..97 if !names.is_empty() => {
+                let namespace = namespace(rng);
+                if !working(namespace) {
+                    continue;
+                }
+                Event::DeleteNamespace { namespace }
+            }
             97..100 => Event::Kill,
             100..110 if quotas.len() < 4 => {
                 *serial += 1;
@@ -125,9 +145,17 @@ fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event
                 name: quotas[rng.usize(0..quotas.len())].clone(),
                 volume: [10, 20, 30][rng.usize(0..3)],
             },
-            114..120 if !quotas.is_empty() => Event::DeleteQuota {
-                name: quotas[rng.usize(0..quotas.len())].clone(),
+            114..120 if !deletable_quotas.is_empty() => Event::DeleteQuota {
+                name: deletable_quotas[rng.usize(0..deletable_quotas.len())].clone(),
             },
+            120..125 => {
+                let namespace = namespace(rng);
+                if working(namespace) {
+                    Event::BreakSecret { namespace }
+                } else {
+                    Event::RepairSecret { namespace }
+                }
+            }
             _ => continue,
         };
         return event;
@@ -139,6 +167,8 @@ fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event
 struct Harness<'a> {
     e2e: E2e<'a>,
     operator: Option<Operator>,
+    /// The operator's log (every start appends), whose end a failure shows.
+    log: std::path::PathBuf,
 }
 
 impl<'a> Harness<'a> {
@@ -175,9 +205,18 @@ impl<'a> Harness<'a> {
                 quota: quota_volume(s),
             })
             .collect();
+        static HISTORIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let log = std::env::temp_dir().join(format!(
+            "simfleet-model-{}-{}-{}.log",
+            e2e.server_name(),
+            std::process::id(),
+            HISTORIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&log);
         let mut harness = Self {
             e2e,
             operator: None,
+            log,
         };
         harness.start_operator();
         (harness, Model::new(sims))
@@ -185,8 +224,11 @@ impl<'a> Harness<'a> {
 
     fn start_operator(&mut self) {
         let allowed = format!("--allowed-carrier-url={}", self.e2e.simulator.base_url());
-        self.operator =
-            Some(Operator::start_with(&self.e2e.kubeconfig, &[allowed.as_str()], "operator").0);
+        self.operator = Some(Operator::start_logging_to(
+            &self.e2e.kubeconfig,
+            &[allowed.as_str()],
+            &self.log,
+        ));
     }
 
     /// Applies an event to the world.
@@ -347,6 +389,12 @@ impl<'a> Harness<'a> {
                 )
                 .await;
             }
+            Event::BreakSecret { namespace } => {
+                set_simulator_key(e2e, namespace, "refused-by-the-carrier").await;
+            }
+            Event::RepairSecret { namespace } => {
+                set_simulator_key(e2e, namespace, super::API_KEY).await;
+            }
         }
     }
 
@@ -358,7 +406,10 @@ impl<'a> Harness<'a> {
         submitted_before: u64,
         changed: usize,
     ) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(90);
+        // Long enough for an account to read its repaired Secret again (at least once a
+        // minute) and for a group held after a restart by a peer that cannot read (at most
+        // two minutes).
+        let deadline = Instant::now() + Duration::from_secs(150);
         loop {
             // An operator that exited (a panic, a crash) settles nothing: said at once.
             if let Some(exited) = self
@@ -486,6 +537,13 @@ impl<'a> Harness<'a> {
                     out.push(format!("{namespace}/{name} has no status"));
                     continue;
                 };
+                if model.broken.contains(namespace) {
+                    out.extend(not_ready(
+                        &format!("{namespace}/{name}"),
+                        &status.conditions,
+                    ));
+                    continue;
+                }
                 if status.observed_generation != group.metadata.generation
                     || status.conditions.is_empty()
                     || !status.pending_actions.is_empty()
@@ -550,6 +608,13 @@ impl<'a> Harness<'a> {
                 out.push(format!("DataQuota {namespace}/{name} has no status"));
                 continue;
             };
+            if model.broken.contains(namespace) {
+                out.extend(not_ready(
+                    &format!("DataQuota {namespace}/{name}"),
+                    &status.conditions,
+                ));
+                continue;
+            }
             if status.observed_generation != quota.metadata.generation
                 || status.conditions.is_empty()
             {
@@ -594,6 +659,41 @@ fn selector_json(selector: &Selector) -> Value {
 /// The volume (MB) of the quota in a SIM the simulator lists, if it has one.
 fn quota_volume(sim: &Value) -> Option<u32> {
     sim["quota"]["volume"].as_f64().map(|mb| mb.round() as u32)
+}
+
+/// Unless the conditions say the resource is not Ready (its account's credentials are
+/// refused), what they say instead.
+fn not_ready(
+    what: &str,
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<String> {
+    let ready = conditions.iter().find(|c| c.type_ == "Ready");
+    match ready {
+        Some(c) if c.status == "False" => None,
+        other => Some(format!(
+            "{what}: its account's Secret is broken, but Ready is {:?}",
+            other.map(|c| (&c.status, &c.reason, &c.message))
+        )),
+    }
+}
+
+/// Sets the key in the Secret of a namespace's `simulator` account.
+async fn set_simulator_key(e2e: &E2e<'_>, namespace: &str, key: &str) {
+    let patch = json!({"stringData": {"apiKey": key}});
+    kubectl_ok(
+        e2e,
+        &[
+            "patch",
+            "secret",
+            "simulator-key",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            &patch.to_string(),
+        ],
+    )
+    .await;
 }
 
 async fn kubectl_ok(e2e: &E2e<'_>, args: &[&str]) {
@@ -702,12 +802,18 @@ async fn run(
                 .enumerate()
                 .map(|(i, e)| format!("  {i}: {e:?}"))
                 .collect();
+            let log = std::fs::read_to_string(&harness.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(120)..].join("\n");
             return Err(format!(
-                "{label} failed after step {step} ({}):\n{problem}\nevents:\n{}\n{replay}",
+                "{label} failed after step {step} ({}):\n{problem}\nevents:\n{}\n{replay}\nthe operator's last log lines ({}):\n{tail}",
                 harness.e2e.server_name(),
-                listed.join("\n")
+                listed.join("\n"),
+                harness.log.display()
             ));
         }
     }
+    // Kept only for a failure.
+    let _ = std::fs::remove_file(&harness.log);
     Ok(())
 }

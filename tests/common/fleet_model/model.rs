@@ -9,7 +9,9 @@
 //! - groups on accounts of one carrier organisation claim the same SIMs in any namespace;
 //! - a device the live DataQuotas that target it agree on has their quota; one they disagree on
 //!   keeps the quota it had, and each of them counts it; a deleted `Remove` DataQuota takes
-//!   away the quotas it set (a deactivated SIM's device holds none).
+//!   away the quotas it set (a deactivated SIM's device holds none);
+//! - while a namespace's credentials are broken, its groups and DataQuotas change nothing, and
+//!   their claims still stand.
 //!
 //! Where the operator may rightly do either of two things (which of two agreeing groups
 //! submitted a change, and so recorded it for a restore), the model says "either": those SIMs
@@ -208,6 +210,14 @@ pub enum Event {
     DeleteQuota {
         name: String,
     },
+    /// The Secret of a namespace's account gets a key the carrier refuses.
+    BreakSecret {
+        namespace: &'static str,
+    },
+    /// The Secret gets the right key again.
+    RepairSecret {
+        namespace: &'static str,
+    },
 }
 
 /// The fleet and the groups, as they must be.
@@ -224,6 +234,8 @@ pub struct Model {
     removing: Vec<Quota>,
     /// Devices whose quota the model cannot tell: taken as observed.
     pub free_quotas: BTreeSet<u64>,
+    /// Namespaces whose account's Secret is broken.
+    pub broken: BTreeSet<&'static str>,
 }
 
 impl Model {
@@ -236,7 +248,13 @@ impl Model {
             quotas: Vec::new(),
             removing: Vec::new(),
             free_quotas: BTreeSet::new(),
+            broken: BTreeSet::new(),
         }
+    }
+
+    /// Whether a group sends its changes: not held for approval, and its account works.
+    fn acts(&self, group: &Group) -> bool {
+        !group.held && !self.broken.contains(group.namespace)
     }
 
     pub fn quota(&self, name: &str) -> Option<&Quota> {
@@ -350,6 +368,12 @@ impl Model {
                     group.approved = Some(group.generation);
                 }
             }
+            Event::BreakSecret { namespace } => {
+                self.broken.insert(namespace);
+            }
+            Event::RepairSecret { namespace } => {
+                self.broken.remove(namespace);
+            }
             // An approval given ahead approves nothing.
             Event::ApproveAhead { .. } | Event::Kill => {}
         }
@@ -431,8 +455,9 @@ impl Model {
         }
         // Held as the settled fleet says.
         self.hold_guarded();
+        // A group whose account is broken has sent nothing of this generation yet.
         for group in &mut self.groups {
-            group.fresh = false;
+            group.fresh &= self.broken.contains(group.namespace);
         }
         self.settle_quotas();
         changed
@@ -483,7 +508,11 @@ impl Model {
                     self.free_quotas.insert(sim.device);
                 }
                 0 if removed.contains(&sim.device) => self.sims[index].quota = None,
-                1 => {
+                // Set only by a DataQuota whose account works.
+                1 if claimants
+                    .iter()
+                    .any(|&q| !self.broken.contains(self.quotas[q].namespace)) =>
+                {
                     self.sims[index].quota = volumes.first().copied();
                     let alone = claimants.len() == 1;
                     for &q in &claimants {
@@ -555,8 +584,8 @@ impl Model {
                     }
                 }
                 1 => {
-                    // Sent only by a claimant not held for approval.
-                    if claimants.iter().all(|(i, _)| self.groups[*i].held) {
+                    // Sent only by a claimant not held for approval, whose account works.
+                    if !claimants.iter().any(|(i, _)| self.acts(&self.groups[*i])) {
                         continue;
                     }
                     match Self::target(wants.into_iter().next().unwrap(), sim.state) {
@@ -573,12 +602,13 @@ impl Model {
             changed += 1;
             let alone = claimants
                 .iter()
-                .filter(|(i, _)| !self.groups[*i].held)
+                .filter(|(i, _)| self.acts(&self.groups[*i]))
                 .count()
                 == 1;
             for (i, _) in &claimants {
+                let acts = self.acts(&self.groups[*i]);
                 let group = &mut self.groups[*i];
-                if group.held || !group.restore || group.recorded.contains_key(&sim.device) {
+                if !acts || !group.restore || group.recorded.contains_key(&sim.device) {
                     continue;
                 }
                 if group.fresh && alone {
