@@ -400,3 +400,27 @@ async fn a_quota_on_a_group_follows_its_selector_and_lets_go_when_the_group_is_d
         "an Orphan DataQuota's quotas stay"
     );
 }
+
+/// Two DataQuotas that disagree, both there when the operator starts, reconcile at the same
+/// time: the one that claimed its devices first is woken while its pass runs, and must still
+/// look again (a wake used to be lost then: it said Ready, with no conflict, until the resync).
+/// Found by the fleet model, after an operator restart.
+#[tokio::test]
+async fn data_quotas_that_disagree_when_the_operator_starts_both_report_the_conflict() {
+    let world = world("quota-start-conflict", 400).await;
+    let spec = |volume: u32| json!({"carrierRef": {"name": "simulator"}, "target": {"tags": ["pos-terminal"]}, "volumeMB": volume, "expiry": {"after": "30d"}});
+    let api = create_quota(&world, "ten", spec(10)).await;
+    create_quota(&world, "twenty", spec(20)).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    for name in ["ten", "twenty"] {
+        let quota = until(&api, name, "the conflict", |q| {
+            q.status
+                .as_ref()
+                .and_then(|s| s.counts.as_ref())
+                .is_some_and(|c| c.conflicting > 0)
+        })
+        .await;
+        let counts = counts(&quota);
+        assert_eq!(counts.conflicting, counts.targeted - counts.ineligible);
+    }
+}

@@ -57,6 +57,9 @@ pub struct Context {
     pub clock: simfleet_core::clock::Clock,
     /// What each DataQuota (`namespace/name`) last saw of its devices, in this process.
     pub quota_views: Mutex<HashMap<String, crate::data_quota::watch::QuotaView>>,
+    /// How often each DataQuota was woken (its view dropped) in this process: a pass woken
+    /// while it ran keeps no view, so that the reconcile that follows looks again in full.
+    pub quota_wakes: Mutex<HashMap<String, u64>>,
     /// How long the audit of a DataQuota's devices takes to read each once.
     pub quota_audit_period: jiff::SignedDuration,
     /// What each DataQuota's last reconcile that reached the carrier cost in requests.
@@ -315,6 +318,7 @@ impl Context {
             carrier_urls,
             clock,
             quota_views: Mutex::new(HashMap::new()),
+            quota_wakes: Mutex::new(HashMap::new()),
             quota_audit_period: crate::data_quota::watch::AUDIT_PERIOD,
             quota_requests: Mutex::new(HashMap::new()),
             group_stores: std::sync::OnceLock::new(),

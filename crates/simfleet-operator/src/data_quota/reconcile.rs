@@ -248,6 +248,7 @@ async fn apply_at(
 ) -> Result<Action, Error> {
     let generation = quota.metadata.generation.unwrap_or(0);
     let previous = quota.status.clone().unwrap_or_default();
+    let wakes = wakes_of(context, &crate::controller::memory_key(&*quota));
     let mut progress = match progress_for(&quota.spec, generation, previous.progress.as_ref(), now)
     {
         Ok(progress) => progress,
@@ -292,6 +293,7 @@ async fn apply_at(
         // Observe-only: read and plan, never set; the progress record is neither sent nor moved.
         observe: quota.spec.management == Management::Observe,
         conflicting,
+        wakes,
         now,
     };
     let mut written = previous.clone();
@@ -361,6 +363,8 @@ struct QuotaPass<'a> {
     observe: bool,
     /// Devices left to a conflict with another DataQuota, and how to name it.
     conflicting: std::collections::BTreeMap<u64, String>,
+    /// [`wakes_of`] this DataQuota when the pass began.
+    wakes: u64,
     now: jiff::Timestamp,
 }
 
@@ -530,11 +534,13 @@ impl QuotaPass<'_> {
         view.due_at = ended
             .checked_add(SignedDuration::try_from(requeue).unwrap_or(SignedDuration::ZERO))
             .unwrap_or(ended);
-        context
-            .quota_views
-            .lock()
-            .expect("views lock")
-            .insert(self.key(), view);
+        if wakes_of(context, &self.key()) == self.wakes {
+            context
+                .quota_views
+                .lock()
+                .expect("views lock")
+                .insert(self.key(), view);
+        }
         if converged {
             publish(
                 context,
@@ -618,7 +624,8 @@ fn wake(context: &Context, quotas: Vec<kube::runtime::reflector::ObjectRef<DataQ
     }
 }
 
-/// Drops a DataQuota's view, so that its next reconcile reads its targets again.
+/// Drops a DataQuota's view, so that its next reconcile reads its targets again (a pass that
+/// is running keeps none: see [`wakes_of`]).
 fn forget_view(context: &Context, quota: &kube::runtime::reflector::ObjectRef<DataQuota>) {
     let key = format!(
         "{}/{}",
@@ -626,6 +633,25 @@ fn forget_view(context: &Context, quota: &kube::runtime::reflector::ObjectRef<Da
         quota.name
     );
     context.quota_views.lock().expect("views lock").remove(&key);
+    *context
+        .quota_wakes
+        .lock()
+        .expect("wakes lock")
+        .entry(key)
+        .or_default() += 1;
+}
+
+/// How often a DataQuota was woken so far: a pass notes it before it claims its devices, and
+/// keeps its view at the end only if it was not woken meanwhile (a claim or a SimGroup changed
+/// while it ran, which it may not have seen).
+fn wakes_of(context: &Context, key: &str) -> u64 {
+    context
+        .quota_wakes
+        .lock()
+        .expect("wakes lock")
+        .get(key)
+        .copied()
+        .unwrap_or(0)
 }
 
 async fn remove_quotas(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
