@@ -110,7 +110,16 @@ fn watch_namespace_mode_grants_a_role_there_and_the_service_monitor_is_optional(
         Some("simfleet-system"),
     );
     let kinds = kinds(&documents);
-    assert!(!kinds.contains(&"ClusterRole".to_owned()), "{kinds:?}");
+    // The one ClusterRole reads the watched namespace's own object, nothing else.
+    let cluster_roles: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole")
+        .collect();
+    assert_eq!(cluster_roles.len(), 1, "{kinds:?}");
+    assert_eq!(
+        cluster_roles[0]["rules"],
+        json!([{"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["fleet"], "verbs": ["get"]}])
+    );
     assert!(kinds.contains(&"ServiceMonitor".to_owned()), "{kinds:?}");
     let roles: Vec<&Value> = documents.iter().filter(|d| d["kind"] == "Role").collect();
     assert!(roles.iter().any(|r| r["metadata"]["namespace"] == "fleet"));

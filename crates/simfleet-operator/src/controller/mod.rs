@@ -11,6 +11,7 @@ pub(crate) mod events;
 pub(crate) mod fake_carrier;
 pub(crate) mod health;
 pub(crate) mod metrics;
+pub(crate) mod namespaces;
 pub(crate) mod pause;
 pub(crate) mod readiness;
 pub(crate) mod records;

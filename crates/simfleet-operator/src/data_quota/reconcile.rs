@@ -320,9 +320,18 @@ async fn apply_at(
     };
     let mut flagged = Vec::new();
     let mut set_now = BTreeSet::new();
+    let mut namespace_checked = false;
     for devices in to_read.chunks(BATCH) {
         let readings = pass.read(devices).await;
         let mut batch = QuotaBatch::plan(&quota.spec, &progress, pass.observe, &readings);
+        // In a namespace being deleted nothing is set (see `namespaces`); the deletion comes.
+        if !batch.sends.is_empty() && !namespace_checked {
+            namespace_checked = true;
+            let namespace = quota.namespace().unwrap_or_default();
+            if crate::controller::namespaces::is_terminating(&context.client, &namespace).await {
+                return Ok(Action::requeue(Duration::from_secs(5)));
+            }
+        }
         if batch::journal(&mut progress, &batch) {
             // The journal reaches status before any top-up of the batch is sent.
             written = with_progress(context, &quota, api, &written, &progress).await?;

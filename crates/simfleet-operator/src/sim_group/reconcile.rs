@@ -17,6 +17,7 @@ use super::act::{ActionLog, Failed, Sent, act};
 use super::queue::Queued;
 use super::restore_store;
 use crate::controller::events::{publish, read_deferred};
+use crate::controller::namespaces;
 use crate::controller::pause::{self, PauseCheck};
 use crate::controller::{
     Context, Error, FullObservation, SIM_GROUP_FINALIZER, cleanup_carrier, ready_carrier,
@@ -149,9 +150,11 @@ async fn apply(
     }
     // After a restart, a peer selecting by tag may claim SIMs this group looks up without
     // tags: nothing is sent until it has read its SIMs (it does at once), or a while has passed.
+    // In a namespace being deleted nothing is sent (see `namespaces`).
+    let awaiting_peers =
+        resolved.claims.awaiting_tag_claimants() && context.started.elapsed() < PEER_READ_WAIT;
     if !plan.actions.is_empty()
-        && resolved.claims.awaiting_tag_claimants()
-        && context.started.elapsed() < PEER_READ_WAIT
+        && (awaiting_peers || namespaces::is_terminating(&context.client, &pass.namespace).await)
     {
         for held in std::mem::take(&mut plan.actions) {
             plan.record_unsubmitted(held.sims.len());
