@@ -280,8 +280,7 @@ impl Peers {
                 })
                 .await;
             if read.is_ok() {
-                self.members
-                    .observed(&crate::controller::memory_key(peer), devices, iccids);
+                self.members.observed(peer, devices, iccids);
             }
         }
     }

@@ -22,12 +22,24 @@ use simfleet_api::model::SimObservation;
 use simfleet_api::{CarrierAccount, SimGroup, SimState};
 
 /// The SIMs a group found at its last full observation in this process, by device id and
-/// ICCID, with a version that changes when the set does.
+/// ICCID, with a version that changes when the set does, and the selector they were found for
+/// (a group edited since, which has not read again, claims by its new selector only).
 #[derive(Debug, Default)]
 pub(crate) struct Members {
     devices: HashSet<u64>,
     iccids: HashSet<String>,
+    selector: u64,
     version: u64,
+}
+
+/// A digest of a group's selector, to tell members found for another selector.
+fn selector_digest(group: &SimGroup) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&group.spec.selector)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
 }
 
 impl Members {
@@ -50,14 +62,16 @@ impl MemberRegistry {
     /// Returns whether they changed.
     pub(crate) fn observed(
         &self,
-        group: &str,
+        group: &SimGroup,
         devices: HashSet<u64>,
         iccids: HashSet<String>,
     ) -> bool {
+        let key = crate::controller::memory_key(group);
+        let selector = selector_digest(group);
         let mut all = self.by_group.lock().expect("members lock");
         if all
-            .get(group)
-            .is_some_and(|m| m.devices == devices && m.iccids == iccids)
+            .get(&key)
+            .is_some_and(|m| m.devices == devices && m.iccids == iccids && m.selector == selector)
         {
             return false;
         }
@@ -66,10 +80,11 @@ impl MemberRegistry {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
         all.insert(
-            group.to_owned(),
+            key,
             Arc::new(Members {
                 devices,
                 iccids,
+                selector,
                 version,
             }),
         );
@@ -173,7 +188,11 @@ impl ClaimIndex {
             };
             let at = index.claimants.len();
             index.refs.push(ObjectRef::from_obj(other));
-            let known = members.and_then(|m| m.get(&other_key));
+            // Members found for the selector the group has now: an edited group that has not
+            // read again (its account broken, say) claims by its new selector only.
+            let known = members
+                .and_then(|m| m.get(&other_key))
+                .filter(|m| m.selector == selector_digest(other));
             let by_tag = other
                 .spec
                 .selector
@@ -415,13 +434,48 @@ mod tests {
             None,
             "a lookup by ICCID carries no tags"
         );
-        registry.observed("ns/by-tag", HashSet::from([1001]), HashSet::new());
+        registry.observed(&tagged, HashSet::from([1001]), HashSet::new());
         let after = ClaimIndex::build(&[this.clone(), tagged], &accounts, Some(&registry), &this);
         assert_eq!(
             after.claimed_by(&sim),
             Some(("SimGroup by-tag".into(), SimState::Active))
         );
         assert_ne!(before.fingerprint(), after.fingerprint());
+    }
+
+    #[test]
+    fn members_found_for_an_earlier_selector_are_not_claims() {
+        let accounts = [account("sim", "simulator", "http://127.0.0.1:1", None)];
+        let this = group_in(
+            "ns",
+            "by-iccid",
+            "sim",
+            "Paused",
+            json!({"iccids": ["8944500000000000001"]}),
+        );
+        let tagged = group_in(
+            "ns",
+            "by-tag",
+            "sim",
+            "Active",
+            json!({"tags": ["cold-chain"]}),
+        );
+        let registry = MemberRegistry::default();
+        registry.observed(&tagged, HashSet::from([1001]), HashSet::new());
+        // Edited to other SIMs; it has not read them yet (its account is broken, say).
+        let edited = group_in(
+            "ns",
+            "by-tag",
+            "sim",
+            "Active",
+            json!({"deviceIds": [1002]}),
+        );
+        let sim = SimObservation {
+            iccid: "8944500000000000001".into(),
+            ..device(1001)
+        };
+        let index = ClaimIndex::build(&[this.clone(), edited], &accounts, Some(&registry), &this);
+        assert_eq!(index.claimed_by(&sim), None);
     }
 
     #[test]

@@ -372,7 +372,7 @@ impl<'a> Pass<'a> {
         }))
         .await;
         observed?;
-        if context.members.observed(&self.key, devices, iccids) {
+        if context.members.observed(self.group, devices, iccids) {
             for peer in resolved.claims.claimants() {
                 context.peer_wakeups.wake(peer.clone());
             }
