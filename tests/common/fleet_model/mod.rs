@@ -391,9 +391,11 @@ impl<'a> Harness<'a> {
             }
             Event::BreakSecret { namespace } => {
                 set_simulator_key(e2e, namespace, "refused-by-the-carrier").await;
+                account_ready_is(e2e, namespace, "False").await;
             }
             Event::RepairSecret { namespace } => {
                 set_simulator_key(e2e, namespace, super::API_KEY).await;
+                account_ready_is(e2e, namespace, "True").await;
             }
         }
     }
@@ -677,8 +679,12 @@ fn not_ready(
     }
 }
 
-/// Sets the key in the Secret of a namespace's `simulator` account.
+/// Sets the key in the Secret of a namespace's `simulator` account, and has the account read
+/// it at once, as a person does after a rotation (a touch of the CarrierAccount; it would
+/// otherwise read it within a minute, and go on with the key it had until then, which the
+/// carrier still accepts).
 async fn set_simulator_key(e2e: &E2e<'_>, namespace: &str, key: &str) {
+    static TOUCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let patch = json!({"stringData": {"apiKey": key}});
     kubectl_ok(
         e2e,
@@ -694,6 +700,44 @@ async fn set_simulator_key(e2e: &E2e<'_>, namespace: &str, key: &str) {
         ],
     )
     .await;
+    let touch = TOUCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let annotation = format!("model.simfleet.io/rotated={touch}");
+    kubectl_ok(
+        e2e,
+        &[
+            "annotate",
+            "carrieraccount",
+            "simulator",
+            "-n",
+            namespace,
+            "--overwrite",
+            &annotation,
+        ],
+    )
+    .await;
+}
+
+/// Waits until the `simulator` account of `namespace` has the Ready status `ready`.
+async fn account_ready_is(e2e: &E2e<'_>, namespace: &str, ready: &str) {
+    let api = kube::Api::<simfleet::api::CarrierAccount>::namespaced(e2e.client.clone(), namespace);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let account = api.get("simulator").await.unwrap();
+        let now = account
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| c.status.clone());
+        if now.as_deref() == Some(ready) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the account in {namespace} is not Ready {ready} 90 s after its Secret changed: {:?}",
+            account.status
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn kubectl_ok(e2e: &E2e<'_>, args: &[&str]) {
