@@ -403,8 +403,9 @@ async fn a_quota_on_a_group_follows_its_selector_and_lets_go_when_the_group_is_d
 
 /// Two DataQuotas that disagree, both there when the operator starts, reconcile at the same
 /// time: the one that claimed its devices first is woken while its pass runs, and must still
-/// look again (a wake used to be lost then: it said Ready, with no conflict, until the resync).
-/// Found by the fleet model, after an operator restart.
+/// look again (a wake used to be lost then: it said Ready, with no conflict, until the resync);
+/// and neither sets a device before the other has claimed its own (after a start, a
+/// DataQuota waits for its peers' claims). Found by the fleet model, after operator restarts.
 #[tokio::test]
 async fn data_quotas_that_disagree_when_the_operator_starts_both_report_the_conflict() {
     let world = world("quota-start-conflict", 400).await;
@@ -423,4 +424,13 @@ async fn data_quotas_that_disagree_when_the_operator_starts_both_report_the_conf
         let counts = counts(&quota);
         assert_eq!(counts.conflicting, counts.targeted - counts.ineligible);
     }
+    // Neither set a device before the other had claimed it.
+    let tagged = common::admin_get(&world.simulator, "/sims?tag=pos-terminal&limit=1000").await;
+    let with_quota: Vec<&Value> = tagged["sims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["quota"].is_null())
+        .collect();
+    assert!(with_quota.is_empty(), "{with_quota:?}");
 }

@@ -30,6 +30,9 @@ pub struct Context {
     /// The SimGroups and CarrierAccounts the SimGroup controller's watches keep (set once it
     /// starts): a reconcile reads its peers and accounts there, not with a list per reconcile.
     pub(crate) group_stores: std::sync::OnceLock<GroupStores>,
+    /// The DataQuotas the DataQuota controller watches (set when it starts).
+    pub(crate) quota_store:
+        std::sync::OnceLock<kube::runtime::reflector::Store<simfleet_api::DataQuota>>,
     /// The Kubernetes client.
     pub client: Client,
     /// Carrier clients by account.
@@ -322,6 +325,7 @@ impl Context {
             quota_audit_period: crate::data_quota::watch::AUDIT_PERIOD,
             quota_requests: Mutex::new(HashMap::new()),
             group_stores: std::sync::OnceLock::new(),
+            quota_store: std::sync::OnceLock::new(),
         })
     }
 }

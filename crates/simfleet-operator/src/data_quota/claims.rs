@@ -92,11 +92,15 @@ pub(crate) struct Claimed {
     pub conflicting: BTreeMap<u64, String>,
     /// Other DataQuotas to look again: they meet this one now, or met it before.
     pub to_wake: Vec<ObjectRef<DataQuota>>,
+    /// Whether one of the peers named to [`QuotaClaims::claim`] has not claimed yet (seen in
+    /// the same moment as `conflicting`, so that a claim in between cannot go unseen).
+    pub peers_unclaimed: bool,
 }
 
 impl QuotaClaims {
-    /// Records `claim` for `key` and says which of its devices conflict.
-    pub(crate) fn claim(&self, key: &str, claim: QuotaClaim) -> Claimed {
+    /// Records `claim` for `key` and says which of its devices conflict, and whether each of
+    /// `peers` (keys) has claimed.
+    pub(crate) fn claim(&self, key: &str, claim: QuotaClaim, peers: &[String]) -> Claimed {
         let mut all = self.by_quota.lock().expect("quota claims lock");
         let before = all.get(key).cloned();
         let changed = before.as_ref().is_none_or(|b| {
@@ -130,6 +134,7 @@ impl QuotaClaims {
         Claimed {
             conflicting,
             to_wake,
+            peers_unclaimed: peers.iter().any(|p| !all.contains_key(p)),
         }
     }
 

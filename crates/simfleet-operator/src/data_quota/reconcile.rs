@@ -75,6 +75,7 @@ pub async fn run(
         api_for(&context.client, namespace.as_deref());
     let controller = Controller::new(quotas, config).reconcile_on(context.quota_wakeups.take());
     let users = controller.store();
+    let _ = context.quota_store.set(controller.store());
     context
         .metrics
         .watch("DataQuota", controller.store(), |quota: &DataQuota| Shown {
@@ -269,7 +270,12 @@ async fn apply_at(
         }
     };
     // Devices another DataQuota declares another quota for are left as they are, on both sides.
-    let conflicting = claim_devices(context, &quota, &devices);
+    let Some(conflicting) = claim_devices(context, &quota, &devices) else {
+        // After a start, nothing is set until the other DataQuotas on the carrier organisation
+        // have claimed their devices (they do at once), or a while has passed: one that claims
+        // later may disagree.
+        return Ok(Action::requeue(Duration::from_secs(2)));
+    };
     let devices: Vec<u64> = devices
         .into_iter()
         .filter(|d| !conflicting.contains_key(d))
@@ -329,7 +335,7 @@ async fn apply_at(
             namespace_checked = true;
             let namespace = quota.namespace().unwrap_or_default();
             if crate::controller::namespaces::is_terminating(&context.client, &namespace).await {
-                return Ok(Action::requeue(Duration::from_secs(5)));
+                return Ok(Action::requeue(Duration::from_secs(2)));
             }
         }
         if batch::journal(&mut progress, &batch) {
@@ -598,30 +604,52 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
 
 /// Records what a DataQuota targets and returns its devices that another DataQuota on the same
 /// carrier organisation declares another quota for; the DataQuotas it meets (now or before)
-/// look again, so that both sides say it.
+/// look again, so that both sides say it. `None` within [`PEER_READ_WAIT`] of the start while
+/// another DataQuota on the organisation has not claimed its devices in this process yet.
+///
+/// [`PEER_READ_WAIT`]: crate::controller::PEER_READ_WAIT
 fn claim_devices(
     context: &Context,
     quota: &DataQuota,
     devices: &[u64],
-) -> std::collections::BTreeMap<u64, String> {
-    let namespace = quota.namespace().unwrap_or_default();
-    let carrier = context.group_stores.get().and_then(|stores| {
-        stores
-            .accounts
+) -> Option<std::collections::BTreeMap<u64, String>> {
+    let accounts = context
+        .group_stores
+        .get()
+        .map(|stores| stores.accounts.state())
+        .unwrap_or_default();
+    let carrier_of = |q: &DataQuota| {
+        accounts
+            .iter()
+            .find(|a| a.namespace() == q.namespace() && a.name_any() == q.spec.carrier_ref.name)
+            .map(|a| a.spec.carrier())
+    };
+    let carrier = carrier_of(quota);
+    let key = crate::controller::memory_key(quota);
+    // The peers to wait for: only after a start (the store is set when the controller runs).
+    let peers: Vec<String> = match context.quota_store.get() {
+        Some(quotas) if context.started.elapsed() < crate::controller::PEER_READ_WAIT => quotas
             .state()
             .iter()
-            .find(|a| {
-                a.namespace().as_deref() == Some(namespace.as_str())
-                    && a.name_any() == quota.spec.carrier_ref.name
+            .filter(|other| {
+                let same_carrier = match (&carrier, carrier_of(other)) {
+                    (Some(a), Some(b)) => a.same_carrier(&b),
+                    _ => {
+                        other.namespace() == quota.namespace()
+                            && other.spec.carrier_ref.name == quota.spec.carrier_ref.name
+                    }
+                };
+                other.metadata.deletion_timestamp.is_none() && same_carrier
             })
-            .map(|a| a.spec.carrier())
-    });
+            .map(|other| crate::controller::memory_key(&**other))
+            .filter(|other| *other != key)
+            .collect(),
+        _ => Vec::new(),
+    };
     let claim = super::claims::QuotaClaim::of(quota, carrier, devices.iter().copied());
-    let claimed = context
-        .quota_claims
-        .claim(&crate::controller::memory_key(quota), claim);
+    let claimed = context.quota_claims.claim(&key, claim, &peers);
     wake(context, claimed.to_wake);
-    claimed.conflicting
+    (!claimed.peers_unclaimed).then_some(claimed.conflicting)
 }
 
 /// Has DataQuotas reconciled in full at once (their remembered view would otherwise wait for

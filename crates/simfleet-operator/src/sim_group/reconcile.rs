@@ -151,8 +151,8 @@ async fn apply(
     // After a restart, a peer selecting by tag may claim SIMs this group looks up without
     // tags: nothing is sent until it has read its SIMs (it does at once), or a while has passed.
     // In a namespace being deleted nothing is sent (see `namespaces`).
-    let awaiting_peers =
-        resolved.claims.awaiting_tag_claimants() && context.started.elapsed() < PEER_READ_WAIT;
+    let awaiting_peers = resolved.claims.awaiting_tag_claimants()
+        && context.started.elapsed() < crate::controller::PEER_READ_WAIT;
     if !plan.actions.is_empty()
         && (awaiting_peers || namespaces::is_terminating(&context.client, &pass.namespace).await)
     {
@@ -169,10 +169,6 @@ async fn apply(
     report(context, api, &group, status, &pass.previous, &written).await?;
     Ok(Action::requeue(plan.requeue_after()))
 }
-
-/// How long after a start a group waits, before it sends, for peers that select by tag to read
-/// their SIMs (they do at once; a peer whose account is broken must not hold it for ever).
-const PEER_READ_WAIT: Duration = Duration::from_secs(120);
 
 /// What a look at a group's pending actions costs at its carrier.
 fn poll_cost(carrier: &dyn Carrier) -> PollCost {
