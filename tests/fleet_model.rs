@@ -304,6 +304,30 @@ fn a_group_whose_secret_is_broken_changes_nothing_and_its_claim_still_stands() {
     );
 }
 
+#[test]
+fn a_claim_unread_since_a_restart_leaves_the_device_to_either_outcome() {
+    let mut model = Model::new(fleet());
+    model.apply(&Event::BreakSecret { namespace: "ns-a" });
+    model.apply(&Event::Kill);
+    model.apply(&quota("broken", QuotaTarget::Tag("a".into()), 10, false));
+    model.apply(&Event::CreateQuota {
+        namespace: "ns-b",
+        name: "working".into(),
+        target: QuotaTarget::Devices(vec![1001, 1003]),
+        volume: 20,
+        remove: false,
+    });
+    model.settle();
+    assert!(
+        model.free_quotas.contains(&1001),
+        "the operator cannot know broken's claim"
+    );
+    assert_eq!(model.sims[2].quota, Some(20), "1003 is working's alone");
+    assert!(model.quota_uncertain(model.quota("working").unwrap()));
+    model.apply(&Event::RepairSecret { namespace: "ns-a" });
+    assert!(model.unread.is_empty());
+}
+
 /// The long run docs/architecture.md gives is this test with the variables it reads.
 #[test]
 fn the_documented_long_run_names_this_test_and_its_variables() {

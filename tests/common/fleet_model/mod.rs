@@ -559,6 +559,9 @@ impl<'a> Harness<'a> {
                     ));
                     continue;
                 }
+                if model.group_uncertain(expected) {
+                    continue;
+                }
                 let held = status
                     .held_change
                     .as_ref()
@@ -624,6 +627,9 @@ impl<'a> Harness<'a> {
                     "DataQuota {namespace}/{name} not settled: observed {:?} of {:?}",
                     status.observed_generation, quota.metadata.generation
                 ));
+                continue;
+            }
+            if model.quota_uncertain(expected) {
                 continue;
             }
             let counts = status.counts.clone().unwrap_or_default();

@@ -11,7 +11,11 @@
 //!   keeps the quota it had, and each of them counts it; a deleted `Remove` DataQuota takes
 //!   away the quotas it set (a deactivated SIM's device holds none);
 //! - while a namespace's credentials are broken, its groups and DataQuotas change nothing, and
-//!   their claims still stand.
+//!   their claims still stand as far as the operator knows them: what a DataQuota there targets,
+//!   and the SIMs a group there selects by tag, are known only once read in this process. One
+//!   created, edited or re-selected while broken, or present at a restart, is `unread`: a SIM
+//!   or device it claims with others may go either way (the others wait two minutes after a
+//!   start for it, then act without it).
 //!
 //! Where the operator may rightly do either of two things (which of two agreeing groups
 //! submitted a change, and so recorded it for a restore), the model says "either": those SIMs
@@ -236,6 +240,8 @@ pub struct Model {
     pub free_quotas: BTreeSet<u64>,
     /// Namespaces whose account's Secret is broken.
     pub broken: BTreeSet<&'static str>,
+    /// Groups and DataQuotas (by name) whose claims the operator cannot know (see the note).
+    pub unread: BTreeSet<String>,
 }
 
 impl Model {
@@ -249,6 +255,7 @@ impl Model {
             removing: Vec::new(),
             free_quotas: BTreeSet::new(),
             broken: BTreeSet::new(),
+            unread: BTreeSet::new(),
         }
     }
 
@@ -268,6 +275,7 @@ impl Model {
     /// Applies an event's immediate effect (the spec or the carrier changes); `settle` then says
     /// what the operator must have made of it.
     pub fn apply(&mut self, event: &Event) {
+        self.note_unread(event);
         match event {
             Event::Create {
                 namespace,
@@ -377,6 +385,94 @@ impl Model {
             // An approval given ahead approves nothing.
             Event::ApproveAhead { .. } | Event::Kill => {}
         }
+    }
+
+    /// Which claims the operator cannot know after `event` (see the module's note).
+    fn note_unread(&mut self, event: &Event) {
+        let broken = |ns: &str| self.broken.contains(ns);
+        let mut unread = Vec::new();
+        match event {
+            Event::Create {
+                namespace,
+                name,
+                selector: Selector::Tag(_),
+                ..
+            }
+            | Event::CreateQuota {
+                namespace, name, ..
+            } if broken(namespace) => unread.push(name.clone()),
+            Event::Select { name, selector } => {
+                let group = self.group(name).unwrap();
+                if broken(group.namespace) && matches!(selector, Selector::Tag(_)) {
+                    unread.push(name.clone());
+                } else {
+                    self.unread.remove(name);
+                }
+            }
+            Event::EditQuota { name, .. } if broken(self.quota(name).unwrap().namespace) => {
+                unread.push(name.clone())
+            }
+            Event::Kill => {
+                unread.extend(
+                    self.groups
+                        .iter()
+                        .filter(|g| broken(g.namespace) && matches!(g.selector, Selector::Tag(_)))
+                        .map(|g| g.name.clone()),
+                );
+                unread.extend(
+                    self.quotas
+                        .iter()
+                        .filter(|q| broken(q.namespace))
+                        .map(|q| q.name.clone()),
+                );
+            }
+            Event::RepairSecret { namespace } => {
+                let names: Vec<String> = self
+                    .groups
+                    .iter()
+                    .filter(|g| g.namespace == *namespace)
+                    .map(|g| g.name.clone())
+                    .chain(
+                        self.quotas
+                            .iter()
+                            .filter(|q| q.namespace == *namespace)
+                            .map(|q| q.name.clone()),
+                    )
+                    .collect();
+                for name in names {
+                    self.unread.remove(&name);
+                }
+            }
+            _ => {}
+        }
+        self.unread.extend(unread);
+    }
+
+    /// Whether a claim the operator cannot know meets `sim` (its state or quota may then go
+    /// either way, and the counts of those that select it may differ).
+    pub fn unread_claim_on(&self, sim: &Sim) -> bool {
+        self.claimants(sim)
+            .iter()
+            .any(|g| self.unread.contains(&g.name))
+            || self
+                .quota_claimants(sim)
+                .iter()
+                .any(|q| self.unread.contains(&q.name))
+    }
+
+    /// Whether a SIM the group selects meets a claim the operator cannot know: its counts and
+    /// its hold may then differ from the model's.
+    pub fn group_uncertain(&self, group: &Group) -> bool {
+        self.sims
+            .iter()
+            .any(|s| group.selector.selects(s) && self.unread_claim_on(s))
+    }
+
+    /// Whether a device the DataQuota targets meets a claim the operator cannot know.
+    pub fn quota_uncertain(&self, quota: &Quota) -> bool {
+        self.sims
+            .iter()
+            .any(|s| self.targets(quota, s) && self.unread_claim_on(s))
     }
 
     /// The state a SIM must reach for `want`, or `None` when it stays as it is (a SIM the
@@ -502,6 +598,13 @@ impl Model {
             let claimants: Vec<usize> = (0..self.quotas.len())
                 .filter(|&q| self.targets(&self.quotas[q], &sim))
                 .collect();
+            if claimants
+                .iter()
+                .any(|&q| self.unread.contains(&self.quotas[q].name))
+            {
+                self.free_quotas.insert(sim.device);
+                continue;
+            }
             let volumes: BTreeSet<u32> = claimants.iter().map(|&q| self.quotas[q].volume).collect();
             match volumes.len() {
                 0 if maybe_removed.contains(&sim.device) => {
@@ -570,6 +673,13 @@ impl Model {
                 .filter(|(_, g)| g.selector.selects(&sim))
                 .map(|(i, g)| (i, g.want))
                 .collect();
+            if claimants
+                .iter()
+                .any(|(i, _)| self.unread.contains(&self.groups[*i].name))
+            {
+                self.free.insert(sim.device);
+                continue;
+            }
             let wants: BTreeSet<Want> = claimants.iter().map(|(_, w)| *w).collect();
             let target = match wants.len() {
                 // Nobody claims it: a restore returns it, or it stays.
