@@ -559,7 +559,7 @@ impl<'a> Harness<'a> {
                     ));
                     continue;
                 }
-                if model.group_uncertain(expected) {
+                if model.group_uncertain(expected) || expected.hold_uncertain {
                     continue;
                 }
                 let held = status

@@ -121,6 +121,8 @@ pub struct Group {
     approved: Option<i64>,
     /// Its change exceeds its guard and is not approved: it sends nothing.
     pub held: bool,
+    /// Whether it is held depends on a claim the operator cannot know (see the module's note).
+    pub hold_uncertain: bool,
     /// A new generation (created or edited) not settled yet: its changes are first claims,
     /// which a `Restore` group records.
     fresh: bool,
@@ -294,6 +296,7 @@ impl Model {
                 generation: 1,
                 approved: None,
                 held: false,
+                hold_uncertain: false,
                 fresh: true,
                 recorded: BTreeMap::new(),
                 uncertain: BTreeSet::new(),
@@ -495,22 +498,33 @@ impl Model {
             let group = &self.groups[i];
             let Some(guard) = group.guard else {
                 self.groups[i].held = false;
+                self.groups[i].hold_uncertain = false;
                 continue;
             };
-            let changes = self
+            let changing: Vec<&Sim> = self
                 .sims
                 .iter()
                 .filter(|sim| group.selector.selects(sim))
-                .filter(|sim| {
-                    let opposed = self
-                        .groups
-                        .iter()
-                        .any(|g| g.want != group.want && g.selector.selects(sim));
-                    !opposed && Self::target(group.want, sim.state).is_some()
-                })
+                .filter(|sim| Self::target(group.want, sim.state).is_some())
+                .collect();
+            let opposed = |sim: &Sim| {
+                self.groups
+                    .iter()
+                    .any(|g| g.want != group.want && g.selector.selects(sim))
+            };
+            let changes = changing.iter().filter(|sim| !opposed(sim)).count();
+            // A claim the operator cannot know may make it count a SIM the model does not
+            // (or the other way): the hold may then go either way.
+            let unknown = changing
+                .iter()
+                .filter(|sim| self.unread_claim_on(sim))
                 .count();
-            let held = changes > guard as usize && group.approved != Some(group.generation);
+            let approved = group.approved == Some(group.generation);
+            let held = changes > guard as usize && !approved;
+            let at_most = (changes + unknown) > guard as usize && !approved;
+            let at_least = changes.saturating_sub(unknown) > guard as usize && !approved;
             self.groups[i].held = held;
+            self.groups[i].hold_uncertain = at_most != at_least;
         }
     }
 
@@ -673,10 +687,9 @@ impl Model {
                 .filter(|(_, g)| g.selector.selects(&sim))
                 .map(|(i, g)| (i, g.want))
                 .collect();
-            if claimants
-                .iter()
-                .any(|(i, _)| self.unread.contains(&self.groups[*i].name))
-            {
+            if claimants.iter().any(|(i, _)| {
+                self.unread.contains(&self.groups[*i].name) || self.groups[*i].hold_uncertain
+            }) {
                 self.free.insert(sim.device);
                 continue;
             }
