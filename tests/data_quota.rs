@@ -344,26 +344,34 @@ async fn between_resyncs_only_the_devices_named_by_quota_events_are_read_again()
 async fn a_quota_on_a_group_follows_its_selector_and_lets_go_when_the_group_is_deleted() {
     let world = world("quota-group", 20).await;
     let _operator = Operator::start(&world.kubeconfig);
-    let groups = create_group(&world, "g", json!({"carrierRef": {"name": "simulator"}, "state": "Active", "selector": {"deviceIds": [1001, 1002]}})).await;
-    let api = create_quota(&world, "by-group", json!({"carrierRef": {"name": "simulator"}, "target": {"simGroupRef": {"name": "g"}}, "volumeMB": 10, "expiry": {"after": "30d"}})).await;
+    // Device 1001 has a quota of 5 MB from a DataQuota deleted with onDelete: Orphan.
+    let api = create_quota(&world, "earlier", json!({"carrierRef": {"name": "simulator"}, "target": {"deviceIds": [1001]}, "volumeMB": 5, "expiry": {"after": "30d"}})).await;
+    until(&api, "earlier", "Ready", quota_ready).await;
+    api.delete("earlier", &Default::default()).await.unwrap();
+    until_empty(&api, "quotas").await;
+    let groups = create_group(&world, "g", json!({"carrierRef": {"name": "simulator"}, "state": "Active", "selector": {"deviceIds": [1002, 1003]}})).await;
+    create_quota(&world, "by-group", json!({"carrierRef": {"name": "simulator"}, "target": {"simGroupRef": {"name": "g"}}, "volumeMB": 10, "expiry": {"after": "30d"}})).await;
     until(&api, "by-group", "Ready", quota_ready).await;
     assert_eq!(quota_of(&world, 1002).await["volume"], 10.0);
+    // 1001 joins (its id is below those the generation has done), 1004 too (above them).
     groups
         .patch(
             "g",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"selector": {"deviceIds": [1001, 1003]}}})),
+            &Patch::Merge(json!({"spec": {"selector": {"deviceIds": [1001, 1003, 1004]}}})),
         )
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while quota_of(&world, 1003).await["volume"] != 10.0 {
-        assert!(
-            Instant::now() < deadline,
-            "the group's new SIM 1003 has no quota 30 s after the edit: {}",
-            quota_of(&world, 1003).await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    for device in [1004, 1001] {
+        while quota_of(&world, device).await["volume"] != 10.0 {
+            assert!(
+                Instant::now() < deadline,
+                "the group's new SIM {device} has not the declared 10 MB 30 s after the edit: {}",
+                quota_of(&world, device).await
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
     create_quota(&world, "by-id", json!({"carrierRef": {"name": "simulator"}, "target": {"deviceIds": [1001]}, "volumeMB": 20, "expiry": {"after": "30d"}})).await;
     for name in ["by-group", "by-id"] {
@@ -395,7 +403,7 @@ async fn a_quota_on_a_group_follows_its_selector_and_lets_go_when_the_group_is_d
     until(&api, "by-id", "Ready", quota_ready).await;
     assert_eq!(quota_of(&world, 1001).await["volume"], 20.0);
     assert_eq!(
-        quota_of(&world, 1003).await["volume"],
+        quota_of(&world, 1004).await["volume"],
         10.0,
         "an Orphan DataQuota's quotas stay"
     );

@@ -303,7 +303,22 @@ async fn apply_at(
         now,
     };
     let mut written = previous.clone();
-    if !pass.observe && !progress.top_ups_in_flight.is_empty() {
+    // The devices given this DataQuota's quota (read only when managing): for onDelete: Remove,
+    // and to tell a device that joined the target since from one this generation gave its quota.
+    let mut record = match pass.observe {
+        true => None,
+        false => Some(record_store::load(&context.client, &quota).await?),
+    };
+    if let Some(record) = record.as_mut()
+        && !progress.top_ups_in_flight.is_empty()
+    {
+        // A crash may have come between the journal and the record: recorded before resent.
+        let journaled: Vec<(u64, jiff::Timestamp)> = progress
+            .top_ups_in_flight
+            .iter()
+            .map(|entry| (entry.device_id, progress.expiry.0))
+            .collect();
+        record_store::note(&context.client, &quota, record, &journaled).await?;
         written = pass.resend_journal(&mut progress, &written).await?;
     }
     let start = PassStart {
@@ -319,16 +334,14 @@ async fn apply_at(
         audit_period: context.quota_audit_period,
     };
     let (listing, to_read, mut view) = pass.observe_scope(&start, &progress).await;
-    // The devices given this DataQuota's quota, for onDelete: Remove (read only when managing).
-    let mut record = match pass.observe {
-        true => None,
-        false => Some(record_store::load(&context.client, &quota).await?),
-    };
     let mut flagged = Vec::new();
     let mut set_now = BTreeSet::new();
     let mut namespace_checked = false;
     for devices in to_read.chunks(BATCH) {
         let readings = pass.read(devices).await;
+        if let Some(record) = record.as_ref() {
+            owe_joined(&mut progress, devices, &record.record);
+        }
         let mut batch = QuotaBatch::plan(&quota.spec, &progress, pass.observe, &readings);
         // In a namespace being deleted nothing is set (see `namespaces`); the deletion comes.
         if !batch.sends.is_empty() && !namespace_checked {
@@ -365,6 +378,19 @@ async fn apply_at(
         set_now,
     })
     .await
+}
+
+/// Devices the generation counts as done (the cursor passed their id) that were never given its
+/// quota: they joined the target since (a SimGroup's selector grew, a tag was added). This
+/// generation owes them its quota, in full, as it does the devices it has not reached yet.
+fn owe_joined(progress: &mut QuotaProgress, devices: &[u64], record: &super::record::QuotaRecord) {
+    let expiry = progress.expiry.0.as_second();
+    let joined: Vec<u64> = devices
+        .iter()
+        .copied()
+        .filter(|d| plan::is_done(progress, *d) && !record.gave(*d, expiry))
+        .collect();
+    progress.retry_device_ids.extend(joined);
 }
 
 /// One DataQuota's pass over its devices: what its steps share.

@@ -58,6 +58,11 @@ impl QuotaRecord {
         changed
     }
 
+    /// Whether `device` was given (or found with) the quota of expiry `expiry` (Unix seconds).
+    pub fn gave(&self, device: u64, expiry: i64) -> bool {
+        self.set.get(&device) == Some(&expiry)
+    }
+
     /// Whether the quota read from `device` is still the one this DataQuota set.
     pub fn still_ours(&self, device: u64, reading: Option<&QuotaReading>) -> bool {
         let Some(recorded) = self.set.get(&device) else {
