@@ -4,7 +4,9 @@
 //!
 //! A pass (`reconcile`) goes one batch of 100 devices at a time:
 //! 1. **Resolve** the target devices (`targets`: device ids, tags, or a SimGroup's SIMs), and
-//!    this generation's progress record (`plan::progress_for`).
+//!    this generation's progress record (`plan::progress_for`); claim them among the other
+//!    DataQuotas on the carrier organisation (`peers`, with the registry in `claims`): devices
+//!    another declares another quota for are left to that conflict.
 //! 2. **A journal left by a crash** is sent as it is: a top-up computed before the crash is never
 //!    read and added again (`batch`).
 //! 3. **Observe.** One listing of the organisation's quota events says which devices changed
@@ -24,6 +26,7 @@ pub(crate) mod batch;
 pub(crate) mod claims;
 mod event_reports;
 pub(crate) mod events;
+mod peers;
 pub mod plan;
 pub(crate) mod reconcile;
 pub(crate) mod record;

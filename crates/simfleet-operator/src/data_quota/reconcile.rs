@@ -17,6 +17,7 @@ use kube::runtime::utils::{PredicateConfig, predicates};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::event_reports::{EventSource, absorb_own_assignments, report_events};
+use super::peers::{claim_devices, forget_view, wake, wakes_of};
 use super::record_store;
 use super::schedule;
 use super::targets::targets;
@@ -626,95 +627,6 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
     let key = crate::controller::memory_key(&*quota);
     wake(context, context.quota_claims.forget(&key));
     Ok(action)
-}
-
-/// Records what a DataQuota targets and returns its devices that another DataQuota on the same
-/// carrier organisation declares another quota for; the DataQuotas it meets (now or before)
-/// look again, so that both sides say it. `None` within [`PEER_READ_WAIT`] of the start while
-/// another DataQuota on the organisation has not claimed its devices in this process yet.
-///
-/// [`PEER_READ_WAIT`]: crate::controller::PEER_READ_WAIT
-fn claim_devices(
-    context: &Context,
-    quota: &DataQuota,
-    devices: &[u64],
-) -> Option<std::collections::BTreeMap<u64, String>> {
-    let accounts = context
-        .group_stores
-        .get()
-        .map(|stores| stores.accounts.state())
-        .unwrap_or_default();
-    let carrier_of = |q: &DataQuota| {
-        accounts
-            .iter()
-            .find(|a| a.namespace() == q.namespace() && a.name_any() == q.spec.carrier_ref.name)
-            .map(|a| a.spec.carrier())
-    };
-    let carrier = carrier_of(quota);
-    let key = crate::controller::memory_key(quota);
-    // The peers to wait for: only after a start (the store is set when the controller runs).
-    let peers: Vec<String> = match context.quota_store.get() {
-        Some(quotas) if context.started.elapsed() < crate::controller::PEER_READ_WAIT => quotas
-            .state()
-            .iter()
-            .filter(|other| {
-                let same_carrier = match (&carrier, carrier_of(other)) {
-                    (Some(a), Some(b)) => a.same_carrier(&b),
-                    _ => {
-                        other.namespace() == quota.namespace()
-                            && other.spec.carrier_ref.name == quota.spec.carrier_ref.name
-                    }
-                };
-                other.metadata.deletion_timestamp.is_none() && same_carrier
-            })
-            .map(|other| crate::controller::memory_key(&**other))
-            .filter(|other| *other != key)
-            .collect(),
-        _ => Vec::new(),
-    };
-    let claim = super::claims::QuotaClaim::of(quota, carrier, devices.iter().copied());
-    let claimed = context.quota_claims.claim(&key, claim, &peers);
-    wake(context, claimed.to_wake);
-    (!claimed.peers_unclaimed).then_some(claimed.conflicting)
-}
-
-/// Has DataQuotas reconciled in full at once (their remembered view would otherwise wait for
-/// the resync).
-fn wake(context: &Context, quotas: Vec<kube::runtime::reflector::ObjectRef<DataQuota>>) {
-    for quota in quotas {
-        forget_view(context, &quota);
-        context.quota_wakeups.wake(quota);
-    }
-}
-
-/// Drops a DataQuota's view, so that its next reconcile reads its targets again (a pass that
-/// is running keeps none: see [`wakes_of`]).
-fn forget_view(context: &Context, quota: &kube::runtime::reflector::ObjectRef<DataQuota>) {
-    let key = format!(
-        "{}/{}",
-        quota.namespace.clone().unwrap_or_default(),
-        quota.name
-    );
-    context.quota_views.lock().expect("views lock").remove(&key);
-    *context
-        .quota_wakes
-        .lock()
-        .expect("wakes lock")
-        .entry(key)
-        .or_default() += 1;
-}
-
-/// How often a DataQuota was woken so far: a pass notes it before it claims its devices, and
-/// keeps its view at the end only if it was not woken meanwhile (a claim or a SimGroup changed
-/// while it ran, which it may not have seen).
-fn wakes_of(context: &Context, key: &str) -> u64 {
-    context
-        .quota_wakes
-        .lock()
-        .expect("wakes lock")
-        .get(key)
-        .copied()
-        .unwrap_or(0)
 }
 
 async fn remove_quotas(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
