@@ -105,6 +105,626 @@ async fn seed_6_two_groups_freed_from_a_conflict_send_a_sim_once() {
     }
 }
 
+/// Replays a history a seed found, event by event, on a fresh sandbox.
+async fn replay_found(name: &str, events: Vec<Event>) {
+    let e2e = E2e::sandbox(&format!("model-{name}"), fleet_config()).await;
+    if let Err(failure) = replay(e2e, name, events).await {
+        panic!("{failure}");
+    }
+}
+
+/// Seed 1 (with the first DataQuota events) found a DataQuota on a deleted SimGroup keeping its claim
+/// and counts, so another DataQuota's device kept a quota neither declared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_1_a_quota_on_a_deleted_group_lets_its_devices_go() {
+    replay_found(
+        "seed_1_a_quota_on_a_deleted_group_lets_its_devices_go",
+        vec![
+            Event::Drift {
+                device: 1010,
+                to: State::Live,
+            },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g1".into(),
+                want: Want::Paused,
+                selector: Selector::Iccids(vec![
+                    "8944500000000000003".into(),
+                    "8944500000000000007".into(),
+                ]),
+                restore: false,
+                guard: None,
+            },
+            Event::Delete { name: "g1".into() },
+            Event::CreateQuota {
+                namespace: "ns-b",
+                name: "q2".into(),
+                target: QuotaTarget::Tag("pos-terminal".into()),
+                volume: 20,
+                remove: true,
+            },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g3".into(),
+                want: Want::Active,
+                selector: Selector::Tag("cold-chain".into()),
+                restore: false,
+                guard: Some(2),
+            },
+            Event::Flip { name: "g3".into() },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g4".into(),
+                want: Want::Active,
+                selector: Selector::Iccids(vec!["8944500000000000011".into()]),
+                restore: true,
+                guard: None,
+            },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g5".into(),
+                want: Want::Active,
+                selector: Selector::Tag("cold-chain".into()),
+                restore: false,
+                guard: Some(2),
+            },
+            Event::Flip { name: "g4".into() },
+            Event::EditQuota {
+                name: "q2".into(),
+                volume: 30,
+            },
+            Event::CreateQuota {
+                namespace: "ns-b",
+                name: "q6".into(),
+                target: QuotaTarget::Group("g3".into()),
+                volume: 10,
+                remove: false,
+            },
+            Event::Flip { name: "g3".into() },
+            Event::Flip { name: "g5".into() },
+            Event::Flip { name: "g5".into() },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g7".into(),
+                want: Want::Paused,
+                selector: Selector::Iccids(vec![
+                    "8944500000000000018".into(),
+                    "8944500000000000039".into(),
+                ]),
+                restore: false,
+                guard: None,
+            },
+            Event::DeleteQuota { name: "q2".into() },
+            Event::Drift {
+                device: 1030,
+                to: State::Live,
+            },
+            Event::CreateQuota {
+                namespace: "ns-b",
+                name: "q8".into(),
+                target: QuotaTarget::Devices(vec![1016, 1027]),
+                volume: 20,
+                remove: true,
+            },
+            Event::Flip { name: "g4".into() },
+            Event::Approve { name: "g5".into() },
+            Event::Delete { name: "g3".into() },
+        ],
+    )
+    .await;
+}
+
+/// Seed 201 found a group acting while its namespace was deleted: its conflicting peer went first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_201_a_group_sends_nothing_while_its_namespace_is_deleted() {
+    replay_found(
+        "seed_201_a_group_sends_nothing_while_its_namespace_is_deleted",
+        vec![
+            Event::CreateQuota {
+                namespace: "ns-b",
+                name: "q1".into(),
+                target: QuotaTarget::Devices(vec![1003]),
+                volume: 10,
+                remove: false,
+            },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g2".into(),
+                want: Want::Paused,
+                selector: Selector::Tag("pos-terminal".into()),
+                restore: false,
+                guard: None,
+            },
+            Event::Kill,
+            Event::Flip { name: "g2".into() },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g3".into(),
+                want: Want::Active,
+                selector: Selector::Devices(vec![1002, 1028]),
+                restore: false,
+                guard: None,
+            },
+            Event::Flip { name: "g2".into() },
+            Event::Drift {
+                device: 1006,
+                to: State::PausedUser,
+            },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g4".into(),
+                want: Want::Active,
+                selector: Selector::Iccids(vec!["8944500000000000028".into()]),
+                restore: true,
+                guard: None,
+            },
+            Event::Flip { name: "g3".into() },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g5".into(),
+                want: Want::Paused,
+                selector: Selector::Tag("fleet-tracker".into()),
+                restore: true,
+                guard: Some(2),
+            },
+            Event::EditQuota {
+                name: "q1".into(),
+                volume: 10,
+            },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g6".into(),
+                want: Want::Paused,
+                selector: Selector::Devices(vec![1002, 1034]),
+                restore: true,
+                guard: Some(2),
+            },
+            Event::Drift {
+                device: 1011,
+                to: State::PausedUser,
+            },
+            Event::Flip { name: "g5".into() },
+            Event::Kill,
+            Event::Drift {
+                device: 1028,
+                to: State::Live,
+            },
+            Event::Flip { name: "g4".into() },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g7".into(),
+                want: Want::Active,
+                selector: Selector::Iccids(vec![
+                    "8944500000000000024".into(),
+                    "8944500000000000025".into(),
+                ]),
+                restore: true,
+                guard: Some(2),
+            },
+            Event::Drift {
+                device: 1038,
+                to: State::PausedUser,
+            },
+            Event::DeleteNamespace { namespace: "ns-b" },
+            Event::Select {
+                name: "g2".into(),
+                selector: Selector::Tag("smart-meter".into()),
+            },
+            Event::CreateQuota {
+                namespace: "ns-a",
+                name: "q8".into(),
+                target: QuotaTarget::Group("g6".into()),
+                volume: 10,
+                remove: true,
+            },
+            Event::CreateQuota {
+                namespace: "ns-b",
+                name: "q9".into(),
+                target: QuotaTarget::Devices(vec![1010, 1014]),
+                volume: 20,
+                remove: true,
+            },
+            Event::Flip { name: "g4".into() },
+            Event::DeleteNamespace { namespace: "ns-a" },
+        ],
+    )
+    .await;
+}
+
+/// Seed 303 found a DataQuota woken while its pass ran losing the wake-up (no conflict reported).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_303_a_data_quota_woken_during_its_pass_looks_again() {
+    replay_found(
+        "seed_303_a_data_quota_woken_during_its_pass_looks_again",
+        vec![
+            Event::Drift {
+                device: 1030,
+                to: State::PausedUser,
+            },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g1".into(),
+                want: Want::Active,
+                selector: Selector::Iccids(vec![
+                    "8944500000000000009".into(),
+                    "8944500000000000015".into(),
+                    "8944500000000000028".into(),
+                ]),
+                restore: false,
+                guard: None,
+            },
+            Event::Kill,
+            Event::CreateQuota {
+                namespace: "ns-a",
+                name: "q2".into(),
+                target: QuotaTarget::Devices(vec![1002, 1034, 1039]),
+                volume: 20,
+                remove: false,
+            },
+            Event::Drift {
+                device: 1011,
+                to: State::PausedUser,
+            },
+            Event::Select {
+                name: "g1".into(),
+                selector: Selector::Devices(vec![1016]),
+            },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g3".into(),
+                want: Want::Paused,
+                selector: Selector::Devices(vec![1001, 1029]),
+                restore: false,
+                guard: Some(2),
+            },
+            Event::Approve { name: "g3".into() },
+            Event::Flip { name: "g3".into() },
+            Event::CreateQuota {
+                namespace: "ns-a",
+                name: "q4".into(),
+                target: QuotaTarget::Tag("pos-terminal".into()),
+                volume: 10,
+                remove: true,
+            },
+            Event::Delete { name: "g1".into() },
+            Event::Flip { name: "g3".into() },
+            Event::Flip { name: "g3".into() },
+            Event::Flip { name: "g3".into() },
+            Event::Kill,
+            Event::Select {
+                name: "g3".into(),
+                selector: Selector::Iccids(vec!["8944500000000000037".into()]),
+            },
+        ],
+    )
+    .await;
+}
+
+/// Seed 404 found a group edited while its account was broken claiming SIMs through the members it
+/// had found for its old selector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_404_members_found_for_an_old_selector_claim_nothing() {
+    replay_found(
+        "seed_404_members_found_for_an_old_selector_claim_nothing",
+        vec![
+            Event::CreateQuota {
+                namespace: "ns-b",
+                name: "q1".into(),
+                target: QuotaTarget::Tag("smart-meter".into()),
+                volume: 10,
+                remove: true,
+            },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g2".into(),
+                want: Want::Paused,
+                selector: Selector::Iccids(vec![
+                    "8944500000000000016".into(),
+                    "8944500000000000036".into(),
+                ]),
+                restore: false,
+                guard: Some(2),
+            },
+            Event::Select {
+                name: "g2".into(),
+                selector: Selector::Tag("fleet-tracker".into()),
+            },
+            Event::Drift {
+                device: 1021,
+                to: State::Live,
+            },
+            Event::Select {
+                name: "g2".into(),
+                selector: Selector::Tag("cold-chain".into()),
+            },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g3".into(),
+                want: Want::Paused,
+                selector: Selector::Tag("smart-meter".into()),
+                restore: false,
+                guard: None,
+            },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g4".into(),
+                want: Want::Paused,
+                selector: Selector::Devices(vec![1032]),
+                restore: true,
+                guard: Some(2),
+            },
+            Event::CreateQuota {
+                namespace: "ns-b",
+                name: "q5".into(),
+                target: QuotaTarget::Group("g4".into()),
+                volume: 20,
+                remove: false,
+            },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g6".into(),
+                want: Want::Paused,
+                selector: Selector::Devices(vec![1001, 1023, 1038]),
+                restore: false,
+                guard: None,
+            },
+            Event::Select {
+                name: "g2".into(),
+                selector: Selector::Tag("pilot".into()),
+            },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g7".into(),
+                want: Want::Active,
+                selector: Selector::Tag("fleet-tracker".into()),
+                restore: true,
+                guard: Some(2),
+            },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g8".into(),
+                want: Want::Paused,
+                selector: Selector::Iccids(vec!["8944500000000000031".into()]),
+                restore: true,
+                guard: Some(2),
+            },
+            Event::BreakSecret { namespace: "ns-b" },
+            Event::Select {
+                name: "g7".into(),
+                selector: Selector::Iccids(vec!["8944500000000000032".into()]),
+            },
+        ],
+    )
+    .await;
+}
+
+/// Seed 2007 found DataQuotas that disagree setting devices after a start before the other had
+/// claimed them (and, in the model, claims the operator cannot know).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_2007_data_quotas_wait_for_each_others_claims_after_a_start() {
+    replay_found(
+        "seed_2007_data_quotas_wait_for_each_others_claims_after_a_start",
+        vec![
+            Event::Drift {
+                device: 1024,
+                to: State::Live,
+            },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g1".into(),
+                want: Want::Paused,
+                selector: Selector::Tag("pilot".into()),
+                restore: false,
+                guard: None,
+            },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g2".into(),
+                want: Want::Paused,
+                selector: Selector::Tag("pilot".into()),
+                restore: true,
+                guard: Some(2),
+            },
+            Event::Approve { name: "g1".into() },
+            Event::Delete { name: "g1".into() },
+            Event::CreateQuota {
+                namespace: "ns-a",
+                name: "q3".into(),
+                target: QuotaTarget::Group("g2".into()),
+                volume: 10,
+                remove: true,
+            },
+            Event::Delete { name: "g2".into() },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g4".into(),
+                want: Want::Active,
+                selector: Selector::Iccids(vec![
+                    "8944500000000000013".into(),
+                    "8944500000000000019".into(),
+                    "8944500000000000034".into(),
+                ]),
+                restore: false,
+                guard: Some(2),
+            },
+            Event::Drift {
+                device: 1014,
+                to: State::PausedUser,
+            },
+            Event::Drift {
+                device: 1017,
+                to: State::Live,
+            },
+            Event::Select {
+                name: "g4".into(),
+                selector: Selector::Iccids(vec!["8944500000000000003".into()]),
+            },
+            Event::Flip { name: "g4".into() },
+            Event::BreakSecret { namespace: "ns-a" },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g5".into(),
+                want: Want::Paused,
+                selector: Selector::Iccids(vec![
+                    "8944500000000000005".into(),
+                    "8944500000000000017".into(),
+                ]),
+                restore: false,
+                guard: None,
+            },
+            Event::SystemPause { device: 1003 },
+            Event::Select {
+                name: "g4".into(),
+                selector: Selector::Devices(vec![1008, 1015, 1030]),
+            },
+            Event::Kill,
+            Event::ApproveAhead { name: "g4".into() },
+            Event::Delete { name: "g4".into() },
+            Event::CreateQuota {
+                namespace: "ns-a",
+                name: "q6".into(),
+                target: QuotaTarget::Tag("smart-meter".into()),
+                volume: 10,
+                remove: false,
+            },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g7".into(),
+                want: Want::Paused,
+                selector: Selector::Iccids(vec![
+                    "8944500000000000006".into(),
+                    "8944500000000000031".into(),
+                ]),
+                restore: false,
+                guard: Some(2),
+            },
+            Event::Approve { name: "g7".into() },
+            Event::Create {
+                namespace: "ns-a",
+                name: "g8".into(),
+                want: Want::Paused,
+                selector: Selector::Tag("cold-chain".into()),
+                restore: true,
+                guard: None,
+            },
+            Event::CreateQuota {
+                namespace: "ns-b",
+                name: "q9".into(),
+                target: QuotaTarget::Devices(vec![1014, 1015, 1039]),
+                volume: 20,
+                remove: false,
+            },
+        ],
+    )
+    .await;
+}
+
+/// Seed 6005 found a device that joined a DataQuota's target after its generation was applied
+/// keeping its old volume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_6005_a_device_joining_a_quotas_target_gets_the_declared_quota() {
+    replay_found(
+        "seed_6005_a_device_joining_a_quotas_target_gets_the_declared_quota",
+        vec![
+            Event::Create {
+                namespace: "ns-a",
+                name: "g1".into(),
+                want: Want::Active,
+                selector: Selector::Tag("pilot".into()),
+                restore: true,
+                guard: None,
+            },
+            Event::Flip { name: "g1".into() },
+            Event::Select {
+                name: "g1".into(),
+                selector: Selector::Iccids(vec!["8944500000000000023".into()]),
+            },
+            Event::Kill,
+            Event::CreateQuota {
+                namespace: "ns-b",
+                name: "q2".into(),
+                target: QuotaTarget::Tag("cold-chain".into()),
+                volume: 10,
+                remove: false,
+            },
+            Event::Kill,
+            Event::DeleteQuota { name: "q2".into() },
+            Event::Select {
+                name: "g1".into(),
+                selector: Selector::Tag("vending".into()),
+            },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g3".into(),
+                want: Want::Paused,
+                selector: Selector::Iccids(vec![
+                    "8944500000000000015".into(),
+                    "8944500000000000020".into(),
+                ]),
+                restore: true,
+                guard: None,
+            },
+            Event::BreakSecret { namespace: "ns-a" },
+            Event::CreateQuota {
+                namespace: "ns-b",
+                name: "q4".into(),
+                target: QuotaTarget::Group("g3".into()),
+                volume: 10,
+                remove: true,
+            },
+            Event::EditQuota {
+                name: "q4".into(),
+                volume: 20,
+            },
+            Event::EditQuota {
+                name: "q4".into(),
+                volume: 20,
+            },
+            Event::Select {
+                name: "g1".into(),
+                selector: Selector::Devices(vec![1034, 1035]),
+            },
+            Event::Create {
+                namespace: "ns-b",
+                name: "g5".into(),
+                want: Want::Paused,
+                selector: Selector::Iccids(vec![
+                    "8944500000000000030".into(),
+                    "8944500000000000031".into(),
+                    "8944500000000000034".into(),
+                ]),
+                restore: false,
+                guard: None,
+            },
+            Event::Select {
+                name: "g5".into(),
+                selector: Selector::Devices(vec![1016]),
+            },
+            Event::Approve { name: "g3".into() },
+            Event::Delete { name: "g5".into() },
+            Event::CreateQuota {
+                namespace: "ns-a",
+                name: "q6".into(),
+                target: QuotaTarget::Group("g1".into()),
+                volume: 10,
+                remove: false,
+            },
+            Event::Select {
+                name: "g3".into(),
+                selector: Selector::Iccids(vec![
+                    "8944500000000000005".into(),
+                    "8944500000000000017".into(),
+                ]),
+            },
+            Event::Select {
+                name: "g3".into(),
+                selector: Selector::Tag("cold-chain".into()),
+            },
+        ],
+    )
+    .await;
+}
+
 // The model itself, on cases small enough to check by hand.
 
 #[test]

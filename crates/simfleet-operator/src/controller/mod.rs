@@ -128,9 +128,9 @@ fn retry_policy<K: Resource<DynamicType = ()>>(
     Action::requeue(wait)
 }
 
-/// How long after a start a SimGroup or a DataQuota waits, before it sends, for its peers on
-/// the same carrier organisation to read what they claim (they do at once; a peer whose
-/// account is broken must not hold the others for ever).
+/// By default (`--peer-read-wait`), how long after a start a SimGroup or a DataQuota waits,
+/// before it sends, for its peers on the same carrier organisation to read what they claim
+/// (they do at once; a peer whose account is broken must not hold the others for ever).
 pub(crate) const PEER_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Runs a controller until `stop`, marking readiness when its watch cache syncs; in-flight

@@ -45,6 +45,11 @@ pub struct RunArgs {
     /// events name are read again.
     #[arg(long, value_name = "DURATION", value_parser = audit_period)]
     pub quota_audit_period: Option<simfleet_api::FriendlyDuration>,
+    /// How long after a start a SimGroup or a DataQuota waits, before it sends, for the others
+    /// on its carrier organisation to read what they claim (they do at once; this bounds the
+    /// wait for one whose account is broken). E.g. 30s; default 2m.
+    #[arg(long, value_name = "DURATION", value_parser = audit_period)]
+    pub peer_read_wait: Option<simfleet_api::FriendlyDuration>,
     /// A request limit shared by every account on one carrier host, `ORIGIN=PER_SECOND[/BURST]`
     /// (e.g. `https://proxy.example:8443=5/10`; repeat for several). emnify's own host has its
     /// documented limit (2,000 requests per client IP in any 5 minutes) without it.
@@ -66,7 +71,8 @@ fn host_limit(text: &str) -> Result<(String, simfleet_carrier::host_limits::Host
     Ok((url.origin().ascii_serialization(), limit))
 }
 
-/// Parses `--quota-audit-period`: a duration such as `24h` or `6h`, longer than zero.
+/// Parses `--quota-audit-period` and `--peer-read-wait`: a duration such as `24h`, `6h` or
+/// `30s`, longer than zero.
 fn audit_period(text: &str) -> Result<simfleet_api::FriendlyDuration, String> {
     let period: simfleet_api::FriendlyDuration = text
         .parse()
@@ -112,6 +118,9 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String
         let context = Arc::get_mut(&mut context).expect("the context is not shared yet");
         if let Some(period) = &args.quota_audit_period {
             context.quota_audit_period = period.as_duration();
+        }
+        if let Some(wait) = &args.peer_read_wait {
+            context.peer_read_wait = wait.as_duration().unsigned_abs();
         }
         context.http.host_limits = args.carrier_host_limits.clone();
     }

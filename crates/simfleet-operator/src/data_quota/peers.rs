@@ -10,7 +10,7 @@ use simfleet_api::DataQuota;
 
 /// Records what a DataQuota targets and returns its devices that another DataQuota on the same
 /// carrier organisation declares another quota for; the DataQuotas it meets (now or before)
-/// look again, so that both sides say it. `None` within [`PEER_READ_WAIT`] of the start while
+/// look again, so that both sides say it. `None` within the peer wait (`--peer-read-wait`, [`PEER_READ_WAIT`] by default) of the start while
 /// another DataQuota on the organisation has not claimed its devices in this process yet.
 ///
 /// [`PEER_READ_WAIT`]: crate::controller::PEER_READ_WAIT
@@ -34,7 +34,7 @@ pub(super) fn claim_devices(
     let key = crate::controller::memory_key(quota);
     // The peers to wait for: only after a start (the store is set when the controller runs).
     let peers: Vec<String> = match context.quota_store.get() {
-        Some(quotas) if context.started.elapsed() < crate::controller::PEER_READ_WAIT => quotas
+        Some(quotas) if context.started.elapsed() < context.peer_read_wait => quotas
             .state()
             .iter()
             .filter(|other| {

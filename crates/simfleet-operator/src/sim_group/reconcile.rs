@@ -152,7 +152,7 @@ async fn apply(
     // tags: nothing is sent until it has read its SIMs (it does at once), or a while has passed.
     // In a namespace being deleted nothing is sent (see `namespaces`).
     let awaiting_peers = resolved.claims.awaiting_tag_claimants()
-        && context.started.elapsed() < crate::controller::PEER_READ_WAIT;
+        && context.started.elapsed() < context.peer_read_wait;
     if !plan.actions.is_empty()
         && (awaiting_peers || namespaces::is_terminating(&context.client, &pass.namespace).await)
     {
