@@ -272,3 +272,69 @@ async fn a_group_with_problem_sims_of_19_digit_ids_gets_its_status_and_submits_o
     assert_eq!(counts.ineligible, 3, "{counts:?}");
     assert_eq!(counts.in_desired_state, SIMS as u64 - 3, "{counts:?}");
 }
+
+/// A Soracom credential without its colon, then an empty one: each time the account says so in
+/// `Ready=False` with a reason and a message naming the Secret, the key and the form (with a
+/// Warning event), where it used to have no conditions at all (issue 37, point 4).
+#[tokio::test]
+async fn a_malformed_or_empty_credential_is_a_condition_and_an_event() {
+    let world = soracom_world("soracom-bad-secret", 10).await;
+    let secrets: Api<Secret> = Api::namespaced(world.sandbox.client(), "default");
+    let set = |value: &'static str| {
+        let secrets = secrets.clone();
+        async move {
+            secrets
+                .patch(
+                    "soracom-key",
+                    &kube::api::PatchParams::default(),
+                    &kube::api::Patch::Merge(
+                        json!({"data": null, "stringData": {"authKey": value}}),
+                    ),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    set("keyId-simulator-without-a-colon").await;
+    let _operator = start_operator(&world);
+    let accounts: Api<CarrierAccount> = Api::namespaced(world.sandbox.client(), "default");
+    let ready = |a: &CarrierAccount| {
+        a.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let account = until(&accounts, "soracom", "InvalidSecretValue", |a| {
+        ready(a).is_some_and(|(s, r, _)| s == "False" && r == "InvalidSecretValue")
+    })
+    .await;
+    let (_, _, message) = ready(&account).unwrap();
+    assert!(
+        message.contains("Secret soracom-key key authKey")
+            && message.contains("AUTH_KEY_ID:AUTH_KEY"),
+        "{message}"
+    );
+    let warned = events(&world).await.iter().any(|e| {
+        e["type"] == "Warning" && e["reason"] == "InvalidSecretValue"
+            || e["note"]
+                .as_str()
+                .is_some_and(|n| n.contains("AUTH_KEY_ID:AUTH_KEY"))
+    });
+    assert!(warned, "{:?}", events(&world).await);
+    // Touched, so that the account reads its Secret at once.
+    set("").await;
+    accounts
+        .patch(
+            "soracom",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {"touched": "1"}}})),
+        )
+        .await
+        .unwrap();
+    let account = until(&accounts, "soracom", "SecretKeyEmpty", |a| {
+        ready(a).is_some_and(|(_, r, _)| r == "SecretKeyEmpty")
+    })
+    .await;
+    let (_, _, message) = ready(&account).unwrap();
+    assert!(message.contains("key authKey is empty"), "{message}");
+}

@@ -184,20 +184,40 @@ async fn check(
         return Ok((AccountFinding::SecretNotFound, None));
     };
     let Some(value) = secret_value(&secret, spec.effective_secret_key()) else {
-        return Ok((AccountFinding::SecretKeyMissing, None));
+        let present = secret
+            .data
+            .as_ref()
+            .is_some_and(|d| d.contains_key(spec.effective_secret_key()))
+            || secret
+                .string_data
+                .as_ref()
+                .is_some_and(|d| d.contains_key(spec.effective_secret_key()));
+        let finding = match present {
+            true => AccountFinding::SecretKeyEmpty,
+            false => AccountFinding::SecretKeyMissing,
+        };
+        return Ok((finding, None));
     };
     let generation = account.metadata.generation.unwrap_or(0);
     let fingerprint = format!(
         "{generation}:{}",
         secret.resource_version().unwrap_or_default()
     );
-    let carrier = context.carriers.get_or_build(
+    let carrier = match context.carriers.get_or_build(
         account,
         fingerprint.clone(),
         SecretString::from(value),
         &context.http,
         &context.clock,
-    )?;
+    ) {
+        Ok(carrier) => carrier,
+        // A value the client cannot take apart (Soracom's AUTH_KEY_ID:AUTH_KEY without its
+        // colon): nothing was sent; the Secret must change.
+        Err(CarrierError::Unauthorized { message } | CarrierError::Forbidden { message }) => {
+            return Ok((AccountFinding::SecretValueInvalid(message), None));
+        }
+        Err(other) => return Err(other.into()),
+    };
     let key = crate::controller::memory_key(account);
     let previous = account.status.clone().unwrap_or_default();
     if let (Some(ledger), Some(spent)) = (context.carriers.ledger(&key), previous.budget.as_ref()) {

@@ -30,6 +30,10 @@ pub(crate) enum AccountFinding {
     SecretNotFound,
     /// The Secret has no such key.
     SecretKeyMissing,
+    /// The Secret has the key, with an empty value.
+    SecretKeyEmpty,
+    /// The value is not of the form the carrier's credential takes: the client's words.
+    SecretValueInvalid(String),
     /// The carrier accepted the credentials.
     Accepted(CarrierCapabilities),
     /// The carrier refused the credentials (401 or 403): its words.
@@ -69,6 +73,14 @@ pub(crate) fn verdict(
         AccountFinding::SecretKeyMissing => Err((
             "SecretKeyMissing",
             format!("Secret {secret} has no key {key}; add it or set secretRef.key"),
+        )),
+        AccountFinding::SecretKeyEmpty => Err((
+            "SecretKeyEmpty",
+            format!("Secret {secret} key {key} is empty; put the credential in it"),
+        )),
+        AccountFinding::SecretValueInvalid(message) => Err((
+            "InvalidSecretValue",
+            format!("Secret {secret} key {key}: {message}; fix the value in the Secret"),
         )),
         AccountFinding::Accepted(capabilities) => {
             Ok((format!("credentials accepted by {url}"), capabilities))
@@ -352,6 +364,16 @@ mod tests {
                 AccountFinding::SecretKeyMissing,
                 "SecretKeyMissing",
                 "Secret emnify-token has no key",
+            ),
+            (
+                AccountFinding::SecretKeyEmpty,
+                "SecretKeyEmpty",
+                "Secret emnify-token key applicationToken is empty; put the credential in it",
+            ),
+            (
+                AccountFinding::SecretValueInvalid("must be AUTH_KEY_ID:AUTH_KEY".into()),
+                "InvalidSecretValue",
+                "Secret emnify-token key applicationToken: must be AUTH_KEY_ID:AUTH_KEY; fix the value",
             ),
             (
                 AccountFinding::Refused("bad token".into()),
