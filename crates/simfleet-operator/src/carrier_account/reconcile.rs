@@ -20,7 +20,7 @@ use crate::controller::events::publish;
 use crate::controller::pause::{self, PauseCheck};
 use crate::controller::resource_metrics::Shown;
 use crate::controller::{ACCOUNT_FINALIZER, Context, Error, api_for, write_status};
-use crate::resolve::secret_value;
+use crate::resolve::secret_entry;
 use simfleet_api::conditions::{self, READY};
 use simfleet_api::{CarrierAccount, CarrierCapabilities, DataQuota, SimGroup};
 use simfleet_carrier::CarrierError;
@@ -183,20 +183,10 @@ async fn check(
     let Some(secret) = secrets.get_opt(&spec.secret_ref.name).await? else {
         return Ok((AccountFinding::SecretNotFound, None));
     };
-    let Some(value) = secret_value(&secret, spec.effective_secret_key()) else {
-        let present = secret
-            .data
-            .as_ref()
-            .is_some_and(|d| d.contains_key(spec.effective_secret_key()))
-            || secret
-                .string_data
-                .as_ref()
-                .is_some_and(|d| d.contains_key(spec.effective_secret_key()));
-        let finding = match present {
-            true => AccountFinding::SecretKeyEmpty,
-            false => AccountFinding::SecretKeyMissing,
-        };
-        return Ok((finding, None));
+    let value = match secret_entry(&secret, spec.effective_secret_key()) {
+        None => return Ok((AccountFinding::SecretKeyMissing, None)),
+        Some(value) if value.is_empty() => return Ok((AccountFinding::SecretKeyEmpty, None)),
+        Some(value) => value,
     };
     let generation = account.metadata.generation.unwrap_or(0);
     let fingerprint = format!(

@@ -20,6 +20,12 @@ pub(crate) fn selection_of(group: &SimGroup) -> Selection {
 /// A Secret's value under `key` (from `data`, or `stringData` as written), trimmed; `None` when
 /// absent or empty.
 pub(crate) fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    secret_entry(secret, key).filter(|v| !v.is_empty())
+}
+
+/// A Secret's value under `key` (from `data`, or `stringData` as written), trimmed, empty or
+/// not; `None` when the key is absent.
+pub(crate) fn secret_entry(secret: &Secret, key: &str) -> Option<String> {
     secret
         .data
         .as_ref()
@@ -32,5 +38,4 @@ pub(crate) fn secret_value(secret: &Secret, key: &str) -> Option<String> {
                 .and_then(|d| d.get(key))
                 .map(|s| s.trim().to_owned())
         })
-        .filter(|v| !v.is_empty())
 }
