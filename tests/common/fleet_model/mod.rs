@@ -70,7 +70,7 @@ fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event
             0..30 if names.len() < 6 => {
                 *serial += 1;
                 Event::Create {
-                    namespace: NAMESPACES[rng.usize(0..2)],
+                    namespace: namespace(rng),
                     name: format!("g{serial}"),
                     want: if rng.bool() {
                         Want::Active
@@ -119,7 +119,7 @@ fn next_event(rng: &mut fastrand::Rng, model: &Model, serial: &mut u32) -> Event
             97..100 => Event::Kill,
             100..110 if quotas.len() < 4 => {
                 *serial += 1;
-                let namespace = NAMESPACES[rng.usize(0..2)];
+                let namespace = namespace(rng);
                 let here: Vec<&String> = model
                     .groups
                     .iter()
@@ -443,8 +443,15 @@ impl<'a> Harness<'a> {
         // A SIM the model cannot tell (see model.rs) is taken as observed; a change of it counts
         // among the changes the carrier may have been asked for.
         let mut changed = changed;
+        let listed = super::admin_get(&self.e2e.simulator, "/sims?limit=1000").await;
+        let listed: BTreeMap<u64, &Value> = listed["sims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["deviceId"].as_u64().unwrap(), s))
+            .collect();
         for device in model.free.clone() {
-            let state = State::parse(&self.e2e.sim_state(device).await);
+            let state = State::parse(listed[&device]["state"].as_str().unwrap());
             if model
                 .sims
                 .iter()
@@ -454,15 +461,8 @@ impl<'a> Harness<'a> {
             }
             model.adopt(device, state);
         }
-        let listed = super::admin_get(&self.e2e.simulator, "/sims?limit=1000").await;
         for device in model.free_quotas.clone() {
-            let sim = listed["sims"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["deviceId"].as_u64() == Some(device))
-                .unwrap();
-            model.adopt_quota(device, quota_volume(sim));
+            model.adopt_quota(device, quota_volume(listed[&device]));
         }
         let redundant = stats["changes"]["redundantSims"].as_u64().unwrap();
         if redundant != 0 {
@@ -763,48 +763,37 @@ async fn kubectl_ok(e2e: &E2e<'_>, args: &[&str]) {
 }
 
 async fn annotate(e2e: &E2e<'_>, namespace: &str, name: &str, annotation: &str) {
-    let out = e2e
-        .kubectl_with(
-            &[
-                "annotate",
-                "sg",
-                name,
-                "-n",
-                namespace,
-                "--overwrite",
-                annotation,
-            ],
-            None,
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    kubectl_ok(
+        e2e,
+        &[
+            "annotate",
+            "sg",
+            name,
+            "-n",
+            namespace,
+            "--overwrite",
+            annotation,
+        ],
+    )
+    .await;
 }
 
 async fn patch_group(e2e: &E2e<'_>, namespace: &str, name: &str, patch: Value) {
-    let out = e2e
-        .kubectl_with(
-            &[
-                "patch",
-                "sg",
-                name,
-                "-n",
-                namespace,
-                "--type=merge",
-                "-p",
-                &patch.to_string(),
-            ],
-            None,
-        )
-        .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let patch = patch.to_string();
+    kubectl_ok(
+        e2e,
+        &[
+            "patch",
+            "sg",
+            name,
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            &patch,
+        ],
+    )
+    .await;
 }
 
 /// Runs one history of `steps` events from `seed` on `e2e`; `Err` names the step and the
