@@ -28,8 +28,6 @@ use simfleet_api::{CarrierAccount, SimGroup, SimState};
 pub(crate) struct Members {
     devices: HashSet<u64>,
     iccids: HashSet<String>,
-    /// The group's generation when they were found, and a digest of its selector then.
-    generation: Option<i64>,
     selector: u64,
     version: u64,
 }
@@ -45,13 +43,6 @@ fn selector_digest(group: &SimGroup) -> u64 {
 }
 
 impl Members {
-    /// Whether they were found for `group`'s selector as it is now. The generation settles it
-    /// without the digest (which serializes the selector) unless the spec changed since.
-    fn found_for(&self, group: &SimGroup) -> bool {
-        (self.generation.is_some() && self.generation == group.metadata.generation)
-            || self.selector == selector_digest(group)
-    }
-
     fn contains(&self, sim: &SimObservation) -> bool {
         sim.device_id.is_some_and(|d| self.devices.contains(&d))
             || (!sim.iccid.is_empty() && self.iccids.contains(&sim.iccid))
@@ -78,31 +69,26 @@ impl MemberRegistry {
         let key = crate::controller::memory_key(group);
         let selector = selector_digest(group);
         let mut all = self.by_group.lock().expect("members lock");
-        let same = all
+        if all
             .get(&key)
-            .filter(|m| m.devices == devices && m.iccids == iccids && m.selector == selector);
-        if same.is_some_and(|m| m.generation == group.metadata.generation) {
+            .is_some_and(|m| m.devices == devices && m.iccids == iccids && m.selector == selector)
+        {
             return false;
         }
-        // The same members under a later generation (a change of state): the version stays,
-        // so peers are not woken; only the generation they were found at moves.
-        let unchanged = same.map(|m| m.version);
-        let version = unchanged.unwrap_or_else(|| {
-            self.next_version
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                + 1
-        });
+        let version = self
+            .next_version
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         all.insert(
             key,
             Arc::new(Members {
                 devices,
                 iccids,
-                generation: group.metadata.generation,
                 selector,
                 version,
             }),
         );
-        unchanged.is_none()
+        true
     }
 
     /// Forgets a deleted group.
@@ -206,7 +192,7 @@ impl ClaimIndex {
             // read again (its account broken, say) claims by its new selector only.
             let known = members
                 .and_then(|m| m.get(&other_key))
-                .filter(|m| m.found_for(other));
+                .filter(|m| m.selector == selector_digest(other));
             let by_tag = other
                 .spec
                 .selector
@@ -490,39 +476,6 @@ mod tests {
         };
         let index = ClaimIndex::build(&[this.clone(), edited], &accounts, Some(&registry), &this);
         assert_eq!(index.claimed_by(&sim), None);
-    }
-
-    #[test]
-    fn members_stay_claims_after_an_edit_that_keeps_the_selector() {
-        let accounts = [account("sim", "simulator", "http://127.0.0.1:1", None)];
-        let this = group_in(
-            "ns",
-            "by-iccid",
-            "sim",
-            "Paused",
-            json!({"iccids": ["8944500000000000001"]}),
-        );
-        let mut tagged = group_in(
-            "ns",
-            "by-tag",
-            "sim",
-            "Active",
-            json!({"tags": ["cold-chain"]}),
-        );
-        tagged.metadata.generation = Some(1);
-        let registry = MemberRegistry::default();
-        registry.observed(&tagged, HashSet::from([1001]), HashSet::new());
-        // Another field of the spec changed (generation 2), the selector did not.
-        tagged.metadata.generation = Some(2);
-        let sim = SimObservation {
-            iccid: "8944500000000000001".into(),
-            ..device(1001)
-        };
-        let index = ClaimIndex::build(&[this.clone(), tagged], &accounts, Some(&registry), &this);
-        assert_eq!(
-            index.claimed_by(&sim),
-            Some(("SimGroup by-tag".into(), SimState::Active))
-        );
     }
 
     #[test]
