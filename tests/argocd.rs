@@ -4,42 +4,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use simfleet::api::{DataQuotaStatus, SimGroupSpec, SimGroupStatus};
 use simfleet::data_quota::plan::{SpecProblem, stalled_status};
 use simfleet::model::{ObservedState, SimObservation};
 use simfleet::sim_group::plan::{NoClaims, PlanContext, SimGroupPlanner};
-
-fn health(objects: &[Value]) -> Vec<(String, String)> {
-    let mut child = Command::new(common::python())
-        .args(["scripts/lua_health.py", "deploy/argocd/health.lua"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python with lupa (run ./scripts/test)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(objects).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    results
-        .iter()
-        .map(|r| {
-            (
-                r["status"].as_str().unwrap().to_owned(),
-                r["message"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
-}
 
 fn sim(id: u64, state: ObservedState) -> SimObservation {
     SimObservation {
@@ -139,7 +109,7 @@ fn argo_cd_health_follows_the_kstatus_conditions_the_operator_writes() {
         &[sim(1, ObservedState::Paused), sim(2, ObservedState::Paused)],
     );
     let value = |s: &SimGroupStatus| Some(serde_json::to_value(s).unwrap());
-    let results = health(&[
+    let results = common::argocd_health(&[
         object("SimGroup", 1, None),
         object("SimGroup", 1, value(&pending)),
         object("SimGroup", 1, value(&converged)),
@@ -175,7 +145,7 @@ fn argo_cd_health_follows_the_kstatus_conditions_the_operator_writes() {
         results[6]
     );
     assert!(
-        results[7].1.contains("1 SIMs would change"),
+        results[7].1.contains("1 SIM would change"),
         "{:?}",
         results[7]
     );

@@ -142,7 +142,7 @@ fn the_chart_renders_the_dashboard_and_rules_and_promtool_passes_them_and_their_
         .into_iter()
         .map(|(a, _)| a)
         .collect();
-    assert_eq!(alerts.len(), 6, "{alerts:?}");
+    assert_eq!(alerts.len(), 7, "{alerts:?}");
 
     let dir = temp_dir("promtool");
     let rules = write_rules(&rule, &dir);
@@ -399,4 +399,182 @@ fn a_threshold_is_cut_off_at_the_top_level_only() {
         without_threshold("time() - max(x) > 3600"),
         "time() - max(x)"
     );
+}
+
+/// The promtool input series of a scrape held as it is for `minutes` (a fleet at rest): every
+/// series keeps its value, except the last-success timestamp, which moves with the clock as
+/// the resyncs of a resting fleet keep succeeding.
+fn at_rest(scrape: &str, minutes: u32) -> Vec<Value> {
+    scrape
+        .lines()
+        .filter(|l| l.starts_with("simfleet_"))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let value: f64 = value.parse().ok()?;
+            let values = if series.starts_with("simfleet_reconcile_last_success_timestamp_seconds")
+            {
+                format!("0+60x{minutes}")
+            } else {
+                format!("{value}x{minutes}")
+            };
+            Some(json!({"series": series, "values": values}))
+        })
+        .collect()
+}
+
+/// Issue 37's fleet: 10,000 SIMs of which 2% the carrier paused, in 5 Active groups. Each
+/// group is Ready with the carrier's exceptions named, Argo CD calls it Healthy, and the chart's
+/// alerts, evaluated by promtool on the operator's own metrics held at rest, fire nothing.
+#[tokio::test]
+async fn a_fleet_with_sims_the_carrier_paused_is_healthy_and_quiet_at_rest_and_names_them() {
+    use common::operator::{Operator, create_group, world_with};
+    use simfleet::api::SimGroup;
+    let config = simfleet::simulator::SimulatorConfig {
+        seed: simfleet::simulator::SeedConfig {
+            sims: 10_000,
+            paused_by_system_share: 0.02,
+            ..Default::default()
+        },
+        ..simfleet::simulator::SimulatorConfig::for_tests(
+            10_000,
+            jiff::SignedDuration::from_secs(10),
+        )
+    };
+    let world = world_with("at-rest", config).await;
+    let (_operator, metrics_url) = Operator::start_with(
+        &world.kubeconfig,
+        &["--metrics-addr", "127.0.0.1:0"],
+        "operator",
+    );
+    let metrics_url = metrics_url.unwrap();
+    let tags = [
+        "cold-chain",
+        "smart-meter",
+        "fleet-tracker",
+        "vending",
+        "pos-terminal",
+    ];
+    let mut groups = Vec::new();
+    for tag in tags {
+        let api = create_group(
+            &world,
+            tag,
+            json!({"carrierRef": {"name": "simulator"}, "state": "Active", "selector": {"tags": [tag]}}),
+        )
+        .await;
+        groups.push((tag, api));
+    }
+    // The carrier confirms what the groups resume once its clock moves.
+    let deadline = Instant::now() + common::operator::wait_limit();
+    let mut ready: Vec<SimGroup> = Vec::new();
+    while ready.len() < groups.len() {
+        ready.clear();
+        for (tag, api) in &groups {
+            let group = api.get(tag).await.unwrap();
+            if common::operator::ready(&group) {
+                ready.push(group);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of 5 groups Ready",
+            ready.len()
+        );
+        world.simulator.advance(jiff::SignedDuration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut objects = Vec::new();
+    for (tag, group) in tags.iter().zip(ready) {
+        let paused: Vec<String> = common::admin_get(
+            &world.simulator,
+            &format!("/sims?tag={tag}&state=PAUSED-SYS&limit=10000"),
+        )
+        .await["sims"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["iccid"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            paused.len() > 10,
+            "{tag}: the fleet has SIMs the carrier paused"
+        );
+        let status = group.status.clone().unwrap();
+        assert_eq!(
+            status.counts.as_ref().unwrap().paused_by_system,
+            paused.len() as u64
+        );
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert!(
+            ready.message.contains(&format!(
+                "{} paused by the carrier's system and left so",
+                paused.len()
+            )),
+            "{tag}: {}",
+            ready.message
+        );
+        // A person reads which: a sample of them, each a SIM the carrier paused.
+        let named: Vec<&str> = status
+            .problem_sims
+            .iter()
+            .filter(|p| p.reason == simfleet::api::ProblemReason::PausedBySystem)
+            .map(|p| p.iccid.as_str())
+            .collect();
+        assert_eq!(named.len(), paused.len().min(20), "{tag}");
+        assert!(
+            named.iter().all(|iccid| paused.iter().any(|p| p == iccid)),
+            "{tag}: {named:?}"
+        );
+        objects.push(serde_json::to_value(&group).unwrap());
+    }
+    for (status, message) in common::argocd_health(&objects) {
+        assert_eq!(status, "Healthy", "{message}");
+    }
+
+    // The alerts on the operator's metrics at rest: none fires, or is even pending.
+    let (_, rule) = rendered_observability();
+    let dir = temp_dir("at-rest");
+    let rules = write_rules(&rule, &dir);
+    let scrape = reqwest::get(format!("{metrics_url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = at_rest(&scrape, 300);
+    assert!(
+        series
+            .iter()
+            .any(|s| s["series"].as_str().unwrap().contains("paused_by_system")),
+        "{scrape}"
+    );
+    let checks: Vec<Value> = alert_expressions(&rule)
+        .iter()
+        .flat_map(|(alert, _)| {
+            ["30m", "4h"].map(|at| json!({"eval_time": at, "alertname": alert, "exp_alerts": []}))
+        })
+        .collect();
+    let tests = json!({
+        "rule_files": [rules],
+        "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": checks}]
+    });
+    let tests_path = dir.join("at-rest.test.yaml");
+    std::fs::write(&tests_path, serde_json::to_string_pretty(&tests).unwrap()).unwrap();
+    let run = Command::new(tool("promtool"))
+        .args(["test", "rules"])
+        .arg(&tests_path)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -301,3 +301,33 @@ pub fn first_version_schema(
     let schema = crd.spec.versions[0].schema.as_ref().unwrap();
     serde_json::to_value(schema.open_api_v3_schema.as_ref().unwrap()).unwrap()
 }
+
+/// Argo CD's verdict (status, message) on each object, by the health check simfleet ships
+/// (deploy/argocd/health.lua), run in Lua (PyPI lupa).
+pub fn argocd_health(objects: &[Value]) -> Vec<(String, String)> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(python())
+        .args(["scripts/lua_health.py", "deploy/argocd/health.lua"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python with lupa (run ./scripts/test)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(objects).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let results: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    results
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_owned(),
+                r["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}

@@ -192,7 +192,11 @@ pub async fn a_restore_returns_the_sims_that_left_the_selector(e2e: &E2e<'_>) {
     }
     let note = e2e.until_event("simgroup", "pos", "Restored").await;
     assert!(
-        note.contains(&format!("{} SIMs are back", changed.len())),
+        note.starts_with(&format!(
+            "{} SIM{} back",
+            changed.len(),
+            if changed.len() == 1 { "" } else { "s" }
+        )),
         "{note}"
     );
     assert_eq!(redundant_sims(e2e).await, 0);

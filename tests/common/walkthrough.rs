@@ -56,8 +56,8 @@ pub fn run(kubeconfig: &Path) {
             |t| t.contains("annotated"),
         ),
         (
-            r#"kubectl get sg smart-meters -o jsonpath='{.status.conditions[?(@.type=="Stalled")].reason}'"#,
-            |t| t.trim() == "PausedBySystem",
+            r#"kubectl get sg smart-meters -o jsonpath='{.status.conditions[?(@.type=="Ready")].message}'"#,
+            |t| t.contains("3 paused by the carrier's system and left so"),
         ),
         (
             "kubectl wait --for=condition=Ready dq --all --timeout=60s",

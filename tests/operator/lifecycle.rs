@@ -80,7 +80,7 @@ async fn on_delete_restore_returns_sims_to_their_earlier_state_except_where_anot
     let events = Value::from(events(&world).await);
     let events = events.to_string();
     assert!(
-        events.contains("2 SIMs are back in the state they had"),
+        events.contains("2 SIMs back in the state they had"),
         "{events}"
     );
     assert!(

@@ -138,14 +138,33 @@ async fn a_system_paused_sim_is_reported_then_resumed_when_the_spec_allows() {
     .await;
     let _operator = Operator::start(&world.kubeconfig);
     let api = create_group(&world, "live", json!({"carrierRef": {"name": "simulator"}, "state": "Active", "selector": {"tags": all_tags()}})).await;
-    let reported = until(&api, "live", "PausedBySystem reported", |g| {
-        condition(g, "Stalled")
-            .is_some_and(|(s, m)| s == "True" && m.contains("paused by the carrier's system"))
+    // A SIM the carrier paused is an exception the group reports, not a reason it never
+    // becomes Ready: Ready names it, Stalled stays False, and one Warning event says so.
+    let reported = until(&api, "live", "Ready with the exception named", |g| {
+        condition(g, "Ready").is_some_and(|(s, m)| {
+            s == "True" && m.contains("1 paused by the carrier's system and left so")
+        })
     })
     .await;
+    assert_eq!(
+        condition(&reported, "Stalled").map(|(s, _)| s).as_deref(),
+        Some("False")
+    );
     let status = reported.status.unwrap();
     assert_eq!(status.counts.unwrap().paused_by_system, 1);
     assert_eq!(status.problem_sims[0].device_id.as_deref(), Some("1005"));
+    let warned: Vec<Value> = events(&world)
+        .await
+        .into_iter()
+        .filter(|e| e["reason"] == "PausedBySystem" && e["type"] == "Warning")
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0]["note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("1 SIM paused by the carrier's system")),
+        "{warned:?}"
+    );
     assert_eq!(
         stats(&world.simulator).await["changes"]["submittedSims"],
         0,

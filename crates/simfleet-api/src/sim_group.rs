@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{FriendlyDuration, LocalObjectRef, Management};
 
-/// Most problem SIMs kept as a sample in status.
+/// Most problem SIMs (or devices) of one reason kept as a sample in status.
 pub const PROBLEM_SAMPLE_LIMIT: usize = 20;
 
 /// Desired connectivity of the SIMs in a group.
@@ -327,9 +327,9 @@ pub struct SimGroupStatus {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["id".into()]))]
     pub pending_actions: Vec<PendingAction>,
 
-    /// A sample (at most 20) of SIMs that need a human, with the reason.
+    /// A sample of SIMs that need a human (at most 20 of each reason), with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 100))]
     pub problem_sims: Vec<ProblemSim>,
 
     /// When the last carrier action was submitted (RFC 3339); `rollout.interval` counts from it.
@@ -488,6 +488,12 @@ pub struct ProblemSim {
 }
 
 impl ProblemSim {
+    /// Whether `sample` has room for one more SIM of `reason` (20 of each reason, so that SIMs
+    /// of one kind never hide those of another).
+    pub fn room_for(sample: &[ProblemSim], reason: ProblemReason) -> bool {
+        sample.iter().filter(|p| p.reason == reason).count() < PROBLEM_SAMPLE_LIMIT
+    }
+
     /// A problem SIM's entry; the device id is kept as the carrier's digits.
     pub fn new(
         iccid: String,

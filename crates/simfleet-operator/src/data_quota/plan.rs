@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::events::EventMark;
+use crate::plan::numbers::count;
 use simfleet_api::conditions::{self, Verdict};
 use simfleet_api::model::ReadUrgency;
 use simfleet_api::model::{QuotaReading, QuotaSetting, QuotaState};
@@ -478,8 +479,8 @@ fn status_of(
                 "management: Observe: the carrier matches the spec; nothing is set".to_owned()
             } else {
                 format!(
-                    "management: Observe: {} devices would get a new quota (see problemDevices); nothing is set; set management: Manage to act",
-                    c.would_change
+                    "management: Observe: {} would get a new quota (see problemDevices); nothing is set; set management: Manage to act",
+                    count(c.would_change, "device")
                 )
             },
         )
@@ -506,8 +507,8 @@ fn status_of(
             true,
             "Refused",
             format!(
-                "the carrier refused the quota of {} devices; see problemDevices",
-                tally.refused
+                "the carrier refused the quota of {}; see problemDevices",
+                count(tally.refused as u64, "device")
             ),
         )
     } else {
@@ -642,7 +643,8 @@ pub(crate) fn with_conflicts(
         });
     }
     let message = format!(
-        "{n} devices are targeted by another DataQuota with another quota (see problemDevices); neither sets them: remove them from one target, or make the quotas equal"
+        "{} targeted by another DataQuota with another quota (see problemDevices); neither sets them: remove them from one target, or make the quotas equal",
+        count(n as u64, "device")
     );
     let reconciling = status
         .conditions

@@ -33,6 +33,7 @@ use crate::data_quota::watch::{
     PassStart, QuotaView, ViewKey, listing_window, read_scope, targets_digest,
 };
 use crate::plan::budget_floor;
+use crate::plan::numbers::count;
 use simfleet_api::conditions::{READY, is_true};
 use simfleet_api::model::{CallFailure, OrgQuotaEvents, QuotaReading, QuotaSetting, ReadUrgency};
 use simfleet_api::{DataQuota, DataQuotaStatus, Management, QuotaDeletePolicy, QuotaProgress};
@@ -678,8 +679,8 @@ async fn remove_quotas(quota: Arc<DataQuota>, context: &Context) -> Result<Actio
             let problem = SpecProblem {
                 reason: "RemoveBlocked",
                 message: format!(
-                    "cannot remove the {} quotas this DataQuota set: {}; fix the account, or set onDelete: Orphan to delete it without removing them",
-                    record.len(),
+                    "cannot remove the {} this DataQuota set: {}; fix the account, or set onDelete: Orphan to delete it without removing them",
+                    count(record.len() as u64, "quota"),
                     problem.message
                 ),
             };
@@ -691,8 +692,8 @@ async fn remove_quotas(quota: Arc<DataQuota>, context: &Context) -> Result<Actio
         record_store::remove_recorded(context, &quota, carrier.as_ref(), &record, IN_FLIGHT)
             .await?;
     let mut note = format!(
-        "removed the quota this DataQuota set on {} devices (their data is now denied)",
-        removal.removed
+        "removed the quota this DataQuota set on {} (their data is now denied)",
+        count(removal.removed as u64, "device")
     );
     if removal.kept > 0 {
         note.push_str(&format!(

@@ -30,7 +30,8 @@ pub(crate) fn quota_over_budget(targeted: u64, limit: u64, account: &str) -> Opt
     (observation > limit).then(|| SpecProblem {
         reason: BUDGET_TOO_SMALL,
         message: format!(
-            "reading this DataQuota's {targeted} devices once costs {observation} carrier requests, more than CarrierAccount {account}'s budget of {limit} a month; raise spec.budget.requestsPerMonth on the account or target fewer devices"
+            "reading this DataQuota's {} once costs {observation} carrier requests, more than CarrierAccount {account}'s budget of {limit} a month; raise spec.budget.requestsPerMonth on the account or target fewer devices",
+            super::numbers::count(targeted, "device")
         ),
     })
 }

@@ -12,3 +12,24 @@ pub fn thousands(n: u64) -> String {
     }
     out
 }
+
+/// `n` and the noun, plural unless `n` is 1: "1 SIM", "2,000 SIMs", "0 devices".
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_as_english() {
+        assert_eq!(count(1, "SIM"), "1 SIM");
+        assert_eq!(count(0, "device"), "0 devices");
+        assert_eq!(count(12_500, "SIM"), "12,500 SIMs");
+    }
+}

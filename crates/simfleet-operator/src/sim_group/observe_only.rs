@@ -1,7 +1,7 @@
 //! What an observe-only SimGroup (`management: Observe`) reports instead of submitting: the
 //! carrier actions the change needs, and the `Reconciling` message. Pure.
 
-use crate::plan::numbers::thousands;
+use crate::plan::numbers::{count, thousands};
 use simfleet_api::{StateChange, WouldSubmit};
 
 /// What an observe-only plan reports instead of submitting.
@@ -37,8 +37,8 @@ pub(crate) fn observe_message(observe: &ObserveOnly, changes: usize) -> String {
         )
     });
     format!(
-        "management: Observe: {} SIMs would change, in {} carrier actions (see wouldSubmit){approval}; nothing is submitted; set management: Manage to act",
-        thousands(changes as u64),
-        observe.would_submit.len()
+        "management: Observe: {} would change, in {} (see wouldSubmit){approval}; nothing is submitted; set management: Manage to act",
+        count(changes as u64, "SIM"),
+        count(observe.would_submit.len() as u64, "carrier action")
     )
 }

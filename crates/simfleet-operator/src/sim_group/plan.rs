@@ -26,9 +26,9 @@ use simfleet_api::model::{
     ActionStatus, ObservedState, Refusal, RefusalKind, SimObservation, SimTarget,
 };
 use simfleet_api::{
-    ApprovalRecord, AwaitingConnectionPolicy, DriftPolicy, HeldChange, PROBLEM_SAMPLE_LIMIT,
-    PendingAction, ProblemReason, ProblemSim, SimCounts, SimGroupSpec, SimGroupStatus, SimState,
-    StateChange, SystemPausedPolicy,
+    ApprovalRecord, AwaitingConnectionPolicy, DriftPolicy, HeldChange, PendingAction,
+    ProblemReason, ProblemSim, SimCounts, SimGroupSpec, SimGroupStatus, SimState, StateChange,
+    SystemPausedPolicy,
 };
 
 pub use super::approval::ApprovalAnnotations;
@@ -40,7 +40,7 @@ pub(crate) use super::pending::{
     CONFIRMATION_DEADLINE, IDLE, change_carried_out, note_carrier_statuses, read_urgency,
 };
 pub use super::pending::{PollCost, drift_check_wait, pending_backoff, poll_says_wait};
-use crate::plan::numbers::thousands;
+use crate::plan::numbers::{count, thousands};
 
 /// Resync period of a converged group (drift detection) unless its `driftCheck` says otherwise.
 pub const RESYNC: Duration = simfleet_api::DEFAULT_DRIFT_CHECK;
@@ -176,6 +176,7 @@ pub struct Plan {
     stalled_action: Option<PendingAction>,
     desired: SimState,
     drift_policy: DriftPolicy,
+    system_paused: SystemPausedPolicy,
     /// How often a group at rest is read again (`driftCheck`).
     pub drift_check: Duration,
     selector: String,
@@ -250,7 +251,7 @@ impl<'a> SimGroupPlanner<'a> {
     }
 
     fn problem(&mut self, sim: &SimObservation, reason: ProblemReason, message: String) {
-        if self.problems.len() < PROBLEM_SAMPLE_LIMIT {
+        if ProblemSim::room_for(&self.problems, reason) {
             self.problems.push(ProblemSim::new(
                 sim.iccid.clone(),
                 sim.device_id,
@@ -383,6 +384,16 @@ impl<'a> SimGroupPlanner<'a> {
                 self.counts.in_desired_state += 1;
                 continue;
             }
+            if state == ObservedState::PausedBySystem
+                && self.ctx.spec.system_paused == SystemPausedPolicy::Report
+            {
+                self.problem(
+                    sim,
+                    ProblemReason::PausedBySystem,
+                    "paused by the carrier's system (billing, limits); left paused: settle it with the carrier, or set systemPaused: Resume to resume it".into(),
+                );
+                continue;
+            }
             let Some(device_id) = sim.device_id else {
                 self.counts.failed += 1;
                 self.problem(
@@ -392,16 +403,6 @@ impl<'a> SimGroupPlanner<'a> {
                 );
                 continue;
             };
-            if state == ObservedState::PausedBySystem
-                && self.ctx.spec.system_paused == SystemPausedPolicy::Report
-            {
-                self.problem(
-                    sim,
-                    ProblemReason::PausedBySystem,
-                    "paused by the carrier's system (billing or limits); set systemPaused: Resume to resume it".into(),
-                );
-                continue;
-            }
             if self.converged_before {
                 // Changed outside simfleet: reported in both modes, corrected only by Correct.
                 self.counts.drifted += 1;
@@ -546,6 +547,7 @@ impl<'a> SimGroupPlanner<'a> {
             stalled_action,
             desired: self.desired,
             drift_policy: ctx.spec.drift,
+            system_paused: ctx.spec.system_paused,
             drift_check: ctx.spec.drift_check(),
             selector: ctx.spec.selector.describe(),
             generation: ctx.generation,
@@ -616,6 +618,7 @@ impl Plan {
             stalled_action: None,
             desired: ctx.spec.state,
             drift_policy: ctx.spec.drift,
+            system_paused: ctx.spec.system_paused,
             drift_check: ctx.spec.drift_check(),
             selector: ctx.spec.selector.describe(),
             generation: ctx.generation,
@@ -663,7 +666,7 @@ impl Plan {
                     ProblemReason::Ineligible
                 }
             };
-            if self.problems.len() < PROBLEM_SAMPLE_LIMIT {
+            if ProblemSim::room_for(&self.problems, reason) {
                 self.problems.push(ProblemSim::new(
                     String::new(),
                     Some(refusal.device_id),
@@ -689,7 +692,7 @@ impl Plan {
                     .problems
                     .iter()
                     .any(|p| p.device_id == Some(refusal.device_id.to_string()));
-                if !listed && self.problems.len() < PROBLEM_SAMPLE_LIMIT {
+                if !listed && ProblemSim::room_for(&self.problems, reason) {
                     self.problems.push(ProblemSim::new(
                         String::new(),
                         Some(refusal.device_id),

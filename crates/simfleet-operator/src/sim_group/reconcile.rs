@@ -24,6 +24,7 @@ use crate::controller::{
     write_status,
 };
 use crate::plan::budget_floor;
+use crate::plan::numbers::count;
 use crate::resolve::selection_of;
 use crate::sim_group::approval::{ApprovalAnnotations, not_a_number};
 use crate::sim_group::claims::ClaimIndex;
@@ -493,7 +494,10 @@ async fn report(
             group,
             EventType::Warning,
             "Conflict",
-            format!("{} SIMs are claimed by another SimGroup with the opposite state; they are left unchanged", conflicts(&status)),
+            format!(
+                "{} claimed by another SimGroup with the opposite state; they are left unchanged",
+                count(conflicts(&status), "SIM")
+            ),
         )
         .await;
     }
@@ -527,8 +531,36 @@ async fn report(
             EventType::Warning,
             "DriftDetected",
             format!(
-                "{total} SIMs were changed outside simfleet; {}",
+                "{} changed outside simfleet; {}",
+                count(total, "SIM"),
                 sample.join("; ")
+            ),
+        )
+        .await;
+    }
+    let system_paused =
+        |s: &simfleet_api::SimGroupStatus| s.counts.as_ref().map_or(0, |c| c.paused_by_system);
+    if group.spec.state == simfleet_api::SimState::Active
+        && group.spec.system_paused == simfleet_api::SystemPausedPolicy::Report
+        && system_paused(&status) > system_paused(previous)
+    {
+        let sample: Vec<&str> = status
+            .problem_sims
+            .iter()
+            .filter(|p| p.reason == ProblemReason::PausedBySystem)
+            .take(5)
+            .map(|p| p.iccid.as_str())
+            .collect();
+        publish(
+            context,
+            group,
+            EventType::Warning,
+            "PausedBySystem",
+            format!(
+                "{} paused by the carrier's system (was {}), e.g. {}; left paused (systemPaused: Report): settle them with the carrier, or set systemPaused: Resume",
+                count(system_paused(&status), "SIM"),
+                system_paused(previous),
+                sample.join(", ")
             ),
         )
         .await;
@@ -603,7 +635,11 @@ async fn submit_changes(
             group,
             EventType::Warning,
             "SubmitFailed",
-            format!("{:?} of {} SIMs: {error}", action.change, action.sims.len()),
+            format!(
+                "{:?} of {}: {error}",
+                action.change,
+                count(action.sims.len() as u64, "SIM")
+            ),
         )
         .await;
         for unsent in &actions[at..] {
@@ -683,8 +719,9 @@ impl ActionLog for ChangeLog<'_> {
                 EventType::Normal,
                 "ActionSubmitted",
                 format!(
-                    "{:?} of {} SIMs submitted as carrier action {id}",
-                    action.change, submission.accepted
+                    "{:?} of {} submitted as carrier action {id}",
+                    action.change,
+                    count(submission.accepted as u64, "SIM")
                 ),
             )
             .await;
@@ -695,8 +732,8 @@ impl ActionLog for ChangeLog<'_> {
                     EventType::Warning,
                     "SimsRefused",
                     format!(
-                        "the carrier refused {} SIMs of action {id}",
-                        submission.refused.len()
+                        "the carrier refused {} of action {id}",
+                        count(submission.refused.len() as u64, "SIM")
                     ),
                 )
                 .await;

@@ -272,10 +272,10 @@ async fn drift_is_corrected_by_default() {
 
 #[tokio::test]
 async fn drift_is_drift_even_when_something_else_keeps_the_group_from_ready() {
-    // SIM 3 is paused by the carrier's system (reported, so the group is never Ready); a SIM
+    // SIM 3 is in a state simfleet does not know (failed, so the group is never Ready); a SIM
     // paused in the dashboard after the change was carried out is still drift, not a change.
     let fake = FakeCarrier::with(&sims(&[1, 2, 3], ACTIVE));
-    fake.force(3, ObservedState::PausedBySystem);
+    fake.force(3, ObservedState::Unknown("TEST-HOLD".into()));
     let world = TestWorld::start(fake.clone()).await;
     let mut spec = group_spec("Active");
     spec["drift"] = json!("Report");

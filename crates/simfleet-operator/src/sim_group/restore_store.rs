@@ -15,6 +15,7 @@ use super::act::{ActionLog, Failed, Sent, act};
 use crate::controller::events::publish;
 use crate::controller::records::{self, RecordKind};
 use crate::controller::{Context, Error, write_status};
+use crate::plan::numbers::count;
 use crate::resolve::selection_of;
 use crate::sim_group::claims::ClaimIndex;
 use crate::sim_group::restore::{
@@ -156,8 +157,8 @@ pub async fn step(
     }
     remove(&context.client, group).await?;
     let mut note = format!(
-        "{} SIMs are back in the state they had before this group changed them",
-        counts.restored
+        "{} back in the state they had before this group changed them",
+        count(counts.restored, "SIM")
     );
     if counts.kept_for_other_group > 0 {
         note.push_str(&format!(
@@ -231,8 +232,9 @@ impl ActionLog for RestoreLog<'_> {
                 EventType::Normal,
                 "RestoreSubmitted",
                 format!(
-                    "{:?} of {} SIMs submitted as carrier action {id} to restore their earlier state",
-                    action.change, submission.accepted
+                    "{:?} of {} submitted as carrier action {id} to restore their earlier state",
+                    action.change,
+                    count(submission.accepted as u64, "SIM")
                 ),
             )
             .await;

@@ -7,38 +7,58 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use super::*;
 
 impl Plan {
+    /// SIMs of an Active group that the carrier's system paused and `systemPaused: Report`
+    /// leaves paused.
+    pub fn system_paused_left(&self) -> u64 {
+        if self.desired == SimState::Active && self.system_paused == SystemPausedPolicy::Report {
+            self.counts.paused_by_system
+        } else {
+            0
+        }
+    }
+
     /// The status to write, with conditions set from `previous` (transition times kept).
     pub fn status(&self, previous: &SimGroupStatus) -> SimGroupStatus {
         let mut conditions: Vec<Condition> = previous.conditions.clone();
         let c = &self.counts;
         let eligible = c.selected - c.ineligible;
         let state = format!("{:?}", self.desired);
-        let waiting_problems = self.problems.iter().any(|p| {
-            matches!(
-                p.reason,
-                ProblemReason::PausedBySystem | ProblemReason::Drift
-            )
-        });
+        let waiting_problems = self
+            .problems
+            .iter()
+            .any(|p| p.reason == ProblemReason::Drift);
         let off_state = c.pending + c.conflicting + c.failed + self.remaining_after_actions as u64;
+        // SIMs the carrier paused, left so by `systemPaused: Report`, are exceptions the group
+        // reports, not work it can do: a fleet always has a few, and a group that waited for
+        // them would never be Ready (docs/concepts.md, "Paused by the system").
+        let excepted = self.system_paused_left();
         // SIMs left to turn active at their next connection are where the group wants them.
-        let settled = c.in_desired_state + c.awaiting_connection;
+        let settled = c.in_desired_state + c.awaiting_connection + excepted;
         let ready = settled == eligible && off_state == 0 && !waiting_problems;
+        let mut exceptions = Vec::new();
+        if excepted > 0 {
+            exceptions.push(format!(
+                "{} paused by the carrier's system and left so (systemPaused: Report)",
+                thousands(excepted)
+            ));
+        }
+        if c.awaiting_connection > 0 {
+            exceptions.push(format!(
+                "{} awaiting their next connection (awaitingConnection: Leave)",
+                thousands(c.awaiting_connection)
+            ));
+        }
+        if c.ineligible > 0 {
+            exceptions.push(format!("{} ineligible", thousands(c.ineligible)));
+        }
         let ready_message = format!(
-            "{} of {} eligible SIMs {state}{}{}",
+            "{} of {} {state}{}",
             thousands(c.in_desired_state),
-            thousands(eligible),
-            if c.awaiting_connection > 0 {
-                format!(
-                    ", {} awaiting their next connection (awaitingConnection: Leave)",
-                    thousands(c.awaiting_connection)
-                )
-            } else {
-                String::new()
-            },
-            if c.ineligible > 0 {
-                format!(" ({} ineligible)", thousands(c.ineligible))
-            } else {
-                String::new()
+            count(eligible, "eligible SIM"),
+            match (exceptions.is_empty(), excepted > 0 || c.ineligible > 0) {
+                (true, _) => String::new(),
+                (false, true) => format!("; {} (see problemSims)", exceptions.join("; ")),
+                (false, false) => format!("; {}", exceptions.join("; ")),
             }
         );
         let ids: Vec<&str> = self.pending.iter().map(|a| a.id.as_str()).collect();
@@ -47,14 +67,15 @@ impl Plan {
             || !self.actions.is_empty();
         let reconciling_message = if self.pending.is_empty() {
             format!(
-                "{} SIMs still to change",
-                thousands(self.remaining_after_actions as u64)
+                "{} still to change",
+                count(self.remaining_after_actions as u64, "SIM")
             )
         } else {
             format!(
-                "{} of {} SIMs awaiting carrier confirmation; actions {}",
+                "{} of {} awaiting carrier confirmation; {} {}",
                 thousands(c.pending),
-                thousands(c.selected),
+                count(c.selected, "SIM"),
+                if ids.len() == 1 { "action" } else { "actions" },
                 ids.join(", ")
             )
         };
@@ -62,8 +83,8 @@ impl Plan {
             (Some(Hold::ApprovalRequired { changes, limit }), _) => Some((
                 "ApprovalRequired",
                 format!(
-                    "the change touches {} SIMs, more than guard.maxChangesWithoutApproval ({}); approve exactly this change with the annotation simfleet.io/approved-change={} (or simfleet.io/approved-generation={} while it is held)",
-                    thousands(*changes as u64),
+                    "the change touches {}, more than guard.maxChangesWithoutApproval ({}); approve exactly this change with the annotation simfleet.io/approved-change={} (or simfleet.io/approved-generation={} while it is held)",
+                    count(*changes as u64, "SIM"),
                     thousands(u64::from(*limit)),
                     self.change_digest.as_deref().unwrap_or("-"),
                     self.generation
@@ -72,8 +93,10 @@ impl Plan {
             (_, Some(action)) => Some((
                 "ActionUnconfirmed",
                 format!(
-                    "carrier action {} ({} SIMs, submitted {}) is unconfirmed after 24 h; check it in the carrier's dashboard",
-                    action.id, action.sims, action.submitted_at.0
+                    "carrier action {} ({}, submitted {}) is unconfirmed after 24 h; check it in the carrier's dashboard",
+                    action.id,
+                    count(u64::from(action.sims), "SIM"),
+                    action.submitted_at.0
                 ),
             )),
             _ if c.selected == 0 => Some((
@@ -93,29 +116,15 @@ impl Plan {
             _ if c.conflicting > 0 => Some((
                 "Conflict",
                 format!(
-                    "{} SIMs are claimed by another SimGroup with the opposite state",
-                    thousands(c.conflicting)
+                    "{} claimed by another SimGroup with the opposite state: neither changes them; change one side's selector or state",
+                    count(c.conflicting, "SIM")
                 ),
             )),
-            _ if self
-                .problems
-                .iter()
-                .any(|p| p.reason == ProblemReason::PausedBySystem)
-                && self.desired == SimState::Active =>
-            {
-                Some((
-                    "PausedBySystem",
-                    format!(
-                        "{} SIMs are paused by the carrier's system; set systemPaused: Resume to resume them",
-                        thousands(c.paused_by_system)
-                    ),
-                ))
-            }
             _ if c.drifted > 0 && self.drift_policy == DriftPolicy::Report => Some((
                 "Drift",
                 format!(
-                    "{} SIMs were changed outside simfleet (see problemSims); drift: Report leaves them so; change them back at the carrier, or set drift: Correct",
-                    thousands(c.drifted)
+                    "{} changed outside simfleet (see problemSims); drift: Report leaves them so; change them back at the carrier, or set drift: Correct",
+                    count(c.drifted, "SIM")
                 ),
             )),
             _ => None,
@@ -143,8 +152,8 @@ impl Plan {
                 true,
                 "AwaitingApproval",
                 format!(
-                    "{} SIMs wait for approval (annotation simfleet.io/approved-change={}); nothing is sent until then{}",
-                    thousands(*changes as u64),
+                    "{} waiting for approval (annotation simfleet.io/approved-change={}); nothing is sent until then{}",
+                    count(*changes as u64, "SIM"),
                     self.change_digest.as_deref().unwrap_or("-"),
                     if self.pending.is_empty() {
                         String::new()
@@ -157,8 +166,8 @@ impl Plan {
                 true,
                 "RolloutInterval",
                 format!(
-                    "{} SIMs still to change; the next carrier action goes at {until} (rollout.interval){}",
-                    thousands(self.remaining_after_actions as u64),
+                    "{} still to change; the next carrier action goes at {until} (rollout.interval){}",
+                    count(self.remaining_after_actions as u64, "SIM"),
                     if self.pending.is_empty() {
                         String::new()
                     } else {
@@ -170,8 +179,8 @@ impl Plan {
                 true,
                 "CarrierActionsPending",
                 format!(
-                    "{} SIMs still to change: the carrier runs one action of a kind at a time, and the next goes when {id} is done; {reconciling_message}",
-                    thousands(self.remaining_after_actions as u64)
+                    "{} still to change: the carrier runs one action of a kind at a time, and the next goes when {id} is done; {reconciling_message}",
+                    count(self.remaining_after_actions as u64, "SIM")
                 ),
             ),
             (None, _) if reconciling && self.pending.is_empty() && self.actions.is_empty() => {
@@ -184,6 +193,7 @@ impl Plan {
         };
         let stalled = match stalled {
             Some((reason, message)) => Verdict::new(true, reason, message),
+            None if ready => Verdict::new(false, "InDesiredState", "nothing needs a human"),
             None => Verdict::new(false, "Progressing", "nothing needs a human"),
         };
         conditions::set_kstatus(
