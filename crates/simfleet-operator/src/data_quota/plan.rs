@@ -508,7 +508,7 @@ fn status_of(
             "Refused",
             format!(
                 "the carrier refused the quota of {}; see problemDevices",
-                count(tally.refused as u64, "device")
+                count(tally.refused, "device")
             ),
         )
     } else {
@@ -644,7 +644,7 @@ pub(crate) fn with_conflicts(
     }
     let message = format!(
         "{} targeted by another DataQuota with another quota (see problemDevices); neither sets them: remove them from one target, or make the quotas equal",
-        count(n as u64, "device")
+        count(n, "device")
     );
     let reconciling = status
         .conditions
