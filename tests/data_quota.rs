@@ -442,3 +442,67 @@ async fn data_quotas_that_disagree_when_the_operator_starts_both_report_the_conf
         .collect();
     assert!(with_quota.is_empty(), "{with_quota:?}");
 }
+
+/// Issue 37, point 2: a DataQuota whose apply takes a while (400 devices, a carrier answering
+/// in 15 ms, one request at a time) has conditions from its first reconcile, and they say how far it is:
+/// `kubectl wait --for=condition=Reconciling` succeeds while it applies, with the devices left
+/// and an estimate; then it is Ready. (It had no conditions at all until fully applied.)
+#[tokio::test]
+async fn a_long_apply_reports_how_far_it_is_in_its_conditions_from_the_start() {
+    use simfleet::api::CarrierAccount;
+    // A carrier that answers in 15 ms, one request at a time.
+    let mut config = common::live_config(400);
+    config.faults = vec![serde_json::from_value(json!({"route": "*", "latencyMs": 15})).unwrap()];
+    let world = world_with("quota-pace", config).await;
+    Api::<CarrierAccount>::namespaced(world.sandbox.client(), "default")
+        .patch(
+            "simulator",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"concurrency": 1}})),
+        )
+        .await
+        .unwrap();
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_quota(&world, "paced", json!({"carrierRef": {"name": "simulator"}, "target": {"tags": simfleet::simulator::fleet::SEED_TAGS}, "volumeMB": 50, "expiry": {"after": "30d"}})).await;
+    let condition = |q: &DataQuota, type_: &str| {
+        q.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_).cloned())
+    };
+    let first = until(&api, "paced", "any condition", |q| {
+        condition(q, "Ready").is_some()
+    })
+    .await;
+    // Its first conditions: the account being verified, or the apply begun; never a Warning.
+    let ready = condition(&first, "Ready").unwrap();
+    assert!(
+        ready.status == "False" && ["Progressing", "Applying"].contains(&ready.reason.as_str()),
+        "{ready:?}"
+    );
+    assert_eq!(
+        condition(&first, "Stalled").map(|c| c.status).as_deref(),
+        Some("False")
+    );
+    let midway = until(&api, "paced", "progress with an estimate", |q| {
+        condition(q, "Reconciling").is_some_and(|c| {
+            c.status == "True"
+                && c.reason == "Applying"
+                && c.message.contains(" of 400 devices done")
+                && !c.message.contains(": 0 of 400")
+                && c.message.contains("at the pace so far")
+        })
+    })
+    .await;
+    let message = condition(&midway, "Reconciling").unwrap().message;
+    assert!(message.starts_with("applying generation 1: "), "{message}");
+    assert_eq!(
+        condition(&midway, "Stalled").map(|c| c.status).as_deref(),
+        Some("False")
+    );
+    let done = until(&api, "paced", "Ready", quota_ready).await;
+    assert_eq!(counts(&done).active, 400);
+    assert_eq!(
+        condition(&done, "Reconciling").map(|c| c.reason).as_deref(),
+        Some("Idle")
+    );
+}

@@ -282,6 +282,7 @@ async fn resource_request(
         },
         namespace: target.namespace.clone().unwrap_or_default(),
         user_agent,
+        field_selector: params.get("fieldSelector").cloned().unwrap_or_default(),
     });
     let namespace = target.namespace.clone().unwrap_or_default();
     let status = target.subresource.as_deref() == Some("status");

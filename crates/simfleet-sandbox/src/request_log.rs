@@ -17,6 +17,9 @@ pub struct RequestRecord {
     pub namespace: String,
     /// The client's User-Agent.
     pub user_agent: String,
+    /// The `fieldSelector` of a list or watch (empty without one): a watch by name is not a
+    /// watch of every object.
+    pub field_selector: String,
 }
 
 /// Requests kept in order; older ones are dropped (their kinds stay in the distinct set).
@@ -70,6 +73,7 @@ mod tests {
             resource: "simgroups".into(),
             namespace: namespace.into(),
             user_agent: "test".into(),
+            field_selector: String::new(),
         }
     }
 

@@ -25,9 +25,10 @@ use simfleet_api::conditions::{self, READY};
 use simfleet_api::{CarrierAccount, CarrierCapabilities, DataQuota, SimGroup};
 use simfleet_carrier::CarrierError;
 
-/// Runs the CarrierAccount controller. Secrets are not watched (that would list every Secret in
-/// the cluster, Helm releases included): each account reads the one it names when it changes,
-/// and at least every [`SECRET_RECHECK`], so a rotation is picked up within a minute.
+/// Runs the CarrierAccount controller. Secrets are not listed (that would read every Secret in
+/// the cluster, Helm releases included): each account reads the one it names, watched by name
+/// (`secret_watch`), so a rotation, a fix or a deletion is picked up at once; and again at
+/// least every [`SECRET_RECHECK`], should a watch be down.
 pub async fn run(
     context: Arc<Context>,
     namespace: Option<String>,
@@ -81,6 +82,11 @@ async fn apply(
     namespace: &str,
 ) -> Result<Action, Error> {
     let now = context.clock.now();
+    context.secret_watches.follow(
+        &context.client,
+        account,
+        &context.account_rechecks.requester(),
+    );
     let (finding, verified_at) = check(context, account, namespace, now).await?;
     let verdict = verdict(&account.spec, namespace, finding);
     let users = users_of(context, namespace, &account.name_any()).await?;
@@ -133,6 +139,7 @@ async fn release(
         context
             .carriers
             .forget(&crate::controller::memory_key(account));
+        context.secret_watches.forget(account);
         return Ok(Action::await_change());
     }
     let previous = account.status.clone().unwrap_or_default();

@@ -264,6 +264,10 @@ pub(crate) struct AccountProblem {
     pub reason: &'static str,
     /// Message naming the account and what is wrong.
     pub message: String,
+    /// The account has not been judged by this process yet (just created, or the operator just
+    /// started and the account's last verdict was good): a wait of seconds, not a problem for a
+    /// human, so the resource says nothing new and looks again soon.
+    pub verifying: bool,
 }
 
 /// The verified carrier client of a CarrierAccount, or why there is none usable.
@@ -297,6 +301,7 @@ pub(crate) async fn ready_carrier(
         return Ok(Err(AccountProblem {
             reason: "CarrierAccountNotFound",
             message: format!("CarrierAccount {account_name} not found in namespace {namespace}"),
+            verifying: false,
         }));
     };
     let ready = account.status.as_ref().and_then(|s| {
@@ -304,14 +309,28 @@ pub(crate) async fn ready_carrier(
             .iter()
             .find(|c| c.type_ == simfleet_api::conditions::READY)
     });
-    match context.carriers.cached(namespace, account_name) {
-        Some(carrier) if ready.is_some_and(|c| c.status == "True") => Ok(Ok(carrier)),
-        _ => Ok(Err(AccountProblem {
+    let cached = context.carriers.cached(namespace, account_name);
+    match (cached, ready) {
+        (Some(carrier), Some(c)) if c.status == "True" => Ok(Ok(carrier)),
+        (_, None) => Ok(Err(AccountProblem {
+            reason: "CarrierAccountNotReady",
+            message: format!("CarrierAccount {account_name} is being verified"),
+            verifying: true,
+        })),
+        (None, Some(c)) if c.status == "True" => Ok(Err(AccountProblem {
+            reason: "CarrierAccountNotReady",
+            message: format!(
+                "CarrierAccount {account_name} is being verified by this operator (it was Ready)"
+            ),
+            verifying: true,
+        })),
+        (_, ready) => Ok(Err(AccountProblem {
             reason: "CarrierAccountNotReady",
             message: format!(
                 "CarrierAccount {account_name} is not ready: {}",
                 ready.map_or("not verified yet", |c| c.message.as_str())
             ),
+            verifying: false,
         })),
     }
 }

@@ -52,6 +52,8 @@ pub struct Context {
     pub health: Arc<readiness::Health>,
     /// Accounts for the CarrierAccount controller to look at again.
     pub account_rechecks: AccountRechecks,
+    /// The watches on the Secrets the accounts name.
+    pub(crate) secret_watches: crate::carrier_account::secret_watch::SecretWatches,
     /// When each group (`namespace/name`) was last observed in full, in this process.
     full_observations: Mutex<HashMap<String, FullObservation>>,
     /// The carrier base URLs credentials may be sent to.
@@ -141,6 +143,14 @@ impl AccountRechecks {
     /// The requests, for the one CarrierAccount controller (empty for a second taker).
     pub(crate) fn take(&self) -> futures::channel::mpsc::UnboundedReceiver<()> {
         self.0.take()
+    }
+
+    /// A function that asks, for a task that outlives a reconcile (a Secret's watch).
+    pub(crate) fn requester(&self) -> crate::carrier_account::secret_watch::OnChange {
+        let sender = self.0.sender.clone();
+        std::sync::Arc::new(move || {
+            let _ = sender.unbounded_send(());
+        })
     }
 }
 
@@ -313,6 +323,7 @@ impl Context {
             http: HttpSettings::default(),
             backoff: ErrorBackoff::default(),
             account_rechecks: AccountRechecks::default(),
+            secret_watches: Default::default(),
             full_observations: Mutex::new(HashMap::new()),
             queued: Mutex::new(HashMap::new()),
             started: std::time::Instant::now(),

@@ -9,7 +9,7 @@ use simfleet_carrier::CarrierError;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The Kubernetes API failed.
-    #[error("Kubernetes API: {0}")]
+    #[error("Kubernetes API: {}", describe_kube(.0))]
     Kube(#[from] kube::Error),
     /// The carrier failed.
     #[error("carrier: {0}")]
@@ -27,6 +27,10 @@ pub enum Error {
     /// says `RestoreBlocked`; retried with the error backoff).
     #[error("the restore waits for a usable carrier account")]
     RestoreBlocked,
+    /// A deleted resource's clean-up waits for its CarrierAccount to be verified by this process
+    /// (the operator just started): not a failure, looked at again in 2 s.
+    #[error("the clean-up waits for its carrier account to be verified")]
+    AccountVerifying,
     /// A deleted CarrierAccount waits for the resources that use it (not a failure: the
     /// finalizer waits).
     #[error("deletion waits for {0} resources that use this account")]
@@ -59,20 +63,29 @@ pub(crate) fn from_finalizer(error: kube::runtime::finalizer::Error<Error>) -> E
         {
             Error::StaleRead(status.message)
         }
+        Finalizer::AddFinalizer(e) => {
+            Error::Finalizer(format!("adding the finalizer: {}", describe_kube(&e)))
+        }
+        Finalizer::RemoveFinalizer(e) => {
+            Error::Finalizer(format!("removing the finalizer: {}", describe_kube(&e)))
+        }
         other => Error::Finalizer(other.to_string()),
     }
 }
 
-impl Error {
-    /// Whether this is a wait or a benign race rather than a failure: logged at debug level,
-    /// so that the log shows only what needs a person.
-    pub(crate) fn is_waiting(&self) -> bool {
-        matches!(
-            self,
-            Error::Restoring(_) | Error::InUse(_) | Error::StaleRead(_)
-        )
+/// A Kubernetes API error said once: kube's own text repeats an API answer's message three
+/// times (its Display, then the whole Status again as Debug), about 10 KB a line for a long
+/// validation error.
+pub(crate) fn describe_kube(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            format!("{} {}: {}", status.code, status.reason, status.message)
+        }
+        other => other.to_string(),
     }
+}
 
+impl Error {
     /// The `result` label of the reconcile metric.
     pub(crate) fn metric_label(&self) -> &'static str {
         match self {
@@ -84,6 +97,7 @@ impl Error {
             Error::InUse(_) => "in_use",
             Error::StaleRead(_) => "stale_read",
             Error::RestoreBlocked => "restore_blocked",
+            Error::AccountVerifying => "account_verifying",
             Error::RestoreRecord(_) => "restore_record_error",
             Error::Panicked(_) => "panicked",
         }
@@ -133,6 +147,22 @@ mod tests {
     }
 
     #[test]
+    fn an_api_error_is_said_once() {
+        let message = "SimGroup.simfleet.io \"g\" is invalid: spec.rollout.batchSize: Invalid value: 0: must be at least 1";
+        let error = super::Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            status: None,
+            code: 422,
+            message: message.into(),
+            metadata: None,
+            reason: "Invalid".into(),
+            details: None,
+        })));
+        let text = error.to_string();
+        assert_eq!(text, format!("Kubernetes API: 422 Invalid: {message}"));
+        assert_eq!(text.matches("must be at least 1").count(), 1);
+    }
+
+    #[test]
     fn a_refused_finalizer_patch_is_a_quiet_retry_and_other_failures_are_not() {
         use kube::runtime::finalizer::Error as Finalizer;
         let refused = |code: u16| {
@@ -147,11 +177,11 @@ mod tests {
         };
         for code in [409, 422] {
             let error = super::from_finalizer(Finalizer::AddFinalizer(refused(code)));
-            assert!(matches!(error, super::Error::StaleRead(_)) && error.is_waiting());
+            assert!(matches!(error, super::Error::StaleRead(_)));
         }
         let error = super::from_finalizer(Finalizer::RemoveFinalizer(refused(403)));
         assert!(
-            !error.is_waiting(),
+            matches!(error, super::Error::Finalizer(_)),
             "a forbidden patch needs a person: {error}"
         );
     }

@@ -25,7 +25,7 @@ pub(crate) use carriers::CarrierCache;
 pub use context::Context;
 pub use errors::Error;
 pub use run::{RunArgs, run, run_with_client};
-pub(crate) use status::write_status;
+pub(crate) use status::{wait_for_account, write_status};
 
 pub(crate) use carriers::{cleanup_carrier, ready_carrier};
 pub(crate) use context::{FullObservation, GroupStores};
@@ -119,6 +119,10 @@ fn retry_policy<K: Resource<DynamicType = ()>>(
         tracing::debug!(object = %key, users, "deletion waits for the resources using it");
         return Action::requeue(std::time::Duration::from_secs(5));
     }
+    if let Error::AccountVerifying = error {
+        tracing::debug!(object = %key, "clean-up waits for the account's verification");
+        return Action::requeue(std::time::Duration::from_secs(2));
+    }
     if let Error::StaleRead(message) = error {
         tracing::debug!(object = %key, %message, "stale read; trying again");
         return Action::requeue(std::time::Duration::from_millis(200));
@@ -168,12 +172,9 @@ pub(crate) async fn drive<K, F>(
         .run(measured, policy, context)
         .for_each(|result| async move {
             match result {
-                Err(kube::runtime::controller::Error::ReconcilerFailed(err, _))
-                    if err.is_waiting() =>
-                {
-                    tracing::debug!(kind = %K::kind(&()), %err, "waiting");
-                }
-                Err(err) => tracing::warn!(kind = %K::kind(&()), %err, "reconcile failed"),
+                // Said already, once, by `retry_policy` (a wait at debug level).
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(err) => tracing::warn!(kind = %K::kind(&()), %err, "controller failed"),
                 Ok(_) => {}
             }
         });

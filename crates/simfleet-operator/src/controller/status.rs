@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::events::publish;
 use super::{Context, Error};
-use simfleet_api::conditions::STALLED;
+use simfleet_api::conditions::{STALLED, Verdict};
 use simfleet_api::{CarrierAccount, DataQuota, SimGroup};
 
 /// A kind whose status carries kstatus conditions.
@@ -96,6 +96,37 @@ pub(crate) async fn write_status<K: WithConditions>(
     )
     .await?;
     Ok(())
+}
+
+/// A resource whose CarrierAccount this process is still verifying (just created, or the
+/// operator just started): a wait of seconds, not a problem. A resource with no conditions yet
+/// gets its first ones (Reconciling, reason `CarrierAccountVerifying`); one that has some keeps
+/// them, so that a restart never flips a Ready resource or publishes a Warning. Looked at again
+/// in 2 s.
+pub(crate) async fn wait_for_account<K: WithConditions>(
+    context: &Context,
+    api: &Api<K>,
+    object: &K,
+    message: &str,
+) -> Result<kube::runtime::controller::Action, Error> {
+    let current = object.status();
+    if current.is_none_or(|s| K::conditions(s).is_empty()) {
+        let mut next = current.cloned().unwrap_or_default();
+        simfleet_api::conditions::set_kstatus(
+            K::conditions_mut(&mut next),
+            [
+                Verdict::new(false, "Progressing", message),
+                Verdict::new(true, "CarrierAccountVerifying", message),
+                Verdict::new(false, "Progressing", "nothing needs a human"),
+            ],
+            object.meta().generation.unwrap_or(0),
+            context.clock.now(),
+        );
+        write_status(context, api, object, current, &next).await?;
+    }
+    Ok(kube::runtime::controller::Action::requeue(
+        std::time::Duration::from_secs(2),
+    ))
 }
 
 /// Sets to null, in `new`, every object member `old` has and `new` lacks (recursively), so that

@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::events::EventMark;
-use crate::plan::numbers::count;
+use crate::plan::numbers::{count, thousands};
 use simfleet_api::conditions::{self, Verdict};
 use simfleet_api::model::ReadUrgency;
 use simfleet_api::model::{QuotaReading, QuotaSetting, QuotaState};
@@ -425,6 +425,63 @@ pub fn status(
     status_of(previous, generation, tally, Some(progress), events, now)
 }
 
+/// How far a long apply is, for the conditions written while it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ApplyPace {
+    /// Devices this pass has read (and set where needed) so far.
+    pub done: usize,
+    /// Devices this pass reads in all.
+    pub total: usize,
+    /// Time this pass has taken so far.
+    pub elapsed: std::time::Duration,
+}
+
+impl ApplyPace {
+    /// "120 of 999 devices done, 879 left, about 2m 27s at the pace so far (6.0 a second)".
+    fn describe(&self) -> String {
+        let left = self.total.saturating_sub(self.done);
+        let seconds = self.elapsed.as_secs_f64();
+        let estimate = if self.done > 0 && seconds >= 1.0 && left > 0 {
+            let pace = self.done as f64 / seconds;
+            let eta = std::time::Duration::from_secs((left as f64 / pace).ceil() as u64);
+            format!(
+                ", about {} at the pace so far ({pace:.1} a second)",
+                crate::plan::numbers::duration(eta)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "{} of {} done, {} left{estimate}",
+            thousands(self.done as u64),
+            count(self.total as u64, "device"),
+            thousands(left as u64)
+        )
+    }
+}
+
+/// The conditions of a DataQuota while a long apply runs (written with its progress, after each
+/// batch): not Ready, Reconciling with reason `Applying`, the devices left and an estimate from
+/// the pace so far; nothing needs a human. The rest of the status stays as last written.
+pub(crate) fn applying_conditions(
+    conditions: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    generation: i64,
+    pace: ApplyPace,
+    now: Timestamp,
+) {
+    let message = format!("applying generation {generation}: {}", pace.describe());
+    conditions::set_kstatus(
+        conditions,
+        [
+            Verdict::new(false, "Applying", message.clone()),
+            Verdict::new(true, "Applying", message),
+            Verdict::new(false, "Progressing", "nothing needs a human"),
+        ],
+        generation,
+        now,
+    );
+}
+
 /// The status of an observe-only DataQuota: `Ready` when every eligible device already has the
 /// declared quota, `Reconciling=False` with reason `ObserveOnly`, and the progress as it was
 /// (nothing was applied).
@@ -511,6 +568,8 @@ fn status_of(
                 count(tally.refused, "device")
             ),
         )
+    } else if ready {
+        Verdict::new(false, "InDesiredState", "nothing needs a human")
     } else {
         Verdict::new(false, "Progressing", "nothing needs a human")
     };

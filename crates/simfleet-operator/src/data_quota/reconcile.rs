@@ -24,7 +24,9 @@ use super::targets::targets;
 use crate::controller::events::{publish, read_deferred};
 use crate::controller::pause::{self, PauseCheck};
 use crate::controller::resource_metrics::Shown;
-use crate::controller::{Context, Error, api_for, cleanup_carrier, ready_carrier, write_status};
+use crate::controller::{
+    Context, Error, api_for, cleanup_carrier, ready_carrier, wait_for_account, write_status,
+};
 use crate::data_quota::batch::{self, QuotaBatch};
 use crate::data_quota::events::EventMark;
 use crate::data_quota::plan::{self, QuotaTally, SpecProblem, progress_for};
@@ -186,6 +188,9 @@ async fn apply(
     let account = &quota.spec.carrier_ref.name;
     let carrier = match ready_carrier(context, &namespace, account).await? {
         Ok(carrier) => carrier,
+        Err(problem) if problem.verifying => {
+            return wait_for_account(context, api, &*quota, &problem.message).await;
+        }
         Err(problem) => {
             let problem = SpecProblem {
                 reason: problem.reason,
@@ -336,6 +341,20 @@ async fn apply_at(
         audit_period: context.quota_audit_period,
     };
     let (listing, to_read, mut view) = pass.observe_scope(&start, &progress).await;
+    // A long apply says how far it is after each batch; a new DataQuota has conditions before
+    // its first batch (which takes about 17 s at emnify's pace).
+    let started = std::time::Instant::now();
+    let pace = |done: usize| plan::ApplyPace {
+        done,
+        total: to_read.len(),
+        elapsed: started.elapsed(),
+    };
+    // Only while this generation is being applied: a resync of an applied one reads quietly.
+    let applying = !pass.observe && !progress.complete;
+    if applying && previous.conditions.is_empty() {
+        written = with_applying(context, &quota, api, &written, pace(0)).await?;
+    }
+    let mut done = 0;
     let mut flagged = Vec::new();
     let mut set_now = BTreeSet::new();
     let mut namespace_checked = false;
@@ -363,8 +382,22 @@ async fn apply_at(
         }
         pass.send(&mut batch).await;
         batch::advance(&mut progress, devices, &batch.failed);
-        if !pass.observe && batch.moved() {
-            written = with_progress(context, &quota, api, &written, &progress).await?;
+        done += devices.len();
+        let under_way = applying && done < to_read.len();
+        if !pass.observe && (batch.moved() || under_way) {
+            // One write: the progress, and how far the apply is while devices are left.
+            let mut next = written.clone();
+            next.progress = Some(progress.clone());
+            if under_way {
+                plan::applying_conditions(
+                    &mut next.conditions,
+                    generation,
+                    pace(done),
+                    context.clock.now(),
+                );
+            }
+            write_status(context, api, &quota, Some(&written), &next).await?;
+            written = next;
         }
         view.devices.extend(batch.seen);
         flagged.extend(batch.flagged);
@@ -619,6 +652,21 @@ async fn with_progress(
     Ok(next)
 }
 
+/// Writes the conditions of an apply under way (everything else as last written).
+async fn with_applying(
+    context: &Context,
+    quota: &DataQuota,
+    api: &Api<DataQuota>,
+    written: &simfleet_api::DataQuotaStatus,
+    pace: plan::ApplyPace,
+) -> Result<simfleet_api::DataQuotaStatus, Error> {
+    let generation = quota.metadata.generation.unwrap_or(0);
+    let mut next = written.clone();
+    plan::applying_conditions(&mut next.conditions, generation, pace, context.clock.now());
+    write_status(context, api, quota, Some(written), &next).await?;
+    Ok(next)
+}
+
 /// A deleted DataQuota: its quotas removed as `onDelete` says, then its record released (its
 /// ConfigMaps carry a finalizer that holds a namespace's deletion until then); the DataQuotas
 /// it conflicted with look again.
@@ -672,6 +720,7 @@ async fn remove_quotas(quota: Arc<DataQuota>, context: &Context) -> Result<Actio
     }
     let carrier = match cleanup_carrier(context, &namespace, account).await? {
         Ok(carrier) => carrier,
+        Err(problem) if problem.verifying => return Err(Error::AccountVerifying),
         Err(problem) => {
             // The deletion waits for a usable account, as a SimGroup's restore does; onDelete:
             // Orphan lets it go.

@@ -22,6 +22,14 @@ pub fn count(n: u64, noun: &str) -> String {
     }
 }
 
+/// A duration as a person reads it, to the second: "2m 27s", "1h 5m".
+pub fn duration(d: std::time::Duration) -> String {
+    let whole = std::time::Duration::from_secs(d.as_secs());
+    jiff::SignedDuration::try_from(whole)
+        .map(|d| format!("{d:#}"))
+        .unwrap_or_else(|_| format!("{}s", d.as_secs()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -31,5 +39,13 @@ mod tests {
         assert_eq!(count(1, "SIM"), "1 SIM");
         assert_eq!(count(0, "device"), "0 devices");
         assert_eq!(count(12_500, "SIM"), "12,500 SIMs");
+    }
+
+    #[test]
+    fn durations_read_as_a_person_says_them() {
+        use std::time::Duration;
+        assert_eq!(duration(Duration::from_secs(147)), "2m 27s");
+        assert_eq!(duration(Duration::from_millis(3_900)), "3s");
+        assert_eq!(duration(Duration::from_secs(3_900)), "1h 5m");
     }
 }

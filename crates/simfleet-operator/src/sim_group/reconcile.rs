@@ -21,7 +21,7 @@ use crate::controller::namespaces;
 use crate::controller::pause::{self, PauseCheck};
 use crate::controller::{
     Context, Error, FullObservation, SIM_GROUP_FINALIZER, cleanup_carrier, ready_carrier,
-    write_status,
+    wait_for_account, write_status,
 };
 use crate::plan::budget_floor;
 use crate::plan::numbers::count;
@@ -235,6 +235,10 @@ impl<'a> Pass<'a> {
         let account = &group.spec.carrier_ref.name;
         let carrier = match ready_carrier(context, &self.namespace, account).await? {
             Ok(carrier) => carrier,
+            Err(problem) if problem.verifying => {
+                let wait = wait_for_account(context, self.api, group, &problem.message).await?;
+                return Ok(Step::Stop(wait));
+            }
             Err(problem) => return self.blocked(problem.reason, problem.message).await,
         };
         if let Some(message) = carrier.selection_problem(&selection_of(group)) {
@@ -772,6 +776,7 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
         } else {
             let carrier = match cleanup_carrier(context, &namespace, account_name).await? {
                 Ok(carrier) => carrier,
+                Err(problem) if problem.verifying => return Err(Error::AccountVerifying),
                 Err(problem) => {
                     // Deletion waits for a usable account; onDelete: Orphan lets it go.
                     let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);

@@ -1,0 +1,168 @@
+//! A watch on each Secret a CarrierAccount names, by its name (`metadata.name=` field selector,
+//! a get then a watch, never a list): a rotated, fixed or deleted Secret reaches its accounts at
+//! once, and the operator never reads a Secret no account names. The watch needs `watch` on
+//! Secrets besides `get` (the chart says why).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, WatchEvent, WatchParams};
+use kube::{Client, ResourceExt};
+use simfleet_api::CarrierAccount;
+
+/// What is done when a watched Secret changes: the accounts are looked at again.
+pub(crate) type OnChange = Arc<dyn Fn() + Send + Sync>;
+
+/// The Secret watches, one per named Secret, with the accounts that name each.
+#[derive(Default)]
+pub(crate) struct SecretWatches {
+    watched: Mutex<HashMap<SecretKey, Watched>>,
+}
+
+/// A Secret: namespace and name.
+type SecretKey = (String, String);
+
+struct Watched {
+    /// The accounts (names, in the Secret's namespace) that name it.
+    accounts: BTreeSet<String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl SecretWatches {
+    /// Follows the Secret `account` names (and no longer one it named before); starts its watch
+    /// when no other account's runs.
+    pub(crate) fn follow(&self, client: &Client, account: &CarrierAccount, on_change: &OnChange) {
+        let namespace = account.namespace().unwrap_or_default();
+        let name = account.name_any();
+        let key = (namespace.clone(), account.spec.secret_ref.name.clone());
+        let mut watched = self.watched.lock().expect("secret watches lock");
+        if watched
+            .get(&key)
+            .is_some_and(|w| w.accounts.contains(&name))
+        {
+            return;
+        }
+        Self::unfollow(&mut watched, &namespace, &name);
+        let entry = watched.entry(key.clone()).or_insert_with(|| {
+            let api: Api<Secret> = Api::namespaced(client.clone(), &key.0);
+            Watched {
+                accounts: BTreeSet::new(),
+                task: tokio::spawn(watch_secret(api, key.1.clone(), on_change.clone())),
+            }
+        });
+        entry.accounts.insert(name);
+    }
+
+    /// Stops following for a deleted account; a Secret no account names is no longer watched.
+    pub(crate) fn forget(&self, account: &CarrierAccount) {
+        let mut watched = self.watched.lock().expect("secret watches lock");
+        Self::unfollow(
+            &mut watched,
+            &account.namespace().unwrap_or_default(),
+            &account.name_any(),
+        );
+    }
+
+    /// The Secrets watched, for tests.
+    #[cfg(test)]
+    pub(crate) fn watched(&self) -> Vec<SecretKey> {
+        let watched = self.watched.lock().expect("secret watches lock");
+        let mut keys: Vec<SecretKey> = watched.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    fn unfollow(watched: &mut HashMap<SecretKey, Watched>, namespace: &str, account: &str) {
+        watched.retain(|(ns, _), w| {
+            if ns == namespace {
+                w.accounts.remove(account);
+            }
+            !w.accounts.is_empty()
+        });
+    }
+}
+
+/// Watches one Secret by name until aborted: from the version a get returned (from now when it
+/// does not exist yet, so that its creation is an event), again from the last version seen
+/// when the server ends the watch, and from a new get when that version is gone (410).
+async fn watch_secret(api: Api<Secret>, name: String, on_change: OnChange) {
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(290);
+    let mut version: Option<String> = None;
+    let mut failures = 0u32;
+    loop {
+        let from = match &version {
+            Some(v) => v.clone(),
+            None => match api.get_metadata_opt(&name).await {
+                Ok(found) => found.and_then(|s| s.resource_version()).unwrap_or_default(),
+                Err(err) => {
+                    failures += 1;
+                    tracing::debug!(secret = %name, %err, "reading the Secret's version failed");
+                    tokio::time::sleep(backoff(failures)).await;
+                    continue;
+                }
+            },
+        };
+        let events = match api.watch(&params, &from).await {
+            Ok(events) => events,
+            Err(err) => {
+                failures += 1;
+                tracing::debug!(secret = %name, %err, "watching the Secret failed");
+                tokio::time::sleep(backoff(failures)).await;
+                continue;
+            }
+        };
+        version = Some(from);
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(WatchEvent::Added(s) | WatchEvent::Modified(s) | WatchEvent::Deleted(s)) => {
+                    failures = 0;
+                    version = s.resource_version();
+                    tracing::debug!(secret = %name, "the Secret changed; its accounts look again");
+                    on_change();
+                }
+                Ok(WatchEvent::Bookmark(mark)) => version = Some(mark.metadata.resource_version),
+                Ok(WatchEvent::Error(status)) => {
+                    // 410: the version is gone; a change may have been missed meanwhile.
+                    tracing::debug!(secret = %name, code = status.code, "the Secret's watch ended");
+                    version = None;
+                    on_change();
+                    break;
+                }
+                Err(err) => {
+                    tracing::debug!(secret = %name, %err, "the Secret's watch broke");
+                    failures += 1;
+                    tokio::time::sleep(backoff(failures)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// 1 s, doubling to 16 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_secs(1u64 << failures.min(5).saturating_sub(1)).min(Duration::from_secs(30))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_watch_waits_longer_each_time_up_to_16_seconds() {
+        let waits: Vec<u64> = (1..=7).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 16, 16]);
+    }
+}
