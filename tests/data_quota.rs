@@ -506,3 +506,77 @@ async fn a_long_apply_reports_how_far_it_is_in_its_conditions_from_the_start() {
         Some("Idle")
     );
 }
+
+/// Issue 37, point 3: a device that uses its quota up reaches status within the account's
+/// quota-event poll (here 1 s; a minute by default), without anyone touching the DataQuota,
+/// reading only that device; it was up to the 20-minute resync. The group stays Ready (its
+/// quotas are as declared; a used-up quota is the quota working) and Ready's message, the
+/// sample and a Warning event say which device is blocked.
+#[tokio::test]
+async fn a_used_up_quota_reaches_status_within_the_event_poll_and_ready_says_so() {
+    let world = world("quota-used-up", 50).await;
+    let (_operator, _) =
+        Operator::start_with(&world.kubeconfig, &["--quota-event-poll", "1s"], "operator");
+    let api = create_quota(&world, "fleet", json!({"carrierRef": {"name": "simulator"}, "target": {"tags": simfleet::simulator::fleet::SEED_TAGS}, "volumeMB": 100, "expiry": {"after": "30d"}})).await;
+    until(&api, "fleet", "Ready", quota_ready).await;
+    let reads_before = quota_reads(&world).await;
+    consume(&world, 1007, 100.0).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exhausted = loop {
+        let quota = api.get("fleet").await.unwrap();
+        if counts(&quota).exhausted == 1 {
+            break quota;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not in status within 20 s: {:?}",
+            quota.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let status = exhausted.status.clone().unwrap();
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True", "{ready:?}");
+    assert!(
+        ready.message.contains("1 exhausted: its data is blocked"),
+        "{}",
+        ready.message
+    );
+    assert!(
+        status
+            .problem_devices
+            .iter()
+            .any(|p| p.device_id == 1007 && p.reason == "Exhausted"),
+        "{:?}",
+        status.problem_devices
+    );
+    assert!(
+        quota_reads(&world).await - reads_before <= 3,
+        "only the device the event names is read again"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !events(&world)
+        .await
+        .iter()
+        .any(|e| e["reason"] == "QuotaUsedUp" && e["type"] == "Warning")
+    {
+        assert!(Instant::now() < deadline, "no QuotaUsedUp event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Quota reads the simulator answered (`GET .../quota/data`).
+async fn quota_reads(world: &World) -> u64 {
+    world
+        .simulator
+        .state()
+        .request_counts()
+        .iter()
+        .filter(|r| r.method == "GET" && r.route.ends_with("quota/data"))
+        .map(|r| r.count)
+        .sum()
+}

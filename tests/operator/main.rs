@@ -626,6 +626,88 @@ async fn a_restart_publishes_no_warning_and_a_ready_group_stays_ready() {
     assert!(warnings.is_empty(), "{warnings:#?}");
 }
 
+/// Issue 37, point 2: at a slow carrier (every answer takes 2.5 s), each new resource has
+/// conditions from its first reconcile, saying what it waits for, and none is Stalled on the
+/// way: the account shows `Verifying`, the group waits for the account and then reads its SIMs
+/// (`Observing`), the DataQuota applies. Then all are Ready.
+#[tokio::test]
+async fn at_a_slow_carrier_every_new_resource_says_what_it_waits_for_from_the_start() {
+    use simfleet::api::DataQuota;
+    let mut config = common::live_config(20);
+    config.faults = vec![serde_json::from_value(json!({"route": "*", "latencyMs": 2500})).unwrap()];
+    let world = world_with("slow-start", config).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let groups = create_group(&world, "live", json!({"carrierRef": {"name": "simulator"}, "state": "Active", "selector": {"tags": all_tags()}})).await;
+    let quotas: Api<DataQuota> = Api::namespaced(world.sandbox.client(), "default");
+    let quota: DataQuota = serde_json::from_value(json!({"apiVersion": "simfleet.io/v1alpha1", "kind": "DataQuota", "metadata": {"name": "two"}, "spec": {"carrierRef": {"name": "simulator"}, "target": {"deviceIds": [1001, 1002]}, "volumeMB": 10, "expiry": {"after": "30d"}}})).unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    let accounts: Api<CarrierAccount> = Api::namespaced(world.sandbox.client(), "default");
+    // (kind, Reconciling reason) of every condition set seen before Ready.
+    let mut seen: std::collections::BTreeSet<(&str, String)> = Default::default();
+    let deadline = std::time::Instant::now() + wait_limit();
+    loop {
+        let sets = [
+            (
+                "CarrierAccount",
+                accounts
+                    .get("simulator")
+                    .await
+                    .unwrap()
+                    .status
+                    .map(|s| s.conditions),
+            ),
+            (
+                "SimGroup",
+                groups
+                    .get("live")
+                    .await
+                    .unwrap()
+                    .status
+                    .map(|s| s.conditions),
+            ),
+            (
+                "DataQuota",
+                quotas
+                    .get("two")
+                    .await
+                    .unwrap()
+                    .status
+                    .map(|s| s.conditions),
+            ),
+        ];
+        let mut all_ready = true;
+        for (kind, conditions) in &sets {
+            let conditions = conditions.clone().unwrap_or_default();
+            let of = |t: &str| conditions.iter().find(|c| c.type_ == t);
+            assert!(
+                of("Stalled").is_none_or(|c| c.status == "False"),
+                "{kind} stalled on the way: {conditions:?}"
+            );
+            if let Some(reconciling) = of("Reconciling") {
+                seen.insert((kind, reconciling.reason.clone()));
+            }
+            all_ready &= of("Ready").is_some_and(|c| c.status == "True");
+        }
+        if all_ready {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{sets:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for expected in [
+        ("CarrierAccount", "Verifying"),
+        ("SimGroup", "CarrierAccountVerifying"),
+        ("SimGroup", "Observing"),
+        ("DataQuota", "CarrierAccountVerifying"),
+        ("DataQuota", "Applying"),
+    ] {
+        assert!(
+            seen.contains(&(expected.0, expected.1.to_owned())),
+            "{expected:?} never shown: {seen:?}"
+        );
+    }
+}
+
 mod lifecycle;
 
 /// The operator reads only the Secrets that CarrierAccounts name, by name, and watches each by

@@ -19,7 +19,9 @@ use crate::carrier_account::verdict::{
 use crate::controller::events::publish;
 use crate::controller::pause::{self, PauseCheck};
 use crate::controller::resource_metrics::Shown;
-use crate::controller::{ACCOUNT_FINALIZER, Context, Error, api_for, write_status};
+use crate::controller::{
+    ACCOUNT_FINALIZER, Context, Error, api_for, with_first_conditions, write_status,
+};
 use crate::resolve::secret_entry;
 use simfleet_api::conditions::{self, READY};
 use simfleet_api::{CarrierAccount, CarrierCapabilities, DataQuota, SimGroup};
@@ -87,7 +89,17 @@ async fn apply(
         account,
         &context.account_rechecks.requester(),
     );
-    let (finding, verified_at) = check(context, account, namespace, now).await?;
+    let (finding, verified_at) = with_first_conditions(
+        context,
+        api,
+        account,
+        (
+            "Verifying",
+            "reading the Secret and trying the credentials at the carrier",
+        ),
+        check(context, account, namespace, now),
+    )
+    .await?;
     let verdict = verdict(&account.spec, namespace, finding);
     let users = users_of(context, namespace, &account.name_any()).await?;
     report(

@@ -309,6 +309,15 @@ pub(crate) async fn ready_carrier(
             .iter()
             .find(|c| c.type_ == simfleet_api::conditions::READY)
     });
+    // The account's first check is under way (`with_first_conditions`): no verdict yet.
+    let first_check = account.status.as_ref().is_some_and(|s| {
+        s.conditions.iter().any(|c| {
+            c.type_ == simfleet_api::conditions::RECONCILING
+                && c.status == "True"
+                && c.reason == "Verifying"
+        })
+    });
+    let ready = ready.filter(|_| !first_check);
     let cached = context.carriers.cached(namespace, account_name);
     match (cached, ready) {
         (Some(carrier), Some(c)) if c.status == "True" => Ok(Ok(carrier)),

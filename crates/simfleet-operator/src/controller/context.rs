@@ -69,6 +69,8 @@ pub struct Context {
     pub quota_audit_period: jiff::SignedDuration,
     /// How long after the start a SimGroup or DataQuota waits for its peers' claims.
     pub peer_read_wait: std::time::Duration,
+    /// How often each account's quota events are listed for its DataQuotas.
+    pub quota_event_poll: std::time::Duration,
     /// What each DataQuota's last reconcile that reached the carrier cost in requests.
     quota_requests: Mutex<HashMap<String, u64>>,
     /// Actions each group (`namespace/name`) planned and has not sent yet, where the carrier
@@ -337,6 +339,7 @@ impl Context {
             quota_wakes: Mutex::new(HashMap::new()),
             quota_audit_period: crate::data_quota::watch::AUDIT_PERIOD,
             peer_read_wait: crate::controller::PEER_READ_WAIT,
+            quota_event_poll: crate::data_quota::event_poll::EVENT_POLL,
             quota_requests: Mutex::new(HashMap::new()),
             group_stores: std::sync::OnceLock::new(),
             quota_store: std::sync::OnceLock::new(),

@@ -17,7 +17,7 @@ pub(crate) mod readiness;
 pub(crate) mod records;
 pub(crate) mod resource_metrics;
 mod run;
-mod status;
+pub(crate) mod status;
 #[cfg(test)]
 pub(crate) mod test_world;
 
@@ -25,7 +25,7 @@ pub(crate) use carriers::CarrierCache;
 pub use context::Context;
 pub use errors::Error;
 pub use run::{RunArgs, run, run_with_client};
-pub(crate) use status::{wait_for_account, write_status};
+pub(crate) use status::{wait_for_account, with_first_conditions, write_status};
 
 pub(crate) use carriers::{cleanup_carrier, ready_carrier};
 pub(crate) use context::{FullObservation, GroupStores};

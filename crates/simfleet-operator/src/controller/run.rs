@@ -50,6 +50,11 @@ pub struct RunArgs {
     /// wait for one whose account is broken). E.g. 30s; default 2m.
     #[arg(long, value_name = "DURATION", value_parser = audit_period)]
     pub peer_read_wait: Option<simfleet_api::FriendlyDuration>,
+    /// How often each account's quota events are listed, so that a used-up or expired quota
+    /// reaches its DataQuota's status within this (one request per account each time; e.g.
+    /// 30s; default 1m).
+    #[arg(long, value_name = "DURATION", value_parser = audit_period)]
+    pub quota_event_poll: Option<simfleet_api::FriendlyDuration>,
     /// A request limit shared by every account on one carrier host, `ORIGIN=PER_SECOND[/BURST]`
     /// (e.g. `https://proxy.example:8443=5/10`; repeat for several). emnify's own host has its
     /// documented limit (2,000 requests per client IP in any 5 minutes) without it.
@@ -121,6 +126,9 @@ pub async fn run_with_client(client: Client, args: RunArgs) -> Result<(), String
         }
         if let Some(wait) = &args.peer_read_wait {
             context.peer_read_wait = wait.as_duration().unsigned_abs();
+        }
+        if let Some(poll) = &args.quota_event_poll {
+            context.quota_event_poll = poll.as_duration().unsigned_abs();
         }
         context.http.host_limits = args.carrier_host_limits.clone();
     }

@@ -109,24 +109,77 @@ pub(crate) async fn wait_for_account<K: WithConditions>(
     object: &K,
     message: &str,
 ) -> Result<kube::runtime::controller::Action, Error> {
-    let current = object.status();
-    if current.is_none_or(|s| K::conditions(s).is_empty()) {
-        let mut next = current.cloned().unwrap_or_default();
-        simfleet_api::conditions::set_kstatus(
-            K::conditions_mut(&mut next),
-            [
-                Verdict::new(false, "Progressing", message),
-                Verdict::new(true, "CarrierAccountVerifying", message),
-                Verdict::new(false, "Progressing", "nothing needs a human"),
-            ],
-            object.meta().generation.unwrap_or(0),
-            context.clock.now(),
-        );
-        write_status(context, api, object, current, &next).await?;
+    if !has_conditions(object) {
+        write_first_conditions(context, api, object, "CarrierAccountVerifying", message).await?;
     }
     Ok(kube::runtime::controller::Action::requeue(
         std::time::Duration::from_secs(2),
     ))
+}
+
+/// How long a resource without conditions may work before it gets its first ones.
+pub(crate) const FIRST_CONDITIONS_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs `work` (reading a large selection, verifying credentials at a slow carrier); should it
+/// still run after [`FIRST_CONDITIONS_AFTER`] on a resource that has no conditions yet, its first
+/// ones are written meanwhile (Reconciling with `reason` and `message`), so that a new resource
+/// is never blank in `kubectl get` for long. Quick work writes nothing more than it did.
+pub(crate) async fn with_first_conditions<K: WithConditions, T>(
+    context: &Context,
+    api: &Api<K>,
+    object: &K,
+    (reason, message): (&str, &str),
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    if has_conditions(object) {
+        return work.await;
+    }
+    let mut work = std::pin::pin!(work);
+    tokio::select! {
+        done = &mut work => return done,
+        () = tokio::time::sleep(FIRST_CONDITIONS_AFTER) => {}
+    }
+    write_first_conditions(context, api, object, reason, message).await?;
+    work.await
+}
+
+fn has_conditions<K: WithConditions>(object: &K) -> bool {
+    object
+        .status()
+        .is_some_and(|s| says_more_than_waiting(K::conditions(s)))
+}
+
+/// Whether `conditions` say more than that the resource waits for its account's first check
+/// (its own first conditions are still to come).
+pub(crate) fn says_more_than_waiting(conditions: &[Condition]) -> bool {
+    !conditions.is_empty()
+        && !conditions.iter().any(|c| {
+            c.type_ == simfleet_api::conditions::RECONCILING
+                && c.reason == "CarrierAccountVerifying"
+        })
+}
+
+/// Not Ready, Reconciling for `reason`, nothing for a human; the rest of the status as it is.
+async fn write_first_conditions<K: WithConditions>(
+    context: &Context,
+    api: &Api<K>,
+    object: &K,
+    reason: &str,
+    message: &str,
+) -> Result<(), Error> {
+    let current = object.status();
+    let mut next = current.cloned().unwrap_or_default();
+    simfleet_api::conditions::set_kstatus(
+        K::conditions_mut(&mut next),
+        [
+            Verdict::new(false, "Progressing", message),
+            Verdict::new(true, reason, message),
+            Verdict::new(false, "Progressing", "nothing needs a human"),
+        ],
+        object.meta().generation.unwrap_or(0),
+        context.clock.now(),
+    );
+    write_status(context, api, object, current, &next).await
 }
 
 /// Sets to null, in `new`, every object member `old` has and `new` lacks (recursively), so that

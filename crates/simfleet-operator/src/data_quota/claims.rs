@@ -138,6 +138,12 @@ impl QuotaClaims {
         }
     }
 
+    /// The devices a DataQuota (`namespace/name`) claimed last, if it has claimed.
+    pub(crate) fn devices_of(&self, key: &str) -> Option<BTreeSet<u64>> {
+        let all = self.by_quota.lock().expect("quota claims lock");
+        all.get(key).map(|claim| claim.devices.clone())
+    }
+
     /// Forgets a deleted DataQuota; the ones it met look again.
     pub(crate) fn forget(&self, key: &str) -> Vec<ObjectRef<DataQuota>> {
         let mut all = self.by_quota.lock().expect("quota claims lock");

@@ -24,6 +24,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod claims;
+pub(crate) mod event_poll;
 mod event_reports;
 pub(crate) mod events;
 mod peers;

@@ -524,9 +524,25 @@ fn status_of(
     } else {
         String::new()
     };
+    // A used-up or expired quota is the declared quota doing its work, so Ready stays True;
+    // the message says which devices are blocked and why (docs/concepts.md, "Data quotas").
+    let blocked = match (c.exhausted, c.expired) {
+        (0, 0) => String::new(),
+        (1, 0) => "; 1 exhausted: its data is blocked until its quota is refilled or topped up (see problemDevices)".to_owned(),
+        (n, 0) => format!("; {} exhausted: their data is blocked until their quota is refilled or topped up (see problemDevices)", thousands(n)),
+        (_, n) => format!(
+            "; {} exhausted and {} expired: their data is blocked until their quota is refilled, topped up or renewed (see problemDevices)",
+            thousands(c.exhausted),
+            thousands(n)
+        ),
+    };
     let ready_message = format!(
-        "{declared} of {eligible} eligible devices have the declared quota ({} active, {} exhausted, {} expired){ineligible}",
-        c.active, c.exhausted, c.expired
+        "{} of {} have the declared quota ({} active, {} exhausted, {} expired){blocked}{ineligible}",
+        thousands(declared),
+        count(eligible, "eligible device"),
+        thousands(c.active),
+        thousands(c.exhausted),
+        thousands(c.expired)
     );
     let reconciling = if observe {
         Verdict::new(

@@ -24,6 +24,7 @@ use super::targets::targets;
 use crate::controller::events::{publish, read_deferred};
 use crate::controller::pause::{self, PauseCheck};
 use crate::controller::resource_metrics::Shown;
+use crate::controller::status::says_more_than_waiting;
 use crate::controller::{
     Context, Error, api_for, cleanup_carrier, ready_carrier, wait_for_account, write_status,
 };
@@ -131,7 +132,10 @@ pub async fn run(
             }
             quotas
         });
+    // The carrier's quota events, listed once a poll per account for all its DataQuotas.
+    let events = tokio::spawn(super::event_poll::run(context.clone(), stop.clone()));
     crate::controller::drive(controller, reconcile, context, stop).await;
+    events.abort();
 }
 
 async fn reconcile(quota: Arc<DataQuota>, context: Arc<Context>) -> Result<Action, Error> {
@@ -351,7 +355,7 @@ async fn apply_at(
     };
     // Only while this generation is being applied: a resync of an applied one reads quietly.
     let applying = !pass.observe && !progress.complete;
-    if applying && previous.conditions.is_empty() {
+    if applying && !says_more_than_waiting(&previous.conditions) {
         written = with_applying(context, &quota, api, &written, pace(0)).await?;
     }
     let mut done = 0;

@@ -21,7 +21,7 @@ use crate::controller::namespaces;
 use crate::controller::pause::{self, PauseCheck};
 use crate::controller::{
     Context, Error, FullObservation, SIM_GROUP_FINALIZER, cleanup_carrier, ready_carrier,
-    wait_for_account, write_status,
+    wait_for_account, with_first_conditions, write_status,
 };
 use crate::plan::budget_floor;
 use crate::plan::numbers::count;
@@ -137,7 +137,19 @@ async fn apply(
     };
     let (mut plan, queue) = match pass.next_queued(&resolved, &statuses) {
         Some(next) => next,
-        None => pass.observe_and_plan(&resolved, &statuses).await?,
+        None => {
+            with_first_conditions(
+                context,
+                api,
+                &*group,
+                (
+                    "Observing",
+                    "reading the SIMs the selector names at the carrier",
+                ),
+                pass.observe_and_plan(&resolved, &statuses),
+            )
+            .await?
+        }
     };
     if let Some(why) = plan.ignored_approval.clone() {
         publish(
