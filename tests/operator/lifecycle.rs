@@ -165,3 +165,29 @@ async fn a_carrier_url_outside_the_allow_list_is_stalled_and_never_connected_to(
         "no connection reached the disallowed URL"
     );
 }
+
+/// Issue 37, point 7: a deletion held by SIMs the carrier has not confirmed yet names them (a
+/// sample, with the count) and the way out, `onDelete: Orphan`; it said "2 SIMs being returned".
+#[tokio::test]
+async fn a_deletion_held_by_slow_sims_names_them_and_the_escape() {
+    let world = world("restore-slow", 10).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let api = create_group(&world, "held", json!({"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"deviceIds": [1003, 1004]}, "onDelete": "Restore"})).await;
+    until_confirmed(&world, &api, "held", "pause").await;
+    api.delete("held", &Default::default()).await.unwrap();
+    // The carrier's clock stands still: the restore stays unconfirmed.
+    let held = until(&api, "held", "the restore waiting", |g| {
+        condition(g, "Reconciling").is_some_and(|(s, m)| {
+            s == "True" && m.contains("waiting for the carrier to return 2 SIMs")
+        })
+    })
+    .await;
+    let (_, message) = condition(&held, "Reconciling").unwrap();
+    assert!(
+        message.contains("(device 1003)") && message.contains("(device 1004)"),
+        "{message}"
+    );
+    assert!(message.contains("set spec.onDelete: Orphan"), "{message}");
+    world.simulator.advance(SignedDuration::from_secs(10));
+    wait_gone(&api, "held", &world, wait_limit()).await;
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
+use crate::plan::numbers::count;
 use crate::sim_group::in_flight::{InFlight, PendingTally};
 use crate::sim_group::plan::{Claims, PlannedAction};
 use simfleet_api::conditions::{self, Verdict};
@@ -164,6 +165,8 @@ pub(crate) struct RestorePlanner<'a> {
     to_pause: Vec<SimTarget>,
     /// Recorded SIMs observed so far (the others left the selector since they were changed).
     seen: std::collections::HashSet<u64>,
+    /// A few of the SIMs the restore waits for, as a person looks them up.
+    waiting: Vec<String>,
 }
 
 impl<'a> RestorePlanner<'a> {
@@ -185,6 +188,7 @@ impl<'a> RestorePlanner<'a> {
             to_resume: Vec::new(),
             to_pause: Vec::new(),
             seen: std::collections::HashSet::new(),
+            waiting: Vec::new(),
         }
     }
 
@@ -217,6 +221,7 @@ impl<'a> RestorePlanner<'a> {
             // SIM, in a namespace's deletion): it lands first, then this one looks again.
             if self.in_flight.elsewhere(device_id).is_some() {
                 self.counts.pending += 1;
+                self.note_waiting(sim);
                 continue;
             }
             // In an action that has not reached it yet (or pending at the carrier): wait.
@@ -225,6 +230,7 @@ impl<'a> RestorePlanner<'a> {
                 .observe(self.in_flight, Some(device_id), &sim.state)
             {
                 self.counts.pending += 1;
+                self.note_waiting(sim);
                 continue;
             }
             let now_active = match &sim.state {
@@ -267,6 +273,13 @@ impl<'a> RestorePlanner<'a> {
             } else {
                 self.to_resume.push(target);
             }
+            self.note_waiting(sim);
+        }
+    }
+
+    fn note_waiting(&mut self, sim: &SimObservation) {
+        if self.waiting.len() < WAITING_SAMPLE {
+            self.waiting.push(sim_name(&sim.iccid, sim.device_id));
         }
     }
 
@@ -284,6 +297,7 @@ impl<'a> RestorePlanner<'a> {
         }
         RestorePlan {
             actions,
+            waiting: self.waiting,
             counts: self.counts,
             still_pending: self.pending.still_pending(listed, self.in_flight, &[]),
             landed: self.pending.landed,
@@ -291,10 +305,25 @@ impl<'a> RestorePlanner<'a> {
     }
 }
 
+/// SIMs named in a restoring group's message.
+const WAITING_SAMPLE: usize = 5;
+
+/// A SIM as a person looks it up at the carrier: its ICCID and device id, or what is known.
+fn sim_name(iccid: &str, device_id: Option<u64>) -> String {
+    match (iccid.is_empty(), device_id) {
+        (false, Some(id)) => format!("{iccid} (device {id})"),
+        (false, None) => iccid.to_owned(),
+        (true, Some(id)) => format!("device {id}"),
+        (true, None) => "a SIM without an id".to_owned(),
+    }
+}
+
 /// What a restore pass does.
 pub(crate) struct RestorePlan {
     /// The actions to submit, in order.
     pub actions: Vec<PlannedAction>,
+    /// A few of the SIMs the restore waits for (pending, or about to be sent), as observed.
+    pub waiting: Vec<String>,
     /// The counts.
     pub counts: RestoreCounts,
     /// The listed actions still pending.
@@ -309,15 +338,32 @@ pub(crate) fn restoring_status(
     previous: &SimGroupStatus,
     generation: i64,
     pending: &[PendingAction],
-    waiting: u64,
+    (waiting, sample): (u64, &[String]),
     now: Timestamp,
 ) -> SimGroupStatus {
     let mut status = previous.clone();
     status.pending_actions = pending.to_vec();
     let ids: Vec<&str> = pending.iter().map(|a| a.id.as_str()).collect();
+    let more = waiting.saturating_sub(sample.len() as u64);
     let message = format!(
-        "deleting: {waiting} SIMs being returned to their earlier state; actions {}",
-        ids.join(", ")
+        "deleting: waiting for the carrier to return {} to {} earlier state: {}{}{}; the deletion ends when the carrier confirms; to let the group go without waiting, set spec.onDelete: Orphan",
+        count(waiting, "SIM"),
+        if waiting == 1 { "its" } else { "their" },
+        sample.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        },
+        if ids.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({} {})",
+                if ids.len() == 1 { "action" } else { "actions" },
+                ids.join(", ")
+            )
+        }
     );
     conditions::set_kstatus(
         &mut status.conditions,
@@ -347,7 +393,8 @@ mod tests {
             submitted_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
             carrier_status: None,
         }];
-        let status = restoring_status(&SimGroupStatus::default(), 2, &pending, 3, now);
+        let sample = ["89445000000000010051 (device 1005)".to_owned()];
+        let status = restoring_status(&SimGroupStatus::default(), 2, &pending, (3, &sample), now);
         assert_eq!(status.pending_actions, pending);
         assert!(conditions::is_true(
             &status.conditions,
@@ -364,7 +411,10 @@ mod tests {
             .find(|c| c.type_ == conditions::RECONCILING)
             .unwrap();
         assert_eq!(reconciling.reason, "Restoring");
-        assert!(reconciling.message.contains("3 SIMs") && reconciling.message.contains("job-7"));
+        assert_eq!(
+            reconciling.message,
+            "deleting: waiting for the carrier to return 3 SIMs to their earlier state: 89445000000000010051 (device 1005) and 2 more (action job-7); the deletion ends when the carrier confirms; to let the group go without waiting, set spec.onDelete: Orphan"
+        );
     }
 
     fn target(device_id: u64, sim_id: Option<u64>) -> SimTarget {

@@ -98,6 +98,7 @@ pub async fn step(
     }
     let RestorePlan {
         actions,
+        waiting: sample,
         counts,
         still_pending,
         landed,
@@ -115,7 +116,7 @@ pub async fn step(
             &previous,
             group.metadata.generation.unwrap_or(0),
             &still_pending,
-            counts.pending,
+            (counts.pending, &sample),
             now,
         );
         write_status(context, &api, group, Some(&written), &status).await?;
@@ -129,6 +130,7 @@ pub async fn step(
         pending: still_pending,
         written,
         waiting_before: counts.pending,
+        sample: &sample,
         submitted: 0,
         now,
     };
@@ -149,7 +151,7 @@ pub async fn step(
             &previous,
             group.metadata.generation.unwrap_or(0),
             &pending,
-            waiting,
+            (waiting, &sample),
             now,
         );
         write_status(context, &api, group, Some(&written), &status).await?;
@@ -186,6 +188,8 @@ struct RestoreLog<'a> {
     written: simfleet_api::SimGroupStatus,
     /// SIMs already on their way back when this pass began.
     waiting_before: u64,
+    /// A few of the SIMs waited for, named in the message.
+    sample: &'a [String],
     /// SIMs the carrier accepted in this pass.
     submitted: u64,
     now: jiff::Timestamp,
@@ -214,7 +218,7 @@ impl ActionLog for RestoreLog<'_> {
                 self.previous,
                 self.group.metadata.generation.unwrap_or(0),
                 &self.pending,
-                self.waiting_before + self.submitted,
+                (self.waiting_before + self.submitted, self.sample),
                 self.now,
             );
             write_status(
