@@ -29,7 +29,8 @@ pub enum Command {
     /// operator; applies examples/ and writes a kubeconfig for kubectl. For trying out only.
     Dev(crate::dev::DevArgs),
     #[cfg(feature = "dev")]
-    /// Run the carrier simulator alone: an HTTP server speaking Hologram's and emnify's APIs.
+    /// Run the carrier simulator alone: an HTTP server speaking Hologram's, emnify's and
+    /// Soracom's APIs.
     Simulator(Box<crate::simulator::SimulatorArgs>),
     /// Print the CustomResourceDefinitions (what crds/ holds) as multi-document YAML.
     Crd {

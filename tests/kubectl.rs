@@ -461,7 +461,7 @@ fn the_readme_walkthrough_prints_what_the_readme_says() {
 }
 
 /// `docs/getting-started.md`, every command as written, in a directory of its own (it writes
-/// `vending.yaml`), each until what the guide says it shows holds.
+/// `../fleet-gitops/vending.yaml`, beside it), each until what the guide says it shows holds.
 #[test]
 fn the_getting_started_guide_runs_as_written() {
     use common::doc_shell::{self, DocShell};
@@ -472,7 +472,8 @@ fn the_getting_started_guide_runs_as_written() {
     );
     let shell = DocShell::new(&dev.kubeconfig, &dev.dir);
     let commands = doc_shell::commands("docs/getting-started.md", "the getting-started guide");
-    let plan = "cargo run --release -- plan -f vending.yaml --kubeconfig $KUBECONFIG";
+    let plan =
+        "cargo run --release -- plan -f ../fleet-gitops/vending.yaml --kubeconfig $KUBECONFIG";
     let to_pause = |text: &str| -> Option<String> {
         text.lines()
             .find(|l| l.starts_with("default/vending"))
@@ -481,7 +482,11 @@ fn the_getting_started_guide_runs_as_written() {
     let events = std::cell::RefCell::new(String::new());
     type Claim<'a> = Box<dyn Fn(&str) -> bool + 'a>;
     let checks: Vec<(&str, Claim)> = vec![
-        ("cat > vending.yaml <<'EOF'", Box::new(|_| true)),
+        ("mkdir -p ../fleet-gitops", Box::new(|_| true)),
+        (
+            "cat > ../fleet-gitops/vending.yaml <<'EOF'",
+            Box::new(|_| true),
+        ),
         (
             plan,
             Box::new(|t| {
@@ -489,7 +494,7 @@ fn the_getting_started_guide_runs_as_written() {
             }),
         ),
         (
-            "kubectl apply -f vending.yaml",
+            "kubectl apply -f ../fleet-gitops/vending.yaml",
             Box::new(|t| t.contains("simgroup.simfleet.io/vending created")),
         ),
         (

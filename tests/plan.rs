@@ -439,3 +439,50 @@ async fn plan_against_soracom_counts_by_name_value_tag_and_refuses_bare_tags_and
     assert!(jobs["jobs"].as_array().unwrap().is_empty());
     assert_eq!(admin(&sim, "/stats").await["changes"]["appliedSims"], 0);
 }
+
+/// Issue 37, point 8: offline, a DataQuota with a relative expiry (`after: 30d`) whose devices
+/// already have the declared quota (set 10 days ago, expiring in 20) is not a change: the plan
+/// cannot see when it was first applied, and listed every such quota as "to set" in every pull
+/// request. A device without the quota is still one.
+#[tokio::test]
+async fn offline_a_relative_expiry_already_applied_is_not_a_change() {
+    use simfleet::carrier::Carrier;
+    let sim = Simulator::start(common::live_config(20)).await.unwrap();
+    let carrier = simfleet::carrier::connect(
+        &common::account(simfleet::api::Provider::Simulator, sim.base_url()),
+        secrecy::SecretString::from(simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY),
+        common::fast_retries(),
+        simfleet::carrier::budget::RequestLedger::unlimited(),
+    )
+    .unwrap();
+    let applied = simfleet::model::QuotaSetting {
+        volume_mb: 100.0,
+        expiry: jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 20),
+        auto_refill: false,
+        threshold_percentage: None,
+    };
+    for device in [1001, 1002] {
+        carrier.set_quota(device, &applied).await.unwrap();
+    }
+    let scratch = Scratch::new("relative-expiry");
+    scratch.write("account.yaml", &account_yaml(&sim));
+    scratch.write(
+        "quota.yaml",
+        "apiVersion: simfleet.io/v1alpha1\nkind: DataQuota\nmetadata:\n  name: pair\nspec:\n  carrierRef:\n    name: simulator\n  target:\n    deviceIds: [1001, 1002, 1003]\n  volumeMB: 100\n  expiry:\n    after: 30d\n",
+    );
+    let out = plan(&["-f", scratch.manifests().to_str().unwrap()]).await;
+    let table = String::from_utf8(out.stdout).unwrap();
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("default/pair"))
+        .unwrap_or_else(|| panic!("{table}"))
+        .split_whitespace()
+        .collect();
+    // DEVICES, TO SET, TO TOP UP, UNCHANGED: 1003 has no quota yet.
+    assert_eq!(&row[2..6], ["3", "1", "0", "2"], "{table}");
+    assert!(
+        table.contains("30d after the first apply (not compared offline)"),
+        "{table}"
+    );
+    sim.stop().await;
+}

@@ -35,6 +35,7 @@ pub fn run(kubeconfig: &Path) {
                 "FAILED",
                 "INELIGIBLE",
                 "SYS-PAUSED",
+                "CARRIER",
             ]
             .iter()
             .all(|c| t.lines().next().unwrap_or_default().contains(c))

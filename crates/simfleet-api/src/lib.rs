@@ -107,7 +107,8 @@ fn integer_range(format: &str) -> Option<(f64, f64)> {
     })
 }
 
-/// The schema with every integer's `minimum` and `maximum` inside its format's range.
+/// The schema with every integer's `minimum` and `maximum` inside its format's range, and
+/// every description unwrapped.
 fn bound_integers(
     schema: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps,
 ) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::JSONSchemaProps {
@@ -136,6 +137,9 @@ fn bound_integers(
                     };
                     fields.insert("format".into(), known.into());
                 }
+                if let Some(serde_json::Value::String(text)) = fields.get_mut("description") {
+                    *text = unwrapped(text);
+                }
                 fields.values_mut().for_each(walk);
             }
             serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
@@ -145,6 +149,30 @@ fn bound_integers(
     let mut value = serde_json::to_value(schema).expect("a schema serialises");
     walk(&mut value);
     serde_json::from_value(value).expect("bounds keep the schema valid")
+}
+
+/// A description as `kubectl explain` should show it: the doc comment's wrapped lines joined
+/// (kubectl re-wraps them itself, and a line break of the source in mid-sentence reads as a
+/// break in the text), paragraphs and list items kept on lines of their own.
+fn unwrapped(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            let mut out = String::new();
+            for line in paragraph.lines().map(str::trim) {
+                if out.is_empty() {
+                    out.push_str(line);
+                } else if line.starts_with("- ") || line.starts_with("* ") {
+                    out.push('\n');
+                    out.push_str(line);
+                } else {
+                    out.push(' ');
+                    out.push_str(line);
+                }
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
 }
 
 /// Renders one CRD as a YAML document (what `crds/` holds, one file per kind).
@@ -168,4 +196,19 @@ pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
         "{}.yaml",
         crd.metadata.name.as_deref().unwrap_or("unnamed-crd")
     )
+}
+
+#[cfg(test)]
+mod description_tests {
+    #[test]
+    fn a_description_reads_as_sentences_for_kubectl_explain() {
+        assert_eq!(
+            super::unwrapped(
+                "SIMs paused by the carrier's system: `Report` leaves them\npaused.\n\nA list:\n- one\n- two"
+            ),
+            "SIMs paused by the carrier's system: `Report` leaves them paused.\n\nA list:\n- one\n- two"
+        );
+        let crds = super::crds_yaml().unwrap();
+        assert!(crds.contains("`Report` leaves them paused and reports them"));
+    }
 }

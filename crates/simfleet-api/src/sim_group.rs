@@ -195,9 +195,11 @@ pub struct SimGroupSpec {
 
     /// How often a group at rest is read again to find drift, e.g. `1m`, `10m` (the default),
     /// `1h`. Each check is one observation of the selection: one carrier request per page of
-    /// SIMs (Hologram 1,000 SIMs a page, emnify 1,000 devices a page; ICCID and device-id lists
-    /// are looked up 100 at a time). Other events (status writes, other groups' changes) do not
-    /// bring it forward; a spec change, a resumed pause or an operator restart reads at once.
+    /// SIMs (Hologram 1,000 SIMs a page, emnify 1,000 devices a page; a list of ICCIDs or device
+    /// ids is looked up in batches, about 350 ICCIDs or 1,000 device ids a request at Hologram:
+    /// docs/carriers.md gives each carrier's cost). Other events (status writes, other groups'
+    /// changes) do not bring it forward; a spec change, a resumed pause or an operator restart
+    /// reads at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift_check: Option<FriendlyDuration>,
 

@@ -1,5 +1,6 @@
-//! The carrier simulator: one HTTP server that speaks Hologram's and emnify's APIs over an
-//! in-memory fleet, with realistic delays, limits and faults, and an admin API for tests.
+//! The carrier simulator: one HTTP server that speaks Hologram's, emnify's and Soracom's APIs
+//! over an in-memory fleet, with realistic delays, limits and faults, and an admin API for
+//! tests.
 //!
 //! Run it with `simfleet-simulator` (or `simfleet simulator`), or in-process with
 //! [`Simulator::start`]. The README follows; its Rust example is compiled as a doctest.
@@ -631,7 +632,7 @@ pub async fn run(args: SimulatorArgs) -> Result<(), String> {
         args.emnify_app_tokens.join(", ")
     );
     println!(
-        "  Soracom API   {}/v1   auth key(s): {}",
+        "  Soracom API   {}   (baseUrl; clients add /v1)   auth key(s): {}",
         handle.soracom_url(),
         args.soracom_auth_keys.join(", ")
     );

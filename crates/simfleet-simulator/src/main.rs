@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use simfleet_simulator::SimulatorArgs;
 
-/// A carrier simulator: one HTTP server speaking Hologram's and emnify's REST APIs over an
-/// in-memory fleet, with an admin API for tests.
+/// A carrier simulator: one HTTP server speaking Hologram's, emnify's and Soracom's REST APIs
+/// over an in-memory fleet, with an admin API for tests.
 #[derive(Debug, Parser)]
 #[command(name = "simfleet-simulator", version, about, long_about = None)]
 struct Cli {

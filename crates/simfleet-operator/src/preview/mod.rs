@@ -19,7 +19,7 @@ use jiff::Timestamp;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
-use crate::data_quota::plan::{DeviceAction, decide, progress_for};
+use crate::data_quota::plan::{DeviceAction, decide, decide_observed, progress_for};
 use crate::data_quota::targets::target_devices;
 use crate::resolve::selection_of;
 use crate::sim_group::claims::{ClaimIndex, MemberRegistry};
@@ -505,7 +505,24 @@ async fn plan_quota(
             return preview;
         }
     };
-    preview.expiry = Some(progress.expiry.0.to_string());
+    // Offline, a relative expiry (`expiry.after`) counts from a first apply the plan cannot
+    // see: a device whose quota is already as declared, with an expiry within that span, is
+    // taken as applied (otherwise every such DataQuota would show as a change in every pull
+    // request).
+    let start_unknown = cluster.is_none() && quota.spec.expiry.at.is_none();
+    preview.expiry = Some(if start_unknown {
+        format!(
+            "{} after the first apply (not compared offline)",
+            quota
+                .spec
+                .expiry
+                .after
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), ToString::to_string)
+        )
+    } else {
+        progress.expiry.0.to_string()
+    });
     let group = match &quota.spec.target.sim_group_ref {
         Some(group_ref) => match inputs
             .groups
@@ -553,7 +570,12 @@ async fn plan_quota(
             || "none".to_owned(),
             |r| format!("{:?} {} MB", r.state, r.volume_mb),
         );
-        let planned = match decide(&quota.spec, &progress, device, reading.as_ref()) {
+        let action = if start_unknown {
+            decide_observed(&quota.spec, &progress, device, reading.as_ref())
+        } else {
+            decide(&quota.spec, &progress, device, reading.as_ref())
+        };
+        let planned = match action {
             DeviceAction::Keep | DeviceAction::Missing => {
                 preview.unchanged += 1;
                 continue;

@@ -34,8 +34,8 @@ pub fn table(out: &mut impl Write, report: &PlanReport, args: &PlanArgs) -> std:
     if !report.errors.is_empty() {
         writeln!(
             out,
-            "{} problems in the manifests (nothing was planned):",
-            report.errors.len()
+            "{} in the manifests (nothing was planned):",
+            crate::plan::numbers::count(report.errors.len() as u64, "problem")
         )?;
         for e in &report.errors {
             let at = match e.document {
@@ -47,7 +47,12 @@ pub fn table(out: &mut impl Write, report: &PlanReport, args: &PlanArgs) -> std:
                 .as_deref()
                 .map(|o| format!(" {o}:"))
                 .unwrap_or_default();
-            writeln!(out, "  {at}:{object} {}", e.message)?;
+            // A message that names its file already (the YAML parser's) is not prefixed again.
+            if e.message.starts_with(&e.file) && e.object.is_none() {
+                writeln!(out, "  {}", e.message)?;
+            } else {
+                writeln!(out, "  {at}:{object} {}", e.message)?;
+            }
         }
         return Ok(());
     }
