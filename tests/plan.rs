@@ -446,7 +446,6 @@ async fn plan_against_soracom_counts_by_name_value_tag_and_refuses_bare_tags_and
 /// request. A device without the quota is still one.
 #[tokio::test]
 async fn offline_a_relative_expiry_already_applied_is_not_a_change() {
-    use simfleet::carrier::Carrier;
     let sim = Simulator::start(common::live_config(20)).await.unwrap();
     let carrier = simfleet::carrier::connect(
         &common::account(simfleet::api::Provider::Simulator, sim.base_url()),
