@@ -272,6 +272,21 @@ async fn prometheus_scrapes_simfleet_dev_and_every_dashboard_query_and_alert_ret
         serde_json::from_str(config_map["data"]["simfleet.json"].as_str().unwrap()).unwrap();
     let dir = temp_dir("prometheus");
     let (_dev, metrics_url) = start_dev(&dir);
+    // A group that needs a human (a mistyped tag selects nothing), so that the stalled series
+    // have data: the examples converge.
+    let kubeconfig = kube::config::Kubeconfig::read_from(dir.join("kubeconfig")).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
+    let groups: kube::Api<simfleet::api::SimGroup> =
+        kube::Api::namespaced(kube::Client::try_from(config).unwrap(), "default");
+    groups
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({"apiVersion": "simfleet.io/v1alpha1", "kind": "SimGroup", "metadata": {"name": "typo"}, "spec": {"carrierRef": {"name": "simulator"}, "state": "Paused", "selector": {"tags": ["vendnig"]}}})).unwrap(),
+        )
+        .await
+        .unwrap();
     let target = metrics_url.trim_start_matches("http://").to_owned();
     let rules = write_rules(&rule, &dir);
     let config = dir.join("prometheus.yml");
@@ -367,7 +382,7 @@ async fn prometheus_scrapes_simfleet_dev_and_every_dashboard_query_and_alert_ret
     let evaluated = loaded["data"]["groups"][0]["rules"].as_array().unwrap();
     assert_eq!(evaluated.len(), alerts.len(), "{loaded}");
     assert!(evaluated.iter().all(|r| r["health"] != "err"), "{loaded}");
-    // The guarded example (smart-meters) is Stalled: its series says why.
+    // The mistyped group is Stalled: its series says why.
     let stalled = query(
         &client,
         &prometheus_url,
@@ -375,10 +390,9 @@ async fn prometheus_scrapes_simfleet_dev_and_every_dashboard_query_and_alert_ret
     )
     .await;
     assert!(
-        stalled.iter().any(|s| s["metric"]["name"] == "smart-meters"
-            && s["metric"]["reason"]
-                .as_str()
-                .is_some_and(|r| !r.is_empty())),
+        stalled
+            .iter()
+            .any(|s| s["metric"]["name"] == "typo" && s["metric"]["reason"] == "NoSimsSelected"),
         "{stalled:?}"
     );
     drop(prometheus);

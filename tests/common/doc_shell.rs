@@ -140,6 +140,28 @@ impl DocShell {
         (out.status.success(), text)
     }
 
+    /// Starts a line that runs until it is stopped (the operator), as the shell would, in a
+    /// process group of its own: dropping the handle stops the whole line.
+    pub fn spawn(&self, line: &str) -> Running {
+        use std::os::unix::process::CommandExt;
+        let line = line.replace(
+            "cargo run --release --",
+            &shell_quote(env!("CARGO_BIN_EXE_simfleet")),
+        );
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(&line)
+            .current_dir(&self.cwd)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("PATH", &self.path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        Running(child)
+    }
+
     /// Runs a line until it succeeds and its claim holds ("seconds later" claims), or fails
     /// with the last output.
     pub fn until(&self, line: &str, claim: &dyn Fn(&str) -> bool) -> String {
@@ -152,6 +174,26 @@ impl DocShell {
             assert!(Instant::now() < deadline, "{line}\nprinted:\n{text}");
             std::thread::sleep(Duration::from_millis(500));
         }
+    }
+}
+
+/// A line started by [`DocShell::spawn`]; its process group is stopped (SIGTERM, then killed)
+/// when dropped.
+pub struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.0.wait();
     }
 }
 

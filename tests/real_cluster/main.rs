@@ -788,6 +788,7 @@ fn the_documented_helm_commands_run(plane: &ControlPlane) {
     ]);
     assert_eq!(replicas.trim(), "2", "two replicas");
     plane.kubectl_ok(&["get", "clusterrole", "simfleet"]);
+    the_out_of_cluster_run_holds(plane);
     let (ok, status) = shell.run("helm status simfleet --namespace simfleet-system -o json");
     assert!(ok, "{status}");
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
@@ -795,4 +796,52 @@ fn the_documented_helm_commands_run(plane: &ControlPlane) {
     assert_eq!(status["info"]["status"], "deployed");
     let (ok, printed) = shell.run("helm uninstall simfleet --namespace simfleet-system");
     assert!(ok, "{printed}");
+}
+
+/// `docs/operations.md`, "Running the operator outside the cluster", as written, with the chart
+/// installed: the kubeconfig made of the ServiceAccount's token has the chart's rights (and
+/// `kubectl auth can-i` says yes), and `simfleet run` with it leads through the chart's Lease
+/// under the name given.
+fn the_out_of_cluster_run_holds(plane: &ControlPlane) {
+    use common::doc_shell::{self, DocShell};
+    let dir = plane.dir.0.join("out-of-cluster");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shell = DocShell::new(&plane.kubeconfig, &dir);
+    let commands = doc_shell::commands("docs/operations.md", "out of the cluster");
+    let (run, setup) = commands.split_last().unwrap();
+    assert!(run.contains("cargo run --release -- run"), "{run}");
+    for command in setup {
+        let (ok, printed) = shell.run(command);
+        assert!(ok, "{command}\n{printed}");
+        if command.contains("auth can-i") {
+            assert_eq!(printed.trim(), "yes", "{command}");
+        }
+    }
+    let kubeconfig = std::fs::read_to_string(dir.join("simfleet.kubeconfig")).unwrap();
+    assert!(
+        kubeconfig.contains("token:") && !kubeconfig.contains("client-key"),
+        "the kubeconfig holds the ServiceAccount's token only"
+    );
+    let _operator = shell.spawn(run);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let holder = plane.kubectl(&[
+            "get",
+            "lease",
+            "simfleet-leader",
+            "-n",
+            "simfleet-system",
+            "-o",
+            "jsonpath={.spec.holderIdentity}",
+        ]);
+        let holder = String::from_utf8_lossy(&holder.stdout).trim().to_owned();
+        if holder == "laptop" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the operator run outside the cluster never led: {holder:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }
