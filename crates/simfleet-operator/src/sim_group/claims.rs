@@ -126,6 +126,9 @@ pub(crate) struct ClaimIndex {
     /// Claiming groups that select by tag and have read their SIMs before, but not yet in this
     /// process (after a restart): their claim on SIMs looked up without tags is not known yet.
     unread_tag_claimants: usize,
+    /// When each claiming group that selects by tag and has never read its SIMs was created: a
+    /// new tag group's claim on SIMs looked up without tags is not known until it reads.
+    new_tag_claimants: Vec<jiff::Timestamp>,
 }
 
 /// How a claim of a group in another namespace is named: tenants see no more of each other
@@ -165,6 +168,7 @@ impl ClaimIndex {
             claimants: Vec::new(),
             refs: Vec::new(),
             unread_tag_claimants: 0,
+            new_tag_claimants: Vec::new(),
         };
         let same_carrier = accounts_on_the_carrier_of(accounts, this);
         let this_key = crate::controller::memory_key(this);
@@ -200,8 +204,12 @@ impl ClaimIndex {
                 .as_ref()
                 .is_some_and(|t| !t.is_empty());
             let read_before = other.status.as_ref().is_some_and(|s| s.counts.is_some());
-            if members.is_some() && known.is_none() && by_tag && read_before {
-                index.unread_tag_claimants += 1;
+            if members.is_some() && known.is_none() && by_tag {
+                match (read_before, &other.metadata.creation_timestamp) {
+                    (true, _) => index.unread_tag_claimants += 1,
+                    (false, Some(created)) => index.new_tag_claimants.push(created.0),
+                    (false, None) => {}
+                }
             }
             index.claimants.push(Claimant {
                 label,
@@ -226,6 +234,14 @@ impl ClaimIndex {
     /// without tags is never changed against that group's claim.
     pub(crate) fn awaiting_tag_claimants(&self) -> bool {
         self.unread_tag_claimants > 0
+    }
+
+    /// Whether a claiming group that selects by tag, created after `since`, has not read its
+    /// SIMs yet: until it has (it does at once, unless its account is broken), this group sends
+    /// nothing, so that a SIM it looks up without tags is never changed against that new
+    /// group's claim. Older ones are not waited for.
+    pub(crate) fn awaiting_new_tag_claimants(&self, since: jiff::Timestamp) -> bool {
+        self.new_tag_claimants.iter().any(|created| *created > since)
     }
 
     /// The groups whose claims these are: they re-plan when this group's members change, so
@@ -398,6 +414,50 @@ mod tests {
             one.fingerprint(),
             ClaimIndex::build(&[paused, this.clone()], &accounts, NONE, &this).fingerprint(),
             "the same claims in another order"
+        );
+    }
+
+    #[test]
+    fn a_new_tag_group_that_has_not_read_is_waited_for_only_while_it_is_new() {
+        // Found by the real-cluster run: an ICCID group created beside a new tag group of
+        // another namespace paused a SIM the tag group claims, before the tag group had read.
+        let accounts = [account("sim", "simulator", "http://127.0.0.1:1", None)];
+        let this = group_in(
+            "ns",
+            "by-iccid",
+            "sim",
+            "Paused",
+            json!({"iccids": ["8944500000000000001"]}),
+        );
+        let mut tagged = group_in(
+            "ns",
+            "by-tag",
+            "sim",
+            "Active",
+            json!({"tags": ["vending"]}),
+        );
+        let created: jiff::Timestamp = "2026-12-07T12:00:00Z".parse().unwrap();
+        tagged.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created));
+        let registry = MemberRegistry::default();
+        let index = |tagged: &SimGroup| {
+            ClaimIndex::build(
+                &[this.clone(), tagged.clone()],
+                &accounts,
+                Some(&registry),
+                &this,
+            )
+        };
+        let minute = jiff::SignedDuration::from_mins(1);
+        assert!(index(&tagged).awaiting_new_tag_claimants(created - minute));
+        assert!(
+            !index(&tagged).awaiting_new_tag_claimants(created + minute),
+            "created before the wait: not waited for"
+        );
+        registry.observed(&tagged, HashSet::from([1001]), HashSet::new());
+        assert!(
+            !index(&tagged).awaiting_new_tag_claimants(created - minute),
+            "it has read"
         );
     }
 

@@ -164,8 +164,14 @@ async fn apply(
     // After a restart, a peer selecting by tag may claim SIMs this group looks up without
     // tags: nothing is sent until it has read its SIMs (it does at once), or a while has passed.
     // In a namespace being deleted nothing is sent (see `namespaces`).
-    let awaiting_peers = resolved.claims.awaiting_tag_claimants()
-        && context.started.elapsed() < context.peer_read_wait;
+    // So is a new tag group that has not read yet (created within the same wait; creation
+    // times are the API server's wall clock).
+    let wait = jiff::SignedDuration::try_from(context.peer_read_wait).unwrap_or_default();
+    let awaiting_peers = (resolved.claims.awaiting_tag_claimants()
+        && context.started.elapsed() < context.peer_read_wait)
+        || resolved
+            .claims
+            .awaiting_new_tag_claimants(Timestamp::now() - wait);
     if !plan.actions.is_empty()
         && (awaiting_peers || namespaces::is_terminating(&context.client, &pass.namespace).await)
     {
