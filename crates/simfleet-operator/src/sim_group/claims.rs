@@ -241,7 +241,9 @@ impl ClaimIndex {
     /// nothing, so that a SIM it looks up without tags is never changed against that new
     /// group's claim. Older ones are not waited for.
     pub(crate) fn awaiting_new_tag_claimants(&self, since: jiff::Timestamp) -> bool {
-        self.new_tag_claimants.iter().any(|created| *created > since)
+        self.new_tag_claimants
+            .iter()
+            .any(|created| *created > since)
     }
 
     /// The groups whose claims these are: they re-plan when this group's members change, so
@@ -437,8 +439,9 @@ mod tests {
             json!({"tags": ["vending"]}),
         );
         let created: jiff::Timestamp = "2026-12-07T12:00:00Z".parse().unwrap();
-        tagged.metadata.creation_timestamp =
-            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created));
+        tagged.metadata.creation_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(created),
+        );
         let registry = MemberRegistry::default();
         let index = |tagged: &SimGroup| {
             ClaimIndex::build(
