@@ -80,7 +80,10 @@ fn approval_rollout_interval_and_the_carrier_are_three_different_waits() {
     assert_eq!(reconciling.reason, "RolloutInterval");
     assert!(
         reconciling.message.contains("3 SIMs still to change")
-            && reconciling.message.contains("2026-06-01T12:01:00Z"),
+            && reconciling.message.contains("2026-06-01T12:01:00Z")
+            && reconciling.message.contains(
+                "at one action of 2 SIMs each 1m, the last goes at about 2026-06-01T12:02:00Z (2 actions in all)"
+            ),
         "{}",
         reconciling.message
     );

@@ -7,6 +7,28 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use super::*;
 
 impl Plan {
+    /// When a spaced rollout sends its last action, from the next one at `next`: one action of
+    /// at most `batch_limit` SIMs each `rollout.interval` (the carrier's confirmations come on
+    /// top, and cannot be foreseen).
+    fn rollout_estimate(&self, next: Timestamp) -> String {
+        let (Some(interval), true) = (self.interval, self.batch_limit > 0) else {
+            return String::new();
+        };
+        let actions = self.remaining_after_actions.div_ceil(self.batch_limit) as i32;
+        if actions <= 1 {
+            return String::new();
+        }
+        match next.checked_add(interval * (actions - 1)) {
+            Ok(last) => format!(
+                "; at one action of {} each {}, the last goes at about {last} ({} in all)",
+                count(self.batch_limit as u64, "SIM"),
+                crate::plan::numbers::duration(interval.unsigned_abs()),
+                count(actions as u64, "action")
+            ),
+            Err(_) => String::new(),
+        }
+    }
+
     /// SIMs of an Active group that the carrier's system paused and `systemPaused: Report`
     /// leaves paused.
     pub fn system_paused_left(&self) -> u64 {
@@ -166,8 +188,9 @@ impl Plan {
                 true,
                 "RolloutInterval",
                 format!(
-                    "{} still to change; the next carrier action goes at {until} (rollout.interval){}",
+                    "{} still to change; the next carrier action goes at {until} (rollout.interval){}{}",
                     count(self.remaining_after_actions as u64, "SIM"),
+                    self.rollout_estimate(*until),
                     if self.pending.is_empty() {
                         String::new()
                     } else {
