@@ -160,6 +160,35 @@ fn backoff(failures: u32) -> Duration {
 mod tests {
     use super::*;
 
+    fn account(name: &str, secret: &str) -> CarrierAccount {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount",
+            "metadata": {"name": name, "namespace": "fleet"},
+            "spec": {"provider": "simulator", "secretRef": {"name": secret}}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn one_watch_per_named_secret_while_an_account_names_it() {
+        // Nothing listens there: the watches only retry until dropped.
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = Client::try_from(config).unwrap();
+        let on_change: OnChange = Arc::new(|| {});
+        let watches = SecretWatches::default();
+        let key = |name: &str| ("fleet".to_owned(), name.to_owned());
+        watches.follow(&client, &account("a", "shared"), &on_change);
+        watches.follow(&client, &account("b", "shared"), &on_change);
+        assert_eq!(watches.watched(), [key("shared")]);
+        // An account that names another Secret now: the old one is still named by `b`.
+        watches.follow(&client, &account("a", "own"), &on_change);
+        assert_eq!(watches.watched(), [key("own"), key("shared")]);
+        watches.forget(&account("b", "shared"));
+        assert_eq!(watches.watched(), [key("own")]);
+        watches.forget(&account("a", "own"));
+        assert!(watches.watched().is_empty());
+    }
+
     #[test]
     fn a_failing_watch_waits_longer_each_time_up_to_16_seconds() {
         let waits: Vec<u64> = (1..=7).map(|n| backoff(n).as_secs()).collect();
