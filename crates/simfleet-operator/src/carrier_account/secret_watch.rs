@@ -99,16 +99,15 @@ async fn watch_secret(api: Api<Secret>, name: String, on_change: OnChange) {
         .fields(&format!("metadata.name={name}"))
         .timeout(290);
     let mut version: Option<String> = None;
-    let mut failures = 0u32;
+    let mut failures = retry_waits();
     loop {
         let from = match &version {
             Some(v) => v.clone(),
             None => match api.get_metadata_opt(&name).await {
                 Ok(found) => found.and_then(|s| s.resource_version()).unwrap_or_default(),
                 Err(err) => {
-                    failures += 1;
                     tracing::debug!(secret = %name, %err, "reading the Secret's version failed");
-                    tokio::time::sleep(backoff(failures)).await;
+                    tokio::time::sleep(failures.next().unwrap_or(MAX_WAIT)).await;
                     continue;
                 }
             },
@@ -116,9 +115,8 @@ async fn watch_secret(api: Api<Secret>, name: String, on_change: OnChange) {
         let events = match api.watch(&params, &from).await {
             Ok(events) => events,
             Err(err) => {
-                failures += 1;
                 tracing::debug!(secret = %name, %err, "watching the Secret failed");
-                tokio::time::sleep(backoff(failures)).await;
+                tokio::time::sleep(failures.next().unwrap_or(MAX_WAIT)).await;
                 continue;
             }
         };
@@ -127,7 +125,7 @@ async fn watch_secret(api: Api<Secret>, name: String, on_change: OnChange) {
         while let Some(event) = events.next().await {
             match event {
                 Ok(WatchEvent::Added(s) | WatchEvent::Modified(s) | WatchEvent::Deleted(s)) => {
-                    failures = 0;
+                    failures = retry_waits();
                     version = s.resource_version();
                     tracing::debug!(secret = %name, "the Secret changed; its accounts look again");
                     on_change();
@@ -142,8 +140,7 @@ async fn watch_secret(api: Api<Secret>, name: String, on_change: OnChange) {
                 }
                 Err(err) => {
                     tracing::debug!(secret = %name, %err, "the Secret's watch broke");
-                    failures += 1;
-                    tokio::time::sleep(backoff(failures)).await;
+                    tokio::time::sleep(failures.next().unwrap_or(MAX_WAIT)).await;
                     break;
                 }
             }
@@ -151,9 +148,18 @@ async fn watch_secret(api: Api<Secret>, name: String, on_change: OnChange) {
     }
 }
 
-/// 1 s, doubling to 16 s.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_secs(1u64 << failures.min(5).saturating_sub(1)).min(Duration::from_secs(30))
+/// The longest wait between tries.
+const MAX_WAIT: Duration = Duration::from_secs(16);
+
+/// The waits after failures in a row: 1 s, doubling to 16 s.
+fn retry_waits() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_secs(1))
+        .with_max_delay(MAX_WAIT)
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
 }
 
 #[cfg(test)]
@@ -191,7 +197,7 @@ mod tests {
 
     #[test]
     fn a_failing_watch_waits_longer_each_time_up_to_16_seconds() {
-        let waits: Vec<u64> = (1..=7).map(|n| backoff(n).as_secs()).collect();
+        let waits: Vec<u64> = retry_waits().take(7).map(|d| d.as_secs()).collect();
         assert_eq!(waits, [1, 2, 4, 8, 16, 16, 16]);
     }
 }

@@ -104,19 +104,30 @@ impl Error {
     }
 }
 
-/// Consecutive failed reconciles by object: the wait starts at 5 s and doubles, up to 5 minutes.
+/// Consecutive failed reconciles by object: the wait starts at 5 s and doubles, up to 5 minutes
+/// (a `backon` exponential backoff per object, restarted after a success).
 #[derive(Default)]
 pub struct ErrorBackoff {
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<String, backon::ExponentialBackoff>>,
 }
 
 impl ErrorBackoff {
     /// Counts a failure and returns how long to wait before retrying.
     pub fn failed(&self, key: &str) -> std::time::Duration {
+        use backon::BackoffBuilder;
         let mut failures = self.failures.lock().expect("failures lock");
-        let count = failures.entry(key.to_owned()).or_default();
-        *count = count.saturating_add(1);
-        std::time::Duration::from_secs((5u64 << (*count - 1).min(6)).min(300))
+        failures
+            .entry(key.to_owned())
+            .or_insert_with(|| {
+                backon::ExponentialBuilder::default()
+                    .with_min_delay(std::time::Duration::from_secs(5))
+                    .with_max_delay(std::time::Duration::from_secs(300))
+                    .with_factor(2.0)
+                    .without_max_times()
+                    .build()
+            })
+            .next()
+            .unwrap_or(std::time::Duration::from_secs(300))
     }
 
     /// Forgets an object's failures after a successful reconcile.

@@ -1,30 +1,26 @@
 //! Printing a plan: tables for people, and the CSV of affected SIMs and devices.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{PlanArgs, PlanReport};
 
-/// Writes rows of a table with columns padded to the widest cell.
+/// Writes rows of a table (the first is the header) as `kubectl get` prints them: no borders,
+/// columns padded to the widest cell and two spaces apart, never wrapped.
 fn write_table(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Disabled);
     for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(c, cell)| format!("{cell:<width$}", width = widths[c]))
-            .collect();
-        writeln!(out, "{}", cells.join("  ").trim_end())?;
+        table.add_row(row.clone());
+    }
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    for line in table.lines() {
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }
@@ -181,36 +177,32 @@ pub fn table(out: &mut impl Write, report: &PlanReport, args: &PlanArgs) -> std:
     writeln!(out)
 }
 
-/// The CSV of affected SIMs and devices, written as they are found (a large fleet is never
-/// held whole).
+/// The CSV of affected SIMs and devices (RFC 4180, by the `csv` crate), written as they are
+/// found (a large fleet is never held whole).
 pub(crate) struct CsvWriter {
     path: PathBuf,
-    out: BufWriter<File>,
-}
-
-/// Quotes a CSV field when it needs it (RFC 4180).
-fn field(value: &str) -> String {
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_owned()
-    }
+    out: csv::Writer<File>,
 }
 
 impl CsvWriter {
     /// Creates the file and writes the header.
     pub fn create(path: &Path) -> Result<Self, String> {
-        let file = File::create(path).map_err(|e| format!("--csv {}: {e}", path.display()))?;
+        let out =
+            csv::Writer::from_path(path).map_err(|e| format!("--csv {}: {e}", path.display()))?;
         let mut writer = Self {
             path: path.to_owned(),
-            out: BufWriter::new(file),
+            out,
         };
-        writer.line("kind,resource,iccid,deviceId,current,planned")?;
+        writer.record([
+            "kind", "resource", "iccid", "deviceId", "current", "planned",
+        ])?;
         Ok(writer)
     }
 
-    fn line(&mut self, line: &str) -> Result<(), String> {
-        writeln!(self.out, "{line}").map_err(|e| format!("writing {}: {e}", self.path.display()))
+    fn record<'a>(&mut self, fields: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
+        self.out
+            .write_record(fields)
+            .map_err(|e| format!("writing {}: {e}", self.path.display()))
     }
 
     /// One affected SIM or device.
@@ -223,16 +215,8 @@ impl CsvWriter {
         current: &str,
         planned: &str,
     ) -> Result<(), String> {
-        let line = [
-            field(kind),
-            field(resource),
-            field(iccid),
-            device_id.map(|d| d.to_string()).unwrap_or_default(),
-            field(current),
-            field(planned),
-        ]
-        .join(",");
-        self.line(&line)
+        let device_id = device_id.map(|d| d.to_string()).unwrap_or_default();
+        self.record([kind, resource, iccid, device_id.as_str(), current, planned])
     }
 
     /// Flushes the file.
