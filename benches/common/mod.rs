@@ -1,5 +1,6 @@
-//! What the bench binaries share: the SimGroup reconcile path as the controller runs it
-//! (observe every page, plan, submit), and the process's memory.
+//! What the bench binaries share: the carrier side of a SimGroup pass (observe every page, plan,
+//! submit), without what the controller adds around it (status writes, triggers, claims, the
+//! in-flight memory), and the process's memory.
 #![allow(dead_code)]
 
 use futures::TryStreamExt;
@@ -54,8 +55,9 @@ pub struct Reconciled {
     pub peak_kib: i64,
 }
 
-/// One reconcile: observe every page, plan, submit (stopping at a failed submit, as the
-/// controller does); returns the new status and what was sent.
+/// One pass at the carrier: observe every page, plan, submit (stopping at a failed submit, as
+/// the controller does); returns the status it plans and what was sent. Not the controller's
+/// reconcile: nothing is written to Kubernetes.
 pub async fn reconcile(
     carrier: &dyn Carrier,
     spec: &SimGroupSpec,

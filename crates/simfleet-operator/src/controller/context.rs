@@ -61,7 +61,7 @@ pub struct Context {
     /// The one clock every reconcile reads.
     pub clock: simfleet_core::clock::Clock,
     /// What each DataQuota (`namespace/name`) last saw of its devices, in this process.
-    pub quota_views: Mutex<HashMap<String, crate::data_quota::watch::QuotaView>>,
+    pub quota_views: Mutex<HashMap<String, crate::data_quota::view::QuotaView>>,
     /// How often each DataQuota was woken (its view dropped) in this process: a pass woken
     /// while it ran keeps no view, so that the reconcile that follows looks again in full.
     pub quota_wakes: Mutex<HashMap<String, u64>>,
@@ -337,7 +337,7 @@ impl Context {
             clock,
             quota_views: Mutex::new(HashMap::new()),
             quota_wakes: Mutex::new(HashMap::new()),
-            quota_audit_period: crate::data_quota::watch::AUDIT_PERIOD,
+            quota_audit_period: crate::data_quota::view::AUDIT_PERIOD,
             peer_read_wait: crate::controller::PEER_READ_WAIT,
             quota_event_poll: crate::data_quota::event_poll::EVENT_POLL,
             quota_requests: Mutex::new(HashMap::new()),

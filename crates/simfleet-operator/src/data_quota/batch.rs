@@ -5,9 +5,9 @@
 use simfleet_api::model::{CallFailure, QuotaReading, QuotaSetting};
 use simfleet_api::{DataQuotaSpec, QuotaMode, QuotaProgress, TopUpInFlight};
 
-use super::events::may_have_events;
 use super::plan::{DeviceAction, Outcome, RETRY_LIMIT, decide, decide_observed, is_done};
-use super::watch::Seen;
+use super::quota_events::may_have_events;
+use super::view::Seen;
 
 /// What became of a device whose call failed: a device the carrier does not know, or whose
 /// endpoint is deleted, can hold no quota (not retried); anything else failed, refused (a human

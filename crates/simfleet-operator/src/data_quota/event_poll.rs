@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
-use super::watch::listing_window;
+use super::view::listing_window;
 use crate::controller::Context;
 use simfleet_api::DataQuota;
 
@@ -93,7 +93,7 @@ async fn poll(context: &Context, seen: &mut HashMap<String, Seen>) {
         while memory.ids.len() > REMEMBERED {
             memory.ids.pop_first();
         }
-        memory.anchor = super::watch::newest(memory.anchor, &listing.events);
+        memory.anchor = super::view::newest(memory.anchor, &listing.events);
         // Every event not seen before counts, the first listing's too (an event between a
         // DataQuota's last pass and that listing must not wait for the resync): a DataQuota
         // that already read it finds nothing new, at the cost of one listing.

@@ -8,9 +8,9 @@ use kube::runtime::events::EventType;
 
 use crate::controller::Context;
 use crate::controller::events::publish;
-use crate::data_quota::events::EventMark;
 use crate::data_quota::plan::QuotaTally;
-use crate::data_quota::watch::{QuotaView, Seen, listing_window};
+use crate::data_quota::quota_events::EventMark;
+use crate::data_quota::view::{QuotaView, Seen, listing_window};
 use simfleet_api::DataQuota;
 use simfleet_api::model::{OrgQuotaEvents, QuotaEvent, QuotaEventKind};
 use simfleet_carrier::Carrier;

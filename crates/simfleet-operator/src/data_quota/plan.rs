@@ -15,7 +15,7 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::events::EventMark;
+use super::quota_events::EventMark;
 use crate::plan::numbers::{count, thousands};
 use simfleet_api::conditions::{self, Verdict};
 use simfleet_api::model::ReadUrgency;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::data_quota::events::EVENT_IDS_LIMIT;
+use crate::data_quota::quota_events::EVENT_IDS_LIMIT;
 use crate::data_quota::schedule::{RESYNC, requeue_after};
 use simfleet_api::{
     ExhaustionAction, FriendlyDuration, LocalObjectRef, QuotaDeletePolicy, QuotaExpiry, QuotaTarget,

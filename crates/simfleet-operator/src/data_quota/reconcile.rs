@@ -29,10 +29,10 @@ use crate::controller::{
     Context, Error, api_for, cleanup_carrier, ready_carrier, wait_for_account, write_status,
 };
 use crate::data_quota::batch::{self, QuotaBatch};
-use crate::data_quota::events::EventMark;
 use crate::data_quota::plan::{self, QuotaTally, SpecProblem, progress_for};
+use crate::data_quota::quota_events::EventMark;
 use crate::data_quota::targets::Targets;
-use crate::data_quota::watch::{
+use crate::data_quota::view::{
     PassStart, QuotaView, ViewKey, listing_window, read_scope, targets_digest,
 };
 use crate::plan::budget_floor;

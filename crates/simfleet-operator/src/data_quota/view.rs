@@ -561,7 +561,7 @@ pub const WINDOW_AHEAD: SignedDuration = SignedDuration::from_hours(24 * 3650);
 pub fn listing_window(anchor: Option<Timestamp>, now: Timestamp) -> Option<(Timestamp, Timestamp)> {
     anchor.map(|a| {
         (
-            a.checked_sub(super::events::EVENT_OVERLAP)
+            a.checked_sub(super::quota_events::EVENT_OVERLAP)
                 .unwrap_or(Timestamp::MIN),
             a.max(now)
                 .checked_add(WINDOW_AHEAD)
