@@ -10,11 +10,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::fleet::{Fleet, Target, device_id, link_id};
-use super::hologram_requests::{DIALECT, Params, authorize, bad_request, param_u64};
-use super::http::{Answer, ApiError, SimulatorState, json_response, parse_json};
-use super::world::{Job, JobKind, Surface};
-use super::{HologramVariants, JobIdShape, JobsRoute, OrgIdPlacement, WarningShape};
+use super::requests::{DIALECT, Params, authorize, bad_request, param_u64};
+use crate::fleet::{Fleet, Target, device_id, link_id};
+use crate::http::{Answer, ApiError, SimulatorState, json_response, parse_json};
+use crate::world::{Job, JobKind, Surface};
+use crate::{HologramVariants, JobIdShape, JobsRoute, OrgIdPlacement, WarningShape};
 
 /// Most jobs one page of the jobs list shows.
 const JOBS_PAGE: usize = 100;

@@ -8,12 +8,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
-use super::fleet::{Fleet, device_id};
-use super::hologram_changes::device_ids_of;
-use super::hologram_requests::{
-    DIALECT, Params, authorize, bad_request, param_u64, param_u64_list,
-};
-use super::http::{Answer, ApiError, SimulatorState, json_response, parse_json};
+use super::changes::device_ids_of;
+use super::requests::{DIALECT, Params, authorize, bad_request, param_u64, param_u64_list};
+use crate::fleet::{Fleet, device_id};
+use crate::http::{Answer, ApiError, SimulatorState, json_response, parse_json};
 
 /// A device tag as Hologram shows it: `{id, name, deviceids}`.
 fn tag_json(fleet: &Fleet, tag: u16) -> Value {

@@ -7,7 +7,7 @@ use axum::extract::Query;
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine;
 
-use super::http::{ApiError, Dialect, SimulatorState, too_many_requests};
+use crate::http::{ApiError, Dialect, SimulatorState, too_many_requests};
 
 /// The error shape of Hologram's API.
 pub(super) const DIALECT: Dialect = Dialect::Hologram;

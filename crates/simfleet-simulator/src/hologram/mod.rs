@@ -15,15 +15,15 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::json;
 
-use super::TagShape;
-use super::fleet::{Fleet, device_id, link_id};
-use super::hologram_changes as changes;
-use super::hologram_requests::{
-    DIALECT, Params, authorize, bad_request, param_u64, param_u64_list,
-};
-use super::hologram_tags as tags;
-use super::http::{Answer, ApiError, SimulatorState, json_response};
-use super::world::hologram_state_name;
+mod changes;
+mod requests;
+mod tags;
+
+use crate::TagShape;
+use crate::fleet::{Fleet, device_id, link_id};
+use crate::http::{Answer, ApiError, SimulatorState, json_response};
+use crate::world::hologram_state_name;
+use requests::{DIALECT, Params, authorize, bad_request, param_u64, param_u64_list};
 
 /// Default page size of list routes.
 const DEFAULT_LIMIT: usize = 25;
@@ -464,12 +464,12 @@ async fn get_device(
 
 #[cfg(test)]
 mod tests {
-    use super::super::fleet::Target;
     use super::*;
+    use crate::fleet::Target;
 
     #[test]
     fn pending_changes_show_with_hologram_s_documented_pending_names() {
-        let mut fleet = Fleet::seeded(&super::super::fleet::SeedConfig {
+        let mut fleet = Fleet::seeded(&crate::fleet::SeedConfig {
             sims: 3,
             paused_share: 0.0,
             paused_by_system_share: 0.0,
@@ -477,7 +477,7 @@ mod tests {
             ..Default::default()
         });
         for (row, to) in [(0, Target::Pause), (1, Target::Live)] {
-            fleet.sim_mut(row).pending = Some(super::super::fleet::Pending { to, job: 0 });
+            fleet.sim_mut(row).pending = Some(crate::fleet::Pending { to, job: 0 });
         }
         assert_eq!(link_view(&fleet, 0).state, "PAUSED-PENDING-USER");
         assert_eq!(link_view(&fleet, 1).state, "LIVE-PENDING");
