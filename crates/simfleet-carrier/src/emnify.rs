@@ -358,42 +358,6 @@ impl EmnifyClient {
         }
     }
 
-    /// The listed SIMs, the cheaper way: one call each (`q=iccid:` or `GET /endpoint/{id}`:
-    /// emnify documents no multi-value filter), or the organisation's whole endpoint listing
-    /// filtered here, whose cost the total (`X-Total-Count` of a one-item page) tells.
-    fn listed_pages(
-        &self,
-        lookups: Vec<Lookup>,
-    ) -> BoxStream<'_, Result<Vec<SimObservation>, CarrierError>> {
-        async move {
-            let one_by_one = lookups.len() as u64;
-            // The total costs a call: worth it only when a listing could be cheaper.
-            let full = if one_by_one > 2 {
-                let (_, total) = self.endpoint_page_sized("", 1, 1).await?;
-                Some(1 + (total as u64).div_ceil(PAGE as u64))
-            } else {
-                None
-            };
-            let plan = match full {
-                Some(calls) if calls < one_by_one => {
-                    simfleet_api::model::LookupPlan::FullListing { calls }
-                }
-                _ => simfleet_api::model::LookupPlan::OneByOne { calls: one_by_one },
-            };
-            tracing::debug!(%plan, one_by_one, full_listing = ?full, "looking up listed SIMs");
-            *self.last_lookup.lock().expect("lookup lock") = Some(plan);
-            Ok::<_, CarrierError>(match plan {
-                simfleet_api::model::LookupPlan::FullListing { .. } => self.full_listing(lookups),
-                _ => super::one_by_one(lookups, self.core.concurrency(), move |key| {
-                    self.lookup(key).boxed()
-                }),
-            })
-        }
-        .into_stream()
-        .try_flatten()
-        .boxed()
-    }
-
     /// The organisation's endpoints, page by page, keeping the listed ones; those never found
     /// come last, as unknown.
     fn full_listing(
@@ -432,6 +396,44 @@ impl EmnifyClient {
                 .unwrap_or_default())
         }))
         .try_filter(|page| futures::future::ready(!page.is_empty()))
+        .boxed()
+    }
+}
+
+impl super::SelectionPages for EmnifyClient {
+    /// The listed SIMs, the cheaper way: one call each (`q=iccid:` or `GET /endpoint/{id}`:
+    /// emnify documents no multi-value filter), or the organisation's whole endpoint listing
+    /// filtered here, whose cost the total (`X-Total-Count` of a one-item page) tells.
+    fn listed_pages(
+        &self,
+        lookups: Vec<Lookup>,
+    ) -> BoxStream<'_, Result<Vec<SimObservation>, CarrierError>> {
+        async move {
+            let one_by_one = lookups.len() as u64;
+            // The total costs a call: worth it only when a listing could be cheaper.
+            let full = if one_by_one > 2 {
+                let (_, total) = self.endpoint_page_sized("", 1, 1).await?;
+                Some(1 + (total as u64).div_ceil(PAGE as u64))
+            } else {
+                None
+            };
+            let plan = match full {
+                Some(calls) if calls < one_by_one => {
+                    simfleet_api::model::LookupPlan::FullListing { calls }
+                }
+                _ => simfleet_api::model::LookupPlan::OneByOne { calls: one_by_one },
+            };
+            tracing::debug!(%plan, one_by_one, full_listing = ?full, "looking up listed SIMs");
+            *self.last_lookup.lock().expect("lookup lock") = Some(plan);
+            Ok::<_, CarrierError>(match plan {
+                simfleet_api::model::LookupPlan::FullListing { .. } => self.full_listing(lookups),
+                _ => super::one_by_one(lookups, self.core.concurrency(), move |key| {
+                    self.lookup(key).boxed()
+                }),
+            })
+        }
+        .into_stream()
+        .try_flatten()
         .boxed()
     }
 
@@ -481,6 +483,14 @@ impl EmnifyClient {
         .try_filter(|page| futures::future::ready(!page.is_empty()))
         .boxed()
     }
+
+    fn concurrency(&self) -> usize {
+        self.core.concurrency()
+    }
+
+    fn last_lookup(&self) -> &std::sync::Mutex<Option<simfleet_api::model::LookupPlan>> {
+        &self.last_lookup
+    }
 }
 
 impl Carrier for EmnifyClient {
@@ -526,13 +536,7 @@ impl Carrier for EmnifyClient {
         &'a self,
         selection: &'a Selection,
     ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
-        *self.last_lookup.lock().expect("lookup lock") = None;
-        super::union_of_selection(
-            selection,
-            self.core.concurrency(),
-            move |lookups| self.listed_pages(lookups),
-            move |index, listed| self.tagged(selection, index, listed),
-        )
+        super::observe_selection(self, selection)
     }
 
     fn submit<'a>(

@@ -49,6 +49,42 @@ pub async fn observe_each(
     Ok(())
 }
 
+/// What a client has to list a selection: its SIMs looked up by ICCID or device id, and a tag's
+/// pages. Every client observes a selection the same way ([`observe_selection`]).
+pub(crate) trait SelectionPages: Sync {
+    /// The listed SIMs (ICCIDs and device ids), looked up the cheapest way the carrier has.
+    fn listed_pages(
+        &self,
+        lookups: Vec<Lookup>,
+    ) -> BoxStream<'_, Result<Vec<SimObservation>, CarrierError>>;
+    /// The pages of tag `index` of `selection`, without SIMs of an earlier tag or of `listed`.
+    fn tagged<'a>(
+        &'a self,
+        selection: &'a Selection,
+        index: usize,
+        listed: Arc<HashSet<u64>>,
+    ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>>;
+    /// Requests in flight at most.
+    fn concurrency(&self) -> usize;
+    /// How the last observation looked its listed SIMs up (reset when one starts).
+    fn last_lookup(&self) -> &std::sync::Mutex<Option<LookupPlan>>;
+}
+
+/// A client's observation of a selection (its `Carrier::observe`): the listed SIMs, then each
+/// tag's pages, each SIM once.
+pub(crate) fn observe_selection<'a>(
+    carrier: &'a impl SelectionPages,
+    selection: &'a Selection,
+) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
+    *carrier.last_lookup().lock().expect("lookup lock") = None;
+    union_of_selection(
+        selection,
+        carrier.concurrency(),
+        move |lookups| carrier.listed_pages(lookups),
+        move |index, listed| carrier.tagged(selection, index, listed),
+    )
+}
+
 /// The union of a selection as a stream of pages, each SIM once: the listed SIMs first (the
 /// client streams them from `listed`, looked up the cheapest way it has), then each tag's pages.
 /// `tagged(i, listed)` pages tag `i`, skipping SIMs that carry an earlier tag or whose device id

@@ -126,43 +126,6 @@ impl HologramClient {
         }
     }
 
-    /// The listed SIMs, looked up many per call through Hologram's multi-value filters: ICCIDs
-    /// with `/links/cellular?sims=`, device ids with `/devices?ids=` (devices carry their tags,
-    /// which conflicts with tag groups need). Each call's values stay under [`URL_VALUES`]
-    /// bytes, as the documents advise for an unpublished limit. Hologram publishes no totals,
-    /// so the cost of listing the whole organisation is not known beforehand: batches it is.
-    fn listed_pages(
-        &self,
-        lookups: Vec<Lookup>,
-    ) -> BoxStream<'_, Result<Vec<SimObservation>, CarrierError>> {
-        let mut iccids = Vec::new();
-        let mut devices = Vec::new();
-        for key in lookups {
-            match key {
-                Lookup::Iccid(i) => iccids.push(i),
-                Lookup::Device(d) => devices.push(d.to_string()),
-            }
-        }
-        let batches: Vec<(Listed, Vec<String>)> = url_batches(iccids)
-            .into_iter()
-            .map(|b| (Listed::Links, b))
-            .chain(
-                url_batches(devices)
-                    .into_iter()
-                    .map(|b| (Listed::Devices, b)),
-            )
-            .collect();
-        let plan = simfleet_api::model::LookupPlan::Batched {
-            calls: batches.len() as u64,
-        };
-        tracing::debug!(%plan, "looking up listed SIMs");
-        *self.last_lookup.lock().expect("lookup lock") = Some(plan);
-        stream::iter(batches)
-            .map(move |(listed, values)| self.lookup_batch(listed, values))
-            .buffered(self.core.concurrency())
-            .boxed()
-    }
-
     /// One batch of listed SIMs (all on one page: a batch holds fewer than a page), the ones not
     /// found as unknown.
     async fn lookup_batch(
@@ -222,6 +185,45 @@ impl HologramClient {
         page.extend(wanted.unknown());
         Ok(page)
     }
+}
+
+impl super::SelectionPages for HologramClient {
+    /// The listed SIMs, looked up many per call through Hologram's multi-value filters: ICCIDs
+    /// with `/links/cellular?sims=`, device ids with `/devices?ids=` (devices carry their tags,
+    /// which conflicts with tag groups need). Each call's values stay under [`URL_VALUES`]
+    /// bytes, as the documents advise for an unpublished limit. Hologram publishes no totals,
+    /// so the cost of listing the whole organisation is not known beforehand: batches it is.
+    fn listed_pages(
+        &self,
+        lookups: Vec<Lookup>,
+    ) -> BoxStream<'_, Result<Vec<SimObservation>, CarrierError>> {
+        let mut iccids = Vec::new();
+        let mut devices = Vec::new();
+        for key in lookups {
+            match key {
+                Lookup::Iccid(i) => iccids.push(i),
+                Lookup::Device(d) => devices.push(d.to_string()),
+            }
+        }
+        let batches: Vec<(Listed, Vec<String>)> = url_batches(iccids)
+            .into_iter()
+            .map(|b| (Listed::Links, b))
+            .chain(
+                url_batches(devices)
+                    .into_iter()
+                    .map(|b| (Listed::Devices, b)),
+            )
+            .collect();
+        let plan = simfleet_api::model::LookupPlan::Batched {
+            calls: batches.len() as u64,
+        };
+        tracing::debug!(%plan, "looking up listed SIMs");
+        *self.last_lookup.lock().expect("lookup lock") = Some(plan);
+        stream::iter(batches)
+            .map(move |(listed, values)| self.lookup_batch(listed, values))
+            .buffered(self.core.concurrency())
+            .boxed()
+    }
 
     /// Pages of the devices carrying one tag, skipping those reported under an earlier tag or
     /// listed explicitly.
@@ -279,6 +281,14 @@ impl HologramClient {
         .try_filter(|page| futures::future::ready(!page.is_empty()))
         .boxed()
     }
+
+    fn concurrency(&self) -> usize {
+        self.core.concurrency()
+    }
+
+    fn last_lookup(&self) -> &std::sync::Mutex<Option<simfleet_api::model::LookupPlan>> {
+        &self.last_lookup
+    }
 }
 
 impl Carrier for HologramClient {
@@ -311,13 +321,7 @@ impl Carrier for HologramClient {
         &'a self,
         selection: &'a Selection,
     ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
-        *self.last_lookup.lock().expect("lookup lock") = None;
-        super::union_of_selection(
-            selection,
-            self.core.concurrency(),
-            move |lookups| self.listed_pages(lookups),
-            move |index, listed| self.tagged(selection, index, listed),
-        )
+        super::observe_selection(self, selection)
     }
 
     fn submit<'a>(

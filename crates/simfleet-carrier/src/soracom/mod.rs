@@ -241,93 +241,6 @@ impl SoracomClient {
         .boxed()
     }
 
-    /// The SIMs carrying tag `index` (`NAME=VALUE`), from `/v1/subscribers`, each SIM once,
-    /// skipping SIMs that carry an earlier tag or are listed.
-    fn tagged<'a>(
-        &'a self,
-        selection: &'a Selection,
-        index: usize,
-        listed: Arc<HashSet<u64>>,
-    ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
-        let tag = &selection.tags[index];
-        let Some((name, value)) = tag.split_once('=') else {
-            let error = CarrierError::Rejected {
-                field: Some("selector.tags".into()),
-                message: format!("{tag:?}: Soracom selects tags as NAME=VALUE"),
-            };
-            return stream::once(async move { Err(error) }).boxed();
-        };
-        let (name, value) = (name.to_owned(), value.to_owned());
-        let earlier: HashSet<String> = selection.tags[..index].iter().cloned().collect();
-        let mut seen = HashSet::new();
-        let now_ms = self.now_ms();
-        self.pages(move |after| {
-            let mut call = Self::get("/v1/subscribers", "/v1/subscribers")
-                .query("tag_name", &name)
-                .query("tag_value", &value)
-                .query("limit", PAGE);
-            if let Some(after) = after {
-                call = call.query("last_evaluated_key", after);
-            }
-            call
-        })
-        .and_then(move |reply| {
-            let page = reply
-                .parse::<Vec<Subscriber>>("/v1/subscribers")
-                .and_then(|subscribers| {
-                    subscribers
-                        .iter()
-                        // One row per IMSI: a SIM with several IMSIs is listed once.
-                        .filter(|s| s.sim_id.as_ref().is_none_or(|id| seen.insert(id.clone())))
-                        .map(|s| s.observation(now_ms))
-                        .filter(|o| {
-                            o.as_ref().map_or(true, |o| {
-                                !o.tags.iter().any(|t| earlier.contains(t))
-                                    && o.device_id.is_none_or(|d| !listed.contains(&d))
-                            })
-                        })
-                        .collect::<Result<Vec<_>, _>>()
-                });
-            futures::future::ready(page)
-        })
-        .try_filter(|page| futures::future::ready(!page.is_empty()))
-        .boxed()
-    }
-
-    /// Listed SIMs: a few are read one at a time (ICCIDs paired with SIM ids through the
-    /// search, which lags writes but never changes a pairing); many are found in the full
-    /// listing `/v1/sims`.
-    fn listed_pages<'a>(
-        &'a self,
-        lookups: Vec<Lookup>,
-    ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
-        if lookups.len() > ONE_BY_ONE_LIMIT {
-            return self.full_listing(lookups);
-        }
-        stream::once(async move {
-            let iccids: Vec<String> = lookups
-                .iter()
-                .filter_map(|l| match l {
-                    Lookup::Iccid(i) => Some(i.clone()),
-                    Lookup::Device(_) => None,
-                })
-                .collect();
-            let searches = self.pair_iccids(&iccids).await?;
-            let reads = lookups.len() as u64;
-            *self.last_lookup.lock().expect("lookup lock") = Some(LookupPlan::OneByOne {
-                calls: searches + reads,
-            });
-            Ok::<_, CarrierError>(lookups)
-        })
-        .map_ok(move |lookups| {
-            super::one_by_one(lookups, self.core.concurrency(), move |lookup| {
-                self.read_one(lookup).boxed()
-            })
-        })
-        .try_flatten()
-        .boxed()
-    }
-
     /// Finds the SIM ids of ICCIDs not paired yet, `QUERY_VALUES` a call; returns the calls.
     async fn pair_iccids(&self, iccids: &[String]) -> Result<u64, CarrierError> {
         let missing: Vec<String> = {
@@ -719,6 +632,103 @@ fn refusal_of(task: &Task) -> Option<Refusal> {
     })
 }
 
+impl super::SelectionPages for SoracomClient {
+    /// Listed SIMs: a few are read one at a time (ICCIDs paired with SIM ids through the
+    /// search, which lags writes but never changes a pairing); many are found in the full
+    /// listing `/v1/sims`.
+    fn listed_pages<'a>(
+        &'a self,
+        lookups: Vec<Lookup>,
+    ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
+        if lookups.len() > ONE_BY_ONE_LIMIT {
+            return self.full_listing(lookups);
+        }
+        stream::once(async move {
+            let iccids: Vec<String> = lookups
+                .iter()
+                .filter_map(|l| match l {
+                    Lookup::Iccid(i) => Some(i.clone()),
+                    Lookup::Device(_) => None,
+                })
+                .collect();
+            let searches = self.pair_iccids(&iccids).await?;
+            let reads = lookups.len() as u64;
+            *self.last_lookup.lock().expect("lookup lock") = Some(LookupPlan::OneByOne {
+                calls: searches + reads,
+            });
+            Ok::<_, CarrierError>(lookups)
+        })
+        .map_ok(move |lookups| {
+            super::one_by_one(lookups, self.core.concurrency(), move |lookup| {
+                self.read_one(lookup).boxed()
+            })
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    /// The SIMs carrying tag `index` (`NAME=VALUE`), from `/v1/subscribers`, each SIM once,
+    /// skipping SIMs that carry an earlier tag or are listed.
+    fn tagged<'a>(
+        &'a self,
+        selection: &'a Selection,
+        index: usize,
+        listed: Arc<HashSet<u64>>,
+    ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
+        let tag = &selection.tags[index];
+        let Some((name, value)) = tag.split_once('=') else {
+            let error = CarrierError::Rejected {
+                field: Some("selector.tags".into()),
+                message: format!("{tag:?}: Soracom selects tags as NAME=VALUE"),
+            };
+            return stream::once(async move { Err(error) }).boxed();
+        };
+        let (name, value) = (name.to_owned(), value.to_owned());
+        let earlier: HashSet<String> = selection.tags[..index].iter().cloned().collect();
+        let mut seen = HashSet::new();
+        let now_ms = self.now_ms();
+        self.pages(move |after| {
+            let mut call = Self::get("/v1/subscribers", "/v1/subscribers")
+                .query("tag_name", &name)
+                .query("tag_value", &value)
+                .query("limit", PAGE);
+            if let Some(after) = after {
+                call = call.query("last_evaluated_key", after);
+            }
+            call
+        })
+        .and_then(move |reply| {
+            let page = reply
+                .parse::<Vec<Subscriber>>("/v1/subscribers")
+                .and_then(|subscribers| {
+                    subscribers
+                        .iter()
+                        // One row per IMSI: a SIM with several IMSIs is listed once.
+                        .filter(|s| s.sim_id.as_ref().is_none_or(|id| seen.insert(id.clone())))
+                        .map(|s| s.observation(now_ms))
+                        .filter(|o| {
+                            o.as_ref().map_or(true, |o| {
+                                !o.tags.iter().any(|t| earlier.contains(t))
+                                    && o.device_id.is_none_or(|d| !listed.contains(&d))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                });
+            futures::future::ready(page)
+        })
+        .try_filter(|page| futures::future::ready(!page.is_empty()))
+        .boxed()
+    }
+
+    fn concurrency(&self) -> usize {
+        self.core.concurrency()
+    }
+
+    fn last_lookup(&self) -> &std::sync::Mutex<Option<simfleet_api::model::LookupPlan>> {
+        &self.last_lookup
+    }
+}
+
 impl Carrier for SoracomClient {
     fn capabilities(&self) -> Capabilities {
         let forbidden = self.batch_forbidden.load(Ordering::Relaxed);
@@ -763,13 +773,7 @@ impl Carrier for SoracomClient {
         &'a self,
         selection: &'a Selection,
     ) -> BoxStream<'a, Result<Vec<SimObservation>, CarrierError>> {
-        *self.last_lookup.lock().expect("lookup lock") = None;
-        super::union_of_selection(
-            selection,
-            self.core.concurrency(),
-            move |lookups| self.listed_pages(lookups),
-            move |index, listed| self.tagged(selection, index, listed),
-        )
+        super::observe_selection(self, selection)
     }
 
     fn submit<'a>(
