@@ -51,6 +51,22 @@ fn rendered_observability() -> (Value, Value) {
     (dashboard, rule)
 }
 
+/// Runs Debian's `promtool` with `args` on `file`, and asserts it succeeds.
+fn promtool(args: &[&str], file: &Path) {
+    let run = Command::new(tool("promtool"))
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "promtool {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 /// The rule file a PrometheusRule's spec makes (JSON is YAML to promtool and prometheus).
 fn write_rules(rule: &Value, dir: &Path) -> PathBuf {
     let path = dir.join("rules.yaml");
@@ -146,34 +162,13 @@ fn the_chart_renders_the_dashboard_and_rules_and_promtool_passes_them_and_their_
 
     let dir = temp_dir("promtool");
     let rules = write_rules(&rule, &dir);
-    let promtool = tool("promtool");
-    let check = Command::new(&promtool)
-        .args(["check", "rules"])
-        .arg(&rules)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "promtool check rules: {}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    promtool(&["check", "rules"], &rules);
     let tests = std::fs::read_to_string("tests/fixtures/alerts.test.yaml")
         .unwrap()
         .replace("RULES", rules.to_str().unwrap());
     let tests_path = dir.join("alerts.test.yaml");
     std::fs::write(&tests_path, tests).unwrap();
-    let run = Command::new(&promtool)
-        .args(["test", "rules"])
-        .arg(&tests_path)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "promtool test rules: {}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    promtool(&["test", "rules"], &tests_path);
     // Each alert has a unit test.
     let tested = std::fs::read_to_string(&tests_path).unwrap();
     for alert in &alerts {
@@ -579,16 +574,6 @@ async fn a_fleet_with_sims_the_carrier_paused_is_healthy_and_quiet_at_rest_and_n
     });
     let tests_path = dir.join("at-rest.test.yaml");
     std::fs::write(&tests_path, serde_json::to_string_pretty(&tests).unwrap()).unwrap();
-    let run = Command::new(tool("promtool"))
-        .args(["test", "rules"])
-        .arg(&tests_path)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "promtool test rules: {}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    promtool(&["test", "rules"], &tests_path);
     let _ = std::fs::remove_dir_all(&dir);
 }

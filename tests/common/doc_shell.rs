@@ -118,20 +118,26 @@ impl DocShell {
         self
     }
 
-    /// Runs a line as a shell runs it (comments, quotes and here-documents included).
-    pub fn run(&self, line: &str) -> (bool, String) {
+    /// bash running `line` in this shell's directory and environment, with `cargo run
+    /// --release --` standing for the simfleet this build made.
+    fn bash(&self, line: &str) -> Command {
         let line = line.replace(
             "cargo run --release --",
             &shell_quote(env!("CARGO_BIN_EXE_simfleet")),
         );
-        let out = Command::new("bash")
+        let mut command = Command::new("bash");
+        command
             .arg("-c")
-            .arg(&line)
+            .arg(line)
             .current_dir(&self.cwd)
             .env("KUBECONFIG", &self.kubeconfig)
-            .env("PATH", &self.path)
-            .output()
-            .unwrap();
+            .env("PATH", &self.path);
+        command
+    }
+
+    /// Runs a line as a shell runs it (comments, quotes and here-documents included).
+    pub fn run(&self, line: &str) -> (bool, String) {
+        let out = self.bash(line).output().unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -144,16 +150,8 @@ impl DocShell {
     /// process group of its own: dropping the handle stops the whole line.
     pub fn spawn(&self, line: &str) -> Running {
         use std::os::unix::process::CommandExt;
-        let line = line.replace(
-            "cargo run --release --",
-            &shell_quote(env!("CARGO_BIN_EXE_simfleet")),
-        );
-        let child = Command::new("bash")
-            .arg("-c")
-            .arg(&line)
-            .current_dir(&self.cwd)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("PATH", &self.path)
+        let child = self
+            .bash(line)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .process_group(0)
