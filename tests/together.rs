@@ -25,7 +25,15 @@ async fn a_deleted_namespace_restores_its_sims_and_removes_its_quotas() {
     let mut e2e = E2e::sandbox("together-namespace", fleet(300)).await;
     together::create_namespace(&e2e, "doomed").await;
     e2e.namespace = "doomed".into();
-    together::a_deleted_namespace_keeps_its_records_until_they_are_used(&e2e).await;
+    together::a_deleted_namespace_keeps_its_records_until_they_are_used(&e2e, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_deleted_while_the_operator_is_down_restores_its_sims_when_it_is_back() {
+    let mut e2e = E2e::sandbox("together-namespace-down", fleet(300)).await;
+    together::create_namespace(&e2e, "doomed").await;
+    e2e.namespace = "doomed".into();
+    together::a_deleted_namespace_keeps_its_records_until_they_are_used(&e2e, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -109,14 +109,43 @@ pub async fn until_gone(e2e: &E2e<'_>, namespace: Option<&str>, kind: &str, name
         if out.status.success() && shown.is_empty() {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{}: {kind}/{name} is still there: {shown}",
-            e2e.server_name()
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "{}: {kind}/{name} is still there: {shown}\n{}",
+                e2e.server_name(),
+                what_holds(e2e, namespace.or((kind == "namespace").then_some(name))).await
+            );
+        }
         e2e.simulator.advance(SignedDuration::from_secs(2));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// What is left in `namespace`, with finalizers and Ready's words: what a deletion waits for.
+async fn what_holds(e2e: &E2e<'_>, namespace: Option<&str>) -> String {
+    let Some(namespace) = namespace else {
+        return String::new();
+    };
+    let columns = "custom-columns=KIND:.kind,NAME:.metadata.name,FINALIZERS:.metadata.finalizers,\
+        READY:.status.conditions[?(@.type==\"Ready\")].message";
+    let out = e2e
+        .kubectl_with(
+            &[
+                "get",
+                "simgroups,dataquotas,carrieraccounts,configmaps,secrets",
+                "-n",
+                namespace,
+                "-o",
+                columns,
+            ],
+            None,
+        )
+        .await;
+    format!(
+        "left in namespace {namespace}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn group_yaml(name: &str, account: &str, state: &str, selector: Value, extra: Value) -> String {
@@ -206,9 +235,17 @@ pub async fn a_restore_returns_the_sims_that_left_the_selector(e2e: &E2e<'_>) {
 /// Remove` DataQuota is deleted; the namespace's deletion of its ConfigMaps must not lose the
 /// records: every SIM is back and every quota removed before the namespace is gone.
 /// `e2e.namespace` is a namespace of its own, deleted by this scenario.
-pub async fn a_deleted_namespace_keeps_its_records_until_they_are_used(e2e: &E2e<'_>) {
+///
+/// With `operator_down`, the operator is killed before the namespace is deleted and started
+/// after: the new process has no client cached and the namespace's Secret is being deleted
+/// with everything else, so the credentials must stay readable until the restores are done
+/// (a fleet-model seed found the restores stuck and the namespace kept forever).
+pub async fn a_deleted_namespace_keeps_its_records_until_they_are_used(
+    e2e: &E2e<'_>,
+    operator_down: bool,
+) {
     e2e.apply(&e2e.accounts_yaml()).await;
-    let _operator = e2e.operator();
+    let mut operator = Some(e2e.operator());
     let live: Vec<u64> = sims_tagged(e2e, "smart-meter")
         .await
         .into_iter()
@@ -258,9 +295,16 @@ pub async fn a_deleted_namespace_keeps_its_records_until_they_are_used(e2e: &E2e
         assert_eq!(state, "PAUSED-USER", "SIM {device}");
     }
     let namespace = e2e.namespace.clone();
+    if operator_down {
+        operator = None;
+    }
     e2e.kubectl(&["delete", "namespace", &namespace, "--wait=false"])
         .await;
+    if operator.is_none() {
+        operator = Some(e2e.operator());
+    }
     until_gone(e2e, None, "namespace", &namespace).await;
+    drop(operator);
     for (device, state) in states(e2e, &live[..6]).await {
         assert_eq!(
             state, "LIVE",

@@ -768,8 +768,36 @@ async fn only_named_secrets_are_read_and_a_changed_or_deleted_secret_is_seen_at_
     // Fixed: tried at once, as the message promises ("or at once when the Secret changes").
     set_key(simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY).await;
     seen_within("a fix", "Verified").await;
+    let held = secrets.get("sim").await.unwrap();
+    assert!(
+        held.finalizers()
+            .contains(&"simfleet.io/carrier-credentials".to_owned()),
+        "the named Secret is held: {:?}",
+        held.metadata.finalizers
+    );
     secrets.delete("sim", &Default::default()).await.unwrap();
     seen_within("a deletion", "SecretNotFound").await;
+    // Deleted alone, the Secret is let go at once: a rotation by delete and create works.
+    let deadline = std::time::Instant::now() + soon;
+    while secrets.get_opt("sim").await.unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deleted Secret was not let go"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    secrets
+        .create(
+            &Default::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "sim"},
+                "stringData": {"apiKey": simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    seen_within("a Secret created again", "Verified").await;
     let reads: std::collections::BTreeSet<(String, String)> = world
         .sandbox
         .state()
@@ -782,9 +810,104 @@ async fn only_named_secrets_are_read_and_a_changed_or_deleted_secret_is_seen_at_
         reads.into_iter().collect::<Vec<_>>(),
         [
             ("get".to_owned(), String::new()),
+            ("patch".to_owned(), String::new()),
             ("watch".to_owned(), "metadata.name=sim".to_owned())
         ],
-        "Secrets are read and watched by name only"
+        "Secrets are read and watched by name only (and patched by name, for the finalizer)"
     );
 }
 mod shared_host;
+
+/// The Secret an account names carries the finalizer `simfleet.io/carrier-credentials` (a
+/// namespace's deletion keeps it readable for the restores: `tests/together.rs`), and only
+/// while an account names it: an account that names another Secret lets the old one go, and a
+/// deleted account lets its Secret go, unless another account still names it.
+#[tokio::test]
+async fn a_secret_is_held_only_while_an_account_names_it() {
+    let world = world("held-secrets", 10).await;
+    let _operator = Operator::start(&world.kubeconfig);
+    let client = world.sandbox.client();
+    let accounts: Api<CarrierAccount> = Api::namespaced(client.clone(), "default");
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
+    let held = |secrets: Api<Secret>, name: &'static str| async move {
+        secrets.get_opt(name).await.unwrap().is_some_and(|s| {
+            s.finalizers()
+                .contains(&"simfleet.io/carrier-credentials".to_owned())
+        })
+    };
+    let until_held = |name: &'static str, want: bool| {
+        let secrets = secrets.clone();
+        async move {
+            let deadline = std::time::Instant::now() + wait_limit();
+            while held(secrets.clone(), name).await != want {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "Secret {name} held: not {want}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    until_held("sim", true).await;
+    let secret = |name: &str| -> Secret {
+        serde_json::from_value(json!({"metadata": {"name": name},
+            "stringData": {"apiKey": simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY}}))
+        .unwrap()
+    };
+    secrets
+        .create(&PostParams::default(), &secret("sim-2"))
+        .await
+        .unwrap();
+    let base_url = world.simulator.base_url();
+    let second: CarrierAccount = serde_json::from_value(json!({
+        "apiVersion": "simfleet.io/v1alpha1", "kind": "CarrierAccount", "metadata": {"name": "second"},
+        "spec": {"provider": "simulator", "baseUrl": base_url, "secretRef": {"name": "sim"}}
+    }))
+    .unwrap();
+    accounts
+        .create(&PostParams::default(), &second)
+        .await
+        .unwrap();
+    until(&accounts, "second", "the second account verified", |a| {
+        a.status
+            .as_ref()
+            .is_some_and(|s| s.secret_held.as_deref() == Some("sim"))
+    })
+    .await;
+    // The first account names sim-2 now; sim is still named by the second.
+    accounts
+        .patch(
+            "simulator",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"secretRef": {"name": "sim-2"}}})),
+        )
+        .await
+        .unwrap();
+    until(&accounts, "simulator", "sim-2 held", |a| {
+        a.status
+            .as_ref()
+            .is_some_and(|s| s.secret_held.as_deref() == Some("sim-2"))
+    })
+    .await;
+    until_held("sim-2", true).await;
+    assert!(held(secrets.clone(), "sim").await, "sim is still named");
+    // The second account goes: nobody names sim any more.
+    accounts
+        .delete("second", &Default::default())
+        .await
+        .unwrap();
+    until_held("sim", false).await;
+    // And the first: sim-2 is let go, and both Secrets can be deleted at once.
+    accounts
+        .delete("simulator", &Default::default())
+        .await
+        .unwrap();
+    until_held("sim-2", false).await;
+    for name in ["sim", "sim-2"] {
+        secrets.delete(name, &Default::default()).await.unwrap();
+        assert!(
+            secrets.get_opt(name).await.unwrap().is_none(),
+            "{name} gone"
+        );
+    }
+}

@@ -713,7 +713,9 @@ async fn simfleet_on_the_real_kube_apiserver() {
         simfleet::simulator::SimulatorConfig::for_tests(300, jiff::SignedDuration::from_secs(10))
     };
     let doomed = E2e::real(&plane, "doomed", fleet()).await;
-    together::a_deleted_namespace_keeps_its_records_until_they_are_used(&doomed).await;
+    together::a_deleted_namespace_keeps_its_records_until_they_are_used(&doomed, false).await;
+    let doomed = E2e::real(&plane, "doomed-down", fleet()).await;
+    together::a_deleted_namespace_keeps_its_records_until_they_are_used(&doomed, true).await;
     let conflict = E2e::real(&plane, "conflict", fleet()).await;
     together::conflicts_are_symmetric_whatever_the_selector_kinds(&conflict).await;
     the_chart_installs_and_its_rbac_is_enough(&plane).await;

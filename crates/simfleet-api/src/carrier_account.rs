@@ -363,6 +363,13 @@ pub struct CarrierAccountStatus {
     /// quota removal) still has the carrier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_by: Option<u32>,
+
+    /// The Secret this account holds with the finalizer `simfleet.io/carrier-credentials`: its
+    /// credentials stay readable through a namespace's deletion until the restores and quota
+    /// removals are done. Let go when the account is gone or names another Secret, and at once
+    /// when the Secret alone is deleted (a rotation by delete and create).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_held: Option<String>,
 }
 
 /// What an account spent this month, as the operator counted it.

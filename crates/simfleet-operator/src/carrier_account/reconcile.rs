@@ -12,11 +12,13 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::watcher;
 use secrecy::SecretString;
 
+use crate::carrier_account::credentials_hold;
 use crate::carrier_account::verdict::{
     AccountFinding, account_status, budget_status, deletion_waits_status, next_check,
     still_verified, verdict,
 };
 use crate::controller::events::publish;
+use crate::controller::namespaces;
 use crate::controller::pause::{self, PauseCheck};
 use crate::controller::resource_metrics::Shown;
 use crate::controller::{
@@ -89,6 +91,15 @@ async fn apply(
         account,
         &context.account_rechecks.requester(),
     );
+    // A Secret this account named before is let go (unless another account names it).
+    let secrets: Api<Secret> = Api::namespaced(context.client.clone(), namespace);
+    let held_before = account
+        .status
+        .as_ref()
+        .and_then(|s| s.secret_held.as_deref());
+    if let Some(before) = held_before.filter(|name| *name != account.spec.secret_ref.name) {
+        credentials_hold::let_go_unless_named(api, &secrets, &account.name_any(), before).await?;
+    }
     let (finding, verified_at) = with_first_conditions(
         context,
         api,
@@ -100,18 +111,28 @@ async fn apply(
         check(context, account, namespace, now),
     )
     .await?;
-    let verdict = verdict(&account.spec, namespace, finding);
-    let users = users_of(context, namespace, &account.name_any()).await?;
-    report(
-        context,
-        api,
-        account,
-        verdict,
+    // Whenever the Secret was read, it is held (`check`).
+    let secret_held = (!matches!(
+        finding,
+        AccountFinding::UrlNotAllowed { .. } | AccountFinding::SecretNotFound
+    ))
+    .then(|| account.spec.secret_ref.name.clone());
+    let checked = Checked {
+        verdict: verdict(&account.spec, namespace, finding),
         verified_at,
-        users.len(),
-        now,
-    )
-    .await
+        secret_held,
+    };
+    let users = users_of(context, namespace, &account.name_any()).await?;
+    report(context, api, account, checked, users.len(), now).await
+}
+
+/// What a check of the account found, as its status says it.
+struct Checked {
+    verdict: Result<(String, CarrierCapabilities), (&'static str, String)>,
+    /// When the credentials were last accepted.
+    verified_at: Option<jiff::Timestamp>,
+    /// The Secret the account holds (`credentials_hold`).
+    secret_held: Option<String>,
 }
 
 /// The SimGroups and DataQuotas (`Kind name`) that name `account` as their carrierRef.
@@ -139,28 +160,42 @@ async fn users_of(context: &Context, namespace: &str, account: &str) -> Result<V
 }
 
 /// A deleted account goes once nothing uses it: until then its client stays cached (a deleted
-/// Secret does not stop a restore that is under way) and status says what the deletion waits for.
+/// Secret does not stop a restore that is under way), and its Secret held, and status says what
+/// the deletion waits for. An operator started after the deletion began has no client: it
+/// reads the (held) Secret and verifies the credentials, for the users' `onDelete`.
 async fn release(
     account: &CarrierAccount,
     context: &Context,
     api: &Api<CarrierAccount>,
     namespace: &str,
 ) -> Result<Action, Error> {
-    let users = users_of(context, namespace, &account.name_any()).await?;
+    let name = account.name_any();
+    let users = users_of(context, namespace, &name).await?;
+    let secrets: Api<Secret> = Api::namespaced(context.client.clone(), namespace);
     if users.is_empty() {
+        let named = &account.spec.secret_ref.name;
+        credentials_hold::let_go_unless_named(api, &secrets, &name, named).await?;
+        if let Some(before) = account.status.as_ref().and_then(|s| s.secret_held.as_ref())
+            && before != named
+        {
+            credentials_hold::let_go_unless_named(api, &secrets, &name, before).await?;
+        }
         context
             .carriers
             .forget(&crate::controller::memory_key(account));
         context.secret_watches.forget(account);
         return Ok(Action::await_change());
     }
-    let previous = account.status.clone().unwrap_or_default();
-    let status = deletion_waits_status(
-        &previous,
-        account.metadata.generation.unwrap_or(0),
-        &users,
-        context.clock.now(),
-    );
+    let now = context.clock.now();
+    let generation = account.metadata.generation.unwrap_or(0);
+    let mut previous = account.status.clone().unwrap_or_default();
+    if context.carriers.verified(namespace, &name).is_none() {
+        let (finding, _) = check(context, account, namespace, now).await?;
+        let budget = previous.budget.clone();
+        let verdict = verdict(&account.spec, namespace, finding);
+        previous = account_status(&previous, generation, verdict, budget, now);
+    }
+    let status = deletion_waits_status(&previous, generation, &users, now);
     if status != previous {
         publish(
             context,
@@ -202,6 +237,17 @@ async fn check(
     let Some(secret) = secrets.get_opt(&spec.secret_ref.name).await? else {
         return Ok((AccountFinding::SecretNotFound, None));
     };
+    // Deleted alone (the account and its namespace stay): a rotation by delete and create,
+    // which holding it would block. Deleted with its namespace: held, and used, until the
+    // account is gone.
+    if secret.metadata.deletion_timestamp.is_some()
+        && account.metadata.deletion_timestamp.is_none()
+        && !namespaces::is_terminating(&context.client, namespace).await
+    {
+        credentials_hold::let_go(&secrets, &spec.secret_ref.name).await?;
+        return Ok((AccountFinding::SecretNotFound, None));
+    }
+    let secret = credentials_hold::hold(&secrets, secret).await?;
     let value = match secret_entry(&secret, spec.effective_secret_key()) {
         None => return Ok((AccountFinding::SecretKeyMissing, None)),
         Some(value) if value.is_empty() => return Ok((AccountFinding::SecretKeyEmpty, None)),
@@ -280,11 +326,15 @@ async fn report(
     context: &Context,
     api: &Api<CarrierAccount>,
     account: &CarrierAccount,
-    verdict: Result<(String, CarrierCapabilities), (&'static str, String)>,
-    verified_at: Option<jiff::Timestamp>,
+    checked: Checked,
     users: usize,
     now: jiff::Timestamp,
 ) -> Result<Action, Error> {
+    let Checked {
+        verdict,
+        verified_at,
+        secret_held,
+    } = checked;
     let previous = account.status.clone().unwrap_or_default();
     let generation = account.metadata.generation.unwrap_or(0);
     let key = crate::controller::memory_key(account);
@@ -300,6 +350,7 @@ async fn report(
     );
     let mut status = account_status(&previous, generation, verdict, budget, now);
     status.used_by = Some(u32::try_from(users).unwrap_or(u32::MAX));
+    status.secret_held = secret_held;
     let was = previous
         .conditions
         .iter()

@@ -202,6 +202,7 @@ pub(crate) fn account_status(
         last_verified_time: previous.last_verified_time.clone(),
         budget,
         used_by: previous.used_by,
+        secret_held: previous.secret_held.clone(),
     };
     match verdict {
         Ok((message, capabilities)) => {
