@@ -71,7 +71,7 @@ async fn resyncs_are_paced_to_the_budget_changes_go_through_and_the_count_surviv
     // at once. The simulator's clock stands still until the test moves it.
     let config = simfleet::simulator::SimulatorConfig {
         start_time: Some("2026-11-01T00:00:00Z".parse().unwrap()),
-        ..common::live_config(50)
+        ..simfleet_testkit::simulator::live_config(50)
     };
     let world = world_with("budget", config).await;
     let operator = InProcess::start(&world);

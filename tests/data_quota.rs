@@ -40,7 +40,11 @@ async fn touch(api: &Api<DataQuota>, name: &str, value: &str) {
 
 /// The simulator's quota of a device.
 async fn quota_of(world: &World, device: u64) -> Value {
-    let table = common::admin_get(&world.simulator, &format!("/sims?deviceId={device}")).await;
+    let table = simfleet_testkit::simulator::admin_get(
+        &world.simulator,
+        &format!("/sims?deviceId={device}"),
+    )
+    .await;
     table["sims"][0]["quota"].clone()
 }
 
@@ -291,8 +295,8 @@ async fn between_resyncs_only_the_devices_named_by_quota_events_are_read_again()
 
     // Device 1001 uses its quota up, and device 1002's quota is deleted in the portal.
     consume(&world, 1001, 100.0).await;
-    let token = common::emnify_token(&world.simulator).await;
-    let deleted = common::emnify(
+    let token = simfleet_testkit::simulator::emnify_token(&world.simulator).await;
+    let deleted = simfleet_testkit::simulator::emnify(
         &world.simulator,
         reqwest::Method::DELETE,
         "/v1/endpoint/1002/quota/data",
@@ -433,7 +437,11 @@ async fn data_quotas_that_disagree_when_the_operator_starts_both_report_the_conf
         assert_eq!(counts.conflicting, counts.targeted - counts.ineligible);
     }
     // Neither set a device before the other had claimed it.
-    let tagged = common::admin_get(&world.simulator, "/sims?tag=pos-terminal&limit=1000").await;
+    let tagged = simfleet_testkit::simulator::admin_get(
+        &world.simulator,
+        "/sims?tag=pos-terminal&limit=1000",
+    )
+    .await;
     let with_quota: Vec<&Value> = tagged["sims"]
         .as_array()
         .unwrap()
@@ -451,7 +459,7 @@ async fn data_quotas_that_disagree_when_the_operator_starts_both_report_the_conf
 async fn a_long_apply_reports_how_far_it_is_in_its_conditions_from_the_start() {
     use simfleet::api::CarrierAccount;
     // A carrier that answers in 15 ms, one request at a time.
-    let mut config = common::live_config(400);
+    let mut config = simfleet_testkit::simulator::live_config(400);
     config.faults = vec![serde_json::from_value(json!({"route": "*", "latencyMs": 15})).unwrap()];
     let world = world_with("quota-pace", config).await;
     Api::<CarrierAccount>::namespaced(world.sandbox.client(), "default")

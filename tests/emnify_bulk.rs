@@ -20,7 +20,7 @@ async fn pause_fleet(bulk: EmnifyBulk) -> (World, serde_json::Value) {
         &format!("emnify-bulk-{bulk:?}"),
         simfleet::simulator::SimulatorConfig {
             emnify_bulk: bulk,
-            ..common::live_config(SIMS as usize)
+            ..simfleet_testkit::simulator::live_config(SIMS as usize)
         },
     )
     .await;
@@ -151,7 +151,8 @@ async fn an_emnify_rollout_of_10_actions_costs_its_floor_of_listings() {
     )
     .await;
     let tagged =
-        common::admin_get(&world.simulator, "/sims?tag=smart-meter&limit=1").await["total"]
+        simfleet_testkit::simulator::admin_get(&world.simulator, "/sims?tag=smart-meter&limit=1")
+            .await["total"]
             .as_u64()
             .unwrap();
     let per_action = tagged.div_ceil(10);

@@ -1,17 +1,18 @@
 //! The crates follow the layers: each depends only on crates below it, the operator reaches
 //! the test doubles (sandbox, simulator) only in its tests, and the simulator stands alone
-//! (nothing of Kubernetes or the operator).
+//! (nothing of Kubernetes or the operator); the test kit is only a dev-dependency.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
 /// Each workspace crate and its layer, from the bottom up.
-const LAYERS: [(&str, u8); 7] = [
+const LAYERS: [(&str, u8); 8] = [
     ("simfleet-core", 0),
     ("simfleet-api", 1),
     ("simfleet-simulator", 1),
     ("simfleet-carrier", 2),
     ("simfleet-sandbox", 2),
+    ("simfleet-testkit", 3),
     ("simfleet-operator", 3),
     ("simfleet", 4),
 ];
@@ -91,9 +92,21 @@ fn the_operator_uses_the_test_doubles_only_in_tests_and_the_simulator_stands_alo
     }
     let simulator: Vec<&str> = crates["simfleet-simulator"]
         .iter()
+        .filter(|(_, kind)| kind == "normal")
         .map(|(dep, _)| dep.as_str())
         .collect();
     assert_eq!(simulator, ["simfleet-core"]);
+    // What the tests share is only ever a dev-dependency.
+    for (name, deps) in &crates {
+        for (dep, kind) in deps {
+            if dep == "simfleet-testkit" {
+                assert_eq!(
+                    kind, "dev",
+                    "{name} depends on the test kit outside its tests"
+                );
+            }
+        }
+    }
     // The binary's only way to the test doubles is the `dev` feature.
     let packages = packages();
     let root = packages.iter().find(|p| p["name"] == "simfleet").unwrap();

@@ -494,7 +494,7 @@ async fn a_fleet_with_sims_the_carrier_paused_is_healthy_and_quiet_at_rest_and_n
     }
     let mut objects = Vec::new();
     for (tag, group) in tags.iter().zip(ready) {
-        let paused: Vec<String> = common::admin_get(
+        let paused: Vec<String> = simfleet_testkit::simulator::admin_get(
             &world.simulator,
             &format!("/sims?tag={tag}&state=PAUSED-SYS&limit=10000"),
         )

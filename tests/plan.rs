@@ -94,7 +94,9 @@ async fn admin(sim: &SimulatorHandle, path: &str) -> Value {
 
 #[tokio::test]
 async fn plan_reports_changes_conflicts_schedule_and_quotas_and_changes_nothing() {
-    let sim = Simulator::start(common::live_config(1000)).await.unwrap();
+    let sim = Simulator::start(simfleet_testkit::simulator::live_config(1000))
+        .await
+        .unwrap();
     let cold: Value = admin(&sim, "/sims?tag=cold-chain&limit=1").await;
     let cold_total = cold["total"].as_u64().unwrap();
     let first_cold = cold["sims"][0]["deviceId"].as_u64().unwrap();
@@ -221,7 +223,9 @@ async fn plan_reports_changes_conflicts_schedule_and_quotas_and_changes_nothing(
 
 #[tokio::test]
 async fn with_a_kubeconfig_the_account_comes_from_the_cluster_read_only() {
-    let sim = Simulator::start(common::live_config(50)).await.unwrap();
+    let sim = Simulator::start(simfleet_testkit::simulator::live_config(50))
+        .await
+        .unwrap();
     let sandbox = cluster_with_account(&sim).await;
     let scratch = Scratch::new("kubeconfig");
     let kubeconfig = scratch.0.join("kubeconfig");
@@ -304,7 +308,9 @@ async fn with_a_kubeconfig_the_account_comes_from_the_cluster_read_only() {
 /// says what it refused; a selector that matches nothing is a warning.
 #[tokio::test]
 async fn plan_on_a_copy_of_the_examples_says_which_account_what_failed_and_why_it_refused() {
-    let sim = Simulator::start(common::live_config(50)).await.unwrap();
+    let sim = Simulator::start(simfleet_testkit::simulator::live_config(50))
+        .await
+        .unwrap();
     let sandbox = cluster_with_account(&sim).await;
     // A port nothing listens on: bound, then released.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -395,7 +401,7 @@ async fn plan_against_soracom_counts_by_name_value_tag_and_refuses_bare_tags_and
     std::fs::write(&fleet, yaml).unwrap();
     let sim = Simulator::start(simfleet::simulator::SimulatorConfig {
         fleet_file: Some(fleet),
-        ..common::live_config(30)
+        ..simfleet_testkit::simulator::live_config(30)
     })
     .await
     .unwrap();
@@ -446,11 +452,13 @@ async fn plan_against_soracom_counts_by_name_value_tag_and_refuses_bare_tags_and
 /// request. A device without the quota is still one.
 #[tokio::test]
 async fn offline_a_relative_expiry_already_applied_is_not_a_change() {
-    let sim = Simulator::start(common::live_config(20)).await.unwrap();
+    let sim = Simulator::start(simfleet_testkit::simulator::live_config(20))
+        .await
+        .unwrap();
     let carrier = simfleet::carrier::connect(
-        &common::account(simfleet::api::Provider::Simulator, sim.base_url()),
+        &simfleet_testkit::carrier::account(simfleet::api::Provider::Simulator, sim.base_url()),
         secrecy::SecretString::from(simfleet::simulator::DEFAULT_HOLOGRAM_API_KEY),
-        common::fast_retries(),
+        simfleet_testkit::carrier::fast_retries(),
         simfleet::carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();

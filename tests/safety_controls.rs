@@ -155,7 +155,7 @@ async fn a_paused_group_with_on_delete_restore_waits_to_be_deleted_until_resumed
 
     set_paused(&api, "maintenance", None).await;
     wait_gone(&api, "maintenance", &world, Duration::from_secs(60)).await;
-    let live = common::admin_get(&world.simulator, "/sims?state=LIVE").await;
+    let live = simfleet_testkit::simulator::admin_get(&world.simulator, "/sims?state=LIVE").await;
     let live: Vec<u64> = live["sims"]
         .as_array()
         .unwrap()

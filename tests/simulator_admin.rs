@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use simfleet_testkit::simulator::*;
 
 #[tokio::test]
 async fn stats_count_requests_by_route_method_and_status() {

@@ -55,7 +55,7 @@ async fn soracom_world_from(name: &str, sims: usize, fleet: std::path::PathBuf) 
             task_time: SignedDuration::from_millis(1),
             ..SoracomOptions::default()
         },
-        ..common::live_config(sims)
+        ..simfleet_testkit::simulator::live_config(sims)
     };
     let world = world_with(name, config).await;
     soracom_account(&world).await;
@@ -215,14 +215,15 @@ async fn queued_jobs_go_one_after_another_with_one_observation_to_plan_and_one_t
         world.simulator.advance(SignedDuration::from_secs(1));
     }
     until(&api, "fleet", "Ready", ready).await;
-    let pages = common::count(&world.simulator, "GET", "/v1/subscribers", 200).await;
+    let pages =
+        simfleet_testkit::simulator::count(&world.simulator, "GET", "/v1/subscribers", 200).await;
     // 2,500 SIMs are 25 pages of 100: one observation to plan, one to confirm.
     assert_eq!(pages, 50, "{}", stats(&world.simulator).await["requests"]);
     assert_each_sim_submitted_once(&world, SIMS as u64).await;
 }
 
 async fn admin_get_jobs(world: &World) -> usize {
-    common::admin_get(&world.simulator, "/soracom/jobs").await["jobs"]
+    simfleet_testkit::simulator::admin_get(&world.simulator, "/soracom/jobs").await["jobs"]
         .as_array()
         .unwrap()
         .len()

@@ -293,7 +293,10 @@ impl<'a> E2e<'a> {
         let url = self.simulator.base_url();
         let hologram = self.simulator.hologram_url();
         let emnify = self.simulator.emnify_url();
-        let (key, token) = (super::API_KEY, super::APP_TOKEN);
+        let (key, token) = (
+            simfleet_testkit::simulator::API_KEY,
+            simfleet_testkit::simulator::APP_TOKEN,
+        );
         format!(
             r#"apiVersion: v1
 kind: Secret
@@ -405,7 +408,11 @@ spec: {{provider: simulator, baseUrl: "{url}", secretRef: {{name: simulator-key}
 
     /// A SIM's state at the simulator (`LIVE`, `PAUSED-USER`, ...).
     pub async fn sim_state(&self, device: u64) -> String {
-        let sims = super::admin_get(&self.simulator, &format!("/sims?deviceId={device}")).await;
+        let sims = simfleet_testkit::simulator::admin_get(
+            &self.simulator,
+            &format!("/sims?deviceId={device}"),
+        )
+        .await;
         sims["sims"][0]["state"]
             .as_str()
             .unwrap_or_default()

@@ -122,7 +122,7 @@ pub struct World {
 }
 
 pub async fn world(name: &str, sims: usize) -> World {
-    world_with(name, super::live_config(sims)).await
+    world_with(name, simfleet_testkit::simulator::live_config(sims)).await
 }
 
 /// A world whose simulator starts from `config`.
@@ -259,7 +259,7 @@ pub async fn carrier_requests(world: &World) -> u64 {
 }
 
 pub async fn stats(simulator: &SimulatorHandle) -> Value {
-    super::admin_get(simulator, "/stats").await
+    simfleet_testkit::simulator::admin_get(simulator, "/stats").await
 }
 
 pub async fn create_group(world: &World, name: &str, spec: Value) -> Api<SimGroup> {

@@ -119,7 +119,7 @@ async fn until_all_ready(e2e: &E2e<'_>, cases: &[Flip], what: &str) {
 }
 
 async fn redundant_sims(e2e: &E2e<'_>) -> u64 {
-    super::admin_get(&e2e.simulator, "/stats").await["changes"]["redundantSims"]
+    simfleet_testkit::simulator::admin_get(&e2e.simulator, "/stats").await["changes"]["redundantSims"]
         .as_u64()
         .unwrap()
 }
@@ -232,12 +232,12 @@ pub async fn drift_is_reported_and_only_corrected_when_asked(e2e: &E2e<'_>) {
             .await;
     }
     let submitted_before =
-        super::admin_get(&e2e.simulator, "/stats").await["changes"]["submittedSims"]
+        simfleet_testkit::simulator::admin_get(&e2e.simulator, "/stats").await["changes"]["submittedSims"]
             .as_u64()
             .unwrap();
     // Someone pauses one SIM of each in the carrier's dashboard.
     for device in [1101, 1103] {
-        super::admin_send(
+        simfleet_testkit::simulator::admin_send(
             &e2e.simulator,
             reqwest::Method::PATCH,
             &format!("/sims/{device}"),
@@ -281,7 +281,7 @@ pub async fn drift_is_reported_and_only_corrected_when_asked(e2e: &E2e<'_>) {
     )
     .await;
     assert_eq!(e2e.sim_state(1103).await, "LIVE");
-    let submitted = super::admin_get(&e2e.simulator, "/stats").await["changes"]["submittedSims"]
+    let submitted = simfleet_testkit::simulator::admin_get(&e2e.simulator, "/stats").await["changes"]["submittedSims"]
         .as_u64()
         .unwrap();
     assert_eq!(
@@ -339,8 +339,8 @@ pub async fn a_teardown_in_any_order_restores_and_removes(e2e: &E2e<'_>) {
     .await;
     // A device someone else gives a quota later is not this DataQuota's to remove: 1203's
     // quota is replaced in the carrier's portal.
-    let token = super::emnify_token(&e2e.simulator).await;
-    let portal = super::emnify(
+    let token = simfleet_testkit::simulator::emnify_token(&e2e.simulator).await;
+    let portal = simfleet_testkit::simulator::emnify(
         &e2e.simulator,
         reqwest::Method::POST,
         "/v1/endpoint/1203/quota/data",
@@ -420,7 +420,9 @@ pub async fn a_teardown_in_any_order_restores_and_removes(e2e: &E2e<'_>) {
         assert_eq!(e2e.sim_state(device).await, "LIVE", "SIM {device} restored");
     }
     let quota = |device: u64| async move {
-        super::admin_get(&e2e.simulator, &format!("/sims?deviceId={device}")).await["sims"][0]["quota"].clone()
+        simfleet_testkit::simulator::admin_get(&e2e.simulator, &format!("/sims?deviceId={device}"))
+            .await["sims"][0]["quota"]
+            .clone()
     };
     assert_eq!(
         quota(1201).await,
@@ -494,7 +496,9 @@ fn quota_ready(quota: &DataQuota) -> bool {
 
 /// A device's quota volume (MB) at the simulator.
 async fn quota_volume(e2e: &E2e<'_>, device: u64) -> f64 {
-    let sims = super::admin_get(&e2e.simulator, &format!("/sims?deviceId={device}")).await;
+    let sims =
+        simfleet_testkit::simulator::admin_get(&e2e.simulator, &format!("/sims?deviceId={device}"))
+            .await;
     sims["sims"][0]["quota"]["volume"]
         .as_f64()
         .unwrap_or_default()
@@ -514,7 +518,7 @@ pub async fn a_top_up_is_applied_once_across_a_kill_9(e2e: &E2e<'_>) {
     e2e.until::<DataQuota>("meters", "Ready", None, quota_ready)
         .await;
     // Slow quota writes, so that the kill lands while the top-ups are being sent.
-    super::set_faults(
+    simfleet_testkit::simulator::set_faults(
         &e2e.simulator,
         serde_json::json!([{"route": "/api/v1/endpoint/{id}/quota/data", "latencyMs": 150}]),
     )
@@ -558,7 +562,7 @@ pub async fn a_top_up_is_applied_once_across_a_kill_9(e2e: &E2e<'_>) {
         "{}: the kill landed mid-batch ({before_restart} of 300 topped up)",
         e2e.server_name()
     );
-    super::set_faults(&e2e.simulator, serde_json::json!([])).await;
+    simfleet_testkit::simulator::set_faults(&e2e.simulator, serde_json::json!([])).await;
     let _operator = e2e.operator();
     e2e.until::<DataQuota>("meters", "Ready after the restart", None, quota_ready)
         .await;

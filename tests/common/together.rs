@@ -45,7 +45,11 @@ pub struct SimRow {
 
 /// The SIMs carrying `tag`, in device order.
 pub async fn sims_tagged(e2e: &E2e<'_>, tag: &str) -> Vec<SimRow> {
-    let listed = super::admin_get(&e2e.simulator, &format!("/sims?tag={tag}&limit=1000")).await;
+    let listed = simfleet_testkit::simulator::admin_get(
+        &e2e.simulator,
+        &format!("/sims?tag={tag}&limit=1000"),
+    )
+    .await;
     listed["sims"]
         .as_array()
         .unwrap()
@@ -68,13 +72,13 @@ pub async fn states(e2e: &E2e<'_>, devices: &[u64]) -> Vec<(u64, String)> {
 }
 
 pub async fn redundant_sims(e2e: &E2e<'_>) -> u64 {
-    super::admin_get(&e2e.simulator, "/stats").await["changes"]["redundantSims"]
+    simfleet_testkit::simulator::admin_get(&e2e.simulator, "/stats").await["changes"]["redundantSims"]
         .as_u64()
         .unwrap()
 }
 
 pub async fn submitted_sims(e2e: &E2e<'_>) -> u64 {
-    super::admin_get(&e2e.simulator, "/stats").await["changes"]["submittedSims"]
+    simfleet_testkit::simulator::admin_get(&e2e.simulator, "/stats").await["changes"]["submittedSims"]
         .as_u64()
         .unwrap()
 }
@@ -312,7 +316,11 @@ pub async fn a_deleted_namespace_keeps_its_records_until_they_are_used(
         );
     }
     for &device in &live[6..] {
-        let sims = super::admin_get(&e2e.simulator, &format!("/sims?deviceId={device}")).await;
+        let sims = simfleet_testkit::simulator::admin_get(
+            &e2e.simulator,
+            &format!("/sims?deviceId={device}"),
+        )
+        .await;
         assert!(
             sims["sims"][0]["quota"].is_null(),
             "device {device}'s quota removed: {}",
@@ -636,7 +644,9 @@ pub async fn another_groups_pending_sims_are_not_this_groups_pending(e2e: &E2e<'
         .await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let pending = super::admin_get(&e2e.simulator, "/sims?pending=true&limit=1000").await;
+        let pending =
+            simfleet_testkit::simulator::admin_get(&e2e.simulator, "/sims?pending=true&limit=1000")
+                .await;
         if pending["total"].as_u64() == Some(6) {
             break;
         }
@@ -684,7 +694,9 @@ fn quota_yaml(name: &str, devices: &[u64], extra: Value) -> String {
 
 /// A device's remaining quota volume (MB) at the simulator.
 async fn volume(e2e: &E2e<'_>, device: u64) -> Option<f64> {
-    let sims = super::admin_get(&e2e.simulator, &format!("/sims?deviceId={device}")).await;
+    let sims =
+        simfleet_testkit::simulator::admin_get(&e2e.simulator, &format!("/sims?deviceId={device}"))
+            .await;
     sims["sims"][0]["quota"]["volume"].as_f64()
 }
 

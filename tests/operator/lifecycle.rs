@@ -4,8 +4,11 @@ use super::*;
 
 /// Device ids of the simulator's SIMs in `state`.
 async fn devices_in(world: &World, state: &str) -> Vec<u64> {
-    let table =
-        common::admin_get(&world.simulator, &format!("/sims?state={state}&limit=1000")).await;
+    let table = simfleet_testkit::simulator::admin_get(
+        &world.simulator,
+        &format!("/sims?state={state}&limit=1000"),
+    )
+    .await;
     let mut ids: Vec<u64> = table["sims"]
         .as_array()
         .unwrap()

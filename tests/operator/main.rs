@@ -269,7 +269,7 @@ async fn create_simulator_account(world: &World, name: &str, base_url: &str) {
 async fn groups_on_different_carriers_never_conflict_and_two_accounts_of_one_carrier_do() {
     let world = world("carriers", 20).await;
     // A second carrier: another simulator, whose device 1002 is another SIM.
-    let other = simfleet::simulator::Simulator::start(common::live_config(20))
+    let other = simfleet::simulator::Simulator::start(simfleet_testkit::simulator::live_config(20))
         .await
         .unwrap();
     create_simulator_account(&world, "other-carrier", &other.base_url()).await;
@@ -538,14 +538,20 @@ async fn deleting_groups_leaves_sims_as_they_are_and_their_account_goes_last() {
     api.delete("b", &Default::default()).await.unwrap();
     until_empty(&api, "groups").await;
     until_empty(&accounts, "accounts").await;
-    let table = common::admin_get(&world.simulator, "/sims?state=PAUSED-USER&limit=100").await;
+    let table = simfleet_testkit::simulator::admin_get(
+        &world.simulator,
+        "/sims?state=PAUSED-USER&limit=100",
+    )
+    .await;
     assert_eq!(table["total"], 2, "onDelete: Orphan leaves the SIMs paused");
 }
 
 #[tokio::test]
 async fn groups_selecting_by_tags_with_opposite_states_conflict_on_shared_sims() {
     let world = world("tagconflict", 1_000).await;
-    let both = common::admin_get(&world.simulator, "/sims?tag=pilot&limit=10000").await;
+    let both =
+        simfleet_testkit::simulator::admin_get(&world.simulator, "/sims?tag=pilot&limit=10000")
+            .await;
     let shared = both["sims"]
         .as_array()
         .unwrap()
@@ -633,7 +639,7 @@ async fn a_restart_publishes_no_warning_and_a_ready_group_stays_ready() {
 #[tokio::test]
 async fn at_a_slow_carrier_every_new_resource_says_what_it_waits_for_from_the_start() {
     use simfleet::api::DataQuota;
-    let mut config = common::live_config(20);
+    let mut config = simfleet_testkit::simulator::live_config(20);
     config.faults = vec![serde_json::from_value(json!({"route": "*", "latencyMs": 2500})).unwrap()];
     let world = world_with("slow-start", config).await;
     let _operator = Operator::start(&world.kubeconfig);

@@ -14,7 +14,7 @@ async fn three_accounts_on_one_host_share_its_limit_and_get_no_429() {
             per_second: 20.0,
             burst: 10,
         }),
-        ..common::live_config(120)
+        ..simfleet_testkit::simulator::live_config(120)
     };
     let world = world_with("shared-host", config).await;
     let client = world.sandbox.client();
@@ -22,7 +22,7 @@ async fn three_accounts_on_one_host_share_its_limit_and_get_no_429() {
     let accounts: Api<CarrierAccount> = Api::namespaced(client.clone(), "default");
     let quotas: Api<simfleet::api::DataQuota> = Api::namespaced(client.clone(), "default");
     for i in 1..=3 {
-        let secret: Secret = serde_json::from_value(json!({"metadata": {"name": format!("emnify-{i}")}, "stringData": {"applicationToken": common::APP_TOKEN}})).unwrap();
+        let secret: Secret = serde_json::from_value(json!({"metadata": {"name": format!("emnify-{i}")}, "stringData": {"applicationToken": simfleet_testkit::simulator::APP_TOKEN}})).unwrap();
         secrets
             .create(&PostParams::default(), &secret)
             .await

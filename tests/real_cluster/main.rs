@@ -170,7 +170,12 @@ async fn the_chart_installs_and_its_rbac_is_enough(plane: &ControlPlane) {
         String::from_utf8_lossy(&out.stderr)
     );
     let kubeconfig = service_account_kubeconfig(plane, "fleet", "simfleet");
-    let mut e2e = E2e::real_existing(plane, "fleet", common::live_config(100)).await;
+    let mut e2e = E2e::real_existing(
+        plane,
+        "fleet",
+        simfleet_testkit::simulator::live_config(100),
+    )
+    .await;
     e2e.apply(&e2e.accounts_yaml()).await;
     e2e.operator_kubeconfig = Some(kubeconfig.clone());
     let operator = e2e.operator_with(&["--leader-election", "--lease-namespace=fleet"]);
@@ -245,7 +250,7 @@ async fn the_chart_installs_and_its_rbac_is_enough(plane: &ControlPlane) {
     // The carrier is changed (the submit needs no Kubernetes write), status never comes.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let stats = common::admin_get(&e2e.simulator, "/stats").await;
+        let stats = simfleet_testkit::simulator::admin_get(&e2e.simulator, "/stats").await;
         if stats["changes"]["submittedSims"].as_u64().unwrap_or(0) >= 3 {
             break;
         }
@@ -322,7 +327,12 @@ async fn only_a_field_manager_per_replica_refuses_a_second_taker(plane: &Control
 /// takes over. Returns the seconds that took.
 async fn three_replicas_never_have_two_leaders(plane: &ControlPlane) -> f64 {
     use k8s_openapi::api::coordination::v1::Lease;
-    let e2e = E2e::real(plane, "leader", common::live_config(10)).await;
+    let e2e = E2e::real(
+        plane,
+        "leader",
+        simfleet_testkit::simulator::live_config(10),
+    )
+    .await;
     let lease_flags = [
         "--leader-election",
         "--lease-duration=3",
@@ -694,7 +704,7 @@ async fn simfleet_on_the_real_kube_apiserver() {
     the_largest_listed_simgroup_applies_with_kubectl(&plane).await;
     the_policies_admit_and_refuse(&plane).await;
     the_readme_walkthrough_holds(&plane).await;
-    let config = || common::live_config(300);
+    let config = || simfleet_testkit::simulator::live_config(300);
     let typo = E2e::real(&plane, "typo", config()).await;
     promises::an_empty_selection_is_not_ready(&typo).await;
     let kstatus_world = E2e::real(&plane, "kstatus", config()).await;

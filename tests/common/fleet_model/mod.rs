@@ -175,7 +175,7 @@ impl<'a> Harness<'a> {
     async fn start(e2e: E2e<'a>) -> (Self, Model) {
         // Problem SIMs in every fleet: deactivated, paused by the carrier, paused by a person.
         for (device, state) in [(1004, "DEAD"), (1008, "PAUSED-SYS"), (1012, "PAUSED-USER")] {
-            super::admin_send(
+            simfleet_testkit::simulator::admin_send(
                 &e2e.simulator,
                 reqwest::Method::PATCH,
                 &format!("/sims/{device}"),
@@ -187,7 +187,8 @@ impl<'a> Harness<'a> {
             super::together::create_namespace(&e2e, namespace).await;
             apply_in(&e2e, namespace, e2e.accounts_yaml()).await;
         }
-        let listed = super::admin_get(&e2e.simulator, "/sims?limit=1000").await;
+        let listed =
+            simfleet_testkit::simulator::admin_get(&e2e.simulator, "/sims?limit=1000").await;
         let sims = listed["sims"]
             .as_array()
             .unwrap()
@@ -291,7 +292,7 @@ impl<'a> Harness<'a> {
             Event::Drift { device, to } => {
                 let now = e2e.sim_state(*device).await;
                 if matches!(now.as_str(), "LIVE" | "PAUSED-USER") {
-                    super::admin_send(
+                    simfleet_testkit::simulator::admin_send(
                         &e2e.simulator,
                         reqwest::Method::PATCH,
                         &format!("/sims/{device}"),
@@ -303,7 +304,7 @@ impl<'a> Harness<'a> {
             Event::SystemPause { device } => {
                 let now = e2e.sim_state(*device).await;
                 if matches!(now.as_str(), "LIVE" | "PAUSED-USER") {
-                    super::admin_send(
+                    simfleet_testkit::simulator::admin_send(
                         &e2e.simulator,
                         reqwest::Method::PATCH,
                         &format!("/sims/{device}"),
@@ -397,7 +398,7 @@ impl<'a> Harness<'a> {
                 account_ready_is(e2e, namespace, "False").await;
             }
             Event::RepairSecret { namespace } => {
-                set_simulator_key(e2e, namespace, super::API_KEY).await;
+                set_simulator_key(e2e, namespace, simfleet_testkit::simulator::API_KEY).await;
                 account_ready_is(e2e, namespace, "True").await;
             }
         }
@@ -426,7 +427,7 @@ impl<'a> Harness<'a> {
             }
             // The carrier's counts first: a submit after them leaves its SIM pending in the
             // listing the differences read (not settled), or is counted at the next step.
-            let stats = super::admin_get(&self.e2e.simulator, "/stats").await;
+            let stats = simfleet_testkit::simulator::admin_get(&self.e2e.simulator, "/stats").await;
             let differences = self.differences(model).await;
             if differences.is_empty() {
                 break stats;
@@ -443,7 +444,8 @@ impl<'a> Harness<'a> {
         // A SIM the model cannot tell (see model.rs) is taken as observed; a change of it counts
         // among the changes the carrier may have been asked for.
         let mut changed = changed;
-        let listed = super::admin_get(&self.e2e.simulator, "/sims?limit=1000").await;
+        let listed =
+            simfleet_testkit::simulator::admin_get(&self.e2e.simulator, "/sims?limit=1000").await;
         let listed: BTreeMap<u64, &Value> = listed["sims"]
             .as_array()
             .unwrap()
@@ -471,7 +473,7 @@ impl<'a> Harness<'a> {
         let total = stats["changes"]["submittedSims"].as_u64().unwrap();
         let submitted = total - submitted_before;
         if submitted > changed as u64 {
-            let jobs = super::admin_get(&self.e2e.simulator, "/jobs").await;
+            let jobs = simfleet_testkit::simulator::admin_get(&self.e2e.simulator, "/jobs").await;
             return Err(format!(
                 "{submitted} SIMs submitted where the model changes {changed}: a group changed a SIM it should not have, or sent one twice; the carrier's jobs: {jobs}"
             ));
@@ -483,7 +485,8 @@ impl<'a> Harness<'a> {
     async fn differences(&self, model: &Model) -> Vec<String> {
         let e2e = &self.e2e;
         let mut out = Vec::new();
-        let listed = super::admin_get(&e2e.simulator, "/sims?limit=1000").await;
+        let listed =
+            simfleet_testkit::simulator::admin_get(&e2e.simulator, "/sims?limit=1000").await;
         let observed: BTreeMap<u64, (String, bool, Option<u32>)> = listed["sims"]
             .as_array()
             .unwrap()
@@ -830,10 +833,10 @@ async fn run(
     let mut events = Vec::new();
     // Submitted SIMs are counted from one settle's snapshot to the next, so that a submit
     // between a settle and the next event is counted at the next step.
-    let mut before =
-        super::admin_get(&harness.e2e.simulator, "/stats").await["changes"]["submittedSims"]
-            .as_u64()
-            .unwrap();
+    let mut before = simfleet_testkit::simulator::admin_get(&harness.e2e.simulator, "/stats").await
+        ["changes"]["submittedSims"]
+        .as_u64()
+        .unwrap();
     for step in 0..steps {
         let event = next(&model);
         if std::env::var("SIMFLEET_MODEL_VERBOSE").is_ok() {

@@ -1,12 +1,9 @@
 //! Hologram's surface of the simulator, over HTTP.
 
-#[path = "../common/mod.rs"]
-mod common;
-
-use common::*;
 use jiff::SignedDuration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use simfleet_testkit::simulator::*;
 
 #[tokio::test]
 async fn requests_without_a_valid_api_key_are_refused_in_hologram_format() {
@@ -144,11 +141,11 @@ async fn devices_carry_tags_links_and_filters_select_them() {
 #[tokio::test]
 async fn device_tags_are_objects_or_strings_as_the_variant_says() {
     for (shape, expected) in [
-        (simfleet::simulator::TagShape::Objects, true),
-        (simfleet::simulator::TagShape::Strings, false),
+        (simfleet_simulator::TagShape::Objects, true),
+        (simfleet_simulator::TagShape::Strings, false),
     ] {
-        let sim = start(simfleet::simulator::SimulatorConfig {
-            hologram: simfleet::simulator::HologramVariants {
+        let sim = start(simfleet_simulator::SimulatorConfig {
+            hologram: simfleet_simulator::HologramVariants {
                 tags: shape,
                 ..Default::default()
             },
@@ -181,7 +178,7 @@ async fn bad_list_parameters_get_hologram_errors() {
 }
 
 /// States of devices by id, read from the link listing.
-async fn link_states(sim: &simfleet::simulator::SimulatorHandle, ids: &[u64]) -> Vec<String> {
+async fn link_states(sim: &simfleet_simulator::SimulatorHandle, ids: &[u64]) -> Vec<String> {
     let mut out = Vec::new();
     for id in ids {
         let (_, body) = hologram_get(sim, &format!("/links/cellular?deviceid={id}")).await;
@@ -192,15 +189,15 @@ async fn link_states(sim: &simfleet::simulator::SimulatorHandle, ids: &[u64]) ->
 
 #[tokio::test]
 async fn a_bulk_pause_is_pending_then_applied_when_the_delay_passes() {
-    let sim = start(simfleet::simulator::SimulatorConfig {
-        seed: simfleet::simulator::SeedConfig {
+    let sim = start(simfleet_simulator::SimulatorConfig {
+        seed: simfleet_simulator::SeedConfig {
             sims: 50,
             paused_share: 0.0,
             paused_by_system_share: 0.0,
             deactivated_share: 0.0,
             ..Default::default()
         },
-        ..simfleet::simulator::SimulatorConfig::for_tests(50, SignedDuration::from_secs(10))
+        ..simfleet_simulator::SimulatorConfig::for_tests(50, SignedDuration::from_secs(10))
     })
     .await;
     let (status, body) = hologram_post(
@@ -313,9 +310,9 @@ async fn devices_that_cannot_change_are_listed_with_reasons() {
         "sims:\n  - {iccid: \"8944500000000000001\"}\n  - {iccid: \"8944500000000000002\", state: DEAD}\n  - {iccid: \"8944500000000000003\", state: PAUSED-SYS, resumable: false}\n  - {iccid: \"8944500000000000004\", orgId: 2}\n",
     )
     .unwrap();
-    let sim = start(simfleet::simulator::SimulatorConfig {
+    let sim = start(simfleet_simulator::SimulatorConfig {
         fleet_file: Some(file),
-        ..simfleet::simulator::SimulatorConfig::for_tests(0, SignedDuration::from_secs(10))
+        ..simfleet_simulator::SimulatorConfig::for_tests(0, SignedDuration::from_secs(10))
     })
     .await;
     std::fs::remove_dir_all(&dir).unwrap();

@@ -1,19 +1,18 @@
 //! Soracom: the simulator's surface against Soracom's documented facts, and the client against
 //! the simulator (calls counted at the simulator).
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
 use jiff::SignedDuration;
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use simfleet::api::{Provider, StateChange};
-use simfleet::carrier::{Carrier, CarrierError, connect};
-use simfleet::model::{ObservedState, Selection, SimTarget};
-use simfleet::simulator::{SimulatorConfig, SimulatorHandle, SoracomOptions};
+use simfleet_api::model::{ObservedState, Selection, SimTarget};
+use simfleet_api::{Provider, StateChange};
+use simfleet_carrier::{Carrier, CarrierError, connect};
+use simfleet_simulator::{SimulatorConfig, SimulatorHandle, SoracomOptions};
+use simfleet_testkit::carrier::*;
+use simfleet_testkit::simulator::*;
 
 const KEY: &str = "keyId-simulator:secret-simulator";
 
@@ -137,7 +136,7 @@ async fn an_expired_token_can_be_answered_403_instead() {
     let sim = start(config(
         1,
         SoracomOptions {
-            expired_token: simfleet::simulator::ExpiredToken::Forbidden,
+            expired_token: simfleet_simulator::ExpiredToken::Forbidden,
             ..SoracomOptions::default()
         },
     ))
@@ -465,7 +464,7 @@ fn soracom_client(sim: &SimulatorHandle, suspend: bool) -> Arc<dyn Carrier> {
         &spec,
         SecretString::from(KEY),
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap()
 }
@@ -650,8 +649,8 @@ async fn data_quotas_are_unsupported_and_say_what_soracom_offers() {
 #[tokio::test]
 async fn an_expired_token_is_renewed_once_and_the_call_goes_through_whichever_status_it_gets() {
     for expired in [
-        simfleet::simulator::ExpiredToken::Unauthorized,
-        simfleet::simulator::ExpiredToken::Forbidden,
+        simfleet_simulator::ExpiredToken::Unauthorized,
+        simfleet_simulator::ExpiredToken::Forbidden,
     ] {
         let sim = start(config(
             2,
@@ -671,7 +670,7 @@ async fn an_expired_token_is_renewed_once_and_the_call_goes_through_whichever_st
             &sim,
             "GET",
             "/v1/sims",
-            if expired == simfleet::simulator::ExpiredToken::Unauthorized {
+            if expired == simfleet_simulator::ExpiredToken::Unauthorized {
                 401
             } else {
                 403
@@ -686,7 +685,7 @@ async fn an_expired_token_is_renewed_once_and_the_call_goes_through_whichever_st
 async fn the_client_paces_on_the_rate_limit_headers_instead_of_running_into_429() {
     // A real-time clock one second before a minute ends, and 3 requests a minute per route.
     let sim = start(SimulatorConfig {
-        clock: simfleet::simulator::ClockMode::Realtime,
+        clock: simfleet_simulator::ClockMode::Realtime,
         start_time: Some("2026-06-01T00:00:59Z".parse().unwrap()),
         ..config(
             2,
@@ -714,7 +713,7 @@ async fn without_the_batch_api_sims_change_one_call_each_and_the_account_says_so
     let sim = start(config(
         10,
         SoracomOptions {
-            batch: simfleet::simulator::BatchAccess::Forbidden,
+            batch: simfleet_simulator::BatchAccess::Forbidden,
             ..SoracomOptions::default()
         },
     ))

@@ -1,20 +1,21 @@
 //! The emnify client against the simulator's emnify surface, over real HTTP.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use futures::TryStreamExt;
 use jiff::{SignedDuration, Timestamp};
 use secrecy::SecretString;
 use serde_json::json;
-use simfleet::api::{Provider, StateChange};
-use simfleet::carrier::http::HttpCore;
-use simfleet::carrier::{Carrier, CarrierError, EmnifyClient, connect};
-use simfleet::model::{ObservedState, QuotaSetting, QuotaState, RefusalKind, Selection, SimTarget};
-use simfleet::simulator::{EmnifyBulk, SimulatorConfig, SimulatorHandle};
+use simfleet_api::model::{
+    ObservedState, QuotaSetting, QuotaState, RefusalKind, Selection, SimTarget,
+};
+use simfleet_api::{Provider, StateChange};
+use simfleet_carrier::http::HttpCore;
+use simfleet_carrier::{Carrier, CarrierError, EmnifyClient, connect};
+use simfleet_simulator::{EmnifyBulk, SimulatorConfig, SimulatorHandle};
+use simfleet_testkit::carrier::*;
+use simfleet_testkit::simulator::*;
 
 fn client_with(sim: &SimulatorHandle, suspend_sim: bool) -> Arc<dyn Carrier> {
     let mut spec = account(Provider::Emnify, sim.emnify_url());
@@ -23,7 +24,7 @@ fn client_with(sim: &SimulatorHandle, suspend_sim: bool) -> Arc<dyn Carrier> {
         &spec,
         SecretString::from(APP_TOKEN),
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap()
 }
@@ -56,7 +57,7 @@ async fn verify_authenticates_once_and_refuses_a_wrong_token() {
         &account(Provider::Emnify, sim.emnify_url()),
         SecretString::from("nope"),
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     assert!(matches!(
@@ -121,7 +122,7 @@ async fn a_bad_token_never_locks_authentication_for_the_good_accounts_on_its_hos
         &account(Provider::Emnify, sim.emnify_url()),
         SecretString::from("a-wrong-token"),
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     for _ in 0..2 {
@@ -164,7 +165,7 @@ async fn a_fixed_token_and_another_providers_calls_are_not_deferred_by_others_fa
             &account(Provider::Emnify, sim.emnify_url()),
             SecretString::from(token.to_owned()),
             fast_retries(),
-            simfleet::carrier::budget::RequestLedger::unlimited(),
+            simfleet_carrier::budget::RequestLedger::unlimited(),
         )
         .unwrap()
     };
@@ -186,7 +187,7 @@ async fn a_fixed_token_and_another_providers_calls_are_not_deferred_by_others_fa
         &account(Provider::Simulator, sim.base_url()),
         SecretString::from(API_KEY.to_owned()),
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     simulator_account.read_quota(1001).await.unwrap();
@@ -325,7 +326,7 @@ fn client_retrying_bulk_after(sim: &SimulatorHandle, wait: Duration) -> EmnifyCl
         1_000,
         8,
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     EmnifyClient::new(core, SecretString::from(APP_TOKEN), false).with_bulk_retry_after(wait)
@@ -603,7 +604,7 @@ async fn a_listing_without_x_total_pages_is_a_protocol_error() {
 #[tokio::test]
 async fn tag_membership_is_checked_exactly_whatever_the_filter_matches() {
     let sim = start(SimulatorConfig {
-        emnify_tag_filter: simfleet::simulator::EmnifyTagFilter::Substring,
+        emnify_tag_filter: simfleet_simulator::EmnifyTagFilter::Substring,
         ..SimulatorConfig::for_tests(500, SignedDuration::from_secs(10))
     })
     .await;
@@ -650,7 +651,7 @@ async fn tag_membership_is_checked_exactly_whatever_the_filter_matches() {
 
 #[tokio::test]
 async fn listed_devices_are_looked_up_one_by_one_or_by_the_full_listing_whichever_is_cheaper() {
-    use simfleet::model::LookupPlan;
+    use simfleet_api::model::LookupPlan;
     let sim = live_fleet(1_000).await;
     let carrier = client(&sim);
     carrier.verify().await.unwrap();
@@ -693,7 +694,7 @@ async fn listed_devices_are_looked_up_one_by_one_or_by_the_full_listing_whicheve
 
 #[tokio::test]
 async fn a_few_listed_devices_in_a_large_organisation_are_looked_up_one_by_one() {
-    use simfleet::model::LookupPlan;
+    use simfleet_api::model::LookupPlan;
     let sim = live_fleet(20_000).await;
     let carrier = client(&sim);
     carrier.verify().await.unwrap();

@@ -1,18 +1,17 @@
 //! Credentials never appear in Debug output, errors or log lines.
 
-mod common;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use common::*;
 use futures::TryStreamExt;
 use secrecy::SecretString;
 use serde_json::json;
-use simfleet::api::{Provider, StateChange};
-use simfleet::carrier::connect;
-use simfleet::model::{Selection, SimTarget};
-use simfleet::simulator::SimulatorConfig;
+use simfleet_api::model::{Selection, SimTarget};
+use simfleet_api::{Provider, StateChange};
+use simfleet_carrier::connect;
+use simfleet_simulator::SimulatorConfig;
+use simfleet_testkit::carrier::*;
+use simfleet_testkit::simulator::*;
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -50,14 +49,14 @@ async fn no_debug_output_error_or_log_line_shows_a_credential() {
         &account(Provider::Simulator, sim.base_url()),
         SecretString::from(HOLOGRAM_KEY),
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     let emnify = connect(
         &account(Provider::Emnify, sim.emnify_url()),
         SecretString::from(EMNIFY_TOKEN),
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     let mut texts = Vec::new();
@@ -99,7 +98,7 @@ async fn no_debug_output_error_or_log_line_shows_a_credential() {
         &account(Provider::Emnify, sim.emnify_url()),
         SecretString::from(format!("{EMNIFY_TOKEN}-wrong")),
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     let err = wrong.verify().await.unwrap_err();

@@ -1,13 +1,10 @@
 //! emnify's surface of the simulator, over HTTP.
 
-#[path = "../common/mod.rs"]
-mod common;
-
-use common::*;
 use jiff::SignedDuration;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use simfleet::simulator::{SimulatorConfig, SimulatorHandle};
+use simfleet_simulator::{SimulatorConfig, SimulatorHandle};
+use simfleet_testkit::simulator::*;
 
 async fn get(sim: &SimulatorHandle, token: &str, path: &str) -> (StatusCode, Value) {
     status_and_json(emnify(sim, Method::GET, path, token).send().await.unwrap()).await

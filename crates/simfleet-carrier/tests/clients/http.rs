@@ -8,8 +8,8 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
 use reqwest::Method;
-use simfleet::carrier::budget::RequestLedger;
-use simfleet::carrier::http::{Auth, Call, HttpCore, HttpSettings, Repeat};
+use simfleet_carrier::budget::RequestLedger;
+use simfleet_carrier::http::{Auth, Call, HttpCore, HttpSettings, Repeat};
 
 /// A carrier stand-in that records the order in which requests reach it.
 async fn recording_server() -> (

@@ -5,13 +5,13 @@ use super::*;
 #[tokio::test]
 async fn a_credential_over_its_rate_limit_gets_hologram_s_documented_429() {
     for header in [false, true] {
-        let sim = start(simfleet::simulator::SimulatorConfig {
-            rate_limit: Some(simfleet::simulator::RateLimitSpec {
+        let sim = start(simfleet_simulator::SimulatorConfig {
+            rate_limit: Some(simfleet_simulator::RateLimitSpec {
                 per_second: 0.1,
                 burst: 3,
             }),
             retry_after_header: header,
-            ..simfleet::simulator::SimulatorConfig::for_tests(10, SignedDuration::from_secs(1))
+            ..simfleet_simulator::SimulatorConfig::for_tests(10, SignedDuration::from_secs(1))
         })
         .await;
         let mut statuses = Vec::new();
@@ -47,11 +47,11 @@ async fn a_credential_over_its_rate_limit_gets_hologram_s_documented_429() {
 
 #[tokio::test]
 async fn the_bulk_route_takes_orgid_in_the_body_or_as_a_required_query_parameter() {
-    let query_variant = start(simfleet::simulator::SimulatorConfig {
-        hologram: simfleet::simulator::HologramVariants {
-            orgid: simfleet::simulator::OrgIdPlacement::Query,
-            jobid: simfleet::simulator::JobIdShape::String,
-            warnings: simfleet::simulator::WarningShape::Strings,
+    let query_variant = start(simfleet_simulator::SimulatorConfig {
+        hologram: simfleet_simulator::HologramVariants {
+            orgid: simfleet_simulator::OrgIdPlacement::Query,
+            jobid: simfleet_simulator::JobIdShape::String,
+            warnings: simfleet_simulator::WarningShape::Strings,
             ..Default::default()
         },
         ..live_config(5)
@@ -88,9 +88,9 @@ async fn the_bulk_route_takes_orgid_in_the_body_or_as_a_required_query_parameter
 
 #[tokio::test]
 async fn the_jobs_list_answers_403_for_plans_without_activity_history() {
-    let sim = start(simfleet::simulator::SimulatorConfig {
-        hologram: simfleet::simulator::HologramVariants {
-            jobs: simfleet::simulator::JobsRoute::Forbidden,
+    let sim = start(simfleet_simulator::SimulatorConfig {
+        hologram: simfleet_simulator::HologramVariants {
+            jobs: simfleet_simulator::JobsRoute::Forbidden,
             ..Default::default()
         },
         ..live_config(5)

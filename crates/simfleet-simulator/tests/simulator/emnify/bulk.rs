@@ -1,7 +1,7 @@
 //! The v2 bulk route, write concurrency and event listings.
 
+use super::quotas::quota_body;
 use super::*;
-use crate::quotas::quota_body;
 
 /// Sends `body` to emnify's bulk route, `PATCH /v2/endpoint/multi`.
 async fn patch_multi(sim: &SimulatorHandle, token: &str, body: &Value) -> (StatusCode, Value) {
@@ -112,7 +112,7 @@ async fn a_bulk_request_with_bad_items_answers_422_naming_each_and_changes_nothi
 #[tokio::test]
 async fn with_emnify_bulk_forbidden_the_route_answers_403() {
     let sim = start(SimulatorConfig {
-        emnify_bulk: simfleet::simulator::EmnifyBulk::Forbidden,
+        emnify_bulk: simfleet_simulator::EmnifyBulk::Forbidden,
         ..live_config(10)
     })
     .await;

@@ -1,12 +1,10 @@
 //! Contract tests: the simulator's emnify answers validated against emnify's official OpenAPI
-//! file (tests/fixtures/reference/emnify-openapi.yaml, 2021), for the routes it covers:
+//! file (tests/fixtures/reference/emnify-openapi.yaml in this crate, 2021), for the routes it covers:
 //! authentication, the endpoint list, an endpoint's data quota, and the 4xx error body.
 
-mod common;
-
-use common::*;
 use reqwest::Method;
 use serde_json::{Value, json};
+use simfleet_testkit::simulator::*;
 
 /// The OpenAPI document as JSON.
 fn openapi() -> Value {

@@ -1,23 +1,21 @@
 //! The carriers' official clients, unmodified, against the simulator: emnify-sdk (PyPI, pinned
 //! by ./scripts/test), hologram-python's `getSIMState` and soracom-api. Run by scripts/official_clients.py.
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::*;
 use jiff::SignedDuration;
 use serde_json::Value;
-use simfleet::simulator::{SimulatorConfig, SimulatorHandle};
+use simfleet_simulator::{SimulatorConfig, SimulatorHandle};
+use simfleet_testkit::simulator::*;
 
 /// Runs the script for one client (off the async runtime: the simulator runs on it).
 async fn run(which: &'static str, env: Vec<(&'static str, String)>, stdin: String) -> Value {
     let output = tokio::task::spawn_blocking(move || {
         use std::io::Write;
-        let mut child = Command::new(python())
+        let mut child = Command::new(simfleet_testkit::tools::python())
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/scripts/official_clients.py"
+                "/tests/official_clients.py"
             ))
             .arg(which)
             .envs(env)

@@ -187,7 +187,7 @@ async fn auto_refill_restores_the_volume_each_day() {
 #[tokio::test]
 async fn the_per_ip_limit_counts_every_credential_from_one_address() {
     let sim = start(SimulatorConfig {
-        emnify_ip_rate_limit: Some(simfleet::simulator::RateLimitSpec {
+        emnify_ip_rate_limit: Some(simfleet_simulator::RateLimitSpec {
             per_second: 0.1,
             burst: 3,
         }),
@@ -197,7 +197,7 @@ async fn the_per_ip_limit_counts_every_credential_from_one_address() {
     .await;
     let mut statuses = Vec::new();
     for application_token in ["token-a", "token-b"] {
-        let token = common::emnify_authenticate(&sim, application_token).await.1["auth_token"]
+        let token = emnify_authenticate(&sim, application_token).await.1["auth_token"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -214,11 +214,11 @@ async fn the_per_ip_limit_counts_every_credential_from_one_address() {
 #[tokio::test]
 async fn emnify_rate_limits_answer_429_with_emnify_s_error_code() {
     let sim = start(SimulatorConfig {
-        rate_limit: Some(simfleet::simulator::RateLimitSpec {
+        rate_limit: Some(simfleet_simulator::RateLimitSpec {
             per_second: 0.1,
             burst: 2,
         }),
-        auth_rate_limit: Some(simfleet::simulator::RateLimitSpec {
+        auth_rate_limit: Some(simfleet_simulator::RateLimitSpec {
             per_second: 0.1,
             burst: 2,
         }),

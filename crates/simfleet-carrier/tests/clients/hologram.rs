@@ -1,27 +1,26 @@
 //! The Hologram client against the simulator's Hologram surface, over real HTTP.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
 use futures::TryStreamExt;
 use jiff::SignedDuration;
 use secrecy::SecretString;
 use serde_json::json;
-use simfleet::api::{Provider, StateChange};
-use simfleet::carrier::{Carrier, CarrierError, connect};
-use simfleet::model::{
+use simfleet_api::model::{
     ObservedState, QuotaEventKind, QuotaSetting, RefusalKind, Selection, SimObservation, SimTarget,
 };
-use simfleet::simulator::SimulatorHandle;
+use simfleet_api::{Provider, StateChange};
+use simfleet_carrier::{Carrier, CarrierError, connect};
+use simfleet_simulator::SimulatorHandle;
+use simfleet_testkit::carrier::*;
+use simfleet_testkit::simulator::*;
 
 fn client(sim: &SimulatorHandle) -> Arc<dyn Carrier> {
     connect(
         &account(Provider::Simulator, sim.base_url()),
         SecretString::from(API_KEY),
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap()
 }
@@ -41,7 +40,7 @@ async fn verify_accepts_the_key_and_refuses_a_wrong_one() {
         &account(Provider::Hologram, sim.hologram_url()),
         SecretString::from("nope"),
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     assert!(matches!(
@@ -273,7 +272,7 @@ async fn hologram_quotas_are_unsupported_and_say_so() {
         &account(Provider::Hologram, sim.hologram_url()),
         SecretString::from(API_KEY),
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     assert!(!carrier.capabilities().data_quota);
@@ -350,7 +349,7 @@ async fn the_simulator_account_serves_quotas_through_its_emnify_surface_with_one
 /// A Hologram account (organisation 1) on the simulator's Hologram surface.
 fn hologram_client(
     sim: &SimulatorHandle,
-    settings: simfleet::carrier::HttpSettings,
+    settings: simfleet_carrier::HttpSettings,
 ) -> Arc<dyn Carrier> {
     let mut spec = account(Provider::Hologram, sim.hologram_url());
     spec.org_id = Some(1);
@@ -358,14 +357,14 @@ fn hologram_client(
         &spec,
         SecretString::from(API_KEY),
         settings,
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap()
 }
 
 #[tokio::test]
 async fn the_client_reads_every_documented_variant_and_maps_the_pending_states() {
-    use simfleet::simulator::{
+    use simfleet_simulator::{
         HologramVariants, JobIdShape, OrgIdPlacement, SimulatorConfig, TagShape, WarningShape,
     };
     let variants = [
@@ -497,7 +496,7 @@ async fn a_429_without_retry_after_is_waited_out_before_the_retry() {
     let wait = std::time::Duration::from_millis(200);
     let carrier = hologram_client(
         &sim,
-        simfleet::carrier::HttpSettings {
+        simfleet_carrier::HttpSettings {
             rate_limited_wait: (wait, wait + std::time::Duration::from_millis(50)),
             ..fast_retries()
         },
@@ -512,7 +511,7 @@ async fn a_429_without_retry_after_is_waited_out_before_the_retry() {
 
 #[test]
 fn by_default_a_429_without_retry_after_waits_5_to_10_s_as_hologram_asks() {
-    let settings = simfleet::carrier::HttpSettings::default();
+    let settings = simfleet_carrier::HttpSettings::default();
     assert_eq!(
         settings.rate_limited_wait,
         (
@@ -524,7 +523,7 @@ fn by_default_a_429_without_retry_after_waits_5_to_10_s_as_hologram_asks() {
 
 #[tokio::test]
 async fn job_statuses_come_from_the_jobs_list_and_a_403_is_not_asked_again() {
-    use simfleet::simulator::{HologramVariants, JobsRoute, SimulatorConfig};
+    use simfleet_simulator::{HologramVariants, JobsRoute, SimulatorConfig};
     let sim = live_fleet(20).await;
     let carrier = hologram_client(&sim, fast_retries());
     let one = [SimTarget {
@@ -576,7 +575,7 @@ async fn job_statuses_come_from_the_jobs_list_and_a_403_is_not_asked_again() {
 
 #[tokio::test]
 async fn listed_sims_are_looked_up_in_batches_through_the_multi_value_filters() {
-    use simfleet::model::LookupPlan;
+    use simfleet_api::model::LookupPlan;
     let sim = live_fleet(5_000).await;
     let carrier = hologram_client(&sim, fast_retries());
     let mut iccids: Vec<String> = (1..=1000)
@@ -628,7 +627,7 @@ async fn a_redirect_is_never_followed_so_credentials_stay_with_the_named_host() 
         &account(Provider::Hologram, base),
         SecretString::from(API_KEY),
         fast_retries(),
-        simfleet::carrier::budget::RequestLedger::unlimited(),
+        simfleet_carrier::budget::RequestLedger::unlimited(),
     )
     .unwrap();
     let err = carrier.verify().await.unwrap_err();
