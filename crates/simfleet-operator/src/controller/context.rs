@@ -1,7 +1,6 @@
 //! What every reconcile shares: the Kubernetes client, the carrier clients, events, metrics,
 //! the clock, and what this process remembers between reconciles.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use kube::Client;
@@ -11,19 +10,7 @@ use super::carriers::CarrierCache;
 use super::errors::ErrorBackoff;
 use super::events::EventPublisher;
 use super::{MANAGER, metrics, readiness};
-use crate::sim_group::in_flight::InFlight;
 use simfleet_carrier::HttpSettings;
-
-/// When a group was last observed in full, and what that cost in carrier requests.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct FullObservation {
-    pub(crate) at: jiff::Timestamp,
-    pub(crate) requests: u64,
-    /// The other groups' claims it was planned with ([`ClaimIndex::fingerprint`]).
-    ///
-    /// [`ClaimIndex::fingerprint`]: crate::sim_group::claims::ClaimIndex::fingerprint
-    pub(crate) claims: u64,
-}
 
 /// What every reconcile shares.
 pub struct Context {
@@ -39,9 +26,8 @@ pub struct Context {
     pub carriers: Arc<CarrierCache>,
     /// Kubernetes Events.
     pub events: EventPublisher,
-    /// The actions each group (`namespace/name`) submitted from this process and has not seen
-    /// land (carriers that do not show pending states are covered by this).
-    in_flight: Mutex<HashMap<String, InFlight>>,
+    /// What this process remembers of each SimGroup between its reconciles.
+    pub(crate) groups: crate::sim_group::memory::GroupMemory,
     /// HTTP settings of carrier clients.
     pub http: HttpSettings,
     /// Retry delays after failed reconciles.
@@ -54,29 +40,18 @@ pub struct Context {
     pub account_rechecks: AccountRechecks,
     /// The watches on the Secrets the accounts name.
     pub(crate) secret_watches: crate::carrier_account::secret_watch::SecretWatches,
-    /// When each group (`namespace/name`) was last observed in full, in this process.
-    full_observations: Mutex<HashMap<String, FullObservation>>,
     /// The carrier base URLs credentials may be sent to.
     pub carrier_urls: simfleet_api::CarrierUrlPolicy,
     /// The one clock every reconcile reads.
     pub clock: simfleet_core::clock::Clock,
-    /// What each DataQuota (`namespace/name`) last saw of its devices, in this process.
-    pub quota_views: Mutex<HashMap<String, crate::data_quota::view::QuotaView>>,
-    /// How often each DataQuota was woken (its view dropped) in this process: a pass woken
-    /// while it ran keeps no view, so that the reconcile that follows looks again in full.
-    pub quota_wakes: Mutex<HashMap<String, u64>>,
+    /// What this process remembers of each DataQuota between its reconciles.
+    pub(crate) quotas: crate::data_quota::memory::QuotaMemory,
     /// How long the audit of a DataQuota's devices takes to read each once.
     pub quota_audit_period: jiff::SignedDuration,
     /// How long after the start a SimGroup or DataQuota waits for its peers' claims.
     pub peer_read_wait: std::time::Duration,
     /// How often each account's quota events are listed for its DataQuotas.
     pub quota_event_poll: std::time::Duration,
-    /// What each DataQuota's last reconcile that reached the carrier cost in requests.
-    quota_requests: Mutex<HashMap<String, u64>>,
-    /// Actions each group (`namespace/name`) planned and has not sent yet, where the carrier
-    /// runs one action at a time: each goes when the previous one is final, with no new
-    /// observation in between.
-    queued: Mutex<HashMap<String, crate::sim_group::queue::Queued>>,
     /// When this process started (real time): how long a group waits for its peers' first
     /// readings after a restart is bounded from it.
     pub(crate) started: std::time::Instant,
@@ -157,135 +132,6 @@ impl AccountRechecks {
 }
 
 impl Context {
-    /// Remembers the SIMs of a submitted action (those the carrier did not refuse) as in flight
-    /// for a group, until they are seen in the action's target state.
-    pub(crate) fn remember_in_flight(
-        &self,
-        group: &str,
-        action_id: &str,
-        change: simfleet_api::StateChange,
-        sims: &[simfleet_api::model::SimTarget],
-        refused: &[simfleet_api::model::Refusal],
-    ) {
-        let refused: HashSet<u64> = refused.iter().map(|r| r.device_id).collect();
-        let mut all = self.in_flight.lock().expect("in-flight lock");
-        let memory = all.entry(group.to_owned()).or_default();
-        memory.forget(crate::sim_group::in_flight::RESERVED);
-        memory.remember(
-            action_id,
-            change,
-            sims.iter()
-                .map(|s| s.device_id)
-                .filter(|d| !refused.contains(d)),
-        );
-    }
-
-    /// Reserves the SIMs of an action about to be sent for a group (see
-    /// [`in_flight::reserve`](crate::sim_group::in_flight::reserve)): those another group of
-    /// this process has in flight are left out.
-    pub(crate) fn reserve(
-        &self,
-        group: &str,
-        change: simfleet_api::StateChange,
-        sims: &[simfleet_api::model::SimTarget],
-    ) -> Vec<simfleet_api::model::SimTarget> {
-        let mut all = self.in_flight.lock().expect("in-flight lock");
-        crate::sim_group::in_flight::reserve(&mut all, group, change, sims)
-    }
-
-    /// Drops a group's reservation whose submit did not go through.
-    pub(crate) fn release(&self, group: &str) {
-        if let Some(memory) = self
-            .in_flight
-            .lock()
-            .expect("in-flight lock")
-            .get_mut(group)
-        {
-            memory.forget(crate::sim_group::in_flight::RESERVED);
-        }
-    }
-
-    /// A group's actions in flight, less those status no longer lists and those the carrier's
-    /// jobs list shows finished.
-    pub(crate) fn in_flight(
-        &self,
-        group: &str,
-        listed: &[simfleet_api::PendingAction],
-        statuses: &[simfleet_api::model::ActionStatus],
-    ) -> InFlight {
-        let mut all = self.in_flight.lock().expect("in-flight lock");
-        let memory = all.entry(group.to_owned()).or_default();
-        memory.retain_unfinished(listed, statuses);
-        // Other groups' SIMs in flight: two groups that observed at once must not both send.
-        memory.clone().with_others(&all, group)
-    }
-
-    /// Forgets the SIMs of a group whose actions reached them.
-    pub(crate) fn landed(&self, group: &str, devices: &[u64]) {
-        if let Some(memory) = self
-            .in_flight
-            .lock()
-            .expect("in-flight lock")
-            .get_mut(group)
-        {
-            memory.landed(devices);
-        }
-    }
-
-    /// Forgets a deleted group's actions, sent and queued.
-    pub(crate) fn forget_in_flight(&self, group: &str) {
-        self.in_flight.lock().expect("in-flight lock").remove(group);
-        self.queued.lock().expect("queue lock").remove(group);
-    }
-
-    /// Replaces a group's queued actions (none: forgets them).
-    pub(crate) fn set_queued(&self, group: &str, queued: Option<crate::sim_group::queue::Queued>) {
-        let mut all = self.queued.lock().expect("queue lock");
-        match queued {
-            Some(q) => all.insert(group.to_owned(), q),
-            None => all.remove(group),
-        };
-    }
-
-    /// Takes a group's queued actions.
-    pub(crate) fn take_queued(&self, group: &str) -> Option<crate::sim_group::queue::Queued> {
-        self.queued.lock().expect("queue lock").remove(group)
-    }
-
-    /// A group's last full observation by this process (none after a restart).
-    pub(crate) fn last_full_observation(&self, group: &str) -> Option<FullObservation> {
-        self.full_observations
-            .lock()
-            .expect("observations lock")
-            .get(group)
-            .copied()
-    }
-
-    /// Records a group's full observation.
-    pub(crate) fn observed_in_full(&self, group: &str, observation: FullObservation) {
-        self.full_observations
-            .lock()
-            .expect("observations lock")
-            .insert(group.to_owned(), observation);
-    }
-
-    /// What a DataQuota's last reconcile that reached the carrier cost, in this process.
-    pub(crate) fn quota_requests(&self, quota: &str) -> Option<u64> {
-        self.quota_requests
-            .lock()
-            .expect("costs lock")
-            .get(quota)
-            .copied()
-    }
-
-    /// Records what a DataQuota's reconcile cost.
-    pub(crate) fn quota_requests_were(&self, quota: &str, requests: u64) {
-        self.quota_requests
-            .lock()
-            .expect("costs lock")
-            .insert(quota.to_owned(), requests);
-    }
-
     /// A context for a client, with the default carrier URL policy.
     pub fn new(client: Client) -> Arc<Self> {
         Self::with_url_policy(client, simfleet_api::CarrierUrlPolicy::default())
@@ -321,13 +167,11 @@ impl Context {
             )),
             health,
             carriers,
-            in_flight: Mutex::new(HashMap::new()),
+            groups: Default::default(),
             http: HttpSettings::default(),
             backoff: ErrorBackoff::default(),
             account_rechecks: AccountRechecks::default(),
             secret_watches: Default::default(),
-            full_observations: Mutex::new(HashMap::new()),
-            queued: Mutex::new(HashMap::new()),
             started: std::time::Instant::now(),
             members: Default::default(),
             peer_wakeups: Wakeups::default(),
@@ -335,12 +179,10 @@ impl Context {
             quota_wakeups: Wakeups::default(),
             carrier_urls,
             clock,
-            quota_views: Mutex::new(HashMap::new()),
-            quota_wakes: Mutex::new(HashMap::new()),
+            quotas: Default::default(),
             quota_audit_period: crate::data_quota::view::AUDIT_PERIOD,
             peer_read_wait: crate::controller::PEER_READ_WAIT,
             quota_event_poll: crate::data_quota::event_poll::EVENT_POLL,
-            quota_requests: Mutex::new(HashMap::new()),
             group_stores: std::sync::OnceLock::new(),
             quota_store: std::sync::OnceLock::new(),
         })

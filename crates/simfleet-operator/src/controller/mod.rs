@@ -28,7 +28,7 @@ pub use run::{RunArgs, run, run_with_client};
 pub(crate) use status::{wait_for_account, with_first_conditions, write_status};
 
 pub(crate) use carriers::{cleanup_carrier, ready_carrier};
-pub(crate) use context::{FullObservation, GroupStores};
+pub(crate) use context::GroupStores;
 pub(crate) use errors::from_finalizer;
 
 use std::sync::Arc;

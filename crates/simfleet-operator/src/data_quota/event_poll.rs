@@ -103,7 +103,7 @@ async fn poll(context: &Context, seen: &mut HashMap<String, Seen>) {
         for quota in quotas.iter().filter(|q| targets_any(context, q, &fresh)) {
             let object = ObjectRef::from_obj(&**quota);
             tracing::debug!(quota = %object, "a quota event names its devices; reconciling now");
-            due_now(context, &crate::controller::memory_key(&**quota), now);
+            context.quotas.due_now(&object, now);
             context.quota_wakeups.wake(object);
         }
     }
@@ -116,12 +116,4 @@ fn targets_any(context: &Context, quota: &DataQuota, devices: &BTreeSet<u64>) ->
         .quota_claims
         .devices_of(&crate::controller::memory_key(quota))
         .is_none_or(|claimed| claimed.iter().any(|d| devices.contains(d)))
-}
-
-/// Makes the DataQuota's view due, so that its next reconcile runs (and reads what the events
-/// name) instead of waiting for the resync; the view itself is kept.
-fn due_now(context: &Context, key: &str, now: Timestamp) {
-    if let Some(view) = context.quota_views.lock().expect("views lock").get_mut(key) {
-        view.due_at = view.due_at.min(now);
-    }
 }

@@ -28,6 +28,7 @@ pub(crate) mod batch;
 pub(crate) mod claims;
 pub(crate) mod event_poll;
 mod event_reports;
+pub(crate) mod memory;
 mod peers;
 pub mod plan;
 pub(crate) mod quota_events;

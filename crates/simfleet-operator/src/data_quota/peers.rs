@@ -62,37 +62,8 @@ pub(super) fn claim_devices(
 /// the resync).
 pub(super) fn wake(context: &Context, quotas: Vec<ObjectRef<DataQuota>>) {
     for quota in quotas {
-        forget_view(context, &quota);
+        context.quotas.woken(&quota);
         context.quota_wakeups.wake(quota);
     }
 }
 
-/// Drops a DataQuota's view, so that its next reconcile reads its targets again (a pass that
-/// is running keeps none: see [`wakes_of`]).
-pub(super) fn forget_view(context: &Context, quota: &ObjectRef<DataQuota>) {
-    let key = format!(
-        "{}/{}",
-        quota.namespace.clone().unwrap_or_default(),
-        quota.name
-    );
-    context.quota_views.lock().expect("views lock").remove(&key);
-    *context
-        .quota_wakes
-        .lock()
-        .expect("wakes lock")
-        .entry(key)
-        .or_default() += 1;
-}
-
-/// How often a DataQuota was woken so far: a pass notes it before it claims its devices, and
-/// keeps its view at the end only if it was not woken meanwhile (a claim or a SimGroup changed
-/// while it ran, which it may not have seen).
-pub(super) fn wakes_of(context: &Context, key: &str) -> u64 {
-    context
-        .quota_wakes
-        .lock()
-        .expect("wakes lock")
-        .get(key)
-        .copied()
-        .unwrap_or(0)
-}

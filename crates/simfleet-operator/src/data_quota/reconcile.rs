@@ -17,7 +17,8 @@ use kube::runtime::utils::{PredicateConfig, predicates};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::event_reports::{EventSource, absorb_own_assignments, report_events};
-use super::peers::{claim_devices, forget_view, wake, wakes_of};
+use super::memory::QuotaRef;
+use super::peers::{claim_devices, wake};
 use super::record_store;
 use super::schedule;
 use super::targets::targets;
@@ -128,7 +129,7 @@ pub async fn run(
                 .map(|q| kube::runtime::reflector::ObjectRef::from_obj(&*q))
                 .collect();
             for quota in &quotas {
-                forget_view(&woken, quota);
+                woken.quotas.woken(quota);
             }
             quotas
         });
@@ -212,14 +213,11 @@ async fn apply(
     }
     // A reconcile triggered only by this controller's own status write (the watch sees every
     // change) has nothing to do until the resync: it makes no carrier call.
-    let key = crate::controller::memory_key(&*quota);
+    let key = QuotaRef::from_obj(&*quota);
     let trigger = schedule::trigger_of(&quota);
     if let Some(wait) = context
-        .quota_views
-        .lock()
-        .expect("views lock")
-        .get(&key)
-        .and_then(|view| view.until_resync(trigger, quota.status.as_ref(), now))
+        .quotas
+        .until_resync(&key, trigger, quota.status.as_ref(), now)
     {
         return Ok(Action::requeue(wait));
     }
@@ -235,7 +233,7 @@ async fn apply(
         }
         // A resync costs what the last one did; a needed read waits only for a spent month.
         let cost = match urgency {
-            ReadUrgency::Resync => context.quota_requests(&key).unwrap_or(1),
+            ReadUrgency::Resync => context.quotas.requests(&key).unwrap_or(1),
             ReadUrgency::Needed => 1,
         };
         if let Err(deferred) = ledger.admit_read(cost, urgency) {
@@ -244,7 +242,7 @@ async fn apply(
     }
     let (result, requests) = metered(apply_at(quota.clone(), context, api, carrier, now)).await;
     if urgency == ReadUrgency::Resync && requests > 0 {
-        context.quota_requests_were(&key, requests);
+        context.quotas.requests_were(&key, requests);
     }
     result
 }
@@ -260,7 +258,7 @@ async fn apply_at(
 ) -> Result<Action, Error> {
     let generation = quota.metadata.generation.unwrap_or(0);
     let previous = quota.status.clone().unwrap_or_default();
-    let wakes = wakes_of(context, &crate::controller::memory_key(&*quota));
+    let wakes = context.quotas.wakes(&QuotaRef::from_obj(&*quota));
     let mut progress = match progress_for(&quota.spec, generation, previous.progress.as_ref(), now)
     {
         Ok(progress) => progress,
@@ -443,7 +441,9 @@ struct QuotaPass<'a> {
     observe: bool,
     /// Devices left to a conflict with another DataQuota, and how to name it.
     conflicting: std::collections::BTreeMap<u64, String>,
-    /// [`wakes_of`] this DataQuota when the pass began.
+    /// How often this DataQuota had been woken when the pass began ([`QuotaMemory::wakes`]).
+    ///
+    /// [`QuotaMemory::wakes`]: super::memory::QuotaMemory::wakes
     wakes: u64,
     now: jiff::Timestamp,
 }
@@ -489,10 +489,8 @@ impl QuotaPass<'_> {
     ) -> (Option<OrgQuotaEvents>, Vec<u64>, QuotaView) {
         let prior = self
             .context
-            .quota_views
-            .lock()
-            .expect("views lock")
-            .remove(&self.key())
+            .quotas
+            .take_view(&self.key())
             .filter(|view| view.matches(&start.key));
         let applied = plan::applied_in_full(progress);
         let anchor = prior
@@ -614,13 +612,7 @@ impl QuotaPass<'_> {
         view.due_at = ended
             .checked_add(SignedDuration::try_from(requeue).unwrap_or(SignedDuration::ZERO))
             .unwrap_or(ended);
-        if wakes_of(context, &self.key()) == self.wakes {
-            context
-                .quota_views
-                .lock()
-                .expect("views lock")
-                .insert(self.key(), view);
-        }
+        context.quotas.keep_view(&self.key(), view, self.wakes);
         if converged {
             publish(
                 context,
@@ -634,9 +626,9 @@ impl QuotaPass<'_> {
         Ok(Action::requeue(requeue))
     }
 
-    /// The key of this DataQuota's view and request count: `namespace/name`.
-    fn key(&self) -> String {
-        crate::controller::memory_key(self.quota)
+    /// This DataQuota, as its memory is keyed.
+    fn key(&self) -> QuotaRef {
+        QuotaRef::from_obj(self.quota)
     }
 }
 
@@ -684,11 +676,7 @@ async fn cleanup(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Err
 
 async fn remove_quotas(quota: Arc<DataQuota>, context: &Context) -> Result<Action, Error> {
     let namespace = quota.namespace().unwrap_or_default();
-    context
-        .quota_views
-        .lock()
-        .expect("views lock")
-        .remove(&crate::controller::memory_key(&*quota));
+    context.quotas.forget(&QuotaRef::from_obj(&*quota));
     context
         .metrics
         .forget_data_quota(&namespace, &quota.name_any());

@@ -3,6 +3,7 @@
 //! [`ActionLog`]) before the next one is sent. After a failed submit nothing more is sent: its
 //! outcome may be unclear, so the next reconcile observes first.
 
+use super::memory::GroupRef;
 use futures::future::BoxFuture;
 
 use crate::controller::{Context, Error};
@@ -43,26 +44,26 @@ pub(crate) trait ActionLog: Send {
 pub(crate) async fn act(
     context: &Context,
     carrier: &dyn Carrier,
-    key: &str,
+    key: &GroupRef,
     actions: &[PlannedAction],
     log: &mut dyn ActionLog,
 ) -> Result<Option<Failed>, Error> {
     for (at, action) in actions.iter().enumerate() {
         log.before(action).await?;
         // SIMs another group sent since this one planned are not sent again.
-        let sims = context.reserve(key, action.change, &action.sims);
+        let sims = context.groups.reserve(key, action.change, &action.sims);
         if sims.is_empty() {
             continue;
         }
         let submission = match carrier.submit(action.change, &sims).await {
             Ok(submission) => submission,
             Err(error) => {
-                context.release(key);
+                context.groups.release(key);
                 return Ok(Some(Failed { at, error }));
             }
         };
         let id = submission.action_ids.join(",");
-        context.remember_in_flight(key, &id, action.change, &sims, &submission.refused);
+        context.groups.remember_in_flight(key, &id, action.change, &sims, &submission.refused);
         log.sent(Sent {
             action,
             id,

@@ -8,6 +8,7 @@
 //! keep both forever.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
 
 use simfleet_api::model::{ActionStatus, ObservedState, SimTarget};
 use simfleet_api::{PendingAction, StateChange};
@@ -108,8 +109,8 @@ impl InFlight {
     }
 
     /// Notes the SIMs the other groups (of `all`, by group) have in flight.
-    pub(crate) fn with_others(mut self, all: &HashMap<String, InFlight>, group: &str) -> Self {
-        for (_, other) in all.iter().filter(|(other, _)| other.as_str() != group) {
+    pub(crate) fn with_others<K: Eq + Hash>(mut self, all: &HashMap<K, InFlight>, group: &K) -> Self {
+        for (_, other) in all.iter().filter(|(other, _)| *other != group) {
             for action in other.actions.values() {
                 for device in &action.devices {
                     self.elsewhere.insert(*device, action.change);
@@ -142,9 +143,9 @@ pub(crate) const RESERVED: &str = "(being submitted)";
 /// `group` is about to send: those another group has in flight are left out (two groups that
 /// planned at once never both send one), the others are held under [`RESERVED`] until the
 /// submit's id replaces it. Returns the SIMs to send.
-pub(crate) fn reserve(
-    all: &mut HashMap<String, InFlight>,
-    group: &str,
+pub(crate) fn reserve<K: Eq + Hash + Clone>(
+    all: &mut HashMap<K, InFlight>,
+    group: &K,
     change: StateChange,
     sims: &[SimTarget],
 ) -> Vec<SimTarget> {
@@ -154,7 +155,7 @@ pub(crate) fn reserve(
         .filter(|s| others.elsewhere(s.device_id).is_none())
         .cloned()
         .collect();
-    all.entry(group.to_owned()).or_default().remember(
+    all.entry(group.clone()).or_default().remember(
         RESERVED,
         change,
         free.iter().map(|s| s.device_id),
@@ -241,21 +242,21 @@ mod tests {
 
     #[test]
     fn two_groups_that_planned_at_once_never_both_send_a_sim() {
-        let mut all: HashMap<String, InFlight> = HashMap::new();
+        let mut all: HashMap<&str, InFlight> = HashMap::new();
         let target = |device_id| SimTarget {
             device_id,
             sim_id: None,
         };
         let first = reserve(
             &mut all,
-            "ns/a",
+            &"ns/a",
             StateChange::Pause,
             &[target(1), target(2)],
         );
         assert_eq!(first.len(), 2);
         let second = reserve(
             &mut all,
-            "ns/b",
+            &"ns/b",
             StateChange::Pause,
             &[target(2), target(3)],
         );
@@ -264,7 +265,7 @@ mod tests {
         let memory = all.get_mut("ns/a").unwrap();
         memory.forget(RESERVED);
         memory.remember("job-1", StateChange::Pause, [1, 2]);
-        let third = reserve(&mut all, "ns/c", StateChange::Resume, &[target(1)]);
+        let third = reserve(&mut all, &"ns/c", StateChange::Resume, &[target(1)]);
         assert!(third.is_empty());
     }
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

@@ -29,6 +29,7 @@ mod act;
 pub mod approval;
 pub(crate) mod claims;
 pub mod in_flight;
+pub(crate) mod memory;
 mod observe_only;
 pub(crate) mod pending;
 pub mod plan;

@@ -14,13 +14,14 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 
 use super::act::{ActionLog, Failed, Sent, act};
+use super::memory::{FullObservation, GroupRef};
 use super::queue::Queued;
 use super::restore_store;
 use crate::controller::events::{publish, read_deferred};
 use crate::controller::namespaces;
 use crate::controller::pause::{self, PauseCheck};
 use crate::controller::{
-    Context, Error, FullObservation, SIM_GROUP_FINALIZER, cleanup_carrier, ready_carrier,
+    Context, Error, SIM_GROUP_FINALIZER, cleanup_carrier, ready_carrier,
     wait_for_account, with_first_conditions, write_status,
 };
 use crate::plan::budget_floor;
@@ -183,7 +184,7 @@ async fn apply(
         return Ok(Action::requeue(Duration::from_secs(2)));
     }
     let written = pass.act(&resolved, &mut plan).await?;
-    context.set_queued(&pass.key, queue);
+    context.groups.set_queued(&pass.key, queue);
     let status = plan.status(&pass.previous);
     report(context, api, &group, status, &pass.previous, &written).await?;
     Ok(Action::requeue(plan.requeue_after()))
@@ -210,7 +211,7 @@ struct Pass<'a> {
     api: &'a Api<SimGroup>,
     group: &'a SimGroup,
     resumed: bool,
-    key: String,
+    key: GroupRef,
     namespace: String,
     previous: SimGroupStatus,
     generation: i64,
@@ -238,7 +239,7 @@ impl<'a> Pass<'a> {
             api,
             group,
             resumed,
-            key: crate::controller::memory_key(group),
+            key: GroupRef::from_obj(group),
             namespace: group.namespace().unwrap_or_default(),
             previous: group.status.clone().unwrap_or_default(),
             generation: group.metadata.generation.unwrap_or(0),
@@ -273,7 +274,7 @@ impl<'a> Pass<'a> {
             .await;
         }
         let now = context.clock.now();
-        let last = context.last_full_observation(&self.key);
+        let last = context.groups.last_full_observation(&self.key);
         let ledger = context
             .carriers
             .ledger(&format!("{}/{account}", self.namespace));
@@ -361,7 +362,7 @@ impl<'a> Pass<'a> {
     ) -> Result<(Plan, Option<Queued>), Error> {
         let (context, group, previous) = (self.context, self.group, &self.previous);
         let carrier = resolved.carrier.as_ref();
-        let in_flight = context.in_flight(&self.key, &previous.pending_actions, statuses);
+        let in_flight = context.groups.in_flight(&self.key, &previous.pending_actions, statuses);
         let approval = ApprovalAnnotations::of(group);
         let mut planner = SimGroupPlanner::new(PlanContext {
             spec: &group.spec,
@@ -401,9 +402,9 @@ impl<'a> Pass<'a> {
             requests,
             claims: resolved.claims.fingerprint(),
         };
-        context.observed_in_full(&self.key, observation);
+        context.groups.observed_in_full(&self.key, observation);
         let mut plan = planner.finish();
-        context.landed(&self.key, &plan.landed);
+        context.groups.landed(&self.key, &plan.landed);
         if group.spec.management == Management::Observe {
             plan.observe_only();
         }
@@ -432,7 +433,7 @@ impl<'a> Pass<'a> {
         statuses: &[ActionStatus],
     ) -> Option<(Plan, Option<Queued>)> {
         let (context, group, previous) = (self.context, self.group, &self.previous);
-        let queue = context.take_queued(&self.key)?;
+        let queue = context.groups.take_queued(&self.key)?;
         if self.resumed || previous.observed_generation != Some(self.generation) {
             return None;
         }
@@ -444,7 +445,7 @@ impl<'a> Pass<'a> {
             statuses,
         )?;
         // The finished actions leave the in-flight memory, as an observation would have them.
-        let in_flight = context.in_flight(&self.key, &previous.pending_actions, statuses);
+        let in_flight = context.groups.in_flight(&self.key, &previous.pending_actions, statuses);
         let carrier = resolved.carrier.as_ref();
         let approval = ApprovalAnnotations::of(group);
         let ctx = PlanContext {
@@ -626,7 +627,7 @@ async fn submit_changes(
     api: &Api<SimGroup>,
     group: &SimGroup,
     carrier: &dyn simfleet_carrier::Carrier,
-    key: &str,
+    key: &GroupRef,
     plan: &mut crate::sim_group::plan::Plan,
     previous: &simfleet_api::SimGroupStatus,
 ) -> Result<simfleet_api::SimGroupStatus, Error> {
@@ -767,7 +768,7 @@ impl ActionLog for ChangeLog<'_> {
 
 async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Error> {
     let namespace = group.namespace().unwrap_or_default();
-    let key = crate::controller::memory_key(&*group);
+    let key = GroupRef::from_obj(&*group);
     let account_name = &group.spec.carrier_ref.name;
     if group.spec.on_delete == SimGroupDeletePolicy::Restore
         && group.spec.management == Management::Observe
@@ -818,8 +819,10 @@ async fn cleanup(group: Arc<SimGroup>, context: &Context) -> Result<Action, Erro
     context
         .metrics
         .forget_sim_group(&namespace, &group.name_any());
-    context.forget_in_flight(&key);
-    context.members.forget(&key);
+    context.groups.forget(&key);
+    context
+        .members
+        .forget(&crate::controller::memory_key(&*group));
     Ok(Action::await_change())
 }
 

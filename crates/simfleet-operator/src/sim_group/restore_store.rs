@@ -2,6 +2,7 @@
 //! the group (status must stay small; the record can hold a whole fleet), and on deletion the
 //! recorded SIMs are returned to their earlier state before the finalizer is removed.
 
+use super::memory::GroupRef;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
@@ -71,14 +72,14 @@ pub async fn step(
     group: &SimGroup,
     context: &Context,
     carrier: Arc<dyn Carrier>,
-    key: &str,
+    key: &GroupRef,
     record: &RestoreRecord,
 ) -> Result<(), Error> {
     let namespace = group.namespace().unwrap_or_default();
     let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
     let previous = group.status.clone().unwrap_or_default();
     // Restores do not read the jobs list: SIM states confirm their actions.
-    let in_flight = context.in_flight(key, &previous.pending_actions, &[]);
+    let in_flight = context.groups.in_flight(key, &previous.pending_actions, &[]);
     let (peers, accounts) = super::reconcile::peers_and_accounts(context).await?;
     let members = Some(&context.members);
     let wanting_active = ClaimIndex::wanting(&peers, &accounts, members, group, SimState::Active);
@@ -106,7 +107,7 @@ pub async fn step(
         carrier.capabilities().max_sims_per_action,
         &previous.pending_actions,
     );
-    context.landed(key, &landed);
+    context.groups.landed(key, &landed);
     let now = context.clock.now();
     // As for any change: status shows the restore before the carrier hears of it, and a status
     // the API server refuses stops the pass before anything is sent.
