@@ -4,12 +4,14 @@
 //! finding into a verdict whose words name the fix (`verdict`, pure), and reports it
 //! (`reconcile`). The Secret each account names is watched by name (`secret_watch`) and held
 //! with a finalizer while the account needs it (`credentials_hold`). The
-//! verified carrier clients that the other kinds use are cached in
-//! `controller::carriers`.
+//! verified carrier clients are cached in `controller::carriers`; what the other kinds get from
+//! their account (a verified client, or why not) is `users`.
 
 pub(crate) mod credentials_hold;
 mod reconcile;
 pub(crate) mod secret_watch;
+mod users;
 pub(crate) mod verdict;
 
 pub use reconcile::run;
+pub(crate) use users::{account_changes, cleanup_carrier, ready_carrier};

@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use crate::carrier_account::credentials_hold;
 use crate::carrier_account::verdict::{
     AccountFinding, account_status, budget_status, deletion_waits_status, next_check,
-    still_verified, verdict,
+    refusal_backoff, still_verified, verdict,
 };
 use crate::controller::events::publish;
 use crate::controller::namespaces;
@@ -293,9 +293,11 @@ async fn check(
     }
     // Refused credentials are tried again after a growing wait (each try is a failed
     // authentication, which carriers count towards a lock); a changed Secret at once.
-    if let Some((until, message)) = context.carriers.refused_until(&key, &fingerprint)
+    if let Some(refusal) = context.carriers.last_refusal(&key, &fingerprint)
+        && let until = refusal.at + refusal_backoff(refusal.in_a_row)
         && now < until
     {
+        let message = refusal.message;
         let when = until.strftime("%H:%M:%S UTC");
         return Ok((
             AccountFinding::Refused(format!(

@@ -27,7 +27,6 @@ pub use errors::Error;
 pub use run::{RunArgs, run, run_with_client};
 pub(crate) use status::{wait_for_account, with_first_conditions, write_status};
 
-pub(crate) use carriers::{cleanup_carrier, ready_carrier};
 pub(crate) use context::GroupStores;
 pub(crate) use errors::from_finalizer;
 

@@ -66,4 +66,3 @@ pub(super) fn wake(context: &Context, quotas: Vec<ObjectRef<DataQuota>>) {
         context.quota_wakeups.wake(quota);
     }
 }
-

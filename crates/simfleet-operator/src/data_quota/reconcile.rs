@@ -22,13 +22,12 @@ use super::peers::{claim_devices, wake};
 use super::record_store;
 use super::schedule;
 use super::targets::targets;
+use crate::carrier_account::{cleanup_carrier, ready_carrier};
 use crate::controller::events::{publish, read_deferred};
 use crate::controller::pause::{self, PauseCheck};
 use crate::controller::resource_metrics::Shown;
 use crate::controller::status::says_more_than_waiting;
-use crate::controller::{
-    Context, Error, api_for, cleanup_carrier, ready_carrier, wait_for_account, write_status,
-};
+use crate::controller::{Context, Error, api_for, wait_for_account, write_status};
 use crate::data_quota::batch::{self, QuotaBatch};
 use crate::data_quota::plan::{self, QuotaTally, SpecProblem, progress_for};
 use crate::data_quota::quota_events::EventMark;
@@ -91,7 +90,7 @@ pub async fn run(
     // An account was paused, resumed, verified or broken: its quotas know at once.
     let (_, account_writer) = kube::runtime::reflector::store();
     let controller = controller.watches_stream(
-        crate::controller::carriers::account_changes(accounts, account_writer),
+        crate::carrier_account::account_changes(accounts, account_writer),
         move |account: simfleet_api::CarrierAccount| {
             users
                 .state()

@@ -63,7 +63,9 @@ pub(crate) async fn act(
             }
         };
         let id = submission.action_ids.join(",");
-        context.groups.remember_in_flight(key, &id, action.change, &sims, &submission.refused);
+        context
+            .groups
+            .remember_in_flight(key, &id, action.change, &sims, &submission.refused);
         log.sent(Sent {
             action,
             id,

@@ -109,7 +109,11 @@ impl InFlight {
     }
 
     /// Notes the SIMs the other groups (of `all`, by group) have in flight.
-    pub(crate) fn with_others<K: Eq + Hash>(mut self, all: &HashMap<K, InFlight>, group: &K) -> Self {
+    pub(crate) fn with_others<K: Eq + Hash>(
+        mut self,
+        all: &HashMap<K, InFlight>,
+        group: &K,
+    ) -> Self {
         for (_, other) in all.iter().filter(|(other, _)| *other != group) {
             for action in other.actions.values() {
                 for device in &action.devices {

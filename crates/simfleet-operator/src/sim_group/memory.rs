@@ -75,7 +75,12 @@ impl GroupMemory {
 
     /// Drops a group's reservation whose submit did not go through.
     pub(crate) fn release(&self, group: &GroupRef) {
-        if let Some(memory) = self.in_flight.lock().expect("in-flight lock").get_mut(group) {
+        if let Some(memory) = self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .get_mut(group)
+        {
             memory.forget(in_flight::RESERVED);
         }
     }
@@ -97,7 +102,12 @@ impl GroupMemory {
 
     /// Forgets the SIMs of a group whose actions reached them.
     pub(crate) fn landed(&self, group: &GroupRef, devices: &[u64]) {
-        if let Some(memory) = self.in_flight.lock().expect("in-flight lock").get_mut(group) {
+        if let Some(memory) = self
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .get_mut(group)
+        {
             memory.landed(devices);
         }
     }

@@ -17,12 +17,12 @@ use super::act::{ActionLog, Failed, Sent, act};
 use super::memory::{FullObservation, GroupRef};
 use super::queue::Queued;
 use super::restore_store;
+use crate::carrier_account::{cleanup_carrier, ready_carrier};
 use crate::controller::events::{publish, read_deferred};
 use crate::controller::namespaces;
 use crate::controller::pause::{self, PauseCheck};
 use crate::controller::{
-    Context, Error, SIM_GROUP_FINALIZER, cleanup_carrier, ready_carrier,
-    wait_for_account, with_first_conditions, write_status,
+    Context, Error, SIM_GROUP_FINALIZER, wait_for_account, with_first_conditions, write_status,
 };
 use crate::plan::budget_floor;
 use crate::plan::numbers::count;
@@ -362,7 +362,9 @@ impl<'a> Pass<'a> {
     ) -> Result<(Plan, Option<Queued>), Error> {
         let (context, group, previous) = (self.context, self.group, &self.previous);
         let carrier = resolved.carrier.as_ref();
-        let in_flight = context.groups.in_flight(&self.key, &previous.pending_actions, statuses);
+        let in_flight = context
+            .groups
+            .in_flight(&self.key, &previous.pending_actions, statuses);
         let approval = ApprovalAnnotations::of(group);
         let mut planner = SimGroupPlanner::new(PlanContext {
             spec: &group.spec,
@@ -445,7 +447,9 @@ impl<'a> Pass<'a> {
             statuses,
         )?;
         // The finished actions leave the in-flight memory, as an observation would have them.
-        let in_flight = context.groups.in_flight(&self.key, &previous.pending_actions, statuses);
+        let in_flight = context
+            .groups
+            .in_flight(&self.key, &previous.pending_actions, statuses);
         let carrier = resolved.carrier.as_ref();
         let approval = ApprovalAnnotations::of(group);
         let ctx = PlanContext {

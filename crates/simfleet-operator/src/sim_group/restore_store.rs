@@ -79,7 +79,9 @@ pub async fn step(
     let api: Api<SimGroup> = Api::namespaced(context.client.clone(), &namespace);
     let previous = group.status.clone().unwrap_or_default();
     // Restores do not read the jobs list: SIM states confirm their actions.
-    let in_flight = context.groups.in_flight(key, &previous.pending_actions, &[]);
+    let in_flight = context
+        .groups
+        .in_flight(key, &previous.pending_actions, &[]);
     let (peers, accounts) = super::reconcile::peers_and_accounts(context).await?;
     let members = Some(&context.members);
     let wanting_active = ClaimIndex::wanting(&peers, &accounts, members, group, SimState::Active);

@@ -67,7 +67,7 @@ pub async fn run(
         .touched_objects()
         .predicate_filter(predicates::generation, PredicateConfig::default());
     let (account_reader, account_writer) = reflector::store();
-    let account_changes = crate::controller::carriers::account_changes(accounts, account_writer);
+    let account_changes = crate::carrier_account::account_changes(accounts, account_writer);
     let _ = context.group_stores.set(GroupStores {
         groups: controller.store(),
         accounts: account_reader,
