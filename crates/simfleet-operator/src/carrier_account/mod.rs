@@ -14,4 +14,8 @@ mod users;
 pub(crate) mod verdict;
 
 pub use reconcile::run;
+
+/// The reason of an account's first conditions while its first check runs (the resources
+/// using it wait, and say so, until it ends).
+pub(crate) const FIRST_CHECK: &str = "Verifying";
 pub(crate) use users::{account_changes, cleanup_carrier, ready_carrier};

@@ -105,7 +105,7 @@ async fn apply(
         api,
         account,
         (
-            "Verifying",
+            super::FIRST_CHECK,
             "reading the Secret and trying the credentials at the carrier",
         ),
         check(context, account, namespace, now),

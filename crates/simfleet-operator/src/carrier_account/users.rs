@@ -110,7 +110,7 @@ pub(crate) async fn ready_carrier(
         s.conditions.iter().any(|c| {
             c.type_ == simfleet_api::conditions::RECONCILING
                 && c.status == "True"
-                && c.reason == "Verifying"
+                && c.reason == super::FIRST_CHECK
         })
     });
     let ready = ready.filter(|_| !first_check);

@@ -98,6 +98,9 @@ pub(crate) async fn write_status<K: WithConditions>(
     Ok(())
 }
 
+/// The reason of a resource's first conditions while its account's first check runs.
+pub(crate) const WAITING_FOR_ACCOUNT: &str = "CarrierAccountVerifying";
+
 /// A resource whose CarrierAccount this process is still verifying (just created, or the
 /// operator just started): a wait of seconds, not a problem. A resource with no conditions yet
 /// gets its first ones (Reconciling, reason `CarrierAccountVerifying`); one that has some keeps
@@ -110,7 +113,7 @@ pub(crate) async fn wait_for_account<K: WithConditions>(
     message: &str,
 ) -> Result<kube::runtime::controller::Action, Error> {
     if !has_conditions(object) {
-        write_first_conditions(context, api, object, "CarrierAccountVerifying", message).await?;
+        write_first_conditions(context, api, object, WAITING_FOR_ACCOUNT, message).await?;
     }
     Ok(kube::runtime::controller::Action::requeue(
         std::time::Duration::from_secs(2),
@@ -154,8 +157,7 @@ fn has_conditions<K: WithConditions>(object: &K) -> bool {
 pub(crate) fn says_more_than_waiting(conditions: &[Condition]) -> bool {
     !conditions.is_empty()
         && !conditions.iter().any(|c| {
-            c.type_ == simfleet_api::conditions::RECONCILING
-                && c.reason == "CarrierAccountVerifying"
+            c.type_ == simfleet_api::conditions::RECONCILING && c.reason == WAITING_FOR_ACCOUNT
         })
 }
 
