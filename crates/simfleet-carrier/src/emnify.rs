@@ -13,7 +13,7 @@ use base64::Engine;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -23,6 +23,7 @@ mod quotas;
 mod writes;
 
 use super::http::{Auth, Call, CallCounters, HttpCore, Repeat};
+use super::token_session::{Issuer, TokenSession};
 use super::{Capabilities, Carrier, CarrierError};
 use simfleet_api::StateChange;
 use simfleet_api::model::{
@@ -40,7 +41,7 @@ pub const PER_DEVICE_LIMIT: usize = 1000;
 /// How long a 403 from the bulk route keeps an account on per-device writes.
 const BULK_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Renew a token this long before it lapses.
-const RENEW_MARGIN: Duration = Duration::from_secs(60);
+const RENEW_MARGIN: SignedDuration = SignedDuration::from_secs(60);
 /// emnify's expiry format.
 const EXPIRY_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 /// Events per page, and at most this many pages read back per device.
@@ -63,18 +64,12 @@ fn parse_expiry(text: &str) -> Option<Timestamp> {
         .map(|z| z.timestamp())
 }
 
-/// A bearer token and when to renew it (measured on this machine's monotonic clock, from the
-/// token's own lifetime, so a skewed carrier clock does not matter).
-struct CachedToken {
-    value: SecretString,
-    renew_at: Option<Instant>,
-}
-
 /// A client of one emnify account.
 pub struct EmnifyClient {
     core: HttpCore,
     application_token: SecretString,
-    token: Mutex<Option<CachedToken>>,
+    /// The bearer token (renewed before it lapses, and once on 401).
+    session: TokenSession<SecretString>,
     suspend_sim: bool,
     actions: AtomicU64,
     // emnify asks for writes to be sent one after another: one write at a time per account.
@@ -177,40 +172,11 @@ fn endpoint_observation(endpoint: &Value) -> Result<SimObservation, CarrierError
     })
 }
 
-impl EmnifyClient {
-    /// A client over `core` (base URL ending in `/api`).
-    pub fn new(core: HttpCore, application_token: SecretString, suspend_sim: bool) -> Self {
-        Self {
-            core,
-            application_token,
-            token: Mutex::new(None),
-            suspend_sim,
-            actions: AtomicU64::new(1),
-            writes: Mutex::new(()),
-            bulk: SyncMutex::new(BulkPermission::default()),
-            bulk_retry_after: BULK_RETRY_AFTER,
-            last_lookup: SyncMutex::new(None),
-            accepted: AtomicBool::new(false),
-        }
-    }
-
-    /// How long a 403 from the bulk route keeps the account on per-device writes (a day by
-    /// default; tests shorten it).
-    pub fn with_bulk_retry_after(mut self, wait: Duration) -> Self {
-        self.bulk_retry_after = wait;
-        self
-    }
-
-    /// The cached token, or a new one (one authentication at a time).
-    async fn bearer(&self, stale: Option<&SecretString>) -> Result<SecretString, CarrierError> {
-        let mut cached = self.token.lock().await;
-        let fresh = cached.as_ref().filter(|t| {
-            t.renew_at.is_none_or(|at| Instant::now() < at)
-                && stale.is_none_or(|s| s.expose_secret() != t.value.expose_secret())
-        });
-        if let Some(token) = fresh {
-            return Ok(token.value.clone());
-        }
+/// emnify's `POST /v1/authenticate`: the application token for a bearer token, whose lifetime
+/// its own claims state. One account's bad credentials must not lock authentication for the
+/// others on the host (`auth_guard`).
+impl Issuer<SecretString> for EmnifyClient {
+    async fn issue(&self) -> Result<(SecretString, Option<SignedDuration>), CarrierError> {
         let call = Call::new(
             Method::POST,
             "/v1/authenticate",
@@ -219,7 +185,6 @@ impl EmnifyClient {
             Repeat::Safe,
         )
         .json(json!({"application_token": self.application_token.expose_secret()}));
-        // One account's bad credentials must not lock authentication for the others.
         let host = super::auth_guard::host(self.core.provider(), &self.core.origin());
         let accepted_before = self.accepted.load(Ordering::SeqCst);
         let credential =
@@ -247,29 +212,53 @@ impl EmnifyClient {
             .and_then(Value::as_str)
             .ok_or_else(|| protocol("/v1/authenticate: no \"auth_token\" in the answer"))?
             .to_owned();
-        let renew_at = token_lifetime(&value, self.core.now())
-            .map(|life| Instant::now() + life.saturating_sub(RENEW_MARGIN));
-        let value = SecretString::from(value);
-        *cached = Some(CachedToken {
-            value: value.clone(),
-            renew_at,
-        });
-        Ok(value)
+        let lifetime = token_lifetime(&value, self.core.now())
+            .and_then(|life| SignedDuration::try_from(life).ok());
+        Ok((SecretString::from(value), lifetime))
     }
 
-    /// Sends an authenticated call; on 401 authenticates again once and retries.
+    fn now(&self) -> Timestamp {
+        self.core.now()
+    }
+}
+
+impl EmnifyClient {
+    /// A client over `core` (base URL ending in `/api`).
+    pub fn new(core: HttpCore, application_token: SecretString, suspend_sim: bool) -> Self {
+        Self {
+            core,
+            application_token,
+            session: TokenSession::new(RENEW_MARGIN),
+            suspend_sim,
+            actions: AtomicU64::new(1),
+            writes: Mutex::new(()),
+            bulk: SyncMutex::new(BulkPermission::default()),
+            bulk_retry_after: BULK_RETRY_AFTER,
+            last_lookup: SyncMutex::new(None),
+            accepted: AtomicBool::new(false),
+        }
+    }
+
+    /// How long a 403 from the bulk route keeps the account on per-device writes (a day by
+    /// default; tests shorten it).
+    pub fn with_bulk_retry_after(mut self, wait: Duration) -> Self {
+        self.bulk_retry_after = wait;
+        self
+    }
+
+    /// Sends an authenticated call; on 401 (emnify's answer to an expired token) authenticates
+    /// again once and retries.
     async fn send(
         &self,
         build: impl Fn(Auth<'_>) -> Call<'_>,
     ) -> Result<super::http::Reply, CarrierError> {
-        let token = self.bearer(None).await?;
-        match self.core.send(&build(Auth::Bearer(&token))).await {
-            Err(CarrierError::Unauthorized { .. }) => {
-                let renewed = self.bearer(Some(&token)).await?;
-                self.core.send(&build(Auth::Bearer(&renewed))).await
-            }
-            other => other,
-        }
+        let refused = |e: &CarrierError| matches!(e, CarrierError::Unauthorized { .. });
+        self.session
+            .send(self, refused, |issued| {
+                let build = &build;
+                async move { self.core.send(&build(Auth::Bearer(&issued.token))).await }
+            })
+            .await
     }
 
     /// Sends a write (PATCH, POST, DELETE): one at a time per account, as emnify asks.

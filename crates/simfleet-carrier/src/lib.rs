@@ -13,6 +13,7 @@ pub mod host_limits;
 pub mod http;
 mod simulator;
 pub mod soracom;
+mod token_session;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

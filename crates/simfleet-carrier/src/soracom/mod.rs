@@ -7,6 +7,7 @@
 
 mod wire;
 
+use crate::token_session::{Issuer, TokenSession};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,10 +52,10 @@ pub const NO_QUOTA: &str = "data quotas (Soracom enforces no volume cap per SIM;
     an expiry time with an action, speed classes, and Event Handler rules on traffic volume \
     instead)";
 
+/// What `/v1/auth` issues: both headers every call carries.
 struct Session {
     api_key: SecretString,
     token: SecretString,
-    renew_at: Timestamp,
 }
 
 /// A client of one Soracom operator (one coverage endpoint).
@@ -64,7 +65,8 @@ pub struct SoracomClient {
     key: SecretString,
     /// `suspend` instead of `deactivate` when pausing.
     suspend_on_pause: bool,
-    session: tokio::sync::Mutex<Option<Arc<Session>>>,
+    /// The API key and token (renewed before they lapse, and once on 401 or 403).
+    session: TokenSession<Session>,
     batch_group: tokio::sync::Mutex<Option<String>>,
     /// Per route: no call before this instant (the route's minute is spent).
     not_before: Mutex<HashMap<&'static str, Instant>>,
@@ -73,6 +75,36 @@ pub struct SoracomClient {
     /// ICCID to SIM id, as the search found them (the pairing never changes).
     sim_ids: Mutex<HashMap<String, String>>,
     last_lookup: Mutex<Option<LookupPlan>>,
+}
+
+/// Soracom's `POST /v1/auth`: the auth key for an API key and token, asked to last
+/// [`TOKEN_SECONDS`].
+impl Issuer<Session> for SoracomClient {
+    async fn issue(&self) -> Result<(Session, Option<SignedDuration>), CarrierError> {
+        let call = Call::new(
+            Method::POST,
+            "/v1/auth",
+            "/v1/auth",
+            Auth::None,
+            Repeat::Safe,
+        )
+        .json(json!({
+            "authKeyId": self.key_id,
+            "authKey": self.key.expose_secret(),
+            "tokenTimeoutSeconds": TOKEN_SECONDS,
+        }));
+        let reply = self.core.send(&call).await?;
+        let answer: AuthResponse = reply.parse("/v1/auth")?;
+        let session = Session {
+            api_key: SecretString::from(answer.api_key),
+            token: SecretString::from(answer.token),
+        };
+        Ok((session, Some(SignedDuration::from_secs(TOKEN_SECONDS))))
+    }
+
+    fn now(&self) -> Timestamp {
+        self.core.now()
+    }
 }
 
 impl SoracomClient {
@@ -95,7 +127,7 @@ impl SoracomClient {
             key_id: id.to_owned(),
             key: SecretString::from(key.to_owned()),
             suspend_on_pause,
-            session: tokio::sync::Mutex::new(None),
+            session: TokenSession::new(RENEW_EARLY),
             batch_group: tokio::sync::Mutex::new(None),
             not_before: Mutex::new(HashMap::new()),
             batch_forbidden: AtomicBool::new(false),
@@ -104,80 +136,38 @@ impl SoracomClient {
         })
     }
 
-    /// The cached token, or a new one from `/v1/auth` when there is none or it is due.
-    async fn session(&self) -> Result<Arc<Session>, CarrierError> {
-        let mut cached = self.session.lock().await;
-        let now = self.core.now();
-        if let Some(session) = cached.as_ref().filter(|s| s.renew_at > now) {
-            return Ok(session.clone());
-        }
-        let call = Call::new(
-            Method::POST,
-            "/v1/auth",
-            "/v1/auth",
-            Auth::None,
-            Repeat::Safe,
-        )
-        .json(json!({
-            "authKeyId": self.key_id,
-            "authKey": self.key.expose_secret(),
-            "tokenTimeoutSeconds": TOKEN_SECONDS,
-        }));
-        let reply = self.core.send(&call).await?;
-        let answer: AuthResponse = reply.parse("/v1/auth")?;
-        let renew_at = now
-            .saturating_add(SignedDuration::from_secs(TOKEN_SECONDS) - RENEW_EARLY)
-            .expect("bounded");
-        let session = Arc::new(Session {
-            api_key: SecretString::from(answer.api_key),
-            token: SecretString::from(answer.token),
-            renew_at,
-        });
-        *cached = Some(session.clone());
-        Ok(session)
-    }
-
     /// Sends a call with the token, paced on the route's rate headers; a 401 or 403 has the
     /// token renewed and the call sent once more (Soracom does not document which of the two
     /// an expired token gets).
     async fn send(&self, call: Call<'static>) -> Result<Reply, CarrierError> {
         let route = call.route;
-        let mut call = call;
-        for attempt in 0..2 {
-            let session = self.session().await?;
-            self.pace(route).await;
-            let mut this: Call<'_> = Call {
-                method: call.method.clone(),
-                route: call.route,
-                path: std::mem::take(&mut call.path),
-                query: std::mem::take(&mut call.query),
-                body: call.body.take(),
-                auth: Auth::SoracomToken(&session.api_key, &session.token),
-                repeat: call.repeat,
-            };
-            let result = self.core.send(&this).await;
-            (call.path, call.query, call.body) = (
-                std::mem::take(&mut this.path),
-                std::mem::take(&mut this.query),
-                this.body.take(),
-            );
-            match result {
-                Ok(reply) => {
-                    self.note_rate(route, &reply);
-                    return Ok(reply);
+        let refused = |e: &CarrierError| {
+            matches!(
+                e,
+                CarrierError::Unauthorized { .. } | CarrierError::Forbidden { .. }
+            )
+        };
+        let reply = self
+            .session
+            .send(self, refused, |session| {
+                let call = &call;
+                async move {
+                    self.pace(route).await;
+                    let this = Call {
+                        method: call.method.clone(),
+                        route,
+                        path: call.path.clone(),
+                        query: call.query.clone(),
+                        body: call.body.clone(),
+                        auth: Auth::SoracomToken(&session.token.api_key, &session.token.token),
+                        repeat: call.repeat,
+                    };
+                    self.core.send(&this).await
                 }
-                Err(CarrierError::Unauthorized { .. } | CarrierError::Forbidden { .. })
-                    if attempt == 0 =>
-                {
-                    let mut cached = self.session.lock().await;
-                    if cached.as_ref().is_some_and(|s| Arc::ptr_eq(s, &session)) {
-                        *cached = None;
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        unreachable!("the second attempt returns")
+            })
+            .await?;
+        self.note_rate(route, &reply);
+        Ok(reply)
     }
 
     /// Waits while the route's minute is spent.
