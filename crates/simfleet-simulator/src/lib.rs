@@ -263,8 +263,8 @@ pub(crate) fn build_world(config: &SimulatorConfig) -> Result<World, fleet::Flee
 /// The simulator's routes.
 pub(crate) fn router(state: Arc<SimulatorState>) -> Router {
     Router::new()
-        .merge(hologram::routes())
-        .merge(emnify::routes())
+        .merge(hologram::routes(state.clone()))
+        .merge(emnify::routes(state.clone()))
         .merge(soracom::routes(state.clone()))
         .merge(admin::routes())
         .merge(soracom::admin::routes())

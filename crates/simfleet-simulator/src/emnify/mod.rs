@@ -43,9 +43,8 @@ const EVENT_PAGE: (usize, usize) = (1000, 1000);
 pub(crate) const MAX_BULK_ENDPOINTS: usize = 2000;
 
 /// The emnify routes.
-pub fn routes() -> Router<Arc<SimulatorState>> {
+pub fn routes(state: Arc<SimulatorState>) -> Router<Arc<SimulatorState>> {
     Router::new()
-        .route("/api/v1/authenticate", post(authenticate))
         .route("/api/v1/endpoint", get(list_endpoints))
         .route(
             "/api/v1/endpoint/{id}",
@@ -60,6 +59,21 @@ pub fn routes() -> Router<Arc<SimulatorState>> {
         .route("/api/v2/endpoint/multi", patch(patch_endpoints))
         .route("/api/v1/sim", get(list_sims))
         .route("/api/v1/sim/{id}", get(get_sim).patch(patch_sim))
+        // Every route but the authentication checks the bearer token first.
+        .route_layer(axum::middleware::from_fn_with_state(state, gate))
+        .route("/api/v1/authenticate", post(authenticate))
+}
+
+/// The gate of every emnify route but `/api/v1/authenticate`.
+async fn gate(
+    State(state): State<Arc<SimulatorState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match authorize(&state, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(error) => axum::response::IntoResponse::into_response(error),
+    }
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -397,12 +411,7 @@ fn has_sim(fleet: &Fleet, row: u32) -> bool {
     fleet.sim(row).has_sim
 }
 
-async fn list_endpoints(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Answer {
-    authorize(&state, &headers)?;
+async fn list_endpoints(State(state): State<Arc<SimulatorState>>, Query(params): Params) -> Answer {
     let (world, _) = state.world();
     let query = list_query(
         &world.fleet,
@@ -424,12 +433,7 @@ async fn list_endpoints(
     Ok(paged_response(items, total, query.per_page, served))
 }
 
-async fn list_sims(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Query(params): Params,
-) -> Answer {
-    authorize(&state, &headers)?;
+async fn list_sims(State(state): State<Arc<SimulatorState>>, Query(params): Params) -> Answer {
     let (world, _) = state.world();
     let query = list_query(
         &world.fleet,
@@ -451,12 +455,7 @@ fn endpoint_row(world: &World, id: &str) -> Result<u32, ApiError> {
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("endpoint {id} not found")))
 }
 
-async fn get_endpoint(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Answer {
-    authorize(&state, &headers)?;
+async fn get_endpoint(State(state): State<Arc<SimulatorState>>, Path(id): Path<String>) -> Answer {
     let (world, _) = state.world();
     let row = endpoint_row(&world, &id)?;
     Ok(json_response(
@@ -465,12 +464,7 @@ async fn get_endpoint(
     ))
 }
 
-async fn get_sim(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Answer {
-    authorize(&state, &headers)?;
+async fn get_sim(State(state): State<Arc<SimulatorState>>, Path(id): Path<String>) -> Answer {
     let (world, _) = state.world();
     match id.parse().ok().and_then(|id| world.fleet.row_of_sim_id(id)) {
         Some(row) => Ok(json_response(StatusCode::OK, sim_json(&world.fleet, row))),
@@ -507,11 +501,9 @@ fn refusal(what: &str, id: &str, refusal: ChangeRefusal, allowed: &str) -> ApiEr
 
 async fn patch_endpoint(
     State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Answer {
-    authorize(&state, &headers)?;
     let status = status_id(&body)?;
     let (mut world, now) = state.world();
     let row = endpoint_row(&world, &id)?;
@@ -525,12 +517,7 @@ async fn patch_endpoint(
 /// the simulator models no other endpoint field). Every item is checked before anything
 /// changes: one bad item refuses the whole request with 422, its `errors[]` naming each bad
 /// item (by index and endpoint id, in the message: emnify documents no per-item id field).
-async fn patch_endpoints(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Answer {
-    authorize(&state, &headers)?;
+async fn patch_endpoints(State(state): State<Arc<SimulatorState>>, body: Bytes) -> Answer {
     if state.config.emnify_bulk == EmnifyBulk::Forbidden {
         return Err(error(
             StatusCode::FORBIDDEN,
@@ -617,11 +604,9 @@ async fn patch_endpoints(
 
 async fn patch_sim(
     State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Answer {
-    authorize(&state, &headers)?;
     let status = status_id(&body)?;
     let (mut world, now) = state.world();
     let Some(row) = id.parse().ok().and_then(|id| world.fleet.row_of_sim_id(id)) else {

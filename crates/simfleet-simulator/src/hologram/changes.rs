@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use super::requests::{DIALECT, Params, authorize, bad_request, param_u64};
+use super::requests::{DIALECT, Params, bad_request, param_u64};
 use crate::fleet::{Fleet, Target, device_id, link_id};
 use crate::http::{Answer, ApiError, SimulatorState, json_response, parse_json};
 use crate::world::{Job, JobKind, Surface};
@@ -45,12 +45,10 @@ fn new_state(target: Target) -> &'static str {
 
 pub(super) async fn change_one(
     State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
     Query(params): Params,
     body: Bytes,
 ) -> Answer {
-    authorize(&state, &headers, &params)?;
     let body = parse_json(&body).map_err(bad_request)?;
     let target = target_of(&body)?;
     let Ok(device) = id.parse::<u64>() else {
@@ -144,11 +142,9 @@ fn job_id_json(id: &str, shape: JobIdShape) -> Value {
 
 pub(super) async fn change_batch(
     State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
     Query(params): Params,
     body: Bytes,
 ) -> Answer {
-    authorize(&state, &headers, &params)?;
     let variants: HologramVariants = state.config.hologram;
     let body = parse_json(&body).map_err(bad_request)?;
     let target = target_of(&body)?;
@@ -201,11 +197,9 @@ pub(super) async fn change_batch(
 /// `POST /devices/state`: the same change without a job id in the answer.
 pub(super) async fn change_many(
     State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
     Query(params): Params,
     body: Bytes,
 ) -> Answer {
-    authorize(&state, &headers, &params)?;
     let body = parse_json(&body).map_err(bad_request)?;
     let target = target_of(&body)?;
     let devices = device_ids_of(&body, state.config.max_bulk)?;
@@ -227,12 +221,9 @@ fn link_row(fleet: &Fleet, id: &str) -> Result<u32, ApiError> {
 /// `POST /links/cellular/{linkid}/state` (the older per-link route): `pause` or `live`.
 pub(super) async fn change_link(
     State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Query(params): Params,
     body: Bytes,
 ) -> Answer {
-    authorize(&state, &headers, &params)?;
     let body = parse_json(&body).map_err(bad_request)?;
     let target = match target_of(&body)? {
         Target::Deactivate => {
@@ -259,11 +250,8 @@ pub(super) async fn change_link(
 /// `GET /links/cellular/{linkid}/history`: the link's state changes, oldest first.
 pub(super) async fn link_history(
     State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Query(params): Params,
 ) -> Answer {
-    authorize(&state, &headers, &params)?;
     let (world, _) = state.world();
     let row = link_row(&world.fleet, &id)?;
     let data: Vec<Value> = world
@@ -308,10 +296,8 @@ fn task_json(job: &Job, shape: JobIdShape) -> Value {
 /// history).
 pub(super) async fn list_jobs(
     State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
     Query(params): Params,
 ) -> Answer {
-    authorize(&state, &headers, &params)?;
     if state.config.hologram.jobs == JobsRoute::Forbidden {
         return Err(DIALECT.error(
             StatusCode::FORBIDDEN,

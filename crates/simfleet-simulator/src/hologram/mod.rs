@@ -23,7 +23,7 @@ use crate::TagShape;
 use crate::fleet::{Fleet, device_id, link_id};
 use crate::http::{Answer, ApiError, SimulatorState, json_response};
 use crate::world::hologram_state_name;
-use requests::{DIALECT, Params, authorize, bad_request, param_u64, param_u64_list};
+use requests::{DIALECT, Params, bad_request, param_u64, param_u64_list};
 
 /// Default page size of list routes.
 const DEFAULT_LIMIT: usize = 25;
@@ -31,7 +31,7 @@ const DEFAULT_LIMIT: usize = 25;
 pub(crate) const MAX_LIMIT: usize = 1000;
 
 /// The Hologram routes.
-pub fn routes() -> Router<Arc<SimulatorState>> {
+pub fn routes(state: Arc<SimulatorState>) -> Router<Arc<SimulatorState>> {
     Router::new()
         .route("/api/1/devices", get(list_devices))
         .route("/api/1/devices/{id}", get(get_device))
@@ -60,6 +60,7 @@ pub fn routes() -> Router<Arc<SimulatorState>> {
         )
         .route("/api/1/devices/tags/{tagid}/link", post(tags::link_tag))
         .route("/api/1/devices/tags/{tagid}/unlink", post(tags::unlink_tag))
+        .route_layer(axum::middleware::from_fn_with_state(state, requests::gate))
 }
 
 /// The filters and page of a list request.
@@ -400,7 +401,6 @@ async fn list_devices(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Answer {
-    authorize(&state, &headers, &params)?;
     let tags = state.config.hologram.tags;
     let (world, _) = state.world();
     let query = list_query(&world.fleet, &params, Listed::Devices)?;
@@ -426,7 +426,6 @@ async fn list_links(
     headers: HeaderMap,
     Query(params): Params,
 ) -> Answer {
-    authorize(&state, &headers, &params)?;
     let (world, _) = state.world();
     let query = list_query(&world.fleet, &params, Listed::Links)?;
     let (rows, continues) = page(&world.fleet, &query, Listed::Links);
@@ -444,13 +443,7 @@ async fn list_links(
     ))
 }
 
-async fn get_device(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Query(params): Params,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
+async fn get_device(State(state): State<Arc<SimulatorState>>, Path(id): Path<String>) -> Answer {
     let tags = state.config.hologram.tags;
     let (world, _) = state.world();
     match id.parse().ok().and_then(|id| world.fleet.row_of_device(id)) {

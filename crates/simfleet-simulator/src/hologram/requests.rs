@@ -1,10 +1,13 @@
-//! What every Hologram route of the simulator checks first: the API key (and the request's
+//! What every Hologram route of the simulator checks first (its gate, a layer on every route): the API key (and the request's
 //! share of the rate budget), and the query parameters, with Hologram's error shape.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use axum::extract::Query;
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
 use crate::http::{ApiError, Dialect, SimulatorState, too_many_requests};
@@ -14,9 +17,24 @@ pub(super) const DIALECT: Dialect = Dialect::Hologram;
 
 pub(super) type Params = Query<HashMap<String, String>>;
 
+/// Every Hologram route's gate: the API key is checked before the route runs.
+pub(super) async fn gate(
+    State(state): State<Arc<SimulatorState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let params = Query::<HashMap<String, String>>::try_from_uri(request.uri())
+        .map(|q| q.0)
+        .unwrap_or_default();
+    match authorize(&state, request.headers(), &params) {
+        Ok(()) => next.run(request).await,
+        Err(error) => error.into_response(),
+    }
+}
+
 /// Checks the API key (HTTP Basic user `apikey`, or `?apikey=`) and takes a request from its
 /// rate budget.
-pub(super) fn authorize(
+fn authorize(
     state: &SimulatorState,
     headers: &HeaderMap,
     params: &HashMap<String, String>,

@@ -1,15 +1,14 @@
 //! Hologram's device tags: list, create, link, unlink and delete (`/devices/tags`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::changes::device_ids_of;
-use super::requests::{DIALECT, Params, authorize, bad_request, param_u64, param_u64_list};
+use super::requests::{DIALECT, Params, bad_request, param_u64, param_u64_list};
 use crate::fleet::{Fleet, device_id};
 use crate::http::{Answer, ApiError, SimulatorState, json_response, parse_json};
 
@@ -46,10 +45,8 @@ fn device_rows(fleet: &Fleet, body: &Value) -> Result<Vec<u32>, ApiError> {
 /// `GET /devices/tags{?orgid,id,deviceids,limit}`.
 pub(super) async fn list_tags(
     State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
     Query(params): Params,
 ) -> Answer {
-    authorize(&state, &headers, &params)?;
     let only = param_u64(&params, "id")?;
     let devices = param_u64_list(&params, "deviceids")?;
     let limit = param_u64(&params, "limit")?.unwrap_or(u64::MAX) as usize;
@@ -75,13 +72,7 @@ pub(super) async fn list_tags(
 }
 
 /// `POST /devices/tags {name, deviceids?}`: creates a tag (or names the existing one).
-pub(super) async fn create_tag(
-    State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
-    Query(params): Params,
-    body: Bytes,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
+pub(super) async fn create_tag(State(state): State<Arc<SimulatorState>>, body: Bytes) -> Answer {
     let body = parse_json(&body).map_err(bad_request)?;
     let name = body
         .get("name")
@@ -107,15 +98,7 @@ pub(super) async fn create_tag(
 }
 
 /// Links or unlinks a tag to the body's devices.
-async fn relink_tag(
-    state: Arc<SimulatorState>,
-    headers: HeaderMap,
-    id: String,
-    params: HashMap<String, String>,
-    body: Bytes,
-    link: bool,
-) -> Answer {
-    authorize(&state, &headers, &params)?;
+async fn relink_tag(state: Arc<SimulatorState>, id: String, body: Bytes, link: bool) -> Answer {
     let body = parse_json(&body).map_err(bad_request)?;
     let (mut world, _) = state.world();
     let tag = tag_of(&world.fleet, &id)?;
@@ -134,32 +117,25 @@ async fn relink_tag(
 
 pub(super) async fn link_tag(
     State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Query(params): Params,
     body: Bytes,
 ) -> Answer {
-    relink_tag(state, headers, id, params, body, true).await
+    relink_tag(state, id, body, true).await
 }
 
 pub(super) async fn unlink_tag(
     State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Query(params): Params,
     body: Bytes,
 ) -> Answer {
-    relink_tag(state, headers, id, params, body, false).await
+    relink_tag(state, id, body, false).await
 }
 
 /// `DELETE /devices/tags/{tagid}`: the tag goes, and with it from every device.
 pub(super) async fn delete_tag(
     State(state): State<Arc<SimulatorState>>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    Query(params): Params,
 ) -> Answer {
-    authorize(&state, &headers, &params)?;
     let (mut world, _) = state.world();
     let tag = tag_of(&world.fleet, &id)?;
     world.fleet.delete_tag(tag);
