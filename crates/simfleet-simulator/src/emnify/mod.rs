@@ -26,8 +26,10 @@ use super::quota::{EventKind, Quota, whole_number};
 use super::world::{ChangeRefusal, Event, World};
 use super::{EmnifyBulk, EmnifyTagFilter};
 
+mod changes;
 mod events;
 mod quotas;
+pub(crate) mod state;
 
 use events::{list_endpoint_events, list_events};
 use quotas::{delete_quota, get_quota, set_quota};
@@ -128,7 +130,9 @@ async fn authenticate(
         return Err(error(StatusCode::UNAUTHORIZED, "invalid application token"));
     }
     let (mut world, now) = state.world();
-    let auth_token = world.issue_token(token, now, state.config.token_lifetime);
+    let auth_token = world
+        .emnify
+        .issue_token(token, now, state.config.token_lifetime);
     // Application tokens get no refresh token.
     Ok(json_response(
         StatusCode::OK,
@@ -151,7 +155,10 @@ fn authorize(state: &SimulatorState, headers: &HeaderMap) -> Result<(), ApiError
     };
     let credential = {
         let (world, now) = state.world();
-        world.check_token(token, now).map(|c| c.map(str::to_owned))
+        world
+            .emnify
+            .check_token(token, now)
+            .map(|c| c.map(str::to_owned))
     };
     let credential = match credential {
         Some(Ok(credential)) => credential,

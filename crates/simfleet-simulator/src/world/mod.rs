@@ -1,12 +1,8 @@
 //! The simulator's mutable state: the fleet, the state changes in flight (jobs), quota
-//! deadlines, quota events and emnify tokens. Time only moves when `settle` is called with the
+//! deadlines and quota events (each carrier surface keeps its own besides: `emnify::state`, `soracom::state`). Time only moves when `settle` is called with the
 //! virtual clock's reading, at the start of every request.
 
-mod emnify_changes;
 mod quotas;
-mod tokens;
-
-use tokens::Token;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
@@ -45,7 +41,7 @@ pub enum JobKind {
 
 impl JobKind {
     /// The job kind that moves a link to `target`.
-    fn of(target: Target) -> Self {
+    pub(crate) fn of(target: Target) -> Self {
         match target {
             Target::Pause => JobKind::Pause,
             Target::Live => JobKind::Live,
@@ -185,16 +181,24 @@ pub struct World {
     events_of: HashMap<u32, Vec<usize>>,
     next_event: u64,
     next_quota: u64,
-    tokens: HashMap<String, Token>,
     history: std::collections::VecDeque<StateChangeRecord>,
     next_history: u64,
-    next_token: u64,
     rng: fastrand::Rng,
+    /// What the emnify surface keeps besides the SIM table (its auth tokens).
+    pub(crate) emnify: crate::emnify::state::EmnifyWorld,
     /// What the Soracom surface keeps besides the SIM table.
     pub(crate) soracom: crate::soracom::state::SoracomWorld,
 }
 
 impl World {
+    /// Expires every issued auth token now, emnify's and Soracom's (fault injection).
+    pub(crate) fn expire_tokens(&mut self, now: Timestamp) -> usize {
+        for token in self.soracom.tokens.values_mut() {
+            token.expires = token.expires.min(now);
+        }
+        self.emnify.expire_tokens(now) + self.soracom.tokens.len()
+    }
+
     /// A world around a fleet.
     pub fn new(fleet: Fleet, delays: DelayModel, seed: u64) -> Self {
         Self {
@@ -208,11 +212,10 @@ impl World {
             events_of: HashMap::new(),
             next_event: 1,
             next_quota: 1,
-            tokens: HashMap::new(),
             history: std::collections::VecDeque::new(),
             next_history: 1,
-            next_token: 1,
             rng: fastrand::Rng::with_seed(seed ^ 0x5eed),
+            emnify: Default::default(),
             soracom: Default::default(),
         }
     }
@@ -309,7 +312,7 @@ impl World {
         }
     }
 
-    pub(super) fn new_job(&mut self, surface: Surface, kind: JobKind, now: Timestamp) -> u32 {
+    pub(crate) fn new_job(&mut self, surface: Surface, kind: JobKind, now: Timestamp) -> u32 {
         let index = u32::try_from(self.jobs.len()).expect("fewer than 4 billion jobs");
         let id = match surface {
             // Hologram's job ids are numbers.
@@ -330,7 +333,7 @@ impl World {
     }
 
     /// Draws one job's delay.
-    pub(super) fn job_delay(&mut self) -> SignedDuration {
+    pub(crate) fn job_delay(&mut self) -> SignedDuration {
         let (min, max) = (self.delays.min.as_millis(), self.delays.max.as_millis());
         let millis = if max > min {
             self.rng.i64(min as i64..=max as i64)
@@ -341,7 +344,7 @@ impl World {
     }
 
     /// Schedules one SIM of a job.
-    pub(super) fn schedule(
+    pub(crate) fn schedule(
         &mut self,
         row: u32,
         job: u32,

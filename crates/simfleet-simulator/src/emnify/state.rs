@@ -4,16 +4,32 @@
 use base64::Engine;
 use jiff::{SignedDuration, Timestamp};
 
-use super::World;
+use std::collections::HashMap;
+
+/// What the emnify surface keeps besides the SIM table: the auth tokens it issued.
+#[derive(Debug)]
+pub(crate) struct EmnifyWorld {
+    tokens: HashMap<String, Token>,
+    next_token: u64,
+}
+
+impl Default for EmnifyWorld {
+    fn default() -> Self {
+        Self {
+            tokens: HashMap::new(),
+            next_token: 1,
+        }
+    }
+}
 
 /// An issued emnify token.
 #[derive(Clone, Debug)]
-pub(super) struct Token {
+struct Token {
     credential: String,
     expires_at: Timestamp,
 }
 
-impl World {
+impl EmnifyWorld {
     /// Issues an emnify auth token for a credential (application tokens get no refresh token).
     pub(crate) fn issue_token(
         &mut self,
@@ -58,31 +74,27 @@ impl World {
         })
     }
 
-    /// Expires every issued auth token now (fault injection).
+    /// Expires every issued auth token now (fault injection); returns how many.
     pub(crate) fn expire_tokens(&mut self, now: Timestamp) -> usize {
         for token in self.tokens.values_mut() {
             token.expires_at = token.expires_at.min(now);
         }
-        for token in self.soracom.tokens.values_mut() {
-            token.expires = token.expires.min(now);
-        }
-        self.tokens.len() + self.soracom.tokens.len()
+        self.tokens.len()
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{t, world};
     use super::*;
 
     #[test]
     fn tokens_expire_with_the_clock_and_on_demand() {
-        let mut w = world();
-        let now = t("2026-01-01T00:00:00Z");
+        let mut w = EmnifyWorld::default();
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
         let auth = w.issue_token("app", now, SignedDuration::from_hours(1));
         assert_eq!(w.check_token(&auth, now), Some(Ok("app")));
         assert_eq!(
-            w.check_token(&auth, t("2026-01-01T01:00:00Z")),
+            w.check_token(&auth, "2026-01-01T01:00:00Z".parse().unwrap()),
             Some(Err(()))
         );
         assert_eq!(w.check_token("never-issued", now), None);

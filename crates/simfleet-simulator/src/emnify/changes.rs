@@ -1,7 +1,10 @@
-//! emnify's state changes in the simulated world: endpoint status (one, or many through the
+//! emnify's state changes in the simulated world (the `World`'s methods its routes call): endpoint status (one, or many through the
 //! bulk route, all checked before any applies) and SIM status.
 
-use super::*;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::fleet::{LinkState, Pending, Target};
+use crate::world::{ChangeRefusal, JobKind, Surface, World};
 
 impl World {
     /// emnify `PATCH /v1/endpoint/{id}` with a status id: 0 Enabled, 1 Disabled.
@@ -70,7 +73,7 @@ impl World {
     }
 
     /// Starts one endpoint's change as part of `job`.
-    pub(super) fn change_endpoint(
+    fn change_endpoint(
         &mut self,
         row: u32,
         target: Target,
