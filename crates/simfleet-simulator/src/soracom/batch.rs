@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value, json};
 
 use super::sims::{Outcome, apply, route_target, sim_json};
-use super::state::{SoracomWorld, Status};
+use super::state::{Group, Job, SoracomWorld, Status, Task, TaskResult};
 use super::{SameState, bad_request, limit_of, not_found, paged};
 use crate::fleet::Fleet;
 use crate::http::{Answer, ApiError, SimulatorState, json_response, parse_json};
@@ -27,90 +27,6 @@ pub(crate) const MAX_TASKS: usize = 10_000;
 const RETENTION: SignedDuration = SignedDuration::from_hours(32 * 24);
 /// Page size of the batch listings without `limit`, and the most they serve (unstated).
 const PAGE: usize = 100;
-
-/// Batch groups and jobs.
-#[derive(Debug, Default)]
-pub(crate) struct BatchJobs {
-    groups: Vec<Group>,
-    jobs: Vec<Job>,
-}
-
-#[derive(Debug)]
-struct Group {
-    id: String,
-    name: String,
-    description: String,
-    created: i64,
-    updated: i64,
-}
-
-#[derive(Debug)]
-struct Job {
-    id: String,
-    group: String,
-    name: String,
-    description: String,
-    abort_on_failure: bool,
-    /// The task API (`deactivateSim`, ...), and the status its tasks set.
-    api: &'static str,
-    to: Status,
-    tasks: Vec<Task>,
-    done: usize,
-    errors: u32,
-    aborted: bool,
-    created: Timestamp,
-    updated: Timestamp,
-    finished: Option<Timestamp>,
-}
-
-#[derive(Debug)]
-struct Task {
-    path: String,
-    body: Value,
-    row: Option<u32>,
-    result: Option<TaskResult>,
-}
-
-#[derive(Debug)]
-struct TaskResult {
-    started: Timestamp,
-    finished: Timestamp,
-    status: u16,
-    error: Option<String>,
-}
-
-impl Job {
-    fn status(&self) -> &'static str {
-        match self.finished {
-            Some(_) if self.aborted => "aborted",
-            Some(_) if self.errors > 0 => "failed",
-            Some(_) => "completed",
-            None if self.done == 0 => "pending",
-            None => "running",
-        }
-    }
-
-    fn json(&self) -> Value {
-        let success = self.done as u32 - self.errors;
-        json!({
-            "jobId": self.id,
-            "jobName": self.name,
-            "batchGroupId": self.group,
-            "description": self.description,
-            "abortOnFailure": self.abort_on_failure,
-            "status": self.status(),
-            "summary": {
-                "pending": (self.tasks.len() - self.done) as u32,
-                "success": success,
-                "error": self.errors,
-            },
-            "errorMessage": (self.errors > 0).then(|| format!("{} of {} tasks failed", self.errors, self.tasks.len())),
-            "createdTime": self.created.as_second(),
-            "updatedTime": self.updated.as_second(),
-            "finishedTime": self.finished.map(|t| t.as_second()),
-        })
-    }
-}
 
 impl SoracomWorld {
     /// Runs every job's tasks due by `now`, in order, one at a time: task `k` of a job ends

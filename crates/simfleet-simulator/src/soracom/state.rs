@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 
 use jiff::Timestamp;
+use serde_json::{Value, json};
 
-use super::batch::BatchJobs;
 use crate::fleet::{Fleet, LinkState};
 
 /// Soracom SIM id of row 0 (19 digits, ICCID-like, as Soracom's own examples are; the client
@@ -171,5 +171,89 @@ impl SoracomWorld {
         (row < fleet.len() as u64)
             .then_some(row as u32)
             .filter(|&r| fleet.sim(r).has_sim)
+    }
+}
+
+/// Batch groups and jobs.
+#[derive(Debug, Default)]
+pub(crate) struct BatchJobs {
+    pub(crate) groups: Vec<Group>,
+    pub(crate) jobs: Vec<Job>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) created: i64,
+    pub(crate) updated: i64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub(crate) id: String,
+    pub(crate) group: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) abort_on_failure: bool,
+    /// The task API (`deactivateSim`, ...), and the status its tasks set.
+    pub(crate) api: &'static str,
+    pub(crate) to: Status,
+    pub(crate) tasks: Vec<Task>,
+    pub(crate) done: usize,
+    pub(crate) errors: u32,
+    pub(crate) aborted: bool,
+    pub(crate) created: Timestamp,
+    pub(crate) updated: Timestamp,
+    pub(crate) finished: Option<Timestamp>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Task {
+    pub(crate) path: String,
+    pub(crate) body: Value,
+    pub(crate) row: Option<u32>,
+    pub(crate) result: Option<TaskResult>,
+}
+
+#[derive(Debug)]
+pub(crate) struct TaskResult {
+    pub(crate) started: Timestamp,
+    pub(crate) finished: Timestamp,
+    pub(crate) status: u16,
+    pub(crate) error: Option<String>,
+}
+
+impl Job {
+    pub(crate) fn status(&self) -> &'static str {
+        match self.finished {
+            Some(_) if self.aborted => "aborted",
+            Some(_) if self.errors > 0 => "failed",
+            Some(_) => "completed",
+            None if self.done == 0 => "pending",
+            None => "running",
+        }
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        let success = self.done as u32 - self.errors;
+        json!({
+            "jobId": self.id,
+            "jobName": self.name,
+            "batchGroupId": self.group,
+            "description": self.description,
+            "abortOnFailure": self.abort_on_failure,
+            "status": self.status(),
+            "summary": {
+                "pending": (self.tasks.len() - self.done) as u32,
+                "success": success,
+                "error": self.errors,
+            },
+            "errorMessage": (self.errors > 0).then(|| format!("{} of {} tasks failed", self.errors, self.tasks.len())),
+            "createdTime": self.created.as_second(),
+            "updatedTime": self.updated.as_second(),
+            "finishedTime": self.finished.map(|t| t.as_second()),
+        })
     }
 }
