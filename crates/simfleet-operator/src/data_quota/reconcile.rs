@@ -353,7 +353,7 @@ async fn apply_at(
     // Only while this generation is being applied: a resync of an applied one reads quietly.
     let applying = !pass.observe && !progress.complete;
     if applying && !says_more_than_waiting(&previous.conditions) {
-        written = with_applying(context, &quota, api, &written, pace(0)).await?;
+        written = write_under_way(context, &quota, api, &written, None, Some(pace(0))).await?;
     }
     let mut done = 0;
     let mut flagged = Vec::new();
@@ -375,7 +375,8 @@ async fn apply_at(
         }
         if batch::journal(&mut progress, &batch) {
             // The journal reaches status before any top-up of the batch is sent.
-            written = with_progress(context, &quota, api, &written, &progress).await?;
+            written =
+                write_under_way(context, &quota, api, &written, Some(&progress), None).await?;
         }
         if let Some(record) = record.as_mut() {
             // Recorded before the sends: a crash between the two leaves nothing unrecorded.
@@ -387,18 +388,9 @@ async fn apply_at(
         let under_way = applying && done < to_read.len();
         if !pass.observe && (batch.moved() || under_way) {
             // One write: the progress, and how far the apply is while devices are left.
-            let mut next = written.clone();
-            next.progress = Some(progress.clone());
-            if under_way {
-                plan::applying_conditions(
-                    &mut next.conditions,
-                    generation,
-                    pace(done),
-                    context.clock.now(),
-                );
-            }
-            write_status(context, api, &quota, Some(&written), &next).await?;
-            written = next;
+            let pace = under_way.then(|| pace(done));
+            written =
+                write_under_way(context, &quota, api, &written, Some(&progress), pace).await?;
         }
         view.devices.extend(batch.seen);
         flagged.extend(batch.flagged);
@@ -474,7 +466,15 @@ impl QuotaPass<'_> {
             self.carrier.set_quota(entry.device_id, &setting).await?;
             batch::journal_resent(progress, entry.device_id);
         }
-        with_progress(self.context, self.quota, self.api, written, progress).await
+        write_under_way(
+            self.context,
+            self.quota,
+            self.api,
+            written,
+            Some(progress),
+            None,
+        )
+        .await
     }
 
     /// Lists the organisation's quota events once and says which devices to read: once the
@@ -631,33 +631,29 @@ impl QuotaPass<'_> {
     }
 }
 
-/// Writes the status with new progress (everything else as last written).
-async fn with_progress(
+/// The one status write of a pass under way (the pass's end writes its report): new progress
+/// (a journal resent after a crash, the journal before a batch's top-ups are sent, or how far
+/// the cursor moved after it), and,
+/// while devices are left, the conditions of an apply under way with its pace; everything else
+/// as last written. Returns what was written.
+async fn write_under_way(
     context: &Context,
     quota: &DataQuota,
     api: &Api<DataQuota>,
     written: &simfleet_api::DataQuotaStatus,
-    progress: &QuotaProgress,
+    progress: Option<&QuotaProgress>,
+    pace: Option<plan::ApplyPace>,
 ) -> Result<simfleet_api::DataQuotaStatus, Error> {
-    // observedGeneration moves only with the conditions, in the final write: until then the
-    // conditions describe the previous generation and say so.
+    // observedGeneration moves only with the final conditions, in the report: until then the
+    // conditions describe the previous generation, or say that this one is being applied.
     let mut next = written.clone();
-    next.progress = Some(progress.clone());
-    write_status(context, api, quota, Some(written), &next).await?;
-    Ok(next)
-}
-
-/// Writes the conditions of an apply under way (everything else as last written).
-async fn with_applying(
-    context: &Context,
-    quota: &DataQuota,
-    api: &Api<DataQuota>,
-    written: &simfleet_api::DataQuotaStatus,
-    pace: plan::ApplyPace,
-) -> Result<simfleet_api::DataQuotaStatus, Error> {
-    let generation = quota.metadata.generation.unwrap_or(0);
-    let mut next = written.clone();
-    plan::applying_conditions(&mut next.conditions, generation, pace, context.clock.now());
+    if let Some(progress) = progress {
+        next.progress = Some(progress.clone());
+    }
+    if let Some(pace) = pace {
+        let generation = quota.metadata.generation.unwrap_or(0);
+        plan::applying_conditions(&mut next.conditions, generation, pace, context.clock.now());
+    }
     write_status(context, api, quota, Some(written), &next).await?;
     Ok(next)
 }
