@@ -10,6 +10,7 @@ use jiff::SignedDuration;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use simfleet::api::DataQuota;
+use simfleet_testkit::world::*;
 
 async fn create_quota(world: &World, name: &str, spec: Value) -> Api<DataQuota> {
     let api: Api<DataQuota> = Api::namespaced(world.sandbox.client(), "default");

@@ -5,6 +5,7 @@
 mod common;
 
 use common::operator::*;
+use simfleet_testkit::world::*;
 
 use jiff::SignedDuration;
 use kube::api::Api;

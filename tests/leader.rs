@@ -11,6 +11,7 @@ use jiff::SignedDuration;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::json;
+use simfleet_testkit::world::*;
 
 const LEASE_SECONDS: u64 = 4;
 

@@ -436,8 +436,9 @@ fn at_rest(scrape: &str, minutes: u32) -> Vec<Value> {
 /// alerts, evaluated by promtool on the operator's own metrics held at rest, fire nothing.
 #[tokio::test]
 async fn a_fleet_with_sims_the_carrier_paused_is_healthy_and_quiet_at_rest_and_names_them() {
-    use common::operator::{Operator, create_group, world_with};
+    use common::operator::Operator;
     use simfleet::api::SimGroup;
+    use simfleet_testkit::world::{create_group, world_with};
     let config = simfleet::simulator::SimulatorConfig {
         seed: simfleet::simulator::SeedConfig {
             sims: 10_000,
@@ -474,13 +475,13 @@ async fn a_fleet_with_sims_the_carrier_paused_is_healthy_and_quiet_at_rest_and_n
         groups.push((tag, api));
     }
     // The carrier confirms what the groups resume once its clock moves.
-    let deadline = Instant::now() + common::operator::wait_limit();
+    let deadline = Instant::now() + simfleet_testkit::world::wait_limit();
     let mut ready: Vec<SimGroup> = Vec::new();
     while ready.len() < groups.len() {
         ready.clear();
         for (tag, api) in &groups {
             let group = api.get(tag).await.unwrap();
-            if common::operator::ready(&group) {
+            if simfleet_testkit::world::ready(&group) {
                 ready.push(group);
             }
         }

@@ -13,6 +13,7 @@ use jiff::SignedDuration;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use simfleet::api::{DataQuota, SimGroup};
+use simfleet_testkit::world::*;
 
 /// (API group, resource, verb).
 type Permission = (String, String, String);

@@ -12,6 +12,7 @@ use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use simfleet::api::{CarrierAccount, DataQuota, SimGroup};
+use simfleet_testkit::world::*;
 
 async fn mutating_requests(world: &World) -> u64 {
     stats(&world.simulator).await["totals"]["mutatingCarrierRequests"]

@@ -5,6 +5,7 @@
 mod common;
 
 use common::operator::*;
+use simfleet_testkit::world::*;
 
 use jiff::SignedDuration;
 use k8s_openapi::api::core::v1::Secret;

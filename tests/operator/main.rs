@@ -4,6 +4,7 @@
 mod common;
 
 use common::operator::*;
+use simfleet_testkit::world::*;
 
 use std::process::Command;
 use std::time::Duration;

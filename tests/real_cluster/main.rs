@@ -100,12 +100,12 @@ async fn kstatus_reads_the_status_as_documented(e2e: &E2e<'_>) {
         "fine",
         "Ready",
         Some(jiff::SignedDuration::from_secs(5)),
-        common::operator::ready,
+        simfleet_testkit::world::ready,
     )
     .await;
     assert_eq!(kstatus(&get("fine").await), "Current");
     e2e.until::<simfleet::api::SimGroup>("typo", "Stalled", None, |g| {
-        common::operator::condition(g, "Stalled").is_some_and(|(s, _)| s == "True")
+        simfleet_testkit::world::condition(g, "Stalled").is_some_and(|(s, _)| s == "True")
     })
     .await;
     assert_eq!(kstatus(&get("typo").await), "Failed");
@@ -184,7 +184,7 @@ async fn the_chart_installs_and_its_rbac_is_enough(plane: &ControlPlane) {
         "restore",
         "Ready under the chart's RBAC",
         Some(jiff::SignedDuration::from_secs(5)),
-        common::operator::ready,
+        simfleet_testkit::world::ready,
     )
     .await;
     e2e.until::<simfleet::api::DataQuota>("quota", "Ready under the chart's RBAC", None, |q| {

@@ -199,7 +199,7 @@ pub fn rv(object: &Value) -> u64 {
 
 /// Polls `path` until it answers 404, or fails after the tests' wait limit.
 pub async fn until_gone(server: &Server, path: &str) {
-    let deadline = std::time::Instant::now() + super::operator::wait_limit();
+    let deadline = std::time::Instant::now() + simfleet_testkit::world::wait_limit();
     loop {
         let (status, body, _) = server.call(Method::GET, path, None).await;
         if status == StatusCode::NOT_FOUND {

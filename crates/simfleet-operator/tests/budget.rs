@@ -4,17 +4,15 @@
 //! status and survive a restart, and a budget below one observation stalls the group with the
 //! cost and the fix.
 
-mod common;
-
 use std::time::Duration;
 
-use common::operator::*;
 use jiff::SignedDuration;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use simfleet::api::{CarrierAccount, SimGroup};
-use simfleet::clock::Clock;
-use simfleet::controller::RunArgs;
+use simfleet_api::{CarrierAccount, SimGroup};
+use simfleet_core::clock::Clock;
+use simfleet_operator::controller::RunArgs;
+use simfleet_testkit::world::*;
 
 /// The operator in this process, reading the simulator's virtual clock; aborted when dropped.
 struct InProcess(tokio::task::JoinHandle<Result<(), String>>);
@@ -26,10 +24,9 @@ impl InProcess {
             clock: Clock::from_source(world.simulator.state().clone()),
             ..Default::default()
         };
-        Self(tokio::spawn(simfleet::controller::run_with_client(
-            world.sandbox.client(),
-            args,
-        )))
+        Self(tokio::spawn(
+            simfleet_operator::controller::run_with_client(world.sandbox.client(), args),
+        ))
     }
 }
 
@@ -61,7 +58,7 @@ async fn event_count(world: &World, name: &str, reason: &str) -> usize {
         .count()
 }
 
-fn budget_of(account: &CarrierAccount) -> Option<simfleet::api::BudgetStatus> {
+fn budget_of(account: &CarrierAccount) -> Option<simfleet_api::BudgetStatus> {
     account.status.as_ref()?.budget.clone()
 }
 
@@ -69,7 +66,7 @@ fn budget_of(account: &CarrierAccount) -> Option<simfleet::api::BudgetStatus> {
 async fn resyncs_are_paced_to_the_budget_changes_go_through_and_the_count_survives_a_restart() {
     // November has 30 days: 300 requests a month are 10 a day, and a day's share is allowed
     // at once. The simulator's clock stands still until the test moves it.
-    let config = simfleet::simulator::SimulatorConfig {
+    let config = simfleet_simulator::SimulatorConfig {
         start_time: Some("2026-11-01T00:00:00Z".parse().unwrap()),
         ..simfleet_testkit::simulator::live_config(50)
     };
