@@ -3,11 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use simfleet::api::manifest::{self, Document};
-use simfleet::api::validation::{ManifestValidator, SimfleetObject, ValidationError};
+use simfleet_api::manifest::{self, Document};
+use simfleet_api::validation::{ManifestValidator, SimfleetObject, ValidationError};
 
+/// A file of the repository (the examples and the invalid fixtures live at its root).
 fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 fn validator() -> ManifestValidator {
@@ -123,7 +126,7 @@ fn examples_carry_the_documented_features() {
     assert!(
         quotas
             .iter()
-            .any(|q| q.mode == simfleet::api::QuotaMode::TopUp),
+            .any(|q| q.mode == simfleet_api::QuotaMode::TopUp),
         "a top-up"
     );
 }
@@ -301,7 +304,7 @@ fn typed_parsing_keeps_defaults_and_durations() {
     let SimfleetObject::SimGroup(group) = validator.parse(&object).unwrap() else {
         panic!("not a SimGroup");
     };
-    use simfleet::api::{DriftPolicy, SimGroupDeletePolicy, SystemPausedPolicy};
+    use simfleet_api::{DriftPolicy, SimGroupDeletePolicy, SystemPausedPolicy};
     assert_eq!(group.spec.drift, DriftPolicy::Correct);
     assert_eq!(group.spec.system_paused, SystemPausedPolicy::Report);
     assert_eq!(group.spec.on_delete, SimGroupDeletePolicy::Orphan);
