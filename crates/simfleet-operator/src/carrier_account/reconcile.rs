@@ -111,12 +111,16 @@ async fn apply(
         check(context, account, namespace, now),
     )
     .await?;
-    // Whenever the Secret was read, it is held (`check`).
-    let secret_held = (!matches!(
-        finding,
-        AccountFinding::UrlNotAllowed { .. } | AccountFinding::SecretNotFound
-    ))
-    .then(|| account.spec.secret_ref.name.clone());
+    // Whenever the Secret was read, it is held (`check`). A Secret not read this time (the URL
+    // refused first) may still carry the finalizer: it stays recorded, so that it is let go
+    // when the account goes or names another one (one named before was let go above).
+    let named = &account.spec.secret_ref.name;
+    let read = match finding {
+        AccountFinding::SecretNotFound => false,
+        AccountFinding::UrlNotAllowed { .. } => held_before == Some(named.as_str()),
+        _ => true,
+    };
+    let secret_held = read.then(|| named.clone());
     let checked = Checked {
         verdict: verdict(&account.spec, namespace, finding),
         verified_at,
