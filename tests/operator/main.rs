@@ -898,6 +898,29 @@ async fn a_secret_is_held_only_while_an_account_names_it() {
     .await;
     until_held("sim-2", true).await;
     assert!(held(secrets.clone(), "sim").await, "sim is still named");
+    // A URL the operator may not call: the Secret is not read, and stays held and recorded.
+    accounts
+        .patch(
+            "simulator",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"baseUrl": "https://not-allowed.example"}})),
+        )
+        .await
+        .unwrap();
+    let refused = until(&accounts, "simulator", "UrlNotAllowed", |a| {
+        a.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.reason == "UrlNotAllowed")
+        })
+    })
+    .await;
+    assert_eq!(
+        refused.status.unwrap().secret_held.as_deref(),
+        Some("sim-2"),
+        "a Secret not read this time stays recorded"
+    );
+    assert!(held(secrets.clone(), "sim-2").await);
     // The second account goes: nobody names sim any more.
     accounts
         .delete("second", &Default::default())
