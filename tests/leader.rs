@@ -103,8 +103,19 @@ async fn the_follower_takes_over_within_the_lease_after_a_kill_9_and_nothing_is_
     world.simulator.advance(SignedDuration::from_secs(10));
     until(&groups, "fleet", "Ready under the new leader", ready).await;
     assert_each_sim_submitted_once(&world, 25_000).await;
-    let (_, new_leader_metrics) = scrape(&second_url, "/metrics").await;
-    assert!(new_leader_metrics.contains("simfleet_reconciles_total{kind=\"SimGroup\""));
+    // The reconcile is counted when it returns, a moment after its status write: poll.
+    let deadline = Instant::now() + wait_limit();
+    loop {
+        let (_, new_leader_metrics) = scrape(&second_url, "/metrics").await;
+        if new_leader_metrics.contains("simfleet_reconciles_total{kind=\"SimGroup\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new leader counts no SimGroup reconcile: {new_leader_metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
