@@ -20,7 +20,7 @@ use crate::controller::Error;
 pub(crate) const CREDENTIALS_FINALIZER: &str = "simfleet.io/carrier-credentials";
 
 /// Whether `secret` carries the finalizer.
-pub(crate) fn is_held(secret: &Secret) -> bool {
+fn is_held(secret: &Secret) -> bool {
     secret
         .finalizers()
         .iter()
@@ -46,10 +46,15 @@ pub(crate) async fn hold(api: &Api<Secret>, secret: Secret) -> Result<Secret, Er
 }
 
 /// Removes the finalizer from the Secret `name`, if it is there.
-pub(crate) async fn let_go(api: &Api<Secret>, name: &str) -> Result<(), Error> {
-    let Some(secret) = api.get_opt(name).await? else {
-        return Ok(());
-    };
+async fn let_go(api: &Api<Secret>, name: &str) -> Result<(), Error> {
+    match api.get_opt(name).await? {
+        Some(secret) => release(api, &secret).await,
+        None => Ok(()),
+    }
+}
+
+/// Removes the finalizer from `secret` (read moments ago), if it is there.
+pub(crate) async fn release(api: &Api<Secret>, secret: &Secret) -> Result<(), Error> {
     let Some(index) = secret
         .finalizers()
         .iter()
@@ -59,33 +64,33 @@ pub(crate) async fn let_go(api: &Api<Secret>, name: &str) -> Result<(), Error> {
     };
     let path = format!("/metadata/finalizers/{index}");
     let operations = vec![
-        test_version(&secret),
+        test_version(secret),
         PatchOperation::Remove(RemoveOperation {
             path: path.parse().expect("a JSON pointer"),
         }),
     ];
-    patch(api, &secret, operations).await?;
+    patch(api, secret, operations).await?;
     Ok(())
 }
 
-/// Removes the finalizer from the Secret `name` unless another account than `account` in the
-/// namespace names it (deleting or not: the last to go lets go).
+/// Removes the finalizer from each of the Secrets `names` that no other account than `account`
+/// in the namespace names (deleting or not: the last to go lets go). One list of the accounts.
 pub(crate) async fn let_go_unless_named(
     accounts: &Api<CarrierAccount>,
     secrets: &Api<Secret>,
     account: &str,
-    name: &str,
+    names: &[&str],
 ) -> Result<(), Error> {
-    let named = accounts
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .any(|a| a.name_any() != account && a.spec.secret_ref.name == name);
-    if named {
-        return Ok(());
+    let others = accounts.list(&ListParams::default()).await?.items;
+    for name in names {
+        let named = others
+            .iter()
+            .any(|a| a.name_any() != account && a.spec.secret_ref.name == *name);
+        if !named {
+            let_go(secrets, name).await?;
+        }
     }
-    let_go(secrets, name).await
+    Ok(())
 }
 
 fn test_version(secret: &Secret) -> PatchOperation {

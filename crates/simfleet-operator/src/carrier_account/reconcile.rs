@@ -98,7 +98,8 @@ async fn apply(
         .as_ref()
         .and_then(|s| s.secret_held.as_deref());
     if let Some(before) = held_before.filter(|name| *name != account.spec.secret_ref.name) {
-        credentials_hold::let_go_unless_named(api, &secrets, &account.name_any(), before).await?;
+        credentials_hold::let_go_unless_named(api, &secrets, &account.name_any(), &[before])
+            .await?;
     }
     let (finding, verified_at) = with_first_conditions(
         context,
@@ -177,13 +178,16 @@ async fn release(
     let users = users_of(context, namespace, &name).await?;
     let secrets: Api<Secret> = Api::namespaced(context.client.clone(), namespace);
     if users.is_empty() {
-        let named = &account.spec.secret_ref.name;
-        credentials_hold::let_go_unless_named(api, &secrets, &name, named).await?;
-        if let Some(before) = account.status.as_ref().and_then(|s| s.secret_held.as_ref())
-            && before != named
+        let mut held = vec![account.spec.secret_ref.name.as_str()];
+        if let Some(before) = account
+            .status
+            .as_ref()
+            .and_then(|s| s.secret_held.as_deref())
+            && !held.contains(&before)
         {
-            credentials_hold::let_go_unless_named(api, &secrets, &name, before).await?;
+            held.push(before);
         }
+        credentials_hold::let_go_unless_named(api, &secrets, &name, &held).await?;
         context
             .carriers
             .forget(&crate::controller::memory_key(account));
@@ -248,7 +252,7 @@ async fn check(
         && account.metadata.deletion_timestamp.is_none()
         && !namespaces::is_terminating(&context.client, namespace).await
     {
-        credentials_hold::let_go(&secrets, &spec.secret_ref.name).await?;
+        credentials_hold::release(&secrets, &secret).await?;
         return Ok((AccountFinding::SecretNotFound, None));
     }
     let secret = credentials_hold::hold(&secrets, secret).await?;
