@@ -214,17 +214,8 @@ pub async fn until_confirmed(
 }
 
 pub async fn admin(world: &World, method: reqwest::Method, path: &str, body: Value) {
-    let response = reqwest::Client::new()
-        .request(method, format!("{}{path}", world.simulator.admin_url()))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "{path}: {}",
-        response.status()
-    );
+    let (status, _) = crate::simulator::admin_send(&world.simulator, method, path, &body).await;
+    assert!(status.is_success(), "{path}: {status}");
 }
 
 /// Waits, moving the simulator's clock on, until `name` is gone (its finalizer may wait for the
